@@ -1,0 +1,61 @@
+"""Apply a found replacement set to new images: patched masks on disk, mIoU when GT exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import load_image, open_dataset
+from .errors import RunError
+from .export import read_run, write_json, write_predictions
+from .features import FeatureCache
+from .models import Backend, build_backend
+from .replace import identity_map, pairs_map, validate_pairs
+from .score import Evaluator, EvalSet
+
+
+@dataclass
+class ApplyResult:
+    """Where the predictions went and, with GT, baseline vs patched mIoU (percent)."""
+
+    images: int
+    zip_path: Path
+    baseline_miou: float | None
+    patched_miou: float | None
+    pairs: list[tuple[int, int]]
+
+
+def backend_for_run(config: dict, device: str = "auto") -> Backend:
+    """Rebuild the run's model with the same weights (random seed or checkpoint)."""
+    cfg = config["config"]
+    return build_backend(cfg["model"], cfg.get("checkpoint"), cfg.get("random_init", False), cfg.get("seed", 0), device)
+
+
+def apply_run(run: Path, data: Path, out: Path, device: str = "auto", cache: FeatureCache | None = None,
+              extract_to: Path | None = None, backend: Backend | None = None) -> ApplyResult:
+    """Predict every image of `data` with the run's replacement set; write PNG masks, overlays, a zip."""
+    config, repl = read_run(run)
+    backend = backend or backend_for_run(config, device)
+    if repl.get("model") != backend.name:
+        raise RunError(f"the run was found for {repl.get('model')}, not {backend.name}; use the run's model.")
+    pairs = validate_pairs([(p["source"], p["target"]) for p in repl["pairs"]], backend.channels)
+    dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
+    cfg = config["config"]
+    protocol = config.get("protocol") or dataset.default_protocol
+    evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), cfg.get("prompt", "none"), protocol)
+    ev = Evaluator(backend, evalset, cfg.get("mask_choice", "single"), cfg.get("rows"))
+    f = pairs_map(pairs, backend.channels)
+    masks = [(logits > 0).cpu().numpy() for logits in ev.logits(f)]
+    images = [load_image(s.image_path) for s in dataset.samples]
+    zip_path = write_predictions(Path(out), evalset.names, images, masks)
+    base = patched = None
+    if dataset.has_masks:
+        miou, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])))
+        base, patched = float(miou[0]), float(miou[1])
+    write_json(Path(out) / "apply.json", {"model": backend.name, "weights_label": backend.weights.label,
+                                          "run": str(run), "data": str(data), "images": len(images),
+                                          "pairs": [list(p) for p in pairs], "baseline_miou": base,
+                                          "patched_miou": patched})
+    return ApplyResult(len(images), zip_path, base, patched, pairs)

@@ -1,0 +1,210 @@
+"""Command line: `python -m redundancy models|search|ablate|apply ...` (thin shell over the pipeline)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .apply import apply_run, backend_for_run
+from .data import open_dataset
+from .errors import RedundancyError
+from .export import read_run, write_run
+from .models import REGISTRY
+from .pipeline import Callbacks, SearchConfig, Session, ablate, run_search
+from .replace import Edit
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="sam_vit_b", help="registry name (see `models`)")
+    p.add_argument("--checkpoint", help="local checkpoint file instead of the official download")
+    p.add_argument("--random-init", action="store_true", help="seeded random weights (pipeline tests only)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights and the search-set split")
+    p.add_argument("--data", help="dataset folder or .zip (images/+masks/ or PerSeg layout)")
+    p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
+    p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
+    p.add_argument("--prompt", default="none", choices=("none", "box", "point"), help="prompts from GT")
+    p.add_argument("--protocol", choices=("image", "perseg"), help="mIoU protocol (default: dataset's own)")
+    p.add_argument("--mask", dest="mask_choice", default="single", choices=("single", "best"),
+                   help="single-mask output, or the multimask output with the best predicted IoU")
+    p.add_argument("--metric", default="miou", choices=("miou", "loss"), help="what pair gains measure")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--batch-rows", dest="rows", type=int, help="decoder rows per call (default per device)")
+    p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m redundancy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("models", help="list the model registry")
+    m.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("search", help="score channel pairs, pick the top N, search their combinations")
+    _add_common(s)
+    s.add_argument("--top-n", type=int, default=10, help="pairs kept for the 2^N - 1 combination stage")
+    s.add_argument("--sources", default="auto", help="channels that may be replaced: auto|all|every:K|0-31,40")
+    s.add_argument("--targets", default="auto", help="channels that may be copied (same syntax); auto = all on "
+                   "GPU, every 8th on CPU")
+    s.add_argument("--out", required=True, help="run directory to write")
+
+    a = sub.add_parser("ablate", help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7")
+    _add_common(a)
+    a.add_argument("--run", help="take model, data and split from a finished run")
+    a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216")
+    a.add_argument("--swap", default="", help="pairs to swap, one edit each: 1:2,5:9")
+    a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
+
+    p = sub.add_parser("apply", help="apply a run's replacement set to images and write patched masks")
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def parse_edits(zero: str, swap: str, replace: str) -> list[Edit]:
+    """Edits from the ablate flags, in the order given."""
+    edits = [Edit("zero", c.strip()) for c in zero.split(",") if c.strip()]
+    for kind, text in (("swap", swap), ("replace", replace)):
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            i, sep, j = item.partition(":")
+            if not sep:
+                raise RedundancyError(f"--{kind} expects pairs like 3:7, got '{item}'.")
+            edits.append(Edit(kind, i.strip(), j.strip()))
+    from .replace import check_channel  # validate early with the model's channel count at use
+
+    return [Edit(e.kind, check_channel(e.i, 10**6), None if e.j is None else check_channel(e.j, 10**6)) for e in edits]
+
+
+def _config(args: argparse.Namespace) -> SearchConfig:
+    fields = SearchConfig.__dataclass_fields__
+    return SearchConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+
+
+def _feature_cache(args: argparse.Namespace):
+    from .features import FeatureCache
+
+    return FeatureCache(args.cache) if getattr(args, "cache", None) else None
+
+
+def _log(args: argparse.Namespace, msg: str) -> None:
+    print(msg, file=sys.stderr if args.json else sys.stdout)
+
+
+def _bar_callbacks(args: argparse.Namespace) -> Callbacks:
+    """tqdm bars on stderr; each bar closes itself when its stage completes."""
+    bars: dict[str, tqdm] = {}
+
+    def step(name: str, unit: str, done: int, total: int) -> None:
+        bar = bars.get(name)
+        if bar is None or bar.total != total or done < bar.n:
+            bar = bars[name] = tqdm(total=total, desc=name, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return Callbacks(
+        encode=lambda d, t: step("encoding", "img", d, t),
+        pairs=lambda ev: step("scoring pairs", "pair", ev.done, ev.total),
+        combos=lambda d, t: step("combinations", "set", d, t),
+        log=lambda m: _log(args, m),
+    )
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = [{"name": s.name, "family": s.family, "description": s.description, "url": s.url} for s in REGISTRY.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['name']:<12} {r['description']}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if not args.data:
+        raise RedundancyError("--data is required: a dataset folder or .zip (try assets/sample).")
+    cfg = _config(args)
+    session = Session.open(cfg, _feature_cache(args))
+    _log(args, f"model {session.backend.name} | {session.backend.weights.label} | device {session.backend.device}")
+    _log(args, f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): search set "
+         f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}")
+    for w in session.dataset.warnings:
+        _log(args, f"warning: {w}")
+    result = run_search(session, _bar_callbacks(args))
+    out = write_run(Path(args.out), session, result)
+    repl = json.loads((out / "replacements.json").read_text())
+    if args.json:
+        print(json.dumps(repl, indent=2))
+        return 0
+    c = result.combos
+    print(f"\n{session.backend.weights.label}: baseline mIoU {c.baseline_miou:.2f} on {result.search_images} "
+          f"search images")
+    print("top pairs (source <- target, gain):", ", ".join(f"{p.source}<-{p.target} {p.gain:+.2f}" for p in result.top))
+    if c.best:
+        print(f"best set: {' '.join(f'{i}<-{j}' for i, j in c.best.pairs)}  mIoU {c.best.miou:.2f} "
+              f"({c.best.miou - c.baseline_miou:+.2f})")
+    else:
+        print("best set: empty (no subset of the top pairs beat the baseline)")
+    if result.heldout:
+        h = result.heldout
+        print(f"held-out ({h['images']} images): {h['baseline_miou']:.2f} -> {h['patched_miou']:.2f}")
+    print(f"run written to {out}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    edits = parse_edits(args.zero, args.swap, args.replace)
+    if args.run:
+        config, _ = read_run(Path(args.run))
+        cfg = SearchConfig(**config["config"])
+        cfg.device = args.device
+        session = Session(backend_for_run(config, args.device), open_dataset(cfg.data), cfg, _feature_cache(args))
+    else:
+        if not args.data:
+            raise RedundancyError("--data (or --run) is required.")
+        session = Session.open(_config(args), _feature_cache(args))
+    base, rows = ablate(session, edits)
+    label = session.backend.weights.label
+    if args.json:
+        print(json.dumps({**session.header(), "protocol": session.protocol, "images": len(session.search_set),
+                          "baseline": vars(base), "edits": [vars(r) for r in rows]}, indent=2))
+        return 0
+    print(f"{session.backend.name} | {label} | {len(session.search_set)} search images | protocol {session.protocol}")
+    print(f"{'edit':<22}{'mIoU':>10}{'delta':>10}{'loss':>10}")
+    for r in [base, *rows]:
+        print(f"{r.edit:<22}{r.miou:>10.2f}{r.delta_miou:>+10.2f}{r.loss:>10.4f}")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from .features import FeatureCache
+
+    cache = FeatureCache(args.cache) if args.cache else None
+    res = apply_run(Path(args.run), Path(args.data), Path(args.out), args.device, cache,
+                    extract_to=Path(args.out) / "_data")
+    summary = {"images": res.images, "zip": str(res.zip_path), "pairs": [list(p) for p in res.pairs],
+               "baseline_miou": res.baseline_miou, "patched_miou": res.patched_miou}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{res.images} patched masks written to {Path(args.out) / 'masks'} (zip: {res.zip_path})")
+        if res.baseline_miou is not None:
+            print(f"mIoU {res.baseline_miou:.2f} -> {res.patched_miou:.2f} with {len(res.pairs)} pairs")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one clear line and exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return {"models": cmd_models, "search": cmd_search, "ablate": cmd_ablate, "apply": cmd_apply}[args.command](args)
+    except RedundancyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,331 @@
+"""Segmentation datasets: folder / PerSeg layouts (or a .zip of either), validation, seeded splits.
+
+Masks are binary at the image's own resolution. Thresholding rule for masks that are not
+strictly binary (documented in README): palette images count every non-zero index as
+foreground; otherwise values in {0, 1} are taken as is and anything else is foreground
+when it is at least half the format's maximum (>= 128 for 8-bit, >= 32768 for 16-bit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
+MAX_PIXELS = 40_000_000  # refuse bigger images instead of exhausting memory
+ZIP_MAX_BYTES = 2 * 1024**3  # uncompressed total
+ZIP_MAX_RATIO = 200  # uncompressed / compressed, a decompression-bomb guard
+ZIP_MAX_FILES = 20_000
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image with its ground-truth mask; `group` is the object (PerSeg) or the image itself."""
+
+    name: str
+    image_path: Path
+    mask_path: Path | None
+    group: str
+
+
+@dataclass
+class Dataset:
+    """An ordered list of samples plus where they came from."""
+
+    root: Path
+    layout: str  # "folder" | "perseg" | "images" (no masks)
+    samples: list[Sample]
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def has_masks(self) -> bool:
+        return all(s.mask_path is not None for s in self.samples)
+
+    @property
+    def default_protocol(self) -> str:
+        """mIoU protocol the dataset's community uses: pooled per object for PerSeg, else per image."""
+        return "perseg" if self.layout == "perseg" else "image"
+
+    def content_hash(self) -> str:
+        """sha256 over every image and mask file's bytes, in sample order (identifies the data)."""
+        h = hashlib.sha256()
+        for s in self.samples:
+            h.update(s.name.encode())
+            for p in (s.image_path, s.mask_path):
+                if p is not None:
+                    h.update(file_sha256(p).encode())
+        return h.hexdigest()
+
+    def subset(self, indices: list[int]) -> Dataset:
+        """The samples at `indices`, in that order."""
+        return Dataset(self.root, self.layout, [self.samples[i] for i in indices], self.warnings)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        if img.width * img.height > MAX_PIXELS:
+            raise DataError(
+                f"{path.name}: {img.width}x{img.height} pixels is over the limit of {MAX_PIXELS:,}; "
+                "downscale the image (and its mask) first."
+            )
+        img.load()
+        return img
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(
+            f"{path.name}: cannot read this file as an image ({e.__class__.__name__}: {e}); "
+            "replace it with a valid JPEG or PNG."
+        ) from e
+
+
+def load_image(path: Path) -> np.ndarray:
+    """RGB uint8 array (H, W, 3); grayscale, RGBA, 16-bit and palette images are converted."""
+    img = _open(Path(path))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray((arr / peak * 255.0).round().astype(np.uint8))
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray((255.0 * (arr - arr.min()) / max(np.ptp(arr), 1e-12)).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, read from its header."""
+    with _open_header(Path(path)) as im:
+        return im.height, im.width
+
+
+def _open_header(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path.name}: cannot read this file as an image ({e}); replace it with a JPEG or PNG.") from e
+
+
+def mask_from_array(arr: np.ndarray, palette: bool = False) -> tuple[np.ndarray, bool]:
+    """(bool mask, was_binary) under the module's documented thresholding rule."""
+    if arr.ndim == 3:
+        arr = arr[..., :3].max(axis=-1)
+    if palette:
+        values = np.unique(arr)
+        return arr != 0, len(values) <= 2
+    values = np.unique(arr)
+    if np.all(np.isin(values, (0, 1))):
+        return arr == 1, True
+    peak = 65535 if arr.dtype == np.uint16 or arr.max() > 255 else 255
+    binary = len(values) <= 2 and values.min() == 0
+    return arr >= (peak + 1) // 2, binary
+
+
+def load_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Boolean mask (H, W); `size` (W, H) checks it matches its image."""
+    path = Path(path)
+    img = _open(path)
+    if size is not None and img.size != tuple(size):
+        raise DataError(
+            f"{path.name}: mask is {img.size[0]}x{img.size[1]} but its image is {size[0]}x{size[1]}; "
+            "masks must have the same size as their image."
+        )
+    mask, _ = mask_from_array(np.asarray(img), palette=img.mode == "P")
+    return mask
+
+
+def _files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."):
+            if p.stem in out:
+                raise DataError(
+                    f"{folder.name}/: two files share the name '{p.stem}' ({out[p.stem].name}, {p.name}); "
+                    "keep one file per name."
+                )
+            out[p.stem] = p
+    return out
+
+
+def _child(folder: Path, *names: str) -> Path | None:
+    wanted = {n.lower() for n in names}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() and p.name.lower() in wanted:
+            return p
+    return None
+
+
+def _pair(images: dict[str, Path], masks: dict[str, Path], where: str) -> list[tuple[str, Path, Path]]:
+    no_mask = sorted(set(images) - set(masks))
+    no_image = sorted(set(masks) - set(images))
+    if no_mask:
+        raise DataError(
+            f"{where}: {len(no_mask)} image(s) have no mask with the same name, e.g. "
+            f"{', '.join(no_mask[:5])}; add the masks or remove those images."
+        )
+    if no_image:
+        raise DataError(
+            f"{where}: {len(no_image)} mask(s) have no image with the same name, e.g. "
+            f"{', '.join(no_image[:5])}; add the images or remove those masks."
+        )
+    return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
+
+
+def _find_root(path: Path) -> Path:
+    """Descend through single wrapper folders (as zips often have) to the dataset root."""
+    for _ in range(3):
+        if _child(path, "images", "annotations", "masks"):
+            return path
+        subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+        files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if len(subdirs) == 1 and not any(f.suffix.lower() in IMAGE_EXTS for f in files):
+            path = subdirs[0]
+        else:
+            break
+    return path
+
+
+def _scan(root: Path, require_masks: bool) -> tuple[str, list[Sample]]:
+    images_dir = _child(root, "images")
+    annotations_dir = _child(root, "annotations")
+    masks_dir = _child(root, "masks")
+    if images_dir and annotations_dir and any(p.is_dir() for p in images_dir.iterdir()):
+        samples = []
+        for obj_dir in sorted(p for p in images_dir.iterdir() if p.is_dir()):
+            ann_dir = annotations_dir / obj_dir.name
+            if not ann_dir.is_dir():
+                raise DataError(
+                    f"PerSeg layout: Images/{obj_dir.name}/ has no Annotations/{obj_dir.name}/ folder; "
+                    "add the masks for this object or remove it."
+                )
+            pairs = _pair(_files(obj_dir, IMAGE_EXTS), _files(ann_dir, MASK_EXTS), f"object '{obj_dir.name}'")
+            samples += [Sample(f"{obj_dir.name}/{s}", i, m, obj_dir.name) for s, i, m in pairs]
+        return "perseg", samples
+    if images_dir and masks_dir:
+        pairs = _pair(_files(images_dir, IMAGE_EXTS), _files(masks_dir, MASK_EXTS), "images/ vs masks/")
+        return "folder", [Sample(s, i, m, s) for s, i, m in pairs]
+    if not require_masks:
+        folder = images_dir or root
+        return "images", [Sample(s, p, None, s) for s, p in _files(folder, IMAGE_EXTS).items()]
+    raise DataError(
+        f"{root}: no dataset layout found. Expected images/ + masks/ folders (matched by file name) "
+        "or the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png."
+    )
+
+
+def _validate(samples: list[Sample]) -> list[str]:
+    """Check every mask against its image; return warnings for thresholded masks."""
+    warnings = []
+    for s in samples:
+        with Image.open(s.image_path) as im:
+            size = im.size
+        mask_img = _open(s.mask_path)
+        if mask_img.size != size:
+            raise DataError(
+                f"{s.name}: mask {s.mask_path.name} is {mask_img.size[0]}x{mask_img.size[1]} but the "
+                f"image is {size[0]}x{size[1]}; masks must have the same size as their image."
+            )
+        mask, binary = mask_from_array(np.asarray(mask_img), palette=mask_img.mode == "P")
+        if not binary:
+            warnings.append(f"{s.name}: mask has more than two values; thresholded (see README, masks).")
+        if not mask.any():
+            raise DataError(
+                f"{s.name}: mask {s.mask_path.name} is empty (no foreground pixel), so IoU is undefined; "
+                "remove this image or fix its mask."
+            )
+    return warnings
+
+
+def open_dataset(path: str | Path, extract_to: str | Path | None = None, require_masks: bool = True) -> Dataset:
+    """Open a folder or .zip dataset, check every sample and return it in sorted order."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; pass a dataset folder or a .zip of one.")
+    if path.is_file():
+        if extract_to is None:
+            raise DataError(f"{path.name}: a zip needs a folder to extract into (extract_to).")
+        path = extract_zip(path, Path(extract_to))
+    root = _find_root(path)
+    layout, samples = _scan(root, require_masks)
+    if not samples:
+        raise DataError(f"{root}: the dataset holds no images; add images (and masks) and try again.")
+    for s in samples:  # unreadable images fail here, naming the file, not half-way through a search
+        with _open(s.image_path):
+            pass
+    warnings = _validate(samples) if layout != "images" else []
+    return Dataset(root, layout, samples, warnings)
+
+
+def extract_zip(zip_path: Path, dest: Path) -> Path:
+    """Extract a dataset zip safely (no path escapes, links or bombs) into `dest`; return `dest`."""
+    if not zipfile.is_zipfile(zip_path):
+        raise DataError(f"{zip_path.name}: not a zip archive; upload a .zip of a dataset folder.")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    base = dest.resolve()
+    with zipfile.ZipFile(zip_path) as zf:
+        infos = zf.infolist()
+        if len(infos) > ZIP_MAX_FILES:
+            raise DataError(f"{zip_path.name}: {len(infos)} entries is over the limit of {ZIP_MAX_FILES}.")
+        total = sum(i.file_size for i in infos)
+        packed = max(1, sum(i.compress_size for i in infos))
+        if total > ZIP_MAX_BYTES or total / packed > ZIP_MAX_RATIO:
+            raise DataError(
+                f"{zip_path.name}: unpacks to {total:,} bytes ({total / packed:.0f}x its size); the limits are "
+                f"{ZIP_MAX_BYTES:,} bytes and {ZIP_MAX_RATIO}x. Is it a decompression bomb?"
+            )
+        for info in infos:
+            name = info.filename
+            target = (base / name).resolve()
+            if name.startswith(("/", "\\")) or ":" in name.split("/")[0] or not target.is_relative_to(base):
+                raise DataError(f"{zip_path.name}: entry '{name}' points outside the archive; refused.")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise DataError(f"{zip_path.name}: entry '{name}' is a symbolic link; refused.")
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return dest
+
+
+def split(dataset: Dataset, n_search: int, seed: int) -> tuple[Dataset, Dataset]:
+    """Seeded split into (search set of n_search samples, held-out rest); both keep sorted order."""
+    n = len(dataset)
+    if n_search < 1:
+        raise DataError(f"search set size must be at least 1 (got {n_search}).")
+    if n_search > n:
+        raise DataError(
+            f"the search set asks for {n_search} images but the dataset has {n}; use --search-images {n} or fewer."
+        )
+    chosen = sorted(random.Random(seed).sample(range(n), n_search))
+    rest = [i for i in range(n) if i not in set(chosen)]
+    return dataset.subset(chosen), dataset.subset(rest)

@@ -1,0 +1,146 @@
+"""Run directories: atomic writes of config, scores, top-N, combinations, replacement set, predictions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import RunError
+from .pipeline import SearchResult, Session, config_dict
+
+RUN_FILES = ("config.json", "pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv",
+             "replacements.json")
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """Write via a temp file + rename so a crash never leaves half a file behind."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RunError(f"cannot write {path} ({e.strerror}); pick a writable --out folder with free space.") from e
+    return path
+
+
+def write_json(path: Path, obj: dict) -> Path:
+    return atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def _csv(rows: list[list]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def pair_table(result: SearchResult) -> str:
+    """pair_scores.csv: one row per scored pair."""
+    s = result.scores
+    ii, jj = np.nonzero(~np.isnan(s.miou_gain))
+    rows = [["source", "target", "miou_gain", "loss_gain"]]
+    rows += [[int(i), int(j), f"{s.miou_gain[i, j]:.6f}", f"{s.loss_gain[i, j]:.6f}"] for i, j in zip(ii, jj)]
+    return _csv(rows)
+
+
+def combinations_table(result: SearchResult) -> str:
+    """combinations.csv: one row per evaluated subset."""
+    c = result.combos
+    rows = [["size", "pairs", "miou", "loss", "delta_miou", "delta_loss"]]
+    rows += [[len(r.pairs), " ".join(f"{i}<-{j}" for i, j in r.pairs), f"{r.miou:.6f}", f"{r.loss:.6f}",
+              f"{r.miou - c.baseline_miou:.6f}", f"{r.loss - c.baseline_loss:.6f}"] for r in c.rows]
+    return _csv(rows)
+
+
+def replacements_dict(result: SearchResult) -> dict:
+    """replacements.json: the found set with baseline vs patched numbers on both sets."""
+    c, best = result.combos, result.combos.best
+    gains = {(p.source, p.target): p.gain for p in result.top}
+    return {
+        **result.header,
+        "metric": result.config.metric,
+        "prompt": result.config.prompt,
+        "mask_choice": result.config.mask_choice,
+        "pairs": [{"source": i, "target": j, "single_pair_gain": gains.get((i, j))} for i, j in c.best_pairs],
+        "note": None if best else "no subset of the top pairs beat the baseline; the empty set is returned",
+        "search": {"images": result.search_images,
+                   "baseline_miou": c.baseline_miou, "patched_miou": best.miou if best else c.baseline_miou,
+                   "baseline_loss": c.baseline_loss, "patched_loss": best.loss if best else c.baseline_loss},
+        "heldout": result.heldout,
+    }
+
+
+def write_run(out: Path, session: Session, result: SearchResult) -> Path:
+    """Write every run file into `out` (created if needed); return `out`."""
+    out = Path(out)
+    s = result.scores
+    top = {**result.header, "top_n": result.config.top_n, "metric": s.metric,
+           "baseline_miou": s.baseline_miou, "baseline_loss": s.baseline_loss,
+           "top": [p.to_dict() for p in result.top],
+           "skipped_same_source": [p.to_dict() for p in result.skipped]}
+    repl = replacements_dict(result)
+    write_json(out / "config.json", config_dict(session, result))
+    atomic_write(out / "pair_scores.npy", _npy(s.gain.astype(np.float32)))
+    atomic_write(out / "pair_scores.csv", pair_table(result))
+    write_json(out / "topn.json", top)
+    atomic_write(out / "combinations.csv", combinations_table(result))
+    write_json(out / "replacements.json", repl)
+    return out
+
+
+def read_run(run: Path) -> tuple[dict, dict]:
+    """(config.json, replacements.json) of a finished run, with a clear error if it is incomplete."""
+    run = Path(run)
+    missing = [f for f in ("config.json", "replacements.json") if not (run / f).is_file()]
+    if missing:
+        raise RunError(f"{run} is not a finished run ({', '.join(missing)} missing); run `search --out {run}` first.")
+    try:
+        return json.loads((run / "config.json").read_text()), json.loads((run / "replacements.json").read_text())
+    except json.JSONDecodeError as e:
+        raise RunError(f"{run}: a run file is not valid JSON ({e}); rerun the search.") from e
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 64, 32)) -> np.ndarray:
+    """RGB image with the mask tinted in (alpha 0.5), uint8 (H, W, 3)."""
+    out = image.astype(np.float32).copy()
+    out[mask] = 0.5 * out[mask] + 0.5 * np.array(color, np.float32)
+    return out.astype(np.uint8)
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_predictions(out: Path, names: list[str], images: list[np.ndarray], masks: list[np.ndarray]) -> Path:
+    """masks/NAME.png (0/255), overlays/NAME.png and predictions.zip holding both; returns the zip."""
+    out = Path(out)
+    zip_path = out / "predictions.zip"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, image, mask in zip(names, images, masks):
+            mask_png = png_bytes(mask.astype(np.uint8) * 255)
+            over_png = png_bytes(overlay(image, mask))
+            atomic_write(out / "masks" / f"{name}.png", mask_png)
+            atomic_write(out / "overlays" / f"{name}.png", over_png)
+            zf.writestr(f"masks/{name}.png", mask_png)
+            zf.writestr(f"overlays/{name}.png", over_png)
+    atomic_write(zip_path, buf.getvalue())
+    return zip_path

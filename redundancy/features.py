@@ -1,0 +1,75 @@
+"""On-disk cache of encoder features, keyed by model, weights and image content.
+
+Features are stored in float16 and always read back through the cache (also right after
+encoding), so a run gives the same numbers whether or not its features were cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .data import file_sha256, load_image
+from .models import Backend, cache_dir
+
+CACHE_VERSION = "v1"  # bump when preprocessing changes, so old entries are not reused
+
+
+class FeatureCache:
+    """Encode each image once per (model, weights); `hits` / `misses` count the last call."""
+
+    def __init__(self, root: str | Path | None = None, dtype: torch.dtype = torch.float16):
+        self.root = Path(root) if root is not None else cache_dir() / "features"
+        self.dtype = dtype
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, backend: Backend, image_sha: str) -> Path:
+        """Where one image's features live."""
+        key = hashlib.sha256(f"{CACHE_VERSION}|{backend.name}|{backend.weights.key}|{self.dtype}".encode())
+        return self.root / backend.name / key.hexdigest()[:24] / f"{image_sha}.pt"
+
+    def _store(self, path: Path, feats: torch.Tensor) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(feats.to("cpu", self.dtype).clone(), tmp)
+            os.replace(tmp, path)  # atomic: readers never see half a file
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _load(self, path: Path) -> torch.Tensor | None:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged entry is re-encoded, never fatal
+            return None
+
+    def features(
+        self,
+        backend: Backend,
+        image_paths: list[Path],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Features (B, C, h, w) float32 on the backend's device, encoding only what is not cached."""
+        self.hits = self.misses = 0
+        out = []
+        for k, image_path in enumerate(image_paths):
+            path = self.path(backend, file_sha256(image_path))
+            cached = self._load(path) if path.exists() else None
+            if cached is None:
+                self.misses += 1
+                self._store(path, backend.encode([load_image(image_path)])[0])
+                cached = self._load(path)
+            else:
+                self.hits += 1
+            out.append(cached)
+            if on_progress:
+                on_progress(k + 1, len(image_paths))
+        return torch.stack(out).to(backend.device, torch.float32)

@@ -1,0 +1,8 @@
+"""Model registry and backends (SAM now; SAM2 plugs in through the same Backend interface)."""
+
+from .base import Backend, ImageMeta, PromptEmbedding
+from .registry import REGISTRY, ModelSpec, build_backend, get_spec
+from .weights import WeightsInfo, cache_dir
+
+__all__ = ["REGISTRY", "Backend", "ImageMeta", "ModelSpec", "PromptEmbedding", "WeightsInfo",
+           "build_backend", "cache_dir", "get_spec"]

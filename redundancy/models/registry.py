@@ -1,0 +1,87 @@
+"""Model names -> builders and official checkpoints; one private loader serves every family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..device import resolve_device
+from ..errors import ModelError, WeightsError
+from . import weights as W
+from .base import Backend
+from .sam import SAM_CONFIGS, SamBackend, build_sam
+
+SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: how to build the architecture and where its official weights live."""
+
+    name: str
+    family: str
+    description: str
+    build: Callable[[], torch.nn.Module]
+    backend: type[Backend]
+    url: str | None = None
+    sha256: str | None = None
+
+
+def _sam(name: str, description: str, file: str | None = None, sha256: str | None = None) -> ModelSpec:
+    cfg = SAM_CONFIGS[name]
+    return ModelSpec(name, "sam", description, lambda: build_sam(cfg), SamBackend,
+                     SAM_URL + file if file else None, sha256)
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        _sam("sam_vit_b", "SAM ViT-B (91M), official Meta checkpoint", "sam_vit_b_01ec64.pth",
+             "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912"),
+        _sam("sam_vit_l", "SAM ViT-L (308M), official Meta checkpoint", "sam_vit_l_0b3195.pth",
+             "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622"),
+        _sam("sam_vit_h", "SAM ViT-H (636M), official Meta checkpoint", "sam_vit_h_4b8939.pth",
+             "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"),
+        _sam("sam_tiny", "SAM classes at test size (2 blocks, 128 px, real 256-ch decoder); no official weights"),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for `name`; unknown names list the valid ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ModelError(f"unknown model '{name}'; choose one of: {', '.join(REGISTRY)}.") from None
+
+
+def build_backend(
+    name: str,
+    checkpoint: str | Path | None = None,
+    random_init: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> Backend:
+    """Build model `name` with official, local or seeded random weights, wrapped in its backend."""
+    spec = get_spec(name)
+    dev = resolve_device(device)
+    if random_init and checkpoint:
+        raise WeightsError("--random-init and --checkpoint exclude each other; pick one.")
+    torch.manual_seed(seed)  # random init is reproducible; checkpoint loading overwrites it anyway
+    model = spec.build()
+    if random_init:
+        info = W.WeightsInfo("random", seed=seed)
+    else:
+        if checkpoint is None:
+            if spec.url is None:
+                raise WeightsError(f"{name} has no official checkpoint; use --random-init or --checkpoint PATH.")
+            checkpoint = W.fetch(spec.url, spec.sha256, progress)
+        path = Path(checkpoint)
+        state, digest = W.load_state_dict(path)
+        W.load_into(model, state, path.name, name)
+        info = W.WeightsInfo("checkpoint", sha256=digest, path=str(path))
+    return spec.backend(name, model, info, dev)

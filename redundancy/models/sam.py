@@ -1,0 +1,151 @@
+"""SAM (segment-anything) family: builders from the package's own classes, and its backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from ..errors import ModelError
+from ..prompts import Prompt
+from .base import Backend, ImageMeta, PromptEmbedding
+from .weights import WeightsInfo
+
+PROMPT_DIM = 256  # the neck's output channels: C in the paper
+
+
+@dataclass(frozen=True)
+class SamConfig:
+    """Encoder size knobs; the prompt encoder and mask decoder are SAM's own at every size."""
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    global_attn_indexes: tuple[int, ...]
+    image_size: int = 1024
+    window_size: int = 14
+
+
+SAM_CONFIGS = {
+    "sam_vit_b": SamConfig(768, 12, 12, (2, 5, 8, 11)),
+    "sam_vit_l": SamConfig(1024, 24, 16, (5, 11, 17, 23)),
+    "sam_vit_h": SamConfig(1280, 32, 16, (7, 15, 23, 31)),
+    # Same classes, two encoder blocks and a 128 px input (8 x 8 feature grid): for tests and CPU demos.
+    "sam_tiny": SamConfig(96, 2, 2, (1,), image_size=128, window_size=4),
+}
+
+
+def build_sam(cfg: SamConfig) -> Sam:
+    """A SAM model with the given encoder size, mirroring segment_anything.build_sam._build_sam."""
+    grid = cfg.image_size // 16
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=cfg.depth,
+            embed_dim=cfg.embed_dim,
+            img_size=cfg.image_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=cfg.num_heads,
+            patch_size=16,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=cfg.global_attn_indexes,
+            window_size=cfg.window_size,
+            out_chans=PROMPT_DIM,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=PROMPT_DIM,
+            image_embedding_size=(grid, grid),
+            input_image_size=(cfg.image_size, cfg.image_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=PROMPT_DIM, mlp_dim=2048, num_heads=8),
+            transformer_dim=PROMPT_DIM,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    return sam.eval()
+
+
+class SamBackend(Backend):
+    """SAM split at `image_encoder` output (`image_embeddings`, (B, 256, 64, 64) at full size)."""
+
+    encode_batch = 4
+
+    def __init__(self, name: str, model: Sam, weights: WeightsInfo, device: torch.device):
+        self.name = name
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.weights = weights
+        self.device = device
+        self.channels = PROMPT_DIM
+        self.transform = ResizeLongestSide(model.image_encoder.img_size)
+        self.model_input_pixels = model.image_encoder.img_size**2  # postprocess_masks goes through it
+        self._pe = self.model.prompt_encoder.get_dense_pe()  # (1, C, h, w), image independent
+
+    @torch.no_grad()
+    def encode(self, images: list[np.ndarray]) -> torch.Tensor:
+        chunks = []
+        for start in range(0, len(images), self.encode_batch):
+            batch = []
+            for image in images[start : start + self.encode_batch]:
+                resized = self.transform.apply_image(image)  # the predictor's exact resize
+                x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()
+                batch.append(self.model.preprocess(x[None].float())[0])
+            chunks.append(self.model.image_encoder(torch.stack(batch)))
+        return torch.cat(chunks)
+
+    def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
+        size = self.transform.get_preprocess_shape(original_hw[0], original_hw[1], self.transform.target_length)
+        return ImageMeta(tuple(original_hw), tuple(size))
+
+    @torch.no_grad()
+    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> PromptEmbedding:
+        kinds = {("box" if p.box else "point" if p.point else "none") for p in prompts}
+        if len(kinds) > 1:
+            raise ModelError(f"all prompts in one batch must be of one kind, got {sorted(kinds)}.")
+        points = boxes = None
+        if prompts and prompts[0].box:
+            raw = [self.transform.apply_boxes(np.array([p.box]), m.original_hw) for p, m in zip(prompts, metas)]
+            boxes = torch.as_tensor(np.concatenate(raw), dtype=torch.float, device=self.device)
+        elif prompts and prompts[0].point:
+            raw = [self.transform.apply_coords(np.array([p.point]), m.original_hw) for p, m in zip(prompts, metas)]
+            coords = torch.as_tensor(np.stack(raw), dtype=torch.float, device=self.device)  # (B, 1, 2)
+            points = (coords, torch.ones(coords.shape[:2], dtype=torch.int, device=self.device))
+        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=None)
+        n = len(prompts)
+        return PromptEmbedding(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
+
+    def decode(self, feats: torch.Tensor, prompts: PromptEmbedding, mask_choice: str = "single") -> torch.Tensor:
+        # MaskDecoder.predict_masks repeats each image once per prompt (B images x T prompt rows);
+        # here every row is its own (features, prompt) pair, so the same modules run without the repeat.
+        dec = self.model.mask_decoder
+        v = feats.shape[0]
+        out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out_tokens.expand(v, -1, -1), prompts.sparse], dim=1)
+        src = feats + prompts.dense
+        b, c, h, w = src.shape
+        hs, src = dec.transformer(src, self._pe.expand(v, -1, -1, -1), tokens)
+        mask_tokens_out = hs[:, 1 : 1 + dec.num_mask_tokens]
+        up = dec.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+        hyper = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], 1)
+        masks = (hyper @ up.flatten(2)).view(b, -1, *up.shape[-2:])  # (V, 4, 4h, 4w)
+        if mask_choice == "single":
+            return masks[:, 0]
+        iou = dec.iou_prediction_head(hs[:, 0])[:, 1:]  # multimask outputs are tokens 1..3
+        best = iou.argmax(dim=1) + 1
+        return masks[torch.arange(v, device=masks.device), best]
+
+    def upscale(self, logits: torch.Tensor, meta: ImageMeta) -> torch.Tensor:
+        return self.model.postprocess_masks(logits[:, None], meta.input_hw, meta.original_hw)[:, 0]
+
+    def feature_module(self) -> torch.nn.Module:
+        return self.model.image_encoder

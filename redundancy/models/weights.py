@@ -1,0 +1,154 @@
+"""Checkpoint download, cache, sha256 verification and safe loading (no model code here)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..errors import WeightsError
+
+CACHE_ENV = "REDUNDANCY_CACHE"
+
+
+def cache_dir() -> Path:
+    """Root of the on-disk cache: $REDUNDANCY_CACHE, else ~/.cache/redundancy."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "redundancy"
+    return Path(root)
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where a model's weights came from; `label` is what every output shows."""
+
+    kind: str  # "random" | "checkpoint"
+    seed: int | None = None
+    sha256: str | None = None
+    path: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "random":
+            return f"random weights (seed {self.seed})"
+        return f"checkpoint sha256:{self.sha256[:12]}"
+
+    @property
+    def key(self) -> str:
+        """Stable identity used in cache keys and run configs."""
+        return f"random-seed{self.seed}" if self.kind == "random" else f"sha256-{self.sha256}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "label": self.label, "seed": self.seed, "sha256": self.sha256, "path": self.path}
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, sha256: str, dest: Path, progress: bool = True) -> Path:
+    """Download `url` to `dest` with a progress bar; verify sha256 before the file appears at `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            h = hashlib.sha256()
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                while block := resp.read(1 << 20):
+                    out.write(block)
+                    h.update(block)
+                    bar.update(len(block))
+        if h.hexdigest() != sha256:
+            raise WeightsError(
+                f"downloaded {dest.name} has sha256 {h.hexdigest()[:16]}..., expected {sha256[:16]}...; "
+                "the download was corrupted or the file changed upstream. Try again, or pass --checkpoint PATH."
+            )
+        tmp.replace(dest)
+        return dest
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise WeightsError(
+            f"could not download {url} ({e}). This machine may be offline: download the file elsewhere "
+            f"and pass --checkpoint PATH, or use --random-init for a pipeline test with random weights."
+        ) from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fetch(url: str, sha256: str, progress: bool = True) -> Path:
+    """Path of the verified official checkpoint in the cache, downloading it on first use."""
+    dest = cache_dir() / "checkpoints" / url.rsplit("/", 1)[-1]
+    if dest.exists():
+        if sha256_of(dest) == sha256:
+            return dest
+        dest.unlink()  # a stale or corrupted cached copy: fetch it again
+    return download(url, sha256, dest, progress)
+
+
+def load_state_dict(path: Path, expected_sha256: str | None = None) -> tuple[dict, str]:
+    """Safely load a checkpoint's tensors (no pickled code runs) and return (state_dict, sha256)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint {path} does not exist; check the path or omit --checkpoint to download.")
+    digest = sha256_of(path)
+    if expected_sha256 and digest != expected_sha256:
+        raise WeightsError(
+            f"{path.name} has sha256 {digest[:16]}..., expected {expected_sha256[:16]}...; it is not the "
+            "official checkpoint for this model (or it is truncated). Pick the matching --model or re-download."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"{path.name} holds more than tensors (pickled code or objects), which safe loading refuses: {e}. "
+            "Re-save it as a plain state dict: torch.save(model.state_dict(), path)."
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise WeightsError(
+            f"{path.name} is not a readable PyTorch checkpoint (truncated or wrong format: {e}); re-download it."
+        ) from e
+    for key in ("model", "state_dict"):  # training scripts often wrap the weights
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path.name} does not hold a state dict of tensors; save model.state_dict().")
+    return state, digest
+
+
+def load_into(model: torch.nn.Module, state: dict, name: str, model_name: str) -> None:
+    """Strictly load `state` into `model`; mismatches produce one readable report."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            k = shapes[0]
+            parts.append(
+                f"{len(shapes)} tensors have other shapes (e.g. {k}: file {tuple(state[k].shape)}, "
+                f"model {tuple(own[k].shape)})"
+            )
+        if missing:
+            parts.append(f"{len(missing)} keys missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise WeightsError(
+            f"{name} does not fit {model_name}: {'; '.join(parts)}. Is it a checkpoint for another model size? "
+            "Pick the --model that matches the file."
+        )
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,259 @@
+"""The paper's pipeline end to end: a Session (model + data + features) and the search/ablate/apply steps.
+
+CLI and app both call these; they hold no math of their own.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .data import Dataset, open_dataset, split
+from .errors import DataError, ReplacementError
+from .features import FeatureCache
+from .metrics import PROTOCOLS
+from .models import Backend, build_backend
+from .models.base import MASK_CHOICES
+from .prompts import PROMPT_MODES
+from .replace import Edit, edit_map, identity_map, pairs_map
+from .score import Evaluator, EvalSet, PairScorer, PairScores, ScoreProgress, channel_pairs
+from .search import CombinationResult, RankedPair, search_combinations, top_pairs
+
+CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a run; written to config.json so the run can be repeated exactly."""
+
+    model: str
+    data: str
+    checkpoint: str | None = None
+    random_init: bool = False
+    seed: int = 0
+    search_images: int = 50
+    heldout_images: int | None = None  # None: every image not in the search set
+    prompt: str = "none"
+    protocol: str | None = None  # None: the dataset's convention
+    mask_choice: str = "single"
+    metric: str = "miou"
+    top_n: int = 10
+    sources: str = "auto"
+    targets: str = "auto"
+    device: str = "auto"
+    rows: int | None = None
+
+    def check(self) -> None:
+        """Raise a clear error for option values no step could use."""
+        for name, value, allowed in (("prompt", self.prompt, PROMPT_MODES), ("mask", self.mask_choice, MASK_CHOICES),
+                                     ("metric", self.metric, ("miou", "loss"))):
+            if value not in allowed:
+                raise DataError(f"unknown --{name} '{value}'; use one of {', '.join(allowed)}.")
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise DataError(f"unknown --protocol '{self.protocol}'; use one of {', '.join(PROTOCOLS)}.")
+        if self.top_n < 1:
+            raise ReplacementError(f"--top-n must be at least 1 (got {self.top_n}).")
+        if self.top_n > 16:
+            raise ReplacementError(f"--top-n {self.top_n} means 2^{self.top_n} - 1 combinations; use 16 or fewer.")
+
+
+def parse_channels(spec: str | list[int], channels: int, device: torch.device) -> list[int]:
+    """Channel list from 'auto', 'all', 'every:K' or '0-31,40,...' (ranges inclusive)."""
+    if isinstance(spec, list):
+        return spec
+    spec = str(spec).strip().lower()
+    if spec == "auto":
+        spec = "all" if device.type == "cuda" else f"every:{CPU_AUTO_STRIDE}"
+    if spec == "all":
+        return list(range(channels))
+    if spec.startswith("every:"):
+        return list(range(0, channels, int(spec.split(":", 1)[1])))
+    out: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise ReplacementError(
+            f"cannot read channel list '{spec}'; use all, auto, every:K or ranges like 0-31,40."
+        ) from None
+    bad = [c for c in out if not 0 <= c < channels]
+    if bad:
+        raise ReplacementError(f"channel {bad[0]} is out of range; this model has channels 0..{channels - 1}.")
+    return sorted(set(out))
+
+
+class Session:
+    """A model, a dataset split into search / held-out sets, and their cached features."""
+
+    def __init__(self, backend: Backend, dataset: Dataset, cfg: SearchConfig, cache: FeatureCache | None = None):
+        cfg.check()
+        self.backend = backend
+        self.dataset = dataset
+        self.cfg = cfg
+        self.cache = cache or FeatureCache()
+        self.protocol = cfg.protocol or dataset.default_protocol
+        self.search_set, rest = split(dataset, cfg.search_images, cfg.seed)
+        n_held = len(rest) if cfg.heldout_images is None else min(cfg.heldout_images, len(rest))
+        self.heldout_set = rest.subset(list(range(n_held)))
+        self._evaluators: dict[str, Evaluator] = {}
+        self.cache_hits = 0
+
+    @classmethod
+    def open(cls, cfg: SearchConfig, cache: FeatureCache | None = None, extract_to: Path | None = None,
+             progress: bool = True) -> Session:
+        """Build the backend and open the dataset named in `cfg`."""
+        cfg.check()
+        backend = build_backend(cfg.model, cfg.checkpoint, cfg.random_init, cfg.seed, cfg.device, progress)
+        return cls(backend, open_dataset(cfg.data, extract_to=extract_to), cfg, cache)
+
+    def evaluator(self, which: str = "search", on_progress: Callable[[int, int], None] | None = None) -> Evaluator:
+        """Evaluator over the search or held-out set (features encoded once, through the cache)."""
+        if which not in self._evaluators:
+            data = self.search_set if which == "search" else self.heldout_set
+            evalset = EvalSet.build(self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress)
+            self.cache_hits += self.cache.hits
+            self._evaluators[which] = Evaluator(self.backend, evalset, self.cfg.mask_choice, self.cfg.rows)
+        return self._evaluators[which]
+
+    def channel_pairs(self) -> torch.Tensor:
+        """The (source, target) pairs the config asks to score, (P, 2)."""
+        c = self.backend.channels
+        return channel_pairs(parse_channels(self.cfg.sources, c, self.backend.device),
+                             parse_channels(self.cfg.targets, c, self.backend.device), c)
+
+    def header(self) -> dict:
+        """What identifies this session in every output (weights label included)."""
+        return {
+            "model": self.backend.name,
+            "weights": self.backend.weights.to_dict(),
+            "weights_label": self.backend.weights.label,
+            "channels": self.backend.channels,
+            "device": str(self.backend.device),
+        }
+
+
+def evaluate(evaluator: Evaluator, maps: torch.Tensor, plain: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(mIoU %, loss) per map (V, C), batched or through the plain reference path."""
+    stats = evaluator.stats_plain(maps) if plain else evaluator.stats(maps)
+    return evaluator.summarize(stats)
+
+
+@dataclass
+class AblationRow:
+    """One Table 1 row: an edit and its effect on the search set."""
+
+    edit: str
+    miou: float
+    loss: float
+    delta_miou: float
+    delta_loss: float
+
+
+def ablate(session: Session, edits: list[Edit], plain: bool = True) -> tuple[AblationRow, list[AblationRow]]:
+    """Baseline and each edit alone on the search set (plain path by default, like the paper's table)."""
+    ev = session.evaluator("search")
+    c = session.backend.channels
+    maps = torch.stack([identity_map(c)] + [edit_map(e, c) for e in edits])
+    miou, loss = evaluate(ev, maps, plain)
+    rows = [AblationRow(str(e), float(m), float(lo), float(m - miou[0]), float(lo - loss[0]))
+            for e, m, lo in zip(edits, miou[1:], loss[1:])]
+    return AblationRow("baseline", float(miou[0]), float(loss[0]), 0.0, 0.0), rows
+
+
+@dataclass
+class SearchResult:
+    """What a finished search found, with the numbers replacements.json reports."""
+
+    config: SearchConfig
+    header: dict
+    scores: PairScores
+    top: list[RankedPair]
+    skipped: list[RankedPair]
+    combos: CombinationResult
+    heldout: dict | None
+    search_images: int
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def best_pairs(self) -> list[tuple[int, int]]:
+        return self.combos.best_pairs
+
+
+@dataclass
+class Callbacks:
+    """Progress hooks for a UI or a progress bar; every one is optional."""
+
+    encode: Callable[[int, int], None] | None = None
+    pairs: Callable[[ScoreProgress], None] | None = None
+    combos: Callable[[int, int], None] | None = None
+    log: Callable[[str], None] | None = None
+
+
+def run_search(session: Session, callbacks: Callbacks | None = None,
+               cancel: threading.Event | None = None) -> SearchResult:
+    """Score pairs, keep the top N, try every subset, evaluate baseline and best set on both sets."""
+    cb = callbacks or Callbacks()
+    say = cb.log or (lambda _m: None)
+    cfg, timings = session.cfg, {}
+    t = time.perf_counter()
+    ev = session.evaluator("search", cb.encode)
+    timings["encode_search_s"] = time.perf_counter() - t
+    pairs = session.channel_pairs()
+    say(f"scoring {len(pairs):,} pairs on {len(ev.set)} images ({session.backend.weights.label})")
+    scorer = PairScorer(ev, cfg.metric)
+    scores = scorer.score(pairs, on_progress=cb.pairs, cancel=cancel)
+    timings["score_s"] = scores.seconds
+    top, skipped = top_pairs(scores, cfg.top_n)
+    if len(top) < cfg.top_n:
+        say(f"only {len(top)} usable pairs for --top-n {cfg.top_n}")
+    say(f"trying {2 ** len(top) - 1:,} combinations of the top {len(top)} pairs")
+    combos = search_combinations(ev, top, scorer.baseline(), cfg.metric, cb.combos, cancel)
+    timings["combinations_s"] = combos.seconds
+    heldout = None
+    if len(session.heldout_set):
+        t = time.perf_counter()
+        hev = session.evaluator("heldout", cb.encode)
+        c = session.backend.channels
+        miou, loss = evaluate(hev, torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)]))
+        heldout = {"images": len(hev.set), "baseline_miou": float(miou[0]), "patched_miou": float(miou[1]),
+                   "baseline_loss": float(loss[0]), "patched_loss": float(loss[1])}
+        timings["heldout_s"] = time.perf_counter() - t
+    return SearchResult(cfg, session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings)
+
+
+def environment() -> dict:
+    """Versions that can change numbers, for config.json."""
+    import segment_anything  # noqa: F401  (version lives in its metadata)
+    from importlib.metadata import version
+
+    return {"redundancy": __version__, "torch": torch.__version__, "segment_anything": version("segment-anything"),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def config_dict(session: Session, result: SearchResult | None = None) -> dict:
+    """config.json content: the request, what it resolved to, and the data identity."""
+    pairs = session.channel_pairs()
+    return {
+        **session.header(),
+        "config": asdict(session.cfg),
+        "protocol": session.protocol,
+        "data": {"path": str(session.dataset.root), "layout": session.dataset.layout,
+                 "sha256": session.dataset.content_hash(), "images": len(session.dataset),
+                 "search_set": [s.name for s in session.search_set.samples],
+                 "heldout_images": len(session.heldout_set), "warnings": session.dataset.warnings},
+        "sources": sorted({int(i) for i in pairs[:, 0]}),
+        "targets": sorted({int(j) for j in pairs[:, 1]}),
+        "pairs_scored": len(pairs),
+        "feature_cache_hits": session.cache_hits,
+        "timings": result.timings if result else {},
+        "environment": environment(),
+    }

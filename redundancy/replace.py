@@ -1,0 +1,166 @@
+"""Channel replacement as an index map over channels, applied to features or live on a model.
+
+A map f of length C takes values in [0, C]: X'[:, c] = X[:, f[c]], and the value C means
+"zero this channel". A set of pairs is applied at once, every read from the original X.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ReplacementError
+
+EDIT_KINDS = ("zero", "swap", "replace")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One ablation: zero channel i, swap i <-> j, or replace i with j (i takes j's values)."""
+
+    kind: str
+    i: int
+    j: int | None = None
+
+    def __str__(self) -> str:
+        return {"zero": f"zero {self.i}", "swap": f"swap {self.i}<->{self.j}", "replace": f"replace {self.i}<-{self.j}"}[self.kind]
+
+
+def check_channel(c: object, channels: int) -> int:
+    """An in-range integer channel index, or a ReplacementError saying what is wrong."""
+    if isinstance(c, bool) or not isinstance(c, int):
+        try:
+            if isinstance(c, float) and not c.is_integer():
+                raise ValueError
+            c = int(str(c).strip()) if not isinstance(c, float) else int(c)
+        except ValueError:
+            raise ReplacementError(f"channel '{c}' is not an integer; channels are 0..{channels - 1}.") from None
+    if not 0 <= c < channels:
+        raise ReplacementError(f"channel {c} is out of range; this model has channels 0..{channels - 1}.")
+    return c
+
+
+def validate_pairs(pairs: list[tuple[int, int]], channels: int) -> list[tuple[int, int]]:
+    """Checked (source, target) pairs: in range, source != target, each source used once."""
+    out, seen = [], {}
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ReplacementError(f"pair {pair} must have exactly two channels (source, target).")
+        i, j = check_channel(pair[0], channels), check_channel(pair[1], channels)
+        if i == j:
+            raise ReplacementError(f"pair ({i}, {j}) replaces a channel with itself; source and target must differ.")
+        if i in seen:
+            raise ReplacementError(
+                f"channel {i} is the source of two pairs ({i}<-{seen[i]} and {i}<-{j}); a channel can take only one "
+                "other channel's values. Drop one of them."
+            )
+        seen[i] = j
+        out.append((i, j))
+    return out
+
+
+def identity_map(channels: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The map that changes nothing, (C,) long."""
+    return torch.arange(channels, device=device)
+
+
+def pairs_map(pairs: list[tuple[int, int]], channels: int) -> torch.Tensor:
+    """Map for a replacement set: every pair (i, j) makes channel i a copy of channel j."""
+    f = identity_map(channels)
+    for i, j in validate_pairs(pairs, channels):
+        f[i] = j
+    return f
+
+
+def edit_map(edit: Edit, channels: int) -> torch.Tensor:
+    """Map for one ablation edit."""
+    if edit.kind not in EDIT_KINDS:
+        raise ReplacementError(f"unknown edit '{edit.kind}'; use one of {', '.join(EDIT_KINDS)}.")
+    f = identity_map(channels)
+    i = check_channel(edit.i, channels)
+    if edit.kind == "zero":
+        f[i] = channels
+        return f
+    j = check_channel(edit.j, channels)
+    if i == j:
+        raise ReplacementError(f"{edit.kind} {i} with itself changes nothing; pick two different channels.")
+    f[i] = j
+    if edit.kind == "swap":
+        f[j] = i
+    return f
+
+
+def pair_maps(pairs: torch.Tensor, channels: int) -> torch.Tensor:
+    """Maps for single pairs, batched: pairs (P, 2) long -> maps (P, C)."""
+    maps = identity_map(channels, pairs.device).repeat(len(pairs), 1)
+    maps[torch.arange(len(pairs), device=pairs.device), pairs[:, 0]] = pairs[:, 1]
+    return maps
+
+
+def apply_maps(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Features of one image x (C, h, w) under V maps (V, C) -> (V, C, h, w)."""
+    ext = torch.cat([x, x.new_zeros(1, *x.shape[1:])])  # index C reads this zero channel
+    return ext[maps]
+
+
+def apply_map(feats: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Features (B, C, h, w) under one map (C,) -> (B, C, h, w)."""
+    ext = torch.cat([feats, feats.new_zeros(feats.shape[0], 1, *feats.shape[2:])], dim=1)
+    return ext[:, f.to(feats.device)]
+
+
+class ReplacementPatch:
+    """Zero-parameter patch: a forward hook that remaps the channels of a module's output.
+
+    Use on SAM's `image_encoder` (or `Backend.feature_module()`); works as a context manager:
+
+        with ReplacementPatch(sam.image_encoder, [(216, 19)]):
+            predictor.set_image(image)   # features now carry the replacement
+    """
+
+    def __init__(self, module: torch.nn.Module, pairs: list[tuple[int, int]], channels: int = 256):
+        self.map = pairs_map(pairs, channels)
+        self.module = module
+        self.handle = None
+        self.attach()
+
+    def attach(self) -> None:
+        if self.handle is None:
+            self.handle = self.module.register_forward_hook(lambda _m, _inp, out: apply_map(out, self.map))
+
+    def remove(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def __enter__(self) -> ReplacementPatch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def load_replacements(path: str | Path, model: str | None = None, channels: int | None = None) -> list[tuple[int, int]]:
+    """Pairs from a replacements.json, checked against the model and channel count it is used with."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        pairs = [(int(p["source"]), int(p["target"])) for p in data["pairs"]]
+    except FileNotFoundError:
+        raise ReplacementError(f"{path}: no such file; pass the replacements.json of a finished search.") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ReplacementError(
+            f"{path.name} is not a valid replacements.json ({e.__class__.__name__}: {e}); it needs "
+            '{"pairs": [{"source": i, "target": j}, ...]} as written by a search.'
+        ) from None
+    if model is not None and data.get("model") not in (None, model):
+        raise ReplacementError(
+            f"{path.name} was found for model '{data.get('model')}' but is being applied to '{model}'; "
+            "channel meanings differ between models, so use the matching model."
+        )
+    if channels is not None and data.get("channels") not in (None, channels):
+        raise ReplacementError(f"{path.name} is for {data.get('channels')} channels; this model has {channels}.")
+    return validate_pairs(pairs, channels or 10**9)

@@ -1,0 +1,124 @@
+"""From pair scores to a replacement set: top-N pairs, then every subset of them at once."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import ReplacementError
+from .replace import pairs_map
+from .score import Evaluator, PairScores
+
+
+@dataclass(frozen=True)
+class RankedPair:
+    """A scored pair: channel `source` takes channel `target`'s values."""
+
+    source: int
+    target: int
+    gain: float
+    tiebreak: float
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "target": self.target, "gain": self.gain, "tiebreak": self.tiebreak}
+
+
+def top_pairs(scores: PairScores, n: int) -> tuple[list[RankedPair], list[RankedPair]]:
+    """Best n pairs by gain (tie-break: the other metric); pairs reusing a taken source are skipped.
+
+    Returns (chosen, skipped). Fewer than n come back only when fewer usable pairs were scored.
+    """
+    if n < 1:
+        raise ReplacementError(f"--top-n must be at least 1 (got {n}).")
+    gain, tb = scores.gain, scores.tiebreak
+    ii, jj = np.nonzero(~np.isnan(gain))
+    if len(ii) == 0:
+        raise ReplacementError("no pair has been scored yet; run the pair scoring first.")
+    order = np.lexsort((jj, ii, -np.nan_to_num(tb[ii, jj], nan=-np.inf), -gain[ii, jj]))
+    chosen, skipped, taken = [], [], set()
+    for k in order:
+        pair = RankedPair(int(ii[k]), int(jj[k]), float(gain[ii[k], jj[k]]), float(tb[ii[k], jj[k]]))
+        if pair.source in taken:
+            skipped.append(pair)
+            continue
+        chosen.append(pair)
+        taken.add(pair.source)
+        if len(chosen) == n:
+            break
+    return chosen, skipped
+
+
+def subsets(n: int) -> list[tuple[int, ...]]:
+    """All 2^n - 1 non-empty subsets of range(n), by size then lexicographically."""
+    return [s for k in range(1, n + 1) for s in itertools.combinations(range(n), k)]
+
+
+@dataclass
+class Combination:
+    """One evaluated subset of the top pairs."""
+
+    members: tuple[int, ...]  # indices into the top-N list
+    pairs: list[tuple[int, int]]
+    miou: float
+    loss: float
+
+
+@dataclass
+class CombinationResult:
+    """Every subset's score, the baseline, and the best set (empty when nothing beats the baseline)."""
+
+    rows: list[Combination]
+    baseline_miou: float
+    baseline_loss: float
+    best: Combination | None
+    metric: str
+    seconds: float
+
+    @property
+    def best_pairs(self) -> list[tuple[int, int]]:
+        return self.best.pairs if self.best else []
+
+
+def _better(a: Combination, b: Combination, metric: str) -> bool:
+    ka = (a.miou, -a.loss) if metric == "miou" else (-a.loss, a.miou)
+    kb = (b.miou, -b.loss) if metric == "miou" else (-b.loss, b.miou)
+    return ka > kb or (ka == kb and len(a.pairs) < len(b.pairs))
+
+
+def search_combinations(
+    evaluator: Evaluator,
+    top: list[RankedPair],
+    baseline: tuple[float, float],
+    metric: str = "miou",
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> CombinationResult:
+    """Evaluate all 2^N - 1 subsets of `top` applied at once (batched) and pick the best."""
+    t0 = time.perf_counter()
+    members = subsets(len(top))
+    pair_lists = [[(top[k].source, top[k].target) for k in m] for m in members]
+    maps = torch.stack([pairs_map(p, evaluator.channels) for p in pair_lists])
+    done = 0
+
+    def tick(_start: int, chunk) -> None:
+        nonlocal done
+        done += len(chunk.inter)
+        if on_progress:
+            on_progress(done, len(members))
+
+    miou, loss = evaluator.summarize(evaluator.stats(maps, on_chunk=tick, cancel=cancel))
+    rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]
+    best = None
+    for row in rows:
+        if best is None or _better(row, best, metric):
+            best = row
+    base = Combination((), [], *baseline)
+    if best is not None and not _better(best, base, metric):
+        best = None  # nothing beats the unmodified model: the honest answer is the empty set
+    return CombinationResult(rows, baseline[0], baseline[1], best, metric, time.perf_counter() - t0)
