@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216")
     a.add_argument("--swap", default="", help="pairs to swap, one edit each: 1:2,5:9")
     a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
+    a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
 
     p = sub.add_parser("apply", help="apply a run's replacement set to images and write patched masks")
     p.add_argument("--run", required=True)
@@ -68,18 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _channel(text: str, flag: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise RedundancyError(f"--{flag}: '{text.strip()}' is not a channel number (integers like 6 or 216).") from None
+
+
 def parse_edits(zero: str, swap: str, replace: str) -> list[Edit]:
-    """Edits from the ablate flags, in the order given."""
-    edits = [Edit("zero", c.strip()) for c in zero.split(",") if c.strip()]
+    """Edits from the ablate flags (range checks happen against the model's channel count)."""
+    edits = [Edit("zero", _channel(c, "zero")) for c in zero.split(",") if c.strip()]
     for kind, text in (("swap", swap), ("replace", replace)):
         for item in filter(None, (t.strip() for t in text.split(","))):
             i, sep, j = item.partition(":")
             if not sep:
                 raise RedundancyError(f"--{kind} expects pairs like 3:7, got '{item}'.")
-            edits.append(Edit(kind, i.strip(), j.strip()))
-    from .replace import check_channel  # validate early with the model's channel count at use
-
-    return [Edit(e.kind, check_channel(e.i, 10**6), None if e.j is None else check_channel(e.j, 10**6)) for e in edits]
+            edits.append(Edit(kind, _channel(i, kind), _channel(j, kind)))
+    if not edits:
+        raise RedundancyError("no edit given; add --zero 6,216, --swap 1:2 or --replace 3:7.")
+    return edits
 
 
 def _config(args: argparse.Namespace) -> SearchConfig:
@@ -170,7 +178,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         if not args.data:
             raise RedundancyError("--data (or --run) is required.")
         session = Session.open(_config(args), _feature_cache(args))
-    base, rows = ablate(session, edits)
+    base, rows = ablate(session, edits, plain=args.plain)
     label = session.backend.weights.label
     if args.json:
         print(json.dumps({**session.header(), "protocol": session.protocol, "images": len(session.search_set),

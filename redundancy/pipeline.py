@@ -158,15 +158,20 @@ class AblationRow:
     delta_loss: float
 
 
-def ablate(session: Session, edits: list[Edit], plain: bool = True) -> tuple[AblationRow, list[AblationRow]]:
-    """Baseline and each edit alone on the search set (plain path by default, like the paper's table)."""
+def ablate(session: Session, edits: list[Edit], plain: bool = False) -> tuple[AblationRow, list[AblationRow]]:
+    """Baseline and each edit alone on the search set, one edit per evaluation (the paper's Table 1).
+
+    Each edit runs in its own decoder calls of the search's fixed shape, so `replace i:j` equals
+    the pair score [i, j] exactly; `plain` uses the unbatched reference path instead.
+    """
     ev = session.evaluator("search")
     c = session.backend.channels
-    maps = torch.stack([identity_map(c)] + [edit_map(e, c) for e in edits])
-    miou, loss = evaluate(ev, maps, plain)
-    rows = [AblationRow(str(e), float(m), float(lo), float(m - miou[0]), float(lo - loss[0]))
-            for e, m, lo in zip(edits, miou[1:], loss[1:])]
-    return AblationRow("baseline", float(miou[0]), float(loss[0]), 0.0, 0.0), rows
+    maps = [identity_map(c)] + [edit_map(e, c) for e in edits]
+    results = [evaluate(ev, m[None], plain) for m in maps]
+    miou = [float(r[0][0]) for r in results]
+    loss = [float(r[1][0]) for r in results]
+    rows = [AblationRow(str(e), m, lo, m - miou[0], lo - loss[0]) for e, m, lo in zip(edits, miou[1:], loss[1:])]
+    return AblationRow("baseline", miou[0], loss[0], 0.0, 0.0), rows
 
 
 @dataclass

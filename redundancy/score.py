@@ -6,6 +6,7 @@ runs it over every ordered pair and returns the C x C gain matrix.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,9 +21,13 @@ from .features import FeatureCache
 from .metrics import METRICS, Stats, group_ids, mask_stats, reduce
 from .models import Backend, ImageMeta, PromptEmbedding
 from .prompts import prompt_from_mask
-from .replace import apply_maps, check_channel, identity_map, pair_maps
+from .replace import check_channel, identity_map, pair_maps
 
-DEFAULT_ROWS = {"cpu": 32, "cuda": 512}  # decoder rows per call; measured, see benchmarks/
+# Feature tokens x decoder rows per call, by device. On CPU big decoder batches are no faster per
+# row (measured: sam_vit_b 64x64 tokens, rows 32 is 0.8x the plain loop, rows 4 is 1.2x), so
+# batches stay small there; small grids (sam_tiny) gain ~4x from batching (benchmarks/).
+ROW_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 21}
+MAX_ROWS = {"cpu": 32, "cuda": 1024}
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
 
 
@@ -63,19 +68,36 @@ class EvalSet:
         return cls([s.name for s in dataset.samples], feats, prompts, metas, gts, groups)
 
 
+def default_rows(device: torch.device, tokens: int) -> int:
+    """Decoder rows per call for a device and a feature grid of `tokens` positions."""
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    return max(1, min(MAX_ROWS[kind], ROW_TOKENS[kind] // tokens))
+
+
 class Evaluator:
-    """Runs the decoder on channel-mapped features of one EvalSet and measures the masks."""
+    """Runs the decoder on channel-mapped features of one EvalSet and measures the masks.
+
+    Every batched decoder call has exactly `rows` rows (the last one padded): same-shape calls
+    give bit-identical logits for a (map, image) row wherever it sits in a batch, so scores do
+    not depend on batch composition, and an ablation reproduces a pair score exactly.
+    """
 
     def __init__(self, backend: Backend, evalset: EvalSet, mask_choice: str = "single", rows: int | None = None):
         self.backend = backend
         self.set = evalset
         self.mask_choice = mask_choice
-        self.rows = rows or DEFAULT_ROWS.get(backend.device.type, 64)
+        self.rows = rows or default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
         self.channels = evalset.feats.shape[1]
+        self._ext = torch.cat([evalset.feats, evalset.feats.new_zeros(len(evalset), 1, *evalset.feats.shape[2:])], 1)
 
     def summarize(self, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
         """(mIoU %, loss) per variant, each (V,)."""
         return reduce(stats, self.set.groups)
+
+    def _decode(self, maps: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call."""
+        feats = self._ext[img[:, None], maps]  # (R, C, h, w): row r is image img[r] under maps[r]
+        return self.backend.decode(feats, self.set.prompts.take(img), self.mask_choice)
 
     def _measure(self, low: torch.Tensor, b: int) -> torch.Tensor:
         """Low-res logits (P, h', w') of image b -> (P, 3) [inter, union, loss] at original size."""
@@ -88,13 +110,19 @@ class Evaluator:
         return torch.cat(parts)
 
     @torch.inference_mode()
-    def _block(self, maps: torch.Tensor, images: list[int]) -> np.ndarray:
-        """Stats for maps (P, C) on the given images in one decoder call -> (P, K, 3)."""
-        p = len(maps)
-        feats = torch.cat([apply_maps(self.set.feats[b], maps) for b in images])  # (K*P, C, h, w)
-        rows = torch.tensor(images, device=feats.device).repeat_interleave(p)
-        low = self.backend.decode(feats, self.set.prompts.take(rows), self.mask_choice)
-        return torch.stack([self._measure(low[k * p : (k + 1) * p], b) for k, b in enumerate(images)], 1).cpu().numpy()
+    def _rows_stats(self, maps: torch.Tensor, map_idx: torch.Tensor, img_idx: torch.Tensor, pad: bool) -> torch.Tensor:
+        """Stats (N, 3) for N (map, image) rows, in fixed-size calls (padded) or one row per call."""
+        size = self.rows if pad else 1
+        out = torch.empty(len(map_idx), 3, dtype=torch.float64, device=self._ext.device)
+        for start in range(0, len(map_idx), size):
+            sel = torch.arange(start, min(start + size, len(map_idx)), device=map_idx.device)
+            call = torch.cat([sel, sel[-1:].expand(size - len(sel))]) if pad else sel  # pad with the last row
+            low = self._decode(maps[map_idx[call]], img_idx[call])[: len(sel)]
+            imgs = img_idx[sel]
+            for b in imgs.unique().tolist():
+                hit = (imgs == b).nonzero()[:, 0]
+                out[sel[hit]] = self._measure(low[hit], b)
+        return out
 
     def stats(
         self,
@@ -103,17 +131,18 @@ class Evaluator:
         cancel: threading.Event | None = None,
     ) -> Stats:
         """Batched: maps (V, C) -> Stats (V, B); `on_chunk(start, chunk_stats)` after each map chunk."""
-        maps = maps.to(self.set.feats.device)
+        maps = maps.to(self._ext.device)
         n_img = len(self.set)
-        per_call = min(n_img, self.rows)
-        p = max(1, self.rows // per_call)
+        per_chunk = self.rows // math.gcd(self.rows, n_img)  # maps per chunk: a whole number of calls
         chunks = []
-        for start in range(0, len(maps), p):
+        for start in range(0, len(maps), per_chunk):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled by the user; finished results are kept.")
-            block = np.concatenate(
-                [self._block(maps[start : start + p], list(range(i, min(i + per_call, n_img))))
-                 for i in range(0, n_img, per_call)], axis=1)
+            chunk_maps = maps[start : start + per_chunk]
+            map_idx = torch.arange(len(chunk_maps), device=maps.device).repeat_interleave(n_img)
+            img_idx = torch.arange(n_img, device=maps.device).repeat(len(chunk_maps))
+            block = self._rows_stats(chunk_maps, map_idx, img_idx, pad=True).view(len(chunk_maps), n_img, 3)
+            block = block.cpu().numpy()
             chunk = Stats(block[..., 0], block[..., 1], block[..., 2])
             chunks.append(chunk)
             if on_chunk:
@@ -122,21 +151,24 @@ class Evaluator:
 
     def stats_plain(self, maps: torch.Tensor) -> Stats:
         """Reference path: one variant on one image per decoder call, no batching at all."""
-        maps = maps.to(self.set.feats.device)
-        rows = [[self._block(m[None], [b])[0, 0] for b in range(len(self.set))] for m in maps]
-        block = np.array(rows)  # (V, B, 3)
+        maps = maps.to(self._ext.device)
+        n_img = len(self.set)
+        map_idx = torch.arange(len(maps), device=maps.device).repeat_interleave(n_img)
+        img_idx = torch.arange(n_img, device=maps.device).repeat(len(maps))
+        block = self._rows_stats(maps, map_idx, img_idx, pad=False).view(len(maps), n_img, 3).cpu().numpy()
         return Stats(block[..., 0], block[..., 1], block[..., 2])
 
     @torch.inference_mode()
     def logits(self, f: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Predicted logits (H, W) per image under map f (identity when None)."""
-        f = identity_map(self.channels) if f is None else f
-        f = f.to(self.set.feats.device)
-        out = []
-        for b in range(len(self.set)):
-            low = self.backend.decode(apply_maps(self.set.feats[b], f[None]), self.set.prompts.take([b]),
-                                      self.mask_choice)
-            out.append(self.backend.upscale(low, self.set.metas[b])[0])
+        """Predicted logits (H, W) per image under map f (identity when None), via same-shape calls."""
+        f = (identity_map(self.channels) if f is None else f).to(self._ext.device)[None]
+        n_img = len(self.set)
+        out: list[torch.Tensor] = []
+        for start in range(0, n_img, self.rows):
+            img = torch.arange(start, min(start + self.rows, n_img), device=f.device)
+            call = torch.cat([img, img[-1:].expand(self.rows - len(img))])
+            low = self._decode(f.expand(self.rows, -1), call)[: len(img)]
+            out += [self.backend.upscale(low[k : k + 1], self.set.metas[b])[0] for k, b in enumerate(img.tolist())]
         return out
 
 

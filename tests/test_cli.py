@@ -1,0 +1,105 @@
+"""The CLI end to end on sam_tiny + the sample data: run files, exact ablation, determinism, apply."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from redundancy.cli import main
+from redundancy.export import RUN_FILES
+
+SEARCH = ["search", "--model", "sam_tiny", "--random-init", "--seed", "0", "--search-images", "4",
+          "--top-n", "3", "--targets", "every:32", "--heldout-images", "4"]
+DATA = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "sample")
+
+
+@pytest.fixture(scope="module")
+def run(sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main([*SEARCH, "--data", str(sample), "--sources", "every:32", "--out", str(out)]) == 0
+    return out
+
+
+def test_search_writes_every_run_file(run):
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    repl = json.loads((run / "replacements.json").read_text())
+    assert config["weights"]["label"] == "random weights (seed 0)" == repl["weights_label"]
+    assert config["protocol"] == "perseg" and config["config"]["prompt"] == "none"
+    assert config["pairs_scored"] == 8 * 7 and len(config["data"]["search_set"]) == 4
+    assert len(config["data"]["sha256"]) == 64
+    scores = np.load(run / "pair_scores.npy")
+    assert scores.shape == (256, 256) and scores.dtype == np.float32
+    assert np.isnan(np.diag(scores)).all() and (~np.isnan(scores)).sum() == 56
+    top = json.loads((run / "topn.json").read_text())["top"]
+    assert len(top) == 3 and top[0]["gain"] == pytest.approx(float(np.nanmax(scores)))
+    rows = (run / "combinations.csv").read_text().splitlines()
+    assert rows[0].startswith("size,pairs,miou") and len(rows) == 1 + 7
+    assert repl["search"]["images"] == 4 and repl["heldout"]["images"] == 4
+    best = max(float(r.split(",")[2]) for r in rows[1:])
+    if repl["pairs"]:
+        assert repl["search"]["patched_miou"] == pytest.approx(best)
+        assert repl["search"]["patched_miou"] > repl["search"]["baseline_miou"]
+    else:
+        assert best <= repl["search"]["baseline_miou"] and repl["note"]
+
+
+def test_ablate_replace_reproduces_the_pair_score_exactly(run, capsys):
+    scores = np.load(run / "pair_scores.npy")
+    i, j = (int(v) for v in np.unravel_index(np.nanargmax(scores), scores.shape))
+    k, m = 64, 224
+    assert main(["ablate", "--run", str(run), "--replace", f"{i}:{j},{k}:{m}", "--zero", "6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    deltas = {e["edit"]: e["delta_miou"] for e in out["edits"]}
+    assert np.float32(deltas[f"replace {i}<-{j}"]) == scores[i, j]
+    assert np.float32(deltas[f"replace {k}<-{m}"]) == scores[k, m]
+    assert out["weights_label"] == "random weights (seed 0)" and "zero 6" in deltas
+
+
+def test_same_seed_gives_an_identical_run(run, sample, tmp_path):
+    assert main([*SEARCH, "--data", str(sample), "--sources", "every:32", "--out", str(tmp_path)]) == 0
+    for name in ("pair_scores.npy", "topn.json", "combinations.csv", "replacements.json"):
+        assert (tmp_path / name).read_bytes() == (run / name).read_bytes(), name
+
+
+def test_apply_writes_patched_masks_and_a_zip(run, sample, tmp_path, capsys):
+    assert main(["apply", "--run", str(run), "--data", str(sample), "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 32 and summary["patched_miou"] is not None
+    with zipfile.ZipFile(tmp_path / "predictions.zip") as zf:
+        masks = [n for n in zf.namelist() if n.startswith("masks/")]
+    assert len(masks) == 32 and all(n.endswith(".png") for n in masks)
+    assert len(list((tmp_path / "masks").rglob("*.png"))) == 32
+
+
+def test_table_output_and_models_listing(run, capsys):
+    assert main(["models"]) == 0
+    assert "sam_vit_h" in capsys.readouterr().out
+    assert main(["ablate", "--run", str(run), "--zero", "6,216"]) == 0
+    text = capsys.readouterr().out
+    assert "random weights" in text and "zero 216" in text and "baseline" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["ablate", "--model", "nope", "--random-init", "--data", DATA, "--zero", "1"], "unknown model"),
+        (["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--zero", "300",
+          "--search-images", "2"], "out of range"),
+        (["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--zero", "x"], "not a channel"),
+        (["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--search-images", "2",
+          "--replace", "4:4"], "itself"),
+        (["search", "--model", "sam_tiny", "--random-init", "--data", DATA, "--search-images", "99",
+          "--out", "/tmp/x"], "--search-images 32"),
+        (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such"),
+        (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "not a finished run"),
+    ],
+)
+def test_bad_input_is_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
