@@ -24,7 +24,7 @@ import torch
 from redundancy.data import open_dataset, split
 from redundancy.features import FeatureCache
 from redundancy.models import build_backend
-from redundancy.score import Evaluator, EvalSet, PairScorer, channel_pairs
+from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,15 +63,29 @@ def main() -> None:
     ij = pairs.numpy()
     diff = float(np.nanmax(np.abs(batched.miou_gain[ij[:, 0], ij[:, 1]] - plain.miou_gain[ij[:, 0], ij[:, 1]])))
     calls = len(pairs) * args.images
-    print(json.dumps({
-        "model": args.model, "weights": backend.weights.label, "device": str(backend.device),
-        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-        "images": args.images, "pairs": len(pairs), "decoder_calls": calls, "rows": ev.rows,
-        "encode_s": round(encode_s, 2), "plain_s": round(plain_s, 3), "batched_s": round(batched_s, 3),
-        "plain_calls_per_s": round(calls / plain_s, 1), "batched_calls_per_s": round(calls / batched_s, 1),
-        "speedup": round(plain_s / batched_s, 2), "max_abs_gain_diff": diff,
-        "full_search_estimate_h": round(65280 * 50 / (calls / batched_s) / 3600, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "weights": backend.weights.label,
+                "device": str(backend.device),
+                "cpu": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+                "images": args.images,
+                "pairs": len(pairs),
+                "decoder_calls": calls,
+                "rows": ev.rows,
+                "encode_s": round(encode_s, 2),
+                "plain_s": round(plain_s, 3),
+                "batched_s": round(batched_s, 3),
+                "plain_calls_per_s": round(calls / plain_s, 1),
+                "batched_calls_per_s": round(calls / batched_s, 1),
+                "speedup": round(plain_s / batched_s, 2),
+                "max_abs_gain_diff": diff,
+                "full_search_estimate_h": round(65280 * 50 / (calls / batched_s) / 3600, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from .export import read_run, write_json, write_predictions
 from .features import FeatureCache
 from .models import Backend, build_backend
 from .replace import identity_map, pairs_map, validate_pairs
-from .score import Evaluator, EvalSet
+from .score import EvalSet, Evaluator
 
 
 @dataclass
@@ -33,8 +33,15 @@ def backend_for_run(config: dict, device: str = "auto") -> Backend:
     return build_backend(cfg["model"], cfg.get("checkpoint"), cfg.get("random_init", False), cfg.get("seed", 0), device)
 
 
-def apply_run(run: Path, data: Path, out: Path, device: str = "auto", cache: FeatureCache | None = None,
-              extract_to: Path | None = None, backend: Backend | None = None) -> ApplyResult:
+def apply_run(
+    run: Path,
+    data: Path,
+    out: Path,
+    device: str = "auto",
+    cache: FeatureCache | None = None,
+    extract_to: Path | None = None,
+    backend: Backend | None = None,
+) -> ApplyResult:
     """Predict every image of `data` with the run's replacement set; write PNG masks, overlays, a zip."""
     config, repl = read_run(run)
     backend = backend or backend_for_run(config, device)
@@ -54,8 +61,17 @@ def apply_run(run: Path, data: Path, out: Path, device: str = "auto", cache: Fea
     if dataset.has_masks:
         miou, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])))
         base, patched = float(miou[0]), float(miou[1])
-    write_json(Path(out) / "apply.json", {"model": backend.name, "weights_label": backend.weights.label,
-                                          "run": str(run), "data": str(data), "images": len(images),
-                                          "pairs": [list(p) for p in pairs], "baseline_miou": base,
-                                          "patched_miou": patched})
+    write_json(
+        Path(out) / "apply.json",
+        {
+            "model": backend.name,
+            "weights_label": backend.weights.label,
+            "run": str(run),
+            "data": str(data),
+            "images": len(images),
+            "pairs": [list(p) for p in pairs],
+            "baseline_miou": base,
+            "patched_miou": patched,
+        },
+    )
     return ApplyResult(len(images), zip_path, base, patched, pairs)

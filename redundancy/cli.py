@@ -28,8 +28,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
     p.add_argument("--prompt", default="none", choices=("none", "box", "point"), help="prompts from GT")
     p.add_argument("--protocol", choices=("image", "perseg"), help="mIoU protocol (default: dataset's own)")
-    p.add_argument("--mask", dest="mask_choice", default="single", choices=("single", "best"),
-                   help="single-mask output, or the multimask output with the best predicted IoU")
+    p.add_argument(
+        "--mask",
+        dest="mask_choice",
+        default="single",
+        choices=("single", "best"),
+        help="single-mask output, or the multimask output with the best predicted IoU",
+    )
     p.add_argument("--metric", default="miou", choices=("miou", "loss"), help="what pair gains measure")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--batch-rows", dest="rows", type=int, help="decoder rows per call (default per device)")
@@ -47,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(s)
     s.add_argument("--top-n", type=int, default=10, help="pairs kept for the 2^N - 1 combination stage")
     s.add_argument("--sources", default="auto", help="channels that may be replaced: auto|all|every:K|0-31,40")
-    s.add_argument("--targets", default="auto", help="channels that may be copied (same syntax); auto = all on "
-                   "GPU, every 8th on CPU")
+    s.add_argument(
+        "--targets",
+        default="auto",
+        help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
+    )
     s.add_argument("--out", required=True, help="run directory to write")
 
     a = sub.add_parser("ablate", help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7")
@@ -141,8 +149,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = _config(args)
     session = Session.open(cfg, _feature_cache(args))
     _log(args, f"model {session.backend.name} | {session.backend.weights.label} | device {session.backend.device}")
-    _log(args, f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): search set "
-         f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}")
+    _log(
+        args,
+        f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): search set "
+        f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}",
+    )
     for w in session.dataset.warnings:
         _log(args, f"warning: {w}")
     result = run_search(session, _bar_callbacks(args))
@@ -152,12 +163,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(repl, indent=2))
         return 0
     c = result.combos
-    print(f"\n{session.backend.weights.label}: baseline mIoU {c.baseline_miou:.2f} on {result.search_images} "
-          f"search images")
+    print(
+        f"\n{session.backend.weights.label}: baseline mIoU {c.baseline_miou:.2f} on {result.search_images} "
+        f"search images"
+    )
     print("top pairs (source <- target, gain):", ", ".join(f"{p.source}<-{p.target} {p.gain:+.2f}" for p in result.top))
     if c.best:
-        print(f"best set: {' '.join(f'{i}<-{j}' for i, j in c.best.pairs)}  mIoU {c.best.miou:.2f} "
-              f"({c.best.miou - c.baseline_miou:+.2f})")
+        print(
+            f"best set: {' '.join(f'{i}<-{j}' for i, j in c.best.pairs)}  mIoU {c.best.miou:.2f} "
+            f"({c.best.miou - c.baseline_miou:+.2f})"
+        )
     else:
         print("best set: empty (no subset of the top pairs beat the baseline)")
     if result.heldout:
@@ -181,8 +196,18 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     base, rows = ablate(session, edits, plain=args.plain)
     label = session.backend.weights.label
     if args.json:
-        print(json.dumps({**session.header(), "protocol": session.protocol, "images": len(session.search_set),
-                          "baseline": vars(base), "edits": [vars(r) for r in rows]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    **session.header(),
+                    "protocol": session.protocol,
+                    "images": len(session.search_set),
+                    "baseline": vars(base),
+                    "edits": [vars(r) for r in rows],
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"{session.backend.name} | {label} | {len(session.search_set)} search images | protocol {session.protocol}")
     print(f"{'edit':<22}{'mIoU':>10}{'delta':>10}{'loss':>10}")
@@ -195,10 +220,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from .features import FeatureCache
 
     cache = FeatureCache(args.cache) if args.cache else None
-    res = apply_run(Path(args.run), Path(args.data), Path(args.out), args.device, cache,
-                    extract_to=Path(args.out) / "_data")
-    summary = {"images": res.images, "zip": str(res.zip_path), "pairs": [list(p) for p in res.pairs],
-               "baseline_miou": res.baseline_miou, "patched_miou": res.patched_miou}
+    res = apply_run(
+        Path(args.run), Path(args.data), Path(args.out), args.device, cache, extract_to=Path(args.out) / "_data"
+    )
+    summary = {
+        "images": res.images,
+        "zip": str(res.zip_path),
+        "pairs": [list(p) for p in res.pairs],
+        "baseline_miou": res.baseline_miou,
+        "patched_miou": res.patched_miou,
+    }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -212,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
     try:
-        return {"models": cmd_models, "search": cmd_search, "ablate": cmd_ablate, "apply": cmd_apply}[args.command](args)
+        return {"models": cmd_models, "search": cmd_search, "ablate": cmd_ablate, "apply": cmd_apply}[args.command](
+            args
+        )
     except RedundancyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,8 +16,7 @@ from PIL import Image
 from .errors import RunError
 from .pipeline import SearchResult, Session, config_dict
 
-RUN_FILES = ("config.json", "pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv",
-             "replacements.json")
+RUN_FILES = ("config.json", "pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv", "replacements.json")
 
 
 def atomic_write(path: Path, data: bytes | str) -> Path:
@@ -63,8 +62,17 @@ def combinations_table(result: SearchResult) -> str:
     """combinations.csv: one row per evaluated subset."""
     c = result.combos
     rows = [["size", "pairs", "miou", "loss", "delta_miou", "delta_loss"]]
-    rows += [[len(r.pairs), " ".join(f"{i}<-{j}" for i, j in r.pairs), f"{r.miou:.6f}", f"{r.loss:.6f}",
-              f"{r.miou - c.baseline_miou:.6f}", f"{r.loss - c.baseline_loss:.6f}"] for r in c.rows]
+    rows += [
+        [
+            len(r.pairs),
+            " ".join(f"{i}<-{j}" for i, j in r.pairs),
+            f"{r.miou:.6f}",
+            f"{r.loss:.6f}",
+            f"{r.miou - c.baseline_miou:.6f}",
+            f"{r.loss - c.baseline_loss:.6f}",
+        ]
+        for r in c.rows
+    ]
     return _csv(rows)
 
 
@@ -79,9 +87,13 @@ def replacements_dict(result: SearchResult) -> dict:
         "mask_choice": result.config.mask_choice,
         "pairs": [{"source": i, "target": j, "single_pair_gain": gains.get((i, j))} for i, j in c.best_pairs],
         "note": None if best else "no subset of the top pairs beat the baseline; the empty set is returned",
-        "search": {"images": result.search_images,
-                   "baseline_miou": c.baseline_miou, "patched_miou": best.miou if best else c.baseline_miou,
-                   "baseline_loss": c.baseline_loss, "patched_loss": best.loss if best else c.baseline_loss},
+        "search": {
+            "images": result.search_images,
+            "baseline_miou": c.baseline_miou,
+            "patched_miou": best.miou if best else c.baseline_miou,
+            "baseline_loss": c.baseline_loss,
+            "patched_loss": best.loss if best else c.baseline_loss,
+        },
         "heldout": result.heldout,
     }
 
@@ -90,10 +102,15 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     """Write every run file into `out` (created if needed); return `out`."""
     out = Path(out)
     s = result.scores
-    top = {**result.header, "top_n": result.config.top_n, "metric": s.metric,
-           "baseline_miou": s.baseline_miou, "baseline_loss": s.baseline_loss,
-           "top": [p.to_dict() for p in result.top],
-           "skipped_same_source": [p.to_dict() for p in result.skipped]}
+    top = {
+        **result.header,
+        "top_n": result.config.top_n,
+        "metric": s.metric,
+        "baseline_miou": s.baseline_miou,
+        "baseline_loss": s.baseline_loss,
+        "top": [p.to_dict() for p in result.top],
+        "skipped_same_source": [p.to_dict() for p in result.skipped],
+    }
     repl = replacements_dict(result)
     write_json(out / "config.json", config_dict(session, result))
     atomic_write(out / "pair_scores.npy", _npy(s.gain.astype(np.float32)))

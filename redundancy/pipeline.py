@@ -8,9 +8,9 @@ from __future__ import annotations
 import platform
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
-from .score import Evaluator, EvalSet, PairScorer, PairScores, ScoreProgress, channel_pairs
+from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
@@ -53,8 +53,11 @@ class SearchConfig:
 
     def check(self) -> None:
         """Raise a clear error for option values no step could use."""
-        for name, value, allowed in (("prompt", self.prompt, PROMPT_MODES), ("mask", self.mask_choice, MASK_CHOICES),
-                                     ("metric", self.metric, ("miou", "loss"))):
+        for name, value, allowed in (
+            ("prompt", self.prompt, PROMPT_MODES),
+            ("mask", self.mask_choice, MASK_CHOICES),
+            ("metric", self.metric, ("miou", "loss")),
+        ):
             if value not in allowed:
                 raise DataError(f"unknown --{name} '{value}'; use one of {', '.join(allowed)}.")
         if self.protocol is not None and self.protocol not in PROTOCOLS:
@@ -108,8 +111,9 @@ class Session:
         self.cache_hits = 0
 
     @classmethod
-    def open(cls, cfg: SearchConfig, cache: FeatureCache | None = None, extract_to: Path | None = None,
-             progress: bool = True) -> Session:
+    def open(
+        cls, cfg: SearchConfig, cache: FeatureCache | None = None, extract_to: Path | None = None, progress: bool = True
+    ) -> Session:
         """Build the backend and open the dataset named in `cfg`."""
         cfg.check()
         backend = build_backend(cfg.model, cfg.checkpoint, cfg.random_init, cfg.seed, cfg.device, progress)
@@ -127,8 +131,11 @@ class Session:
     def channel_pairs(self) -> torch.Tensor:
         """The (source, target) pairs the config asks to score, (P, 2)."""
         c = self.backend.channels
-        return channel_pairs(parse_channels(self.cfg.sources, c, self.backend.device),
-                             parse_channels(self.cfg.targets, c, self.backend.device), c)
+        return channel_pairs(
+            parse_channels(self.cfg.sources, c, self.backend.device),
+            parse_channels(self.cfg.targets, c, self.backend.device),
+            c,
+        )
 
     def header(self) -> dict:
         """What identifies this session in every output (weights label included)."""
@@ -203,8 +210,9 @@ class Callbacks:
     log: Callable[[str], None] | None = None
 
 
-def run_search(session: Session, callbacks: Callbacks | None = None,
-               cancel: threading.Event | None = None) -> SearchResult:
+def run_search(
+    session: Session, callbacks: Callbacks | None = None, cancel: threading.Event | None = None
+) -> SearchResult:
     """Score pairs, keep the top N, try every subset, evaluate baseline and best set on both sets."""
     cb = callbacks or Callbacks()
     say = cb.log or (lambda _m: None)
@@ -229,19 +237,30 @@ def run_search(session: Session, callbacks: Callbacks | None = None,
         hev = session.evaluator("heldout", cb.encode)
         c = session.backend.channels
         miou, loss = evaluate(hev, torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)]))
-        heldout = {"images": len(hev.set), "baseline_miou": float(miou[0]), "patched_miou": float(miou[1]),
-                   "baseline_loss": float(loss[0]), "patched_loss": float(loss[1])}
+        heldout = {
+            "images": len(hev.set),
+            "baseline_miou": float(miou[0]),
+            "patched_miou": float(miou[1]),
+            "baseline_loss": float(loss[0]),
+            "patched_loss": float(loss[1]),
+        }
         timings["heldout_s"] = time.perf_counter() - t
     return SearchResult(cfg, session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings)
 
 
 def environment() -> dict:
     """Versions that can change numbers, for config.json."""
-    import segment_anything  # noqa: F401  (version lives in its metadata)
     from importlib.metadata import version
 
-    return {"redundancy": __version__, "torch": torch.__version__, "segment_anything": version("segment-anything"),
-            "python": platform.python_version(), "platform": platform.platform()}
+    import segment_anything  # noqa: F401  (version lives in its metadata)
+
+    return {
+        "redundancy": __version__,
+        "torch": torch.__version__,
+        "segment_anything": version("segment-anything"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def config_dict(session: Session, result: SearchResult | None = None) -> dict:
@@ -251,10 +270,15 @@ def config_dict(session: Session, result: SearchResult | None = None) -> dict:
         **session.header(),
         "config": asdict(session.cfg),
         "protocol": session.protocol,
-        "data": {"path": str(session.dataset.root), "layout": session.dataset.layout,
-                 "sha256": session.dataset.content_hash(), "images": len(session.dataset),
-                 "search_set": [s.name for s in session.search_set.samples],
-                 "heldout_images": len(session.heldout_set), "warnings": session.dataset.warnings},
+        "data": {
+            "path": str(session.dataset.root),
+            "layout": session.dataset.layout,
+            "sha256": session.dataset.content_hash(),
+            "images": len(session.dataset),
+            "search_set": [s.name for s in session.search_set.samples],
+            "heldout_images": len(session.heldout_set),
+            "warnings": session.dataset.warnings,
+        },
         "sources": sorted({int(i) for i in pairs[:, 0]}),
         "targets": sorted({int(j) for j in pairs[:, 1]}),
         "pairs_scored": len(pairs),

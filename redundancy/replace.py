@@ -26,7 +26,11 @@ class Edit:
     j: int | None = None
 
     def __str__(self) -> str:
-        return {"zero": f"zero {self.i}", "swap": f"swap {self.i}<->{self.j}", "replace": f"replace {self.i}<-{self.j}"}[self.kind]
+        return {
+            "zero": f"zero {self.i}",
+            "swap": f"swap {self.i}<->{self.j}",
+            "replace": f"replace {self.i}<-{self.j}",
+        }[self.kind]
 
 
 def check_channel(c: object, channels: int) -> int:

@@ -37,7 +37,9 @@ def write_pair(folder: Path, stem: str, size=(40, 30), box=(5, 5, 20, 20), mask_
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "masks").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(len(stem))
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(folder / "images" / f"{stem}{ext}")
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(
+        folder / "images" / f"{stem}{ext}"
+    )
     mask = np.zeros((size[1], size[0]), np.uint8)
     x0, y0, x1, y1 = box
     mask[y0:y1, x0:x1] = mask_value

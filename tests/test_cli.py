@@ -11,8 +11,22 @@ import pytest
 from redundancy.cli import main
 from redundancy.export import RUN_FILES
 
-SEARCH = ["search", "--model", "sam_tiny", "--random-init", "--seed", "0", "--search-images", "4",
-          "--top-n", "3", "--targets", "every:32", "--heldout-images", "4"]
+SEARCH = [
+    "search",
+    "--model",
+    "sam_tiny",
+    "--random-init",
+    "--seed",
+    "0",
+    "--search-images",
+    "4",
+    "--top-n",
+    "3",
+    "--targets",
+    "every:32",
+    "--heldout-images",
+    "4",
+]
 DATA = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "sample")
 
 
@@ -88,13 +102,41 @@ def test_table_output_and_models_listing(run, capsys):
     "argv, message",
     [
         (["ablate", "--model", "nope", "--random-init", "--data", DATA, "--zero", "1"], "unknown model"),
-        (["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--zero", "300",
-          "--search-images", "2"], "out of range"),
+        (
+            ["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--zero", "300", "--search-images", "2"],
+            "out of range",
+        ),
         (["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--zero", "x"], "not a channel"),
-        (["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--search-images", "2",
-          "--replace", "4:4"], "itself"),
-        (["search", "--model", "sam_tiny", "--random-init", "--data", DATA, "--search-images", "99",
-          "--out", "/tmp/x"], "--search-images 32"),
+        (
+            [
+                "ablate",
+                "--model",
+                "sam_tiny",
+                "--random-init",
+                "--data",
+                DATA,
+                "--search-images",
+                "2",
+                "--replace",
+                "4:4",
+            ],
+            "itself",
+        ),
+        (
+            [
+                "search",
+                "--model",
+                "sam_tiny",
+                "--random-init",
+                "--data",
+                DATA,
+                "--search-images",
+                "99",
+                "--out",
+                "/tmp/x",
+            ],
+            "--search-images 32",
+        ),
         (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such"),
         (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "not a finished run"),
     ],

@@ -12,7 +12,7 @@ from redundancy.data import open_dataset, split
 from redundancy.errors import Cancelled
 from redundancy.features import FeatureCache
 from redundancy.replace import identity_map, pairs_map
-from redundancy.score import Evaluator, EvalSet, PairScorer, channel_pairs
+from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
 from redundancy.search import search_combinations, subsets, top_pairs
 
 

@@ -47,8 +47,14 @@ def test_batched_pair_maps_match_single_maps():
 
 @pytest.mark.parametrize(
     "pairs, message",
-    [([(0, 256)], "out of range"), ([(-1, 3)], "out of range"), ([(2, 2)], "itself"),
-     ([(1, 2), (1, 3)], "source of two pairs"), ([("a", 2)], "not an integer"), ([(1.5, 2)], "not an integer")],
+    [
+        ([(0, 256)], "out of range"),
+        ([(-1, 3)], "out of range"),
+        ([(2, 2)], "itself"),
+        ([(1, 2), (1, 3)], "source of two pairs"),
+        ([("a", 2)], "not an integer"),
+        ([(1.5, 2)], "not an integer"),
+    ],
 )
 def test_invalid_pairs_are_rejected(pairs, message):
     with pytest.raises(ReplacementError, match=message):

@@ -4,5 +4,14 @@ from .base import Backend, ImageMeta, PromptEmbedding
 from .registry import REGISTRY, ModelSpec, build_backend, get_spec
 from .weights import WeightsInfo, cache_dir
 
-__all__ = ["REGISTRY", "Backend", "ImageMeta", "ModelSpec", "PromptEmbedding", "WeightsInfo",
-           "build_backend", "cache_dir", "get_spec"]
+__all__ = [
+    "REGISTRY",
+    "Backend",
+    "ImageMeta",
+    "ModelSpec",
+    "PromptEmbedding",
+    "WeightsInfo",
+    "build_backend",
+    "cache_dir",
+    "get_spec",
+]

@@ -71,7 +71,9 @@ class Backend(ABC):
     def feature_module(self) -> torch.nn.Module:
         """The module whose output is the features that replacement edits (for forward hooks)."""
 
-    def predict(self, feats: torch.Tensor, prompts: PromptEmbedding, metas: list[ImageMeta], mask_choice: str = "single") -> list[torch.Tensor]:
+    def predict(
+        self, feats: torch.Tensor, prompts: PromptEmbedding, metas: list[ImageMeta], mask_choice: str = "single"
+    ) -> list[torch.Tensor]:
         """Features (B, C, h, w) -> list of B logit maps (H_b, W_b) at original resolution."""
         low = self.decode(feats, prompts, mask_choice)
         return [self.upscale(low[b : b + 1], m)[0] for b, m in enumerate(metas)]

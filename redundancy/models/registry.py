@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -32,19 +32,32 @@ class ModelSpec:
 
 def _sam(name: str, description: str, file: str | None = None, sha256: str | None = None) -> ModelSpec:
     cfg = SAM_CONFIGS[name]
-    return ModelSpec(name, "sam", description, lambda: build_sam(cfg), SamBackend,
-                     SAM_URL + file if file else None, sha256)
+    return ModelSpec(
+        name, "sam", description, lambda: build_sam(cfg), SamBackend, SAM_URL + file if file else None, sha256
+    )
 
 
 REGISTRY: dict[str, ModelSpec] = {
     s.name: s
     for s in (
-        _sam("sam_vit_b", "SAM ViT-B (91M), official Meta checkpoint", "sam_vit_b_01ec64.pth",
-             "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912"),
-        _sam("sam_vit_l", "SAM ViT-L (308M), official Meta checkpoint", "sam_vit_l_0b3195.pth",
-             "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622"),
-        _sam("sam_vit_h", "SAM ViT-H (636M), official Meta checkpoint", "sam_vit_h_4b8939.pth",
-             "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"),
+        _sam(
+            "sam_vit_b",
+            "SAM ViT-B (91M), official Meta checkpoint",
+            "sam_vit_b_01ec64.pth",
+            "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        ),
+        _sam(
+            "sam_vit_l",
+            "SAM ViT-L (308M), official Meta checkpoint",
+            "sam_vit_l_0b3195.pth",
+            "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        ),
+        _sam(
+            "sam_vit_h",
+            "SAM ViT-H (636M), official Meta checkpoint",
+            "sam_vit_h_4b8939.pth",
+            "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        ),
         _sam("sam_tiny", "SAM classes at test size (2 blocks, 128 px, real 256-ch decoder); no official weights"),
     )
 }
