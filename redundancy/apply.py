@@ -33,26 +33,32 @@ def backend_for_run(config: dict, device: str = "auto") -> Backend:
     return build_backend(cfg["model"], cfg.get("checkpoint"), cfg.get("random_init", False), cfg.get("seed", 0), device)
 
 
-def apply_run(
-    run: Path,
-    data: Path,
-    out: Path,
-    device: str = "auto",
-    cache: FeatureCache | None = None,
-    extract_to: Path | None = None,
-    backend: Backend | None = None,
-) -> ApplyResult:
-    """Predict every image of `data` with the run's replacement set; write PNG masks, overlays, a zip."""
+def apply_run(run: Path, data: Path, out: Path, device: str = "auto", cache: FeatureCache | None = None,
+              extract_to: Path | None = None, backend: Backend | None = None) -> ApplyResult:
+    """Predict every image of `data` with a run's replacement set; write PNG masks, overlays, a zip."""
     config, repl = read_run(run)
     backend = backend or backend_for_run(config, device)
-    if repl.get("model") != backend.name:
-        raise RunError(f"the run was found for {repl.get('model')}, not {backend.name}; use the run's model.")
-    pairs = validate_pairs([(p["source"], p["target"]) for p in repl["pairs"]], backend.channels)
-    dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
     cfg = config["config"]
-    protocol = config.get("protocol") or dataset.default_protocol
-    evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), cfg.get("prompt", "none"), protocol)
-    ev = Evaluator(backend, evalset, cfg.get("mask_choice", "single"), cfg.get("rows"))
+    return apply_pairs(backend, repl, data, out, cfg.get("prompt", "none"), cfg.get("mask_choice", "single"),
+                       config.get("protocol"), cache, extract_to, cfg.get("rows"))
+
+
+def apply_pairs(backend: Backend, replacements: dict, data: Path, out: Path, prompt: str = "none",
+                mask_choice: str = "single", protocol: str | None = None, cache: FeatureCache | None = None,
+                extract_to: Path | None = None, rows: int | None = None) -> ApplyResult:
+    """Apply a replacements.json dict to the images of `data` (masks optional) and write the results."""
+    if replacements.get("model") not in (None, backend.name):
+        raise RunError(f"the replacement set was found for {replacements.get('model')}, not {backend.name}; "
+                       "channel meanings differ between models, so load the matching model.")
+    try:
+        pairs = [(p["source"], p["target"]) for p in replacements["pairs"]]
+    except (KeyError, TypeError) as e:
+        raise RunError(f'not a replacements.json: {e}; it needs {{"pairs": [{{"source": i, "target": j}}]}}.') from e
+    pairs = validate_pairs(pairs, backend.channels)
+    dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
+    protocol = protocol or dataset.default_protocol
+    evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), prompt, protocol)
+    ev = Evaluator(backend, evalset, mask_choice, rows)
     f = pairs_map(pairs, backend.channels)
     masks = [(logits > 0).cpu().numpy() for logits in ev.logits(f)]
     images = [load_image(s.image_path) for s in dataset.samples]
@@ -61,17 +67,8 @@ def apply_run(
     if dataset.has_masks:
         miou, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])))
         base, patched = float(miou[0]), float(miou[1])
-    write_json(
-        Path(out) / "apply.json",
-        {
-            "model": backend.name,
-            "weights_label": backend.weights.label,
-            "run": str(run),
-            "data": str(data),
-            "images": len(images),
-            "pairs": [list(p) for p in pairs],
-            "baseline_miou": base,
-            "patched_miou": patched,
-        },
-    )
+    write_json(Path(out) / "apply.json", {"model": backend.name, "weights_label": backend.weights.label,
+                                          "data": str(data), "images": len(images),
+                                          "pairs": [list(p) for p in pairs], "baseline_miou": base,
+                                          "patched_miou": patched})
     return ApplyResult(len(images), zip_path, base, patched, pairs)

@@ -154,6 +154,22 @@ def evaluate(evaluator: Evaluator, maps: torch.Tensor, plain: bool = False) -> t
     return evaluator.summarize(stats)
 
 
+def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int) -> float:
+    """Predicted search time: pairs x images plus 2^N - 1 subsets x images, at the measured row rate."""
+    return (n_pairs + 2**top_n - 1) * len(evaluator.set) * evaluator.seconds_per_row()
+
+
+def format_seconds(seconds: float) -> str:
+    """'42 s', '7.5 min', '3.2 h' or '2.1 days'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 @dataclass
 class AblationRow:
     """One Table 1 row: an edit and its effect on the search set."""

@@ -90,6 +90,21 @@ class Evaluator:
         self.channels = evalset.feats.shape[1]
         self._ext = torch.cat([evalset.feats, evalset.feats.new_zeros(len(evalset), 1, *evalset.feats.shape[2:])], 1)
 
+    def seconds_per_row(self) -> float:
+        """Measured time of one (map, image) row in a full-size call, for honest time estimates."""
+        if not hasattr(self, "_spr"):
+            maps = identity_map(self.channels)[None].to(self._ext.device)
+            idx = torch.zeros(self.rows, dtype=torch.long, device=self._ext.device)
+            self._rows_stats(maps, idx, idx % len(self.set), pad=True)  # warm-up
+            if self._ext.is_cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            self._rows_stats(maps, idx, idx % len(self.set), pad=True)
+            if self._ext.is_cuda:
+                torch.cuda.synchronize()
+            self._spr = (time.perf_counter() - t0) / self.rows
+        return self._spr
+
     def summarize(self, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
         """(mIoU %, loss) per variant, each (V,)."""
         return reduce(stats, self.set.groups)
@@ -159,13 +174,13 @@ class Evaluator:
         return Stats(block[..., 0], block[..., 1], block[..., 2])
 
     @torch.inference_mode()
-    def logits(self, f: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def logits(self, f: torch.Tensor | None = None, images: list[int] | None = None) -> list[torch.Tensor]:
         """Predicted logits (H, W) per image under map f (identity when None), via same-shape calls."""
         f = (identity_map(self.channels) if f is None else f).to(self._ext.device)[None]
-        n_img = len(self.set)
+        wanted = torch.tensor(list(range(len(self.set))) if images is None else images, device=f.device)
         out: list[torch.Tensor] = []
-        for start in range(0, n_img, self.rows):
-            img = torch.arange(start, min(start + self.rows, n_img), device=f.device)
+        for start in range(0, len(wanted), self.rows):
+            img = wanted[start : start + self.rows]
             call = torch.cat([img, img[-1:].expand(self.rows - len(img))])
             low = self._decode(f.expand(self.rows, -1), call)[: len(img)]
             out += [self.backend.upscale(low[k : k + 1], self.set.metas[b])[0] for k, b in enumerate(img.tolist())]

@@ -1,0 +1,217 @@
+"""Per-user state for interactive front ends: a Session, its results, its own folder, background jobs.
+
+The app keeps one Workspace per browser session (in gr.State); nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import Cancelled, RedundancyError, RunError
+from .export import write_predictions, write_run
+from .features import FeatureCache
+from .pipeline import Callbacks, SearchConfig, SearchResult, Session, run_search
+from .replace import Edit, edit_map, identity_map, pairs_map
+from .score import ScoreProgress
+
+APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
+
+
+@dataclass
+class JobState:
+    """A snapshot a UI can poll: what stage a background job is at and what it has produced so far."""
+
+    stage: str = "idle"
+    done: int = 0
+    total: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    stage_started: float = field(default_factory=time.perf_counter)
+    error: str | None = None
+    finished: bool = False
+    cancelled: bool = False
+    updates: int = 0  # bumps on every new partial result, so a UI redraws only when something changed
+
+    def rate(self) -> float:
+        """Items per second in the current stage."""
+        dt = time.perf_counter() - self.stage_started
+        return self.done / dt if dt > 0 and self.done else 0.0
+
+    def eta(self) -> float | None:
+        r = self.rate()
+        return (self.total - self.done) / r if r else None
+
+
+class Job:
+    """Runs `fn(state, cancel)` in a thread; errors become readable text, never lost tracebacks."""
+
+    def __init__(self, fn: Callable[[JobState, threading.Event], Any]):
+        self.state = JobState(stage="starting")
+        self.cancel = threading.Event()
+        self.result: Any = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn) -> None:
+        try:
+            self.result = fn(self.state, self.cancel)
+        except Cancelled:
+            self.state.cancelled = True
+        except RedundancyError as e:
+            self.state.error = str(e)
+        except Exception as e:  # an unexpected failure must still reach the user as one line
+            self.state.error = f"unexpected error ({e.__class__.__name__}: {e}); finished results are kept."
+        finally:
+            self.state.finished = True
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+
+class Workspace:
+    """One user's session: model + data, ablation and sweep results, search runs, a private folder."""
+
+    def __init__(self, root: Path | None = None, cache: FeatureCache | None = None):
+        self.id = uuid.uuid4().hex
+        self.dir = (root or APP_ROOT) / self.id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cache = cache or FeatureCache()
+        self.session: Session | None = None
+        self.result: SearchResult | None = None
+        self.run_dir: Path | None = None
+        self.sweep: dict[int, float] = {}
+        self.job: Job | None = None
+        self.gain: np.ndarray | None = None  # live pair-gain matrix while a search runs
+
+    def close(self) -> None:
+        """Cancel what runs and delete the private folder."""
+        if self.job and self.job.running:
+            self.job.cancel.set()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def require(self) -> Session:
+        if self.session is None:
+            raise RunError("no model and dataset loaded yet; open the 'Model & data' tab and press Load.")
+        return self.session
+
+    def busy(self) -> None:
+        if self.job and self.job.running:
+            raise RunError("a long job is still running in this session; wait for it or press Cancel.")
+
+    def load(self, cfg: SearchConfig, data_path: Path, on_progress: Callable[[int, int], None] | None = None) -> Session:
+        """Open model and dataset (a zip is extracted into this workspace) and encode the search set."""
+        self.busy()
+        extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
+        cfg.data = str(data_path)
+        session = Session.open(cfg, self.cache, extract_to=extract, progress=False)
+        session.evaluator("search", on_progress)
+        self.session, self.result, self.run_dir, self.sweep, self.gain = session, None, None, {}, None
+        return session
+
+    def features(self, index: int) -> np.ndarray:
+        """Search-set image `index`'s features (C, h, w) as numpy."""
+        return self.require().evaluator("search").set.feats[index].cpu().numpy()
+
+    def predict(self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None) -> np.ndarray:
+        """Binary prediction (H, W) of search image `index` with no edit, one edit or a replacement set."""
+        s = self.require()
+        c = s.backend.channels
+        f = edit_map(edit, c) if edit else pairs_map(pairs, c) if pairs else identity_map(c)
+        return (s.evaluator("search").logits(f, [index])[0] > 0).cpu().numpy()
+
+    def start_sweep(self, channels: list[int]) -> Job:
+        """Zero each channel alone on the search set (batched), filling `self.sweep` as chunks finish."""
+        s = self.require()
+        self.busy()
+        self.sweep = {}
+        ev = s.evaluator("search")
+
+        def work(state: JobState, cancel: threading.Event) -> dict[int, float]:
+            c = s.backend.channels
+            base = ev.summarize(ev.stats(identity_map(c)[None]))[0][0]
+            maps = torch.stack([edit_map(Edit("zero", k), c) for k in channels])
+            state.stage, state.total, state.stage_started = "zeroing channels", len(channels), time.perf_counter()
+
+            def chunk(start: int, stats) -> None:
+                miou, _ = ev.summarize(stats)
+                for k, m in zip(channels[start : start + len(miou)], miou):
+                    self.sweep[k] = float(m - base)
+                state.done += len(miou)
+                state.updates += 1
+
+            ev.stats(maps, on_chunk=chunk, cancel=cancel)
+            return self.sweep
+
+        self.job = Job(work)
+        return self.job
+
+    def start_search(self, top_n: int, metric: str, sources: str, targets: str, rows: int | None) -> Job:
+        """Run the whole search in the background; the live gain matrix is `self.gain`."""
+        s = self.require()
+        self.busy()
+        s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets, s.cfg.rows = top_n, metric, sources, targets, rows
+        s.cfg.check()
+        pairs = s.channel_pairs()  # validates the channel lists before anything starts
+        c = s.backend.channels
+        self.gain = np.full((c, c), np.nan, np.float32)
+        if rows:
+            s._evaluators.clear()  # the batch shape changed: rebuild evaluators (features stay cached)
+        run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+        def work(state: JobState, cancel: threading.Event) -> SearchResult:
+            def stage(name: str, total: int) -> None:
+                state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()
+
+            def on_pairs(ev: ScoreProgress) -> None:
+                if state.stage != "scoring pairs":
+                    stage("scoring pairs", ev.total)
+                self.gain[ev.pairs[:, 0], ev.pairs[:, 1]] = ev.gains
+                state.done = ev.done
+                state.updates += 1
+
+            def on_combos(done: int, total: int) -> None:
+                if state.stage != "combinations":
+                    stage("combinations", total)
+                state.done = done
+                state.updates += 1
+
+            stage("scoring pairs", len(pairs))
+            result = run_search(s, Callbacks(pairs=on_pairs, combos=on_combos), cancel)
+            stage("writing run files", 1)
+            write_run(run_dir, s, result)
+            self.result, self.run_dir = result, run_dir
+            stage("search finished", 1)
+            state.done = 1
+            state.updates += 1
+            return result
+
+        self.job = Job(work)
+        return self.job
+
+    def export_predictions(self) -> Path:
+        """predictions.zip of the best set on the search and held-out images, in the run folder."""
+        s = self.require()
+        if self.result is None or self.run_dir is None:
+            raise RunError("no finished search yet; run one on the Search tab first.")
+        from .data import load_image
+
+        names, images, masks = [], [], []
+        f = pairs_map(self.result.best_pairs, s.backend.channels)
+        for which, data in (("search", s.search_set), ("heldout", s.heldout_set)):
+            if not len(data):
+                continue
+            ev = s.evaluator(which)
+            masks += [(lg > 0).cpu().numpy() for lg in ev.logits(f)]
+            names += ev.set.names
+            images += [load_image(x.image_path) for x in data.samples]
+        return write_predictions(self.run_dir / "predictions", names, images, masks)
