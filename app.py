@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import traceback
 from pathlib import Path
 
 import gradio as gr
@@ -34,13 +35,17 @@ CSS = ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-r
 
 # ---------- small helpers around the engine ----------
 
+
 def badge(ws: Workspace | None) -> str:
     """The weights line every tab shows; random weights are flagged loudly."""
     if ws is None or ws.session is None:
         return "No model loaded yet: open **Model & data** and press **Load**."
     b = ws.session.backend
-    label = f"<span class='badge-random'>RANDOM WEIGHTS: not a pretrained model</span> {b.weights.label}" \
-        if b.weights.kind == "random" else b.weights.label
+    label = (
+        f"<span class='badge-random'>RANDOM WEIGHTS: not a pretrained model</span> {b.weights.label}"
+        if b.weights.kind == "random"
+        else b.weights.label
+    )
     return f"**{b.name}** on {b.device} · {label}"
 
 
@@ -73,17 +78,33 @@ def parse_edits(kind: str, text: str) -> list[Edit]:
 
 
 def guard(fn):
-    """Turn engine errors into a readable message in the page, never a traceback."""
+    """Turn errors into a readable message in the page, never a traceback; the session's results stay."""
+
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except RedundancyError as e:
             raise gr.Error(str(e), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as e:  # a bug must still leave the page usable; the server log keeps the traceback
+            traceback.print_exc()
+            raise gr.Error(
+                f"unexpected error ({e.__class__.__name__}: {e}); your loaded data and results are kept.",
+                print_exception=False,
+            ) from None
+
     wrapped.__name__ = fn.__name__
     return wrapped
 
 
+def pick(index) -> int:
+    """Image index from a dropdown that may not have been rendered yet (first image then)."""
+    return 0 if index in (None, "") else int(index)
+
+
 # ---------- handlers ----------
+
 
 @guard
 def load(ws, model, weights, ckpt_file, seed, source, zip_file, n_search, prompt, progress=gr.Progress()):
@@ -93,19 +114,27 @@ def load(ws, model, weights, ckpt_file, seed, source, zip_file, n_search, prompt
     if weights == WEIGHTS[2] and ckpt_file is None:
         raise RedundancyError("upload a checkpoint file (.pth / .pt), or pick another weights source.")
     data = Path(zip_file) if source == "upload a .zip" else SAMPLE
-    cfg = SearchConfig(model=model, data=str(data), random_init=weights == WEIGHTS[0], seed=int(seed),
-                       checkpoint=ckpt_file if weights == WEIGHTS[2] else None, search_images=int(n_search),
-                       prompt=prompt)
+    cfg = SearchConfig(
+        model=model,
+        data=str(data),
+        random_init=weights == WEIGHTS[0],
+        seed=int(seed),
+        checkpoint=ckpt_file if weights == WEIGHTS[2] else None,
+        search_images=int(n_search),
+        prompt=prompt,
+    )
     progress(0, desc="building model and reading data")
     s = ws.load(cfg, data, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
     names = s.evaluator("search").set.names
     gallery = [(gt_overlay(ws, k), n) for k, n in enumerate(names)]
     warn = "".join(f"\n- ⚠ {w}" for w in s.dataset.warnings[:5])
-    info = (f"Loaded **{len(s.dataset)}** images ({s.dataset.layout} layout): search set **{len(s.search_set)}**, "
-            f"held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt `{prompt}`; "
-            f"feature cache hits {s.cache_hits}/{len(s.search_set)}.{warn}")
-    pick = gr.update(choices=[(n, k) for k, n in enumerate(names)], value=0)
-    return ws, badge(ws), info, gallery, pick, pick, search_estimate(ws, "auto", "auto", 10)
+    info = (
+        f"Loaded **{len(s.dataset)}** images ({s.dataset.layout} layout): search set **{len(s.search_set)}**, "
+        f"held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt `{prompt}`; "
+        f"feature cache hits {s.cache_hits}/{len(s.search_set)}.{warn}"
+    )
+    choices = gr.update(choices=[(n, k) for k, n in enumerate(names)], value=0)
+    return ws, badge(ws), info, gallery, choices, choices, search_estimate(ws, "auto", "auto", 10)
 
 
 def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int) -> str:
@@ -120,14 +149,16 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
         scoped, full = estimate_seconds(ev, n, int(top_n)), estimate_seconds(ev, c * c - c, int(top_n))
     except RedundancyError as e:
         return f"⚠ {e}"
-    return (f"This scope: **{n:,} pairs** x {len(ev.set)} images ≈ **{format_seconds(scoped)}** on {dev}. "
-            f"The full search ({c * c - c:,} pairs) would take ≈ {format_seconds(full)} here.")
+    return (
+        f"This scope: **{n:,} pairs** x {len(ev.set)} images ≈ **{format_seconds(scoped)}** on {dev}. "
+        f"The full search ({c * c - c:,} pairs) would take ≈ {format_seconds(full)} here."
+    )
 
 
 @guard
 def explore(ws, index, sort):
     need(ws)
-    feats = ws.features(int(index))
+    feats = ws.features(pick(index))
     labels, order = {}, list(range(len(feats)))
     if sort == "activation spread (std)":
         order = list(np.argsort(-feats.reshape(len(feats), -1).std(1)))
@@ -139,7 +170,8 @@ def explore(ws, index, sort):
         order = list(np.argsort(-best))
         labels = {c: f"{best[c]:+.1f}" for c in order if np.isfinite(best[c])}
     mosaic = channel_mosaic(feats, order, MOSAIC_COLS, MOSAIC_TILE, labels)
-    return mosaic, order, story(ws, feats), gt_overlay(ws, int(index))
+    first = int(order[0])
+    return mosaic, order, story(ws, feats), gt_overlay(ws, pick(index)), first, feature_image(feats[first], 320)
 
 
 def story(ws: Workspace, feats: np.ndarray) -> np.ndarray | None:
@@ -154,7 +186,7 @@ def story(ws: Workspace, feats: np.ndarray) -> np.ndarray | None:
 @guard
 def pick_channel(ws, index, order, channel, evt: gr.SelectData | None = None):
     need(ws)
-    feats = ws.features(int(index))
+    feats = ws.features(pick(index))
     if evt is not None and evt.index is not None and order:
         x, y = evt.index
         k = (y // (MOSAIC_TILE + 14)) * MOSAIC_COLS + x // MOSAIC_TILE
@@ -175,10 +207,11 @@ def run_ablation(ws, kind, text, index):
         edit_map(e, s.backend.channels)  # validate before any compute
     base, rows = ablate(s, edits)
     table = [[r.edit, round(r.miou, 3), round(r.delta_miou, 3), round(r.loss, 4)] for r in [base, *rows]]
-    sample = s.search_set.samples[int(index)]
+    k = pick(index)
+    sample = s.search_set.samples[k]
     image, gt = load_image(sample.image_path), load_mask(sample.mask_path)
-    before = mask_overlay(image, ws.predict(int(index)), gt)
-    after = mask_overlay(image, ws.predict(int(index), edit=edits[0]), gt)
+    before = mask_overlay(image, ws.predict(k), gt)
+    after = mask_overlay(image, ws.predict(k, edit=edits[0]), gt)
     note = f"{len(s.search_set)} search images · protocol `{s.protocol}` · {s.backend.weights.label}"
     return table, [(before, "baseline"), (after, str(edits[0]))], note
 
@@ -238,16 +271,20 @@ def search(ws, top_n, metric, sources, targets, rows):
 
     def render():
         top = ws.result.top if ws.result else None
-        fig = gain_heatmap(ws.gain, [(p.source, p.target) for p in top] if top else None,
-                           f"pair gains ({s.cfg.metric}), {s.backend.weights.label}")
+        fig = gain_heatmap(
+            ws.gain,
+            [(p.source, p.target) for p in top] if top else None,
+            f"pair gains ({s.cfg.metric}), {s.backend.weights.label}",
+        )
         table, combos, best = [], None, ""
         if ws.result is not None:
             r = ws.result
             table = [[k + 1, p.source, p.target, round(p.gain, 4), round(p.tiebreak, 5)] for k, p in enumerate(r.top)]
             rows_ = r.combos.rows
             best_i = rows_.index(r.combos.best) if r.combos.best else None
-            combos = combination_scatter([len(x.pairs) for x in rows_], [x.miou for x in rows_],
-                                         r.combos.baseline_miou, best_i)
+            combos = combination_scatter(
+                [len(x.pairs) for x in rows_], [x.miou for x in rows_], r.combos.baseline_miou, best_i
+            )
             best = results_text(ws)
         return fig, progress_line(ws), table, combos, best
 
@@ -260,8 +297,11 @@ def results_text(ws: Workspace) -> str:
         return "No finished search yet: run one on the **Search** tab."
     c = r.combos
     pairs = ", ".join(f"{i}←{j}" for i, j in c.best_pairs) or "empty set (no subset beat the baseline)"
-    lines = [f"**Best set**: {pairs}", f"- search set ({r.search_images} images): mIoU {c.baseline_miou:.2f} → "
-             f"{(c.best.miou if c.best else c.baseline_miou):.2f}"]
+    lines = [
+        f"**Best set**: {pairs}",
+        f"- search set ({r.search_images} images): mIoU {c.baseline_miou:.2f} → "
+        f"{(c.best.miou if c.best else c.baseline_miou):.2f}",
+    ]
     if r.heldout:
         h = r.heldout
         lines.append(f"- held-out ({h['images']} images): mIoU {h['baseline_miou']:.2f} → {h['patched_miou']:.2f}")
@@ -278,10 +318,21 @@ def show_results(ws):
     gallery = []
     for k, sample in enumerate(s.search_set.samples[:8]):
         image, gt = load_image(sample.image_path), load_mask(sample.mask_path)
-        gallery += [(mask_overlay(image, ws.predict(k), gt), f"{sample.name} baseline"),
-                    (mask_overlay(image, ws.predict(k, pairs=ws.result.best_pairs), gt), f"{sample.name} patched")]
-    files = [str(ws.run_dir / f) for f in ("replacements.json", "pair_scores.npy", "pair_scores.csv",
-                                           "combinations.csv", "topn.json", "config.json")] + [str(zip_path)]
+        gallery += [
+            (mask_overlay(image, ws.predict(k), gt), f"{sample.name} baseline"),
+            (mask_overlay(image, ws.predict(k, pairs=ws.result.best_pairs), gt), f"{sample.name} patched"),
+        ]
+    files = [
+        str(ws.run_dir / f)
+        for f in (
+            "replacements.json",
+            "pair_scores.npy",
+            "pair_scores.csv",
+            "combinations.csv",
+            "topn.json",
+            "config.json",
+        )
+    ] + [str(zip_path)]
     return results_text(ws), gallery, files
 
 
@@ -295,107 +346,148 @@ def apply_uploaded(ws, repl_file, images_zip):
     try:
         repl = json.loads(Path(repl_file).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RedundancyError(f"that file is not valid JSON ({e}); upload the replacements.json a search wrote.") \
-            from None
+        raise RedundancyError(
+            f"that file is not valid JSON ({e}); upload the replacements.json a search wrote."
+        ) from None
     data = Path(images_zip) if images_zip else SAMPLE
     out = ws.dir / f"apply-{time.strftime('%H%M%S')}"
-    res = apply_pairs(s.backend, repl, data, out, "none", s.cfg.mask_choice, None, ws.cache, out / "_data",
-                      s.cfg.rows)
-    score = (f" · mIoU {res.baseline_miou:.2f} → {res.patched_miou:.2f}" if res.baseline_miou is not None else "")
-    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({s.backend.weights.label}).", \
-        str(res.zip_path)
+    res = apply_pairs(s.backend, repl, data, out, "none", s.cfg.mask_choice, None, ws.cache, out / "_data", s.cfg.rows)
+    score = f" · mIoU {res.baseline_miou:.2f} → {res.patched_miou:.2f}" if res.baseline_miou is not None else ""
+    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({s.backend.weights.label}).", str(
+        res.zip_path
+    )
 
 
 # ---------- layout ----------
 
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="redundancy: parameter-free channel replacement") as demo:
         ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.close() if w else None)
-        gr.Markdown("# redundancy\nFind channels of a SAM encoder that hurt on your data and replace them with "
-                    "copies of useful ones: zero trained parameters ([paper](https://arxiv.org/abs/2504.08915)).")
+        gr.Markdown(
+            "# redundancy\nFind channels of a SAM encoder that hurt on your data and replace them with "
+            "copies of useful ones: zero trained parameters ([paper](https://arxiv.org/abs/2504.08915))."
+        )
         weights_md = gr.Markdown(badge(None))
         with gr.Tabs():
             with gr.Tab("Model & data", id="data"):
                 with gr.Row():
                     with gr.Column(min_width=280):
-                        model = gr.Dropdown(list(REGISTRY), value="sam_tiny", label="Model",
-                                            info="sam_tiny = SAM classes at test size, fast on CPU")
+                        model = gr.Dropdown(
+                            list(REGISTRY),
+                            value="sam_tiny",
+                            label="Model",
+                            info="sam_tiny = SAM classes at test size, fast on CPU",
+                        )
                         weights = gr.Radio(WEIGHTS, value=WEIGHTS[0], label="Weights")
-                        ckpt = gr.File(label="Checkpoint file (for 'my checkpoint file')", file_types=[".pth", ".pt"])
+                        ckpt = gr.File(
+                            label="Checkpoint file (for 'my checkpoint file')", file_types=[".pth", ".pt"], height=110
+                        )
                         seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
                     with gr.Column(min_width=280):
-                        source = gr.Radio(["bundled sample", "upload a .zip"], value="bundled sample", label="Dataset",
-                                          info="zip of images/ + masks/, or PerSeg Images/<obj>/ + Annotations/<obj>/")
-                        zip_in = gr.File(label="Dataset .zip", file_types=[".zip"])
-                        n_search = gr.Slider(1, 50, value=8, step=1, label="Search-set images",
-                                             info="the paper uses 50; fewer is faster on CPU")
+                        source = gr.Radio(
+                            ["bundled sample", "upload a .zip"],
+                            value="bundled sample",
+                            label="Dataset",
+                            info="zip of images/ + masks/, or PerSeg Images/<obj>/ + Annotations/<obj>/",
+                        )
+                        zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=110)
+                        n_search = gr.Slider(
+                            1,
+                            50,
+                            value=8,
+                            step=1,
+                            label="Search-set images",
+                            info="the paper uses 50; fewer is faster on CPU",
+                        )
                         prompt = gr.Dropdown(["none", "box", "point"], value="none", label="Prompt from GT")
-                load_btn = gr.Button("Load", variant="primary")
-                info = gr.Markdown()
+                load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
+                info = gr.Markdown(elem_id="load-info")
                 gallery = gr.Gallery(label="Search set (ground truth in green)", columns=8, height=260)
             with gr.Tab("Channel explorer", id="explore"):
                 with gr.Row():
                     img_pick = gr.Dropdown(label="Image", choices=[])
-                    sort = gr.Radio(["index", "activation spread (std)", "zero-sweep delta",
-                                     "best pair gain (as source)"], value="index", label="Order channels by")
-                    show_btn = gr.Button("Show channels", variant="primary")
+                    sort = gr.Radio(
+                        ["index", "activation spread (std)", "zero-sweep delta", "best pair gain (as source)"],
+                        value="index",
+                        label="Order channels by",
+                    )
+                    show_btn = gr.Button("Show channels", variant="primary", elem_id="show-btn")
                 order = gr.State([])
-                mosaic = gr.Image(label="All channel maps (click one to enlarge)", interactive=False)
+                mosaic = gr.Image(label="All channel maps (click one to enlarge)", interactive=False, elem_id="mosaic")
                 with gr.Row():
                     chan = gr.Number(0, precision=0, label="Channel", minimum=0)
                     enlarged = gr.Image(label="Channel map", interactive=False, height=320)
                     image_view = gr.Image(label="Image with ground truth", interactive=False, height=320)
-                story_img = gr.Image(label="Most effective (first 8: zeroing hurts most) vs most redundant (last 8: "
-                                     "zeroing helps); needs the zero sweep from the Ablation tab", interactive=False)
+                story_img = gr.Image(
+                    label="Most effective (first 8: zeroing hurts most) vs most redundant (last 8: "
+                    "zeroing helps); needs the zero sweep from the Ablation tab",
+                    interactive=False,
+                )
             with gr.Tab("Ablation (Table 1)", id="ablate"):
                 with gr.Row():
-                    kind = gr.Radio(["zero", "swap", "replace"], value="zero", label="Edit",
-                                    info="replace i:j makes channel i a copy of channel j")
+                    kind = gr.Radio(
+                        ["zero", "swap", "replace"],
+                        value="zero",
+                        label="Edit",
+                        info="replace i:j makes channel i a copy of channel j",
+                    )
                     edits = gr.Textbox("6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7")
                     abl_img = gr.Dropdown(label="Image for before/after", choices=[])
-                abl_btn = gr.Button("Run ablation", variant="primary")
+                abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
                 abl_note = gr.Markdown()
-                abl_table = gr.Dataframe(headers=["edit", "mIoU", "delta", "loss"], label="Search-set results")
+                abl_table = gr.Dataframe(
+                    headers=["edit", "mIoU", "delta", "loss"], label="Search-set results", elem_id="ablate-table"
+                )
                 abl_gallery = gr.Gallery(label="Before / after (first edit)", columns=2, height=300)
                 with gr.Row():
-                    sweep_btn = gr.Button("Zero every channel (sweep)")
+                    sweep_btn = gr.Button("Zero every channel (sweep)", elem_id="sweep-btn")
                     sweep_cancel = gr.Button("Cancel", variant="stop")
-                sweep_status = gr.Markdown()
+                sweep_status = gr.Markdown(elem_id="sweep-status")
                 sweep_plot = gr.Plot(label="Delta mIoU per zeroed channel")
             with gr.Tab("Search", id="search"):
                 with gr.Row():
-                    top_n = gr.Slider(1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 combinations")
+                    top_n = gr.Slider(
+                        1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 combinations", elem_id="top-n"
+                    )
                     metric = gr.Radio(["miou", "loss"], value="miou", label="Metric")
                     rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)")
                 with gr.Row():
-                    sources = gr.Textbox("auto", label="Source channels (replaced)",
-                                         info="auto = all on GPU, every 8th on CPU · all · every:K · 0-31,40")
-                    targets = gr.Textbox("auto", label="Target channels (copied)")
+                    sources = gr.Textbox(
+                        "auto",
+                        label="Source channels (replaced)",
+                        elem_id="sources",
+                        info="auto = all on GPU, every 8th on CPU · all · every:K · 0-31,40",
+                    )
+                    targets = gr.Textbox("auto", label="Target channels (copied)", elem_id="targets")
                 estimate = gr.Markdown()
                 with gr.Row():
-                    start_btn = gr.Button("Start search", variant="primary")
-                    stop_btn = gr.Button("Cancel", variant="stop")
-                status = gr.Markdown()
-                heatmap = gr.Plot(label="Pair gains, filling in live")
+                    start_btn = gr.Button("Start search", variant="primary", elem_id="start-btn")
+                    stop_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
+                status = gr.Markdown(elem_id="search-status")
+                heatmap = gr.Plot(label="Pair gains, filling in live", elem_id="heatmap")
                 top_table = gr.Dataframe(headers=["rank", "source i", "target j", "gain", "tie-break"], label="Top N")
                 combo_plot = gr.Plot(label="Every subset of the top N")
                 best_md = gr.Markdown()
             with gr.Tab("Results & export", id="results"):
-                refresh = gr.Button("Show results and prepare downloads", variant="primary")
-                summary = gr.Markdown()
+                refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
+                summary = gr.Markdown(elem_id="summary")
                 res_gallery = gr.Gallery(label="Baseline vs patched (GT outline in white)", columns=4, height=360)
-                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
+                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
                 gr.Markdown("### Apply a saved replacement set to new images")
                 with gr.Row():
-                    repl_in = gr.File(label="replacements.json", file_types=[".json"])
-                    imgs_in = gr.File(label="Images .zip (empty = bundled sample)", file_types=[".zip"])
+                    repl_in = gr.File(label="replacements.json", file_types=[".json"], height=110)
+                    imgs_in = gr.File(label="Images .zip (empty = bundled sample)", file_types=[".zip"], height=110)
                 apply_btn = gr.Button("Apply")
                 apply_md = gr.Markdown()
                 apply_out = gr.File(label="Patched predictions (.zip)", interactive=False)
 
-        load_btn.click(load, [ws, model, weights, ckpt, seed, source, zip_in, n_search, prompt],
-                       [ws, weights_md, info, gallery, img_pick, abl_img, estimate])
-        show_btn.click(explore, [ws, img_pick, sort], [mosaic, order, story_img, image_view])
+        load_btn.click(
+            load,
+            [ws, model, weights, ckpt, seed, source, zip_in, n_search, prompt],
+            [ws, weights_md, info, gallery, img_pick, abl_img, estimate],
+        )
+        show_btn.click(explore, [ws, img_pick, sort], [mosaic, order, story_img, image_view, chan, enlarged])
         mosaic.select(pick_channel, [ws, img_pick, order, chan], [chan, enlarged])
         chan.submit(lambda w, i, o, c: pick_channel(w, i, [], c), [ws, img_pick, order, chan], [chan, enlarged])
         abl_btn.click(run_ablation, [ws, kind, edits, abl_img], [abl_table, abl_gallery, abl_note])
@@ -403,8 +495,9 @@ def build_demo() -> gr.Blocks:
         sweep_cancel.click(cancel, [ws], [sweep_status], queue=False)
         for box in (sources, targets, top_n):
             box.change(search_estimate, [ws, sources, targets, top_n], [estimate])
-        start_btn.click(search, [ws, top_n, metric, sources, targets, rows],
-                                     [heatmap, status, top_table, combo_plot, best_md])
+        start_btn.click(
+            search, [ws, top_n, metric, sources, targets, rows], [heatmap, status, top_table, combo_plot, best_md]
+        )
         stop_btn.click(cancel, [ws], [status], queue=False)
         refresh.click(show_results, [ws], [summary, res_gallery, downloads])
         apply_btn.click(apply_uploaded, [ws, repl_in, imgs_in], [apply_md, apply_out])
@@ -415,5 +508,5 @@ demo = build_demo()
 
 if __name__ == "__main__":
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), css=CSS,
-        allowed_paths=[], max_file_size="500mb")
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), css=CSS, allowed_paths=[], max_file_size="500mb"
+    )

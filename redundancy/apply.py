@@ -33,23 +33,51 @@ def backend_for_run(config: dict, device: str = "auto") -> Backend:
     return build_backend(cfg["model"], cfg.get("checkpoint"), cfg.get("random_init", False), cfg.get("seed", 0), device)
 
 
-def apply_run(run: Path, data: Path, out: Path, device: str = "auto", cache: FeatureCache | None = None,
-              extract_to: Path | None = None, backend: Backend | None = None) -> ApplyResult:
+def apply_run(
+    run: Path,
+    data: Path,
+    out: Path,
+    device: str = "auto",
+    cache: FeatureCache | None = None,
+    extract_to: Path | None = None,
+    backend: Backend | None = None,
+) -> ApplyResult:
     """Predict every image of `data` with a run's replacement set; write PNG masks, overlays, a zip."""
     config, repl = read_run(run)
     backend = backend or backend_for_run(config, device)
     cfg = config["config"]
-    return apply_pairs(backend, repl, data, out, cfg.get("prompt", "none"), cfg.get("mask_choice", "single"),
-                       config.get("protocol"), cache, extract_to, cfg.get("rows"))
+    return apply_pairs(
+        backend,
+        repl,
+        data,
+        out,
+        cfg.get("prompt", "none"),
+        cfg.get("mask_choice", "single"),
+        config.get("protocol"),
+        cache,
+        extract_to,
+        cfg.get("rows"),
+    )
 
 
-def apply_pairs(backend: Backend, replacements: dict, data: Path, out: Path, prompt: str = "none",
-                mask_choice: str = "single", protocol: str | None = None, cache: FeatureCache | None = None,
-                extract_to: Path | None = None, rows: int | None = None) -> ApplyResult:
+def apply_pairs(
+    backend: Backend,
+    replacements: dict,
+    data: Path,
+    out: Path,
+    prompt: str = "none",
+    mask_choice: str = "single",
+    protocol: str | None = None,
+    cache: FeatureCache | None = None,
+    extract_to: Path | None = None,
+    rows: int | None = None,
+) -> ApplyResult:
     """Apply a replacements.json dict to the images of `data` (masks optional) and write the results."""
     if replacements.get("model") not in (None, backend.name):
-        raise RunError(f"the replacement set was found for {replacements.get('model')}, not {backend.name}; "
-                       "channel meanings differ between models, so load the matching model.")
+        raise RunError(
+            f"the replacement set was found for {replacements.get('model')}, not {backend.name}; "
+            "channel meanings differ between models, so load the matching model."
+        )
     try:
         pairs = [(p["source"], p["target"]) for p in replacements["pairs"]]
     except (KeyError, TypeError) as e:
@@ -67,8 +95,16 @@ def apply_pairs(backend: Backend, replacements: dict, data: Path, out: Path, pro
     if dataset.has_masks:
         miou, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])))
         base, patched = float(miou[0]), float(miou[1])
-    write_json(Path(out) / "apply.json", {"model": backend.name, "weights_label": backend.weights.label,
-                                          "data": str(data), "images": len(images),
-                                          "pairs": [list(p) for p in pairs], "baseline_miou": base,
-                                          "patched_miou": patched})
+    write_json(
+        Path(out) / "apply.json",
+        {
+            "model": backend.name,
+            "weights_label": backend.weights.label,
+            "data": str(data),
+            "images": len(images),
+            "pairs": [list(p) for p in pairs],
+            "baseline_miou": base,
+            "patched_miou": patched,
+        },
+    )
     return ApplyResult(len(images), zip_path, base, patched, pairs)

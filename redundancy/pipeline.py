@@ -77,16 +77,19 @@ def parse_channels(spec: str | list[int], channels: int, device: torch.device) -
         spec = "all" if device.type == "cuda" else f"every:{CPU_AUTO_STRIDE}"
     if spec == "all":
         return list(range(channels))
-    if spec.startswith("every:"):
-        return list(range(0, channels, int(spec.split(":", 1)[1])))
     out: list[int] = []
     try:
+        if spec.startswith("every:"):
+            step = int(spec.split(":", 1)[1])
+            if step < 1:
+                raise ValueError
+            return list(range(0, channels, step))
         for part in filter(None, (p.strip() for p in spec.split(","))):
             lo, _, hi = part.partition("-")
             out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
     except ValueError:
         raise ReplacementError(
-            f"cannot read channel list '{spec}'; use all, auto, every:K or ranges like 0-31,40."
+            f"cannot read channel list '{spec}'; use all, auto, every:K (K >= 1) or ranges like 0-31,40."
         ) from None
     bad = [c for c in out if not 0 <= c < channels]
     if bad:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
 from PIL import Image, ImageDraw
+from plotly.colors import sample_colorscale
 
 from .export import overlay
 
@@ -33,8 +33,13 @@ def feature_image(fmap: np.ndarray, size: int = 256) -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.NEAREST))
 
 
-def channel_mosaic(feats: np.ndarray, order: list[int] | None = None, cols: int = 16, tile: int = 48,
-                   labels: dict[int, str] | None = None) -> np.ndarray:
+def channel_mosaic(
+    feats: np.ndarray,
+    order: list[int] | None = None,
+    cols: int = 16,
+    tile: int = 48,
+    labels: dict[int, str] | None = None,
+) -> np.ndarray:
     """All channel maps (C, h, w) as a labelled grid image, in `order` (default 0..C-1)."""
     order = list(range(len(feats))) if order is None else order
     rows = -(-len(order) // cols)
@@ -58,30 +63,70 @@ def mask_overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = No
     return out
 
 
-def gain_heatmap(gain: np.ndarray, top: list[tuple[int, int]] | None = None, title: str = "") -> go.Figure:
-    """C x C pair gains (row = source i, column = target j); NaN cells (unscored) stay blank."""
-    finite = gain[np.isfinite(gain)]
+def gain_heatmap(
+    gain: np.ndarray,
+    top: list[tuple[int, int]] | None = None,
+    title: str = "",
+    sources: list[int] | None = None,
+    targets: list[int] | None = None,
+) -> go.Figure:
+    """Pair gains (row = source i, column = target j) over the scored channels; NaN cells stay blank."""
+    sources = list(range(gain.shape[0])) if sources is None else sources
+    targets = list(range(gain.shape[1])) if targets is None else targets
+    sub = gain[np.ix_(sources, targets)]
+    finite = sub[np.isfinite(sub)]
     bound = float(np.abs(finite).max()) if finite.size else 1.0
-    fig = go.Figure(go.Heatmap(
-        z=np.where(np.isfinite(gain), gain, None), colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound,
-        colorbar={"title": "gain"}, hovertemplate="channel %{y} takes %{x}: %{z:+.3f}<extra></extra>"))
+    bound = bound or 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.where(np.isfinite(sub), sub, None),
+            x=targets,
+            y=sources,
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            colorbar={"title": "gain"},
+            hovertemplate="channel %{y} takes %{x}: %{z:+.3f}<extra></extra>",
+        )
+    )
     if top:
-        fig.add_trace(go.Scatter(x=[j for _, j in top], y=[i for i, _ in top], mode="markers", name="top N",
-                                 marker={"symbol": "circle-open", "size": 12, "color": "black", "line": {"width": 2}}))
-    c = gain.shape[0]
-    fig.update_layout(title=title, xaxis_title="target channel j (copied)", yaxis_title="source channel i (replaced)",
-                      xaxis={"range": [-0.5, c - 0.5]}, yaxis={"range": [c - 0.5, -0.5]},
-                      margin={"l": 60, "r": 20, "t": 40, "b": 50}, height=520, showlegend=bool(top))
+        fig.add_trace(
+            go.Scatter(
+                x=[j for _, j in top],
+                y=[i for i, _ in top],
+                mode="markers",
+                name="top N",
+                marker={"symbol": "circle-open", "size": 12, "color": "black", "line": {"width": 2}},
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="target channel j (copied)",
+        yaxis_title="source channel i (replaced)",
+        yaxis={"autorange": "reversed"},
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        height=520,
+        showlegend=bool(top),
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right"},
+    )
     return fig
 
 
 def delta_bars(channels: list[int], deltas: list[float], title: str = "", total: int = 256) -> go.Figure:
     """Bar chart of mIoU change per channel (zero sweep / ablation)."""
     colors = ["#1b7837" if d > 0 else "#762a83" for d in deltas]
-    fig = go.Figure(go.Bar(x=channels, y=deltas, marker_color=colors,
-                           hovertemplate="channel %{x}: %{y:+.3f}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="channel", yaxis_title="delta mIoU (points)", height=320,
-                      xaxis={"range": [-1, total]}, margin={"l": 60, "r": 20, "t": 40, "b": 50})
+    fig = go.Figure(
+        go.Bar(x=channels, y=deltas, marker_color=colors, hovertemplate="channel %{x}: %{y:+.3f}<extra></extra>")
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="channel",
+        yaxis_title="delta mIoU (points)",
+        height=320,
+        xaxis={"range": [-1, total]},
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+    )
     return fig
 
 
@@ -90,8 +135,16 @@ def combination_scatter(sizes: list[int], mious: list[float], baseline: float, b
     fig = go.Figure(go.Scatter(x=sizes, y=mious, mode="markers", name="subsets", marker={"opacity": 0.6}))
     fig.add_hline(y=baseline, line_dash="dash", annotation_text="baseline")
     if best is not None:
-        fig.add_trace(go.Scatter(x=[sizes[best]], y=[mious[best]], mode="markers", name="best",
-                                 marker={"symbol": "star", "size": 16, "color": "#d95f02"}))
-    fig.update_layout(xaxis_title="pairs in subset", yaxis_title="mIoU (%)", height=320,
-                      margin={"l": 60, "r": 20, "t": 30, "b": 50})
+        fig.add_trace(
+            go.Scatter(
+                x=[sizes[best]],
+                y=[mious[best]],
+                mode="markers",
+                name="best",
+                marker={"symbol": "star", "size": 16, "color": "#d95f02"},
+            )
+        )
+    fig.update_layout(
+        xaxis_title="pairs in subset", yaxis_title="mIoU (%)", height=320, margin={"l": 60, "r": 20, "t": 30, "b": 50}
+    )
     return fig

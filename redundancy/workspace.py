@@ -10,9 +10,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,6 +93,7 @@ class Workspace:
         self.sweep: dict[int, float] = {}
         self.job: Job | None = None
         self.gain: np.ndarray | None = None  # live pair-gain matrix while a search runs
+        self.scope: tuple[list[int], list[int]] = ([], [])  # (sources, targets) of the current search
 
     def close(self) -> None:
         """Cancel what runs and delete the private folder."""
@@ -108,7 +110,9 @@ class Workspace:
         if self.job and self.job.running:
             raise RunError("a long job is still running in this session; wait for it or press Cancel.")
 
-    def load(self, cfg: SearchConfig, data_path: Path, on_progress: Callable[[int, int], None] | None = None) -> Session:
+    def load(
+        self, cfg: SearchConfig, data_path: Path, on_progress: Callable[[int, int], None] | None = None
+    ) -> Session:
         """Open model and dataset (a zip is extracted into this workspace) and encode the search set."""
         self.busy()
         extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
@@ -162,6 +166,7 @@ class Workspace:
         s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets, s.cfg.rows = top_n, metric, sources, targets, rows
         s.cfg.check()
         pairs = s.channel_pairs()  # validates the channel lists before anything starts
+        self.scope = (sorted(set(pairs[:, 0].tolist())), sorted(set(pairs[:, 1].tolist())))
         c = s.backend.channels
         self.gain = np.full((c, c), np.nan, np.float32)
         if rows:

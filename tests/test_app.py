@@ -1,0 +1,112 @@
+"""Callback-level tests of app.py with sam_tiny (random weights) and the sample data."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import gradio as gr
+import numpy as np
+import pytest
+
+import app
+
+
+def _load(n_search=4):
+    return app.load(
+        None,
+        "sam_tiny",
+        app.WEIGHTS[0],
+        None,
+        0,
+        "bundled sample",
+        None,
+        n_search,
+        "none",
+        progress=lambda *a, **k: None,
+    )
+
+
+@pytest.fixture(scope="module")
+def ws():
+    workspace = _load()[0]
+    yield workspace
+    workspace.close()
+    assert not workspace.dir.exists()  # closing a session deletes its folder
+
+
+def test_load_reports_counts_and_the_random_weights_badge(ws):
+    _, badge, info, gallery, pick, _, estimate = _load()
+    assert "RANDOM WEIGHTS" in badge and "random weights (seed 0)" in badge
+    assert "**32** images" in info and "search set **4**" in info
+    assert len(gallery) == 4 and gallery[0][0].ndim == 3
+    assert "992 pairs" in estimate and "65,280" in estimate
+
+
+def test_explorer_grid_and_channel_pick(ws):
+    mosaic, order, story, view, first, big = app.explore(ws, 0, "activation spread (std)")
+    assert first == order[0] and big.shape == (320, 320, 3)
+    assert mosaic.shape == (16 * (app.MOSAIC_TILE + 14), 16 * app.MOSAIC_TILE, 3)
+    assert sorted(order) == list(range(256)) and story is None  # no sweep yet
+    channel, enlarged = app.pick_channel(ws, 0, order, 7)
+    assert channel == 7 and enlarged.shape == (320, 320, 3)
+    with pytest.raises(gr.Error, match="out of range"):
+        app.pick_channel(ws, 0, order, 300)
+
+
+def test_ablation_table_matches_the_engine(ws):
+    table, gallery, note = app.run_ablation(ws, "zero", "6,216", 0)
+    from redundancy.pipeline import ablate
+    from redundancy.replace import Edit
+
+    base, rows = ablate(ws.session, [Edit("zero", 6), Edit("zero", 216)])
+    assert [r[0] for r in table] == ["baseline", "zero 6", "zero 216"]
+    assert table[2][2] == round(rows[1].delta_miou, 3) and table[0][1] == round(base.miou, 3)
+    assert len(gallery) == 2 and "random weights" in note
+    for bad, message in (("300", "out of range"), ("x", "not a channel"), ("", "at least one")):
+        with pytest.raises(gr.Error, match=message):
+            app.run_ablation(ws, "zero", bad, 0)
+    with pytest.raises(gr.Error, match="pairs like"):
+        app.run_ablation(ws, "swap", "4", 0)
+
+
+def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
+    frames = list(app.sweep(ws))
+    assert len(ws.sweep) == 256 and "256/256" in frames[-1][1]
+    _, _, story, _, _, _ = app.explore(ws, 0, "zero-sweep delta")
+    assert story is not None
+    outs = list(app.search(ws, 3, "miou", "every:32", "every:32", 0))
+    fig, status, top, combos, best = outs[-1]
+    assert "Search finished" in status and len(top) == 3 and "Best set" in best
+    assert np.isfinite(ws.gain).sum() == 56
+    summary, gallery, files = app.show_results(ws)
+    assert "random weights" in summary and len(gallery) == 8
+    names = {f.rsplit("/", 1)[-1] for f in files}
+    assert {"replacements.json", "pair_scores.npy", "pair_scores.csv", "combinations.csv", "predictions.zip"} <= names
+    repl = next(f for f in files if f.endswith("replacements.json"))
+    msg, zip_path = app.apply_uploaded(ws, repl, None)
+    assert "32 images" in msg and "mIoU" in msg
+    with zipfile.ZipFile(zip_path) as zf:
+        assert len([n for n in zf.namelist() if n.startswith("masks/")]) == 32
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        app.apply_uploaded(ws, str(bad), None)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"model": "sam_vit_b", "pairs": []}))
+    with pytest.raises(gr.Error, match="sam_vit_b"):
+        app.apply_uploaded(ws, str(other), None)
+
+
+def test_nothing_loaded_gives_a_message_not_a_traceback():
+    with pytest.raises(gr.Error, match="Load"):
+        app.explore(None, 0, "index")
+    with pytest.raises(gr.Error, match="Load"):
+        list(app.search(None, 3, "miou", "auto", "auto", 0))
+    assert "Nothing is running" in app.cancel(None)
+
+
+def test_bad_search_scope_is_reported(ws):
+    with pytest.raises(gr.Error, match="out of range"):
+        list(app.search(ws, 3, "miou", "0-300", "auto", 0))
+    assert "⚠" in app.search_estimate(ws, "every:x", "auto", 3)

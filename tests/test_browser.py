@@ -1,0 +1,203 @@
+"""Real-browser tests: app.py on 127.0.0.1 driven through Debian's Chromium with Playwright.
+
+Screenshots land in screenshots/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "screenshots"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "REDUNDANCY_POLL_S": "0.25",
+        "REDUNDANCY_CACHE": str(tmp_path_factory.mktemp("app-cache")),
+    }
+    log = open(tmp_path_factory.mktemp("log") / "app.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("app did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.set_default_timeout(60_000)
+        pg.goto(server, wait_until="domcontentloaded")
+        yield pg
+        browser.close()
+
+
+def _tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def _text(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id}").inner_text()
+
+
+def _wait_text(page, elem_id: str, needle: str, timeout: float = 90) -> str:
+    end = time.time() + timeout
+    while time.time() < end:
+        text = _text(page, elem_id)
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"#{elem_id} never showed '{needle}'; last text: {_text(page, elem_id)!r}")
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    box.fill(value)
+    box.press("Enter")
+
+
+def test_1_load_sample_with_random_weights(page):
+    page.locator("#load-btn").click()
+    info = _wait_text(page, "load-info", "Loaded")
+    assert "32" in info and "search set 8" in info
+    assert "RANDOM WEIGHTS" in page.content()
+    page.screenshot(path=SHOTS / "1-model-data.png", full_page=True)
+
+
+def test_2_explorer_grid_renders(page):
+    _tab(page, "Channel explorer")
+    page.locator("#show-btn").click()
+    img = page.locator("#mosaic img")
+    img.wait_for()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#mosaic img'); return i && i.complete && i.naturalWidth > 500; }"
+    )
+    page.screenshot(path=SHOTS / "2-explorer.png", full_page=True)
+
+
+def test_3_ablation_table_shows_numbers(page):
+    _tab(page, "Ablation (Table 1)")
+    page.locator("#ablate-btn").click()
+    text = _wait_text(page, "ablate-table", "zero 216")
+    rows = [r for r in text.splitlines() if r.strip()]
+    numbers = [
+        float(x)
+        for r in rows
+        for x in r.replace("\t", " ").split()
+        if x.replace(".", "").replace("-", "").replace("+", "").isdigit()
+    ]
+    assert "baseline" in text and len(numbers) >= 9  # 3 rows x (mIoU, delta, loss)
+    page.screenshot(path=SHOTS / "3-ablation.png", full_page=True)
+
+
+def test_4_scoped_search_fills_the_heatmap_live(page):
+    _tab(page, "Search")
+    _fill(page, "sources", "every:16")
+    _fill(page, "targets", "every:16")
+    slider = page.locator("#top-n input[type=number]")
+    slider.fill("3")
+    slider.press("Enter")
+    page.locator("#start-btn").click()
+    partial, end = set(), time.time() + 180
+    while time.time() < end:
+        text = _text(page, "search-status")
+        if "scoring pairs" in text and "/240" in text.replace(",", ""):
+            partial.add(text.split("·")[0])
+        if "Search finished" in text:
+            break
+        time.sleep(0.05)
+    assert "Search finished" in _text(page, "search-status")
+    assert len(partial) >= 2, partial  # the heatmap was redrawn with partial results at least twice
+    assert page.locator("#heatmap .js-plotly-plot").count() == 1
+    page.screenshot(path=SHOTS / "4-search.png", full_page=True)
+
+
+def test_5_downloads_are_valid_files(page, server, tmp_path):
+    _tab(page, "Results & export")
+    page.locator("#results-btn").click()
+    _wait_text(page, "summary", "Best set")
+    page.locator("#downloads a").first.wait_for()
+    links = page.locator("#downloads a").evaluate_all("els => els.map(e => e.href)")
+    files = {}
+    for href in links:
+        name = href.rsplit("/", 1)[-1].split("?")[0]
+        files[name] = urllib.request.urlopen(href, timeout=30).read()
+    assert json.loads(files["replacements.json"])["weights_label"] == "random weights (seed 0)"
+    assert files["pair_scores.npy"][:6] == b"\x93NUMPY"
+    assert files["combinations.csv"].decode().startswith("size,pairs,miou")
+    (tmp_path / "p.zip").write_bytes(files["predictions.zip"])
+    with zipfile.ZipFile(tmp_path / "p.zip") as zf:
+        masks = [n for n in zf.namelist() if n.startswith("masks/") and n.endswith(".png")]
+    assert len(masks) == 32  # one mask PNG per image (8 search + 24 held-out)
+    page.screenshot(path=SHOTS / "5-results.png", full_page=True)
+
+
+def test_6_cancel_stops_a_run(page):
+    _tab(page, "Search")
+    _fill(page, "sources", "all")
+    _fill(page, "targets", "all")
+    page.locator("#start-btn").click()
+    _wait_text(page, "search-status", "scoring pairs")
+    page.locator("#cancel-btn").click()
+    text = _wait_text(page, "search-status", "Cancelled", timeout=60)
+    assert "kept" in text
+    page.screenshot(path=SHOTS / "6-cancelled.png", full_page=True)
+
+
+def test_7_narrow_screen(page):
+    page.set_viewport_size({"width": 420, "height": 900})
+    _tab(page, "Model & data")
+    page.screenshot(path=SHOTS / "7-narrow.png", full_page=True)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 440  # no horizontal scrolling on a phone-sized screen
