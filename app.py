@@ -107,7 +107,9 @@ def pick(index) -> int:
 
 
 @guard
-def load(ws, model, weights, ckpt_file, seed, source, zip_file, n_search, prompt, progress=gr.Progress()):
+def load(
+    ws, model, weights, ckpt_file, seed, source, zip_file, n_search, prompt, progress=gr.Progress(track_tqdm=True)
+):
     ws = ws if ws is not None else Workspace()
     if source == "upload a .zip" and zip_file is None:
         raise RedundancyError("choose a .zip to upload, or pick the bundled sample.")
@@ -133,8 +135,9 @@ def load(ws, model, weights, ckpt_file, seed, source, zip_file, n_search, prompt
         f"held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt `{prompt}`; "
         f"feature cache hits {s.cache_hits}/{len(s.search_set)}.{warn}"
     )
-    choices = gr.update(choices=[(n, k) for k, n in enumerate(names)], value=0)
-    return ws, badge(ws), info, gallery, choices, choices, search_estimate(ws, "auto", "auto", 10)
+    choices = [(n, k) for k, n in enumerate(names)]
+    pickers = [gr.update(choices=choices, value=0) for _ in range(2)]  # one update object per component
+    return ws, badge(ws), info, gallery, *pickers, search_estimate(ws, "auto", "auto", 10)
 
 
 def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int) -> str:
@@ -275,6 +278,7 @@ def search(ws, top_n, metric, sources, targets, rows):
             ws.gain,
             [(p.source, p.target) for p in top] if top else None,
             f"pair gains ({s.cfg.metric}), {s.backend.weights.label}",
+            *ws.scope,
         )
         table, combos, best = [], None, ""
         if ws.result is not None:
@@ -403,7 +407,9 @@ def build_demo() -> gr.Blocks:
                         prompt = gr.Dropdown(["none", "box", "point"], value="none", label="Prompt from GT")
                 load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
                 info = gr.Markdown(elem_id="load-info")
-                gallery = gr.Gallery(label="Search set (ground truth in green)", columns=8, height=260)
+                gallery = gr.Gallery(
+                    label="Search set (ground truth in green)", columns=8, height=260, object_fit="contain"
+                )
             with gr.Tab("Channel explorer", id="explore"):
                 with gr.Row():
                     img_pick = gr.Dropdown(label="Image", choices=[])
@@ -439,7 +445,12 @@ def build_demo() -> gr.Blocks:
                 abl_table = gr.Dataframe(
                     headers=["edit", "mIoU", "delta", "loss"], label="Search-set results", elem_id="ablate-table"
                 )
-                abl_gallery = gr.Gallery(label="Before / after (first edit)", columns=2, height=300)
+                abl_gallery = gr.Gallery(
+                    label="Before / after (first edit; GT outline in white)",
+                    columns=2,
+                    height=300,
+                    object_fit="contain",
+                )
                 with gr.Row():
                     sweep_btn = gr.Button("Zero every channel (sweep)", elem_id="sweep-btn")
                     sweep_cancel = gr.Button("Cancel", variant="stop")
@@ -472,7 +483,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Results & export", id="results"):
                 refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
                 summary = gr.Markdown(elem_id="summary")
-                res_gallery = gr.Gallery(label="Baseline vs patched (GT outline in white)", columns=4, height=360)
+                res_gallery = gr.Gallery(
+                    label="Baseline vs patched (GT outline in white)", columns=4, height=360, object_fit="contain"
+                )
                 downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
                 gr.Markdown("### Apply a saved replacement set to new images")
                 with gr.Row():

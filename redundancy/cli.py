@@ -157,6 +157,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     for w in session.dataset.warnings:
         _log(args, f"warning: {w}")
     result = run_search(session, _bar_callbacks(args))
+    _log(
+        args,
+        f"feature cache: {session.cache_hits} of {len(session.search_set) + len(session.heldout_set)} images "
+        "were already encoded",
+    )
     out = write_run(Path(args.out), session, result)
     repl = json.loads((out / "replacements.json").read_text())
     if args.json:

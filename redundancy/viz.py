@@ -80,8 +80,8 @@ def gain_heatmap(
     fig = go.Figure(
         go.Heatmap(
             z=np.where(np.isfinite(sub), sub, None),
-            x=targets,
-            y=sources,
+            x=[str(c) for c in targets],  # categories: one even cell per scored channel
+            y=[str(c) for c in sources],
             colorscale="RdBu",
             zmid=0,
             zmin=-bound,
@@ -93,8 +93,8 @@ def gain_heatmap(
     if top:
         fig.add_trace(
             go.Scatter(
-                x=[j for _, j in top],
-                y=[i for i, _ in top],
+                x=[str(j) for _, j in top],
+                y=[str(i) for i, _ in top],
                 mode="markers",
                 name="top N",
                 marker={"symbol": "circle-open", "size": 12, "color": "black", "line": {"width": 2}},
@@ -104,7 +104,8 @@ def gain_heatmap(
         title=title,
         xaxis_title="target channel j (copied)",
         yaxis_title="source channel i (replaced)",
-        yaxis={"autorange": "reversed"},
+        xaxis={"type": "category"},
+        yaxis={"type": "category", "autorange": "reversed"},
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
         height=520,
         showlegend=bool(top),

@@ -117,7 +117,7 @@ class Workspace:
         self.busy()
         extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
         cfg.data = str(data_path)
-        session = Session.open(cfg, self.cache, extract_to=extract, progress=False)
+        session = Session.open(cfg, self.cache, extract_to=extract, progress=True)  # tqdm: UI tracks it
         session.evaluator("search", on_progress)
         self.session, self.result, self.run_dir, self.sweep, self.gain = session, None, None, {}, None
         return session
