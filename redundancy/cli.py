@@ -139,7 +139,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['name']:<12} {r['description']}")
+            print(f"{r['name']:<16} {r['description']}")
     return 0
 
 

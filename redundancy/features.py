@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from .data import file_sha256, load_image
-from .models import Backend, cache_dir
+from .models import FEATURES, Backend, cache_dir
 
-CACHE_VERSION = "v1"  # bump when preprocessing changes, so old entries are not reused
+CACHE_VERSION = "v2"  # bump when preprocessing changes, so old entries are not reused
 
 
 class FeatureCache:
@@ -34,42 +34,48 @@ class FeatureCache:
         key = hashlib.sha256(f"{CACHE_VERSION}|{backend.name}|{backend.weights.key}|{self.dtype}".encode())
         return self.root / backend.name / key.hexdigest()[:24] / f"{image_sha}.pt"
 
-    def _store(self, path: Path, feats: torch.Tensor) -> None:
+    def _store(self, path: Path, encoded: dict[str, torch.Tensor]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         try:
-            torch.save(feats.to("cpu", self.dtype).clone(), tmp)
+            torch.save({k: v.to("cpu", self.dtype).clone() for k, v in encoded.items()}, tmp)
             os.replace(tmp, path)  # atomic: readers never see half a file
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _load(self, path: Path) -> torch.Tensor | None:
+    def _load(self, path: Path) -> dict[str, torch.Tensor] | None:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            return data if isinstance(data, dict) and FEATURES in data else None
         except Exception:  # a damaged entry is re-encoded, never fatal
             return None
 
-    def features(
+    def encode(
         self,
         backend: Backend,
         image_paths: list[Path],
         on_progress: Callable[[int, int], None] | None = None,
-    ) -> torch.Tensor:
-        """Features (B, C, h, w) float32 on the backend's device, encoding only what is not cached."""
+    ) -> dict[str, torch.Tensor]:
+        """Encoder outputs {FEATURES: (B, C, h, w), ...} float32 on the backend's device, cached per image."""
         self.hits = self.misses = 0
-        out = []
+        out: list[dict[str, torch.Tensor]] = []
         for k, image_path in enumerate(image_paths):
             path = self.path(backend, file_sha256(image_path))
             cached = self._load(path) if path.exists() else None
             if cached is None:
                 self.misses += 1
-                self._store(path, backend.encode([load_image(image_path)])[0])
+                encoded = backend.encode([load_image(image_path)])
+                self._store(path, {key: v[0] for key, v in encoded.items()})
                 cached = self._load(path)
             else:
                 self.hits += 1
             out.append(cached)
             if on_progress:
                 on_progress(k + 1, len(image_paths))
-        return torch.stack(out).to(backend.device, torch.float32)
+        return {key: torch.stack([o[key] for o in out]).to(backend.device, torch.float32) for key in out[0]}
+
+    def features(self, backend: Backend, image_paths: list[Path], on_progress=None) -> torch.Tensor:
+        """Only the replaced features (B, C, h, w)."""
+        return self.encode(backend, image_paths, on_progress)[FEATURES]

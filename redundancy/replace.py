@@ -7,8 +7,10 @@ A map f of length C takes values in [0, C]: X'[:, c] = X[:, f[c]], and the value
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -119,21 +121,30 @@ def apply_map(feats: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 class ReplacementPatch:
     """Zero-parameter patch: a forward hook that remaps the channels of a module's output.
 
-    Use on SAM's `image_encoder` (or `Backend.feature_module()`); works as a context manager:
+    Use on SAM's `image_encoder` (or any `Backend.patch(pairs)`); works as a context manager:
 
         with ReplacementPatch(sam.image_encoder, [(216, 19)]):
             predictor.set_image(image)   # features now carry the replacement
+
+    `remap(output, f)` adapts the hook to modules whose output is not a plain (B, C, h, w) tensor.
     """
 
-    def __init__(self, module: torch.nn.Module, pairs: list[tuple[int, int]], channels: int = 256):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        pairs: list[tuple[int, int]],
+        channels: int = 256,
+        remap: Callable[[Any, torch.Tensor], Any] | None = None,
+    ):
         self.map = pairs_map(pairs, channels)
         self.module = module
+        self.remap = remap or apply_map
         self.handle = None
         self.attach()
 
     def attach(self) -> None:
         if self.handle is None:
-            self.handle = self.module.register_forward_hook(lambda _m, _inp, out: apply_map(out, self.map))
+            self.handle = self.module.register_forward_hook(lambda _m, _inp, out: self.remap(out, self.map))
 
     def remove(self) -> None:
         if self.handle is not None:

@@ -19,7 +19,7 @@ from .data import Dataset, image_size, load_mask
 from .errors import Cancelled, DataError, ReplacementError
 from .features import FeatureCache
 from .metrics import METRICS, Stats, group_ids, mask_stats, reduce
-from .models import Backend, ImageMeta, PromptEmbedding
+from .models import FEATURES, Backend, DecodeContext, ImageMeta
 from .prompts import prompt_from_mask
 from .replace import check_channel, identity_map, pair_maps
 
@@ -37,7 +37,7 @@ class EvalSet:
 
     names: list[str]
     feats: torch.Tensor
-    prompts: PromptEmbedding
+    context: DecodeContext  # prompts and any extra per-image decoder inputs
     metas: list[ImageMeta]
     masks: list[torch.Tensor | None]  # None: no GT (predictions only)
     groups: np.ndarray
@@ -58,14 +58,14 @@ class EvalSet:
         """Encode (through the cache) and load GT for every sample of `dataset` (GT optional for `none`)."""
         if prompt != "none" and not dataset.has_masks:
             raise DataError(f"'{prompt}' prompts come from GT masks, but some images have none; use --prompt none.")
-        feats = cache.features(backend, [s.image_path for s in dataset.samples], on_progress)
+        encoded = cache.encode(backend, [s.image_path for s in dataset.samples], on_progress)
         masks = [load_mask(s.mask_path) if s.mask_path else None for s in dataset.samples]
         sizes = [m.shape if m is not None else image_size(s.image_path) for m, s in zip(masks, dataset.samples)]
         metas = [backend.meta(hw) for hw in sizes]
-        prompts = backend.embed_prompts([prompt_from_mask(m, prompt) for m in masks], metas)
+        context = backend.context(encoded, [prompt_from_mask(m, prompt) for m in masks], metas)
         gts = [torch.from_numpy(m).to(backend.device) if m is not None else None for m in masks]
         groups = group_ids([s.group for s in dataset.samples], protocol)
-        return cls([s.name for s in dataset.samples], feats, prompts, metas, gts, groups)
+        return cls([s.name for s in dataset.samples], encoded[FEATURES], context, metas, gts, groups)
 
 
 def default_rows(device: torch.device, tokens: int) -> int:
@@ -112,7 +112,7 @@ class Evaluator:
     def _decode(self, maps: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
         """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call."""
         feats = self._ext[img[:, None], maps]  # (R, C, h, w): row r is image img[r] under maps[r]
-        return self.backend.decode(feats, self.set.prompts.take(img), self.mask_choice)
+        return self.backend.decode(feats, self.set.context.take(img), self.mask_choice)
 
     def _measure(self, low: torch.Tensor, b: int) -> torch.Tensor:
         """Low-res logits (P, h', w') of image b -> (P, 3) [inter, union, loss] at original size."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from redundancy.data import open_dataset, split
+from redundancy.data import load_image, open_dataset, split
 from redundancy.errors import Cancelled
 from redundancy.features import FeatureCache
 from redundancy.replace import identity_map, pairs_map
@@ -31,7 +31,7 @@ def test_feature_cache_reuses_and_reports_hits(tiny, sample, tmp_path):
     second = cache.features(tiny, paths)
     assert (cache.hits, cache.misses) == (3, 0)
     assert torch.equal(first, second) and first.shape == (3, 256, 8, 8)
-    fresh = tiny.encode([__import__("redundancy.data", fromlist=["load_image"]).load_image(paths[0])])
+    fresh = tiny.encode([load_image(paths[0])])["features"]
     assert torch.allclose(first[0], fresh[0], atol=1e-2, rtol=1e-2)  # float16 storage
 
 

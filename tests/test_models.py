@@ -43,9 +43,7 @@ def test_backend_matches_sam_predictor(tiny, sample, mode):
     image = load_image(sample / "Images" / "star" / "01.jpg")
     gt = load_mask(sample / "Annotations" / "star" / "01.png")
     prompt = prompt_from_mask(gt, mode)
-    meta = tiny.meta(image.shape[:2])
-    with torch.no_grad():
-        ours = tiny.predict(tiny.encode([image]), tiny.embed_prompts([prompt], [meta]), [meta])[0]
+    ours = tiny.predict([image], [prompt])[0]
     predictor = SamPredictor(tiny.model)
     predictor.set_image(image)
     kwargs = {}
@@ -60,9 +58,7 @@ def test_backend_matches_sam_predictor(tiny, sample, mode):
 
 def test_best_multimask_choice_matches_predictor_argmax(tiny, sample):
     image = load_image(sample / "Images" / "disc" / "00.jpg")
-    meta = tiny.meta(image.shape[:2])
-    with torch.no_grad():
-        ours = tiny.predict(tiny.encode([image]), tiny.embed_prompts([Prompt()], [meta]), [meta], "best")[0]
+    ours = tiny.predict([image], [Prompt()], "best")[0]
     predictor = SamPredictor(tiny.model)
     predictor.set_image(image)
     masks, iou, _ = predictor.predict(multimask_output=True, return_logits=True)

@@ -1,6 +1,6 @@
 """Model registry and backends (SAM now; SAM2 plugs in through the same Backend interface)."""
 
-from .base import Backend, ImageMeta, PromptEmbedding
+from .base import FEATURES, Backend, DecodeContext, ImageMeta
 from .registry import REGISTRY, ModelSpec, build_backend, get_spec
 from .weights import WeightsInfo, cache_dir
 
@@ -9,7 +9,8 @@ __all__ = [
     "Backend",
     "ImageMeta",
     "ModelSpec",
-    "PromptEmbedding",
+    "DecodeContext",
+    "FEATURES",
     "WeightsInfo",
     "build_backend",
     "cache_dir",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..prompts import Prompt
+from ..replace import ReplacementPatch
 from .weights import WeightsInfo
 
 MASK_CHOICES = ("single", "best")
@@ -23,15 +24,24 @@ class ImageMeta:
 
 
 @dataclass
-class PromptEmbedding:
-    """Per-image prompt embeddings: sparse (B, T, C) and dense (B, C, h, w); `take` picks rows."""
+class DecodeContext:
+    """Per-image decoder inputs besides the replaced features, batched over B images.
+
+    sparse (B, T, C) and dense (B, C, h, w) prompt embeddings, plus any per-image encoder
+    outputs the decoder also reads (`extras`, e.g. SAM2's high-resolution skip features).
+    `take` picks rows so that one decoder call can mix images.
+    """
 
     sparse: torch.Tensor
     dense: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def take(self, index: torch.Tensor) -> PromptEmbedding:
-        """Rows for the given image indices (V,), so one decoder call can mix images."""
-        return PromptEmbedding(self.sparse[index], self.dense[index])
+    def take(self, index: torch.Tensor | list[int]) -> DecodeContext:
+        """Rows for the given image indices (V,)."""
+        return DecodeContext(self.sparse[index], self.dense[index], {k: v[index] for k, v in self.extras.items()})
+
+
+FEATURES = "features"  # the key of the replaced tensor in `Backend.encode`'s output
 
 
 class Backend(ABC):
@@ -48,20 +58,20 @@ class Backend(ABC):
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
 
     @abstractmethod
-    def encode(self, images: list[np.ndarray]) -> torch.Tensor:
-        """RGB uint8 images (H, W, 3) -> last-layer features (B, C, h, w), float32 on `device`."""
+    def encode(self, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """RGB uint8 images (H, W, 3) -> {FEATURES: (B, C, h, w), other per-image decoder inputs}."""
 
     @abstractmethod
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
         """Sizes for an image of this original (H, W)."""
 
     @abstractmethod
-    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> PromptEmbedding:
+    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
         """Prompt embeddings for B images (all prompts of one mode, so token counts agree)."""
 
     @abstractmethod
-    def decode(self, feats: torch.Tensor, prompts: PromptEmbedding, mask_choice: str = "single") -> torch.Tensor:
-        """Features (V, C, h, w) with their prompt rows (V) -> low-res mask logits (V, h', w')."""
+    def decode(self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single") -> torch.Tensor:
+        """Features (V, C, h, w) with their context rows (V) -> low-res mask logits (V, h', w')."""
 
     @abstractmethod
     def upscale(self, logits: torch.Tensor, meta: ImageMeta) -> torch.Tensor:
@@ -71,9 +81,22 @@ class Backend(ABC):
     def feature_module(self) -> torch.nn.Module:
         """The module whose output is the features that replacement edits (for forward hooks)."""
 
+    def patch(self, pairs: list[tuple[int, int]]) -> ReplacementPatch:
+        """A live forward-hook patch applying `pairs` to this model's encoder output."""
+        return ReplacementPatch(self.feature_module(), pairs, self.channels)
+
+    def context(self, encoded: dict[str, torch.Tensor], prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
+        """Decoder context for B encoded images: prompt embeddings plus the encoder's extra outputs."""
+        ctx = self.embed_prompts(prompts, metas)
+        ctx.extras = {k: v for k, v in encoded.items() if k != FEATURES}
+        return ctx
+
+    @torch.no_grad()
     def predict(
-        self, feats: torch.Tensor, prompts: PromptEmbedding, metas: list[ImageMeta], mask_choice: str = "single"
+        self, images: list[np.ndarray], prompts: list[Prompt], mask_choice: str = "single"
     ) -> list[torch.Tensor]:
-        """Features (B, C, h, w) -> list of B logit maps (H_b, W_b) at original resolution."""
-        low = self.decode(feats, prompts, mask_choice)
+        """Unmodified predictions: images (H, W, 3) with prompts -> logits (H, W) at original size."""
+        encoded = self.encode(images)
+        metas = [self.meta(im.shape[:2]) for im in images]
+        low = self.decode(encoded[FEATURES], self.context(encoded, prompts, metas), mask_choice)
         return [self.upscale(low[b : b + 1], m)[0] for b, m in enumerate(metas)]

@@ -10,11 +10,14 @@ import torch
 
 from ..device import resolve_device
 from ..errors import ModelError, WeightsError
+from . import sam2 as S2
 from . import weights as W
 from .base import Backend
 from .sam import SAM_CONFIGS, SamBackend, build_sam
 
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+SAM2_1_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+SAM2_0_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,39 @@ def _sam(name: str, description: str, file: str | None = None, sha256: str | Non
         name, "sam", description, lambda: build_sam(cfg), SamBackend, SAM_URL + file if file else None, sha256
     )
 
+
+def _sam2(
+    name: str,
+    description: str,
+    config: str,
+    file: str | None,
+    sha256: str | None = None,
+    base_url: str = SAM2_1_URL,
+    overrides: list[str] | None = None,
+) -> ModelSpec:
+    return ModelSpec(
+        name,
+        "sam2",
+        description,
+        lambda: S2.build(config, overrides),
+        S2.Sam2Backend,
+        base_url + file if file else None,
+        sha256,
+    )
+
+
+_SIZES = (
+    ("t", "tiny", "Hiera-T (39M)"),
+    ("s", "small", "Hiera-S (46M)"),
+    ("b+", "base_plus", "Hiera-B+ (81M)"),
+    ("l", "large", "Hiera-L (224M)"),
+)
+_SAM2_1_SHA256 = {  # published sha256 of the official SAM 2.1 checkpoints
+    "t": "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69",
+    "s": "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38",
+    "b+": "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
+    "l": "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
+}
 
 REGISTRY: dict[str, ModelSpec] = {
     s.name: s
@@ -59,6 +95,34 @@ REGISTRY: dict[str, ModelSpec] = {
             "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
         ),
         _sam("sam_tiny", "SAM classes at test size (2 blocks, 128 px, real 256-ch decoder); no official weights"),
+        *(
+            _sam2(
+                f"sam2_hiera_{k}",
+                f"SAM 2.1 {label}, official Meta checkpoint",
+                S2.CONFIGS[k],
+                f"sam2.1_hiera_{file}.pt",
+                _SAM2_1_SHA256[k],
+            )
+            for k, file, label in _SIZES
+        ),
+        *(
+            _sam2(
+                f"sam2.0_hiera_{k}",
+                f"SAM 2 (July 2024) {label}; no published sha256, the file's hash is recorded",
+                S2.SAM2_0_CONFIGS[k],
+                f"sam2_hiera_{file}.pt",
+                None,
+                SAM2_0_URL,
+            )
+            for k, file, label in _SIZES
+        ),
+        _sam2(
+            "sam2_tiny",
+            "SAM 2.1 Hiera classes at test size (128 px, 5 blocks); no official weights",
+            S2.CONFIGS["t"],
+            None,
+            overrides=S2.TINY_OVERRIDES,
+        ),
     )
 }
 

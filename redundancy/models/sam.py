@@ -12,7 +12,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from ..errors import ModelError
 from ..prompts import Prompt
-from .base import Backend, ImageMeta, PromptEmbedding
+from .base import FEATURES, Backend, DecodeContext, ImageMeta
 from .weights import WeightsInfo
 
 PROMPT_DIM = 256  # the neck's output channels: C in the paper
@@ -92,7 +92,7 @@ class SamBackend(Backend):
         self._pe = self.model.prompt_encoder.get_dense_pe()  # (1, C, h, w), image independent
 
     @torch.no_grad()
-    def encode(self, images: list[np.ndarray]) -> torch.Tensor:
+    def encode(self, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
         chunks = []
         for start in range(0, len(images), self.encode_batch):
             batch = []
@@ -101,14 +101,14 @@ class SamBackend(Backend):
                 x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()
                 batch.append(self.model.preprocess(x[None].float())[0])
             chunks.append(self.model.image_encoder(torch.stack(batch)))
-        return torch.cat(chunks)
+        return {FEATURES: torch.cat(chunks)}
 
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
         size = self.transform.get_preprocess_shape(original_hw[0], original_hw[1], self.transform.target_length)
         return ImageMeta(tuple(original_hw), tuple(size))
 
     @torch.no_grad()
-    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> PromptEmbedding:
+    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
         kinds = {("box" if p.box else "point" if p.point else "none") for p in prompts}
         if len(kinds) > 1:
             raise ModelError(f"all prompts in one batch must be of one kind, got {sorted(kinds)}.")
@@ -122,16 +122,16 @@ class SamBackend(Backend):
             points = (coords, torch.ones(coords.shape[:2], dtype=torch.int, device=self.device))
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=None)
         n = len(prompts)
-        return PromptEmbedding(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
+        return DecodeContext(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
 
-    def decode(self, feats: torch.Tensor, prompts: PromptEmbedding, mask_choice: str = "single") -> torch.Tensor:
+    def decode(self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single") -> torch.Tensor:
         # MaskDecoder.predict_masks repeats each image once per prompt (B images x T prompt rows);
         # here every row is its own (features, prompt) pair, so the same modules run without the repeat.
         dec = self.model.mask_decoder
         v = feats.shape[0]
         out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
-        tokens = torch.cat([out_tokens.expand(v, -1, -1), prompts.sparse], dim=1)
-        src = feats + prompts.dense
+        tokens = torch.cat([out_tokens.expand(v, -1, -1), context.sparse], dim=1)
+        src = feats + context.dense
         b, c, h, w = src.shape
         hs, src = dec.transformer(src, self._pe.expand(v, -1, -1, -1), tokens)
         mask_tokens_out = hs[:, 1 : 1 + dec.num_mask_tokens]

@@ -59,8 +59,8 @@ def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def download(url: str, sha256: str, dest: Path, progress: bool = True) -> Path:
-    """Download `url` to `dest` with a progress bar; verify sha256 before the file appears at `dest`."""
+def download(url: str, sha256: str | None, dest: Path, progress: bool = True) -> Path:
+    """Download `url` to `dest` with a progress bar; verify sha256 (when published) before it appears."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
     tmp = Path(tmp_name)
@@ -73,7 +73,7 @@ def download(url: str, sha256: str, dest: Path, progress: bool = True) -> Path:
                     out.write(block)
                     h.update(block)
                     bar.update(len(block))
-        if h.hexdigest() != sha256:
+        if sha256 is not None and h.hexdigest() != sha256:
             raise WeightsError(
                 f"downloaded {dest.name} has sha256 {h.hexdigest()[:16]}..., expected {sha256[:16]}...; "
                 "the download was corrupted or the file changed upstream. Try again, or pass --checkpoint PATH."
@@ -89,11 +89,11 @@ def download(url: str, sha256: str, dest: Path, progress: bool = True) -> Path:
         tmp.unlink(missing_ok=True)
 
 
-def fetch(url: str, sha256: str, progress: bool = True) -> Path:
-    """Path of the verified official checkpoint in the cache, downloading it on first use."""
+def fetch(url: str, sha256: str | None, progress: bool = True) -> Path:
+    """Path of the official checkpoint in the cache, downloading it on first use (verified when a hash exists)."""
     dest = cache_dir() / "checkpoints" / url.rsplit("/", 1)[-1]
     if dest.exists():
-        if sha256_of(dest) == sha256:
+        if sha256 is None or sha256_of(dest) == sha256:
             return dest
         dest.unlink()  # a stale or corrupted cached copy: fetch it again
     return download(url, sha256, dest, progress)
