@@ -108,7 +108,17 @@ def pick(index) -> int:
 
 @guard
 def load(
-    ws, model, weights, ckpt_file, seed, source, zip_file, n_search, prompt, progress=gr.Progress(track_tqdm=True)
+    ws,
+    model,
+    weights,
+    ckpt_file,
+    ft_file,
+    seed,
+    source,
+    zip_file,
+    n_search,
+    prompt,
+    progress=gr.Progress(track_tqdm=True),
 ):
     ws = ws if ws is not None else Workspace()
     if source == "upload a .zip" and zip_file is None:
@@ -124,6 +134,7 @@ def load(
         checkpoint=ckpt_file if weights == WEIGHTS[2] else None,
         search_images=int(n_search),
         prompt=prompt,
+        finetuned=ft_file or None,
     )
     progress(0, desc="building model and reading data")
     s = ws.load(cfg, data, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
@@ -387,7 +398,12 @@ def build_demo() -> gr.Blocks:
                         ckpt = gr.File(
                             label="Checkpoint file (for 'my checkpoint file')", file_types=[".pth", ".pt"], height=110
                         )
-                        seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
+                        ft = gr.File(
+                            label="Fine-tuned weights over the base (optional: full, decoder-only or LoRA .pth)",
+                            file_types=[".pth", ".pt"],
+                            height=110,
+                        )
+                    seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
                     with gr.Column(min_width=280):
                         source = gr.Radio(
                             ["bundled sample", "upload a .zip"],
@@ -497,7 +513,7 @@ def build_demo() -> gr.Blocks:
 
         load_btn.click(
             load,
-            [ws, model, weights, ckpt, seed, source, zip_in, n_search, prompt],
+            [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt],
             [ws, weights_md, info, gallery, img_pick, abl_img, estimate],
         )
         show_btn.click(explore, [ws, img_pick, sort], [mosaic, order, story_img, image_view, chan, enlarged])

@@ -30,7 +30,21 @@ class ApplyResult:
 def backend_for_run(config: dict, device: str = "auto") -> Backend:
     """Rebuild the run's model with the same weights (random seed or checkpoint)."""
     cfg = config["config"]
-    return build_backend(cfg["model"], cfg.get("checkpoint"), cfg.get("random_init", False), cfg.get("seed", 0), device)
+    backend = build_backend(
+        cfg["model"],
+        cfg.get("checkpoint"),
+        cfg.get("random_init", False),
+        cfg.get("seed", 0),
+        device,
+        finetuned=cfg.get("finetuned"),
+    )
+    recorded = config.get("weights", {}).get("label")
+    if recorded and recorded != backend.weights.label:
+        raise RunError(
+            f"the run used weights '{recorded}' but the files now give '{backend.weights.label}'; "
+            "a checkpoint changed since the run. Restore it or rerun the search."
+        )
+    return backend
 
 
 def apply_run(

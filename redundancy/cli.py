@@ -21,6 +21,7 @@ from .replace import Edit
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="sam_vit_b", help="registry name (see `models`)")
     p.add_argument("--checkpoint", help="local checkpoint file instead of the official download")
+    p.add_argument("--finetuned", help="your fine-tuned weights over the base: full, decoder-only or LoRA (README)")
     p.add_argument("--random-init", action="store_true", help="seeded random weights (pipeline tests only)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and the search-set split")
     p.add_argument("--data", help="dataset folder or .zip (images/+masks/ or PerSeg layout)")

@@ -37,6 +37,7 @@ class SearchConfig:
     model: str
     data: str
     checkpoint: str | None = None
+    finetuned: str | None = None  # full / decoder-only / LoRA fine-tune applied over the base weights
     random_init: bool = False
     seed: int = 0
     search_images: int = 50
@@ -119,7 +120,9 @@ class Session:
     ) -> Session:
         """Build the backend and open the dataset named in `cfg`."""
         cfg.check()
-        backend = build_backend(cfg.model, cfg.checkpoint, cfg.random_init, cfg.seed, cfg.device, progress)
+        backend = build_backend(
+            cfg.model, cfg.checkpoint, cfg.random_init, cfg.seed, cfg.device, progress, cfg.finetuned
+        )
         return cls(backend, open_dataset(cfg.data, extract_to=extract_to), cfg, cache)
 
     def evaluator(self, which: str = "search", on_progress: Callable[[int, int], None] | None = None) -> Evaluator:

@@ -12,11 +12,12 @@ import pytest
 import app
 
 
-def _load(n_search=4):
+def _load(n_search=4, model="sam_tiny"):
     return app.load(
         None,
-        "sam_tiny",
+        model,
         app.WEIGHTS[0],
+        None,
         None,
         0,
         "bundled sample",
@@ -110,3 +111,19 @@ def test_bad_search_scope_is_reported(ws):
     with pytest.raises(gr.Error, match="out of range"):
         list(app.search(ws, 3, "miou", "0-300", "auto", 0))
     assert "⚠" in app.search_estimate(ws, "every:x", "auto", 3)
+
+
+def test_sam2_runs_every_tab():
+    ws = _load(3, "sam2_tiny")[0]
+    try:
+        assert ws.session.backend.name == "sam2_tiny"
+        mosaic, *_ = app.explore(ws, 0, "index")
+        assert mosaic.shape[1] == 16 * app.MOSAIC_TILE
+        table, _, _ = app.run_ablation(ws, "replace", "3:7", 0)
+        assert table[1][0] == "replace 3<-7"
+        *_, (_, status, top, _, best) = app.search(ws, 2, "miou", "every:64", "every:64", 0)
+        assert "Search finished" in status and len(top) == 2
+        summary, gallery, files = app.show_results(ws)
+        assert "Best set" in summary and any(f.endswith("predictions.zip") for f in files)
+    finally:
+        ws.close()

@@ -13,6 +13,7 @@ from ..errors import ModelError, WeightsError
 from . import sam2 as S2
 from . import weights as W
 from .base import Backend
+from .finetuned import apply_finetuned
 from .sam import SAM_CONFIGS, SamBackend, build_sam
 
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -142,8 +143,9 @@ def build_backend(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    finetuned: str | Path | None = None,
 ) -> Backend:
-    """Build model `name` with official, local or seeded random weights, wrapped in its backend."""
+    """Build model `name` with official, local or seeded random weights (+ an optional fine-tune on top)."""
     spec = get_spec(name)
     dev = resolve_device(device)
     if random_init and checkpoint:
@@ -161,4 +163,7 @@ def build_backend(
         state, digest = W.load_state_dict(path)
         W.load_into(model, state, path.name, name)
         info = W.WeightsInfo("checkpoint", sha256=digest, path=str(path))
+    if finetuned:
+        report = apply_finetuned(model, finetuned, name)
+        info = W.WeightsInfo(info.kind, info.seed, info.sha256, info.path, {**report.to_dict(), "path": str(finetuned)})
     return spec.backend(name, model, info, dev)

@@ -34,20 +34,32 @@ class WeightsInfo:
     seed: int | None = None
     sha256: str | None = None
     path: str | None = None
+    finetuned: dict | None = None  # FinetuneReport.to_dict() of a plug-in fine-tune over these weights
 
     @property
     def label(self) -> str:
-        if self.kind == "random":
-            return f"random weights (seed {self.seed})"
-        return f"checkpoint sha256:{self.sha256[:12]}"
+        base = (
+            f"random weights (seed {self.seed})" if self.kind == "random" else f"checkpoint sha256:{self.sha256[:12]}"
+        )
+        if self.finetuned:
+            base += f" + {self.finetuned['kind']} fine-tune sha256:{self.finetuned['sha256'][:12]}"
+        return base
 
     @property
     def key(self) -> str:
         """Stable identity used in cache keys and run configs."""
-        return f"random-seed{self.seed}" if self.kind == "random" else f"sha256-{self.sha256}"
+        key = f"random-seed{self.seed}" if self.kind == "random" else f"sha256-{self.sha256}"
+        return key + (f"+ft-{self.finetuned['sha256']}" if self.finetuned else "")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "label": self.label, "seed": self.seed, "sha256": self.sha256, "path": self.path}
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "seed": self.seed,
+            "sha256": self.sha256,
+            "path": self.path,
+            "finetuned": self.finetuned,
+        }
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
