@@ -14,8 +14,9 @@ from .data import open_dataset
 from .errors import RedundancyError
 from .export import read_run, write_run
 from .models import REGISTRY
-from .pipeline import Callbacks, SearchConfig, Session, ablate, run_search
+from .pipeline import Callbacks, SearchConfig, Session, ablate, run_search, search_key
 from .replace import Edit
+from .resume import RunState
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
     )
-    s.add_argument("--out", required=True, help="run directory to write")
+    s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
+    s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
 
     a = sub.add_parser("ablate", help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7")
     _add_common(a)
@@ -157,13 +159,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     for w in session.dataset.warnings:
         _log(args, f"warning: {w}")
-    result = run_search(session, _bar_callbacks(args))
+    out = Path(args.out)
+    state = RunState(out, search_key(session, session.channel_pairs()), restart=args.restart)
+    result = run_search(session, _bar_callbacks(args), state=state)
     _log(
         args,
         f"feature cache: {session.cache_hits} of {len(session.search_set) + len(session.heldout_set)} images "
         "were already encoded",
     )
-    out = write_run(Path(args.out), session, result)
+    write_run(out, session, result)
+    state.finish()
     repl = json.loads((out / "replacements.json").read_text())
     if args.json:
         print(json.dumps(repl, indent=2))

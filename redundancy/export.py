@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -14,27 +12,10 @@ import numpy as np
 from PIL import Image
 
 from .errors import RunError
+from .io import atomic_write, write_json
 from .pipeline import SearchResult, Session, config_dict
 
 RUN_FILES = ("config.json", "pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv", "replacements.json")
-
-
-def atomic_write(path: Path, data: bytes | str) -> Path:
-    """Write via a temp file + rename so a crash never leaves half a file behind."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise RunError(f"cannot write {path} ({e.strerror}); pick a writable --out folder with free space.") from e
-    return path
-
-
-def write_json(path: Path, obj: dict) -> Path:
-    return atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _csv(rows: list[list]) -> str:

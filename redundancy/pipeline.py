@@ -5,6 +5,7 @@ CLI and app both call these; they hold no math of their own.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import threading
 import time
@@ -24,6 +25,7 @@ from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
+from .resume import RunState, fingerprint
 from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
@@ -232,10 +234,38 @@ class Callbacks:
     log: Callable[[str], None] | None = None
 
 
+def search_key(session: Session, pairs: torch.Tensor) -> str:
+    """Fingerprint of everything that changes a search's numbers (for resuming safely)."""
+    cfg = session.cfg
+    ev = session.evaluator("search")
+    return fingerprint(
+        {
+            "model": session.backend.name,
+            "weights": session.backend.weights.key,
+            "data": session.dataset.content_hash(),
+            "search_set": ev.set.names,
+            "prompt": cfg.prompt,
+            "protocol": session.protocol,
+            "mask": cfg.mask_choice,
+            "metric": cfg.metric,
+            "top_n": cfg.top_n,
+            "rows": ev.rows,
+            "device": session.backend.device.type,
+            "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
+        }
+    )
+
+
 def run_search(
-    session: Session, callbacks: Callbacks | None = None, cancel: threading.Event | None = None
+    session: Session,
+    callbacks: Callbacks | None = None,
+    cancel: threading.Event | None = None,
+    state: RunState | None = None,
 ) -> SearchResult:
-    """Score pairs, keep the top N, try every subset, evaluate baseline and best set on both sets."""
+    """Score pairs, keep the top N, try every subset, evaluate baseline and best set on both sets.
+
+    With a `state`, progress is saved as it goes and a rerun continues from it.
+    """
     cb = callbacks or Callbacks()
     say = cb.log or (lambda _m: None)
     cfg, timings = session.cfg, {}
@@ -243,15 +273,39 @@ def run_search(
     ev = session.evaluator("search", cb.encode)
     timings["encode_search_s"] = time.perf_counter() - t
     pairs = session.channel_pairs()
-    say(f"scoring {len(pairs):,} pairs on {len(ev.set)} images ({session.backend.weights.label})")
+    c = session.backend.channels
+    known = state.pairs(c) if state else None
+    resumed = 0 if known is None else int(np.isfinite(known[0][pairs[:, 0].numpy(), pairs[:, 1].numpy()]).sum())
+    say(
+        f"scoring {len(pairs):,} pairs on {len(ev.set)} images ({session.backend.weights.label})"
+        + (f"; {resumed:,} already scored in an earlier, interrupted run" if resumed else "")
+    )
+    on_pairs = cb.pairs
+    if state:
+        miou_gain, loss_gain = (a.copy() for a in known)
+
+        def on_pairs(ev_: ScoreProgress) -> None:
+            miou_gain[ev_.pairs[:, 0], ev_.pairs[:, 1]] = ev_.miou_gains
+            loss_gain[ev_.pairs[:, 0], ev_.pairs[:, 1]] = ev_.loss_gains
+            state.save_pairs(miou_gain, loss_gain, force=ev_.done == ev_.total)
+            if cb.pairs:
+                cb.pairs(ev_)
+
     scorer = PairScorer(ev, cfg.metric)
-    scores = scorer.score(pairs, on_progress=cb.pairs, cancel=cancel)
+    scores = scorer.score(pairs, on_progress=on_pairs, cancel=cancel, known=known)
     timings["score_s"] = scores.seconds
     top, skipped = top_pairs(scores, cfg.top_n)
     if len(top) < cfg.top_n:
         say(f"only {len(top)} usable pairs for --top-n {cfg.top_n}")
     say(f"trying {2 ** len(top) - 1:,} combinations of the top {len(top)} pairs")
-    combos = search_combinations(ev, top, scorer.baseline(), cfg.metric, cb.combos, cancel)
+    top_ij = [(p.source, p.target) for p in top]
+    known_c = state.combos(2 ** len(top) - 1, top_ij) if state else None
+    save_c = (lambda m, lo: state.save_combos(top_ij, m, lo)) if state else None
+    combos = search_combinations(ev, top, scorer.baseline(), cfg.metric, cb.combos, cancel, known_c, save_c)
+    if state:
+        state.save_combos(
+            top_ij, np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows]), force=True
+        )
     timings["combinations_s"] = combos.seconds
     heldout = None
     if len(session.heldout_set):

@@ -162,6 +162,9 @@ class Evaluator:
             chunks.append(chunk)
             if on_chunk:
                 on_chunk(start, chunk)
+        if not chunks:
+            empty = np.zeros((0, n_img))
+            return Stats(empty, empty.copy(), empty.copy())
         return Stats.concat(chunks, 0)
 
     def stats_plain(self, maps: torch.Tensor) -> Stats:
@@ -189,13 +192,18 @@ class Evaluator:
 
 @dataclass
 class ScoreProgress:
-    """One finished block of pairs: `pairs` (P, 2) as (source, target) and their `gains` (P,)."""
+    """One finished block of pairs: `pairs` (P, 2) as (source, target) and their `gains` (P,).
+
+    `gains` are in the scorer's metric; `miou_gains` / `loss_gains` carry both, for checkpoints.
+    """
 
     done: int
     total: int
     pairs: np.ndarray
     gains: np.ndarray
     elapsed: float
+    miou_gains: np.ndarray | None = None
+    loss_gains: np.ndarray | None = None
 
 
 @dataclass
@@ -260,28 +268,37 @@ class PairScorer:
         on_progress: Callable[[ScoreProgress], None] | None = None,
         cancel: threading.Event | None = None,
         plain: bool = False,
+        known: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> PairScores:
-        """Score `pairs` (P, 2) (default: all C^2 - C) batched, or one call at a time if `plain`."""
+        """Score `pairs` (P, 2) (default: all C^2 - C) batched, or one call at a time if `plain`.
+
+        `known` (miou_gain, loss_gain) from an interrupted run: pairs already scored there are kept.
+        """
         c = self.evaluator.channels
         pairs = channel_pairs(range(c), range(c), c) if pairs is None else pairs
         base_miou, base_loss = self.baseline()
-        miou_gain = np.full((c, c), np.nan, np.float32)
-        loss_gain = np.full((c, c), np.nan, np.float32)
+        if known is None:
+            miou_gain = np.full((c, c), np.nan, np.float32)
+            loss_gain = np.full((c, c), np.nan, np.float32)
+        else:
+            miou_gain, loss_gain = known[0].copy(), known[1].copy()
+        todo = pairs[torch.from_numpy(np.isnan(miou_gain[pairs[:, 0].numpy(), pairs[:, 1].numpy()]))]
         t0 = time.perf_counter()
-        done = 0
+        done = len(pairs) - len(todo)
 
         def record(start: int, chunk: Stats) -> None:
             nonlocal done
             miou, loss = self.evaluator.summarize(chunk)
-            ij = pairs[start : start + len(miou)].numpy()
+            ij = todo[start : start + len(miou)].numpy()
             miou_gain[ij[:, 0], ij[:, 1]] = miou - base_miou
             loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss
             done += len(miou)
             if on_progress:
-                gains = miou - base_miou if self.metric == "miou" else base_loss - loss
-                on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0))
+                m, lo = miou_gain[ij[:, 0], ij[:, 1]], loss_gain[ij[:, 0], ij[:, 1]]
+                gains = m if self.metric == "miou" else lo
+                on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, m, lo))
 
-        maps = pair_maps(pairs, c)
+        maps = pair_maps(todo, c)
         if plain:
             for k in range(len(maps)):
                 if cancel is not None and cancel.is_set():

@@ -98,21 +98,36 @@ def search_combinations(
     metric: str = "miou",
     on_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
+    on_rows: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> CombinationResult:
-    """Evaluate all 2^N - 1 subsets of `top` applied at once (batched) and pick the best."""
+    """Evaluate all 2^N - 1 subsets of `top` applied at once (batched) and pick the best.
+
+    `known` (mIoU, loss) per subset from an interrupted run skips those subsets; `on_rows` gets the
+    arrays so far after each chunk (NaN where not evaluated), to save them.
+    """
     t0 = time.perf_counter()
     members = subsets(len(top))
     pair_lists = [[(top[k].source, top[k].target) for k in m] for m in members]
-    maps = torch.stack([pairs_map(p, evaluator.channels) for p in pair_lists])
-    done = 0
+    miou = np.full(len(members), np.nan) if known is None else known[0].copy()
+    loss = np.full(len(members), np.nan) if known is None else known[1].copy()
+    todo = np.nonzero(np.isnan(miou))[0]
+    done = len(members) - len(todo)
 
-    def tick(_start: int, chunk) -> None:
+    def chunk(start: int, stats) -> None:
         nonlocal done
-        done += len(chunk.inter)
+        m, lo = evaluator.summarize(stats)
+        rows = todo[start : start + len(m)]
+        miou[rows], loss[rows] = m, lo
+        done += len(m)
+        if on_rows:
+            on_rows(miou, loss)
         if on_progress:
             on_progress(done, len(members))
 
-    miou, loss = evaluator.summarize(evaluator.stats(maps, on_chunk=tick, cancel=cancel))
+    if len(todo):
+        maps = torch.stack([pairs_map(pair_lists[k], evaluator.channels) for k in todo])
+        evaluator.stats(maps, on_chunk=chunk, cancel=cancel)
     rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]
     best = None
     for row in rows:

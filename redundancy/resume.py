@@ -1,0 +1,92 @@
+"""Partial results of a running search, saved in RUN/state/ so a killed search resumes where it stopped.
+
+Scores are batch-composition invariant (fixed-shape decoder calls), so scoring the remaining
+pairs after a restart gives exactly the numbers an uninterrupted run would have produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RunError
+from .io import atomic_write, write_json
+
+
+def fingerprint(parts: dict) -> str:
+    """sha256 of everything that changes a search's numbers."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RunState:
+    """Saved progress of one search: pair gains so far and evaluated combinations so far."""
+
+    def __init__(self, run_dir: Path, key: str, min_interval_s: float = 1.0, restart: bool = False):
+        self.dir = Path(run_dir) / "state"
+        self.key = key
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+        manifest = self.dir / "manifest.json"
+        if restart:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif manifest.exists():
+            try:
+                saved = json.loads(manifest.read_text()).get("fingerprint")
+            except json.JSONDecodeError:
+                saved = None
+            if saved != key:
+                raise RunError(
+                    f"{run_dir} holds an unfinished search with other settings; use another --out, "
+                    "or --restart to discard it."
+                )
+        write_json(manifest, {"fingerprint": key, "updated": time.time()})
+
+    def _load(self, name: str) -> dict | None:
+        path = self.dir / f"{name}.npz"
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError):  # unreadable partial state: start that stage again
+            return None
+
+    def _save(self, name: str, force: bool, **arrays: np.ndarray) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.min_interval_s:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write(self.dir / f"{name}.npz", buf.getvalue())
+        self._last = now
+
+    def pairs(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """(miou_gain, loss_gain) C x C saved so far; NaN where not scored yet."""
+        data = self._load("pairs")
+        if data is None or data["miou_gain"].shape != (channels, channels):
+            nan = np.full((channels, channels), np.nan, np.float32)
+            return nan, nan.copy()
+        return data["miou_gain"], data["loss_gain"]
+
+    def save_pairs(self, miou_gain: np.ndarray, loss_gain: np.ndarray, force: bool = False) -> None:
+        self._save("pairs", force, miou_gain=miou_gain, loss_gain=loss_gain)
+
+    def combos(self, n: int, top: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(mIoU, loss) of the n subsets of these top pairs saved so far (NaN: not evaluated yet)."""
+        data = self._load("combos")
+        if data is None or data["miou"].shape != (n,) or data["key"].item() != fingerprint(top):
+            return np.full(n, np.nan), np.full(n, np.nan)
+        return data["miou"], data["loss"]
+
+    def save_combos(self, top: list[tuple[int, int]], miou: np.ndarray, loss: np.ndarray, force: bool = False):
+        self._save("combos", force, miou=miou, loss=loss, key=np.array(fingerprint(top)))
+
+    def finish(self) -> None:
+        """The run's files are written: partial state is no longer needed."""
+        shutil.rmtree(self.dir, ignore_errors=True)
