@@ -22,14 +22,14 @@ from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
 from redundancy.replace import Edit, edit_map
 from redundancy.viz import channel_mosaic, combination_scatter, delta_bars, feature_image, gain_heatmap, mask_overlay
-from redundancy.workspace import Workspace
+from redundancy.workspace import Workspace, remove_stale
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT / "assets" / "sample"
 WEIGHTS = ["random weights (seeded, for trying the tool)", "official checkpoint (download)", "my checkpoint file"]
 POLL_S = float(os.environ.get("REDUNDANCY_POLL_S", "0.7"))
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
-SESSION_TTL_S = 6 * 3600  # an idle session's workspace (and its folder) is deleted after this
+SESSION_TTL_S = int(os.environ.get("REDUNDANCY_SESSION_TTL_S", 6 * 3600))  # idle sessions' folders go after this
 CSS = ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
 
 
@@ -533,9 +533,14 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+remove_stale(max_age_s=SESSION_TTL_S)  # folders of sessions from a previous server run
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), css=CSS, allowed_paths=[], max_file_size="500mb"
+    # At most 4 handlers run at once across all users (each session also runs one long job at a time).
+    demo.queue(default_concurrency_limit=int(os.environ.get("REDUNDANCY_CONCURRENCY", 4))).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        css=CSS,
+        allowed_paths=[],
+        max_file_size=os.environ.get("REDUNDANCY_MAX_UPLOAD", "500mb"),
     )

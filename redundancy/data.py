@@ -9,6 +9,7 @@ when it is at least half the format's maximum (>= 128 for 8-bit, >= 32768 for 16
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
 import stat
@@ -23,8 +24,10 @@ from .errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
-MAX_PIXELS = 40_000_000  # refuse bigger images instead of exhausting memory
-ZIP_MAX_BYTES = 2 * 1024**3  # uncompressed total
+# Limits (environment variables override them; README "Limits and safety").
+MAX_PIXELS = int(os.environ.get("REDUNDANCY_MAX_PIXELS", 40_000_000))  # per image
+MAX_IMAGES = int(os.environ.get("REDUNDANCY_MAX_IMAGES", 5_000))  # per dataset
+ZIP_MAX_BYTES = int(os.environ.get("REDUNDANCY_ZIP_MAX_BYTES", 2 * 1024**3))  # uncompressed total
 ZIP_MAX_RATIO = 200  # uncompressed / compressed, a decompression-bomb guard
 ZIP_MAX_FILES = 20_000
 
@@ -276,6 +279,11 @@ def open_dataset(path: str | Path, extract_to: str | Path | None = None, require
     layout, samples = _scan(root, require_masks)
     if not samples:
         raise DataError(f"{root}: the dataset holds no images; add images (and masks) and try again.")
+    if len(samples) > MAX_IMAGES:
+        raise DataError(
+            f"{root}: {len(samples):,} images is over the limit of {MAX_IMAGES:,}; use a subset "
+            "(the search needs ~50) or raise REDUNDANCY_MAX_IMAGES."
+        )
     for s in samples:  # unreadable images fail here, naming the file, not half-way through a search
         with _open(s.image_path):
             pass

@@ -79,6 +79,17 @@ class Job:
         return self.thread.is_alive()
 
 
+def remove_stale(root: Path = APP_ROOT, max_age_s: float = 6 * 3600) -> int:
+    """Delete workspace folders untouched for `max_age_s` (left by a crash or a killed server)."""
+    removed = 0
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.is_dir() and time.time() - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+    return removed
+
+
 class Workspace:
     """One user's session: model + data, ablation and sweep results, search runs, a private folder."""
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +49,38 @@ def write_pair(folder: Path, stem: str, size=(40, 30), box=(5, 5, 20, 20), mask_
     x0, y0, x1, y1 = box
     mask[y0:y1, x0:x1] = mask_value
     Image.fromarray(mask).save(folder / "masks" / f"{stem}.png")
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """`python app.py` on a free 127.0.0.1 port with its own cache; stopped after the session."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "REDUNDANCY_POLL_S": "0.25",
+        "REDUNDANCY_CACHE": str(tmp_path_factory.mktemp("app-cache")),
+    }
+    log_path = tmp_path_factory.mktemp("log") / "app.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.5)
+        else:
+            proc.kill()
+            pytest.fail(f"app did not start; see {log_path}")
+        if proc.poll() is not None:
+            pytest.fail(f"app exited; see {log_path}: {log_path.read_text()[-2000:]}")
+        yield url
+        proc.terminate()
+        proc.wait(timeout=30)

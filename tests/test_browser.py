@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 import zipfile
@@ -23,44 +20,8 @@ SHOTS = ROOT / "screenshots"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "REDUNDANCY_POLL_S": "0.25",
-        "REDUNDANCY_CACHE": str(tmp_path_factory.mktemp("app-cache")),
-    }
-    log = open(tmp_path_factory.mktemp("log") / "app.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("app did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def page(server):
+def page(app_url):
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(exist_ok=True)
@@ -78,7 +39,7 @@ def page(server):
         )
         pg = browser.new_page(viewport={"width": 1280, "height": 1000})
         pg.set_default_timeout(60_000)
-        pg.goto(server, wait_until="domcontentloaded")
+        pg.goto(app_url, wait_until="domcontentloaded")
         yield pg
         browser.close()
 
@@ -163,7 +124,7 @@ def test_4_scoped_search_fills_the_heatmap_live(page):
     page.screenshot(path=SHOTS / "4-search.png", full_page=True)
 
 
-def test_5_downloads_are_valid_files(page, server, tmp_path):
+def test_5_downloads_are_valid_files(page, tmp_path):
     _tab(page, "Results & export")
     page.locator("#results-btn").click()
     _wait_text(page, "summary", "Best set")

@@ -67,8 +67,11 @@ def test_scores_do_not_depend_on_batch_composition(evaluator, tiny):
     a = PairScorer(evaluator).score(pairs).miou_gain
     b = PairScorer(evaluator).score(pairs.flip(0)).miou_gain  # every pair in another batch and position
     np.testing.assert_array_equal(a, b)
-    c = PairScorer(Evaluator(tiny, evaluator.set, rows=1)).score(pairs).miou_gain  # other call shape
-    np.testing.assert_allclose(a, c, atol=0.05)
+    other = PairScorer(Evaluator(tiny, evaluator.set, rows=1)).score(pairs)  # another call shape
+    np.testing.assert_allclose(a, other.miou_gain, atol=0.05)
+    same = PairScorer(evaluator).score(pairs)
+    assert [(p.source, p.target) for p in top_pairs(same, 4)[0]] == [(p.source, p.target) for p in
+                                                                     top_pairs(other, 4)[0]]
 
 
 def test_progress_blocks_cover_every_pair_and_cancel_stops(evaluator):

@@ -1,0 +1,269 @@
+"""The bad-input catalogue: each case gets a clear error naming the problem (or is accepted and converted)."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import redundancy.data as D
+from redundancy.cli import main
+from redundancy.errors import RedundancyError
+from redundancy.models import build_backend
+from redundancy.pipeline import SearchConfig, Session
+from redundancy.replace import Edit, edit_map, load_replacements, pairs_map
+
+from .conftest import SAMPLE, write_pair
+
+
+def _ds(tmp, n=2, **kw):
+    for k in range(n):
+        write_pair(tmp / "ds", f"im{k}", **kw)
+    return tmp / "ds"
+
+
+def _zip(tmp, entries: dict[str, bytes], links: tuple[str, ...] = ()) -> str:
+    path = tmp / "data.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
+    return str(path)
+
+
+def _png(size=(8, 8), value=255) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", size, value).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _tiny_ckpt(tmp, tiny):
+    path = tmp / "tiny.pth"
+    torch.save(tiny.model.state_dict(), path)
+    return path
+
+
+def _repl(tmp, obj) -> str:
+    path = tmp / "replacements.json"
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return str(path)
+
+
+def _search(tmp, **kw):
+    cfg = SearchConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, **{"search_images": 2, **kw})
+    return Session.open(cfg, extract_to=tmp / "x", progress=False)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+CASES = {
+    # data: images and masks
+    "truncated image": (
+        lambda t, m: (_truncate(_ds(t, ext=".jpg") / "images" / "im0.jpg"), D.open_dataset(t / "ds")),
+        "im0.jpg: cannot read",
+    ),
+    "unsupported format": (
+        lambda t, m: ((_ds(t) / "images" / "im1.png").write_text("just text"), D.open_dataset(t / "ds")),
+        "im1.png: cannot read",
+    ),
+    "mask size differs": (
+        lambda t, m: (Image.new("L", (9, 9), 255).save(_ds(t) / "masks" / "im0.png"), D.open_dataset(t / "ds")),
+        "9x9",
+    ),
+    "empty mask": (
+        lambda t, m: (Image.new("L", (40, 30), 0).save(_ds(t) / "masks" / "im1.png"), D.open_dataset(t / "ds")),
+        "empty",
+    ),
+    "image without mask": (lambda t, m: ((_ds(t) / "masks" / "im1.png").unlink(), D.open_dataset(t / "ds")), "no mask"),
+    "mask without image": (
+        lambda t, m: ((_ds(t) / "images" / "im0.png").unlink(), D.open_dataset(t / "ds")),
+        "no image",
+    ),
+    "duplicate stems": (
+        lambda t, m: (write_pair(_ds(t), "im0", ext=".jpg"), D.open_dataset(t / "ds")),
+        "two files share the name 'im0'",
+    ),
+    "empty dataset": (
+        lambda t, m: ((t / "e" / "images").mkdir(parents=True), (t / "e" / "masks").mkdir(), D.open_dataset(t / "e")),
+        "holds no images",
+    ),
+    "no dataset layout": (lambda t, m: ((t / "x").mkdir(), D.open_dataset(t / "x")), "no dataset layout"),
+    "missing path": (lambda t, m: D.open_dataset(t / "nowhere"), "no such file"),
+    "fewer images than the search set": (lambda t, m: _search(t, search_images=99), "--search-images 32"),
+    "huge image": (lambda t, m: (m.setattr(D, "MAX_PIXELS", 100), D.open_dataset(_ds(t))), "over the limit"),
+    "too many images": (lambda t, m: (m.setattr(D, "MAX_IMAGES", 1), D.open_dataset(_ds(t))), "over the limit of 1"),
+    # uploads: zips
+    "zip slip": (lambda t, m: D.open_dataset(_zip(t, {"../evil.png": _png()}), extract_to=t / "o"), "outside"),
+    "zip absolute path": (
+        lambda t, m: D.open_dataset(_zip(t, {"/abs/evil.png": _png()}), extract_to=t / "o"),
+        "outside",
+    ),
+    "zip symlink": (
+        lambda t, m: D.open_dataset(_zip(t, {}, ("images/link.png",)), extract_to=t / "o"),
+        "symbolic link",
+    ),
+    "zip bomb": (
+        lambda t, m: D.open_dataset(_zip(t, {"images/a.bin": b"\0" * 5_000_000}), extract_to=t / "o"),
+        "decompression bomb",
+    ),
+    "not a zip": (
+        lambda t, m: ((t / "f.zip").write_bytes(b"\x89PNG fake"), D.open_dataset(t / "f.zip", extract_to=t / "o")),
+        "not a zip",
+    ),
+    # weights
+    "unknown model": (lambda t, m: build_backend("sam_vit_xl", random_init=True), "unknown model"),
+    "checkpoint for another size": (
+        lambda t, m: build_backend("sam_vit_b", checkpoint=_tiny_ckpt(t, m.tiny), device="cpu"),
+        "another model size",
+    ),
+    "truncated checkpoint": (
+        lambda t, m: (_truncate(p := _tiny_ckpt(t, m.tiny)), build_backend("sam_tiny", checkpoint=p, device="cpu")),
+        "truncated",
+    ),
+    "pickled code": (
+        lambda t, m: (
+            (t / "e.pth").write_bytes(pickle.dumps({"x": print})),
+            build_backend("sam_tiny", checkpoint=t / "e.pth", device="cpu"),
+        ),
+        "e.pth",
+    ),
+    "sha256 mismatch": (
+        lambda t, m: __import__("redundancy.models.weights", fromlist=["x"]).load_state_dict(
+            _tiny_ckpt(t, m.tiny), "0" * 64
+        ),
+        "expected",
+    ),
+    "random init and checkpoint": (
+        lambda t, m: build_backend("sam_tiny", checkpoint="x.pth", random_init=True),
+        "exclude each other",
+    ),
+    "cuda without a gpu": (lambda t, m: build_backend("sam_tiny", random_init=True, device="cuda"), "no CUDA GPU"),
+    # channels and pairs
+    "channel out of range": (lambda t, m: edit_map(Edit("zero", 256), 256), "out of range"),
+    "negative channel": (lambda t, m: pairs_map([(-3, 4)], 256), "out of range"),
+    "non-integer channel": (lambda t, m: pairs_map([("2.5", 4)], 256), "not an integer"),
+    "i equals j": (lambda t, m: pairs_map([(7, 7)], 256), "itself"),
+    "two pairs, one source": (lambda t, m: pairs_map([(7, 1), (7, 2)], 256), "source of two pairs"),
+    "top-n zero": (lambda t, m: SearchConfig(model="sam_tiny", data="x", top_n=0).check(), "at least 1"),
+    "top-n too large for 2^N": (lambda t, m: SearchConfig(model="sam_tiny", data="x", top_n=40).check(), "16 or fewer"),
+    "bad channel list": (lambda t, m: _search(t, sources="0-x").channel_pairs(), "cannot read channel list"),
+    # replacement sets
+    "replacements for another model": (
+        lambda t, m: load_replacements(_repl(t, {"model": "sam_vit_h", "pairs": []}), "sam_tiny", 256),
+        "sam_vit_h",
+    ),
+    "replacements for another channel count": (
+        lambda t, m: load_replacements(_repl(t, {"channels": 64, "pairs": []}), "sam_tiny", 256),
+        "64 channels",
+    ),
+    "malformed replacements json": (lambda t, m: load_replacements(_repl(t, "{nope")), "not a valid"),
+    # outputs
+    "unwritable output folder": (
+        lambda t, m: (
+            (t / "file").write_text("x"),
+            __import__("redundancy.io", fromlist=["x"]).write_json(t / "file" / "run" / "config.json", {}),
+        ),
+        "cannot write",
+    ),
+}
+
+
+class _Ctx:
+    """monkeypatch plus the tiny model, handed to each case."""
+
+    def __init__(self, monkeypatch, tiny):
+        self.setattr = monkeypatch.setattr
+        self.tiny = tiny
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gets_a_clear_message(case, tmp_path, monkeypatch, tiny):
+    action, message = CASES[case]
+    if case == "cuda without a gpu" and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RedundancyError, match=message):
+        action(tmp_path, _Ctx(monkeypatch, tiny))
+
+
+def test_catalogue_is_big_enough():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize(
+    "mode, value",
+    [("L", 90), ("RGBA", (10, 200, 30, 128)), ("I;16", 50000), ("P", 5), ("1", 1), ("CMYK", (0, 50, 100, 0))],
+)
+def test_unusual_image_modes_are_converted_not_rejected(tmp_path, mode, value):
+    write_pair(tmp_path, "a")
+    Image.new(mode, (40, 30), value).save(tmp_path / "images" / ("a.tif" if mode == "CMYK" else "a.png"))
+    if mode == "CMYK":
+        (tmp_path / "images" / "a.png").unlink()
+    ds = D.open_dataset(tmp_path)
+    img = D.load_image(ds.samples[0].image_path)
+    assert img.shape == (30, 40, 3) and img.dtype == np.uint8
+
+
+def test_top_n_larger_than_the_scored_pairs_uses_what_exists(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "search",
+                "--model",
+                "sam_tiny",
+                "--random-init",
+                "--data",
+                str(SAMPLE),
+                "--search-images",
+                "2",
+                "--heldout-images",
+                "0",
+                "--sources",
+                "0,1",
+                "--targets",
+                "0,1",
+                "--top-n",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "only 2 usable pairs for --top-n 5" in printed
+    assert len(json.loads((out / "topn.json").read_text())["top"]) == 2
+
+
+def test_app_without_uploads_explains_what_is_missing():
+    import gradio as gr
+
+    import app
+
+    args = dict(
+        ws=None,
+        model="sam_tiny",
+        ft_file=None,
+        seed=0,
+        zip_file=None,
+        n_search=2,
+        prompt="none",
+        progress=lambda *a, **k: None,
+    )
+    with pytest.raises(gr.Error, match="choose a .zip"):
+        app.load(weights=app.WEIGHTS[0], ckpt_file=None, source="upload a .zip", **args)
+    with pytest.raises(gr.Error, match="upload a checkpoint"):
+        app.load(weights=app.WEIGHTS[2], ckpt_file=None, source="bundled sample", **args)

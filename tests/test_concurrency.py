@@ -1,0 +1,73 @@
+"""Two clients at once on one server: each gets its own results and cannot fetch the other's files."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from redundancy.workspace import APP_ROOT
+
+from .conftest import write_pair
+
+
+def _session(url: str, data_zip: Path | None, n_search: int) -> dict:
+    client = Client(url, verbose=False)
+    source = "upload a .zip" if data_zip else "bundled sample"
+    load = client.predict(
+        "sam_tiny",
+        "random weights (seeded, for trying the tool)",
+        None,
+        None,
+        0,
+        source,
+        handle_file(str(data_zip)) if data_zip else None,
+        n_search,
+        "none",
+        api_name="/load",
+    )
+    result = client.predict(2, "miou", "every:64", "every:64", 0, api_name="/search")
+    summary, _gallery, files = client.predict(api_name="/show_results")
+    paths = {Path(f).name: f for f in files}
+    with zipfile.ZipFile(paths["predictions.zip"]) as zf:
+        masks = [n for n in zf.namelist() if n.startswith("masks/")]
+    repl = json.loads(Path(paths["replacements.json"]).read_text())
+    return {
+        "info": load[1],
+        "status": result[1],
+        "summary": summary,
+        "masks": masks,
+        "repl": repl,
+        "run": summary.split("run folder `")[1].split("`")[0],
+    }
+
+
+def test_two_clients_get_their_own_results(app_url, tmp_path):
+    for k in range(5):  # client B's own dataset: 5 images, folder layout
+        write_pair(tmp_path / "b", f"b{k}", size=(48, 40), box=(5 + k, 6, 30, 30))
+    data_zip = tmp_path / "b.zip"
+    with zipfile.ZipFile(data_zip, "w") as zf:
+        for p in (tmp_path / "b").rglob("*.png"):
+            zf.write(p, str(p.relative_to(tmp_path / "b")))
+    with ThreadPoolExecutor(2) as pool:
+        a_future = pool.submit(_session, app_url, None, 3)
+        b_future = pool.submit(_session, app_url, data_zip, 2)
+        a, b = a_future.result(timeout=300), b_future.result(timeout=300)
+    assert "**32** images" in a["info"] and "**5** images" in b["info"]
+    assert "Search finished" in a["status"] and "Search finished" in b["status"]
+    assert len(a["masks"]) == 32 and len(b["masks"]) == 5
+    assert sorted(b["masks"]) == [f"masks/b{k}.png" for k in range(5)] and not set(a["masks"]) & set(b["masks"])
+    assert a["repl"]["search"]["images"] == 3 and b["repl"]["search"]["images"] == 2
+    # B's run folder lives in B's private workspace; the server refuses it to anyone by path
+    b_files = list(APP_ROOT.glob(f"*/{b['run']}/replacements.json"))
+    assert b_files, "B's run folder should exist on the server"
+    for target in (b_files[0], Path("/etc/passwd")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{app_url}/gradio_api/file={target}", timeout=10)
+        assert err.value.code in (403, 404)
