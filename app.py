@@ -20,7 +20,7 @@ from redundancy.errors import RedundancyError, RunError
 from redundancy.export import overlay
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
-from redundancy.replace import Edit, edit_map
+from redundancy.replace import edit_map, parse_edits
 from redundancy.viz import channel_mosaic, combination_scatter, delta_bars, feature_image, gain_heatmap, mask_overlay
 from redundancy.workspace import Workspace, remove_stale
 
@@ -59,22 +59,6 @@ def need(ws: Workspace | None) -> Workspace:
 def gt_overlay(ws: Workspace, index: int) -> np.ndarray:
     sample = ws.require().search_set.samples[index]
     return overlay(load_image(sample.image_path), load_mask(sample.mask_path), (40, 200, 90))
-
-
-def parse_edits(kind: str, text: str) -> list[Edit]:
-    """'6,216' for zero, '1:2,5:9' for swap/replace; one edit per item."""
-    edits = []
-    for item in filter(None, (t.strip() for t in (text or "").split(","))):
-        i, sep, j = item.partition(":")
-        if kind != "zero" and not sep:
-            raise RedundancyError(f"{kind} needs pairs like 3:7 (got '{item}').")
-        try:
-            edits.append(Edit(kind, int(i), int(j) if sep else None))
-        except ValueError:
-            raise RedundancyError(f"'{item}' is not a channel number or an i:j pair of numbers.") from None
-    if not edits:
-        raise RedundancyError("type at least one channel (zero: 6,216) or pair (swap / replace: 3:7).")
-    return edits
 
 
 def guard(fn):
@@ -217,6 +201,8 @@ def run_ablation(ws, kind, text, index):
     from redundancy.pipeline import ablate
 
     edits = parse_edits(kind, text)
+    if not edits:
+        raise RedundancyError("type at least one channel (zero: 6,216) or pair (swap / replace: 3:7).")
     for e in edits:
         edit_map(e, s.backend.channels)  # validate before any compute
     base, rows = ablate(s, edits)

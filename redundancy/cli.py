@@ -12,10 +12,10 @@ from tqdm import tqdm
 from .apply import apply_run, backend_for_run
 from .data import open_dataset
 from .errors import RedundancyError
-from .export import read_run, write_run
+from .export import read_run, save_ablation, write_run
 from .models import REGISTRY
 from .pipeline import Callbacks, SearchConfig, Session, ablate, run_search, search_key
-from .replace import Edit
+from .replace import Edit, parse_edits
 from .resume import RunState
 
 
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ablate", help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7")
     _add_common(a)
     a.add_argument("--run", help="take model, data and split from a finished run")
-    a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216")
+    a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216 (or 'all': the full sweep)")
     a.add_argument("--swap", default="", help="pairs to swap, one edit each: 1:2,5:9")
     a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
     a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
@@ -80,25 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _channel(text: str, flag: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise RedundancyError(f"--{flag}: '{text.strip()}' is not a channel number (integers like 6 or 216).") from None
-
-
-def parse_edits(zero: str, swap: str, replace: str) -> list[Edit]:
-    """Edits from the ablate flags (range checks happen against the model's channel count)."""
-    edits = [Edit("zero", _channel(c, "zero")) for c in zero.split(",") if c.strip()]
-    for kind, text in (("swap", swap), ("replace", replace)):
-        for item in filter(None, (t.strip() for t in text.split(","))):
-            i, sep, j = item.partition(":")
-            if not sep:
-                raise RedundancyError(f"--{kind} expects pairs like 3:7, got '{item}'.")
-            edits.append(Edit(kind, _channel(i, kind), _channel(j, kind)))
-    if not edits:
-        raise RedundancyError("no edit given; add --zero 6,216, --swap 1:2 or --replace 3:7.")
-    return edits
+def parse_edit_flags(zero: str, swap: str, replace: str) -> list[Edit]:
+    """Edits from the ablate flags, in flag order (range checks happen against the model)."""
+    return [e for kind, text in (("zero", zero), ("swap", swap), ("replace", replace)) for e in parse_edits(kind, text)]
 
 
 def _config(args: argparse.Namespace) -> SearchConfig:
@@ -194,7 +178,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    edits = parse_edits(args.zero, args.swap, args.replace)
+    zero_all = args.zero.strip().lower() == "all"
+    edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace)
     if args.run:
         config, _ = read_run(Path(args.run))
         cfg = SearchConfig(**config["config"])
@@ -204,7 +189,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         if not args.data:
             raise RedundancyError("--data (or --run) is required.")
         session = Session.open(_config(args), _feature_cache(args))
+    if zero_all:  # the full sweep: every channel zeroed alone
+        edits = [Edit("zero", c) for c in range(session.backend.channels)] + edits
     base, rows = ablate(session, edits, plain=args.plain)
+    if args.run:
+        save_ablation(Path(args.run), base, rows)
     label = session.backend.weights.label
     if args.json:
         print(

@@ -98,8 +98,42 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     atomic_write(out / "pair_scores.csv", pair_table(result))
     write_json(out / "topn.json", top)
     atomic_write(out / "combinations.csv", combinations_table(result))
-    write_json(out / "replacements.json", repl)
+    atomic_write(out / "preview.npz", preview_npz(session, result.best_pairs))
+    write_json(out / "replacements.json", repl)  # last: its presence marks a finished run
     return out
+
+
+def save_ablation(run: Path, base, rows) -> Path:
+    """Merge ablation rows into RUN/ablation.json (the latest result per edit wins)."""
+    path = Path(run) / "ablation.json"
+    data = json.loads(path.read_text()) if path.exists() else {"edits": {}}
+    data["baseline"] = vars(base)
+    data["edits"].update({r.edit: vars(r) for r in rows})
+    return write_json(path, data)
+
+
+def preview_npz(session: Session, pairs: list[tuple[int, int]], k: int = 4) -> bytes:
+    """A few search images with GT, baseline and patched masks and their features, so figures need
+    only the run directory: keys image_i, gt_i, base_i, patched_i (i < k), feats (k, C, h, w), names."""
+    from .data import load_image, load_mask
+    from .replace import identity_map, pairs_map
+
+    ev = session.evaluator("search")
+    idx = list(range(min(k, len(ev.set))))
+    c = session.backend.channels
+    base = ev.logits(identity_map(c), idx)
+    patched = ev.logits(pairs_map(pairs, c), idx)
+    arrays = {"names": np.array([ev.set.names[i] for i in idx]),
+              "feats": ev.set.feats[idx].cpu().numpy().astype(np.float16)}
+    for i in idx:
+        sample = session.search_set.samples[i]
+        arrays[f"image_{i}"] = load_image(sample.image_path)
+        arrays[f"gt_{i}"] = load_mask(sample.mask_path)
+        arrays[f"base_{i}"] = (base[i] > 0).cpu().numpy()
+        arrays[f"patched_{i}"] = (patched[i] > 0).cpu().numpy()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
 
 
 def read_run(run: Path) -> tuple[dict, dict]:

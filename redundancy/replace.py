@@ -35,6 +35,21 @@ class Edit:
         }[self.kind]
 
 
+def parse_edits(kind: str, text: str) -> list[Edit]:
+    """Edits of one kind from text: '6,216' for zero, '1:2,5:9' for swap / replace (one edit per item)."""
+    edits = []
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        i, sep, j = item.partition(":")
+        if (kind != "zero") != bool(sep):
+            want = "channels like 6,216" if kind == "zero" else "pairs like 3:7"
+            raise ReplacementError(f"{kind} expects {want}, got '{item}'.")
+        try:
+            edits.append(Edit(kind, int(i), int(j) if sep else None))
+        except ValueError:
+            raise ReplacementError(f"'{item}' is not a channel number (integers like 6 or 216).") from None
+    return edits
+
+
 def check_channel(c: object, channels: int) -> int:
     """An in-range integer channel index, or a ReplacementError saying what is wrong."""
     if isinstance(c, bool) or not isinstance(c, int):
