@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
     a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
 
+    f = sub.add_parser("figures", help="publication figures (PNG 300 dpi, SVG, PDF) from one or more run dirs")
+    f.add_argument("runs", nargs="+", help="run directories (several: adds the cross-dataset consistency figure)")
+    f.add_argument("--format", default="png,svg,pdf", help="comma list of png, svg, pdf")
+    f.add_argument("--out", required=True, help="folder for the figures and their caption .txt files")
+
     p = sub.add_parser("apply", help="apply a run's replacement set to images and write patched masks")
     p.add_argument("--run", required=True)
     p.add_argument("--data", required=True)
@@ -216,6 +221,14 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from .figures import render
+
+    written = render(args.runs, args.out, tuple(f.strip() for f in args.format.split(",") if f.strip()))
+    print(f"{len(written)} files written to {args.out}")
+    return 0
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from .features import FeatureCache
 
@@ -243,9 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
     try:
-        return {"models": cmd_models, "search": cmd_search, "ablate": cmd_ablate, "apply": cmd_apply}[args.command](
-            args
-        )
+        return {
+            "models": cmd_models,
+            "search": cmd_search,
+            "ablate": cmd_ablate,
+            "apply": cmd_apply,
+            "figures": cmd_figures,
+        }[args.command](args)
     except RedundancyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

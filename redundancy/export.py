@@ -123,8 +123,10 @@ def preview_npz(session: Session, pairs: list[tuple[int, int]], k: int = 4) -> b
     c = session.backend.channels
     base = ev.logits(identity_map(c), idx)
     patched = ev.logits(pairs_map(pairs, c), idx)
-    arrays = {"names": np.array([ev.set.names[i] for i in idx]),
-              "feats": ev.set.feats[idx].cpu().numpy().astype(np.float16)}
+    arrays = {
+        "names": np.array([ev.set.names[i] for i in idx]),
+        "feats": ev.set.feats[idx].cpu().numpy().astype(np.float16),
+    }
     for i in idx:
         sample = session.search_set.samples[i]
         arrays[f"image_{i}"] = load_image(sample.image_path)

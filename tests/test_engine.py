@@ -70,8 +70,9 @@ def test_scores_do_not_depend_on_batch_composition(evaluator, tiny):
     other = PairScorer(Evaluator(tiny, evaluator.set, rows=1)).score(pairs)  # another call shape
     np.testing.assert_allclose(a, other.miou_gain, atol=0.05)
     same = PairScorer(evaluator).score(pairs)
-    assert [(p.source, p.target) for p in top_pairs(same, 4)[0]] == [(p.source, p.target) for p in
-                                                                     top_pairs(other, 4)[0]]
+    assert [(p.source, p.target) for p in top_pairs(same, 4)[0]] == [
+        (p.source, p.target) for p in top_pairs(other, 4)[0]
+    ]
 
 
 def test_progress_blocks_cover_every_pair_and_cancel_stops(evaluator):

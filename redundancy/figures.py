@@ -1,0 +1,392 @@
+"""Publication figures from run directories alone (matplotlib: vector SVG/PDF and 300 dpi PNG).
+
+Each builder takes a `Run` (or several) and returns a matplotlib Figure; `render` writes every
+figure in the chosen formats with a caption sidecar (.txt) naming model, weights, data, search-set
+size and seed. matplotlib is used for print output (vector formats, exact sizing, fonts);
+the app's interactive views use plotly (`viz.py`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .errors import RunError  # noqa: E402
+from .export import overlay  # noqa: E402
+
+FORMATS = ("png", "svg", "pdf")
+DPI = 300
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale print
+GOOD, BAD, NEUTRAL, ACCENT = "#009E73", "#D55E00", "#999999", "#0072B2"
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+    "savefig.dpi": DPI,
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
+    "svg.hashsalt": "redundancy",
+}
+FEATURE_CMAP, GAIN_CMAP = "viridis", "RdBu"
+
+
+@dataclass
+class Run:
+    """Everything a figure may read from one run directory."""
+
+    path: Path
+    config: dict
+    replacements: dict
+    topn: dict
+    gain: np.ndarray  # (C, C), NaN where unscored
+    combos: list[dict]
+    ablation: dict | None
+    preview: dict | None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        path = Path(path)
+        need = ("config.json", "replacements.json", "topn.json", "pair_scores.npy", "combinations.csv")
+        missing = [n for n in need if not (path / n).is_file()]
+        if missing:
+            raise RunError(f"{path} is not a finished run ({', '.join(missing)} missing); run a search into it first.")
+        with open(path / "combinations.csv") as f:
+            combos = list(csv.DictReader(f))
+        preview = None
+        if (path / "preview.npz").is_file():
+            with np.load(path / "preview.npz") as data:
+                preview = {k: data[k] for k in data.files}
+        ablation = json.loads((path / "ablation.json").read_text()) if (path / "ablation.json").is_file() else None
+        return cls(
+            path,
+            json.loads((path / "config.json").read_text()),
+            json.loads((path / "replacements.json").read_text()),
+            json.loads((path / "topn.json").read_text()),
+            np.load(path / "pair_scores.npy"),
+            combos,
+            ablation,
+            preview,
+        )
+
+    @property
+    def label(self) -> str:
+        """Short name in cross-run figures: the run folder (name runs after their dataset)."""
+        return self.path.name
+
+    def caption(self) -> str:
+        """Provenance line every figure's sidecar carries."""
+        c = self.config
+        return (
+            f"model {c['model']}; weights: {c['weights']['label']}; dataset {self.label} "
+            f"(sha256 {c['data']['sha256'][:12]}); search set {len(c['data']['search_set'])} images; "
+            f"seed {c['config']['seed']}; prompt {c['config']['prompt']}; protocol {c['protocol']}; "
+            f"metric {c['config']['metric']}; run {self.path.name}"
+        )
+
+    def best_gain_as_source(self) -> np.ndarray:
+        """(C,) best gain when channel i is replaced by anything (NaN if never scored)."""
+        with np.errstate(all="ignore"):
+            return np.where(np.isnan(self.gain).all(1), np.nan, np.nanmax(np.nan_to_num(self.gain, nan=-np.inf), 1))
+
+    def effective_score(self) -> np.ndarray:
+        """(C,) how much a channel matters: mIoU lost when it is zeroed (zero sweep in ablation.json),
+        else how useful it is as a copy (mean positive gain it gives other channels)."""
+        zeroed = {
+            int(k.split()[1]): v["delta_miou"]
+            for k, v in (self.ablation or {}).get("edits", {}).items()
+            if k.startswith("zero ")
+        }
+        if zeroed:
+            return np.array([-zeroed.get(c, np.nan) for c in range(self.gain.shape[0])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # channels never used as a target: NaN
+            return np.nanmean(np.clip(self.gain, 0, None), axis=0)
+
+
+def _fig(w: float, h: float):
+    return plt.figure(figsize=(w, h), layout="constrained")
+
+
+def channel_gallery(run: Run, k: int = 6, image: int = 0) -> plt.Figure:
+    """The image, its k most effective and k most redundant channel maps (the paper's Figure 5 story).
+
+    Redundant = largest gain when replaced; effective = largest loss when zeroed (after a zero
+    sweep), else the best donors. A channel never appears in both rows.
+    """
+    p = _need_preview(run)
+    feats = p["feats"][image].astype(np.float32)
+    redundant = _rank(run.best_gain_as_source(), k)
+    effective = [c for c in _rank(run.effective_score(), 2 * k) if c not in redundant][:k]
+    fig = _fig(1.1 * (k + 1), 2.6)
+    grid = fig.add_gridspec(2, k + 1)
+    ax = fig.add_subplot(grid[:, 0])
+    ax.imshow(p[f"image_{image}"])
+    ax.set_title(str(p["names"][image]))
+    ax.axis("off")
+    for row, (name, chans) in enumerate((("effective", effective), ("redundant", redundant))):
+        for col, c in enumerate(chans):
+            ax = fig.add_subplot(grid[row, col + 1])
+            ax.imshow(feats[c], cmap=FEATURE_CMAP)
+            ax.set_title(f"{name[:3]}. ch {c}", fontsize=7, color=GOOD if row == 0 else BAD)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig
+
+
+def _rank(values: np.ndarray, k: int) -> list[int]:
+    order = [int(i) for i in np.argsort(-np.nan_to_num(values, nan=-np.inf)) if np.isfinite(values[i])]
+    return order[:k]
+
+
+def _need_preview(run: Run) -> dict:
+    if run.preview is None:
+        raise RunError(f"{run.path} has no preview.npz (runs from before this version); rerun the search.")
+    return run.preview
+
+
+def ablation_bars(run: Run) -> plt.Figure:
+    """Delta mIoU per edit: Table 1 shape for a few edits, the full sweep as bars over channels."""
+    if not run.ablation:
+        raise RunError(f"{run.path} has no ablation.json; run `ablate --run {run.path} --zero all` first.")
+    edits = run.ablation["edits"]
+    zero = sorted((int(k.split()[1]), v["delta_miou"]) for k, v in edits.items() if k.startswith("zero "))
+    fig = _fig(6.5, 2.4)
+    ax = fig.add_subplot()
+    if len(zero) > 20:
+        ch, d = zip(*zero)
+        ax.bar(ch, d, width=1.0, color=[GOOD if x > 0 else BAD for x in d])
+        ax.set_xlabel("zeroed channel")
+    else:
+        names, d = list(edits), [v["delta_miou"] for v in edits.values()]
+        ax.bar(range(len(d)), d, color=[GOOD if x > 0 else BAD for x in d])
+        ax.set_xticks(range(len(d)), names, rotation=30, ha="right")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("Δ mIoU (points)")
+    ax.set_title(f"single-channel edits (baseline mIoU {run.ablation['baseline']['miou']:.2f}%)")
+    return fig
+
+
+def pair_heatmap(run: Run) -> plt.Figure:
+    """C x C pair gains with the top N marked, and the marginals: best gain per source and per target."""
+    gain = run.gain
+    rows = np.flatnonzero(~np.isnan(gain).all(1))
+    cols = np.flatnonzero(~np.isnan(gain).all(0))
+    sub = gain[np.ix_(rows, cols)]
+    bound = float(np.nanmax(np.abs(sub))) or 1.0
+    fig = _fig(6.5, 5.2)
+    grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4))
+    ax = fig.add_subplot(grid[1, 0])
+    im = ax.imshow(
+        np.ma.masked_invalid(sub), cmap=GAIN_CMAP, vmin=-bound, vmax=bound, aspect="auto", interpolation="nearest"
+    )
+    pos_r = {int(c): k for k, c in enumerate(rows)}
+    pos_c = {int(c): k for k, c in enumerate(cols)}
+    top = [(p["source"], p["target"]) for p in run.topn["top"]]
+    ax.scatter(
+        [pos_c[j] for _, j in top],
+        [pos_r[i] for i, _ in top],
+        s=30,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=1.0,
+        label="top N",
+    )
+    _channel_ticks(ax.set_yticks, rows)
+    _channel_ticks(ax.set_xticks, cols)
+    ax.set_xlabel("target channel j (copied)")
+    ax.set_ylabel("source channel i (replaced)")
+    ax.legend(loc="lower right", frameon=True)
+    fig.colorbar(im, ax=ax, location="bottom", shrink=0.6, label="Δ mIoU (points)")
+    top_ax = fig.add_subplot(grid[0, 0], sharex=ax)
+    top_ax.bar(range(len(cols)), np.nanmax(np.nan_to_num(sub, nan=-np.inf), 0), color=ACCENT, width=1.0)
+    top_ax.set_ylabel("best gain\nper target")
+    top_ax.tick_params(labelbottom=False)
+    side = fig.add_subplot(grid[1, 1], sharey=ax)
+    side.barh(range(len(rows)), np.nanmax(np.nan_to_num(sub, nan=-np.inf), 1), color=ACCENT, height=1.0)
+    side.set_xlabel("best gain\nper source")
+    side.tick_params(labelleft=False)
+    return fig
+
+
+def _channel_ticks(setter, chans: np.ndarray, most: int = 16) -> None:
+    step = max(1, len(chans) // most)
+    setter(range(0, len(chans), step), [str(int(c)) for c in chans[::step]])
+
+
+def topn_bars(run: Run) -> plt.Figure:
+    """Gain of each of the top N pairs."""
+    top = run.topn["top"]
+    fig = _fig(4.0, 2.4)
+    ax = fig.add_subplot()
+    gains = [p["gain"] for p in top]
+    ax.bar(range(len(top)), gains, color=[GOOD if g > 0 else BAD for g in gains])
+    ax.set_xticks(range(len(top)), [f"{p['source']}←{p['target']}" for p in top], rotation=45, ha="right")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel(f"single-pair gain ({run.topn['metric']})")
+    ax.set_title(f"top {len(top)} pairs")
+    return fig
+
+
+def combinations_scatter(run: Run) -> plt.Figure:
+    """mIoU of every evaluated subset against its size; the baseline dashed, the best starred."""
+    size = np.array([int(r["size"]) for r in run.combos])
+    miou = np.array([float(r["miou"]) for r in run.combos])
+    base = run.topn["baseline_miou"]
+    fig = _fig(4.0, 2.6)
+    ax = fig.add_subplot()
+    jitter = (np.random.default_rng(0).random(len(size)) - 0.5) * 0.25  # seeded: figures regenerate exactly
+    ax.scatter(size + jitter, miou, s=8, color=NEUTRAL, alpha=0.7, label="subsets")
+    ax.axhline(base, color="black", ls="--", lw=0.8, label="baseline")
+    if run.replacements["pairs"]:
+        b = int(np.argmax(miou))
+        ax.scatter([size[b]], [miou[b]], marker="*", s=120, color=BAD, zorder=3, label="best")
+    ax.set_xlabel("pairs in subset")
+    ax.set_ylabel("mIoU (%)")
+    ax.legend(frameon=False)
+    return fig
+
+
+def pairs_curve(run: Run) -> plt.Figure:
+    """mIoU as the best k pairs (by single-pair gain) are applied together, k = 1..N."""
+    by_pairs = {r["pairs"]: float(r["miou"]) for r in run.combos}
+    top = [f"{p['source']}<-{p['target']}" for p in run.topn["top"]]
+    ks = list(range(1, len(top) + 1))
+    miou = [by_pairs[" ".join(top[:k])] for k in ks]
+    fig = _fig(4.0, 2.4)
+    ax = fig.add_subplot()
+    ax.plot(ks, miou, marker="o", color=ACCENT)
+    ax.axhline(run.topn["baseline_miou"], color="black", ls="--", lw=0.8, label="baseline")
+    best = int(np.argmax(miou))
+    ax.annotate(
+        f"peak at {ks[best]}",
+        (ks[best], miou[best]),
+        textcoords="offset points",
+        xytext=(0, 6),
+        ha="center",
+        fontsize=7,
+    )
+    ax.set_xlabel("best k pairs applied")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_xticks(ks)
+    ax.legend(frameon=False)
+    return fig
+
+
+def before_after(run: Run, images: int = 4) -> plt.Figure:
+    """Baseline vs patched predictions (tinted) with the GT outline, for the preview images."""
+    p = _need_preview(run)
+    n = min(images, len(p["names"]))
+    fig = _fig(1.6 * n, 3.4)
+    for i in range(n):
+        for row, key in enumerate(("base", "patched")):
+            ax = fig.add_subplot(2, n, row * n + i + 1)
+            img, gt, pred = p[f"image_{i}"], p[f"gt_{i}"], p[f"{key}_{i}"]
+            ax.imshow(overlay(img, pred))
+            ax.contour(gt, levels=[0.5], colors="white", linewidths=0.6)
+            ax.set_title(f"{p['names'][i]} {'baseline' if row == 0 else 'patched'}", fontsize=6)
+            ax.axis("off")
+    return fig
+
+
+def consistency(runs: list[Run], k: int = 10) -> plt.Figure:
+    """Across runs: overlap of the k most redundant channels (Jaccard) and channels shared by several runs."""
+    red = [set(_rank(r.best_gain_as_source(), k)) for r in runs]
+    eff = [set(_rank(r.effective_score(), k)) for r in runs]
+    n = len(runs)
+    jac = np.array([[len(a & b) / max(1, len(a | b)) for b in red] for a in red])
+    fig = _fig(6.5, 2.8)
+    ax = fig.add_subplot(1, 2, 1)
+    im = ax.imshow(jac, cmap="Greys", vmin=0, vmax=1)
+    ax.set_xticks(range(n), [r.label for r in runs], rotation=30, ha="right")
+    ax.set_yticks(range(n), [r.label for r in runs])
+    for a in range(n):
+        for b in range(n):
+            ax.text(b, a, f"{jac[a, b]:.2f}", ha="center", va="center", color="white" if jac[a, b] > 0.5 else "black")
+    ax.set_title(f"overlap of top-{k} redundant channels")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="Jaccard")
+    ax2 = fig.add_subplot(1, 2, 2)
+    shared_r = shared_channels(red)
+    shared_e = shared_channels(eff)
+    labels = [f"r{c}" for c, _ in shared_r[:8]] + [f"e{c}" for c, _ in shared_e[:8]]
+    counts = [m for _, m in shared_r[:8]] + [m for _, m in shared_e[:8]]
+    ax2.barh(range(len(labels)), counts, color=[BAD] * len(shared_r[:8]) + [GOOD] * len(shared_e[:8]))
+    ax2.set_yticks(range(len(labels)), labels)
+    ax2.invert_yaxis()
+    ax2.set_xlabel(f"runs (of {n}) where the channel is in the top {k}")
+    ax2.set_title("r = redundant, e = effective")
+    return fig
+
+
+def shared_channels(sets: list[set[int]]) -> list[tuple[int, int]]:
+    """(channel, number of sets holding it), most shared first, ties by channel."""
+    counts: dict[int, int] = {}
+    for s in sets:
+        for c in s:
+            counts[c] = counts.get(c, 0) + 1
+    return sorted(counts.items(), key=lambda t: (-t[1], t[0]))
+
+
+SINGLE = {
+    "channel_gallery": channel_gallery,
+    "ablation": ablation_bars,
+    "pair_heatmap": pair_heatmap,
+    "topn": topn_bars,
+    "combinations": combinations_scatter,
+    "pairs_curve": pairs_curve,
+    "before_after": before_after,
+}
+
+
+def render(run_dirs: list[str | Path], out: str | Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write every figure the runs support (one set per run, plus consistency for several runs)."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise RunError(f"unknown figure format '{bad[0]}'; use {', '.join(FORMATS)}.")
+    runs = [Run.load(p) for p in run_dirs]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with plt.rc_context(STYLE):
+        for run in runs:
+            prefix = run.path.name if len(runs) > 1 else ""
+            for name, build in SINGLE.items():
+                if name == "ablation" and not run.ablation:
+                    continue  # optional: only after `ablate --run`
+                written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, run.caption())
+        if len(runs) > 1:
+            caption = "\n".join(r.caption() for r in runs)
+            written += _save(consistency(runs), out, "consistency", formats, caption)
+    return written
+
+
+def _save(fig: plt.Figure, out: Path, name: str, formats: tuple[str, ...], caption: str) -> list[Path]:
+    if "random weights" in caption:  # never let a random-weight figure pass for a result
+        fig.text(0.99, 0.005, "random weights: not a pretrained model", ha="right", va="bottom", fontsize=6, color=BAD)
+    fig.canvas.draw()
+    fig.set_layout_engine("none")  # freeze the layout: every format (in any order) gets the same geometry
+    paths = []
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        # fixed metadata so the same run gives byte-identical files
+        meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {}}[fmt]
+        fig.savefig(path, format=fmt, dpi=DPI, metadata=meta)
+        paths.append(path)
+    plt.close(fig)
+    (out / f"{name}.txt").write_text(caption + "\n")
+    return paths + [out / f"{name}.txt"]
