@@ -359,6 +359,59 @@ def apply_uploaded(ws, repl_file, images_zip):
     )
 
 
+@guard
+def make_figures(ws, formats):
+    pngs, zip_path = need(ws).render_figures(tuple(formats) or ("png",))
+    return [(str(p), p.stem.replace("_", " ")) for p in pngs], str(zip_path)
+
+
+@guard
+def teach(ws):
+    """The method step by step, each step showing this session's own artefact and its measured cost."""
+    s = need(ws).session
+    ev = s.evaluator("search")
+    spr = ev.seconds_per_row()
+    t0 = time.perf_counter()
+    s.backend.encode([load_image(s.search_set.samples[0].image_path)])
+    enc = time.perf_counter() - t0
+    feats = ws.features(0)
+    r = ws.result
+    i, j = (r.top[0].source, r.top[0].target) if r and r.top else (0, 1)
+    sample = s.search_set.samples[0]
+    image, gt = load_image(sample.image_path), load_mask(sample.mask_path)
+    one = [
+        (mask_overlay(image, ws.predict(0), gt), "baseline"),
+        (mask_overlay(image, ws.predict(0, pairs=[(i, j)]), gt), f"channel {i} takes {j}"),
+    ]
+    c, b = s.backend.channels, len(ev.set)
+    n = r.config.top_n if r else s.cfg.top_n
+    steps = (
+        f"**1. Cache features.** Each image goes through the frozen encoder once: {enc:.2f} s per image here; "
+        f"the result is a {c} x {feats.shape[1]} x {feats.shape[2]} block of channel maps (one shown).\n\n"
+        f"**2. Replace one channel.** `X'[:, {i}] = X[:, {j}]`, then only the mask decoder runs: "
+        f"{spr * 1000:.1f} ms per image here.\n\n"
+        f"**3. Score all pairs.** {c * c - c:,} ordered pairs x {b} images = {(c * c - c) * b:,} decoder rows "
+        f"≈ {format_seconds((c * c - c) * b * spr)} here (the heatmap fills in on the Search tab).\n\n"
+        f"**4. Top N.** Keep the {n} best pairs, at most one per replaced channel.\n\n"
+        f"**5. Combinations.** Try all {2**n - 1:,} subsets at once ≈ {format_seconds((2**n - 1) * b * spr)} "
+        f"here, keep the best (or nothing, if no subset beats the unmodified model).\n\n"
+        f"**6. Apply.** The best set is a zero-parameter patch on the encoder output for any new image."
+    )
+    heat = (
+        gain_heatmap(ws.gain, [(p.source, p.target) for p in r.top], "step 3: pair gains", *ws.scope)
+        if r is not None
+        else None
+    )
+    combos = None
+    if r is not None:
+        best_i = r.combos.rows.index(r.combos.best) if r.combos.best else None
+        combos = combination_scatter(
+            [len(x.pairs) for x in r.combos.rows], [x.miou for x in r.combos.rows], r.combos.baseline_miou, best_i
+        )
+    top = [[k + 1, p.source, p.target, round(p.gain, 4)] for k, p in enumerate(r.top)] if r else []
+    return steps, feature_image(feats[0], 256), one, heat, top, combos
+
+
 # ---------- layout ----------
 
 
@@ -497,6 +550,31 @@ def build_demo() -> gr.Blocks:
                 apply_md = gr.Markdown()
                 apply_out = gr.File(label="Patched predictions (.zip)", interactive=False)
 
+            with gr.Tab("Figures", id="figures"):
+                gr.Markdown(
+                    "Publication figures of the latest search (PNG 300 dpi, SVG, PDF, each with a caption "
+                    "file). The same files come from `python -m redundancy figures RUN --out DIR`."
+                )
+                fig_formats = gr.CheckboxGroup(["png", "svg", "pdf"], value=["png", "svg", "pdf"], label="Formats")
+                fig_btn = gr.Button("Render figures", variant="primary", elem_id="figures-btn")
+                fig_gallery = gr.Gallery(label="Previews", columns=3, height=420, object_fit="contain")
+                fig_zip = gr.File(label="All figures (.zip)", interactive=False, elem_id="figures-zip")
+            with gr.Tab("How it works", id="teach"):
+                gr.Markdown(
+                    "The method in six steps, each shown with this session's own data and timed on "
+                    "this machine. Load data (and run a search for steps 3-5) first."
+                )
+                teach_btn = gr.Button("Show the steps for my session", variant="primary", elem_id="teach-btn")
+                teach_md = gr.Markdown(elem_id="teach-steps")
+                with gr.Row():
+                    teach_fmap = gr.Image(label="Step 1: one cached channel map", interactive=False, height=260)
+                    teach_one = gr.Gallery(
+                        label="Step 2: one replacement, before / after", columns=2, height=260, object_fit="contain"
+                    )
+                teach_heat = gr.Plot(label="Step 3: pair gains")
+                teach_top = gr.Dataframe(headers=["rank", "source i", "target j", "gain"], label="Step 4: top N")
+                teach_combo = gr.Plot(label="Step 5: every subset of the top N")
+
         load_btn.click(
             load,
             [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt],
@@ -516,6 +594,8 @@ def build_demo() -> gr.Blocks:
         stop_btn.click(cancel, [ws], [status], queue=False)
         refresh.click(show_results, [ws], [summary, res_gallery, downloads])
         apply_btn.click(apply_uploaded, [ws, repl_in, imgs_in], [apply_md, apply_out])
+        fig_btn.click(make_figures, [ws, fig_formats], [fig_gallery, fig_zip])
+        teach_btn.click(teach, [ws], [teach_md, teach_fmap, teach_one, teach_heat, teach_top, teach_combo])
     return demo
 
 

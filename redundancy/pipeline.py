@@ -168,7 +168,9 @@ def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int) -> float:
 
 
 def format_seconds(seconds: float) -> str:
-    """'42 s', '7.5 min', '3.2 h' or '2.1 days'."""
+    """'4.2 s', '42 s', '7.5 min', '3.2 h' or '2.1 days'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 2 * 3600:

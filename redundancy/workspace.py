@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,3 +232,24 @@ class Workspace:
             names += ev.set.names
             images += [load_image(x.image_path) for x in data.samples]
         return write_predictions(self.run_dir / "predictions", names, images, masks)
+
+    def render_figures(self, formats: tuple[str, ...] = ("png",)) -> tuple[list[Path], Path]:
+        """Publication figures of the latest run (with the zero sweep, if one ran) and a zip of them."""
+        from .export import save_ablation
+        from .figures import render
+        from .pipeline import AblationRow
+
+        if self.result is None or self.run_dir is None:
+            raise RunError("no finished search yet; run one on the Search tab first.")
+        if self.sweep:
+            base = self.result.combos
+            rows = [AblationRow(f"zero {c}", base.baseline_miou + d, None, d, None)  # the sweep keeps no loss
+                    for c, d in sorted(self.sweep.items())]
+            save_ablation(self.run_dir, AblationRow("baseline", base.baseline_miou, base.baseline_loss, 0, 0), rows)
+        out = self.run_dir / "figures"
+        written = render([self.run_dir], out, formats)
+        zip_path = out / "figures.zip"
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in written:
+                zf.write(path, path.name)
+        return [p for p in written if p.suffix == ".png"], zip_path

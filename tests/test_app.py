@@ -89,6 +89,14 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
     assert "32 images" in msg and "mIoU" in msg
     with zipfile.ZipFile(zip_path) as zf:
         assert len([n for n in zf.namelist() if n.startswith("masks/")]) == 32
+    previews, fig_zip = app.make_figures(ws, ["png", "svg"])
+    with zipfile.ZipFile(fig_zip) as zf:
+        names = zf.namelist()
+    assert {"pair_heatmap.png", "pair_heatmap.svg", "ablation.png", "pair_heatmap.txt"} <= set(names)
+    assert len(previews) == sum(n.endswith(".png") for n in names)
+    steps, fmap, one, heat, top_rows, combo = app.teach(ws)
+    assert "65,280 ordered pairs" in steps and "ms per image" in steps and len(one) == 2
+    assert fmap.shape == (256, 256, 3) and len(top_rows) == 3 and heat is not None
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")
     with pytest.raises(gr.Error, match="not valid JSON"):

@@ -144,6 +144,17 @@ def test_5_downloads_are_valid_files(page, tmp_path):
     page.screenshot(path=SHOTS / "5-results.png", full_page=True)
 
 
+def test_5b_figures_and_teaching_views(page):
+    _tab(page, "Figures")
+    page.locator("#figures-btn").click()
+    page.locator("#figures-zip a").first.wait_for(timeout=120_000)
+    page.screenshot(path=SHOTS / "5b-figures.png", full_page=True)
+    _tab(page, "How it works")
+    page.locator("#teach-btn").click()
+    _wait_text(page, "teach-steps", "Score all pairs")
+    page.screenshot(path=SHOTS / "5c-how-it-works.png", full_page=True)
+
+
 def test_6_cancel_stops_a_run(page):
     _tab(page, "Search")
     _fill(page, "sources", "all")
