@@ -7,10 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from .apply import apply_run, backend_for_run
 from .data import open_dataset
+from .distributed import setup as setup_distributed
+from .distributed import teardown as teardown_distributed
 from .errors import RedundancyError
 from .export import read_run, save_ablation, write_run
 from .models import REGISTRY
@@ -59,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
     )
+    s.add_argument(
+        "--mode",
+        default="exact",
+        choices=("exact", "taylor", "halving"),
+        help="exact (the paper) or a screening mode that scores only promising pairs exactly",
+    )
+    s.add_argument("--candidates", type=int, default=512, help="taylor: pairs rescored exactly")
+    s.add_argument("--halving-start", type=int, default=2, help="halving: images in the first round")
+    s.add_argument("--halving-keep", type=float, default=0.25, help="halving: fraction kept per round")
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
     s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
 
@@ -139,25 +151,40 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.data:
         raise RedundancyError("--data is required: a dataset folder or .zip (try assets/sample).")
     cfg = _config(args)
-    session = Session.open(cfg, _feature_cache(args))
-    _log(args, f"model {session.backend.name} | {session.backend.weights.label} | device {session.backend.device}")
-    _log(
-        args,
+    job = setup_distributed()  # None unless launched by torchrun
+    if job and cfg.mode != "exact":
+        raise RedundancyError(f"--mode {cfg.mode} runs in one process; launch it without torchrun.")
+    if job and torch.cuda.is_available():
+        cfg.device = f"cuda:{job.local_rank}"
+    quiet = job is not None and not job.main  # one rank talks
+    session = Session.open(cfg, _feature_cache(args), progress=not quiet)
+    say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
+    say(
+        f"model {session.backend.name} | {session.backend.weights.label} | device {session.backend.device}"
+        + (f" | rank {job.rank} of {job.world}" if job else "")
+    )
+    say(
         f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): search set "
-        f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}",
+        f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}"
     )
     for w in session.dataset.warnings:
-        _log(args, f"warning: {w}")
+        say(f"warning: {w}")
     out = Path(args.out)
-    state = RunState(out, search_key(session, session.channel_pairs()), restart=args.restart)
-    result = run_search(session, _bar_callbacks(args), state=state)
-    _log(
-        args,
+    state = RunState(
+        out, search_key(session, session.channel_pairs()), restart=args.restart, rank=job.rank if job else 0
+    )
+    callbacks = Callbacks() if quiet else _bar_callbacks(args)
+    result = run_search(session, callbacks, state=state, dist=job)
+    if job and not job.main:
+        teardown_distributed(job)
+        return 0
+    say(
         f"feature cache: {session.cache_hits} of {len(session.search_set) + len(session.heldout_set)} images "
-        "were already encoded",
+        "were already encoded"
     )
     write_run(out, session, result)
     state.finish()
+    teardown_distributed(job)
     repl = json.loads((out / "replacements.json").read_text())
     if args.json:
         print(json.dumps(repl, indent=2))

@@ -18,6 +18,7 @@ import torch
 
 from . import __version__
 from .data import Dataset, open_dataset, split
+from .distributed import Dist
 from .errors import DataError, ReplacementError
 from .features import FeatureCache
 from .metrics import PROTOCOLS
@@ -27,6 +28,7 @@ from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .resume import RunState, fingerprint
 from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
+from .screen import MODES, halving_screen, taylor_screen
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
@@ -51,6 +53,10 @@ class SearchConfig:
     top_n: int = 10
     sources: str = "auto"
     targets: str = "auto"
+    mode: str = "exact"  # exact | taylor | halving (screening modes score only promising pairs exactly)
+    candidates: int = 512  # taylor: pairs rescored exactly
+    halving_start: int = 2  # halving: images in the first round (doubles each round)
+    halving_keep: float = 0.25  # halving: fraction of pairs kept per round
     device: str = "auto"
     rows: int | None = None
 
@@ -67,6 +73,10 @@ class SearchConfig:
             raise DataError(f"unknown --protocol '{self.protocol}'; use one of {', '.join(PROTOCOLS)}.")
         if self.top_n < 1:
             raise ReplacementError(f"--top-n must be at least 1 (got {self.top_n}).")
+        if self.mode not in MODES:
+            raise DataError(f"unknown --mode '{self.mode}'; use one of {', '.join(MODES)}.")
+        if self.candidates < 1 or not 0 < self.halving_keep < 1 or self.halving_start < 1:
+            raise DataError("--candidates and --halving-start must be >= 1 and --halving-keep in (0, 1).")
         if self.top_n > 16:
             raise ReplacementError(f"--top-n {self.top_n} means 2^{self.top_n} - 1 combinations; use 16 or fewer.")
 
@@ -254,6 +264,7 @@ def search_key(session: Session, pairs: torch.Tensor) -> str:
             "rows": ev.rows,
             "device": session.backend.device.type,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
+            "mode": [cfg.mode, cfg.candidates, cfg.halving_start, cfg.halving_keep],
         }
     )
 
@@ -263,6 +274,7 @@ def run_search(
     callbacks: Callbacks | None = None,
     cancel: threading.Event | None = None,
     state: RunState | None = None,
+    dist: Dist | None = None,
 ) -> SearchResult:
     """Score pairs, keep the top N, try every subset, evaluate baseline and best set on both sets.
 
@@ -294,7 +306,16 @@ def run_search(
                 cb.pairs(ev_)
 
     scorer = PairScorer(ev, cfg.metric)
-    scores = scorer.score(pairs, on_progress=on_pairs, cancel=cancel, known=known)
+    if cfg.mode == "taylor":
+        say(f"taylor screening: rescoring the {min(cfg.candidates, len(pairs)):,} most promising pairs exactly")
+        scores = taylor_screen(scorer, pairs, cfg.candidates, on_pairs, cancel)
+    elif cfg.mode == "halving":
+        scores = halving_screen(scorer, pairs, cfg.halving_start, cfg.halving_keep, on_pairs, cancel)
+    else:
+        mine = dist.shard(pairs) if dist else pairs
+        scores = scorer.score(mine, on_progress=on_pairs, cancel=cancel, known=known)
+        if dist:  # every rank gets the full matrices
+            scores.miou_gain, scores.loss_gain = dist.merge(scores.miou_gain, scores.loss_gain)
     timings["score_s"] = scores.seconds
     top, skipped = top_pairs(scores, cfg.top_n)
     if len(top) < cfg.top_n:
@@ -303,14 +324,14 @@ def run_search(
     top_ij = [(p.source, p.target) for p in top]
     known_c = state.combos(2 ** len(top) - 1, top_ij) if state else None
     save_c = (lambda m, lo: state.save_combos(top_ij, m, lo)) if state else None
-    combos = search_combinations(ev, top, scorer.baseline(), cfg.metric, cb.combos, cancel, known_c, save_c)
+    combos = search_combinations(ev, top, scorer.baseline(), cfg.metric, cb.combos, cancel, known_c, save_c, dist)
     if state:
         state.save_combos(
             top_ij, np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows]), force=True
         )
     timings["combinations_s"] = combos.seconds
     heldout = None
-    if len(session.heldout_set):
+    if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode)
         c = session.backend.channels

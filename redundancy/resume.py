@@ -27,9 +27,10 @@ def fingerprint(parts: dict) -> str:
 class RunState:
     """Saved progress of one search: pair gains so far and evaluated combinations so far."""
 
-    def __init__(self, run_dir: Path, key: str, min_interval_s: float = 1.0, restart: bool = False):
+    def __init__(self, run_dir: Path, key: str, min_interval_s: float = 1.0, restart: bool = False, rank: int = 0):
         self.dir = Path(run_dir) / "state"
         self.key = key
+        self.rank = rank  # each torchrun rank saves its own files; loading merges them all
         self.min_interval_s = min_interval_s
         self._last = 0.0
         manifest = self.dir / "manifest.json"
@@ -48,14 +49,21 @@ class RunState:
         write_json(manifest, {"fingerprint": key, "updated": time.time()})
 
     def _load(self, name: str) -> dict | None:
-        path = self.dir / f"{name}.npz"
-        if not path.exists():
-            return None
-        try:
-            with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError):  # unreadable partial state: start that stage again
-            return None
+        """Arrays saved under `name` by any rank, merged (first finite value wins)."""
+        merged = None
+        for path in sorted(self.dir.glob(f"{name}.r*.npz")):
+            try:
+                with np.load(path) as data:
+                    part = {k: data[k] for k in data.files}
+            except (OSError, ValueError):  # unreadable partial state: that rank's work is redone
+                continue
+            if merged is None:
+                merged = part
+            elif all(merged[k].shape == part[k].shape for k in merged if merged[k].dtype.kind == "f"):
+                for k, v in merged.items():
+                    if v.dtype.kind == "f":
+                        merged[k] = np.where(np.isnan(v), part[k], v)
+        return merged
 
     def _save(self, name: str, force: bool, **arrays: np.ndarray) -> None:
         now = time.monotonic()
@@ -63,7 +71,7 @@ class RunState:
             return
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write(self.dir / f"{name}.npz", buf.getvalue())
+        atomic_write(self.dir / f"{name}.r{self.rank}.npz", buf.getvalue())
         self._last = now
 
     def pairs(self, channels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .distributed import Dist
 from .errors import ReplacementError
 from .replace import pairs_map
 from .score import Evaluator, PairScores
@@ -100,6 +101,7 @@ def search_combinations(
     cancel: threading.Event | None = None,
     known: tuple[np.ndarray, np.ndarray] | None = None,
     on_rows: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    dist: Dist | None = None,
 ) -> CombinationResult:
     """Evaluate all 2^N - 1 subsets of `top` applied at once (batched) and pick the best.
 
@@ -112,6 +114,8 @@ def search_combinations(
     miou = np.full(len(members), np.nan) if known is None else known[0].copy()
     loss = np.full(len(members), np.nan) if known is None else known[1].copy()
     todo = np.nonzero(np.isnan(miou))[0]
+    if dist:
+        todo = dist.shard(todo)  # this rank's share; merged below
     done = len(members) - len(todo)
 
     def chunk(start: int, stats) -> None:
@@ -128,6 +132,8 @@ def search_combinations(
     if len(todo):
         maps = torch.stack([pairs_map(pair_lists[k], evaluator.channels) for k in todo])
         evaluator.stats(maps, on_chunk=chunk, cancel=cancel)
+    if dist:
+        miou, loss = dist.merge(miou, loss)
     rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]
     best = None
     for row in rows:

@@ -243,8 +243,10 @@ class Workspace:
             raise RunError("no finished search yet; run one on the Search tab first.")
         if self.sweep:
             base = self.result.combos
-            rows = [AblationRow(f"zero {c}", base.baseline_miou + d, None, d, None)  # the sweep keeps no loss
-                    for c, d in sorted(self.sweep.items())]
+            rows = [
+                AblationRow(f"zero {c}", base.baseline_miou + d, None, d, None)  # the sweep keeps no loss
+                for c, d in sorted(self.sweep.items())
+            ]
             save_ablation(self.run_dir, AblationRow("baseline", base.baseline_miou, base.baseline_loss, 0, 0), rows)
         out = self.run_dir / "figures"
         written = render([self.run_dir], out, formats)
