@@ -262,10 +262,12 @@ def cancel(ws):
     return "Nothing is running."
 
 
-def search(ws, top_n, metric, sources, targets, rows):
+def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512):
     try:
         s = need(ws).session
-        ws.start_search(int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None)
+        ws.start_search(
+            int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, mode, int(candidates)
+        )
     except RedundancyError as e:
         raise gr.Error(str(e), print_exception=False) from None
 
@@ -306,6 +308,11 @@ def results_text(ws: Workspace) -> str:
     if r.heldout:
         h = r.heldout
         lines.append(f"- held-out ({h['images']} images): mIoU {h['baseline_miou']:.2f} → {h['patched_miou']:.2f}")
+    scored = int(np.isfinite(r.scores.gain).sum())
+    lines.append(
+        f"- mode `{r.config.mode}`: {scored:,} of {len(ws.session.channel_pairs()):,} pairs in scope "
+        f"scored exactly ({r.scores.seconds:.1f} s)"
+    )
     lines.append(f"- weights: {r.header['weights_label']} · run folder `{ws.run_dir.name}`")
     return "\n".join(lines)
 
@@ -519,6 +526,14 @@ def build_demo() -> gr.Blocks:
                     metric = gr.Radio(["miou", "loss"], value="miou", label="Metric")
                     rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)")
                 with gr.Row():
+                    mode = gr.Radio(
+                        ["exact", "taylor", "halving"],
+                        value="exact",
+                        label="Search mode",
+                        info="exact = the paper; taylor / halving score only promising pairs exactly",
+                    )
+                    candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly")
+                with gr.Row():
                     sources = gr.Textbox(
                         "auto",
                         label="Source channels (replaced)",
@@ -589,7 +604,9 @@ def build_demo() -> gr.Blocks:
         for box in (sources, targets, top_n):
             box.change(search_estimate, [ws, sources, targets, top_n], [estimate])
         start_btn.click(
-            search, [ws, top_n, metric, sources, targets, rows], [heatmap, status, top_table, combo_plot, best_md]
+            search,
+            [ws, top_n, metric, sources, targets, rows, mode, candidates],
+            [heatmap, status, top_table, combo_plot, best_md],
         )
         stop_btn.click(cancel, [ws], [status], queue=False)
         refresh.click(show_results, [ws], [summary, res_gallery, downloads])

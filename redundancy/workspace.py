@@ -171,11 +171,21 @@ class Workspace:
         self.job = Job(work)
         return self.job
 
-    def start_search(self, top_n: int, metric: str, sources: str, targets: str, rows: int | None) -> Job:
+    def start_search(
+        self,
+        top_n: int,
+        metric: str,
+        sources: str,
+        targets: str,
+        rows: int | None,
+        mode: str = "exact",
+        candidates: int = 512,
+    ) -> Job:
         """Run the whole search in the background; the live gain matrix is `self.gain`."""
         s = self.require()
         self.busy()
         s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets, s.cfg.rows = top_n, metric, sources, targets, rows
+        s.cfg.mode, s.cfg.candidates = mode, candidates
         s.cfg.check()
         pairs = s.channel_pairs()  # validates the channel lists before anything starts
         self.scope = (sorted(set(pairs[:, 0].tolist())), sorted(set(pairs[:, 1].tolist())))

@@ -129,8 +129,8 @@ def test_sam2_runs_every_tab():
         assert mosaic.shape[1] == 16 * app.MOSAIC_TILE
         table, _, _ = app.run_ablation(ws, "replace", "3:7", 0)
         assert table[1][0] == "replace 3<-7"
-        *_, (_, status, top, _, best) = app.search(ws, 2, "miou", "every:64", "every:64", 0)
-        assert "Search finished" in status and len(top) == 2
+        *_, (_, status, top, _, best) = app.search(ws, 2, "miou", "every:64", "every:64", 0, "halving")
+        assert "Search finished" in status and len(top) == 2 and "mode `halving`" in best
         summary, gallery, files = app.show_results(ws)
         assert "Best set" in summary and any(f.endswith("predictions.zip") for f in files)
     finally:

@@ -8,8 +8,26 @@ import sys
 
 from .conftest import ROOT, SAMPLE
 
-ARGS = ["search", "--model", "sam_tiny", "--random-init", "--seed", "0", "--data", str(SAMPLE), "--search-images",
-        "4", "--heldout-images", "2", "--top-n", "3", "--sources", "every:32", "--targets", "every:32"]
+ARGS = [
+    "search",
+    "--model",
+    "sam_tiny",
+    "--random-init",
+    "--seed",
+    "0",
+    "--data",
+    str(SAMPLE),
+    "--search-images",
+    "4",
+    "--heldout-images",
+    "2",
+    "--top-n",
+    "3",
+    "--sources",
+    "every:32",
+    "--targets",
+    "every:32",
+]
 
 
 def _env(tmp_path):
@@ -20,11 +38,34 @@ def _env(tmp_path):
 def test_two_gloo_ranks_merge_to_the_single_process_result(tmp_path):
     env = _env(tmp_path)
     single, sharded = tmp_path / "single", tmp_path / "sharded"
-    subprocess.run([sys.executable, "-m", "redundancy", *ARGS, "--out", str(single)], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=600)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "redundancy", *ARGS, "--out", str(sharded)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "redundancy", *ARGS, "--out", str(single)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "redundancy",
+            *ARGS,
+            "--out",
+            str(sharded),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rank 0 of 2" in proc.stdout
     for name in ("pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv", "replacements.json"):

@@ -1,0 +1,96 @@
+"""Screening modes: the Taylor matrix is the true first derivative; halving keeps exact survivor scores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from redundancy.cli import main
+from redundancy.data import open_dataset, split
+from redundancy.features import FeatureCache
+from redundancy.metrics import mask_stats
+from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
+from redundancy.screen import halving_screen, taylor_matrix, taylor_screen
+
+from .conftest import SAMPLE
+
+
+@pytest.fixture(scope="module")
+def ev(tiny, tmp_path_factory):
+    search, _ = split(open_dataset(SAMPLE), 4, seed=0)
+    return Evaluator(tiny, EvalSet.build(tiny, search, FeatureCache(tmp_path_factory.mktemp("f")), "none", "perseg"))
+
+
+def _loss(ev, x):
+    total = 0.0
+    for b in range(len(ev.set)):
+        low = ev.backend.decode(x[b : b + 1], ev.set.context.take([b]))
+        total += float(mask_stats(ev.backend.upscale(low, ev.set.metas[b]), ev.set.masks[b])[2].sum())
+    return total / len(ev.set)
+
+
+def test_taylor_matrix_is_the_directional_derivative(ev):
+    pred = taylor_matrix(ev)
+    x = ev.set.feats.double().float()
+    eps = 1e-2
+    for i, j in ((3, 7), (100, 5)):
+        step = torch.zeros_like(x)
+        step[:, i] = x[:, j] - x[:, i]
+        with torch.no_grad():
+            slope = (_loss(ev, x + eps * step) - _loss(ev, x - eps * step)) / (2 * eps)
+        assert -pred[i, j] == pytest.approx(slope, rel=0.05, abs=1e-4)  # pred is the predicted loss *decrease*
+    assert np.allclose(np.diag(pred), 0)
+
+
+def test_screens_rescore_their_survivors_exactly(ev):
+    pairs = channel_pairs(range(0, 256, 32), range(0, 256, 32), 256)
+    scorer = PairScorer(ev)
+    exact = scorer.score(pairs)
+    tay = taylor_screen(scorer, pairs, 10)
+    hal = halving_screen(scorer, pairs, start_images=1, keep=0.5)
+    for s, n in ((tay, 10), (hal, hal.extra["survivors"])):
+        alive = np.isfinite(s.miou_gain)
+        assert alive.sum() == n
+        np.testing.assert_array_equal(s.miou_gain[alive], exact.miou_gain[alive])
+    assert [r["images"] for r in hal.extra["rounds"]] == [1, 2] and hal.extra["survivors"] == 14
+
+
+def test_cli_modes_write_runs(tmp_path, capsys):
+    for mode in ("taylor", "halving"):
+        out = tmp_path / mode
+        assert (
+            main(
+                [
+                    "search",
+                    "--model",
+                    "sam_tiny",
+                    "--random-init",
+                    "--data",
+                    str(SAMPLE),
+                    "--search-images",
+                    "4",
+                    "--heldout-images",
+                    "0",
+                    "--top-n",
+                    "2",
+                    "--sources",
+                    "every:32",
+                    "--targets",
+                    "every:32",
+                    "--mode",
+                    mode,
+                    "--candidates",
+                    "8",
+                    "--out",
+                    str(out),
+                    "--json",
+                ]
+            )
+            == 0
+        )
+        repl = json.loads(capsys.readouterr().out)
+        assert json.loads((out / "config.json").read_text())["config"]["mode"] == mode
+        assert repl["search"]["images"] == 4
