@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError
+from .io import sha256_file as file_sha256
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
@@ -76,15 +77,6 @@ class Dataset:
     def subset(self, indices: list[int]) -> Dataset:
         """The samples at `indices`, in that order."""
         return Dataset(self.root, self.layout, [self.samples[i] for i in indices], self.warnings)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _open(path: Path) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -30,3 +31,12 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
 def write_json(path: Path, obj: dict) -> Path:
     """Atomically write `obj` as indented JSON."""
     return atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

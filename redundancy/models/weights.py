@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import WeightsError
+from ..io import sha256_file as sha256_of
 
 CACHE_ENV = "REDUNDANCY_CACHE"
 
@@ -60,15 +61,6 @@ class WeightsInfo:
             "path": self.path,
             "finetuned": self.finetuned,
         }
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(url: str, sha256: str | None, dest: Path, progress: bool = True) -> Path:
