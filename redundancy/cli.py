@@ -216,7 +216,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         config, _ = read_run(Path(args.run))
         cfg = SearchConfig(**config["config"])
         cfg.device = args.device
-        session = Session(backend_for_run(config, args.device), open_dataset(cfg.data), cfg, _feature_cache(args))
+        data = open_dataset(cfg.data, extract_to=Path(args.run) / "_data")  # a zip is unpacked beside the run
+        session = Session(backend_for_run(config, args.device), data, cfg, _feature_cache(args))
     else:
         if not args.data:
             raise RedundancyError("--data (or --run) is required.")

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import RunError
-from .io import atomic_write, write_json
+from .io import atomic_write, sha256_file, write_json
 from .pipeline import SearchResult, Session, config_dict
 
 RUN_FILES = ("config.json", "pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv", "replacements.json")
@@ -99,7 +99,9 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     write_json(out / "topn.json", top)
     atomic_write(out / "combinations.csv", combinations_table(result))
     atomic_write(out / "preview.npz", preview_npz(session, result.best_pairs))
-    write_json(out / "replacements.json", repl)  # last: its presence marks a finished run
+    write_json(out / "replacements.json", repl)
+    files = {name: sha256_file(out / name) for name in (*RUN_FILES, "preview.npz")}
+    write_json(out / "manifest.json", {"complete": True, "files": files})  # last: marks a finished run
     return out
 
 

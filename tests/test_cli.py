@@ -40,6 +40,8 @@ def run(sample, tmp_path_factory):
 def test_search_writes_every_run_file(run):
     for name in RUN_FILES:
         assert (run / name).is_file(), name
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["complete"] and set(RUN_FILES) <= set(manifest["files"])
     config = json.loads((run / "config.json").read_text())
     repl = json.loads((run / "replacements.json").read_text())
     assert config["weights"]["label"] == "random weights (seed 0)" == repl["weights_label"]
