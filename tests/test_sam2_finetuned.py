@@ -13,7 +13,7 @@ from redundancy.cli import main
 from redundancy.data import load_image, load_mask
 from redundancy.errors import WeightsError
 from redundancy.models import build_backend
-from redundancy.prompts import Prompt, prompt_from_mask
+from redundancy.prompts import prompt_from_mask
 from redundancy.replace import apply_map, pairs_map
 
 from .conftest import SAMPLE
@@ -188,4 +188,3 @@ def test_search_on_a_finetuned_model_records_its_hash(tiny, tmp_path, capsys):
     digest = config["weights"]["finetuned"]["sha256"]
     assert len(digest) == 64 and digest[:12] in repl["weights_label"]
     assert config["config"]["finetuned"] == str(path)
-    assert Prompt().box is None  # prompts untouched by the fine-tune path
