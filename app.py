@@ -29,7 +29,9 @@ SAMPLE = ROOT / "assets" / "sample"
 WEIGHTS = ["random weights (seeded, for trying the tool)", "official checkpoint (download)", "my checkpoint file"]
 POLL_S = float(os.environ.get("REDUNDANCY_POLL_S", "0.7"))
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
-SESSION_TTL_S = int(os.environ.get("REDUNDANCY_SESSION_TTL_S", 6 * 3600))  # idle sessions' folders go after this
+SESSION_TTL_S = int(
+    os.environ.get("REDUNDANCY_SESSION_TTL_S", 6 * 3600)
+)  # a session's state and folder go this long after Load
 CSS = ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
 
 
