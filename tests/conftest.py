@@ -37,6 +37,40 @@ def tiny():
     return build_backend("sam_tiny", random_init=True, seed=0, device="cpu")
 
 
+def search_argv(*extra: str, model="sam_tiny", seed=0, images=4, heldout=2, top_n=3, channels="every:32"):
+    """argv for a small random-weight `search` on the sample data; `extra` flags come last (and win)."""
+    return [
+        "search",
+        "--model",
+        model,
+        "--random-init",
+        "--seed",
+        str(seed),
+        "--data",
+        str(SAMPLE),
+        "--search-images",
+        str(images),
+        "--heldout-images",
+        str(heldout),
+        "--top-n",
+        str(top_n),
+        "--sources",
+        channels,
+        "--targets",
+        channels,
+        *extra,
+    ]
+
+
+def predictor_kwargs(prompt) -> dict:
+    """The same prompt as keyword arguments of SamPredictor / SAM2ImagePredictor.predict."""
+    if prompt.box:
+        return {"box": np.array(prompt.box)}
+    if prompt.point:
+        return {"point_coords": np.array([prompt.point]), "point_labels": np.array([1])}
+    return {}
+
+
 def write_pair(folder: Path, stem: str, size=(40, 30), box=(5, 5, 20, 20), mask_value=255, ext=".png") -> None:
     """One image + mask in an images/ + masks/ dataset."""
     (folder / "images").mkdir(parents=True, exist_ok=True)

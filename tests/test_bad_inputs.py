@@ -20,7 +20,7 @@ from redundancy.models import build_backend
 from redundancy.pipeline import SearchConfig, Session
 from redundancy.replace import Edit, edit_map, load_replacements, pairs_map
 
-from .conftest import SAMPLE, write_pair
+from .conftest import SAMPLE, search_argv, write_pair
 
 
 def _ds(tmp, n=2, **kw):
@@ -219,29 +219,7 @@ def test_unusual_image_modes_are_converted_not_rejected(tmp_path, mode, value):
 def test_top_n_larger_than_the_scored_pairs_uses_what_exists(tmp_path, capsys):
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "search",
-                "--model",
-                "sam_tiny",
-                "--random-init",
-                "--data",
-                str(SAMPLE),
-                "--search-images",
-                "2",
-                "--heldout-images",
-                "0",
-                "--sources",
-                "0,1",
-                "--targets",
-                "0,1",
-                "--top-n",
-                "5",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+        main(search_argv("--sources", "0,1", "--targets", "0,1", "--out", str(out), images=2, heldout=0, top_n=5)) == 0
     )
     printed = capsys.readouterr().out
     assert "only 2 usable pairs for --top-n 5" in printed

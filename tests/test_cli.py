@@ -11,22 +11,9 @@ import pytest
 from redundancy.cli import main
 from redundancy.export import RUN_FILES
 
-SEARCH = [
-    "search",
-    "--model",
-    "sam_tiny",
-    "--random-init",
-    "--seed",
-    "0",
-    "--search-images",
-    "4",
-    "--top-n",
-    "3",
-    "--targets",
-    "every:32",
-    "--heldout-images",
-    "4",
-]
+from .conftest import search_argv
+
+SEARCH = search_argv(heldout=4)
 DATA = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "sample")
 
 

@@ -6,28 +6,9 @@ import os
 import subprocess
 import sys
 
-from .conftest import ROOT, SAMPLE
+from .conftest import ROOT, search_argv
 
-ARGS = [
-    "search",
-    "--model",
-    "sam_tiny",
-    "--random-init",
-    "--seed",
-    "0",
-    "--data",
-    str(SAMPLE),
-    "--search-images",
-    "4",
-    "--heldout-images",
-    "2",
-    "--top-n",
-    "3",
-    "--sources",
-    "every:32",
-    "--targets",
-    "every:32",
-]
+ARGS = search_argv()
 
 
 def _env(tmp_path):

@@ -13,37 +13,11 @@ from redundancy.cli import main
 from redundancy.errors import RunError
 from redundancy.figures import DPI, SINGLE, Run, pair_heatmap, pairs_curve, render, shared_channels, topn_bars
 
-from .conftest import SAMPLE
+from .conftest import search_argv
 
 
 def _run(out, seed):
-    assert (
-        main(
-            [
-                "search",
-                "--model",
-                "sam_tiny",
-                "--random-init",
-                "--seed",
-                str(seed),
-                "--data",
-                str(SAMPLE),
-                "--search-images",
-                "4",
-                "--heldout-images",
-                "0",
-                "--top-n",
-                "4",
-                "--sources",
-                "every:32",
-                "--targets",
-                "every:32",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(search_argv("--out", str(out), seed=seed, heldout=0, top_n=4)) == 0
     return out
 
 

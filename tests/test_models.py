@@ -15,6 +15,8 @@ from redundancy.models import REGISTRY, build_backend
 from redundancy.models import weights as W
 from redundancy.prompts import Prompt, prompt_from_mask
 
+from .conftest import predictor_kwargs
+
 
 def test_registry_has_the_sam_family_and_rejects_unknown_names():
     assert {"sam_vit_b", "sam_vit_l", "sam_vit_h", "sam_tiny"} <= set(REGISTRY)
@@ -46,11 +48,7 @@ def test_backend_matches_sam_predictor(tiny, sample, mode):
     ours = tiny.predict([image], [prompt])[0]
     predictor = SamPredictor(tiny.model)
     predictor.set_image(image)
-    kwargs = {}
-    if prompt.box:
-        kwargs["box"] = np.array(prompt.box)
-    if prompt.point:
-        kwargs.update(point_coords=np.array([prompt.point]), point_labels=np.array([1]))
+    kwargs = predictor_kwargs(prompt)
     ref, _, _ = predictor.predict(multimask_output=False, return_logits=True, **kwargs)
     assert ours.shape == ref.shape[1:] == gt.shape
     np.testing.assert_allclose(ours.numpy(), ref[0], atol=1e-5, rtol=1e-5)

@@ -16,28 +16,9 @@ from redundancy.cli import main
 from redundancy.errors import RunError
 from redundancy.resume import RunState
 
-from .conftest import ROOT, SAMPLE
+from .conftest import ROOT, search_argv
 
-ARGS = [
-    "search",
-    "--model",
-    "sam_tiny",
-    "--random-init",
-    "--seed",
-    "0",
-    "--data",
-    str(SAMPLE),
-    "--search-images",
-    "8",
-    "--heldout-images",
-    "2",
-    "--top-n",
-    "8",
-    "--sources",
-    "every:16",
-    "--targets",
-    "every:16",
-]
+ARGS = search_argv(images=8, top_n=8, channels="every:16")
 FILES = ("pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv", "replacements.json")
 
 

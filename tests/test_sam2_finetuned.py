@@ -16,7 +16,7 @@ from redundancy.models import build_backend
 from redundancy.prompts import prompt_from_mask
 from redundancy.replace import apply_map, pairs_map
 
-from .conftest import SAMPLE
+from .conftest import SAMPLE, predictor_kwargs, search_argv
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +37,7 @@ def test_sam2_backend_matches_sam2_image_predictor(tiny2, predictor, mode):
     prompt = prompt_from_mask(load_mask(SAMPLE / "Annotations" / "blob" / "02.png"), mode)
     ours = tiny2.predict([image], [prompt])[0]
     predictor.set_image(image)
-    kwargs = {}
-    if prompt.box:
-        kwargs["box"] = np.array(prompt.box)
-    if prompt.point:
-        kwargs.update(point_coords=np.array([prompt.point]), point_labels=np.array([1]))
+    kwargs = predictor_kwargs(prompt)
     ref, _, _ = predictor.predict(multimask_output=False, return_logits=True, **kwargs)
     assert ours.shape == ref.shape[1:] == image.shape[:2]
     np.testing.assert_allclose(ours.numpy(), ref[0], atol=1e-5, rtol=1e-5)
@@ -65,29 +61,7 @@ def test_sam2_patch_acts_on_image_embed_after_no_mem_embed(tiny2, predictor):
 
 def test_sam2_search_end_to_end_and_exact_ablation(tmp_path, capsys):
     out = tmp_path / "run"
-    args = [
-        "search",
-        "--model",
-        "sam2_tiny",
-        "--random-init",
-        "--seed",
-        "0",
-        "--data",
-        str(SAMPLE),
-        "--search-images",
-        "4",
-        "--heldout-images",
-        "2",
-        "--top-n",
-        "3",
-        "--sources",
-        "every:32",
-        "--targets",
-        "every:32",
-        "--out",
-        str(out),
-        "--json",
-    ]
+    args = search_argv("--out", str(out), "--json", model="sam2_tiny")
     assert main(args) == 0
     repl = json.loads(capsys.readouterr().out)
     assert repl["model"] == "sam2_tiny" and repl["weights_label"] == "random weights (seed 0)"
@@ -157,29 +131,7 @@ def test_search_on_a_finetuned_model_records_its_hash(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     assert (
         main(
-            [
-                "search",
-                "--model",
-                "sam_tiny",
-                "--random-init",
-                "--finetuned",
-                str(path),
-                "--data",
-                str(SAMPLE),
-                "--search-images",
-                "4",
-                "--heldout-images",
-                "0",
-                "--top-n",
-                "2",
-                "--sources",
-                "every:64",
-                "--targets",
-                "every:64",
-                "--out",
-                str(out),
-                "--json",
-            ]
+            search_argv("--finetuned", str(path), "--out", str(out), "--json", heldout=0, top_n=2, channels="every:64")
         )
         == 0
     )

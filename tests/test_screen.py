@@ -15,7 +15,7 @@ from redundancy.metrics import mask_stats
 from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
 from redundancy.screen import halving_screen, taylor_matrix, taylor_screen
 
-from .conftest import SAMPLE
+from .conftest import SAMPLE, search_argv
 
 
 @pytest.fixture(scope="module")
@@ -62,34 +62,7 @@ def test_cli_modes_write_runs(tmp_path, capsys):
     for mode in ("taylor", "halving"):
         out = tmp_path / mode
         assert (
-            main(
-                [
-                    "search",
-                    "--model",
-                    "sam_tiny",
-                    "--random-init",
-                    "--data",
-                    str(SAMPLE),
-                    "--search-images",
-                    "4",
-                    "--heldout-images",
-                    "0",
-                    "--top-n",
-                    "2",
-                    "--sources",
-                    "every:32",
-                    "--targets",
-                    "every:32",
-                    "--mode",
-                    mode,
-                    "--candidates",
-                    "8",
-                    "--out",
-                    str(out),
-                    "--json",
-                ]
-            )
-            == 0
+            main(search_argv("--mode", mode, "--candidates", "8", "--out", str(out), "--json", heldout=0, top_n=2)) == 0
         )
         repl = json.loads(capsys.readouterr().out)
         assert json.loads((out / "config.json").read_text())["config"]["mode"] == mode
