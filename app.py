@@ -274,7 +274,8 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
         raise gr.Error(str(e), print_exception=False) from None
 
     def render():
-        top = ws.result.top if ws.result else None
+        finished = ws.job.result  # this search's own result (None while running, or if cancelled)
+        top = finished.top if finished else None
         fig = gain_heatmap(
             ws.gain,
             [(p.source, p.target) for p in top] if top else None,
@@ -282,8 +283,8 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
             *ws.scope,
         )
         table, combos, best = [], None, ""
-        if ws.result is not None:
-            r = ws.result
+        if finished is not None:
+            r = finished
             table = [[k + 1, p.source, p.target, round(p.gain, 4), round(p.tiebreak, 5)] for k, p in enumerate(r.top)]
             rows_ = r.combos.rows
             best_i = rows_.index(r.combos.best) if r.combos.best else None
@@ -312,7 +313,7 @@ def results_text(ws: Workspace) -> str:
         lines.append(f"- held-out ({h['images']} images): mIoU {h['baseline_miou']:.2f} → {h['patched_miou']:.2f}")
     scored = int(np.isfinite(r.scores.gain).sum())
     lines.append(
-        f"- mode `{r.config.mode}`: {scored:,} of {len(ws.session.channel_pairs()):,} pairs in scope "
+        f"- mode `{r.config.mode}`: {scored:,} of {r.pairs_in_scope:,} pairs in scope "
         f"scored exactly ({r.scores.seconds:.1f} s)"
     )
     lines.append(f"- weights: {r.header['weights_label']} · run folder `{ws.run_dir.name}`")

@@ -10,7 +10,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +230,7 @@ class SearchResult:
     heldout: dict | None
     search_images: int
     timings: dict = field(default_factory=dict)
+    pairs_in_scope: int = 0
 
     @property
     def best_pairs(self) -> list[tuple[int, int]]:
@@ -344,7 +345,10 @@ def run_search(
             "patched_loss": float(loss[1]),
         }
         timings["heldout_s"] = time.perf_counter() - t
-    return SearchResult(cfg, session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings)
+    # a copy of the config: the session's own may change for the next search
+    return SearchResult(
+        replace(cfg), session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings, len(pairs)
+    )
 
 
 def environment() -> dict:
