@@ -134,3 +134,14 @@ def test_bad_input_is_one_clear_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_apply_to_images_without_masks(run, sample, tmp_path, capsys):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"img{k}.jpg").write_bytes((sample / "Images" / "ring" / f"0{k}.jpg").read_bytes())
+    assert main(["apply", "--run", str(run), "--data", str(folder), "--out", str(tmp_path / "out"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 3 and summary["baseline_miou"] is None  # no GT: predictions only
+    assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["img0.png", "img1.png", "img2.png"]
