@@ -6,6 +6,7 @@ Run `python app.py` (or as a Hugging Face Space) and open http://127.0.0.1:7860.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -21,7 +22,15 @@ from redundancy.export import overlay
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
 from redundancy.replace import edit_map, parse_edits
-from redundancy.viz import channel_mosaic, combination_scatter, delta_bars, feature_image, gain_heatmap, mask_overlay
+from redundancy.viz import (
+    channel_mosaic,
+    combination_scatter,
+    delta_bars,
+    feature_image,
+    gain_heatmap,
+    mask_overlay,
+    mosaic_cell,
+)
 from redundancy.workspace import Workspace, remove_stale
 
 ROOT = Path(__file__).resolve().parent
@@ -66,6 +75,7 @@ def gt_overlay(ws: Workspace, index: int) -> np.ndarray:
 def guard(fn):
     """Turn errors into a readable message in the page, never a traceback; the session's results stay."""
 
+    @functools.wraps(fn)  # keeps the signature, so Gradio still sees gr.Progress / gr.SelectData parameters
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
@@ -80,7 +90,6 @@ def guard(fn):
                 print_exception=False,
             ) from None
 
-    wrapped.__name__ = fn.__name__
     return wrapped
 
 
@@ -184,17 +193,21 @@ def story(ws: Workspace, feats: np.ndarray) -> np.ndarray | None:
 
 
 @guard
-def pick_channel(ws, index, order, channel, evt: gr.SelectData | None = None):
+def pick_channel(ws, index, channel):
+    """Enlarge one channel's map of the chosen image."""
     need(ws)
     feats = ws.features(pick(index))
-    if evt is not None and evt.index is not None and order:
-        x, y = evt.index
-        k = (y // (MOSAIC_TILE + 14)) * MOSAIC_COLS + x // MOSAIC_TILE
-        channel = order[min(int(k), len(order) - 1)]
     channel = int(channel)
     if not 0 <= channel < len(feats):
         raise RedundancyError(f"channel {channel} is out of range; this model has channels 0..{len(feats) - 1}.")
     return channel, feature_image(feats[channel], 320)
+
+
+@guard
+def click_channel(ws, index, order, evt: gr.SelectData):
+    """A click on the mosaic enlarges the channel under the pointer."""
+    k = mosaic_cell(*evt.index, MOSAIC_COLS, MOSAIC_TILE)
+    return pick_channel(ws, index, order[min(k, len(order) - 1)] if order else k)
 
 
 @guard
@@ -487,7 +500,7 @@ def build_demo() -> gr.Blocks:
                 order = gr.State([])
                 mosaic = gr.Image(label="All channel maps (click one to enlarge)", interactive=False, elem_id="mosaic")
                 with gr.Row():
-                    chan = gr.Number(0, precision=0, label="Channel", minimum=0)
+                    chan = gr.Number(0, precision=0, label="Channel", minimum=0, elem_id="channel")
                     enlarged = gr.Image(label="Channel map", interactive=False, height=320)
                     image_view = gr.Image(label="Image with ground truth", interactive=False, height=320)
                 story_img = gr.Image(
@@ -599,8 +612,8 @@ def build_demo() -> gr.Blocks:
             [ws, weights_md, info, gallery, img_pick, abl_img, estimate],
         )
         show_btn.click(explore, [ws, img_pick, sort], [mosaic, order, story_img, image_view, chan, enlarged])
-        mosaic.select(pick_channel, [ws, img_pick, order, chan], [chan, enlarged])
-        chan.submit(lambda w, i, o, c: pick_channel(w, i, [], c), [ws, img_pick, order, chan], [chan, enlarged])
+        mosaic.select(click_channel, [ws, img_pick, order], [chan, enlarged])
+        chan.submit(pick_channel, [ws, img_pick, chan], [chan, enlarged])
         abl_btn.click(run_ablation, [ws, kind, edits, abl_img], [abl_table, abl_gallery, abl_note])
         sweep_btn.click(sweep, [ws], [sweep_plot, sweep_status])
         sweep_cancel.click(cancel, [ws], [sweep_status], queue=False)

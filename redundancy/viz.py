@@ -33,6 +33,14 @@ def feature_image(fmap: np.ndarray, size: int = 256) -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.NEAREST))
 
 
+MOSAIC_LABEL = 14  # pixels above each tile for its channel number
+
+
+def mosaic_cell(x: float, y: float, cols: int = 16, tile: int = 48) -> int:
+    """Position in `channel_mosaic`'s order of the tile under pixel (x, y)."""
+    return int(y // (tile + MOSAIC_LABEL)) * cols + int(x // tile)
+
+
 def channel_mosaic(
     feats: np.ndarray,
     order: list[int] | None = None,
@@ -43,7 +51,7 @@ def channel_mosaic(
     """All channel maps (C, h, w) as a labelled grid image, in `order` (default 0..C-1)."""
     order = list(range(len(feats))) if order is None else order
     rows = -(-len(order) // cols)
-    pad = 14
+    pad = MOSAIC_LABEL
     canvas = Image.new("RGB", (cols * tile, rows * (tile + pad)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for k, c in enumerate(order):

@@ -48,11 +48,14 @@ def test_explorer_grid_and_channel_pick(ws):
     mosaic, order, story, view, first, big = app.explore(ws, 0, "activation spread (std)")
     assert first == order[0] and big.shape == (320, 320, 3)
     assert mosaic.shape == (16 * (app.MOSAIC_TILE + 14), 16 * app.MOSAIC_TILE, 3)
+    from redundancy.viz import mosaic_cell
+
+    assert mosaic_cell(3 * 48 + 5, 62 + 20) == 19  # row 1, column 3
     assert sorted(order) == list(range(256)) and story is None  # no sweep yet
-    channel, enlarged = app.pick_channel(ws, 0, order, 7)
+    channel, enlarged = app.pick_channel(ws, 0, 7)
     assert channel == 7 and enlarged.shape == (320, 320, 3)
     with pytest.raises(gr.Error, match="out of range"):
-        app.pick_channel(ws, 0, order, 300)
+        app.pick_channel(ws, 0, 300)
 
 
 def test_ablation_table_matches_the_engine(ws):

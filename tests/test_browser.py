@@ -84,6 +84,12 @@ def test_2_explorer_grid_renders(page):
     page.wait_for_function(
         "() => { const i = document.querySelector('#mosaic img'); return i && i.complete && i.naturalWidth > 500; }"
     )
+    # click the tile of channel 19 (row 1, column 3 of the 16-wide grid, index order) to enlarge it
+    box = img.bounding_box()
+    scale = img.evaluate("i => i.naturalWidth") / box["width"]
+    x, y = (3 * 48 + 24) / scale, (1 * (48 + 14) + 14 + 24) / scale
+    img.click(position={"x": x, "y": y})
+    page.wait_for_function("() => document.querySelector('#channel input').value === '19'")
     page.screenshot(path=SHOTS / "2-explorer.png", full_page=True)
 
 
