@@ -385,6 +385,8 @@ def config_dict(session: Session, result: SearchResult | None = None) -> dict:
         "sources": sorted({int(i) for i in pairs[:, 0]}),
         "targets": sorted({int(j) for j in pairs[:, 1]}),
         "pairs_scored": len(pairs),
+        "decoder_rows": session.evaluator("search").rows,  # per call, after any out-of-memory back-off
+        "rows_backoff": session.evaluator("search").rows_backoff,
         "feature_cache_hits": session.cache_hits,
         "timings": result.timings if result else {},
         "environment": environment(),

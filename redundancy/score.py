@@ -87,6 +87,7 @@ class Evaluator:
         self.set = evalset
         self.mask_choice = mask_choice
         self.rows = rows or default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
+        self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
         self.channels = evalset.feats.shape[1]
         self._ext = torch.cat([evalset.feats, evalset.feats.new_zeros(len(evalset), 1, *evalset.feats.shape[2:])], 1)
 
@@ -148,20 +149,33 @@ class Evaluator:
         """Batched: maps (V, C) -> Stats (V, B); `on_chunk(start, chunk_stats)` after each map chunk."""
         maps = maps.to(self._ext.device)
         n_img = len(self.set)
-        per_chunk = self.rows // math.gcd(self.rows, n_img)  # maps per chunk: a whole number of calls
-        chunks = []
-        for start in range(0, len(maps), per_chunk):
+        chunks: list[Stats] = []
+        start = 0
+        while start < len(maps):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled by the user; finished results are kept.")
+            per_chunk = self.rows // math.gcd(self.rows, n_img)  # maps per chunk: a whole number of calls
             chunk_maps = maps[start : start + per_chunk]
             map_idx = torch.arange(len(chunk_maps), device=maps.device).repeat_interleave(n_img)
             img_idx = torch.arange(n_img, device=maps.device).repeat(len(chunk_maps))
-            block = self._rows_stats(chunk_maps, map_idx, img_idx, pad=True).view(len(chunk_maps), n_img, 3)
-            block = block.cpu().numpy()
+            try:
+                block = self._rows_stats(chunk_maps, map_idx, img_idx, pad=True)
+            except torch.OutOfMemoryError:
+                if self.rows == 1:
+                    raise
+                # Back off: smaller calls from here on (the chunk restarts). Later rows round
+                # differently from an unconstrained run; `rows_backoff` records it.
+                self.rows //= 2
+                self.rows_backoff.append(self.rows)
+                if self._ext.is_cuda:
+                    torch.cuda.empty_cache()
+                continue
+            block = block.view(len(chunk_maps), n_img, 3).cpu().numpy()
             chunk = Stats(block[..., 0], block[..., 1], block[..., 2])
             chunks.append(chunk)
             if on_chunk:
                 on_chunk(start, chunk)
+            start += len(chunk_maps)
         if not chunks:
             empty = np.zeros((0, n_img))
             return Stats(empty, empty.copy(), empty.copy())

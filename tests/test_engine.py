@@ -128,3 +128,20 @@ def test_nothing_better_than_baseline_returns_the_empty_set(evaluator):
         result = search_combinations(evaluator, top, scorer.baseline())
         if all(r.miou <= result.baseline_miou for r in result.rows):
             assert result.best is None
+
+
+def test_out_of_memory_halves_the_batch_and_finishes(evaluator, tiny, monkeypatch):
+    ev = Evaluator(tiny, evaluator.set, rows=8)
+    real = ev._decode
+
+    def tight(maps, img):  # pretend a device that only fits 2 rows per call
+        if len(img) > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return real(maps, img)
+
+    monkeypatch.setattr(ev, "_decode", tight)
+    pairs = channel_pairs(range(0, 256, 64), range(0, 256, 64), 256)
+    got = PairScorer(ev).score(pairs).miou_gain
+    assert ev.rows == 2 and ev.rows_backoff == [4, 2]
+    want = PairScorer(Evaluator(tiny, evaluator.set, rows=2)).score(pairs).miou_gain
+    np.testing.assert_array_equal(got, want)  # the same numbers as a run that used 2 rows throughout
