@@ -146,6 +146,11 @@ class Session:
             self._evaluators[which] = Evaluator(self.backend, evalset, self.cfg.mask_choice, self.cfg.rows)
         return self._evaluators[which]
 
+    def set_rows(self, rows: int | None) -> None:
+        """Decoder rows per call from now on (None: the device default); evaluators of another size rebuild."""
+        self.cfg.rows = rows
+        self._evaluators = {k: ev for k, ev in self._evaluators.items() if ev.rows == (rows or ev.auto_rows)}
+
     def channel_pairs(self) -> torch.Tensor:
         """The (source, target) pairs the config asks to score, (P, 2)."""
         c = self.backend.channels

@@ -86,7 +86,8 @@ class Evaluator:
         self.backend = backend
         self.set = evalset
         self.mask_choice = mask_choice
-        self.rows = rows or default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
+        self.auto_rows = default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
+        self.rows = rows or self.auto_rows
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
         self.channels = evalset.feats.shape[1]
         self._ext = torch.cat([evalset.feats, evalset.feats.new_zeros(len(evalset), 1, *evalset.feats.shape[2:])], 1)

@@ -184,15 +184,14 @@ class Workspace:
         """Run the whole search in the background; the live gain matrix is `self.gain`."""
         s = self.require()
         self.busy()
-        s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets, s.cfg.rows = top_n, metric, sources, targets, rows
+        s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets = top_n, metric, sources, targets
         s.cfg.mode, s.cfg.candidates = mode, candidates
+        s.set_rows(rows)  # features stay cached; only evaluators of another batch size rebuild
         s.cfg.check()
         pairs = s.channel_pairs()  # validates the channel lists before anything starts
         self.scope = (sorted(set(pairs[:, 0].tolist())), sorted(set(pairs[:, 1].tolist())))
         c = s.backend.channels
         self.gain = np.full((c, c), np.nan, np.float32)
-        if rows:
-            s._evaluators.clear()  # the batch shape changed: rebuild evaluators (features stay cached)
         run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
         def work(state: JobState, cancel: threading.Event) -> SearchResult:
