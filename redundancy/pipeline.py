@@ -302,12 +302,9 @@ def run_search(
     )
     on_pairs = cb.pairs
     if state:
-        miou_gain, loss_gain = (a.copy() for a in known)
 
         def on_pairs(ev_: ScoreProgress) -> None:
-            miou_gain[ev_.pairs[:, 0], ev_.pairs[:, 1]] = ev_.miou_gains
-            loss_gain[ev_.pairs[:, 0], ev_.pairs[:, 1]] = ev_.loss_gains
-            state.save_pairs(miou_gain, loss_gain, force=ev_.done == ev_.total)
+            state.save_pairs(ev_.miou_gain, ev_.loss_gain, force=ev_.done == ev_.total)
             if cb.pairs:
                 cb.pairs(ev_)
 
@@ -340,7 +337,6 @@ def run_search(
     if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode)
-        c = session.backend.channels
         miou, loss = evaluate(hev, torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)]))
         heldout = {
             "images": len(hev.set),

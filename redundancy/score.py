@@ -74,6 +74,19 @@ def default_rows(device: torch.device, tokens: int) -> int:
     return max(1, min(MAX_ROWS[kind], ROW_TOKENS[kind] // tokens))
 
 
+def _rows(n_maps: int, n_img: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(map index, image index) of every (map, image) row, map-major: each (n_maps * n_img,)."""
+    return (
+        torch.arange(n_maps, device=device).repeat_interleave(n_img),
+        torch.arange(n_img, device=device).repeat(n_maps),
+    )
+
+
+def _pad(idx: torch.Tensor, size: int) -> torch.Tensor:
+    """`idx` filled up to `size` entries by repeating its last one (a padded, same-shape call)."""
+    return torch.cat([idx, idx[-1:].expand(size - len(idx))])
+
+
 class Evaluator:
     """Runs the decoder on channel-mapped features of one EvalSet and measures the masks.
 
@@ -133,7 +146,7 @@ class Evaluator:
         out = torch.empty(len(map_idx), 3, dtype=torch.float64, device=self._ext.device)
         for start in range(0, len(map_idx), size):
             sel = torch.arange(start, min(start + size, len(map_idx)), device=map_idx.device)
-            call = torch.cat([sel, sel[-1:].expand(size - len(sel))]) if pad else sel  # pad with the last row
+            call = _pad(sel, size) if pad else sel
             low = self._decode(maps[map_idx[call]], img_idx[call])[: len(sel)]
             imgs = img_idx[sel]
             for b in imgs.unique().tolist():
@@ -157,10 +170,8 @@ class Evaluator:
                 raise Cancelled("cancelled by the user; finished results are kept.")
             per_chunk = self.rows // math.gcd(self.rows, n_img)  # maps per chunk: a whole number of calls
             chunk_maps = maps[start : start + per_chunk]
-            map_idx = torch.arange(len(chunk_maps), device=maps.device).repeat_interleave(n_img)
-            img_idx = torch.arange(n_img, device=maps.device).repeat(len(chunk_maps))
             try:
-                block = self._rows_stats(chunk_maps, map_idx, img_idx, pad=True)
+                block = self._rows_stats(chunk_maps, *_rows(len(chunk_maps), n_img, maps.device), pad=True)
             except torch.OutOfMemoryError:
                 if self.rows == 1:
                     raise
@@ -186,9 +197,8 @@ class Evaluator:
         """Reference path: one variant on one image per decoder call, no batching at all."""
         maps = maps.to(self._ext.device)
         n_img = len(self.set)
-        map_idx = torch.arange(len(maps), device=maps.device).repeat_interleave(n_img)
-        img_idx = torch.arange(n_img, device=maps.device).repeat(len(maps))
-        block = self._rows_stats(maps, map_idx, img_idx, pad=False).view(len(maps), n_img, 3).cpu().numpy()
+        block = self._rows_stats(maps, *_rows(len(maps), n_img, maps.device), pad=False)
+        block = block.view(len(maps), n_img, 3).cpu().numpy()
         return Stats(block[..., 0], block[..., 1], block[..., 2])
 
     @torch.inference_mode()
@@ -199,8 +209,7 @@ class Evaluator:
         out: list[torch.Tensor] = []
         for start in range(0, len(wanted), self.rows):
             img = wanted[start : start + self.rows]
-            call = torch.cat([img, img[-1:].expand(self.rows - len(img))])
-            low = self._decode(f.expand(self.rows, -1), call)[: len(img)]
+            low = self._decode(f.expand(self.rows, -1), _pad(img, self.rows))[: len(img)]
             out += [self.backend.upscale(low[k : k + 1], self.set.metas[b])[0] for k, b in enumerate(img.tolist())]
         return out
 
@@ -209,7 +218,8 @@ class Evaluator:
 class ScoreProgress:
     """One finished block of pairs: `pairs` (P, 2) as (source, target) and their `gains` (P,).
 
-    `gains` are in the scorer's metric; `miou_gains` / `loss_gains` carry both, for checkpoints.
+    `gains` are in the scorer's metric. `miou_gain` / `loss_gain` are the scorer's live C x C
+    matrices (read them, e.g. to checkpoint; do not write).
     """
 
     done: int
@@ -217,8 +227,8 @@ class ScoreProgress:
     pairs: np.ndarray
     gains: np.ndarray
     elapsed: float
-    miou_gains: np.ndarray | None = None
-    loss_gains: np.ndarray | None = None
+    miou_gain: np.ndarray | None = None
+    loss_gain: np.ndarray | None = None
 
 
 @dataclass
@@ -309,9 +319,8 @@ class PairScorer:
             loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss
             done += len(miou)
             if on_progress:
-                m, lo = miou_gain[ij[:, 0], ij[:, 1]], loss_gain[ij[:, 0], ij[:, 1]]
-                gains = m if self.metric == "miou" else lo
-                on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, m, lo))
+                gains = (miou_gain if self.metric == "miou" else loss_gain)[ij[:, 0], ij[:, 1]]
+                on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, miou_gain, loss_gain))
 
         maps = pair_maps(todo, c)
         if plain:
