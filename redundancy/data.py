@@ -51,6 +51,7 @@ class Dataset:
     layout: str  # "folder" | "perseg" | "images" (no masks)
     samples: list[Sample]
     warnings: list[str] = field(default_factory=list)
+    _hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -65,14 +66,16 @@ class Dataset:
         return "perseg" if self.layout == "perseg" else "image"
 
     def content_hash(self) -> str:
-        """sha256 over every image and mask file's bytes, in sample order (identifies the data)."""
-        h = hashlib.sha256()
-        for s in self.samples:
-            h.update(s.name.encode())
-            for p in (s.image_path, s.mask_path):
-                if p is not None:
-                    h.update(file_sha256(p).encode())
-        return h.hexdigest()
+        """sha256 over every image and mask file's bytes, in sample order (identifies the data; read once)."""
+        if self._hash is None:
+            h = hashlib.sha256()
+            for s in self.samples:
+                h.update(s.name.encode())
+                for p in (s.image_path, s.mask_path):
+                    if p is not None:
+                        h.update(file_sha256(p).encode())
+            self._hash = h.hexdigest()
+        return self._hash
 
     def subset(self, indices: list[int]) -> Dataset:
         """The samples at `indices`, in that order."""
