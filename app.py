@@ -22,6 +22,7 @@ from redundancy.export import overlay
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
 from redundancy.replace import edit_map, parse_edits
+from redundancy.search import best_gain_per_source
 from redundancy.viz import (
     channel_mosaic,
     combination_scatter,
@@ -175,8 +176,8 @@ def explore(ws, index, sort):
         order = sorted(order, key=lambda c: ws.sweep.get(c, 0.0))
         labels = {c: f"{d:+.1f}" for c, d in ws.sweep.items()}
     elif sort == "best pair gain (as source)" and ws.result is not None:
-        best = np.nanmax(np.where(np.isnan(ws.result.scores.gain), -np.inf, ws.result.scores.gain), axis=1)
-        order = list(np.argsort(-best))
+        best = best_gain_per_source(ws.result.scores.gain)
+        order = list(np.argsort(-np.nan_to_num(best, nan=-np.inf)))
         labels = {c: f"{best[c]:+.1f}" for c in order if np.isfinite(best[c])}
     mosaic = channel_mosaic(feats, order, MOSAIC_COLS, MOSAIC_TILE, labels)
     first = int(order[0])

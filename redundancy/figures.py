@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 
 from .errors import RunError  # noqa: E402
 from .export import overlay  # noqa: E402
+from .search import best_gain_per_source  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 300
@@ -101,8 +102,7 @@ class Run:
 
     def best_gain_as_source(self) -> np.ndarray:
         """(C,) best gain when channel i is replaced by anything (NaN if never scored)."""
-        with np.errstate(all="ignore"):
-            return np.where(np.isnan(self.gain).all(1), np.nan, np.nanmax(np.nan_to_num(self.gain, nan=-np.inf), 1))
+        return best_gain_per_source(self.gain)
 
     def effective_score(self) -> np.ndarray:
         """(C,) how much a channel matters: mIoU lost when it is zeroed (zero sweep in ablation.json),
