@@ -87,45 +87,17 @@ def test_table_output_and_models_listing(run, capsys):
     assert "random weights" in text and "zero 216" in text and "baseline" in text
 
 
+TINY = ["--model", "sam_tiny", "--random-init", "--data", DATA]  # the flags every case below shares
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["ablate", "--model", "nope", "--random-init", "--data", DATA, "--zero", "1"], "unknown model"),
-        (
-            ["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--zero", "300", "--search-images", "2"],
-            "out of range",
-        ),
-        (["ablate", "--model", "sam_tiny", "--random-init", "--data", DATA, "--zero", "x"], "not a channel"),
-        (
-            [
-                "ablate",
-                "--model",
-                "sam_tiny",
-                "--random-init",
-                "--data",
-                DATA,
-                "--search-images",
-                "2",
-                "--replace",
-                "4:4",
-            ],
-            "itself",
-        ),
-        (
-            [
-                "search",
-                "--model",
-                "sam_tiny",
-                "--random-init",
-                "--data",
-                DATA,
-                "--search-images",
-                "99",
-                "--out",
-                "/tmp/x",
-            ],
-            "--search-images 32",
-        ),
+        (["ablate", *TINY, "--zero", "300", "--search-images", "2"], "out of range"),
+        (["ablate", *TINY, "--zero", "x"], "not a channel"),
+        (["ablate", *TINY, "--search-images", "2", "--replace", "4:4"], "itself"),
+        (["search", *TINY, "--search-images", "99", "--out", "/tmp/x"], "--search-images 32"),
         (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such"),
         (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "not a finished run"),
     ],
