@@ -104,6 +104,11 @@ class Evaluator:
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
         self.channels = evalset.feats.shape[1]
         self._ext = torch.cat([evalset.feats, evalset.feats.new_zeros(len(evalset), 1, *evalset.feats.shape[2:])], 1)
+        # Channels-last copies for the batched path: its gathers and the dense-prompt add then give the
+        # decoder's token layout (R, h*w, C) without a transpose copy per call.
+        self._ext_tokens = self._ext.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C+1)
+        ctx = evalset.context
+        self._context_cl = DecodeContext(ctx.sparse, ctx.dense.contiguous(memory_format=torch.channels_last), ctx.extras)
 
     def seconds_per_row(self) -> float:
         """Measured time of one (map, image) row in a full-size call, for honest time estimates."""
@@ -124,10 +129,16 @@ class Evaluator:
         """(mIoU %, loss) per variant, each (V,)."""
         return reduce(stats, self.set.groups)
 
-    def _decode(self, maps: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+    def _decode(self, maps: torch.Tensor, img: torch.Tensor, reference: bool = False) -> torch.Tensor:
         """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call."""
-        feats = self._ext[img[:, None], maps]  # (R, C, h, w): row r is image img[r] under maps[r]
-        return self.backend.decode(feats, self.set.context.take(img), self.mask_choice)
+        if reference:
+            feats = self._ext[img[:, None], maps]  # (R, C, h, w): row r is image img[r] under maps[r]
+            return self.backend.decode(feats, self.set.context.take(img), self.mask_choice, reference=True)
+        # The same values in channels-last memory, the layout the re-associated decoder reads.
+        rows = self._ext_tokens[img]
+        tokens = torch.gather(rows, 2, maps[:, None, :].expand(-1, rows.shape[1], -1))  # (R, h*w, C)
+        feats = tokens.transpose(1, 2).unflatten(2, self._ext.shape[2:])
+        return self.backend.decode(feats, self._context_cl.take(img), self.mask_choice)
 
     def _measure(self, low: torch.Tensor, b: int) -> torch.Tensor:
         """Low-res logits (P, h', w') of image b -> (P, 3) [inter, union, loss] at original size."""
@@ -141,13 +152,16 @@ class Evaluator:
 
     @torch.inference_mode()
     def _rows_stats(self, maps: torch.Tensor, map_idx: torch.Tensor, img_idx: torch.Tensor, pad: bool) -> torch.Tensor:
-        """Stats (N, 3) for N (map, image) rows, in fixed-size calls (padded) or one row per call."""
+        """Stats (N, 3) for N (map, image) rows: fixed-size calls (padded), or the plain reference loop.
+
+        The plain loop (`pad=False`) is one row per call through the package's own decoder modules.
+        """
         size = self.rows if pad else 1
         out = torch.empty(len(map_idx), 3, dtype=torch.float64, device=self._ext.device)
         for start in range(0, len(map_idx), size):
             sel = torch.arange(start, min(start + size, len(map_idx)), device=map_idx.device)
             call = _pad(sel, size) if pad else sel
-            low = self._decode(maps[map_idx[call]], img_idx[call])[: len(sel)]
+            low = self._decode(maps[map_idx[call]], img_idx[call], reference=not pad)[: len(sel)]
             imgs = img_idx[sel]
             for b in imgs.unique().tolist():
                 hit = (imgs == b).nonzero()[:, 0]
@@ -194,7 +208,7 @@ class Evaluator:
         return Stats.concat(chunks, 0)
 
     def stats_plain(self, maps: torch.Tensor) -> Stats:
-        """Reference path: one variant on one image per decoder call, no batching at all."""
+        """Reference path: one variant on one image per call of the package's decoder, no batching."""
         maps = maps.to(self._ext.device)
         n_img = len(self.set)
         block = self._rows_stats(maps, *_rows(len(maps), n_img, maps.device), pad=False)

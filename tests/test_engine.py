@@ -134,10 +134,10 @@ def test_out_of_memory_halves_the_batch_and_finishes(evaluator, tiny, monkeypatc
     ev = Evaluator(tiny, evaluator.set, rows=8)
     real = ev._decode
 
-    def tight(maps, img):  # pretend a device that only fits 2 rows per call
+    def tight(maps, img, **kw):  # pretend a device that only fits 2 rows per call
         if len(img) > 2:
             raise torch.OutOfMemoryError("simulated")
-        return real(maps, img)
+        return real(maps, img, **kw)
 
     monkeypatch.setattr(ev, "_decode", tight)
     pairs = channel_pairs(range(0, 256, 64), range(0, 256, 64), 256)

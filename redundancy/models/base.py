@@ -70,8 +70,14 @@ class Backend(ABC):
         """Prompt embeddings for B images (all prompts of one mode, so token counts agree)."""
 
     @abstractmethod
-    def decode(self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single") -> torch.Tensor:
-        """Features (V, C, h, w) with their context rows (V) -> low-res mask logits (V, h', w')."""
+    def decode(
+        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
+    ) -> torch.Tensor:
+        """Features (V, C, h, w) with their context rows (V) -> low-res mask logits (V, h', w').
+
+        Default: the re-associated decoder (`models/decoder.py`); `reference` runs the package's
+        own decoder modules (equal up to float rounding; the plain reference loop uses it).
+        """
 
     @abstractmethod
     def upscale(self, logits: torch.Tensor, meta: ImageMeta) -> torch.Tensor:

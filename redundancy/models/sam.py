@@ -13,6 +13,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from ..errors import ModelError
 from ..prompts import Prompt
 from .base import FEATURES, Backend, DecodeContext, ImageMeta
+from .decoder import predict_masks
 from .weights import WeightsInfo
 
 PROMPT_DIM = 256  # the neck's output channels: C in the paper
@@ -124,7 +125,9 @@ class SamBackend(Backend):
         n = len(prompts)
         return DecodeContext(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
 
-    def decode(self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single") -> torch.Tensor:
+    def decode(
+        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
+    ) -> torch.Tensor:
         # MaskDecoder.predict_masks repeats each image once per prompt (B images x T prompt rows);
         # here every row is its own (features, prompt) pair, so the same modules run without the repeat.
         dec = self.model.mask_decoder
@@ -132,12 +135,16 @@ class SamBackend(Backend):
         out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
         tokens = torch.cat([out_tokens.expand(v, -1, -1), context.sparse], dim=1)
         src = feats + context.dense
-        b, c, h, w = src.shape
-        hs, src = dec.transformer(src, self._pe.expand(v, -1, -1, -1), tokens)
-        mask_tokens_out = hs[:, 1 : 1 + dec.num_mask_tokens]
-        up = dec.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-        hyper = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], 1)
-        masks = (hyper @ up.flatten(2)).view(b, -1, *up.shape[-2:])  # (V, 4, 4h, 4w)
+        if reference:  # the package's own modules, as MaskDecoder.predict_masks runs them
+            b, c, h, w = src.shape
+            hs, src = dec.transformer(src, self._pe.expand(v, -1, -1, -1), tokens)
+            mask_tokens_out = hs[:, 1 : 1 + dec.num_mask_tokens]
+            up = dec.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+            mlps = dec.output_hypernetworks_mlps
+            hyper = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(mlps)], 1)
+            masks = (hyper @ up.flatten(2)).view(b, -1, *up.shape[-2:])  # (V, 4, 4h, 4w)
+        else:
+            masks, hs = predict_masks(dec, src, self._pe, tokens, first=1)
         if mask_choice == "single":
             return masks[:, 0]
         iou = dec.iou_prediction_head(hs[:, 0])[:, 1:]  # multimask outputs are tokens 1..3

@@ -23,6 +23,7 @@ from ..errors import ModelError
 from ..prompts import Prompt
 from ..replace import ReplacementPatch, apply_map
 from .base import FEATURES, Backend, DecodeContext, ImageMeta
+from .decoder import predict_masks
 from .weights import WeightsInfo
 
 CONFIGS = {
@@ -98,12 +99,22 @@ class Sam2Backend(Backend):
         n = len(prompts)
         return DecodeContext(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
 
-    def decode(self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single") -> torch.Tensor:
+    def decode(
+        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
+    ) -> torch.Tensor:
         dec = self.model.sam_mask_decoder
         hr = [context.extras["high_res_0"], context.extras["high_res_1"]] if dec.use_high_res_features else None
-        masks, iou, _, _ = dec.predict_masks(
-            feats, self._pe, context.sparse, context.dense, repeat_image=False, high_res_features=hr
-        )  # masks (V, 4, 4h, 4w)
+        if reference:  # the package's own MaskDecoder.predict_masks
+            masks, iou, _, _ = dec.predict_masks(
+                feats, self._pe, context.sparse, context.dense, repeat_image=False, high_res_features=hr
+            )  # masks (V, 4, 4h, 4w)
+        else:
+            s = int(dec.pred_obj_scores)  # an object-score token comes first when the model predicts one
+            own = [dec.obj_score_token.weight] if s else []
+            out_tokens = torch.cat([*own, dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+            tokens = torch.cat([out_tokens.expand(len(feats), -1, -1), context.sparse], dim=1)
+            masks, hs = predict_masks(dec, feats + context.dense, self._pe, tokens, first=s + 1, skips=hr)
+            iou = dec.iou_prediction_head(hs[:, s])
         v = torch.arange(len(masks), device=masks.device)
         if mask_choice == "best":
             return masks[v, iou[:, 1:].argmax(dim=1) + 1]
