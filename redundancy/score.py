@@ -108,7 +108,8 @@ class Evaluator:
         # decoder's token layout (R, h*w, C) without a transpose copy per call.
         self._ext_tokens = self._ext.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C+1)
         ctx = evalset.context
-        self._context_cl = DecodeContext(ctx.sparse, ctx.dense.contiguous(memory_format=torch.channels_last), ctx.extras)
+        dense_cl = ctx.dense.contiguous(memory_format=torch.channels_last)
+        self._context_cl = DecodeContext(ctx.sparse, dense_cl, ctx.extras)
 
     def seconds_per_row(self) -> float:
         """Measured time of one (map, image) row in a full-size call, for honest time estimates."""
