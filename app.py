@@ -249,8 +249,10 @@ def progress_line(ws: Workspace) -> str:
         return f"⚠ {st.error}"
     if st.cancelled:
         return f"Cancelled at {st.done:,}/{st.total:,} in '{st.stage}'. Results finished before the cancel are kept."
-    if st.finished and st.stage == "search finished":
-        return f"**Search finished** in {format_seconds(time.perf_counter() - st.started)}."
+    if st.finished and st.stage.endswith(" finished"):
+        return f"**{st.stage.capitalize()}** in {format_seconds(time.perf_counter() - st.started)}."
+    if not st.total:  # a stage without counts (e.g. a screening step announcing itself)
+        return f"**{st.stage}**…"
     eta = st.eta()
     tail = f" · {st.rate():.1f}/s · ETA {format_seconds(eta)}" if eta is not None and not st.finished else ""
     return f"**{st.stage}**: {st.done:,}/{st.total:,}{tail}" + (" · done" if st.finished else "")
@@ -307,6 +309,48 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
             )
             best = results_text(ws)
         return fig, progress_line(ws), table, combos, best
+
+    yield from stream_job(ws, render)
+
+
+COMPARE_HEADERS = ["mode", "top-N overlap", "Spearman", "pairs scored", "best-set mIoU", "time (s)", "cost vs exact"]
+
+
+def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
+    try:
+        need(ws).start_compare(
+            int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, int(candidates)
+        )
+    except RedundancyError as e:
+        raise gr.Error(str(e), print_exception=False) from None
+
+    def render():
+        table = [
+            [
+                r.mode,
+                f"{r.overlap}/{r.top_n}",
+                round(r.spearman, 3),
+                r.scored,
+                round(r.best_miou, 3),
+                round(r.seconds, 1),
+                round(r.cost, 4),
+            ]
+            for r in ws.comparison
+        ]
+        note = ""
+        if ws.comparison:
+            label = ws.session.backend.weights.label
+            reuse = (
+                "the finished exact search's scores (no second full scan)"
+                if ws.compared_with_search
+                else ("a fresh exact scan")
+            )
+            note = (
+                f"Baseline mIoU {ws.comparison[0].baseline_miou:.2f}; exact reference: {reuse}. Overlap: pairs of "
+                f"the exact top N that the mode's top N also holds. Spearman: the mode's screening estimate vs "
+                f"exact gains on the pairs it kept. Cost: decoder rows relative to the exact scan. {label}."
+            )
+        return progress_line(ws), table, note
 
     yield from stream_job(ws, render)
 
@@ -567,6 +611,17 @@ def build_demo() -> gr.Blocks:
                 top_table = gr.Dataframe(headers=["rank", "source i", "target j", "gain", "tie-break"], label="Top N")
                 combo_plot = gr.Plot(label="Every subset of the top N")
                 best_md = gr.Markdown()
+                with gr.Accordion("Compare search modes on this scope", open=False):
+                    gr.Markdown(
+                        "Runs taylor and halving on the pairs above and measures each against the exact scan: "
+                        "how much of the exact top N it finds, how well its screening ranks pairs, the best-set "
+                        "mIoU a user of that mode gets, and its time. A finished exact search on the same pairs "
+                        "is reused. CLI: `python -m redundancy compare`."
+                    )
+                    compare_btn = gr.Button("Compare exact, taylor and halving", elem_id="compare-btn")
+                    compare_status = gr.Markdown(elem_id="compare-status")
+                    compare_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Modes", elem_id="compare-table")
+                    compare_note = gr.Markdown()
             with gr.Tab("Results & export", id="results"):
                 refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
                 summary = gr.Markdown(elem_id="summary")
@@ -626,6 +681,11 @@ def build_demo() -> gr.Blocks:
             [heatmap, status, top_table, combo_plot, best_md],
         )
         stop_btn.click(cancel, [ws], [status], queue=False)
+        compare_btn.click(
+            compare,
+            [ws, top_n, metric, sources, targets, rows, candidates],
+            [compare_status, compare_table, compare_note],
+        )
         refresh.click(show_results, [ws], [summary, res_gallery, downloads])
         apply_btn.click(apply_uploaded, [ws, repl_in, imgs_in], [apply_md, apply_out])
         fig_btn.click(make_figures, [ws, fig_formats], [fig_gallery, fig_zip])

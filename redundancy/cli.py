@@ -1,10 +1,11 @@
-"""Command line: `python -m redundancy models|search|ablate|apply ...` (thin shell over the pipeline)."""
+"""Command line `python -m redundancy models|search|compare|ablate|apply|figures`: a shell over the pipeline."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -15,9 +16,18 @@ from .data import open_dataset
 from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
 from .errors import RedundancyError
-from .export import read_run, save_ablation, write_run
+from .export import read_run, save_ablation, write_comparison, write_run
 from .models import REGISTRY
-from .pipeline import Callbacks, SearchConfig, Session, ablate, run_search, search_key
+from .pipeline import (
+    Callbacks,
+    SearchConfig,
+    Session,
+    ablate,
+    compare_search_modes,
+    format_seconds,
+    run_search,
+    search_key,
+)
 from .replace import Edit, parse_edits
 from .resume import RunState
 
@@ -47,6 +57,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 
 
+def _add_scope(p: argparse.ArgumentParser) -> None:
+    """Which pairs to score and how screening modes work (search and compare)."""
+    p.add_argument("--top-n", type=int, default=10, help="pairs kept for the 2^N - 1 combination stage")
+    p.add_argument("--sources", default="auto", help="channels that may be replaced: auto|all|every:K|0-31,40")
+    p.add_argument(
+        "--targets",
+        default="auto",
+        help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
+    )
+    p.add_argument("--candidates", type=int, default=512, help="taylor: pairs rescored exactly")
+    p.add_argument("--halving-start", type=int, default=2, help="halving: images in the first round")
+    p.add_argument("--halving-keep", type=float, default=0.25, help="halving: fraction kept per round")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m redundancy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,24 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="score channel pairs, pick the top N, search their combinations")
     _add_common(s)
-    s.add_argument("--top-n", type=int, default=10, help="pairs kept for the 2^N - 1 combination stage")
-    s.add_argument("--sources", default="auto", help="channels that may be replaced: auto|all|every:K|0-31,40")
-    s.add_argument(
-        "--targets",
-        default="auto",
-        help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
-    )
+    _add_scope(s)
     s.add_argument(
         "--mode",
         default="exact",
         choices=("exact", "taylor", "halving"),
         help="exact (the paper) or a screening mode that scores only promising pairs exactly",
     )
-    s.add_argument("--candidates", type=int, default=512, help="taylor: pairs rescored exactly")
-    s.add_argument("--halving-start", type=int, default=2, help="halving: images in the first round")
-    s.add_argument("--halving-keep", type=float, default=0.25, help="halving: fraction kept per round")
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
     s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
+
+    c = sub.add_parser(
+        "compare", help="exact vs taylor vs halving on the same pairs: top-N overlap, rank correlation, mIoU, time"
+    )
+    _add_common(c)
+    _add_scope(c)
+    c.add_argument("--out", help="folder for modes.json and modes.csv")
 
     a = sub.add_parser("ablate", help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7")
     _add_common(a)
@@ -147,9 +169,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
+def _describe(session: Session, say: Callable[[str], None], extra: str = "") -> None:
+    """The model, weights, device and data split of a session, as log lines."""
+    b = session.backend
+    say(f"model {b.name} | {b.weights.label} | device {b.device}{extra}")
+    say(
+        f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): search set "
+        f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}"
+    )
+    for w in session.dataset.warnings:
+        say(f"warning: {w}")
+
+
+def _require_data(args: argparse.Namespace) -> None:
     if not args.data:
         raise RedundancyError("--data is required: a dataset folder or .zip (try assets/sample).")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    _require_data(args)
     cfg = _config(args)
     job = setup_distributed()  # None unless launched by torchrun
     if job and cfg.mode != "exact":
@@ -159,16 +197,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     quiet = job is not None and not job.main  # one rank talks
     session = Session.open(cfg, _feature_cache(args), progress=not quiet)
     say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
-    say(
-        f"model {session.backend.name} | {session.backend.weights.label} | device {session.backend.device}"
-        + (f" | rank {job.rank} of {job.world}" if job else "")
-    )
-    say(
-        f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): search set "
-        f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}"
-    )
-    for w in session.dataset.warnings:
-        say(f"warning: {w}")
+    _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
     out = Path(args.out)
     state = RunState(
         out, search_key(session, session.channel_pairs()), restart=args.restart, rank=job.rank if job else 0
@@ -206,6 +235,31 @@ def cmd_search(args: argparse.Namespace) -> int:
         h = result.heldout
         print(f"held-out ({h['images']} images): {h['baseline_miou']:.2f} -> {h['patched_miou']:.2f}")
     print(f"run written to {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    _require_data(args)
+    session = Session.open(_config(args), _feature_cache(args))
+    say = lambda m: _log(args, m)  # noqa: E731
+    _describe(session, say)
+    cb = _bar_callbacks(args)
+    cb.log = lambda m: say(f"- {m}")
+    reports = compare_search_modes(session, callbacks=cb)
+    if args.out:
+        write_comparison(Path(args.out), session, reports)
+    if args.json:
+        print(json.dumps([r.row() for r in reports], indent=2))
+        return 0
+    print(f"\n{session.backend.weights.label}: baseline mIoU {reports[0].baseline_miou:.2f}")
+    print(f"{'mode':<9}{'top-N overlap':>14}{'Spearman':>10}{'scored':>9}{'best mIoU':>11}{'time':>9}{'cost':>8}")
+    for r in reports:
+        print(
+            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{r.best_miou:>11.2f}"
+            f"{format_seconds(r.seconds):>9}{r.cost:>8.3f}"
+        )
+    if args.out:
+        print(f"written to {Path(args.out) / 'modes.json'} and modes.csv")
     return 0
 
 
@@ -287,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         return {
             "models": cmd_models,
             "search": cmd_search,
+            "compare": cmd_compare,
             "ablate": cmd_ablate,
             "apply": cmd_apply,
             "figures": cmd_figures,

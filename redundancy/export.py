@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 from .errors import RunError
 from .io import atomic_write, sha256_file, write_json
 from .pipeline import SearchResult, Session, config_dict
+from .screen import ModeReport
 
 RUN_FILES = ("config.json", "pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv", "replacements.json")
 
@@ -102,6 +104,26 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     write_json(out / "replacements.json", repl)
     files = {name: sha256_file(out / name) for name in (*RUN_FILES, "preview.npz")}
     write_json(out / "manifest.json", {"complete": True, "files": files})  # last: marks a finished run
+    return out
+
+
+def write_comparison(out: Path, session: Session, reports: list[ModeReport]) -> Path:
+    """modes.json (with what identifies the session) and modes.csv of a search-mode comparison."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r.row() for r in reports]
+    pairs = session.channel_pairs()
+    write_json(
+        out / "modes.json",
+        {
+            **session.header(),
+            "data_sha256": session.dataset.content_hash(),
+            "search_images": len(session.search_set),
+            "pairs": len(pairs),
+            "config": asdict(session.cfg),
+            "modes": rows,
+        },
+    )
+    atomic_write(out / "modes.csv", _csv([list(rows[0])] + [list(r.values()) for r in rows]))
     return out
 
 

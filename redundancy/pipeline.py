@@ -28,7 +28,7 @@ from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .resume import RunState, fingerprint
 from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
-from .screen import MODES, halving_screen, taylor_screen
+from .screen import MODES, ModeReport, compare_modes, halving_screen, taylor_screen
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
@@ -349,6 +349,28 @@ def run_search(
     # a copy of the config: the session's own may change for the next search
     return SearchResult(
         replace(cfg), session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings, len(pairs)
+    )
+
+
+def compare_search_modes(
+    session: Session,
+    exact: PairScores | None = None,
+    callbacks: Callbacks | None = None,
+    cancel: threading.Event | None = None,
+) -> list[ModeReport]:
+    """Exact vs taylor vs halving on the session's pairs, top N and screening settings.
+
+    `exact` (e.g. from an exact search just run on the same pairs) saves the full scan.
+    """
+    cb = callbacks or Callbacks()
+    cfg = session.cfg
+    ev = session.evaluator("search", cb.encode)
+    pairs = session.channel_pairs()
+    say = cb.log or (lambda _m: None)
+    say(f"comparing search modes on {len(pairs):,} pairs x {len(ev.set)} images ({session.backend.weights.label})")
+    scorer = PairScorer(ev, cfg.metric)
+    return compare_modes(
+        scorer, pairs, cfg.top_n, cfg.candidates, cfg.halving_start, cfg.halving_keep, exact, say, cb.pairs, cancel
     )
 
 

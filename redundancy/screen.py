@@ -15,12 +15,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from .metrics import mask_stats
 from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress
+from .search import search_combinations, top_pairs
 
 MODES = ("exact", "taylor", "halving")
 
@@ -107,3 +109,94 @@ def halving_screen(
     final.seconds = time.perf_counter() - t0
     final.extra = {"mode": "halving", "rounds": rounds, "survivors": int(len(alive)), "estimate": estimate}
     return final
+
+
+@dataclass
+class ModeReport:
+    """One search mode measured against the exact scan of the same pairs and images."""
+
+    mode: str
+    overlap: int  # pairs of the exact top N this mode's top N also holds
+    top_n: int
+    spearman: float  # rank correlation of the mode's screening estimate with exact gains, on its survivors
+    scored: int  # pairs scored exactly
+    best_miou: float  # best-subset mIoU of the mode's own top N (search set)
+    baseline_miou: float
+    seconds: float
+    cost: float  # decoder rows relative to the exact scan (a backward pass counts as 3 rows)
+
+    def row(self) -> dict:
+        """A flat dict for tables, JSON and CSV."""
+        return {**asdict(self), "overlap": f"{self.overlap}/{self.top_n}"}
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two score vectors (NaN for fewer than 2 values)."""
+    if len(a) < 2:
+        return float("nan")
+    ra, rb = np.argsort(np.argsort(a, kind="stable")), np.argsort(np.argsort(b, kind="stable"))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def compare_modes(
+    scorer: PairScorer,
+    pairs: torch.Tensor,
+    top_n: int,
+    candidates: int = 512,
+    halving_start: int = 2,
+    halving_keep: float = 0.25,
+    exact: PairScores | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    on_progress: Callable[[ScoreProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[ModeReport]:
+    """Run taylor and halving on `pairs` and measure each against the exact scan (pass `exact` to reuse one).
+
+    Every mode's own top N then goes through the combination stage, so `best_miou` is what a user
+    of that mode would get.
+    """
+    say = on_stage or (lambda _s: None)
+    ev = scorer.evaluator
+    n_img = len(ev.set)
+    full = len(pairs) * n_img
+    if exact is None:
+        say("exact scan")
+        exact = scorer.score(pairs, on_progress=on_progress, cancel=cancel)
+    ij = pairs.numpy()
+    missing = int(np.isnan(exact.gain[ij[:, 0], ij[:, 1]]).sum())
+    if missing:
+        raise ValueError(f"the exact scores lack {missing} of the pairs to compare; score them all first.")
+    exact_top = {(p.source, p.target) for p in top_pairs(exact, top_n)[0]}
+
+    def report(mode: str, scores: PairScores, seconds: float, rows: float, estimate: np.ndarray | None) -> ModeReport:
+        say(f"{mode}: combinations of its top {top_n}")
+        top, _ = top_pairs(scores, top_n)
+        combos = search_combinations(ev, top, scorer.baseline(), scorer.metric, cancel=cancel)
+        alive = ij[np.isfinite(scores.gain[ij[:, 0], ij[:, 1]])]
+        rho = (
+            1.0
+            if estimate is None
+            else spearman(estimate[alive[:, 0], alive[:, 1]], exact.gain[alive[:, 0], alive[:, 1]])
+        )
+        found = {(p.source, p.target) for p in top}
+        return ModeReport(
+            mode,
+            len(found & exact_top),
+            len(exact_top),
+            rho,
+            int(len(alive)),
+            combos.best.miou if combos.best else combos.baseline_miou,
+            combos.baseline_miou,
+            seconds,
+            rows / full,
+        )
+
+    out = [report("exact", exact, exact.seconds, full, None)]
+    say("taylor screening")
+    tay = taylor_screen(scorer, pairs, candidates, on_progress, cancel)
+    out.append(report("taylor", tay, tay.seconds, (tay.extra["candidates"] + 3) * n_img, tay.extra["predicted"]))
+    say("successive halving")
+    hal = halving_screen(scorer, pairs, halving_start, halving_keep, on_progress, cancel)
+    rows = sum(r["pairs"] * r["images"] for r in hal.extra["rounds"]) + hal.extra["survivors"] * n_img
+    out.append(report("halving", hal, hal.seconds, rows, hal.extra["estimate"]))
+    return out

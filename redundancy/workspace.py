@@ -13,6 +13,7 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ import numpy as np
 import torch
 
 from .errors import Cancelled, RedundancyError, RunError
-from .export import write_predictions, write_run
+from .export import write_comparison, write_predictions, write_run
 from .features import FeatureCache
-from .pipeline import Callbacks, SearchConfig, SearchResult, Session, run_search
+from .pipeline import Callbacks, SearchConfig, SearchResult, Session, compare_search_modes, run_search
 from .replace import Edit, edit_map, identity_map, pairs_map
-from .score import ScoreProgress
+from .score import PairScores, ScoreProgress
+from .screen import ModeReport
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
 
@@ -80,6 +82,11 @@ class Job:
         return self.thread.is_alive()
 
 
+def _stage(state: JobState, name: str, total: int) -> None:
+    """Enter a new stage of a job: its name, size, and a fresh clock for its rate."""
+    state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()
+
+
 def remove_stale(root: Path = APP_ROOT, max_age_s: float = 6 * 3600) -> int:
     """Delete workspace folders untouched for `max_age_s` (left by a crash or a killed server)."""
     removed = 0
@@ -106,6 +113,8 @@ class Workspace:
         self.job: Job | None = None
         self.gain: np.ndarray | None = None  # live pair-gain matrix while a search runs
         self.scope: tuple[list[int], list[int]] = ([], [])  # (sources, targets) of the current search
+        self.comparison: list[ModeReport] = []  # the latest search-mode comparison
+        self.compared_with_search = False  # whether it reused the finished exact search's scores
 
     def close(self) -> None:
         """Cancel what runs and delete the private folder."""
@@ -132,6 +141,7 @@ class Workspace:
         session = Session.open(cfg, self.cache, extract_to=extract, progress=True)  # tqdm: UI tracks it
         session.evaluator("search", on_progress)
         self.session, self.result, self.run_dir, self.sweep, self.gain = session, None, None, {}, None
+        self.comparison = []
         return session
 
     def features(self, index: int) -> np.ndarray:
@@ -182,28 +192,13 @@ class Workspace:
         candidates: int = 512,
     ) -> Job:
         """Run the whole search in the background; the live gain matrix is `self.gain`."""
-        s = self.require()
-        self.busy()
-        s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets = top_n, metric, sources, targets
-        s.cfg.mode, s.cfg.candidates = mode, candidates
-        s.set_rows(rows)  # features stay cached; only evaluators of another batch size rebuild
-        s.cfg.check()
-        pairs = s.channel_pairs()  # validates the channel lists before anything starts
-        self.scope = (sorted(set(pairs[:, 0].tolist())), sorted(set(pairs[:, 1].tolist())))
-        c = s.backend.channels
-        self.gain = np.full((c, c), np.nan, np.float32)
+        s = self._configure(top_n, metric, sources, targets, rows, mode, candidates)
+        pairs = s.channel_pairs()
         run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
         def work(state: JobState, cancel: threading.Event) -> SearchResult:
-            def stage(name: str, total: int) -> None:
-                state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()
-
-            def on_pairs(ev: ScoreProgress) -> None:
-                if state.stage != "scoring pairs":
-                    stage("scoring pairs", ev.total)
-                self.gain[ev.pairs[:, 0], ev.pairs[:, 1]] = ev.gains
-                state.done = ev.done
-                state.updates += 1
+            stage = partial(_stage, state)
+            on_pairs = self._live_pairs(state, "scoring pairs")
 
             def on_combos(done: int, total: int) -> None:
                 if state.stage != "combinations":
@@ -220,6 +215,68 @@ class Workspace:
             state.done = 1
             state.updates += 1
             return result
+
+        self.job = Job(work)
+        return self.job
+
+    def _configure(
+        self, top_n: int, metric: str, sources: str, targets: str, rows: int | None, mode: str, candidates: int
+    ) -> Session:
+        """Set the session's search settings for a new job; checks them (and that nothing runs) first."""
+        s = self.require()
+        self.busy()
+        s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets = top_n, metric, sources, targets
+        s.cfg.mode, s.cfg.candidates = mode, candidates
+        s.set_rows(rows)  # features stay cached; only evaluators of another batch size rebuild
+        s.cfg.check()
+        pairs = s.channel_pairs()  # validates the channel lists before anything starts
+        self.scope = (sorted(set(pairs[:, 0].tolist())), sorted(set(pairs[:, 1].tolist())))
+        c = s.backend.channels
+        self.gain = np.full((c, c), np.nan, np.float32)
+        return s
+
+    def _live_pairs(self, state: JobState, name: str | None = None) -> Callable[[ScoreProgress], None]:
+        """A pair-scoring callback filling `self.gain` and the job state (stage `name`, or the current one)."""
+
+        def on_pairs(ev: ScoreProgress) -> None:
+            if (name and state.stage != name) or state.total != ev.total or ev.done < state.done:
+                _stage(state, name or state.stage, ev.total)
+            self.gain[ev.pairs[:, 0], ev.pairs[:, 1]] = ev.gains
+            state.done = ev.done
+            state.updates += 1
+
+        return on_pairs
+
+    def exact_scores(self, pairs: torch.Tensor) -> PairScores | None:
+        """The finished exact search's scores if they cover `pairs` in the current metric (to reuse)."""
+        r, s = self.result, self.session
+        if r is None or s is None or r.config.mode != "exact" or r.config.metric != s.cfg.metric:
+            return None
+        ij = pairs.numpy()
+        return r.scores if np.isfinite(r.scores.gain[ij[:, 0], ij[:, 1]]).all() else None
+
+    def start_compare(
+        self, top_n: int, metric: str, sources: str, targets: str, rows: int | None, candidates: int
+    ) -> Job:
+        """Exact vs taylor vs halving on the current scope in the background; reuses a finished exact search."""
+        s = self._configure(top_n, metric, sources, targets, rows, "exact", candidates)
+        pairs = s.channel_pairs()
+        exact = self.exact_scores(pairs)
+        self.comparison, self.compared_with_search = [], exact is not None
+
+        def work(state: JobState, cancel: threading.Event) -> list[ModeReport]:
+            def log(message: str) -> None:
+                _stage(state, message, 0)
+                state.updates += 1
+
+            cb = Callbacks(pairs=self._live_pairs(state), log=log)
+            reports = compare_search_modes(s, exact, cb, cancel)
+            write_comparison(self.dir / "modes", s, reports)
+            self.comparison = reports
+            _stage(state, "comparison finished", 1)
+            state.done = 1
+            state.updates += 1
+            return reports
 
         self.job = Job(work)
         return self.job

@@ -110,6 +110,21 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
         app.apply_uploaded(ws, str(other), None)
 
 
+def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
+    *_, (_, status, top, _, _) = app.search(ws, 2, "miou", "every:64", "every:64", 0)
+    assert "Search finished" in status
+    *_, (status, table, note) = app.compare(ws, 2, "miou", "every:64", "every:64", 0, 4)
+    assert "Comparison finished" in status and ws.compared_with_search and "no second full scan" in note
+    assert [r[0] for r in table] == ["exact", "taylor", "halving"] and table[0][1] == "2/2"
+    combos = ws.result.combos
+    assert table[0][4] == round(combos.best.miou if combos.best else combos.baseline_miou, 3)  # the search's best set
+    assert table[1][3] == 4  # taylor rescored its 4 candidates exactly
+    saved = json.loads((ws.dir / "modes" / "modes.json").read_text())
+    assert [m["mode"] for m in saved["modes"]] == ["exact", "taylor", "halving"] and "random" in saved["weights_label"]
+    *_, (status, table, note) = app.compare(ws, 2, "miou", "every:64", "0-3", 0, 4)  # another scope: fresh scan
+    assert not ws.compared_with_search and "fresh exact scan" in note and table[0][3] == 4 * 4 - 1
+
+
 def test_nothing_loaded_gives_a_message_not_a_traceback():
     with pytest.raises(gr.Error, match="Load"):
         app.explore(None, 0, "index")

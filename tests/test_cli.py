@@ -117,3 +117,20 @@ def test_apply_to_images_without_masks(run, sample, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["images"] == 3 and summary["baseline_miou"] is None  # no GT: predictions only
     assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["img0.png", "img1.png", "img2.png"]
+
+
+def test_compare_prints_and_writes_the_mode_table(tmp_path, capsys):
+    argv = ["compare", *search_argv(channels="every:64")[1:], "--candidates", "4"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "random weights (seed 0): baseline mIoU" in out and out.count("/3") == 3
+    lines = (tmp_path / "modes.csv").read_text().splitlines()
+    assert lines[0].startswith("mode,overlap,top_n,spearman,scored") and [r.split(",")[0] for r in lines[1:]] == [
+        "exact",
+        "taylor",
+        "halving",
+    ]
+    assert lines[1].split(",")[1] == "3/3" and lines[2].split(",")[4] == "4"  # exact finds itself; 4 rescored
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["scored"] == 12 and rows[0]["cost"] == 1.0
