@@ -53,6 +53,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="miou", choices=("miou", "loss"), help="what pair gains measure")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--batch-rows", dest="rows", type=int, help="decoder rows per call (default per device)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="decoder matrix products in fp32 (default) or bfloat16 autocast, for GPUs with bf16 units "
+        "(unmeasured here; several times slower on CPUs without them); metrics stay fp32",
+    )
     p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
 

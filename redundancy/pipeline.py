@@ -27,7 +27,7 @@ from .models.base import MASK_CHOICES
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .resume import RunState, fingerprint
-from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
+from .score import PRECISIONS, EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
 from .screen import MODES, ModeReport, compare_modes, halving_screen, taylor_screen
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
@@ -59,6 +59,7 @@ class SearchConfig:
     halving_keep: float = 0.25  # halving: fraction of pairs kept per round
     device: str = "auto"
     rows: int | None = None
+    precision: str = "fp32"  # fp32 | bf16: decoder matrix products in bfloat16 (metrics stay fp32/fp64)
 
     def check(self) -> None:
         """Raise a clear error for option values no step could use."""
@@ -66,6 +67,7 @@ class SearchConfig:
             ("prompt", self.prompt, PROMPT_MODES),
             ("mask", self.mask_choice, MASK_CHOICES),
             ("metric", self.metric, ("miou", "loss")),
+            ("precision", self.precision, PRECISIONS),
         ):
             if value not in allowed:
                 raise DataError(f"unknown --{name} '{value}'; use one of {', '.join(allowed)}.")
@@ -143,7 +145,8 @@ class Session:
             data = self.search_set if which == "search" else self.heldout_set
             evalset = EvalSet.build(self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress)
             self.cache_hits += self.cache.hits
-            self._evaluators[which] = Evaluator(self.backend, evalset, self.cfg.mask_choice, self.cfg.rows)
+            cfg = self.cfg
+            self._evaluators[which] = Evaluator(self.backend, evalset, cfg.mask_choice, cfg.rows, cfg.precision)
         return self._evaluators[which]
 
     def set_rows(self, rows: int | None) -> None:
@@ -268,6 +271,7 @@ def search_key(session: Session, pairs: torch.Tensor) -> str:
             "metric": cfg.metric,
             "top_n": cfg.top_n,
             "rows": ev.rows,
+            "precision": cfg.precision,
             "device": session.backend.device.type,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
             "mode": [cfg.mode, cfg.candidates, cfg.halving_start, cfg.halving_keep],

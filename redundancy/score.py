@@ -28,6 +28,7 @@ from .replace import check_channel, identity_map, pair_maps
 # batches stay small there; small grids (sam_tiny) gain ~4x from batching (benchmarks/).
 ROW_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 21}
 MAX_ROWS = {"cpu": 32, "cuda": 1024}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # decoder compute dtype of the batched path
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
 
 
@@ -95,10 +96,20 @@ class Evaluator:
     not depend on batch composition, and an ablation reproduces a pair score exactly.
     """
 
-    def __init__(self, backend: Backend, evalset: EvalSet, mask_choice: str = "single", rows: int | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        evalset: EvalSet,
+        mask_choice: str = "single",
+        rows: int | None = None,
+        precision: str = "fp32",
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
         self.backend = backend
         self.set = evalset
         self.mask_choice = mask_choice
+        self.precision = precision
         self.auto_rows = default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
         self.rows = rows or self.auto_rows
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
@@ -139,7 +150,11 @@ class Evaluator:
         rows = self._ext_tokens[img]
         tokens = torch.gather(rows, 2, maps[:, None, :].expand(-1, rows.shape[1], -1))  # (R, h*w, C)
         feats = tokens.transpose(1, 2).unflatten(2, self._ext.shape[2:])
-        return self.backend.decode(feats, self._context_cl.take(img), self.mask_choice)
+        dtype = PRECISIONS[self.precision]
+        # bf16 autocast: matrix products in bfloat16, softmax / norms in fp32; logits leave as fp32, so
+        # upscaling and the metric sums are unchanged (metrics accumulate in fp64).
+        with torch.autocast(feats.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return self.backend.decode(feats, self._context_cl.take(img), self.mask_choice).float()
 
     def _measure(self, low: torch.Tensor, b: int) -> torch.Tensor:
         """Low-res logits (P, h', w') of image b -> (P, 3) [inter, union, loss] at original size."""

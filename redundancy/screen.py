@@ -94,7 +94,8 @@ def halving_screen(
     alive, m = pairs, max(1, min(start_images, n))
     rounds, estimate = [], np.full((ev.channels, ev.channels), np.nan, np.float32)
     while m < n and len(alive) > 1:
-        sub = PairScorer(Evaluator(ev.backend, subset(ev.set, order[:m]), ev.mask_choice, ev.rows), scorer.metric)
+        part = Evaluator(ev.backend, subset(ev.set, order[:m]), ev.mask_choice, ev.rows, ev.precision)
+        sub = PairScorer(part, scorer.metric)
         s = sub.score(alive, cancel=cancel)
         ij = alive.numpy()
         gains = s.gain[ij[:, 0], ij[:, 1]]

@@ -145,3 +145,16 @@ def test_out_of_memory_halves_the_batch_and_finishes(evaluator, tiny, monkeypatc
     assert ev.rows == 2 and ev.rows_backoff == [4, 2]
     want = PairScorer(Evaluator(tiny, evaluator.set, rows=2)).score(pairs).miou_gain
     np.testing.assert_array_equal(got, want)  # the same numbers as a run that used 2 rows throughout
+
+
+def test_bf16_autocast_stays_close_and_is_part_of_the_run_identity(evaluator, tiny):
+    from redundancy.errors import DataError
+    from redundancy.pipeline import SearchConfig
+
+    fp32 = evaluator.logits(images=[0, 1])
+    bf16 = Evaluator(tiny, evaluator.set, precision="bf16").logits(images=[0, 1])
+    for a, b in zip(fp32, bf16):
+        assert b.dtype == torch.float32 and a.shape == b.shape
+        assert 0 < (a - b).abs().max() < 0.02  # bf16 rounding is visible, but small against the logits
+    with pytest.raises(DataError, match="unknown --precision 'fp8'"):
+        SearchConfig("sam_tiny", "x", precision="fp8").check()
