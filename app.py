@@ -593,7 +593,9 @@ def build_demo() -> gr.Blocks:
                         label="Search mode",
                         info="exact = the paper; taylor / halving score only promising pairs exactly",
                     )
-                    candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly")
+                    candidates = gr.Number(
+                        512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates"
+                    )
                 with gr.Row():
                     sources = gr.Textbox(
                         "auto",

@@ -130,6 +130,18 @@ def test_4_scoped_search_fills_the_heatmap_live(page):
     page.screenshot(path=SHOTS / "4-search.png", full_page=True)
 
 
+def test_4b_compare_modes_reuses_the_search(page):
+    _fill(page, "candidates", "24")
+    page.get_by_text("Compare search modes on this scope").click()
+    page.locator("#compare-btn").click()
+    _wait_text(page, "compare-status", "Comparison finished", timeout=180)
+    table = _text(page, "compare-table")
+    assert all(mode in table for mode in ("exact", "taylor", "halving")) and "3/3" in table
+    assert "no second full scan" in page.content()  # the finished exact search was reused
+    page.locator("#compare-table").scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS / "4b-compare.png", full_page=True)
+
+
 def test_5_downloads_are_valid_files(page, tmp_path):
     _tab(page, "Results & export")
     page.locator("#results-btn").click()
