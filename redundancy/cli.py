@@ -74,6 +74,12 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
         help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
     )
     p.add_argument("--candidates", type=int, default=512, help="taylor: pairs rescored exactly")
+    p.add_argument(
+        "--taylor-temperature",
+        type=float,
+        default=0.1,
+        help="taylor with --metric miou: soft-mIoU sigmoid temperature as a fraction of the logits' std",
+    )
     p.add_argument("--halving-start", type=int, default=2, help="halving: images in the first round")
     p.add_argument("--halving-keep", type=float, default=0.25, help="halving: fraction kept per round")
 

@@ -28,7 +28,7 @@ from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .resume import RunState, fingerprint
 from .score import PRECISIONS, EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
-from .screen import MODES, ModeReport, compare_modes, halving_screen, taylor_screen
+from .screen import MODES, TEMPERATURE, ModeReport, compare_modes, halving_screen, taylor_screen
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
@@ -55,6 +55,7 @@ class SearchConfig:
     targets: str = "auto"
     mode: str = "exact"  # exact | taylor | halving (screening modes score only promising pairs exactly)
     candidates: int = 512  # taylor: pairs rescored exactly
+    taylor_temperature: float = TEMPERATURE  # taylor, miou: soft-mIoU tau as a fraction of the logits' std
     halving_start: int = 2  # halving: images in the first round (doubles each round)
     halving_keep: float = 0.25  # halving: fraction of pairs kept per round
     device: str = "auto"
@@ -79,6 +80,8 @@ class SearchConfig:
             raise DataError(f"unknown --mode '{self.mode}'; use one of {', '.join(MODES)}.")
         if self.candidates < 1 or not 0 < self.halving_keep < 1 or self.halving_start < 1:
             raise DataError("--candidates and --halving-start must be >= 1 and --halving-keep in (0, 1).")
+        if not self.taylor_temperature > 0:
+            raise DataError(f"--taylor-temperature must be > 0 (got {self.taylor_temperature}); 0.1 is the default.")
         if self.top_n > 16:
             raise ReplacementError(f"--top-n {self.top_n} means 2^{self.top_n} - 1 combinations; use 16 or fewer.")
 
@@ -274,7 +277,7 @@ def search_key(session: Session, pairs: torch.Tensor) -> str:
             "precision": cfg.precision,
             "device": session.backend.device.type,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
-            "mode": [cfg.mode, cfg.candidates, cfg.halving_start, cfg.halving_keep],
+            "mode": [cfg.mode, cfg.candidates, cfg.halving_start, cfg.halving_keep, cfg.taylor_temperature],
         }
     )
 
@@ -315,7 +318,7 @@ def run_search(
     scorer = PairScorer(ev, cfg.metric)
     if cfg.mode == "taylor":
         say(f"taylor screening: rescoring the {min(cfg.candidates, len(pairs)):,} most promising pairs exactly")
-        scores = taylor_screen(scorer, pairs, cfg.candidates, on_pairs, cancel)
+        scores = taylor_screen(scorer, pairs, cfg.candidates, on_pairs, cancel, cfg.taylor_temperature)
     elif cfg.mode == "halving":
         scores = halving_screen(scorer, pairs, cfg.halving_start, cfg.halving_keep, on_pairs, cancel)
     else:
@@ -374,7 +377,17 @@ def compare_search_modes(
     say(f"comparing search modes on {len(pairs):,} pairs x {len(ev.set)} images ({session.backend.weights.label})")
     scorer = PairScorer(ev, cfg.metric)
     return compare_modes(
-        scorer, pairs, cfg.top_n, cfg.candidates, cfg.halving_start, cfg.halving_keep, exact, say, cb.pairs, cancel
+        scorer,
+        pairs,
+        cfg.top_n,
+        cfg.candidates,
+        cfg.halving_start,
+        cfg.halving_keep,
+        cfg.taylor_temperature,
+        exact,
+        say,
+        cb.pairs,
+        cancel,
     )
 
 
