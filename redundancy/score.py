@@ -6,6 +6,7 @@ runs it over every ordered pair and returns the C x C gain matrix.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -153,7 +154,7 @@ class Evaluator:
         dtype = PRECISIONS[self.precision]
         # bf16 autocast: matrix products in bfloat16, softmax / norms in fp32; logits leave as fp32, so
         # upscaling and the metric sums are unchanged (metrics accumulate in fp64).
-        with torch.autocast(feats.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(feats.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
             return self.backend.decode(feats, self._context_cl.take(img), self.mask_choice).float()
 
     def _measure(self, low: torch.Tensor, b: int) -> torch.Tensor:
