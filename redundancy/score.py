@@ -25,9 +25,11 @@ from .prompts import prompt_from_mask
 from .replace import check_channel, identity_map, pair_maps
 
 # Feature tokens x decoder rows per call, by device. On CPU big decoder batches are no faster per
-# row (measured: sam_vit_b 64x64 tokens, rows 32 is 0.8x the plain loop, rows 4 is 1.2x), so
-# batches stay small there; small grids (sam_tiny) gain ~4x from batching (benchmarks/).
-ROW_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 21}
+# row (sam_vit_b 64x64 tokens: 2-16 rows per call are within noise), so batches stay small there;
+# small grids (sam_tiny) gain ~5x from batching (benchmarks/). On CUDA the bound is memory: a
+# 64x64-token row peaks at ~21 MB through decoder and metric (measured on CPU), so 2^19 tokens =
+# 128 rows ~ 2.7 GB, inside issue 6's 4 GB budget with the cached features (untested on a GPU).
+ROW_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 19}
 MAX_ROWS = {"cpu": 32, "cuda": 1024}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # decoder compute dtype of the batched path
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution

@@ -1,0 +1,22 @@
+"""The benchmark scripts run end to end on CPU at test size (their GPU runs use the same code)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from benchmarks import full_search, plain_vs_batched
+
+
+def test_full_search_reports_both_stages_and_memory(capsys):
+    r = full_search.main(["--model", "sam_tiny", "--images", "3", "--channels", "every:64", "--top-n", "2"])
+    assert r["pairs"] == 12 and r["images"] == 3 and r["combinations"] == 3
+    assert r["score_rows_per_s"] > 0 and r["peak_memory_gb"] > 0 and r["full_scan_estimate_s"] > r["score_s"]
+    assert "random weights" in r["weights"] and json.loads(capsys.readouterr().out) == r
+
+
+def test_plain_vs_batched_agree(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["plain_vs_batched", "--model", "sam_tiny", "--images", "2", "--pairs", "4"])
+    plain_vs_batched.main()
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["decoder_calls"] == 8 and r["max_abs_gain_diff"] < 0.05 and r["speedup"] > 0
