@@ -329,7 +329,7 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
             [
                 r.mode,
                 f"{r.overlap}/{r.top_n}",
-                round(r.spearman, 3),
+                round(r.spearman, 3) if np.isfinite(r.spearman) else "n/a",  # n/a: no screening estimate
                 r.scored,
                 round(r.best_miou, 3),
                 round(r.seconds, 1),
@@ -340,11 +340,9 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
         note = ""
         if ws.comparison:
             label = ws.session.backend.weights.label
-            reuse = (
-                "the finished exact search's scores (no second full scan)"
-                if ws.compared_with_search
-                else ("a fresh exact scan")
-            )
+            reuse = "a fresh exact scan"
+            if ws.compared_with_search:
+                reuse = "the finished exact search's scores (no second full scan)"
             note = (
                 f"Baseline mIoU {ws.comparison[0].baseline_miou:.2f}; exact reference: {reuse}. Overlap: pairs of "
                 f"the exact top N that the mode's top N also holds. Spearman: the mode's screening estimate vs "

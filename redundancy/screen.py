@@ -45,18 +45,24 @@ def _soft_counts(logits: torch.Tensor, gt: torch.Tensor, tau: float) -> tuple[to
     return (p * g).sum(), (p + g - p * g).sum()
 
 
+def _group_counts(evaluator: Evaluator, logits: list[torch.Tensor], tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Soft intersection and union per metric group (the protocol's pooling), from per-image logits."""
+    es = evaluator.set
+    inter, union = np.zeros(int(es.groups.max()) + 1), np.zeros(int(es.groups.max()) + 1)
+    for b, z in enumerate(logits):
+        i, u = _soft_counts(z, es.masks[b], tau)
+        inter[es.groups[b]] += float(i)
+        union[es.groups[b]] += float(u)
+    return inter, union
+
+
 def screening_objective(evaluator: Evaluator, feats: torch.Tensor, metric: str, tau: float) -> float:
     """J for features (B, C, h, w): soft mIoU in percent (`miou`) or minus the mean Dice + CE (`loss`)."""
     es = evaluator.set
     if metric == "loss":
         losses = [mask_stats(_logits(evaluator, b, feats[b : b + 1])[None], es.masks[b])[2] for b in range(len(es))]
         return -float(torch.cat(losses).mean())
-    n = int(es.groups.max()) + 1
-    inter, union = np.zeros(n), np.zeros(n)
-    for b in range(len(es)):
-        i, u = _soft_counts(_logits(evaluator, b, feats[b : b + 1]), es.masks[b], tau)
-        inter[es.groups[b]] += float(i)
-        union[es.groups[b]] += float(u)
+    inter, union = _group_counts(evaluator, [_logits(evaluator, b, feats[b : b + 1]) for b in range(len(es))], tau)
     return float(100.0 * (inter / union).mean())
 
 
@@ -75,21 +81,17 @@ def objective_gradient(
         with torch.no_grad():
             logits = [_logits(evaluator, b, es.feats[b : b + 1]) for b in range(n_img)]
             tau = max(temperature * float(torch.cat([z.flatten().double() for z in logits]).std()), 1e-6)
-            inter, union = np.zeros(n_grp), np.zeros(n_grp)
-            for b, z in enumerate(logits):
-                i, u = _soft_counts(z, es.masks[b], tau)
-                inter[es.groups[b]] += float(i)
-                union[es.groups[b]] += float(u)
+            inter, union = _group_counts(evaluator, logits, tau)
         d_inter, d_union = 100.0 / n_grp / union, -100.0 / n_grp * inter / union**2
     grads = []
     for b in range(n_img):
         x = es.feats[b : b + 1].clone().requires_grad_(True)
         with torch.enable_grad():
-            logits = _logits(evaluator, b, x)
+            z = _logits(evaluator, b, x)
             if metric == "loss":
-                j = -mask_stats(logits[None], es.masks[b])[2].sum() / n_img
+                j = -mask_stats(z[None], es.masks[b])[2].sum() / n_img
             else:
-                i, u = _soft_counts(logits, es.masks[b], tau)
+                i, u = _soft_counts(z, es.masks[b], tau)
                 g = es.groups[b]
                 j = float(d_inter[g]) * i + float(d_union[g]) * u
             (grad,) = torch.autograd.grad(j, x)

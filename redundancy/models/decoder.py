@@ -1,4 +1,4 @@
-"""SAM / SAM2 two-way transformer, re-associated for batched scoring (same weights, same maths).
+"""SAM / SAM2 mask decoder, re-associated for batched scoring (same weights, same maths).
 
 Every cross-attention in the mask decoder pairs a handful of tokens (T, ~5-7) with thousands of
 image positions (N = h * w). The package code projects all N image tokens to q/k/v and back
@@ -10,9 +10,10 @@ does the same sums with two N x C x (heads * T) products instead:
 - image -> token: q_h k_h^T = x (W_q,h^T k_h^T) + b_q,h k_h^T, and the output projection folds
   into the values: sum_h A_h (v_h W_o,h^T).
 
-About 2.3x fewer transformer FLOPs for a 64 x 64 grid, no N x C copies for head reshapes; results
-equal the package's modules up to float rounding (tests/test_models.py checks it, and
-`Evaluator.stats_plain` keeps the package's own modules as the reference path).
+About 2.3x fewer transformer FLOPs for a 64 x 64 grid, and no N x C copies for head reshapes.
+The output upscaling's 2x2 stride-2 deconvolutions run as matrix products in a channels-last
+sub-pixel layout (`upscale_masks`). Results equal the package's modules up to float rounding
+(tests/test_decoder.py); `Evaluator.stats_plain` keeps the package's own modules as the reference.
 """
 
 from __future__ import annotations
