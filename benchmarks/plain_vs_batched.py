@@ -25,6 +25,7 @@ from redundancy.data import open_dataset, split
 from redundancy.features import FeatureCache
 from redundancy.models import build_backend
 from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
+from redundancy.search import top_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +64,10 @@ def main() -> None:
     ij = pairs.numpy()
     diff = float(np.nanmax(np.abs(batched.miou_gain[ij[:, 0], ij[:, 1]] - plain.miou_gain[ij[:, 0], ij[:, 1]])))
     calls = len(pairs) * args.images
+    n = min(10, len(pairs))
+    same_top = [(p.source, p.target) for p in top_pairs(batched, n)[0]] == [
+        (p.source, p.target) for p in top_pairs(plain, n)[0]
+    ]
     print(
         json.dumps(
             {
@@ -82,6 +87,7 @@ def main() -> None:
                 "batched_calls_per_s": round(calls / batched_s, 1),
                 "speedup": round(plain_s / batched_s, 2),
                 "max_abs_gain_diff": diff,
+                "same_top_10_in_order": same_top,
                 "full_search_estimate_h": round(65280 * 50 / (calls / batched_s) / 3600, 2),
             }
         )

@@ -20,3 +20,4 @@ def test_plain_vs_batched_agree(monkeypatch, capsys):
     plain_vs_batched.main()
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["decoder_calls"] == 8 and r["max_abs_gain_diff"] < 0.05 and r["speedup"] > 0
+    assert r["same_top_10_in_order"] is True
