@@ -30,6 +30,7 @@ from .pipeline import (
 )
 from .replace import Edit, parse_edits
 from .resume import RunState
+from .screen import TEMPERATURE
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -77,7 +78,7 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--taylor-temperature",
         type=float,
-        default=0.1,
+        default=TEMPERATURE,
         help="taylor with --metric miou: soft-mIoU sigmoid temperature as a fraction of the logits' std",
     )
     p.add_argument("--halving-start", type=int, default=2, help="halving: images in the first round")
