@@ -121,9 +121,7 @@ class Evaluator:
         # Channels-last copies for the batched path: its gathers and the dense-prompt add then give the
         # decoder's token layout (R, h*w, C) without a transpose copy per call.
         self._ext_tokens = self._ext.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C+1)
-        ctx = evalset.context
-        dense_cl = ctx.dense.contiguous(memory_format=torch.channels_last)
-        self._context_cl = DecodeContext(ctx.sparse, dense_cl, ctx.extras)
+        self._context_cl = backend.batch_context(evalset.context)
 
     def seconds_per_row(self) -> float:
         """Measured time of one (map, image) row in a full-size call, for honest time estimates."""

@@ -78,4 +78,6 @@ def test_fast_decode_equals_the_reference_modules(tiny, sam2_tiny, family, kind,
     with torch.no_grad():
         fast = backend.decode(feats, ctx, choice)
         ref = backend.decode(feats, ctx, choice, reference=True)
+        laid_out = backend.decode(feats, backend.batch_context(ctx), choice)  # the evaluator's per-set layout
     torch.testing.assert_close(fast, ref, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(laid_out, fast, atol=1e-6, rtol=1e-5)

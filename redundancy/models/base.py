@@ -91,6 +91,14 @@ class Backend(ABC):
         """A live forward-hook patch applying `pairs` to this model's encoder output."""
         return ReplacementPatch(self.feature_module(), pairs, self.channels)
 
+    def batch_context(self, context: DecodeContext) -> DecodeContext:
+        """The same context laid out for the batched decoder path (read once per image set).
+
+        Dense prompt embeddings go channels-last, the token layout the re-associated decoder reads.
+        """
+        dense = context.dense.contiguous(memory_format=torch.channels_last)
+        return DecodeContext(context.sparse, dense, dict(context.extras))
+
     def context(self, encoded: dict[str, torch.Tensor], prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
         """Decoder context for B encoded images: prompt embeddings plus the encoder's extra outputs."""
         ctx = self.embed_prompts(prompts, metas)

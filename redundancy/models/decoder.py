@@ -91,8 +91,13 @@ def _subpixel_weight(deconv: nn.ConvTranspose2d) -> tuple[Tensor, Tensor]:
     return w, deconv.bias.repeat(4)
 
 
-def _to_subpixel(x: Tensor, levels: int) -> Tensor:
-    """(R, c, h * 2^L, w * 2^L) -> (R, h * w * 4^L, c), pixels in the order `upscale_masks` makes them."""
+def to_subpixel(x: Tensor, levels: int) -> Tensor:
+    """(R, c, h * 2^L, w * 2^L) -> (R, h * w * 4^L, c), pixels in the order `upscale_masks` makes them.
+
+    Already (R, P, c) tensors pass through, so callers can lay skips out once per image.
+    """
+    if x.dim() == 3:
+        return x
     r, c, hh, ww = x.shape
     h, w = hh >> levels, ww >> levels
     x = x.view(r, c, h, *[2] * levels, w, *[2] * levels)
@@ -117,19 +122,19 @@ def upscale_masks(
     `output_upscaling` (deconv, LayerNorm2d, act, deconv, act) and the final `hyper @ upscaled` product
     in a channels-last sub-pixel layout: each 2x2 stride-2 deconv is one matrix product, and only
     the small mask tensor is rearranged to image layout. `skips` are SAM2's high-res features
-    [(R, c2, 4h, 4w), (R, c1, 2h, 2w)], added before each activation as in SAM2's decoder.
+    [(R, c2, 4h, 4w), (R, c1, 2h, 2w)] (or already `to_subpixel`), added before each activation.
     """
     dc1, ln1, act1, dc2, act2 = upscaling
     r = keys.shape[0]
     w1, b1 = _subpixel_weight(dc1)
     y = torch.addmm(b1, keys.reshape(-1, keys.shape[-1]), w1).view(r, -1, dc1.out_channels)  # (R, 4N, c1)
     if skips is not None:
-        y = y + _to_subpixel(skips[1], 1)
+        y = y + to_subpixel(skips[1], 1)
     y = act1(nn.functional.layer_norm(y, (dc1.out_channels,), ln1.weight, ln1.bias, ln1.eps))
     w2, b2 = _subpixel_weight(dc2)
     y = torch.addmm(b2, y.view(-1, dc2.in_channels), w2).view(r, -1, dc2.out_channels)  # (R, 16N, c2)
     if skips is not None:
-        y = y + _to_subpixel(skips[0], 2)
+        y = y + to_subpixel(skips[0], 2)
     return _from_subpixel(act2(y) @ hyper.transpose(1, 2), *hw, 2)
 
 

@@ -23,7 +23,7 @@ from ..errors import ModelError
 from ..prompts import Prompt
 from ..replace import ReplacementPatch, apply_map
 from .base import FEATURES, Backend, DecodeContext, ImageMeta
-from .decoder import predict_masks
+from .decoder import predict_masks, to_subpixel
 from .weights import WeightsInfo
 
 CONFIGS = {
@@ -121,6 +121,13 @@ class Sam2Backend(Backend):
         if dec.dynamic_multimask_via_stability:
             return dec._dynamic_multimask_via_stability(masks, iou)[0][:, 0]
         return masks[:, 0]
+
+    def batch_context(self, context: DecodeContext) -> DecodeContext:
+        ctx = super().batch_context(context)
+        for key, levels in (("high_res_0", 2), ("high_res_1", 1)):  # skips in the upscaler's sub-pixel order
+            if key in ctx.extras:
+                ctx.extras[key] = to_subpixel(ctx.extras[key], levels).contiguous()
+        return ctx
 
     def upscale(self, logits: torch.Tensor, meta: ImageMeta) -> torch.Tensor:
         return self.transforms.postprocess_masks(logits[:, None], meta.original_hw)[:, 0]
