@@ -361,13 +361,14 @@ def run_search(
 
 def compare_search_modes(
     session: Session,
-    exact: PairScores | None = None,
+    exact: SearchResult | None = None,
     callbacks: Callbacks | None = None,
     cancel: threading.Event | None = None,
 ) -> list[ModeReport]:
     """Exact vs taylor vs halving on the session's pairs, top N and screening settings.
 
-    `exact` (e.g. from an exact search just run on the same pairs) saves the full scan.
+    `exact` (an exact search just run on the same pairs, in the same metric) saves the full scan
+    and, for the same top N, its combination stage.
     """
     cb = callbacks or Callbacks()
     cfg = session.cfg
@@ -384,7 +385,8 @@ def compare_search_modes(
         cfg.halving_start,
         cfg.halving_keep,
         cfg.taylor_temperature,
-        exact,
+        exact.scores if exact else None,
+        exact.combos if exact else None,
         say,
         cb.pairs,
         cancel,

@@ -26,7 +26,7 @@ import torch
 
 from .metrics import mask_stats
 from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress
-from .search import search_combinations, top_pairs
+from .search import CombinationResult, search_combinations, top_pairs
 
 MODES = ("exact", "taylor", "halving")
 TEMPERATURE = 0.1  # soft-mIoU tau as a fraction of the logits' std (0.05-0.25 measured equally good)
@@ -216,6 +216,7 @@ def compare_modes(
     halving_keep: float = 0.25,
     temperature: float = TEMPERATURE,
     exact: PairScores | None = None,
+    exact_combos: CombinationResult | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_progress: Callable[[ScoreProgress], None] | None = None,
     cancel: threading.Event | None = None,
@@ -223,7 +224,8 @@ def compare_modes(
     """Run taylor and halving on `pairs` and measure each against the exact scan (pass `exact` to reuse one).
 
     Every mode's own top N then goes through the combination stage, so `best_miou` is what a user
-    of that mode would get.
+    of that mode would get; `exact_combos` (that exact search's own combination stage) is reused
+    when it covers the same top N.
     """
     say = on_stage or (lambda _s: None)
     ev = scorer.evaluator
@@ -238,17 +240,26 @@ def compare_modes(
         raise ValueError(f"the exact scores lack {missing} of the pairs to compare; score them all first.")
     exact_top = {(p.source, p.target) for p in top_pairs(exact, top_n)[0]}
 
-    def report(mode: str, scores: PairScores, seconds: float, rows: float, estimate: np.ndarray | None) -> ModeReport:
-        say(f"{mode}: combinations of its top {top_n}")
+    def report(
+        mode: str,
+        scores: PairScores,
+        seconds: float,
+        rows: float,
+        estimate: np.ndarray | None,
+        known: CombinationResult | None = None,
+    ) -> ModeReport:
         top, _ = top_pairs(scores, top_n)
-        combos = search_combinations(ev, top, scorer.baseline(), scorer.metric, cancel=cancel)
+        found = {(p.source, p.target) for p in top}
+        combos = known if known and {q for c in known.rows for q in c.pairs} == found else None
+        if combos is None:
+            say(f"{mode}: combinations of its top {top_n}")
+            combos = search_combinations(ev, top, scorer.baseline(), scorer.metric, cancel=cancel)
         alive = ij[np.isfinite(scores.gain[ij[:, 0], ij[:, 1]])]
         rho = (
             1.0
             if estimate is None
             else spearman(estimate[alive[:, 0], alive[:, 1]], exact.gain[alive[:, 0], alive[:, 1]])
         )
-        found = {(p.source, p.target) for p in top}
         return ModeReport(
             mode,
             len(found & exact_top),
@@ -261,7 +272,7 @@ def compare_modes(
             rows / full,
         )
 
-    out = [report("exact", exact, exact.seconds, full, None)]
+    out = [report("exact", exact, exact.seconds, full, None, exact_combos)]
     say("taylor screening")
     tay = taylor_screen(scorer, pairs, candidates, on_progress, cancel, temperature)
     rows = (tay.extra["candidates"] + tay.extra["rows"]) * n_img

@@ -25,7 +25,7 @@ from .export import write_comparison, write_predictions, write_run
 from .features import FeatureCache
 from .pipeline import Callbacks, SearchConfig, SearchResult, Session, compare_search_modes, run_search
 from .replace import Edit, edit_map, identity_map, pairs_map
-from .score import PairScores, ScoreProgress
+from .score import ScoreProgress
 from .screen import ModeReport
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
@@ -247,13 +247,13 @@ class Workspace:
 
         return on_pairs
 
-    def exact_scores(self, pairs: torch.Tensor) -> PairScores | None:
-        """The finished exact search's scores if they cover `pairs` in the current metric (to reuse)."""
+    def exact_search(self, pairs: torch.Tensor) -> SearchResult | None:
+        """The finished exact search if its scores cover `pairs` in the current metric (to reuse)."""
         r, s = self.result, self.session
         if r is None or s is None or r.config.mode != "exact" or r.config.metric != s.cfg.metric:
             return None
         ij = pairs.numpy()
-        return r.scores if np.isfinite(r.scores.gain[ij[:, 0], ij[:, 1]]).all() else None
+        return r if np.isfinite(r.scores.gain[ij[:, 0], ij[:, 1]]).all() else None
 
     def start_compare(
         self, top_n: int, metric: str, sources: str, targets: str, rows: int | None, candidates: int
@@ -261,7 +261,7 @@ class Workspace:
         """Exact vs taylor vs halving on the current scope in the background; reuses a finished exact search."""
         s = self._configure(top_n, metric, sources, targets, rows, "exact", candidates)
         pairs = s.channel_pairs()
-        exact = self.exact_scores(pairs)
+        exact = self.exact_search(pairs)
         self.comparison, self.compared_with_search = [], exact is not None
 
         def work(state: JobState, cancel: threading.Event) -> list[ModeReport]:
