@@ -7,6 +7,7 @@ runs it over every ordered pair and returns the C x C gain matrix.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import time
@@ -117,23 +118,34 @@ class Evaluator:
         self.rows = rows or self.auto_rows
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
         self.channels = evalset.feats.shape[1]
-        self._ext = torch.cat([evalset.feats, evalset.feats.new_zeros(len(evalset), 1, *evalset.feats.shape[2:])], 1)
-        # Channels-last copies for the batched path: its gathers and the dense-prompt add then give the
-        # decoder's token layout (R, h*w, C) without a transpose copy per call.
-        self._ext_tokens = self._ext.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C+1)
+        self.device = evalset.feats.device
+        # Features plus a zero channel (index C: what a zeroed channel copies), channels-last for the
+        # batched path: its gathers and the dense-prompt add then give the decoder's token layout
+        # (R, h*w, C) without a transpose copy per call.
+        tokens = evalset.feats.flatten(2).transpose(1, 2)
+        self._ext_tokens = torch.cat([tokens, tokens.new_zeros(*tokens.shape[:2], 1)], 2).contiguous()  # (B, h*w, C+1)
         self._context_cl = backend.batch_context(evalset.context)
+
+    @functools.cached_property
+    def _ext(self) -> torch.Tensor:
+        """(B, C+1, h, w): the same values in the layout the plain reference loop gathers from.
+
+        Built on first use (only `stats_plain` reads it), so a search holds one copy of the features.
+        """
+        feats = self.set.feats
+        return torch.cat([feats, feats.new_zeros(len(self.set), 1, *feats.shape[2:])], 1)
 
     def seconds_per_row(self) -> float:
         """Measured time of one (map, image) row in a full-size call, for honest time estimates."""
         if not hasattr(self, "_spr"):
-            maps = identity_map(self.channels)[None].to(self._ext.device)
-            idx = torch.zeros(self.rows, dtype=torch.long, device=self._ext.device)
+            maps = identity_map(self.channels)[None].to(self.device)
+            idx = torch.zeros(self.rows, dtype=torch.long, device=self.device)
             self._rows_stats(maps, idx, idx % len(self.set), pad=True)  # warm-up
-            if self._ext.is_cuda:
+            if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             self._rows_stats(maps, idx, idx % len(self.set), pad=True)
-            if self._ext.is_cuda:
+            if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self._spr = (time.perf_counter() - t0) / self.rows
         return self._spr
@@ -150,7 +162,7 @@ class Evaluator:
         # The same values in channels-last memory, the layout the re-associated decoder reads.
         rows = self._ext_tokens[img]
         tokens = torch.gather(rows, 2, maps[:, None, :].expand(-1, rows.shape[1], -1))  # (R, h*w, C)
-        feats = tokens.transpose(1, 2).unflatten(2, self._ext.shape[2:])
+        feats = tokens.transpose(1, 2).unflatten(2, self.set.feats.shape[2:])
         dtype = PRECISIONS[self.precision]
         # bf16 autocast: matrix products in bfloat16, softmax / norms in fp32; logits leave as fp32, so
         # upscaling and the metric sums are unchanged (metrics accumulate in fp64).
@@ -174,7 +186,7 @@ class Evaluator:
         The plain loop (`pad=False`) is one row per call through the package's own decoder modules.
         """
         size = self.rows if pad else 1
-        out = torch.empty(len(map_idx), 3, dtype=torch.float64, device=self._ext.device)
+        out = torch.empty(len(map_idx), 3, dtype=torch.float64, device=self.device)
         for start in range(0, len(map_idx), size):
             sel = torch.arange(start, min(start + size, len(map_idx)), device=map_idx.device)
             call = _pad(sel, size) if pad else sel
@@ -192,7 +204,7 @@ class Evaluator:
         cancel: threading.Event | None = None,
     ) -> Stats:
         """Batched: maps (V, C) -> Stats (V, B); `on_chunk(start, chunk_stats)` after each map chunk."""
-        maps = maps.to(self._ext.device)
+        maps = maps.to(self.device)
         n_img = len(self.set)
         chunks: list[Stats] = []
         start = 0
@@ -210,7 +222,7 @@ class Evaluator:
                 # differently from an unconstrained run; `rows_backoff` records it.
                 self.rows //= 2
                 self.rows_backoff.append(self.rows)
-                if self._ext.is_cuda:
+                if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
             block = block.view(len(chunk_maps), n_img, 3).cpu().numpy()
@@ -226,7 +238,7 @@ class Evaluator:
 
     def stats_plain(self, maps: torch.Tensor) -> Stats:
         """Reference path: one variant on one image per call of the package's decoder, no batching."""
-        maps = maps.to(self._ext.device)
+        maps = maps.to(self.device)
         n_img = len(self.set)
         block = self._rows_stats(maps, *_rows(len(maps), n_img, maps.device), pad=False)
         block = block.view(len(maps), n_img, 3).cpu().numpy()
@@ -235,7 +247,7 @@ class Evaluator:
     @torch.inference_mode()
     def logits(self, f: torch.Tensor | None = None, images: list[int] | None = None) -> list[torch.Tensor]:
         """Predicted logits (H, W) per image under map f (identity when None), via same-shape calls."""
-        f = (identity_map(self.channels) if f is None else f).to(self._ext.device)[None]
+        f = (identity_map(self.channels) if f is None else f).to(self.device)[None]
         wanted = torch.tensor(list(range(len(self.set))) if images is None else images, device=f.device)
         out: list[torch.Tensor] = []
         for start in range(0, len(wanted), self.rows):
