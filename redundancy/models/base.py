@@ -13,6 +13,7 @@ from ..replace import ReplacementPatch
 from .weights import WeightsInfo
 
 MASK_CHOICES = ("single", "best")
+ALL_MASKS = "all"  # decode every mask token's output (V, M, h', w'): training, not a user choice
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,24 @@ class Backend(ABC):
     model: torch.nn.Module
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
 
+    encode_batch = 4  # images per encoder call
+
     @abstractmethod
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """RGB uint8 image (H, W, 3) -> the encoder's input (3, S, S) on the device, as its predictor makes it."""
+
+    @abstractmethod
+    def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder inputs (B, 3, S, S) -> {FEATURES: (B, C, h, w), other decoder inputs}; differentiable."""
+
+    @torch.no_grad()
     def encode(self, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
         """RGB uint8 images (H, W, 3) -> {FEATURES: (B, C, h, w), other per-image decoder inputs}."""
+        chunks = [
+            self.forward_features(torch.stack([self.preprocess(im) for im in images[s : s + self.encode_batch]]))
+            for s in range(0, len(images), self.encode_batch)
+        ]
+        return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
 
     @abstractmethod
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
@@ -74,6 +90,8 @@ class Backend(ABC):
         self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
     ) -> torch.Tensor:
         """Features (V, C, h, w) with their context rows (V) -> low-res mask logits (V, h', w').
+
+        `mask_choice` ALL_MASKS returns every mask token's logits instead, (V, M, h', w').
 
         Default: the re-associated decoder (`models/decoder.py`); `reference` runs the package's
         own decoder modules (equal up to float rounding; the plain reference loop uses it).

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ class ModelSpec:
     backend: type[Backend]
     url: str | None = None
     sha256: str | None = None
+    shipped: Path | None = None  # a checkpoint shipped in this repository (the demo models), checked by sha256
 
 
 def _sam(name: str, description: str, file: str | None = None, sha256: str | None = None) -> ModelSpec:
@@ -128,6 +130,28 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
+
+
+def _demo_specs() -> list[ModelSpec]:
+    """Registry entries for the demo checkpoints listed in assets/demo/models.json (trained here, not SAM)."""
+    manifest = DEMO_DIR / "models.json"
+    if not manifest.exists():
+        return []
+    specs = []
+    for name, entry in json.loads(manifest.read_text()).items():
+        base = REGISTRY[entry["base"]]
+        miou = entry["source_miou"]
+        description = f"{W.DEMO_LABEL}; {base.name} classes, {miou:.1f} mIoU on its synthetic source domain"
+        specs.append(
+            replace(base, name=name, description=description, sha256=entry["sha256"], shipped=DEMO_DIR / entry["file"])
+        )
+    return specs
+
+
+REGISTRY.update({s.name: s for s in _demo_specs()})
+
+
 def get_spec(name: str) -> ModelSpec:
     """The registry entry for `name`; unknown names list the valid ones."""
     try:
@@ -152,18 +176,32 @@ def build_backend(
         raise WeightsError("--random-init and --checkpoint exclude each other; pick one.")
     torch.manual_seed(seed)  # random init is reproducible; checkpoint loading overwrites it anyway
     model = spec.build()
-    if random_init:
-        info = W.WeightsInfo("random", seed=seed)
-    else:
-        if checkpoint is None:
-            if spec.url is None:
-                raise WeightsError(f"{name} has no official checkpoint; use --random-init or --checkpoint PATH.")
-            checkpoint = W.fetch(spec.url, spec.sha256, progress)
-        path = Path(checkpoint)
-        state, digest = W.load_state_dict(path)
-        W.load_into(model, state, path.name, name)
-        info = W.WeightsInfo("checkpoint", sha256=digest, path=str(path))
+    info = _load_weights(spec, model, checkpoint, random_init, seed, progress)
     if finetuned:
         report = apply_finetuned(model, finetuned, name)
         info = W.WeightsInfo(info.kind, info.seed, info.sha256, info.path, {**report.to_dict(), "path": str(finetuned)})
     return spec.backend(name, model, info, dev)
+
+
+def _load_weights(
+    spec: ModelSpec, model: torch.nn.Module, checkpoint: str | Path | None, random_init: bool, seed: int, progress: bool
+) -> W.WeightsInfo:
+    """Load the requested weights into `model`: seeded random, a local file, the shipped demo file or the download."""
+    if random_init:
+        return W.WeightsInfo("random", seed=seed)
+    kind = "checkpoint"
+    if checkpoint is None and spec.shipped is not None:
+        checkpoint, kind = spec.shipped, "demo"
+    elif checkpoint is None:
+        if spec.url is None:
+            raise WeightsError(f"{spec.name} has no official checkpoint; use --random-init or --checkpoint PATH.")
+        checkpoint = W.fetch(spec.url, spec.sha256, progress)
+    path = Path(checkpoint)
+    state, digest = W.load_state_dict(path)
+    if kind == "demo" and digest != spec.sha256:
+        raise WeightsError(
+            f"{path} has sha256 {digest[:12]}..., not the recorded {spec.sha256[:12]}...; restore it with "
+            "`git checkout -- assets/demo` or retrain it with `python -m redundancy train-demo`."
+        )
+    W.load_into(model, state, path.name, spec.name)
+    return W.WeightsInfo(kind, sha256=digest, path=str(path))

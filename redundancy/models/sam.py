@@ -12,7 +12,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from ..errors import ModelError
 from ..prompts import Prompt
-from .base import FEATURES, Backend, DecodeContext, ImageMeta
+from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, ImageMeta
 from .decoder import predict_masks
 from .weights import WeightsInfo
 
@@ -80,8 +80,6 @@ def build_sam(cfg: SamConfig) -> Sam:
 class SamBackend(Backend):
     """SAM split at `image_encoder` output (`image_embeddings`, (B, 256, 64, 64) at full size)."""
 
-    encode_batch = 4
-
     def __init__(self, name: str, model: Sam, weights: WeightsInfo, device: torch.device):
         self.name = name
         self.model = model.to(device).eval().requires_grad_(False)
@@ -92,17 +90,13 @@ class SamBackend(Backend):
         self.model_input_pixels = model.image_encoder.img_size**2  # postprocess_masks goes through it
         self._pe = self.model.prompt_encoder.get_dense_pe()  # (1, C, h, w), image independent
 
-    @torch.no_grad()
-    def encode(self, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        chunks = []
-        for start in range(0, len(images), self.encode_batch):
-            batch = []
-            for image in images[start : start + self.encode_batch]:
-                resized = self.transform.apply_image(image)  # the predictor's exact resize
-                x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()
-                batch.append(self.model.preprocess(x[None].float())[0])
-            chunks.append(self.model.image_encoder(torch.stack(batch)))
-        return {FEATURES: torch.cat(chunks)}
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        resized = self.transform.apply_image(image)  # the predictor's exact resize, then normalise and pad
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()
+        return self.model.preprocess(x[None].float())[0]
+
+    def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {FEATURES: self.model.image_encoder(batch)}
 
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
         size = self.transform.get_preprocess_shape(original_hw[0], original_hw[1], self.transform.target_length)
@@ -145,6 +139,8 @@ class SamBackend(Backend):
             masks = (hyper @ up.flatten(2)).view(b, -1, *up.shape[-2:])  # (V, 4, 4h, 4w)
         else:
             masks, hs = predict_masks(dec, src, self._pe, tokens, first=1)
+        if mask_choice == ALL_MASKS:
+            return masks
         if mask_choice == "single":
             return masks[:, 0]
         iou = dec.iou_prediction_head(hs[:, 0])[:, 1:]  # multimask outputs are tokens 1..3

@@ -22,7 +22,7 @@ from sam2.utils.transforms import SAM2Transforms
 from ..errors import ModelError
 from ..prompts import Prompt
 from ..replace import ReplacementPatch, apply_map
-from .base import FEATURES, Backend, DecodeContext, ImageMeta
+from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, ImageMeta
 from .decoder import predict_masks, to_subpixel
 from .weights import WeightsInfo
 
@@ -61,14 +61,15 @@ class Sam2Backend(Backend):
         self.model_input_pixels = 0  # masks go straight from low-res to the original size
         self._pe = model.sam_prompt_encoder.get_dense_pe().to(device)
 
-    @torch.no_grad()
-    def encode(self, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        batch = torch.stack([self.transforms(image) for image in images]).to(self.device)
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        return self.transforms(image).to(self.device)
+
+    def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         backbone_out = self.model.forward_image(batch)
         _, vision_feats, _, _ = self.model._prepare_backbone_features(backbone_out)
         if self.model.directly_add_no_mem_embed:
             vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
-        b = len(images)
+        b = len(batch)
         feats = [f.permute(1, 2, 0).reshape(b, -1, *hw) for f, hw in zip(vision_feats, self.feat_sizes)]
         return {"high_res_0": feats[0], "high_res_1": feats[1], FEATURES: feats[2]}
 
@@ -116,6 +117,8 @@ class Sam2Backend(Backend):
             masks, hs = predict_masks(dec, feats + context.dense, self._pe, tokens, first=s + 1, skips=hr)
             iou = dec.iou_prediction_head(hs[:, s])
         v = torch.arange(len(masks), device=masks.device)
+        if mask_choice == ALL_MASKS:
+            return masks
         if mask_choice == "best":
             return masks[v, iou[:, 1:].argmax(dim=1) + 1]
         if dec.dynamic_multimask_via_stability:

@@ -19,6 +19,7 @@ from ..errors import WeightsError
 from ..io import sha256_file as sha256_of
 
 CACHE_ENV = "REDUNDANCY_CACHE"
+DEMO_LABEL = "demo model trained by this repository on synthetic shapes: not SAM"
 
 
 def cache_dir() -> Path:
@@ -31,7 +32,7 @@ def cache_dir() -> Path:
 class WeightsInfo:
     """Where a model's weights came from; `label` is what every output shows."""
 
-    kind: str  # "random" | "checkpoint"
+    kind: str  # "random" | "checkpoint" | "demo" (a model this repository trained, shipped in assets/demo)
     seed: int | None = None
     sha256: str | None = None
     path: str | None = None
@@ -39,9 +40,12 @@ class WeightsInfo:
 
     @property
     def label(self) -> str:
-        base = (
-            f"random weights (seed {self.seed})" if self.kind == "random" else f"checkpoint sha256:{self.sha256[:12]}"
-        )
+        if self.kind == "random":
+            base = f"random weights (seed {self.seed})"
+        elif self.kind == "demo":
+            base = f"{DEMO_LABEL} (sha256:{self.sha256[:12]})"
+        else:
+            base = f"checkpoint sha256:{self.sha256[:12]}"
         if self.finetuned:
             base += f" + {self.finetuned['kind']} fine-tune sha256:{self.finetuned['sha256'][:12]}"
         return base
