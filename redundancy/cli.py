@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from .apply import apply_run, backend_for_run
 from .data import open_dataset
+from .demo import DEMO_BASES, DEMO_DIR, TrainConfig, train_and_save
 from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
 from .errors import RedundancyError
@@ -130,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--cache")
     p.add_argument("--json", action="store_true")
+
+    t = sub.add_parser(
+        "train-demo",
+        help="train a demo model (sam_tiny / sam2_tiny classes) on synthetic shapes: not SAM",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = TrainConfig()
+    t.add_argument("--model", default=defaults.base, choices=DEMO_BASES, help="architecture to train")
+    t.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps (cosine schedule)")
+    t.add_argument("--batch", type=int, default=defaults.batch, help="source images per step")
+    t.add_argument("--lr", type=float, default=defaults.lr, help="peak AdamW learning rate")
+    t.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights and the image stream")
+    t.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps between source-mIoU checks")
+    t.add_argument("--out", default=str(DEMO_DIR), help="folder for <model>_demo.pt and models.json")
     return parser
 
 
@@ -348,6 +363,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(args.model, args.steps, args.batch, args.lr, seed=args.seed, eval_every=args.eval_every)
+    train_and_save(cfg, args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
@@ -359,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             "ablate": cmd_ablate,
             "apply": cmd_apply,
             "figures": cmd_figures,
+            "train-demo": cmd_train_demo,
         }[args.command](args)
     except RedundancyError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -130,6 +131,7 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+_BUILD_LOCK = threading.Lock()
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
 
 
@@ -174,12 +176,18 @@ def build_backend(
     dev = resolve_device(device)
     if random_init and checkpoint:
         raise WeightsError("--random-init and --checkpoint exclude each other; pick one.")
-    torch.manual_seed(seed)  # random init is reproducible; checkpoint loading overwrites it anyway
-    model = spec.build()
+    if not 0 <= seed < 2**63:
+        raise WeightsError(f"seed {seed} is out of range; use a whole number from 0 to 2**63 - 1.")
+    # Module init draws from torch's global generator: builds are serialised (two sessions building at once
+    # would interleave their draws) and the caller's generator state is restored afterwards.
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = spec.build()
     info = _load_weights(spec, model, checkpoint, random_init, seed, progress)
     if finetuned:
         report = apply_finetuned(model, finetuned, name)
-        info = W.WeightsInfo(info.kind, info.seed, info.sha256, info.path, {**report.to_dict(), "path": str(finetuned)})
+        info = replace(info, finetuned={**report.to_dict(), "path": str(finetuned)})
+    info = replace(info, state_sha256=W.state_sha256(model, f"{name} ({info.label})"))
     return spec.backend(name, model, info, dev)
 
 
@@ -197,11 +205,10 @@ def _load_weights(
             raise WeightsError(f"{spec.name} has no official checkpoint; use --random-init or --checkpoint PATH.")
         checkpoint = W.fetch(spec.url, spec.sha256, progress)
     path = Path(checkpoint)
-    state, digest = W.load_state_dict(path)
-    if kind == "demo" and digest != spec.sha256:
-        raise WeightsError(
-            f"{path} has sha256 {digest[:12]}..., not the recorded {spec.sha256[:12]}...; restore it with "
-            "`git checkout -- assets/demo` or retrain it with `python -m redundancy train-demo`."
-        )
+    if kind == "demo":  # the shipped file must be the one its record describes
+        fix = "restore it with `git checkout -- assets/demo` or retrain it with `python -m redundancy train-demo`."
+        state, digest = W.load_state_dict(path, spec.sha256, fix)
+    else:
+        state, digest = W.load_state_dict(path)
     W.load_into(model, state, path.name, spec.name)
     return W.WeightsInfo(kind, sha256=digest, path=str(path))

@@ -37,6 +37,7 @@ class WeightsInfo:
     sha256: str | None = None
     path: str | None = None
     finetuned: dict | None = None  # FinetuneReport.to_dict() of a plug-in fine-tune over these weights
+    state_sha256: str | None = None  # hash of the loaded state dict's contents: what the weights really are
 
     @property
     def label(self) -> str:
@@ -52,7 +53,12 @@ class WeightsInfo:
 
     @property
     def key(self) -> str:
-        """Stable identity used in cache keys and run configs."""
+        """Stable identity used in cache keys and run configs: the weights' content where it is known.
+
+        Keyed by content, no label can alias two weight sets (a seed built wrongly, a file edited in place).
+        """
+        if self.state_sha256:
+            return f"state-{self.state_sha256}"
         key = f"random-seed{self.seed}" if self.kind == "random" else f"sha256-{self.sha256}"
         return key + (f"+ft-{self.finetuned['sha256']}" if self.finetuned else "")
 
@@ -64,6 +70,7 @@ class WeightsInfo:
             "sha256": self.sha256,
             "path": self.path,
             "finetuned": self.finetuned,
+            "state_sha256": self.state_sha256,
         }
 
 
@@ -107,17 +114,22 @@ def fetch(url: str, sha256: str | None, progress: bool = True) -> Path:
     return download(url, sha256, dest, progress)
 
 
-def load_state_dict(path: Path, expected_sha256: str | None = None) -> tuple[dict, str]:
-    """Safely load a checkpoint's tensors (no pickled code runs) and return (state_dict, sha256)."""
+OFFICIAL_FIX = (
+    "it is not the official checkpoint for this model (or it is truncated). Pick the matching --model or re-download."
+)
+
+
+def load_state_dict(path: Path, expected_sha256: str | None = None, fix: str = OFFICIAL_FIX) -> tuple[dict, str]:
+    """Safely load a checkpoint's tensors (no pickled code runs) and return (state_dict, sha256).
+
+    With `expected_sha256` the file's hash is checked before anything is parsed; `fix` says what to do if not.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist; check the path or omit --checkpoint to download.")
     digest = sha256_of(path)
     if expected_sha256 and digest != expected_sha256:
-        raise WeightsError(
-            f"{path.name} has sha256 {digest[:16]}..., expected {expected_sha256[:16]}...; it is not the "
-            "official checkpoint for this model (or it is truncated). Pick the matching --model or re-download."
-        )
+        raise WeightsError(f"{path.name} has sha256 {digest[:16]}..., expected {expected_sha256[:16]}...; {fix}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -160,3 +172,21 @@ def load_into(model: torch.nn.Module, state: dict, name: str, model_name: str) -
             "Pick the --model that matches the file."
         )
     model.load_state_dict(state, strict=True)
+
+
+def state_sha256(model: torch.nn.Module, source: str) -> str:
+    """sha256 over the model's state dict (names, dtypes, shapes, bytes); refuses NaN or Inf weights.
+
+    `source` names where the weights came from, for the message.
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise WeightsError(
+                f"{source}: tensor {name} holds NaN or Inf values; the checkpoint is broken (a diverged or "
+                "corrupted training run). Use another file."
+            )
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
