@@ -12,7 +12,7 @@ from .errors import RunError
 from .export import read_run, write_json, write_predictions
 from .features import FeatureCache
 from .models import Backend, build_backend
-from .replace import identity_map, pairs_map, validate_pairs
+from .replace import identity_map, pairs_map, parse_replacements
 from .score import EvalSet, Evaluator
 
 
@@ -87,16 +87,7 @@ def apply_pairs(
     rows: int | None = None,
 ) -> ApplyResult:
     """Apply a replacements.json dict to the images of `data` (masks optional) and write the results."""
-    if replacements.get("model") not in (None, backend.name):
-        raise RunError(
-            f"the replacement set was found for {replacements.get('model')}, not {backend.name}; "
-            "channel meanings differ between models, so load the matching model."
-        )
-    try:
-        pairs = [(p["source"], p["target"]) for p in replacements["pairs"]]
-    except (KeyError, TypeError) as e:
-        raise RunError(f'not a replacements.json: {e}; it needs {{"pairs": [{{"source": i, "target": j}}]}}.') from e
-    pairs = validate_pairs(pairs, backend.channels)
+    pairs = parse_replacements(replacements, "the replacement set", backend.name, backend.channels)
     dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
     protocol = protocol or dataset.default_protocol
     evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), prompt, protocol)

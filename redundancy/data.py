@@ -1,9 +1,7 @@
 """Segmentation datasets: folder / PerSeg layouts (or a .zip of either), validation, seeded splits.
 
-Masks are binary at the image's own resolution. Thresholding rule for masks that are not
-strictly binary (documented in README): palette images count every non-zero index as
-foreground; otherwise values in {0, 1} are taken as is and anything else is foreground
-when it is at least half the format's maximum (>= 128 for 8-bit, >= 32768 for 16-bit).
+Masks are binary at the image's own resolution: any non-zero pixel is foreground (README, Data;
+`mask_from_image` has the details: alpha, palettes, lossy JPEG masks).
 """
 
 from __future__ import annotations
@@ -13,22 +11,27 @@ import os
 import random
 import shutil
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
+from .io import cache_dir, env_number
 from .io import sha256_file as file_sha256
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
 # Limits (environment variables override them; README "Limits and safety").
-MAX_PIXELS = int(os.environ.get("REDUNDANCY_MAX_PIXELS", 40_000_000))  # per image
-MAX_IMAGES = int(os.environ.get("REDUNDANCY_MAX_IMAGES", 5_000))  # per dataset
-ZIP_MAX_BYTES = int(os.environ.get("REDUNDANCY_ZIP_MAX_BYTES", 2 * 1024**3))  # uncompressed total
+MAX_PIXELS = env_number("REDUNDANCY_MAX_PIXELS", 40_000_000)  # per image
+MAX_IMAGES = env_number("REDUNDANCY_MAX_IMAGES", 5_000)  # per dataset
+ZIP_MAX_BYTES = env_number("REDUNDANCY_ZIP_MAX_BYTES", 2 * 1024**3)  # uncompressed total
+MIN_SIDE, MAX_ASPECT = 16, 20  # below these an encoder's resize leaves a side of a pixel or less
+ARCHIVE_EXTS = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar")
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
 ZIP_MAX_RATIO = 200  # uncompressed / compressed, a decompression-bomb guard
 ZIP_MAX_FILES = 20_000
 
@@ -82,16 +85,32 @@ class Dataset:
         return Dataset(self.root, self.layout, [self.samples[i] for i in indices], self.warnings)
 
 
-def _open(path: Path) -> Image.Image:
+def _check_size(path: Path, w: int, h: int, image: bool) -> None:
+    if w * h > MAX_PIXELS:
+        raise DataError(
+            f"{path.name}: {w}x{h} pixels is over the limit of {MAX_PIXELS:,}; "
+            "downscale the image (and its mask) first."
+        )
+    if image and (min(w, h) < MIN_SIDE or max(w, h) > MAX_ASPECT * min(w, h)):
+        raise DataError(
+            f"{path.name}: {w}x{h} pixels is too small or too elongated to segment (at least {MIN_SIDE} pixels on "
+            f"the short side and at most {MAX_ASPECT}:1); crop or pad it (and its mask), or remove it."
+        )
+
+
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    """(W, H) after the EXIF orientation tag is applied (tags 5-8 turn the image by 90 degrees)."""
+    turned = img.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+    return (img.height, img.width) if turned else (img.width, img.height)
+
+
+def _open(path: Path, image: bool = True) -> Image.Image:
+    """The image (or mask), loaded and turned upright by its EXIF orientation tag (as viewers show it)."""
     try:
         img = Image.open(path)
-        if img.width * img.height > MAX_PIXELS:
-            raise DataError(
-                f"{path.name}: {img.width}x{img.height} pixels is over the limit of {MAX_PIXELS:,}; "
-                "downscale the image (and its mask) first."
-            )
+        _check_size(path, *_upright_size(img), image)
         img.load()
-        return img
+        return ImageOps.exif_transpose(img)
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
@@ -119,9 +138,10 @@ def load_image(path: Path) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header."""
+    """(H, W) of an image file as shown upright (EXIF orientation applied), read from its header."""
     with _open_header(Path(path)) as im:
-        return im.height, im.width
+        w, h = _upright_size(im)
+        return h, w
 
 
 def _open_header(path: Path) -> Image.Image:
@@ -131,32 +151,46 @@ def _open_header(path: Path) -> Image.Image:
         raise DataError(f"{path.name}: cannot read this file as an image ({e}); replace it with a JPEG or PNG.") from e
 
 
-def mask_from_array(arr: np.ndarray, palette: bool = False) -> tuple[np.ndarray, bool]:
-    """(bool mask, was_binary) under the module's documented thresholding rule."""
-    if arr.ndim == 3:
-        arr = arr[..., :3].max(axis=-1)
-    if palette:
-        values = np.unique(arr)
-        return arr != 0, len(values) <= 2
-    values = np.unique(arr)
-    if np.all(np.isin(values, (0, 1))):
-        return arr == 1, True
-    peak = 65535 if arr.dtype == np.uint16 or arr.max() > 255 else 255
-    binary = len(values) <= 2 and values.min() == 0
-    return arr >= (peak + 1) // 2, binary
+LOSSY_MASK_EXTS = (".jpg", ".jpeg")  # compression leaves faint non-zero noise: thresholded at half instead
+
+
+def mask_from_image(img: Image.Image, lossy: bool = False) -> tuple[np.ndarray, int]:
+    """(bool mask (H, W), distinct foreground values) under the documented convention (README, Data).
+
+    Any non-zero pixel is foreground (palette: any non-zero index; colour: any non-zero channel), as
+    PerSAM's evaluation and most binary-mask datasets read them. Alpha is the mask only where it
+    carries it (constant colour, varying alpha); otherwise the colour channels are read. Lossy (JPEG)
+    masks count pixels at least half the format's maximum, since compression noise is not foreground.
+    """
+    arr = np.asarray(img)
+    if img.mode in ("LA", "RGBA"):
+        colour, alpha = arr[..., :-1], arr[..., -1]
+        arr = alpha if colour.min() == colour.max() and alpha.min() != alpha.max() else colour
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if lossy:
+        peak = 65535 if arr.dtype == np.uint16 or arr.max() > 255 else 255
+        level = arr.max(axis=-1) if arr.ndim == 3 else arr
+        return level >= (peak + 1) // 2, 1
+    fg = arr.any(axis=-1) if arr.ndim == 3 else arr != 0
+    values = np.unique(arr[fg], axis=0) if fg.any() else arr[:0]
+    return fg, len(values)
+
+
+def _mask_of(path: Path, img: Image.Image) -> tuple[np.ndarray, int]:
+    return mask_from_image(img, lossy=path.suffix.lower() in LOSSY_MASK_EXTS)
 
 
 def load_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """Boolean mask (H, W); `size` (W, H) checks it matches its image."""
     path = Path(path)
-    img = _open(path)
+    img = _open(path, image=False)
     if size is not None and img.size != tuple(size):
         raise DataError(
             f"{path.name}: mask is {img.size[0]}x{img.size[1]} but its image is {size[0]}x{size[1]}; "
             "masks must have the same size as their image."
         )
-    mask, _ = mask_from_array(np.asarray(img), palette=img.mode == "P")
-    return mask
+    return _mask_of(path, img)[0]
 
 
 def _files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
@@ -234,25 +268,30 @@ def _scan(root: Path, require_masks: bool) -> tuple[str, list[Sample]]:
         return "images", [Sample(s, p, None, s) for s, p in _files(folder, IMAGE_EXTS).items()]
     raise DataError(
         f"{root}: no dataset layout found. Expected images/ + masks/ folders (matched by file name) "
-        "or the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png."
+        "or the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png." + _nested_archives(root)
     )
 
 
 def _validate(samples: list[Sample]) -> list[str]:
-    """Check every mask against its image; return warnings for thresholded masks."""
+    """Check every mask against its image; return warnings for masks that look multi-class."""
     warnings = []
     for s in samples:
-        with Image.open(s.image_path) as im:
-            size = im.size
-        mask_img = _open(s.mask_path)
+        with _open_header(s.image_path) as im:
+            size, turned = _upright_size(im), _upright_size(im) != im.size
+        mask_img = _open(s.mask_path, image=False)
         if mask_img.size != size:
             raise DataError(
                 f"{s.name}: mask {s.mask_path.name} is {mask_img.size[0]}x{mask_img.size[1]} but the "
-                f"image is {size[0]}x{size[1]}; masks must have the same size as their image."
+                f"image is {size[0]}x{size[1]}"
+                + (" once its EXIF orientation tag is applied (masks go on the upright image)" if turned else "")
+                + "; masks must have the same size as their image."
             )
-        mask, binary = mask_from_array(np.asarray(mask_img), palette=mask_img.mode == "P")
-        if not binary:
-            warnings.append(f"{s.name}: mask has more than two values; thresholded (see README, masks).")
+        mask, values = _mask_of(s.mask_path, mask_img)
+        if values > 1:
+            warnings.append(
+                f"{s.name}: mask has {values} different foreground values (multi-class?); every non-zero pixel "
+                "counts as foreground (README, Data). Give one object per mask if that is not meant."
+            )
         if not mask.any():
             raise DataError(
                 f"{s.name}: mask {s.mask_path.name} is empty (no foreground pixel), so IoU is undefined; "
@@ -267,13 +306,13 @@ def open_dataset(path: str | Path, extract_to: str | Path | None = None, require
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; pass a dataset folder or a .zip of one.")
     if path.is_file():
-        if extract_to is None:
-            raise DataError(f"{path.name}: a zip needs a folder to extract into (extract_to).")
-        path = extract_zip(path, Path(extract_to))
+        path = extract_zip(path, Path(extract_to)) if extract_to is not None else extract_cached(path)
     root = _find_root(path)
     layout, samples = _scan(root, require_masks)
     if not samples:
-        raise DataError(f"{root}: the dataset holds no images; add images (and masks) and try again.")
+        raise DataError(
+            f"{root}: the dataset holds no images; add images (and masks) and try again." + _nested_archives(root)
+        )
     if len(samples) > MAX_IMAGES:
         raise DataError(
             f"{root}: {len(samples):,} images is over the limit of {MAX_IMAGES:,}; use a subset "
@@ -304,9 +343,16 @@ def extract_zip(zip_path: Path, dest: Path) -> Path:
                 f"{zip_path.name}: unpacks to {total:,} bytes ({total / packed:.0f}x its size); the limits are "
                 f"{ZIP_MAX_BYTES:,} bytes and {ZIP_MAX_RATIO}x. Is it a decompression bomb?"
             )
+        seen: dict[Path, str] = {}
         for info in infos:
-            name = info.filename
+            name = info.filename.replace("\\", "/")  # archives made on Windows may use backslashes
             target = (base / name).resolve()
+            if target in seen and not info.is_dir():
+                raise DataError(
+                    f"{zip_path.name}: entries '{seen[target]}' and '{info.filename}' name the same file once "
+                    "path separators are normalised; refused as ambiguous. Re-create the zip."
+                )
+            seen[target] = info.filename
             if name.startswith(("/", "\\")) or ":" in name.split("/")[0] or not target.is_relative_to(base):
                 raise DataError(f"{zip_path.name}: entry '{name}' points outside the archive; refused.")
             if stat.S_ISLNK(info.external_attr >> 16):
@@ -318,6 +364,42 @@ def extract_zip(zip_path: Path, dest: Path) -> Path:
             with zf.open(info) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
     return dest
+
+
+def extract_cached(zip_path: Path) -> Path:
+    """Extract a dataset zip once into the cache ($REDUNDANCY_CACHE/datasets/<sha256>/) and return that folder."""
+    dest = cache_dir() / "datasets" / file_sha256(zip_path)[:24]
+    if (dest / ".complete").exists():
+        return dest
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(
+            f"cannot extract {zip_path.name} into {dest.parent} ({e.strerror}); "
+            "set REDUNDANCY_CACHE to a writable folder."
+        ) from None
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".extract-"))
+    try:
+        extract_zip(zip_path, tmp)
+        (tmp / ".complete").write_text(zip_path.name)
+        shutil.rmtree(dest, ignore_errors=True)  # a half-extracted copy from a killed run
+        os.replace(tmp, dest)
+    except OSError:
+        if not (dest / ".complete").exists():  # another process may have won the race; that is fine
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _nested_archives(root: Path) -> str:
+    """' It holds the archive(s) a.zip, ...: extract ...' when archives sit inside the data, else ''."""
+    found = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in ARCHIVE_EXTS)
+    if not found:
+        return ""
+    return (
+        f" It holds the archive(s) {', '.join(found[:3])}: a zip inside a zip is not opened; zip the folders instead."
+    )
 
 
 def split(dataset: Dataset, n_search: int, seed: int) -> tuple[Dataset, Dataset]:

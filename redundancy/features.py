@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from .data import file_sha256, load_image
-from .models import FEATURES, Backend, cache_dir
+from .errors import ModelError, RunError
+from .io import cache_dir
+from .models import FEATURES, Backend
 
 CACHE_VERSION = "v2"  # bump when preprocessing changes, so old entries are not reused
 
@@ -25,6 +27,8 @@ class FeatureCache:
 
     def __init__(self, root: str | Path | None = None, dtype: torch.dtype = torch.float16):
         self.root = Path(root) if root is not None else cache_dir() / "features"
+        if self.root.exists() and not self.root.is_dir():
+            raise RunError(f"the feature cache {self.root} is a file, not a folder; pass a folder with --cache.")
         self.dtype = dtype
         self.hits = 0
         self.misses = 0
@@ -67,6 +71,11 @@ class FeatureCache:
             if cached is None:
                 self.misses += 1
                 encoded = backend.encode([load_image(image_path)])
+                if not all(bool(torch.isfinite(v).all()) for v in encoded.values()):
+                    raise ModelError(
+                        f"{image_path.name}: the encoder produced NaN or Inf features; the weights (or the "
+                        "fine-tune) are broken for this input. Check them with a known-good checkpoint."
+                    )
                 self._store(path, {key: v[0] for key, v in encoded.items()})
                 cached = self._load(path)
             else:

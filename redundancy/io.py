@@ -10,6 +10,16 @@ from pathlib import Path
 
 from .errors import RunError
 
+CACHE_ENV = "REDUNDANCY_CACHE"
+_UMASK = os.umask(0)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+
+def cache_dir() -> Path:
+    """Root of the on-disk cache: $REDUNDANCY_CACHE, else ~/.cache/redundancy."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "redundancy"
+    return Path(root)
+
 
 def atomic_write(path: Path, data: bytes | str) -> Path:
     """Write via a temp file + rename so a crash never leaves half a file behind."""
@@ -20,6 +30,7 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; run files follow the umask like any new file
         os.replace(tmp, path)
     except OSError as e:
         if tmp and os.path.exists(tmp):
@@ -40,3 +51,25 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def env_number(name: str, default: float, kind: type = int) -> float:
+    """A numeric setting from the environment ('4e7' and '40_000_000' both read as 40000000 for ints).
+
+    A value that is not a number stops the program with one line naming the variable, never a traceback.
+    """
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw.replace("_", ""))
+        if kind is int:
+            if not value.is_integer() or value < 0:
+                raise ValueError
+            return int(value)
+        return value
+    except ValueError:
+        raise SystemExit(
+            f"error: {name}={raw!r} is not a valid {'whole ' if kind is int else ''}number; "
+            f"set it like {name}={default} or unset it."
+        ) from None

@@ -129,6 +129,16 @@ def apply_maps(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
 
 def apply_map(feats: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Features (B, C, h, w) under one map (C,) -> (B, C, h, w)."""
+    if not isinstance(feats, torch.Tensor) or feats.dim() != 4 or feats.shape[1] != len(f):
+        got = (
+            f"{feats.shape[1]} channels"
+            if isinstance(feats, torch.Tensor) and feats.dim() == 4
+            else "no (B, C, h, w) map"
+        )
+        raise ReplacementError(
+            f"the patched module's output has {got}, but the replacement set is for {len(f)} channels; "
+            "patch the module whose output the pairs were found on (SAM: image_encoder; SAM2: use sam2_patch)."
+        )
     ext = torch.cat([feats, feats.new_zeros(feats.shape[0], 1, *feats.shape[2:])], dim=1)
     return ext[:, f.to(feats.device)]
 
@@ -173,24 +183,48 @@ class ReplacementPatch:
         self.remove()
 
 
-def load_replacements(path: str | Path, model: str | None = None, channels: int | None = None) -> list[tuple[int, int]]:
-    """Pairs from a replacements.json, checked against the model and channel count it is used with."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-        pairs = [(int(p["source"]), int(p["target"])) for p in data["pairs"]]
-    except FileNotFoundError:
-        raise ReplacementError(f"{path}: no such file; pass the replacements.json of a finished search.") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ReplacementError(
-            f"{path.name} is not a valid replacements.json ({e.__class__.__name__}: {e}); it needs "
-            '{"pairs": [{"source": i, "target": j}, ...]} as written by a search.'
-        ) from None
+REPLACEMENTS_SHAPE = '{"pairs": [{"source": i, "target": j}, ...]} as written by a search'
+
+
+def parse_replacements(
+    data: object, source: str, model: str | None = None, channels: int | None = None
+) -> list[tuple[int, int]]:
+    """Pairs from a decoded replacements.json object, checked against the model and channel count.
+
+    Channels must be JSON integers: 2.7, "3" or true are refused, never rounded or coerced.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("pairs"), list):
+        raise ReplacementError(f"{source} is not a valid replacements.json: it needs {REPLACEMENTS_SHAPE}.")
+    pairs = []
+    for k, p in enumerate(data["pairs"]):
+        if not isinstance(p, dict) or not {"source", "target"} <= p.keys():
+            raise ReplacementError(f"{source}: pair {k} is {json.dumps(p)}; each pair needs {REPLACEMENTS_SHAPE}.")
+        for key in ("source", "target"):
+            if isinstance(p[key], bool) or not isinstance(p[key], int):
+                raise ReplacementError(
+                    f"{source}: pair {k} has {key} {json.dumps(p[key])}, which is not a whole channel number."
+                )
+        pairs.append((p["source"], p["target"]))
     if model is not None and data.get("model") not in (None, model):
         raise ReplacementError(
-            f"{path.name} was found for model '{data.get('model')}' but is being applied to '{model}'; "
+            f"{source} was found for model '{data.get('model')}' but is being applied to '{model}'; "
             "channel meanings differ between models, so use the matching model."
         )
     if channels is not None and data.get("channels") not in (None, channels):
-        raise ReplacementError(f"{path.name} is for {data.get('channels')} channels; this model has {channels}.")
+        raise ReplacementError(f"{source} is for {data.get('channels')} channels; this model has {channels}.")
     return validate_pairs(pairs, channels or 10**9)
+
+
+def load_replacements(path: str | Path, model: str | None = None, channels: int | None = None) -> list[tuple[int, int]]:
+    """Pairs from a replacements.json file, checked against the model and channel count it is used with."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReplacementError(f"{path}: no such file; pass the replacements.json of a finished search.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as e:
+        raise ReplacementError(
+            f"{path.name} is not a valid replacements.json ({e.__class__.__name__}: {e}); "
+            f"it needs {REPLACEMENTS_SHAPE}."
+        ) from None
+    return parse_replacements(data, path.name, model, channels)

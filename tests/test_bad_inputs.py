@@ -41,6 +41,24 @@ def _zip(tmp, entries: dict[str, bytes], links: tuple[str, ...] = ()) -> str:
     return str(path)
 
 
+def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _exif_rotated(tmp):
+    """A 40x30 JPEG stored sideways with orientation 6, and a mask of the 30x40 stored pixels (the wrong way)."""
+    ds = _ds(tmp, size=(30, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (30, 40), (90, 40, 10)).save(ds / "images" / "im0.jpg", exif=exif)
+    (ds / "images" / "im0.png").unlink()
+    return ds
+
+
 def _png(size=(8, 8), value=255) -> bytes:
     buf = io.BytesIO()
     Image.new("L", size, value).save(buf, format="PNG")
@@ -50,6 +68,14 @@ def _png(size=(8, 8), value=255) -> bytes:
 def _tiny_ckpt(tmp, tiny):
     path = tmp / "tiny.pth"
     torch.save(tiny.model.state_dict(), path)
+    return path
+
+
+def _nan_ckpt(tmp, tiny):
+    state = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    state["mask_decoder.iou_token.weight"][0, 0] = float("nan")
+    path = tmp / "nan.pth"
+    torch.save(state, path)
     return path
 
 
@@ -105,6 +131,18 @@ CASES = {
     "fewer images than the search set": (lambda t, m: _search(t, search_images=99), "--search-images 32"),
     "huge image": (lambda t, m: (m.setattr(D, "MAX_PIXELS", 100), D.open_dataset(_ds(t))), "over the limit"),
     "too many images": (lambda t, m: (m.setattr(D, "MAX_IMAGES", 1), D.open_dataset(_ds(t))), "over the limit of 1"),
+    "extreme aspect ratio": (
+        lambda t, m: (Image.new("RGB", (1000, 2)).save(_ds(t) / "images" / "im0.png"), D.open_dataset(t / "ds")),
+        "1000x2 pixels is too small or too elongated",
+    ),
+    "rotated photo, mask drawn upright": (lambda t, m: D.open_dataset(_exif_rotated(t)), "EXIF orientation"),
+    "feature cache is a file": (
+        lambda t, m: (
+            (t / "c").write_text("x"),
+            __import__("redundancy.features", fromlist=["x"]).FeatureCache(t / "c"),
+        ),
+        "is a file, not a folder",
+    ),
     # uploads: zips
     "zip slip": (lambda t, m: D.open_dataset(_zip(t, {"../evil.png": _png()}), extract_to=t / "o"), "outside"),
     "zip absolute path": (
@@ -118,6 +156,14 @@ CASES = {
     "zip bomb": (
         lambda t, m: D.open_dataset(_zip(t, {"images/a.bin": b"\0" * 5_000_000}), extract_to=t / "o"),
         "decompression bomb",
+    ),
+    "zip inside a zip": (
+        lambda t, m: D.open_dataset(_zip(t, {"inner.zip": _zip_bytes({"images/a.png": _png()})}), extract_to=t / "o"),
+        "archive.*inner.zip",
+    ),
+    "zip entries that collide once separators are normalised": (
+        lambda t, m: D.open_dataset(_zip(t, {"images/a.png": _png(), "images\\a.png": _png()}), extract_to=t / "o"),
+        "ambiguous",
     ),
     "not a zip": (
         lambda t, m: ((t / "f.zip").write_bytes(b"\x89PNG fake"), D.open_dataset(t / "f.zip", extract_to=t / "o")),
@@ -170,6 +216,34 @@ CASES = {
         "64 channels",
     ),
     "malformed replacements json": (lambda t, m: load_replacements(_repl(t, "{nope")), "not a valid"),
+    "replacements json is an array": (lambda t, m: load_replacements(_repl(t, [[3, 7]])), "not a valid"),
+    "fractional channel in replacements": (
+        lambda t, m: load_replacements(_repl(t, {"pairs": [{"source": 2.7, "target": 4}]})),
+        "source 2.7, which is not a whole channel",
+    ),
+    "boolean channel in replacements": (
+        lambda t, m: load_replacements(_repl(t, {"pairs": [{"source": 3, "target": True}]})),
+        "target true, which is not a whole channel",
+    ),
+    "apply_pairs given a list": (
+        lambda t, m: __import__("redundancy.apply", fromlist=["x"]).apply_pairs(m.tiny, [[3, 7]], SAMPLE, t / "o"),
+        "not a valid replacements.json",
+    ),
+    "patch on a module of another width": (
+        lambda t, m: (
+            __import__("redundancy.replace", fromlist=["x"]).ReplacementPatch(
+                (conv := torch.nn.Conv2d(3, 64, 1)), [(1, 2)], 256
+            )
+            and conv(torch.zeros(1, 3, 4, 4))
+        ),
+        "output has 64 channels, but the replacement set is for 256",
+    ),
+    # weights content
+    "seed too large": (lambda t, m: build_backend("sam_tiny", random_init=True, seed=2**70), "seed .* out of range"),
+    "checkpoint with NaN weights": (
+        lambda t, m: build_backend("sam_tiny", checkpoint=_nan_ckpt(t, m.tiny), device="cpu"),
+        "holds NaN or Inf",
+    ),
     # outputs
     "unwritable output folder": (
         lambda t, m: (

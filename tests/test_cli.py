@@ -134,3 +134,13 @@ def test_compare_prints_and_writes_the_mode_table(tmp_path, capsys):
     assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["scored"] == 12 and rows[0]["cost"] == 1.0
+
+
+def test_search_reads_a_zip_given_on_the_command_line(sample, tmp_path, capsys):
+    import shutil
+
+    archive = shutil.make_archive(str(tmp_path / "sample"), "zip", sample)
+    out = tmp_path / "run"
+    assert main([*SEARCH, "--data", archive, "--out", str(out), "--json"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["images"] == 32 and config["data"]["layout"] == "perseg"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,23 +63,57 @@ def test_validation_names_the_file(tmp_path, setup, message):
         open_dataset(tmp_path)
 
 
-def test_non_binary_masks_are_thresholded_with_a_warning(tmp_path):
+def test_any_non_zero_pixel_is_foreground_and_multi_class_masks_warn(tmp_path):
     write_pair(tmp_path, "a")
     gray = np.zeros((30, 40), np.uint8)
     gray[5:20, 5:20] = 200
-    gray[0:3, 0:3] = 100  # below half: background
+    gray[0:3, 0:3] = 100  # a second foreground value: counted, and the mask is reported
     Image.fromarray(gray).save(tmp_path / "masks" / "a.png")
     ds = open_dataset(tmp_path)
-    assert any("thresholded" in w for w in ds.warnings)
+    assert any("2 different foreground values" in w for w in ds.warnings)
     mask = load_mask(tmp_path / "masks" / "a.png")
-    assert mask.sum() == 15 * 15 and not mask[0, 0]
+    assert mask.sum() == 15 * 15 + 9 and mask[0, 0]
+
+
+def _mask_file(path, mode, array):
+    Image.fromarray(array, mode=mode).save(path)
+    return load_mask(path)
+
+
+def test_mask_conventions_of_common_formats(tmp_path):
+    """Issue 14: each of these was read wrongly (all foreground, a colour lost, or 'empty')."""
+    square = np.zeros((20, 24), bool)
+    square[2:6, 3:8] = True
+    # gray + alpha where the gray channel is the mask and alpha is opaque: the gray values count
+    la = np.stack([square * 255, np.full(square.shape, 255)], -1).astype(np.uint8)
+    assert np.array_equal(_mask_file(tmp_path / "la.png", "LA", la), square)
+    # constant colour, the alpha channel carries the mask: alpha counts
+    rgba = np.zeros((20, 24, 4), np.uint8)
+    rgba[..., 3] = square * 255
+    assert np.array_equal(_mask_file(tmp_path / "rgba.png", "RGBA", rgba), square)
+    # RGB with two foreground colours: both are foreground
+    rgb = np.zeros((20, 24, 3), np.uint8)
+    rgb[2:6, 3:5] = (255, 0, 0)
+    rgb[2:6, 5:8] = (0, 255, 0)
+    assert np.array_equal(_mask_file(tmp_path / "rgb.png", "RGB", rgb), square)
+    # a dark RGB foreground and a 16-bit mask of 0 / 1000: not empty
+    dark = np.zeros((20, 24, 3), np.uint8)
+    dark[square] = (0, 0, 100)
+    assert np.array_equal(_mask_file(tmp_path / "dark.png", "RGB", dark), square)
+    sixteen = (square * 1000).astype(np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "m16.png")
+    assert np.array_equal(load_mask(tmp_path / "m16.png"), square)
+    # lossy JPEG masks: compression noise near zero stays background
+    noisy = (square * 250 + (~square) * 6).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "m.jpg", quality=95)
+    assert np.array_equal(load_mask(tmp_path / "m.jpg"), square)
 
 
 def test_image_modes_are_converted(tmp_path):
     for mode, value in (("L", 90), ("RGBA", (10, 20, 30, 255)), ("I;16", 40000), ("P", 3)):
-        Image.new(mode, (8, 6), value).save(tmp_path / f"{mode.replace(';', '')}.png")
+        Image.new(mode, (24, 18), value).save(tmp_path / f"{mode.replace(';', '')}.png")
         arr = load_image(tmp_path / f"{mode.replace(';', '')}.png")
-        assert arr.shape == (6, 8, 3) and arr.dtype == np.uint8
+        assert arr.shape == (18, 24, 3) and arr.dtype == np.uint8
 
 
 def test_zip_slip_and_non_zip_are_refused(tmp_path):
@@ -110,3 +149,67 @@ def test_prompts_from_gt():
     assert prompt_from_mask(mask, "none").box is None
     with pytest.raises(DataError, match="unknown prompt"):
         prompt_from_mask(mask, "scribble")
+
+
+def test_windows_style_zip_entries_are_read_with_their_folders(tmp_path):
+    src = tmp_path / "src"
+    write_pair(src, "a")
+    write_pair(src, "b")
+    path = tmp_path / "win.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(src.rglob("*.png")):
+            zf.write(f, str(f.relative_to(src)).replace("/", "\\"))  # images\a.png, as Windows tools write it
+    ds = open_dataset(path, extract_to=tmp_path / "out")
+    assert ds.layout == "folder" and [s.name for s in ds.samples] == ["a", "b"]
+    assert all(s.mask_path.parent.name == "masks" for s in ds.samples)
+
+
+def test_exif_orientation_is_applied_to_photos(tmp_path):
+    """A photo stored sideways (40 wide x 30 high) with orientation 6 is shown 30 wide x 40 high."""
+    write_pair(tmp_path, "a", size=(30, 40))  # the mask, drawn on the upright image
+    stored = np.zeros((30, 40, 3), np.uint8)
+    stored[:, :20] = 255  # the left half of the stored pixels: the top half once turned
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "images" / "a.jpg", exif=exif, quality=95)
+    (tmp_path / "images" / "a.png").unlink()
+    ds = open_dataset(tmp_path)
+    image = load_image(ds.samples[0].image_path)
+    assert image.shape == (40, 30, 3)
+    assert image[:20].mean() > 200 and image[20:].mean() < 50
+
+
+def test_a_zip_from_the_command_line_is_extracted_into_the_cache_once(tmp_path):
+    src = tmp_path / "src"
+    for k in range(3):
+        write_pair(src, f"im{k}")
+    path = shutil.make_archive(str(tmp_path / "data"), "zip", src)
+    first = open_dataset(path)  # no extract_to: the CLI's case
+    again = open_dataset(path)
+    assert first.root == again.root and len(first) == 3
+    assert first.root.is_relative_to(Path(os.environ["REDUNDANCY_CACHE"]))
+
+
+@pytest.mark.parametrize(("value", "expected"), [("4e7", "40000000"), ("40_000_000", "40000000")])
+def test_numeric_limits_from_the_environment(value, expected):
+    out = subprocess.run(
+        [sys.executable, "-c", "import redundancy.data as d; print(d.MAX_PIXELS)"],
+        env={**os.environ, "REDUNDANCY_MAX_PIXELS": value},
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.strip() == expected
+
+
+def test_a_non_numeric_limit_is_one_line():
+    out = subprocess.run(
+        [sys.executable, "-c", "import redundancy.data"],
+        env={**os.environ, "REDUNDANCY_MAX_PIXELS": "lots"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: REDUNDANCY_MAX_PIXELS='lots' is not a valid whole number; "
+        "set it like REDUNDANCY_MAX_PIXELS=40000000 or unset it."
+    ]

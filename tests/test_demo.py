@@ -56,7 +56,9 @@ def test_a_modified_demo_file_is_refused(tmp_path, monkeypatch):
     blob[-100] ^= 0xFF
     bad.write_bytes(bytes(blob))
     monkeypatch.setitem(REGISTRY, "sam_tiny_demo", replace(REGISTRY["sam_tiny_demo"], shipped=bad))
-    with pytest.raises(WeightsError, match=f"expected {MANIFEST['sam_tiny_demo']['sha256'][:16]}.*git checkout -- assets/demo"):
+    with pytest.raises(
+        WeightsError, match=f"expected {MANIFEST['sam_tiny_demo']['sha256'][:16]}.*git checkout -- assets/demo"
+    ):
         build_backend("sam_tiny_demo", device="cpu")
 
 

@@ -16,16 +16,10 @@ import torch
 from tqdm import tqdm
 
 from ..errors import WeightsError
+from ..io import cache_dir
 from ..io import sha256_file as sha256_of
 
-CACHE_ENV = "REDUNDANCY_CACHE"
 DEMO_LABEL = "demo model trained by this repository on synthetic shapes: not SAM"
-
-
-def cache_dir() -> Path:
-    """Root of the on-disk cache: $REDUNDANCY_CACHE, else ~/.cache/redundancy."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "redundancy"
-    return Path(root)
 
 
 @dataclass(frozen=True)
