@@ -18,7 +18,7 @@ import numpy as np
 
 from redundancy.data import load_image, load_mask
 from redundancy.errors import RedundancyError, RunError
-from redundancy.export import overlay
+from redundancy.imaging import overlay
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
 from redundancy.replace import edit_map, parse_edits

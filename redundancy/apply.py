@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .data import load_image, open_dataset
+from .data import Dataset, load_image, open_dataset
 from .errors import RunError
 from .export import read_run, write_json, write_predictions
 from .features import FeatureCache
@@ -38,13 +38,27 @@ def backend_for_run(config: dict, device: str = "auto") -> Backend:
         device,
         finetuned=cfg.get("finetuned"),
     )
-    recorded = config.get("weights", {}).get("label")
-    if recorded and recorded != backend.weights.label:
+    recorded = config.get("weights", {})
+    now = backend.weights
+    if (recorded.get("state_sha256") or now.state_sha256) != now.state_sha256 or recorded.get("label") != now.label:
         raise RunError(
-            f"the run used weights '{recorded}' but the files now give '{backend.weights.label}'; "
-            "a checkpoint changed since the run. Restore it or rerun the search."
+            f"the run used weights '{recorded.get('label')}' but the files now give '{now.label}' (or other tensors "
+            "under the same label); a checkpoint changed since the run. Restore it or rerun the search."
         )
     return backend
+
+
+def open_run_data(config: dict, data: str | Path | None = None) -> Dataset:
+    """The dataset a run searched: its recorded (absolute) path, or `data` instead; the content must match."""
+    path = data or config["config"]["data"]
+    dataset = open_dataset(path)
+    recorded = config["data"]["sha256"]
+    if dataset.content_hash() != recorded:
+        raise RunError(
+            f"the data at {path} is not the data this run searched (sha256 {dataset.content_hash()[:12]}..., the run "
+            f"recorded {recorded[:12]}...); pass that dataset with --data."
+        )
+    return dataset
 
 
 def apply_run(
@@ -55,9 +69,10 @@ def apply_run(
     cache: FeatureCache | None = None,
     extract_to: Path | None = None,
     backend: Backend | None = None,
+    verify: bool = True,
 ) -> ApplyResult:
     """Predict every image of `data` with a run's replacement set; write PNG masks, overlays, a zip."""
-    config, repl = read_run(run)
+    config, repl = read_run(run, verify)
     backend = backend or backend_for_run(config, device)
     cfg = config["config"]
     return apply_pairs(

@@ -11,8 +11,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .apply import apply_run, backend_for_run
-from .data import open_dataset
+from .apply import apply_run, backend_for_run, open_run_data
 from .demo import DEMO_BASES, DEMO_DIR, TrainConfig, train_and_save
 from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
@@ -30,7 +29,8 @@ from .pipeline import (
     search_key,
 )
 from .replace import Edit, parse_edits
-from .resume import RunState
+from .resume import RunState, claim_run_dir
+from .rundir import RunDir
 from .screen import TEMPERATURE
 
 
@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
     s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run of other settings in --out (everything it owns is removed first)",
+    )
 
     c = sub.add_parser(
         "compare", help="exact vs taylor vs halving on the same pairs: top-N overlap, rank correlation, mIoU, time"
@@ -118,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--swap", default="", help="pairs to swap, one edit each: 1:2,5:9")
     a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
     a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
+    a.add_argument("--unverified", action="store_true", help="use a --run whose files do not match its manifest")
 
     f = sub.add_parser("figures", help="publication figures (PNG 300 dpi, SVG, PDF) from one or more run dirs")
     f.add_argument("runs", nargs="+", help="run directories (several: adds the cross-dataset consistency figure)")
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--cache")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
 
     t = sub.add_parser(
         "train-demo",
@@ -228,9 +235,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
     _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
     out = Path(args.out)
-    state = RunState(
-        out, search_key(session, session.channel_pairs()), restart=args.restart, rank=job.rank if job else 0
-    )
+    key = search_key(session, session.channel_pairs())
+    claim_run_dir(RunDir(out), key, args.overwrite)
+    state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
     callbacks = Callbacks() if quiet else _bar_callbacks(args)
     result = run_search(session, callbacks, state=state, dist=job)
     if job and not job.main:
@@ -296,10 +303,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     zero_all = args.zero.strip().lower() == "all"
     edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace)
     if args.run:
-        config, _ = read_run(Path(args.run))
+        config, _ = read_run(Path(args.run), verify=not args.unverified)
         cfg = SearchConfig(**config["config"])
         cfg.device = args.device
-        data = open_dataset(cfg.data, extract_to=Path(args.run) / "_data")  # a zip is unpacked beside the run
+        data = open_run_data(config, args.data)
         session = Session(backend_for_run(config, args.device), data, cfg, _feature_cache(args))
     else:
         if not args.data:
@@ -345,7 +352,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     cache = FeatureCache(args.cache) if args.cache else None
     res = apply_run(
-        Path(args.run), Path(args.data), Path(args.out), args.device, cache, extract_to=Path(args.out) / "_data"
+        Path(args.run),
+        Path(args.data),
+        Path(args.out),
+        args.device,
+        cache,
+        extract_to=Path(args.out) / "_data",
+        verify=not args.unverified,
     )
     summary = {
         "images": res.images,

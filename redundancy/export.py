@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .errors import RunError
-from .io import atomic_write, sha256_file, write_json
-from .pipeline import SearchResult, Session, config_dict
+from .imaging import overlay, png_bytes
+from .io import atomic_write, write_json
+from .pipeline import SearchResult, Session, config_dict, search_key
+from .rundir import ABLATION, RunDir
 from .screen import ModeReport
-
-RUN_FILES = ("config.json", "pair_scores.npy", "pair_scores.csv", "topn.json", "combinations.csv", "replacements.json")
 
 
 def _csv(rows: list[list]) -> str:
@@ -102,8 +99,7 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     atomic_write(out / "combinations.csv", combinations_table(result))
     atomic_write(out / "preview.npz", preview_npz(session, result.best_pairs))
     write_json(out / "replacements.json", repl)
-    files = {name: sha256_file(out / name) for name in (*RUN_FILES, "preview.npz")}
-    write_json(out / "manifest.json", {"complete": True, "files": files})  # last: marks a finished run
+    RunDir(out).seal(search_key(session, session.channel_pairs()))  # last: marks a finished run
     return out
 
 
@@ -128,12 +124,14 @@ def write_comparison(out: Path, session: Session, reports: list[ModeReport]) -> 
 
 
 def save_ablation(run: Path, base, rows) -> Path:
-    """Merge ablation rows into RUN/ablation.json (the latest result per edit wins)."""
-    path = Path(run) / "ablation.json"
-    data = json.loads(path.read_text()) if path.exists() else {"edits": {}}
+    """Merge ablation rows into RUN/ablation.json (the latest result per edit wins) and hash it in the manifest."""
+    rd = RunDir(run)
+    data = rd.ablation() or {"edits": {}}
     data["baseline"] = vars(base)
     data["edits"].update({r.edit: vars(r) for r in rows})
-    return write_json(path, data)
+    path = write_json(rd.path / ABLATION, data)
+    rd.record(ABLATION)
+    return path
 
 
 def preview_npz(session: Session, pairs: list[tuple[int, int]], k: int = 4) -> bytes:
@@ -162,29 +160,12 @@ def preview_npz(session: Session, pairs: list[tuple[int, int]], k: int = 4) -> b
     return buf.getvalue()
 
 
-def read_run(run: Path) -> tuple[dict, dict]:
-    """(config.json, replacements.json) of a finished run, with a clear error if it is incomplete."""
-    run = Path(run)
-    missing = [f for f in ("config.json", "replacements.json") if not (run / f).is_file()]
-    if missing:
-        raise RunError(f"{run} is not a finished run ({', '.join(missing)} missing); run `search --out {run}` first.")
-    try:
-        return json.loads((run / "config.json").read_text()), json.loads((run / "replacements.json").read_text())
-    except json.JSONDecodeError as e:
-        raise RunError(f"{run}: a run file is not valid JSON ({e}); rerun the search.") from e
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 64, 32)) -> np.ndarray:
-    """RGB image with the mask tinted in (alpha 0.5), uint8 (H, W, 3)."""
-    out = image.astype(np.float32).copy()
-    out[mask] = 0.5 * out[mask] + 0.5 * np.array(color, np.float32)
-    return out.astype(np.uint8)
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+def read_run(run: Path, verify: bool = True) -> tuple[dict, dict]:
+    """(config.json, replacements.json) of a finished run whose files match their manifest (unless not `verify`)."""
+    rd = RunDir(run)
+    if verify:
+        rd.verify()
+    return rd.config(), rd.replacements()
 
 
 def write_predictions(out: Path, names: list[str], images: list[np.ndarray], masks: list[np.ndarray]) -> Path:

@@ -8,8 +8,6 @@ the app's interactive views use plotly (`viz.py`).
 
 from __future__ import annotations
 
-import csv
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .errors import RunError  # noqa: E402
-from .export import overlay  # noqa: E402
+from .imaging import overlay  # noqa: E402
+from .rundir import RunDir  # noqa: E402
 from .search import best_gain_per_source  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
@@ -62,27 +61,16 @@ class Run:
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
-        path = Path(path)
-        need = ("config.json", "replacements.json", "topn.json", "pair_scores.npy", "combinations.csv")
-        missing = [n for n in need if not (path / n).is_file()]
-        if missing:
-            raise RunError(f"{path} is not a finished run ({', '.join(missing)} missing); run a search into it first.")
-        with open(path / "combinations.csv") as f:
-            combos = list(csv.DictReader(f))
-        preview = None
-        if (path / "preview.npz").is_file():
-            with np.load(path / "preview.npz") as data:
-                preview = {k: data[k] for k in data.files}
-        ablation = json.loads((path / "ablation.json").read_text()) if (path / "ablation.json").is_file() else None
+        rd = RunDir(path)
         return cls(
-            path,
-            json.loads((path / "config.json").read_text()),
-            json.loads((path / "replacements.json").read_text()),
-            json.loads((path / "topn.json").read_text()),
-            np.load(path / "pair_scores.npy"),
-            combos,
-            ablation,
-            preview,
+            rd.path,
+            rd.config(),
+            rd.replacements(),
+            rd.topn(),
+            rd.pair_scores(),
+            rd.combinations(),
+            rd.ablation(),
+            rd.preview(),
         )
 
     @property

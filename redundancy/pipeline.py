@@ -408,15 +408,20 @@ def environment() -> dict:
     }
 
 
+def _absolute_paths(cfg: SearchConfig) -> dict:
+    """The config's file paths made absolute, so a run can be reused from any working directory."""
+    return {k: str(Path(v).resolve()) for k in ("data", "checkpoint", "finetuned") if (v := getattr(cfg, k))}
+
+
 def config_dict(session: Session, result: SearchResult | None = None) -> dict:
     """config.json content: the request, what it resolved to, and the data identity."""
     pairs = session.channel_pairs()
     return {
         **session.header(),
-        "config": asdict(session.cfg),
+        "config": {**asdict(session.cfg), **_absolute_paths(session.cfg)},
         "protocol": session.protocol,
         "data": {
-            "path": str(session.dataset.root),
+            "path": str(session.dataset.root.resolve()),
             "layout": session.dataset.layout,
             "sha256": session.dataset.content_hash(),
             "images": len(session.dataset),

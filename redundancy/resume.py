@@ -17,11 +17,26 @@ import numpy as np
 
 from .errors import RunError
 from .io import atomic_write, write_json
+from .rundir import RunDir
 
 
 def fingerprint(parts: dict) -> str:
     """sha256 of everything that changes a search's numbers."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def claim_run_dir(run: RunDir, key: str, overwrite: bool = False) -> None:
+    """Make `run` ready for a search with fingerprint `key`: a finished run of other settings is refused
+    (or, with `overwrite`, removed with everything it owns); a finished run of the same settings is redone."""
+    manifest = run.manifest()
+    if not (manifest and manifest.get("complete")) or manifest.get("fingerprint") == key:
+        return
+    if not overwrite:
+        raise RunError(
+            f"{run.path} holds a finished run of other settings; choose another --out, or pass --overwrite to "
+            "replace it (its ablation.json, applied/ and figures/ go too)."
+        )
+    run.clear()
 
 
 class RunState:

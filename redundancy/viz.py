@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.colors import sample_colorscale
 
-from .export import overlay
+from .imaging import overlay
 
 _LUT: dict[str, np.ndarray] = {}
 

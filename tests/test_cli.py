@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from redundancy.cli import main
-from redundancy.export import RUN_FILES
+from redundancy.rundir import RUN_FILES
 
-from .conftest import search_argv
+from .conftest import search_argv, write_pair
 
 SEARCH = search_argv(heldout=4)
 DATA = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "sample")
@@ -144,3 +145,64 @@ def test_search_reads_a_zip_given_on_the_command_line(sample, tmp_path, capsys):
     assert main([*SEARCH, "--data", archive, "--out", str(out), "--json"]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["images"] == 32 and config["data"]["layout"] == "perseg"
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
+def test_apply_refuses_unfinished_or_altered_runs_unless_told(run, sample, tmp_path, capsys):
+    copy = _copy(run, tmp_path)
+    argv = ["apply", "--run", str(copy), "--data", str(sample), "--out", str(tmp_path / "o")]
+    (copy / "pair_scores.csv").write_text("source,target\n")  # edited after the run
+    assert main(argv) == 2
+    assert "pair_scores.csv does not match its sha256" in capsys.readouterr().err
+    assert main([*argv, "--unverified"]) == 0
+    (copy / "manifest.json").unlink()  # an interrupted search never wrote it
+    assert main(argv) == 2
+    assert "not a finished run" in capsys.readouterr().err
+
+
+def test_ablate_from_another_folder_uses_the_runs_absolute_data_path(tmp_path, monkeypatch, capsys):
+    root = Path(DATA).parents[1]
+    monkeypatch.chdir(root)
+    out = tmp_path / "rel"
+    assert (
+        main(
+            [
+                *search_argv(images=2, heldout=1, top_n=1, channels="every:128"),
+                "--data",
+                "assets/sample",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["ablate", "--run", str(out), "--zero", "3"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "ablation.json" in manifest["files"]  # the ablation is part of the run and hashed with it
+    other = tmp_path / "other"
+    write_pair(other, "a")
+    write_pair(other, "b")
+    assert main(["ablate", "--run", str(out), "--zero", "3", "--data", str(other)]) == 2
+    assert "is not the data this run searched" in capsys.readouterr().err
+    assert main(["ablate", "--run", str(out), "--zero", "3", "--data", str(root / "assets" / "sample")]) == 0
+
+
+def test_a_finished_run_of_other_settings_is_not_overwritten_silently(tmp_path, capsys):
+    argv = [*search_argv(images=2, heldout=1, top_n=1, channels="every:128"), "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert main(["ablate", "--run", str(tmp_path), "--zero", "3"]) == 0
+    capsys.readouterr()
+    other = [*argv, "--seed", "1"]
+    assert main(other) == 2
+    assert "finished run of other settings" in capsys.readouterr().err
+    assert (tmp_path / "ablation.json").exists()
+    assert main([*other, "--overwrite"]) == 0
+    assert not (tmp_path / "ablation.json").exists()  # the old run's files went with it
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["seed"] == 1
+    assert main(other) == 0  # the same settings again: redone in place

@@ -1,0 +1,133 @@
+"""A run directory: the one place that knows its files, reads them, checks them and clears them.
+
+A search writes RUN_FILES, then `manifest.json` last (`complete: true`, the search's fingerprint and
+the sha256 of every file). Later steps add files the run owns (`ablation.json`, `applied/`,
+`figures/`); recorded files get their hash in the manifest too. Every module that opens a run
+(apply, ablate, figures, the CLI, the app) goes through `RunDir`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RunError
+from .io import sha256_file, write_json
+
+RUN_FILES = (
+    "config.json",
+    "pair_scores.npy",
+    "pair_scores.csv",
+    "topn.json",
+    "combinations.csv",
+    "replacements.json",
+    "preview.npz",
+)
+MANIFEST = "manifest.json"
+ABLATION = "ablation.json"
+# Everything a run owns besides RUN_FILES: removed with it when a new search overwrites the folder.
+OWNED = (MANIFEST, ABLATION, "applied", "figures", "state", "_data")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory on disk; reading methods raise RunError with the fix when a file is missing or broken."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def manifest(self) -> dict | None:
+        """manifest.json, or None when the search never finished writing."""
+        p = self.path / MANIFEST
+        return self._json(MANIFEST) if p.is_file() else None
+
+    @property
+    def finished(self) -> bool:
+        m = self.manifest()
+        return bool(m and m.get("complete"))
+
+    def verify(self) -> None:
+        """Refuse an unfinished run, or one whose files no longer match their manifest hashes."""
+        m = self.manifest()
+        if not (m and m.get("complete")):
+            raise RunError(
+                f"{self.path} is not a finished run (no complete {MANIFEST}): its search was interrupted or is "
+                "still running. Rerun the same search command to finish it, or pass --unverified to use it as is."
+            )
+        for name, digest in m.get("files", {}).items():
+            p = self.path / name
+            if not p.is_file():
+                raise RunError(f"{self.path}: {name} is listed in {MANIFEST} but missing; rerun the search.")
+            if sha256_file(p) != digest:
+                raise RunError(
+                    f"{self.path}: {name} does not match its sha256 in {MANIFEST} (edited or damaged after the run); "
+                    "rerun the search, or pass --unverified to use the files as they are."
+                )
+
+    def seal(self, fingerprint: str | None = None) -> None:
+        """Write manifest.json last: the run is complete, with the hash of every run file present."""
+        files = {name: sha256_file(self.path / name) for name in RUN_FILES if (self.path / name).is_file()}
+        write_json(self.path / MANIFEST, {"complete": True, "fingerprint": fingerprint, "files": files})
+
+    def record(self, name: str) -> None:
+        """Add (or refresh) the hash of a file written after the search, e.g. ablation.json."""
+        m = self.manifest()
+        if m is None:
+            return  # an unfinished run has no manifest to add to; `seal` will hash what is there
+        m.setdefault("files", {})[name] = sha256_file(self.path / name)
+        write_json(self.path / MANIFEST, m)
+
+    def clear(self) -> None:
+        """Remove every file the run owns (before a new search is written into the same folder)."""
+        for name in (*RUN_FILES, *OWNED):
+            p = self.path / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+    def _need(self, name: str) -> Path:
+        p = self.path / name
+        if not p.is_file():
+            raise RunError(f"{self.path} is not a finished run ({name} missing); run `search --out {self.path}` first.")
+        return p
+
+    def _json(self, name: str) -> dict:
+        try:
+            return json.loads(self._need(name).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{self.path}: {name} is not valid JSON ({e}); rerun the search.") from None
+
+    def config(self) -> dict:
+        return self._json("config.json")
+
+    def replacements(self) -> dict:
+        return self._json("replacements.json")
+
+    def topn(self) -> dict:
+        return self._json("topn.json")
+
+    def pair_scores(self) -> np.ndarray:
+        """(C, C) gains: [i, j] = gain when channel i takes channel j's values; NaN where unscored."""
+        return np.load(self._need("pair_scores.npy"))
+
+    def combinations(self) -> list[dict]:
+        with open(self._need("combinations.csv")) as f:
+            return list(csv.DictReader(f))
+
+    def ablation(self) -> dict | None:
+        return self._json(ABLATION) if (self.path / ABLATION).is_file() else None
+
+    def preview(self) -> dict | None:
+        p = self.path / "preview.npz"
+        if not p.is_file():
+            return None
+        with np.load(p) as data:
+            return {k: data[k] for k in data.files}
