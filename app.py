@@ -23,6 +23,7 @@ from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
 from redundancy.replace import edit_map, parse_edits
 from redundancy.search import best_gain_per_source
+from redundancy.synthetic import TARGET_DOMAINS
 from redundancy.viz import (
     channel_mosaic,
     combination_scatter,
@@ -36,13 +37,24 @@ from redundancy.workspace import Workspace, remove_stale
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT / "assets" / "sample"
-WEIGHTS = ["random weights (seeded, for trying the tool)", "official checkpoint (download)", "my checkpoint file"]
+DOMAINS = ROOT / "assets" / "domains"
+WEIGHTS = [
+    "random weights (seeded, for trying the tool)",
+    "the model's own weights (the demo file shipped here, or the official download)",
+    "my checkpoint file",
+]
+UPLOAD, BUNDLED = "upload a .zip", "bundled sample (random shapes, 32 images)"
+SOURCES = [f"demo domain: {d}" for d in TARGET_DOMAINS] + [BUNDLED, UPLOAD]
+DEFAULT_MODEL = "sam_tiny_demo"
 POLL_S = float(os.environ.get("REDUNDANCY_POLL_S", "0.7"))
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
 SESSION_TTL_S = int(
     os.environ.get("REDUNDANCY_SESSION_TTL_S", 6 * 3600)
 )  # a session's state and folder go this long after Load
-CSS = ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
+CSS = (
+    ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
+    ".badge-demo {background:#dbeafe;color:#1e3a8a;padding:4px 10px;border-radius:6px;font-weight:600}"
+)
 
 
 # ---------- small helpers around the engine ----------
@@ -53,12 +65,21 @@ def badge(ws: Workspace | None) -> str:
     if ws is None or ws.session is None:
         return "No model loaded yet: open **Model & data** and press **Load**."
     b = ws.session.backend
-    label = (
-        f"<span class='badge-random'>RANDOM WEIGHTS: not a pretrained model</span> {b.weights.label}"
-        if b.weights.kind == "random"
-        else b.weights.label
-    )
+    flag = {
+        "random": "<span class='badge-random'>RANDOM WEIGHTS: not a pretrained model</span> ",
+        "demo": "<span class='badge-demo'>DEMO MODEL: trained here on synthetic shapes, not SAM</span> ",
+    }.get(b.weights.kind, "")
+    label = flag + b.weights.label
     return f"**{b.name}** on {b.device} · {label}"
+
+
+def dataset_path(source: str, zip_file: str | None) -> Path:
+    """The folder or zip a Dataset choice names."""
+    if source == UPLOAD:
+        return Path(zip_file)
+    if source.startswith("demo domain: "):
+        return DOMAINS / source.removeprefix("demo domain: ")
+    return SAMPLE
 
 
 def need(ws: Workspace | None) -> Workspace:
@@ -117,11 +138,11 @@ def load(
     progress=gr.Progress(track_tqdm=True),
 ):
     ws = ws if ws is not None else Workspace()
-    if source == "upload a .zip" and zip_file is None:
-        raise RedundancyError("choose a .zip to upload, or pick the bundled sample.")
+    if source == UPLOAD and zip_file is None:
+        raise RedundancyError("choose a .zip to upload, or pick a bundled dataset.")
     if weights == WEIGHTS[2] and ckpt_file is None:
         raise RedundancyError("upload a checkpoint file (.pth / .pt), or pick another weights source.")
-    data = Path(zip_file) if source == "upload a .zip" else SAMPLE
+    data = dataset_path(source, zip_file)
     cfg = SearchConfig(
         model=model,
         data=str(data),
@@ -145,6 +166,11 @@ def load(
     choices = [(n, k) for k, n in enumerate(names)]
     pickers = [gr.update(choices=choices, value=0) for _ in range(2)]  # one update object per component
     return ws, badge(ws), info, gallery, *pickers, search_estimate(ws, "auto", "auto", 10)
+
+
+def model_hint(name: str):
+    """The chosen model's registry description under the dropdown (it said sam_tiny's whatever was chosen)."""
+    return gr.update(info=REGISTRY[name].description)
 
 
 def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int) -> str:
@@ -495,11 +521,11 @@ def build_demo() -> gr.Blocks:
                     with gr.Column(min_width=280):
                         model = gr.Dropdown(
                             list(REGISTRY),
-                            value="sam_tiny",
+                            value=DEFAULT_MODEL,
                             label="Model",
-                            info="sam_tiny = SAM classes at test size, fast on CPU",
+                            info=REGISTRY[DEFAULT_MODEL].description,
                         )
-                        weights = gr.Radio(WEIGHTS, value=WEIGHTS[0], label="Weights")
+                        weights = gr.Radio(WEIGHTS, value=WEIGHTS[1], label="Weights")
                         ckpt = gr.File(
                             label="Checkpoint file (for 'my checkpoint file')", file_types=[".pth", ".pt"], height=110
                         )
@@ -511,16 +537,17 @@ def build_demo() -> gr.Blocks:
                     seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
                     with gr.Column(min_width=280):
                         source = gr.Radio(
-                            ["bundled sample", "upload a .zip"],
-                            value="bundled sample",
+                            SOURCES,
+                            value=SOURCES[0],
                             label="Dataset",
-                            info="zip of images/ + masks/, or PerSeg Images/<obj>/ + Annotations/<obj>/",
+                            info="demo domains: shifted synthetic data the demo model never saw (120 images each); "
+                            "your zip: images/ + masks/, or PerSeg Images/<obj>/ + Annotations/<obj>/",
                         )
                         zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=110)
                         n_search = gr.Slider(
                             1,
                             50,
-                            value=8,
+                            value=24,
                             step=1,
                             label="Search-set images",
                             info="the paper uses 50; fewer is faster on CPU",
@@ -675,6 +702,7 @@ def build_demo() -> gr.Blocks:
         sweep_cancel.click(cancel, [ws], [sweep_status], queue=False)
         for box in (sources, targets, top_n):
             box.change(search_estimate, [ws, sources, targets, top_n], [estimate])
+        model.change(model_hint, model, model)
         start_btn.click(
             search,
             [ws, top_n, metric, sources, targets, rows, mode, candidates],

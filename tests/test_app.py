@@ -20,7 +20,7 @@ def _load(n_search=4, model="sam_tiny"):
         None,
         None,
         0,
-        "bundled sample",
+        app.BUNDLED,
         None,
         n_search,
         "none",

@@ -68,11 +68,12 @@ def _fill(page, elem_id: str, value: str) -> None:
     box.press("Enter")
 
 
-def test_1_load_sample_with_random_weights(page):
-    page.locator("#load-btn").click()
+def test_1_load_opens_on_the_demo_model_and_a_demo_domain(page):
+    page.screenshot(path=SHOTS / "0-first-visit.png", full_page=True)
+    page.locator("#load-btn").click()  # the defaults a first visitor gets
     info = _wait_text(page, "load-info", "Loaded")
-    assert "32" in info and "search set 8" in info
-    assert "RANDOM WEIGHTS" in page.content()
+    assert "120" in info and "search set 24" in info and "held-out 96" in info
+    assert "DEMO MODEL" in page.content() and "not SAM" in page.content()
     page.screenshot(path=SHOTS / "1-model-data.png", full_page=True)
 
 
@@ -152,13 +153,13 @@ def test_5_downloads_are_valid_files(page, tmp_path):
     for href in links:
         name = href.rsplit("/", 1)[-1].split("?")[0]
         files[name] = urllib.request.urlopen(href, timeout=30).read()
-    assert json.loads(files["replacements.json"])["weights_label"] == "random weights (seed 0)"
+    assert "not SAM" in json.loads(files["replacements.json"])["weights_label"]
     assert files["pair_scores.npy"][:6] == b"\x93NUMPY"
     assert files["combinations.csv"].decode().startswith("size,pairs,miou")
     (tmp_path / "p.zip").write_bytes(files["predictions.zip"])
     with zipfile.ZipFile(tmp_path / "p.zip") as zf:
         masks = [n for n in zf.namelist() if n.startswith("masks/") and n.endswith(".png")]
-    assert len(masks) == 32  # one mask PNG per image (8 search + 24 held-out)
+    assert len(masks) == 120  # one mask PNG per image (24 search + 96 held-out)
     page.screenshot(path=SHOTS / "5-results.png", full_page=True)
 
 

@@ -19,7 +19,7 @@ from .conftest import write_pair
 
 def _session(url: str, data_zip: Path | None, n_search: int) -> dict:
     client = Client(url, verbose=False)
-    source = "upload a .zip" if data_zip else "bundled sample"
+    source = "upload a .zip" if data_zip else "bundled sample (random shapes, 32 images)"
     load = client.predict(
         "sam_tiny",
         "random weights (seeded, for trying the tool)",
