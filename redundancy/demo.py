@@ -28,7 +28,8 @@ from .models import Backend
 from .models.base import ALL_MASKS, FEATURES
 from .prompts import Prompt
 
-DEMO_BASES = ("sam_tiny", "sam2_tiny")  # architectures a demo model is trained on
+DEMO_NAMES = {"sam_tiny": "sam_tiny_demo", "sam2_tiny_narrow": "sam2_tiny_demo"}  # architecture -> demo model
+DEMO_BASES = tuple(DEMO_NAMES)
 TEST_SEED = 20260  # the source test set: regenerated from this seed wherever it is needed
 TEST_IMAGES = 100
 
@@ -122,9 +123,13 @@ def train(backend: Backend, cfg: TrainConfig, log: Callable[[str], None] = print
     return curve
 
 
-def fp16_state_bytes(model: torch.nn.Module) -> bytes:
-    """The model's state dict with floating tensors in float16, serialised by torch.save (deterministic)."""
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+def fp16_state_bytes(backend: Backend) -> bytes:
+    """The image path's state dict (`Backend.image_path`) in float16, serialised by torch.save (deterministic)."""
+    state = {
+        k: (v.half() if v.is_floating_point() else v).contiguous()
+        for k, v in backend.model.state_dict().items()
+        if k.startswith(backend.image_path)
+    }
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
@@ -150,7 +155,7 @@ MANIFEST = "models.json"
 
 def demo_name(base: str) -> str:
     """Registry name of the demo model trained on architecture `base`."""
-    return f"{base}_demo"
+    return DEMO_NAMES[base]
 
 
 def train_and_save(cfg: TrainConfig, out_dir: str | Path = DEMO_DIR, log: Callable[[str], None] = print) -> dict:
@@ -165,8 +170,8 @@ def train_and_save(cfg: TrainConfig, out_dir: str | Path = DEMO_DIR, log: Callab
         f"{cfg.steps} steps x {cfg.batch} synthetic source images"
     )
     curve = train(backend, cfg, log)
-    blob = fp16_state_bytes(backend.model)
-    backend.model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))  # measure what ships
+    blob = fp16_state_bytes(backend)
+    backend.model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True), strict=False)  # measure what ships
     final = source_miou(backend, *source_test_set())
     log(f"fp16 checkpoint: source mIoU {final:.2f} on {TEST_IMAGES} held-out source images")
     path = out_dir / f"{demo_name(cfg.base)}.pt"

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from .data import file_sha256, load_image
-from .errors import ModelError, RunError
+from .errors import Cancelled, ModelError, RunError
 from .io import cache_dir
 from .models import FEATURES, Backend
 
@@ -61,11 +62,14 @@ class FeatureCache:
         backend: Backend,
         image_paths: list[Path],
         on_progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> dict[str, torch.Tensor]:
         """Encoder outputs {FEATURES: (B, C, h, w), ...} float32 on the backend's device, cached per image."""
         self.hits = self.misses = 0
         out: list[dict[str, torch.Tensor]] = []
         for k, image_path in enumerate(image_paths):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled by the user while encoding; images encoded so far stay cached.")
             path = self.path(backend, file_sha256(image_path))
             cached = self._load(path) if path.exists() else None
             if cached is None:

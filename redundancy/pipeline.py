@@ -27,7 +27,7 @@ from .models.base import MASK_CHOICES
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .resume import RunState, fingerprint
-from .score import PRECISIONS, EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs
+from .score import PRECISIONS, EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs, check_rows
 from .screen import MODES, TEMPERATURE, ModeReport, compare_modes, halving_screen, taylor_screen
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
@@ -82,6 +82,7 @@ class SearchConfig:
             raise DataError("--candidates and --halving-start must be >= 1 and --halving-keep in (0, 1).")
         if not self.taylor_temperature > 0:
             raise DataError(f"--taylor-temperature must be > 0 (got {self.taylor_temperature}); 0.1 is the default.")
+        check_rows(self.rows)
         if self.top_n > 16:
             raise ReplacementError(f"--top-n {self.top_n} means 2^{self.top_n} - 1 combinations; use 16 or fewer.")
 
@@ -142,11 +143,16 @@ class Session:
         )
         return cls(backend, open_dataset(cfg.data, extract_to=extract_to), cfg, cache)
 
-    def evaluator(self, which: str = "search", on_progress: Callable[[int, int], None] | None = None) -> Evaluator:
+    def evaluator(
+        self,
+        which: str = "search",
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Evaluator:
         """Evaluator over the search or held-out set (features encoded once, through the cache)."""
         if which not in self._evaluators:
             data = self.search_set if which == "search" else self.heldout_set
-            evalset = EvalSet.build(self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress)
+            evalset = EvalSet.build(self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress, cancel)
             self.cache_hits += self.cache.hits
             cfg = self.cfg
             self._evaluators[which] = Evaluator(self.backend, evalset, cfg.mask_choice, cfg.rows, cfg.precision)
@@ -177,9 +183,11 @@ class Session:
         }
 
 
-def evaluate(evaluator: Evaluator, maps: torch.Tensor, plain: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(
+    evaluator: Evaluator, maps: torch.Tensor, plain: bool = False, cancel: threading.Event | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(mIoU %, loss) per map (V, C), batched or through the plain reference path."""
-    stats = evaluator.stats_plain(maps) if plain else evaluator.stats(maps)
+    stats = evaluator.stats_plain(maps) if plain else evaluator.stats(maps, cancel=cancel)
     return evaluator.summarize(stats)
 
 
@@ -297,7 +305,7 @@ def run_search(
     say = cb.log or (lambda _m: None)
     cfg, timings = session.cfg, {}
     t = time.perf_counter()
-    ev = session.evaluator("search", cb.encode)
+    ev = session.evaluator("search", cb.encode, cancel)
     timings["encode_search_s"] = time.perf_counter() - t
     pairs = session.channel_pairs()
     c = session.backend.channels
@@ -334,7 +342,7 @@ def run_search(
     top_ij = [(p.source, p.target) for p in top]
     known_c = state.combos(2 ** len(top) - 1, top_ij) if state else None
     save_c = (lambda m, lo: state.save_combos(top_ij, m, lo)) if state else None
-    combos = search_combinations(ev, top, scorer.baseline(), cfg.metric, cb.combos, cancel, known_c, save_c, dist)
+    combos = search_combinations(ev, top, scorer.baseline(cancel), cfg.metric, cb.combos, cancel, known_c, save_c, dist)
     if state:
         state.save_combos(
             top_ij, np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows]), force=True
@@ -343,8 +351,8 @@ def run_search(
     heldout = None
     if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
-        hev = session.evaluator("heldout", cb.encode)
-        miou, loss = evaluate(hev, torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)]))
+        hev = session.evaluator("heldout", cb.encode, cancel)
+        miou, loss = evaluate(hev, torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)]), cancel=cancel)
         heldout = {
             "images": len(hev.set),
             "baseline_miou": float(miou[0]),

@@ -59,11 +59,12 @@ class EvalSet:
         prompt: str = "none",
         protocol: str = "image",
         on_progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> EvalSet:
         """Encode (through the cache) and load GT for every sample of `dataset` (GT optional for `none`)."""
         if prompt != "none" and not dataset.has_masks:
             raise DataError(f"'{prompt}' prompts come from GT masks, but some images have none; use --prompt none.")
-        encoded = cache.encode(backend, [s.image_path for s in dataset.samples], on_progress)
+        encoded = cache.encode(backend, [s.image_path for s in dataset.samples], on_progress, cancel)
         masks = [load_mask(s.mask_path) if s.mask_path else None for s in dataset.samples]
         sizes = [m.shape if m is not None else image_size(s.image_path) for m, s in zip(masks, dataset.samples)]
         metas = [backend.meta(hw) for hw in sizes]
@@ -71,6 +72,15 @@ class EvalSet:
         gts = [torch.from_numpy(m).to(backend.device) if m is not None else None for m in masks]
         groups = group_ids([s.group for s in dataset.samples], protocol)
         return cls([s.name for s in dataset.samples], encoded[FEATURES], context, metas, gts, groups)
+
+
+def check_rows(rows: object) -> None:
+    """Decoder rows per call: None (the device default) or a whole number >= 1."""
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise ReplacementError(
+            f"decoder rows per call (batch rows) must be a whole number of at least 1, got {rows!r}; "
+            "leave it empty for the device default."
+        )
 
 
 def default_rows(device: torch.device, tokens: int) -> int:
@@ -110,6 +120,7 @@ class Evaluator:
     ):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+        check_rows(rows)
         self.backend = backend
         self.set = evalset
         self.mask_choice = mask_choice
@@ -322,10 +333,10 @@ class PairScorer:
         self.metric = metric
         self._baseline: tuple[float, float] | None = None
 
-    def baseline(self) -> tuple[float, float]:
+    def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
         """(mIoU %, loss) of the unmodified features, computed once."""
         if self._baseline is None:
-            stats = self.evaluator.stats(identity_map(self.evaluator.channels)[None])
+            stats = self.evaluator.stats(identity_map(self.evaluator.channels)[None], cancel=cancel)
             miou, loss = self.evaluator.summarize(stats)
             self._baseline = (float(miou[0]), float(loss[0]))
         return self._baseline
@@ -344,7 +355,7 @@ class PairScorer:
         """
         c = self.evaluator.channels
         pairs = channel_pairs(range(c), range(c), c) if pairs is None else pairs
-        base_miou, base_loss = self.baseline()
+        base_miou, base_loss = self.baseline(cancel)
         if known is None:
             miou_gain = np.full((c, c), np.nan, np.float32)
             loss_gain = np.full((c, c), np.nan, np.float32)

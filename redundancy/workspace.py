@@ -164,7 +164,7 @@ class Workspace:
 
         def work(state: JobState, cancel: threading.Event) -> dict[int, float]:
             c = s.backend.channels
-            base = ev.summarize(ev.stats(identity_map(c)[None]))[0][0]
+            base = ev.summarize(ev.stats(identity_map(c)[None], cancel=cancel))[0][0]
             maps = torch.stack([edit_map(Edit("zero", k), c) for k in channels])
             state.stage, state.total, state.stage_started = "zeroing channels", len(channels), time.perf_counter()
 

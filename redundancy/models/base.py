@@ -57,6 +57,7 @@ class Backend(ABC):
     device: torch.device
     model: torch.nn.Module
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
+    image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
 
     encode_batch = 4  # images per encoder call
 

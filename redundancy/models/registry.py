@@ -127,6 +127,13 @@ REGISTRY: dict[str, ModelSpec] = {
             None,
             overrides=S2.TINY_OVERRIDES,
         ),
+        _sam2(
+            "sam2_tiny_narrow",
+            "sam2_tiny with a 32-wide Hiera trunk (the SAM2 demo model's base); no official weights",
+            S2.CONFIGS["t"],
+            None,
+            overrides=S2.NARROW_OVERRIDES,
+        ),
     )
 }
 
@@ -208,6 +215,8 @@ def _load_weights(
     if kind == "demo":  # the shipped file must be the one its record describes
         fix = "restore it with `git checkout -- assets/demo` or retrain it with `python -m redundancy train-demo`."
         state, digest = W.load_state_dict(path, spec.sha256, fix)
+        # A demo file holds the image path only; the video modules it leaves out (SAM2's memory) load as zeros.
+        state = {**{k: torch.zeros_like(v) for k, v in model.state_dict().items() if k not in state}, **state}
     else:
         state, digest = W.load_state_dict(path)
     W.load_into(model, state, path.name, spec.name)

@@ -39,6 +39,16 @@ TINY_OVERRIDES = [
     "++model.image_encoder.trunk.stages=[1,1,2,1]",
     "++model.image_encoder.trunk.global_att_blocks=[3]",
 ]
+# The demo model's base: the same tiny classes with a 32-wide Hiera trunk, so that its image path
+# (trunk, FPN neck, prompt encoder, SAM2's own 256-channel mask decoder) fits a ~10 MB fp16 file.
+NARROW_OVERRIDES = [
+    *TINY_OVERRIDES,
+    "++model.image_encoder.trunk.embed_dim=32",
+    "++model.image_encoder.neck.backbone_channel_list=[256,128,64,32]",
+]
+# What image segmentation uses; the rest of SAM2Base (memory attention and encoder, object pointers) is
+# the video path, never called here.
+IMAGE_PATH = ("image_encoder.", "sam_prompt_encoder.", "sam_mask_decoder.", "no_mem_embed")
 
 
 def build(config: str, overrides: list[str] | None = None) -> torch.nn.Module:
@@ -137,6 +147,8 @@ class Sam2Backend(Backend):
 
     def feature_module(self) -> torch.nn.Module:
         return self.model.image_encoder
+
+    image_path = IMAGE_PATH
 
     def patch(self, pairs: list[tuple[int, int]]) -> ReplacementPatch:
         return sam2_patch(self.model, pairs)
