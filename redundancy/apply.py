@@ -70,6 +70,7 @@ def apply_run(
     extract_to: Path | None = None,
     backend: Backend | None = None,
     verify: bool = True,
+    protocol: str | None = None,
 ) -> ApplyResult:
     """Predict every image of `data` with a run's replacement set; write PNG masks, overlays, a zip."""
     config, repl = read_run(run, verify)
@@ -82,7 +83,7 @@ def apply_run(
         out,
         cfg.get("prompt", "none"),
         cfg.get("mask_choice", "single"),
-        config.get("protocol"),
+        protocol or config.get("protocol"),
         cache,
         extract_to,
         cfg.get("rows"),
@@ -109,8 +110,9 @@ def apply_pairs(
     ev = Evaluator(backend, evalset, mask_choice, rows)
     f = pairs_map(pairs, backend.channels)
     masks = [(logits > 0).cpu().numpy() for logits in ev.logits(f)]
+    baseline = [(logits > 0).cpu().numpy() for logits in ev.logits()]  # for any external evaluator to compare
     images = [load_image(s.image_path) for s in dataset.samples]
-    zip_path = write_predictions(Path(out), evalset.names, images, masks)
+    zip_path = write_predictions(Path(out), evalset.names, images, masks, baseline)
     base = patched = None
     if dataset.has_masks:
         miou, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])))
@@ -123,6 +125,7 @@ def apply_pairs(
             "data": str(data),
             "images": len(images),
             "pairs": [list(p) for p in pairs],
+            "protocol": protocol,
             "baseline_miou": base,
             "patched_miou": patched,
         },

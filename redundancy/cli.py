@@ -17,6 +17,7 @@ from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
 from .errors import RedundancyError
 from .export import read_run, save_ablation, write_comparison, write_run
+from .metrics import PROTOCOLS
 from .models import REGISTRY
 from .pipeline import (
     Callbacks,
@@ -44,7 +45,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
     p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
     p.add_argument("--prompt", default="none", choices=("none", "box", "point"), help="prompts from GT")
-    p.add_argument("--protocol", choices=("image", "perseg"), help="mIoU protocol (default: dataset's own)")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="mIoU: image (per-image mean), perseg (pooled per object) or persam (PerSAM's eval_miou.py: "
+        "as perseg without each object's 00 reference image); default: the dataset's own",
+    )
     p.add_argument(
         "--mask",
         dest="mask_choice",
@@ -138,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache")
     p.add_argument("--json", action="store_true")
     p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
+    p.add_argument("--protocol", choices=PROTOCOLS, help="mIoU protocol for the report (default: the run's)")
 
     t = sub.add_parser(
         "train-demo",
@@ -359,6 +366,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         cache,
         extract_to=Path(args.out) / "_data",
         verify=not args.unverified,
+        protocol=args.protocol,
     )
     summary = {
         "images": res.images,

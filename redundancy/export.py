@@ -168,18 +168,25 @@ def read_run(run: Path, verify: bool = True) -> tuple[dict, dict]:
     return rd.config(), rd.replacements()
 
 
-def write_predictions(out: Path, names: list[str], images: list[np.ndarray], masks: list[np.ndarray]) -> Path:
-    """masks/NAME.png (0/255), overlays/NAME.png and predictions.zip holding both; returns the zip."""
+def write_predictions(
+    out: Path,
+    names: list[str],
+    images: list[np.ndarray],
+    masks: list[np.ndarray],
+    baseline: list[np.ndarray] | None = None,
+) -> Path:
+    """masks/NAME.png (0/255), overlays/NAME.png, optionally baseline_masks/NAME.png (unpatched model),
+    and predictions.zip holding them all; returns the zip."""
     out = Path(out)
     zip_path = out / "predictions.zip"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, image, mask in zip(names, images, masks):
-            mask_png = png_bytes(mask.astype(np.uint8) * 255)
-            over_png = png_bytes(overlay(image, mask))
-            atomic_write(out / "masks" / f"{name}.png", mask_png)
-            atomic_write(out / "overlays" / f"{name}.png", over_png)
-            zf.writestr(f"masks/{name}.png", mask_png)
-            zf.writestr(f"overlays/{name}.png", over_png)
+        for k, (name, image, mask) in enumerate(zip(names, images, masks)):
+            files = {"masks": png_bytes(mask.astype(np.uint8) * 255), "overlays": png_bytes(overlay(image, mask))}
+            if baseline is not None:
+                files["baseline_masks"] = png_bytes(baseline[k].astype(np.uint8) * 255)
+            for folder, data in files.items():
+                atomic_write(out / folder / f"{name}.png", data)
+                zf.writestr(f"{folder}/{name}.png", data)
     atomic_write(zip_path, buf.getvalue())
     return zip_path

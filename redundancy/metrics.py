@@ -1,8 +1,10 @@
 """Mask quality: IoU of logits > 0 against GT at original resolution, Dice + CE loss, mIoU protocols.
 
-mIoU is in percent (0-100) everywhere, as in the paper. Both protocols reduce per-image
-intersection / union counts: `image` averages per-image IoU; `perseg` (PerSeg/PerSAM) pools
-intersections and unions over each object's images, then averages over objects.
+mIoU is in percent (0-100) everywhere, as in the paper. The protocols reduce per-image
+intersection / union counts: `image` averages per-image IoU; `perseg` pools intersections and
+unions over each object's images, then averages over objects; `persam` is PerSAM's own
+eval_miou.py: as `perseg`, but each object's reference image (a name containing "00") is not
+evaluated, and an object left with no evaluated image counts as IoU 0.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-PROTOCOLS = ("image", "perseg")
+PROTOCOLS = ("image", "perseg", "persam")
+PERSAM_REFERENCE = "00"  # PerSAM eval_miou.py's --ref-idx: an image whose path contains it is not evaluated
 METRICS = ("miou", "loss")
 
 
@@ -43,25 +46,35 @@ def mask_stats(logits: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, to
     return inter, union, dice + ce
 
 
-def group_ids(groups: list[str], protocol: str) -> np.ndarray:
-    """Integer group per image: each image alone (`image`) or its object (`perseg`)."""
+def group_ids(groups: list[str], protocol: str, names: list[str] | None = None) -> tuple[np.ndarray, int]:
+    """(integer group per image, number of groups): each image alone (`image`) or its object.
+
+    Group -1 marks an image that is not evaluated (`persam`: names containing PERSAM_REFERENCE).
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown mIoU protocol '{protocol}'; use one of {', '.join(PROTOCOLS)}.")
     if protocol == "image":
-        return np.arange(len(groups))
-    _, ids = np.unique(np.asarray(groups), return_inverse=True)
-    return ids
+        return np.arange(len(groups)), len(groups)
+    kinds, ids = np.unique(np.asarray(groups), return_inverse=True)
+    if protocol == "persam":
+        ids = np.where([PERSAM_REFERENCE in n for n in names or groups], -1, ids)
+    return ids, len(kinds)
 
 
-def reduce(stats: Stats, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mIoU in percent, mean loss), each (V,), from per-image stats and group ids (B,)."""
-    n = int(groups.max()) + 1
+def reduce(stats: Stats, groups: np.ndarray, n_groups: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mIoU in percent, mean loss), each (V,), from per-image stats and group ids (B,) (-1: not evaluated).
+
+    A group without pixels (no evaluated image) has IoU 0, as PerSAM's I / (U + 1e-10) gives.
+    """
+    n = n_groups or int(groups.max()) + 1
+    evaluated = np.flatnonzero(groups >= 0)
     onehot = np.zeros((len(groups), n))
-    onehot[np.arange(len(groups)), groups] = 1.0
+    onehot[evaluated, groups[evaluated]] = 1.0
     inter = stats.inter.astype(np.float64) @ onehot  # (V, G) pooled per group
     union = stats.union.astype(np.float64) @ onehot
     miou = 100.0 * (inter / np.maximum(union, 1.0)).mean(axis=1)
-    return miou, stats.loss.astype(np.float64).mean(axis=1)
+    loss = stats.loss.astype(np.float64)[:, evaluated] if len(evaluated) else stats.loss.astype(np.float64)
+    return miou, loss.mean(axis=1)
 
 
 def image_iou(stats: Stats) -> np.ndarray:

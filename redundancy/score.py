@@ -45,7 +45,8 @@ class EvalSet:
     context: DecodeContext  # prompts and any extra per-image decoder inputs
     metas: list[ImageMeta]
     masks: list[torch.Tensor | None]  # None: no GT (predictions only)
-    groups: np.ndarray
+    groups: np.ndarray  # (B,) metric group per image; -1: not evaluated (the persam protocol's reference)
+    n_groups: int | None = None  # groups in the protocol (None: groups.max() + 1)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -70,8 +71,9 @@ class EvalSet:
         metas = [backend.meta(hw) for hw in sizes]
         context = backend.context(encoded, [prompt_from_mask(m, prompt) for m in masks], metas)
         gts = [torch.from_numpy(m).to(backend.device) if m is not None else None for m in masks]
-        groups = group_ids([s.group for s in dataset.samples], protocol)
-        return cls([s.name for s in dataset.samples], encoded[FEATURES], context, metas, gts, groups)
+        names = [s.name for s in dataset.samples]
+        groups, n_groups = group_ids([s.group for s in dataset.samples], protocol, names)
+        return cls(names, encoded[FEATURES], context, metas, gts, groups, n_groups)
 
 
 def check_rows(rows: object) -> None:
@@ -163,7 +165,7 @@ class Evaluator:
 
     def summarize(self, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
         """(mIoU %, loss) per variant, each (V,)."""
-        return reduce(stats, self.set.groups)
+        return reduce(stats, self.set.groups, self.set.n_groups)
 
     def _decode(self, maps: torch.Tensor, img: torch.Tensor, reference: bool = False) -> torch.Tensor:
         """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call."""

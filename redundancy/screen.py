@@ -48,8 +48,11 @@ def _soft_counts(logits: torch.Tensor, gt: torch.Tensor, tau: float) -> tuple[to
 def _group_counts(evaluator: Evaluator, logits: list[torch.Tensor], tau: float) -> tuple[np.ndarray, np.ndarray]:
     """Soft intersection and union per metric group (the protocol's pooling), from per-image logits."""
     es = evaluator.set
-    inter, union = np.zeros(int(es.groups.max()) + 1), np.zeros(int(es.groups.max()) + 1)
+    n = es.n_groups or int(es.groups.max()) + 1
+    inter, union = np.zeros(n), np.zeros(n)
     for b, z in enumerate(logits):
+        if es.groups[b] < 0:  # not evaluated by the protocol
+            continue
         i, u = _soft_counts(z, es.masks[b], tau)
         inter[es.groups[b]] += float(i)
         union[es.groups[b]] += float(u)
@@ -76,7 +79,7 @@ def objective_gradient(
     backward of dJ/dI_g * I_b + dJ/dU_g * U_b with those totals held fixed.
     """
     es = evaluator.set
-    n_img, n_grp, tau = len(es), int(es.groups.max()) + 1, 1.0
+    n_img, n_grp, tau = len(es), es.n_groups or int(es.groups.max()) + 1, 1.0
     if metric == "miou":
         with torch.no_grad():
             logits = [_logits(evaluator, b, es.feats[b : b + 1]) for b in range(n_img)]
@@ -90,6 +93,8 @@ def objective_gradient(
             z = _logits(evaluator, b, x)
             if metric == "loss":
                 j = -mask_stats(z[None], es.masks[b])[2].sum() / n_img
+            elif es.groups[b] < 0:  # not evaluated by the protocol: no gradient
+                j = z.sum() * 0.0
             else:
                 i, u = _soft_counts(z, es.masks[b], tau)
                 g = es.groups[b]
@@ -134,8 +139,11 @@ def taylor_screen(
 
 
 def subset(evalset: EvalSet, idx: list[int]) -> EvalSet:
-    """The same images' features, context and GT restricted to `idx` (groups renumbered)."""
-    _, groups = np.unique(evalset.groups[idx], return_inverse=True)
+    """The same images' features, context and GT restricted to `idx` (groups renumbered, -1 kept)."""
+    kept = evalset.groups[idx]
+    _, renumbered = np.unique(kept[kept >= 0], return_inverse=True)
+    groups = np.full(len(idx), -1)
+    groups[kept >= 0] = renumbered
     return EvalSet(
         [evalset.names[i] for i in idx],
         evalset.feats[idx],
