@@ -19,6 +19,7 @@ import numpy as np
 from redundancy.data import load_image, load_mask
 from redundancy.errors import RedundancyError, RunError
 from redundancy.imaging import overlay
+from redundancy.io import env_number
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
 from redundancy.replace import edit_map, parse_edits
@@ -33,7 +34,7 @@ from redundancy.viz import (
     mask_overlay,
     mosaic_cell,
 )
-from redundancy.workspace import Workspace, remove_stale
+from redundancy.workspace import Workspace, start_janitor
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT / "assets" / "sample"
@@ -46,11 +47,10 @@ WEIGHTS = [
 UPLOAD, BUNDLED = "upload a .zip", "bundled sample (random shapes, 32 images)"
 SOURCES = [f"demo domain: {d}" for d in TARGET_DOMAINS] + [BUNDLED, UPLOAD]
 DEFAULT_MODEL = "sam_tiny_demo"
-POLL_S = float(os.environ.get("REDUNDANCY_POLL_S", "0.7"))
+POLL_S = env_number("REDUNDANCY_POLL_S", 0.7, float)
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
-SESSION_TTL_S = int(
-    os.environ.get("REDUNDANCY_SESSION_TTL_S", 6 * 3600)
-)  # a session's state and folder go this long after Load
+SESSION_TTL_S = env_number("REDUNDANCY_SESSION_TTL_S", 6 * 3600)  # a session's state and folder go this long after Load
+JANITOR_S = max(1, min(600, SESSION_TTL_S // 4))  # how often expired session folders and cached files are removed
 CSS = (
     ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
     ".badge-demo {background:#dbeafe;color:#1e3a8a;padding:4px 10px;border-radius:6px;font-weight:600}"
@@ -508,7 +508,10 @@ def teach(ws):
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="redundancy: parameter-free channel replacement") as demo:
+    # delete_cache: Gradio's copies of the files handlers returned go after the session TTL as well.
+    with gr.Blocks(
+        title="redundancy: parameter-free channel replacement", delete_cache=(JANITOR_S, SESSION_TTL_S)
+    ) as demo:
         ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.close() if w else None)
         gr.Markdown(
             "# redundancy\nFind channels of a SAM encoder that hurt on your data and replace them with "
@@ -721,12 +724,14 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
-remove_stale(max_age_s=SESSION_TTL_S)  # folders of sessions from a previous server run
+# Session folders older than the TTL go, on a timer: leftovers of a previous server run at once, and
+# those of clients that left without the server hearing of it within JANITOR_S of their TTL.
+start_janitor(max_age_s=SESSION_TTL_S, every_s=JANITOR_S)
 demo = build_demo()
 
 if __name__ == "__main__":
     # At most 4 handlers run at once across all users (each session also runs one long job at a time).
-    demo.queue(default_concurrency_limit=int(os.environ.get("REDUNDANCY_CONCURRENCY", 4))).launch(
+    demo.queue(default_concurrency_limit=env_number("REDUNDANCY_CONCURRENCY", 4)).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         css=CSS,
         allowed_paths=[],

@@ -87,6 +87,24 @@ def _stage(state: JobState, name: str, total: int) -> None:
     state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()
 
 
+def start_janitor(root: Path = APP_ROOT, max_age_s: float = 6 * 3600, every_s: float = 600) -> threading.Event:
+    """Run `remove_stale` now and then every `every_s` seconds in a daemon thread; set the returned event to stop.
+
+    A client may leave without the server ever hearing of it (an API client, a closed laptop), so
+    session folders are reclaimed on a timer, not only when a session ends.
+    """
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            remove_stale(root, max_age_s)
+            if stop.wait(every_s):
+                return
+
+    threading.Thread(target=loop, name="redundancy-janitor", daemon=True).start()
+    return stop
+
+
 def remove_stale(root: Path = APP_ROOT, max_age_s: float = 6 * 3600) -> int:
     """Delete workspace folders untouched for `max_age_s` (left by a crash or a killed server)."""
     removed = 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -71,3 +73,23 @@ def test_two_clients_get_their_own_results(app_url, tmp_path):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{app_url}/gradio_api/file={target}", timeout=10)
         assert err.value.code in (403, 404)
+
+
+def test_expired_session_folders_go_on_a_timer(tmp_path):
+    from redundancy.workspace import start_janitor
+
+    old, fresh = tmp_path / "old-session", tmp_path / "fresh-session"
+    old.mkdir()
+    fresh.mkdir()
+    stop = start_janitor(tmp_path, max_age_s=60, every_s=0.05)
+    try:
+        time.sleep(0.2)
+        assert not old.exists() or time.time() - old.stat().st_mtime < 60  # younger than the TTL: kept
+        past = time.time() - 120
+        os.utime(old, (past, past))  # the client left two minutes ago and never said so
+        deadline = time.time() + 5
+        while old.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert not old.exists() and fresh.exists()
+    finally:
+        stop.set()
