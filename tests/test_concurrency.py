@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -93,3 +94,31 @@ def test_expired_session_folders_go_on_a_timer(tmp_path):
         assert not old.exists() and fresh.exists()
     finally:
         stop.set()
+
+
+def test_what_the_server_serves_of_a_sessions_results(app_url, tmp_path):
+    """README, Limits and safety: a returned file is served at its URL to anyone holding the URL; nothing else."""
+    repl = tmp_path / "replacements.json"
+    repl.write_text(json.dumps({"model": "sam_tiny", "pairs": [{"source": 1, "target": 2}]}))
+    a = Client(app_url, verbose=False, download_files=False)
+    a.predict(
+        "sam_tiny",
+        "random weights (seeded, for trying the tool)",
+        None,
+        None,
+        0,
+        "bundled sample (random shapes, 32 images)",
+        None,
+        2,
+        "none",
+        api_name="/load",
+    )
+    _, out = a.predict(handle_file(str(repl)), None, api_name="/apply_uploaded")
+    url = out["url"]
+    body = urllib.request.urlopen(url, timeout=30).read()  # a plain GET, no session: served
+    assert zipfile.is_zipfile(io.BytesIO(body))
+    assert str(APP_ROOT) not in url  # a copy in Gradio's cache, not the session folder
+    with pytest.raises(urllib.error.HTTPError) as err:  # the session folder itself is never served
+        ws_file = next(APP_ROOT.glob("*/apply-*/predictions.zip"))
+        urllib.request.urlopen(f"{app_url}/gradio_api/file={ws_file}", timeout=10)
+    assert err.value.code in (403, 404)
