@@ -406,3 +406,6 @@ def main(argv: list[str] | None = None) -> int:
     except RedundancyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0

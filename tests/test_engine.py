@@ -119,15 +119,13 @@ def test_top_n_skips_taken_sources_and_combinations_pick_the_best(evaluator):
 def test_nothing_better_than_baseline_returns_the_empty_set(evaluator):
     scorer = PairScorer(evaluator)
     scores = scorer.score(channel_pairs(range(0, 256, 32), range(0, 256, 32), 256))
-    worst = scores.miou_gain.copy()
-    scores.miou_gain = -np.nan_to_num(worst, nan=np.inf)  # rank the worst pairs first
-    scores.miou_gain[np.isinf(scores.miou_gain)] = np.nan
-    top, _ = top_pairs(scores, 2)
-    # true gains of these pairs are their negated ranking keys
-    if all(-p.gain < 0 for p in top):
-        result = search_combinations(evaluator, top, scorer.baseline())
-        if all(r.miou <= result.baseline_miou for r in result.rows):
-            assert result.best is None
+    top, _ = top_pairs(scores, 3)
+    every = search_combinations(evaluator, top, scorer.baseline())
+    # A baseline above every subset's mIoU (and at the best loss): no subset can beat it.
+    ceiling = (max(r.miou for r in every.rows) + 1.0, min(r.loss for r in every.rows))
+    result = search_combinations(evaluator, top, ceiling)
+    assert len(result.rows) == 7 and all(r.miou < result.baseline_miou for r in result.rows)
+    assert result.best is None and result.best_pairs == []
 
 
 def test_out_of_memory_halves_the_batch_and_finishes(evaluator, tiny, monkeypatch):

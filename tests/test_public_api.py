@@ -1,0 +1,42 @@
+"""The README's "From Python" example runs as written, and `patch` installs a set on SAM and SAM2 models."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import redundancy
+from redundancy.errors import ReplacementError
+from redundancy.models import build_backend
+
+from .conftest import ROOT
+
+
+def test_readme_from_python_example_runs(tmp_path, monkeypatch, capsys):
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## From Python.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    code = code.replace('"runs/from-python"', repr(str(tmp_path / "run")))
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "'baseline_miou'" in out and (tmp_path / "run" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["sam_tiny", "sam2_tiny"])
+def test_patch_changes_the_encoder_output_and_undoes(name):
+    backend = build_backend(name, random_init=True, seed=0, device="cpu", progress=False)
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    before = backend.encode([image])["features"]
+    handle = redundancy.patch(backend.model, [(3, 7)])
+    after = backend.encode([image])["features"]
+    assert torch.equal(after[:, 3], before[:, 7]) and torch.equal(after[:, 8:], before[:, 8:])
+    handle.remove()
+    assert torch.equal(backend.encode([image])["features"], before)
+
+
+def test_patch_refuses_an_unknown_model():
+    with pytest.raises(ReplacementError, match="patch\\(\\) knows SAM"):
+        redundancy.patch(torch.nn.Linear(2, 2), [(0, 1)])
