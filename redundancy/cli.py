@@ -92,13 +92,24 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
     p.add_argument("--halving-keep", type=float, default=0.25, help="halving: fraction kept per round")
 
 
+class DEFAULTS(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m redundancy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("models", help="list the model registry")
-    m.add_argument("--json", action="store_true")
+    m = sub.add_parser("models", formatter_class=DEFAULTS, help="list the model registry")
+    m.add_argument("--json", action="store_true", help="print the registry as JSON")
 
-    s = sub.add_parser("search", help="score channel pairs, pick the top N, search their combinations")
+    s = sub.add_parser(
+        "search", formatter_class=DEFAULTS, help="score channel pairs, pick the top N, search their combinations"
+    )
     _add_common(s)
     _add_scope(s)
     s.add_argument(
@@ -116,13 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     c = sub.add_parser(
-        "compare", help="exact vs taylor vs halving on the same pairs: top-N overlap, rank correlation, mIoU, time"
+        "compare",
+        formatter_class=DEFAULTS,
+        help="exact vs taylor vs halving on the same pairs: top-N overlap, rank correlation, mIoU, time",
     )
     _add_common(c)
     _add_scope(c)
     c.add_argument("--out", help="folder for modes.json and modes.csv")
 
-    a = sub.add_parser("ablate", help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7")
+    a = sub.add_parser(
+        "ablate",
+        formatter_class=DEFAULTS,
+        help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7",
+    )
     _add_common(a)
     a.add_argument("--run", help="take model, data and split from a finished run")
     a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216 (or 'all': the full sweep)")
@@ -131,25 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
     a.add_argument("--unverified", action="store_true", help="use a --run whose files do not match its manifest")
 
-    f = sub.add_parser("figures", help="publication figures (PNG 300 dpi, SVG, PDF) from one or more run dirs")
+    f = sub.add_parser(
+        "figures",
+        formatter_class=DEFAULTS,
+        help="publication figures (PNG 300 dpi, SVG, PDF) from one or more run dirs",
+    )
     f.add_argument("runs", nargs="+", help="run directories (several: adds the cross-dataset consistency figure)")
     f.add_argument("--format", default="png,svg,pdf", help="comma list of png, svg, pdf")
     f.add_argument("--out", required=True, help="folder for the figures and their caption .txt files")
 
-    p = sub.add_parser("apply", help="apply a run's replacement set to images and write patched masks")
-    p.add_argument("--run", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cache")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "apply", formatter_class=DEFAULTS, help="apply a run's replacement set to images and write patched masks"
+    )
+    p.add_argument("--run", required=True, help="a finished run directory (its replacements.json and model)")
+    p.add_argument("--data", required=True, help="images to predict: a folder or .zip, with masks for mIoU or without")
+    p.add_argument("--out", required=True, help="folder for masks/, baseline_masks/, overlays/ and predictions.zip")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
     p.add_argument("--protocol", choices=PROTOCOLS, help="mIoU protocol for the report (default: the run's)")
 
     t = sub.add_parser(
         "train-demo",
         help="train a demo model (sam_tiny / sam2_tiny classes) on synthetic shapes: not SAM",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DEFAULTS,
     )
     defaults = TrainConfig()
     t.add_argument("--model", default=defaults.base, choices=DEMO_BASES, help="architecture to train")
@@ -189,7 +212,11 @@ def _bar_callbacks(args: argparse.Namespace) -> Callbacks:
     def step(name: str, unit: str, done: int, total: int) -> None:
         bar = bars.get(name)
         if bar is None or bar.total != total or done < bar.n:
-            bar = bars[name] = tqdm(total=total, desc=name, unit=unit, file=sys.stderr, dynamic_ncols=True)
+            # The first report comes after the first block of work: it is the bar's start, so the rate
+            # counts only what follows (not "11244 img/s" for a block that took seconds).
+            bar = bars[name] = tqdm(
+                total=total, initial=done, desc=name, unit=unit, file=sys.stderr, dynamic_ncols=True
+            )
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -198,6 +225,7 @@ def _bar_callbacks(args: argparse.Namespace) -> Callbacks:
         encode=lambda d, t: step("encoding", "img", d, t),
         pairs=lambda ev: step("scoring pairs", "pair", ev.done, ev.total),
         combos=lambda d, t: step("combinations", "set", d, t),
+        edits=lambda d, t: step("ablating", "edit", d, t),
         log=lambda m: _log(args, m),
     )
 
@@ -242,10 +270,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
     _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
     out = Path(args.out)
+    callbacks = Callbacks() if quiet else _bar_callbacks(args)
+    session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
     key = search_key(session, session.channel_pairs())
     claim_run_dir(RunDir(out), key, args.overwrite)
     state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
-    callbacks = Callbacks() if quiet else _bar_callbacks(args)
     result = run_search(session, callbacks, state=state, dist=job)
     if job and not job.main:
         teardown_distributed(job)
@@ -321,7 +350,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         session = Session.open(_config(args), _feature_cache(args))
     if zero_all:  # the full sweep: every channel zeroed alone
         edits = [Edit("zero", c) for c in range(session.backend.channels)] + edits
-    base, rows = ablate(session, edits, plain=args.plain)
+    bars = _bar_callbacks(args)
+    session.evaluator("search", bars.encode)
+    base, rows = ablate(session, edits, plain=args.plain, on_progress=bars.edits)
     if args.run:
         save_ablation(Path(args.run), base, rows)
     label = session.backend.weights.label

@@ -87,8 +87,8 @@ class SearchConfig:
             raise ReplacementError(f"--top-n {self.top_n} means 2^{self.top_n} - 1 combinations; use 16 or fewer.")
 
 
-def parse_channels(spec: str | list[int], channels: int, device: torch.device) -> list[int]:
-    """Channel list from 'auto', 'all', 'every:K' or '0-31,40,...' (ranges inclusive)."""
+def parse_channels(spec: str | list[int], channels: int, device: torch.device, name: str = "channels") -> list[int]:
+    """Channel list from 'auto', 'all', 'every:K' or '0-31,40,...' (ranges inclusive); `name` is the setting."""
     if isinstance(spec, list):
         return spec
     spec = str(spec).strip().lower()
@@ -108,11 +108,13 @@ def parse_channels(spec: str | list[int], channels: int, device: torch.device) -
             out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
     except ValueError:
         raise ReplacementError(
-            f"cannot read channel list '{spec}'; use all, auto, every:K (K >= 1) or ranges like 0-31,40."
+            f"{name} '{spec}': cannot read this channel list; use all, auto, every:K (K >= 1) or ranges like 0-31,40."
         ) from None
     bad = [c for c in out if not 0 <= c < channels]
     if bad:
-        raise ReplacementError(f"channel {bad[0]} is out of range; this model has channels 0..{channels - 1}.")
+        raise ReplacementError(
+            f"{name} '{spec}': channel {bad[0]} is out of range; this model has channels 0..{channels - 1}."
+        )
     return sorted(set(out))
 
 
@@ -131,6 +133,7 @@ class Session:
         self.heldout_set = rest.subset(list(range(n_held)))
         self._evaluators: dict[str, Evaluator] = {}
         self.cache_hits = 0
+        self.encode_seconds: dict[str, float] = {}  # per image set: encoding (or cache reads) when first built
 
     @classmethod
     def open(
@@ -151,11 +154,13 @@ class Session:
     ) -> Evaluator:
         """Evaluator over the search or held-out set (features encoded once, through the cache)."""
         if which not in self._evaluators:
+            t0 = time.perf_counter()
             data = self.search_set if which == "search" else self.heldout_set
             evalset = EvalSet.build(self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress, cancel)
             self.cache_hits += self.cache.hits
             cfg = self.cfg
             self._evaluators[which] = Evaluator(self.backend, evalset, cfg.mask_choice, cfg.rows, cfg.precision)
+            self.encode_seconds[which] = time.perf_counter() - t0
         return self._evaluators[which]
 
     def set_rows(self, rows: int | None) -> None:
@@ -167,8 +172,8 @@ class Session:
         """The (source, target) pairs the config asks to score, (P, 2)."""
         c = self.backend.channels
         return channel_pairs(
-            parse_channels(self.cfg.sources, c, self.backend.device),
-            parse_channels(self.cfg.targets, c, self.backend.device),
+            parse_channels(self.cfg.sources, c, self.backend.device, "sources"),
+            parse_channels(self.cfg.targets, c, self.backend.device, "targets"),
             c,
         )
 
@@ -220,16 +225,27 @@ class AblationRow:
     delta_loss: float
 
 
-def ablate(session: Session, edits: list[Edit], plain: bool = False) -> tuple[AblationRow, list[AblationRow]]:
+def ablate(
+    session: Session,
+    edits: list[Edit],
+    plain: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[AblationRow, list[AblationRow]]:
     """Baseline and each edit alone on the search set, one edit per evaluation (the paper's Table 1).
 
     Each edit runs in its own decoder calls of the search's fixed shape, so `replace i:j` equals
     the pair score [i, j] exactly; `plain` uses the unbatched reference path instead.
+    `on_progress(done, total)` counts edits (the baseline included).
     """
     ev = session.evaluator("search")
     c = session.backend.channels
     maps = [identity_map(c)] + [edit_map(e, c) for e in edits]
-    results = [evaluate(ev, m[None], plain) for m in maps]
+    results = []
+    for m in maps:
+        results.append(evaluate(ev, m[None], plain, cancel))
+        if on_progress:
+            on_progress(len(results), len(maps))
     miou = [float(r[0][0]) for r in results]
     loss = [float(r[1][0]) for r in results]
     rows = [AblationRow(str(e), m, lo, m - miou[0], lo - loss[0]) for e, m, lo in zip(edits, miou[1:], loss[1:])]
@@ -263,6 +279,7 @@ class Callbacks:
     encode: Callable[[int, int], None] | None = None
     pairs: Callable[[ScoreProgress], None] | None = None
     combos: Callable[[int, int], None] | None = None
+    edits: Callable[[int, int], None] | None = None  # ablation edits done / total
     log: Callable[[str], None] | None = None
 
 
@@ -304,9 +321,8 @@ def run_search(
     cb = callbacks or Callbacks()
     say = cb.log or (lambda _m: None)
     cfg, timings = session.cfg, {}
-    t = time.perf_counter()
     ev = session.evaluator("search", cb.encode, cancel)
-    timings["encode_search_s"] = time.perf_counter() - t
+    timings["encode_search_s"] = session.encode_seconds["search"]  # wherever it was first built
     pairs = session.channel_pairs()
     c = session.backend.channels
     known = state.pairs(c) if state else None

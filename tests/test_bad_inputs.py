@@ -205,7 +205,11 @@ CASES = {
     "two pairs, one source": (lambda t, m: pairs_map([(7, 1), (7, 2)], 256), "source of two pairs"),
     "top-n zero": (lambda t, m: SearchConfig(model="sam_tiny", data="x", top_n=0).check(), "at least 1"),
     "top-n too large for 2^N": (lambda t, m: SearchConfig(model="sam_tiny", data="x", top_n=40).check(), "16 or fewer"),
-    "bad channel list": (lambda t, m: _search(t, sources="0-x").channel_pairs(), "cannot read channel list"),
+    "bad channel list": (lambda t, m: _search(t, sources="0-x").channel_pairs(), "sources .0-x.: cannot read"),
+    "channel list out of range": (
+        lambda t, m: _search(t, targets="0-300").channel_pairs(),
+        "targets .0-300.: channel 256 is out of range",
+    ),
     # replacement sets
     "replacements for another model": (
         lambda t, m: load_replacements(_repl(t, {"model": "sam_vit_h", "pairs": []}), "sam_tiny", 256),
