@@ -20,9 +20,12 @@ from redundancy.data import load_image, load_mask
 from redundancy.errors import RedundancyError, RunError
 from redundancy.imaging import overlay
 from redundancy.io import env_number
+from redundancy.metrics import METRICS
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
+from redundancy.prompts import PROMPT_MODES
 from redundancy.replace import edit_map, parse_edits
+from redundancy.screen import MODES
 from redundancy.search import best_gain_per_source
 from redundancy.synthetic import TARGET_DOMAINS
 from redundancy.viz import (
@@ -555,7 +558,7 @@ def build_demo() -> gr.Blocks:
                             label="Search-set images",
                             info="the paper uses 50; fewer is faster on CPU",
                         )
-                        prompt = gr.Dropdown(["none", "box", "point"], value="none", label="Prompt from GT")
+                        prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
                 load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
                 info = gr.Markdown(elem_id="load-info")
                 gallery = gr.Gallery(
@@ -612,11 +615,11 @@ def build_demo() -> gr.Blocks:
                     top_n = gr.Slider(
                         1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 combinations", elem_id="top-n"
                     )
-                    metric = gr.Radio(["miou", "loss"], value="miou", label="Metric")
+                    metric = gr.Radio(list(METRICS), value="miou", label="Metric")
                     rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)")
                 with gr.Row():
                     mode = gr.Radio(
-                        ["exact", "taylor", "halving"],
+                        list(MODES),
                         value="exact",
                         label="Search mode",
                         info="exact = the paper; taylor / halving score only promising pairs exactly",

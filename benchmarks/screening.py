@@ -1,12 +1,14 @@
 """Screening modes against the exact search on the same data: top-N overlap, rank correlation, best-set mIoU, time.
 
-Run from the repository root (CPU default: sam_tiny, 64 channels = 4,032 pairs, 8 images):
+Run from the repository root (CPU default: the trained demo model on its three target domains,
+16 search images, every 8th channel = 992 pairs, top 10, Taylor with 48 candidates = 1/20 of the pairs):
 
     python -m benchmarks.screening
-    python -m benchmarks.screening --model sam_vit_b --channels all --images 50 --device cuda
+    python -m benchmarks.screening --domains gray --channels every:4 --candidates 190
+    python -m benchmarks.screening --model sam_tiny --random-init --data assets/sample   # the random-weight figures
 
-Prints one JSON line per mode (the same measurement as `python -m redundancy compare` and the
-app's "Compare modes" button: `redundancy.screen.compare_modes`). `cost` counts decoder rows
+Prints one JSON line per (dataset, mode) (the same measurement as `python -m redundancy compare`
+and the app's "Compare modes" panel: `redundancy.screen.compare_modes`). `cost` counts decoder rows
 relative to the exact scan (Taylor's backward passes are counted as 3 rows per image).
 """
 
@@ -26,32 +28,35 @@ from redundancy.screen import compare_modes
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="sam_tiny")
-    ap.add_argument("--data", default=str(ROOT / "assets" / "sample"))
-    ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--channels", default="every:4")
+    ap.add_argument("--model", default="sam_tiny_demo")
+    ap.add_argument("--random-init", action="store_true", help="seeded random weights instead of the model's own")
+    ap.add_argument("--domains", default="gray,camouflage,texture", help="demo domains under assets/domains")
+    ap.add_argument("--data", help="a dataset folder instead of --domains")
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--channels", default="every:8")
     ap.add_argument("--top-n", type=int, default=10)
-    ap.add_argument("--candidates", type=int, default=190, help="taylor: 190 keeps it under 1/20 of the exact cost")
+    ap.add_argument("--candidates", type=int, default=48, help="taylor: 48 of 992 pairs is 1/20 of the exact cost")
     ap.add_argument("--metric", default="miou", choices=("miou", "loss"))
+    ap.add_argument("--protocol", default="image")
     ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
-    backend = build_backend(args.model, random_init=True, seed=0, device=args.device, progress=False)
-    search, _ = split(open_dataset(args.data), args.images, seed=0)
-    ev = Evaluator(backend, EvalSet.build(backend, search, FeatureCache(), "none", "perseg"))
-    chans = parse_channels(args.channels, backend.channels, backend.device)
-    pairs = channel_pairs(chans, chans, backend.channels)
-    for r in compare_modes(PairScorer(ev, args.metric), pairs, args.top_n, args.candidates):
-        row = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.row().items()}
-        info = {
-            "model": args.model,
-            "weights": backend.weights.label,
-            "device": str(backend.device),
-            "metric": args.metric,
-        }
-        print(json.dumps({**info, "pairs": len(pairs), "images": len(ev.set), **row}))
+    backend = build_backend(args.model, random_init=args.random_init, seed=0, device=args.device, progress=False)
+    datasets = [Path(args.data)] if args.data else [ROOT / "assets" / "domains" / d for d in args.domains.split(",")]
+    rows = []
+    for path in datasets:
+        search, _ = split(open_dataset(path), args.images, seed=0)
+        ev = Evaluator(backend, EvalSet.build(backend, search, FeatureCache(), "none", args.protocol))
+        chans = parse_channels(args.channels, backend.channels, backend.device)
+        pairs = channel_pairs(chans, chans, backend.channels)
+        for r in compare_modes(PairScorer(ev, args.metric), pairs, args.top_n, args.candidates):
+            row = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.row().items()}
+            info = {"model": args.model, "weights": backend.weights.label, "data": path.name, "metric": args.metric}
+            rows.append({**info, "pairs": len(pairs), "images": len(ev.set), **row})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
 from .errors import RedundancyError
 from .export import read_run, save_ablation, write_comparison, write_run
-from .metrics import PROTOCOLS
+from .metrics import METRICS, PROTOCOLS
 from .models import REGISTRY
+from .models.base import MASK_CHOICES
 from .pipeline import (
     Callbacks,
     SearchConfig,
@@ -29,10 +30,12 @@ from .pipeline import (
     run_search,
     search_key,
 )
+from .prompts import PROMPT_MODES
 from .replace import Edit, parse_edits
 from .resume import RunState, claim_run_dir
 from .rundir import RunDir
-from .screen import TEMPERATURE
+from .score import PRECISIONS
+from .screen import MODES, TEMPERATURE
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -44,7 +47,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset folder or .zip (images/+masks/ or PerSeg layout)")
     p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
     p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
-    p.add_argument("--prompt", default="none", choices=("none", "box", "point"), help="prompts from GT")
+    p.add_argument("--prompt", default="none", choices=PROMPT_MODES, help="prompts from GT")
     p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
@@ -55,16 +58,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--mask",
         dest="mask_choice",
         default="single",
-        choices=("single", "best"),
+        choices=MASK_CHOICES,
         help="single-mask output, or the multimask output with the best predicted IoU",
     )
-    p.add_argument("--metric", default="miou", choices=("miou", "loss"), help="what pair gains measure")
+    p.add_argument("--metric", default="miou", choices=METRICS, help="what pair gains measure")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--batch-rows", dest="rows", type=int, help="decoder rows per call (default per device)")
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=("fp32", "bf16"),
+        choices=tuple(PRECISIONS),
         help="decoder matrix products in fp32 (default) or bfloat16 autocast, for GPUs with bf16 units "
         "(unmeasured here; several times slower on CPUs without them); metrics stay fp32",
     )
@@ -115,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--mode",
         default="exact",
-        choices=("exact", "taylor", "halving"),
+        choices=MODES,
         help="exact (the paper) or a screening mode that scores only promising pairs exactly",
     )
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
