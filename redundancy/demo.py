@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from . import synthetic
 from .models import Backend
 from .models.base import ALL_MASKS, FEATURES
+from .models.registry import DEMO_DIR, DEMO_MANIFEST
 from .prompts import Prompt
 
 DEMO_NAMES = {"sam_tiny": "sam_tiny_demo", "sam2_tiny_narrow": "sam2_tiny_demo"}  # architecture -> demo model
@@ -149,8 +150,6 @@ def record(cfg: TrainConfig, curve: list[dict], blob: bytes, final_miou: float) 
     }
 
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
-MANIFEST = "models.json"
 
 
 def demo_name(base: str) -> str:
@@ -176,7 +175,7 @@ def train_and_save(cfg: TrainConfig, out_dir: str | Path = DEMO_DIR, log: Callab
     log(f"fp16 checkpoint: source mIoU {final:.2f} on {TEST_IMAGES} held-out source images")
     path = out_dir / f"{demo_name(cfg.base)}.pt"
     path.write_bytes(blob)
-    manifest_path = out_dir / MANIFEST
+    manifest_path = out_dir / DEMO_MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[demo_name(cfg.base)] = entry = {"file": path.name, **record(cfg, curve, blob, final)}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

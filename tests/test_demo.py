@@ -15,10 +15,10 @@ from redundancy import demo, synthetic
 from redundancy.errors import WeightsError
 from redundancy.io import sha256_file
 from redundancy.models import REGISTRY, build_backend
-from redundancy.models.registry import DEMO_DIR
+from redundancy.models.registry import DEMO_DIR, DEMO_MANIFEST
 
 ROOT = Path(__file__).resolve().parents[1]
-MANIFEST = json.loads((DEMO_DIR / "models.json").read_text())
+MANIFEST = json.loads((DEMO_DIR / DEMO_MANIFEST).read_text())
 
 
 @pytest.fixture(scope="module")

@@ -140,11 +140,12 @@ REGISTRY: dict[str, ModelSpec] = {
 
 _BUILD_LOCK = threading.Lock()
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
+DEMO_MANIFEST = "models.json"  # in DEMO_DIR: each shipped demo checkpoint's file, sha256, base and training record
 
 
 def _demo_specs() -> list[ModelSpec]:
     """Registry entries for the demo checkpoints listed in assets/demo/models.json (trained here, not SAM)."""
-    manifest = DEMO_DIR / "models.json"
+    manifest = DEMO_DIR / DEMO_MANIFEST
     if not manifest.exists():
         return []
     specs = []
