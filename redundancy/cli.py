@@ -274,8 +274,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
     out = Path(args.out)
     callbacks = Callbacks() if quiet else _bar_callbacks(args)
+    pairs = session.channel_pairs()  # a bad channel list fails before anything is encoded
     session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
-    key = search_key(session, session.channel_pairs())
+    key = search_key(session, pairs)
     claim_run_dir(RunDir(out), key, args.overwrite)
     state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
     result = run_search(session, callbacks, state=state, dist=job)
@@ -353,9 +354,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         session = Session.open(_config(args), _feature_cache(args))
     if zero_all:  # the full sweep: every channel zeroed alone
         edits = [Edit("zero", c) for c in range(session.backend.channels)] + edits
-    bars = _bar_callbacks(args)
-    session.evaluator("search", bars.encode)
-    base, rows = ablate(session, edits, plain=args.plain, on_progress=bars.edits)
+    base, rows = ablate(session, edits, plain=args.plain, callbacks=_bar_callbacks(args))
     if args.run:
         save_ablation(Path(args.run), base, rows)
     label = session.backend.weights.label

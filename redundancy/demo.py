@@ -150,8 +150,6 @@ def record(cfg: TrainConfig, curve: list[dict], blob: bytes, final_miou: float) 
     }
 
 
-
-
 def demo_name(base: str) -> str:
     """Registry name of the demo model trained on architecture `base`."""
     return DEMO_NAMES[base]

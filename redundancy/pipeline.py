@@ -229,23 +229,24 @@ def ablate(
     session: Session,
     edits: list[Edit],
     plain: bool = False,
-    on_progress: Callable[[int, int], None] | None = None,
+    callbacks: Callbacks | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[AblationRow, list[AblationRow]]:
     """Baseline and each edit alone on the search set, one edit per evaluation (the paper's Table 1).
 
     Each edit runs in its own decoder calls of the search's fixed shape, so `replace i:j` equals
     the pair score [i, j] exactly; `plain` uses the unbatched reference path instead.
-    `on_progress(done, total)` counts edits (the baseline included).
+    `callbacks.edits(done, total)` counts edits (the baseline included); edits are checked before encoding.
     """
-    ev = session.evaluator("search")
+    cb = callbacks or Callbacks()
     c = session.backend.channels
     maps = [identity_map(c)] + [edit_map(e, c) for e in edits]
+    ev = session.evaluator("search", cb.encode, cancel)
     results = []
     for m in maps:
         results.append(evaluate(ev, m[None], plain, cancel))
-        if on_progress:
-            on_progress(len(results), len(maps))
+        if cb.edits:
+            cb.edits(len(results), len(maps))
     miou = [float(r[0][0]) for r in results]
     loss = [float(r[1][0]) for r in results]
     rows = [AblationRow(str(e), m, lo, m - miou[0], lo - loss[0]) for e, m, lo in zip(edits, miou[1:], loss[1:])]

@@ -72,7 +72,7 @@ def test_1_load_opens_on_the_demo_model_and_a_demo_domain(page):
     page.screenshot(path=SHOTS / "0-first-visit.png", full_page=True)
     page.locator("#load-btn").click()  # the defaults a first visitor gets
     info = _wait_text(page, "load-info", "Loaded")
-    assert "120" in info and "search set 24" in info and "held-out 96" in info
+    assert "120" in info and "search set 50" in info and "held-out 70" in info
     assert "DEMO MODEL" in page.content() and "not SAM" in page.content()
     page.screenshot(path=SHOTS / "1-model-data.png", full_page=True)
 
@@ -159,7 +159,7 @@ def test_5_downloads_are_valid_files(page, tmp_path):
     (tmp_path / "p.zip").write_bytes(files["predictions.zip"])
     with zipfile.ZipFile(tmp_path / "p.zip") as zf:
         masks = [n for n in zf.namelist() if n.startswith("masks/") and n.endswith(".png")]
-    assert len(masks) == 120  # one mask PNG per image (24 search + 96 held-out)
+    assert len(masks) == 120  # one mask PNG per image (50 search + 70 held-out)
     page.screenshot(path=SHOTS / "5-results.png", full_page=True)
 
 
