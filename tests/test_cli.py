@@ -101,6 +101,9 @@ TINY = ["--model", "sam_tiny", "--random-init", "--data", DATA]  # the flags eve
         (["search", *TINY, "--search-images", "99", "--out", "/tmp/x"], "--search-images 32"),
         (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such"),
         (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "not a finished run"),
+        (["search", *TINY, "--seed", "12345678901234567890123", "--out", "/tmp/x"], "out of range"),
+        (["search", *TINY, "--search-images", "2", "--batch-rows", "-4", "--out", "/tmp/x"], "at least 1"),
+        (["search", *TINY, "--search-images", "2", "--cache", "/etc/passwd", "--out", "/tmp/x"], "is a file"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv, message, capsys):
