@@ -244,6 +244,15 @@ CASES = {
     ),
     # weights content
     "seed too large": (lambda t, m: build_backend("sam_tiny", random_init=True, seed=2**70), "seed .* out of range"),
+    "encoder output with NaN": (
+        lambda t, m: (
+            m.setattr(m.tiny, "encode", lambda ims: {"features": torch.full((1, 256, 8, 8), float("nan"))}),
+            __import__("redundancy.features", fromlist=["x"])
+            .FeatureCache(t / "c")
+            .encode(m.tiny, [SAMPLE / "Images" / "disc" / "00.jpg"]),
+        ),
+        "NaN or Inf features",
+    ),
     "checkpoint with NaN weights": (
         lambda t, m: build_backend("sam_tiny", checkpoint=_nan_ckpt(t, m.tiny), device="cpu"),
         "holds NaN or Inf",
