@@ -138,6 +138,9 @@ def load(
     zip_file,
     n_search,
     prompt,
+    sources="auto",
+    targets="auto",
+    top_n=10,
     progress=gr.Progress(track_tqdm=True),
 ):
     ws = ws if ws is not None else Workspace()
@@ -168,7 +171,12 @@ def load(
     )
     choices = [(n, k) for k, n in enumerate(names)]
     pickers = [gr.update(choices=choices, value=0) for _ in range(2)]  # one update object per component
-    return ws, badge(ws), info, gallery, *pickers, search_estimate(ws, "auto", "auto", 10)
+    return ws, badge(ws), info, gallery, *pickers, search_estimate(ws, sources, targets, top_n)  # the scope as set
+
+
+def blank(count: int) -> list[None]:
+    """Empty values for `count` outputs: results of a previous model or dataset must not survive a new Load."""
+    return [None] * count
 
 
 def model_hint(name: str):
@@ -208,6 +216,9 @@ def explore(ws, index, sort):
         best = best_gain_per_source(ws.result.scores.gain)
         order = list(np.argsort(-np.nan_to_num(best, nan=-np.inf)))
         labels = {c: f"{best[c]:+.1f}" for c in order if np.isfinite(best[c])}
+    elif sort != "index":  # the sort needs a result this session does not have yet: say so, never fall back silently
+        need_first = "the zero sweep (Ablation tab)" if sort == "zero-sweep delta" else "a search (Search tab)"
+        gr.Warning(f"Sorting by {sort} needs {need_first}; showing index order until then.")
     mosaic = channel_mosaic(feats, order, MOSAIC_COLS, MOSAIC_TILE, labels)
     first = int(order[0])
     return mosaic, order, story(ws, feats), gt_overlay(ws, pick(index)), first, feature_image(feats[first], 320)
@@ -306,7 +317,8 @@ def cancel(ws):
     if ws is not None and ws.job is not None and ws.job.running:
         ws.job.cancel.set()
         return "Cancelling after the current batch…"
-    return "Nothing is running."
+    gr.Info("Nothing is running.")  # a toast: the status of a finished job stays as it was
+    return gr.update()
 
 
 def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512):
@@ -315,8 +327,9 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
         ws.start_search(
             int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, mode, int(candidates)
         )
-    except RedundancyError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+    except RedundancyError as e:  # e.g. a search already running: say so once, keep every finished output
+        gr.Warning(str(e))
+        return
 
     def render():
         finished = ws.job.result  # this search's own result (None while running, or if cancelled)
@@ -350,8 +363,9 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
         need(ws).start_compare(
             int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, int(candidates)
         )
-    except RedundancyError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+    except RedundancyError as e:  # as for a search: one message, finished outputs kept
+        gr.Warning(str(e))
+        return
 
     def render():
         table = [
@@ -696,12 +710,19 @@ def build_demo() -> gr.Blocks:
                 teach_top = gr.Dataframe(headers=["rank", "source i", "target j", "gain"], label="Step 4: top N")
                 teach_combo = gr.Plot(label="Step 5: every subset of the top N")
 
+        # Every result shown for the previous model or dataset: emptied once a new Load succeeds.
+        results = [mosaic, story_img, image_view, enlarged, abl_note, abl_table, abl_gallery, sweep_status]
+        results += [sweep_plot, status, heatmap, top_table, combo_plot, best_md, compare_status, compare_table]
+        results += [compare_note, summary, res_gallery, downloads, apply_md, apply_out, fig_gallery, fig_zip]
+        results += [teach_md, teach_fmap, teach_one, teach_heat, teach_top, teach_combo]
         load_btn.click(
             load,
-            [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt],
+            [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt, sources, targets, top_n],
             [ws, weights_md, info, gallery, img_pick, abl_img, estimate],
-        )
-        show_btn.click(explore, [ws, img_pick, sort], [mosaic, order, story_img, image_view, chan, enlarged])
+        ).success(functools.partial(blank, len(results)), None, results)
+        explore_outputs = [mosaic, order, story_img, image_view, chan, enlarged]
+        show_btn.click(explore, [ws, img_pick, sort], explore_outputs)
+        sort.change(explore, [ws, img_pick, sort], explore_outputs)  # a new order shows at once
         mosaic.select(click_channel, [ws, img_pick, order], [chan, enlarged])
         chan.submit(pick_channel, [ws, img_pick, chan], [chan, enlarged])
         abl_btn.click(run_ablation, [ws, kind, edits, abl_img], [abl_table, abl_gallery, abl_note])

@@ -192,3 +192,25 @@ def test_7_narrow_screen(page):
     page.screenshot(path=SHOTS / "7-narrow.png", full_page=True)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 440  # no horizontal scrolling on a phone-sized screen
+
+
+def test_8_a_new_load_clears_the_previous_models_results(page):
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    _tab(page, "Search")
+    assert page.locator("#heatmap .js-plotly-plot").count() == 1  # the earlier sam_tiny_demo search
+    _tab(page, "Model & data")
+    box = page.get_by_label("Model", exact=True)
+    box.click()
+    box.fill("sam2_tiny_demo")
+    box.press("Enter")
+    page.wait_for_function("() => document.body.innerText.includes('sam2_tiny_narrow classes')")  # the hint follows
+    page.locator("#load-btn").click()
+    _wait_text(page, "load-info", "Loaded")
+    page.wait_for_function("() => document.body.innerText.includes('sam2_tiny_demo on')")
+    _tab(page, "Search")
+    end = time.time() + 30
+    while time.time() < end and page.locator("#heatmap .js-plotly-plot").count():
+        time.sleep(0.2)
+    assert page.locator("#heatmap .js-plotly-plot").count() == 0
+    assert "Search finished" not in _text(page, "search-status") and "Cancelled" not in _text(page, "search-status")
+    page.screenshot(path=SHOTS / "8-new-model-clean.png", full_page=True)
