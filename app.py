@@ -22,7 +22,7 @@ from redundancy.imaging import overlay
 from redundancy.io import env_number
 from redundancy.metrics import METRICS
 from redundancy.models import REGISTRY
-from redundancy.pipeline import SearchConfig, estimate_seconds, format_seconds, parse_channels
+from redundancy.pipeline import SessionConfig, estimate_seconds, format_seconds, parse_channels
 from redundancy.prompts import PROMPT_MODES
 from redundancy.replace import edit_map, parse_edits
 from redundancy.screen import MODES
@@ -149,7 +149,7 @@ def load(
     if weights == WEIGHTS[2] and ckpt_file is None:
         raise RedundancyError("upload a checkpoint file (.pth / .pt), or pick another weights source.")
     data = dataset_path(source, zip_file)
-    cfg = SearchConfig(
+    cfg = SessionConfig(
         model=model,
         data=str(data),
         random_init=weights == WEIGHTS[0],
@@ -160,7 +160,7 @@ def load(
         finetuned=ft_file or None,
     )
     progress(0, desc="building model and reading data")
-    s = ws.load(cfg, data, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
+    s = ws.load(cfg, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
     names = s.evaluator("search").set.names
     gallery = [(gt_overlay(ws, k), n) for k, n in enumerate(names)]
     warn = "".join(f"\n- ⚠ {w}" for w in s.dataset.warnings[:5])
@@ -337,7 +337,7 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
         fig = gain_heatmap(
             ws.gain,
             [(p.source, p.target) for p in top] if top else None,
-            f"pair gains ({s.cfg.metric}), {s.backend.weights.label}",
+            f"pair gains ({ws.settings.metric}), {s.backend.weights.label}",
             *ws.scope,
         )
         table, combos, best = [], None, ""
@@ -412,7 +412,7 @@ def results_text(ws: Workspace) -> str:
         lines.append(f"- held-out ({h['images']} images): mIoU {h['baseline_miou']:.2f} → {h['patched_miou']:.2f}")
     scored = int(np.isfinite(r.scores.gain).sum())
     lines.append(
-        f"- mode `{r.config.mode}`: {scored:,} of {r.pairs_in_scope:,} pairs in scope "
+        f"- mode `{r.settings.mode}`: {scored:,} of {r.pairs_in_scope:,} pairs in scope "
         f"scored exactly ({r.scores.seconds:.1f} s)"
     )
     lines.append(f"- weights: {r.header['weights_label']} · run folder `{ws.run_dir.name}`")
@@ -493,7 +493,7 @@ def teach(ws):
         (mask_overlay(image, ws.predict(0, pairs=[(i, j)]), gt), f"channel {i} takes {j}"),
     ]
     c, b = s.backend.channels, len(ev.set)
-    n = r.config.top_n if r else s.cfg.top_n
+    n = r.settings.top_n if r else ws.settings.top_n
     steps = (
         f"**1. Cache features.** Each image goes through the frozen encoder once: {enc:.2f} s per image here; "
         f"the result is a {c} x {feats.shape[1]} x {feats.shape[2]} block of channel maps (one shown).\n\n"

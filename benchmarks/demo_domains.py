@@ -19,25 +19,23 @@ from pathlib import Path
 import numpy as np
 
 from redundancy.features import FeatureCache
-from redundancy.pipeline import SearchConfig, Session, run_search
+from redundancy.pipeline import SearchSettings, Session, SessionConfig, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(model: str, domain: str, n_search: int, seed: int, args: argparse.Namespace, cache: FeatureCache) -> dict:
     """One search; the gains in mIoU points on the search set and on every image outside it."""
-    cfg = SearchConfig(
+    cfg = SessionConfig(
         model=model,
         data=str(ROOT / "assets" / "domains" / domain),
         seed=seed,
         search_images=n_search,
-        sources=args.sources,
-        targets=args.targets,
-        top_n=args.top_n,
         protocol=args.protocol,
         device=args.device,
     )
-    r = run_search(Session.open(cfg, cache, progress=False))
+    settings = SearchSettings(top_n=args.top_n, sources=args.sources, targets=args.targets)
+    r = run_search(Session.open(cfg, cache, progress=False), settings)
     c, held = r.combos, r.heldout
     best = c.best.miou if c.best else c.baseline_miou
     return {

@@ -22,8 +22,9 @@ from .models import REGISTRY
 from .models.base import MASK_CHOICES
 from .pipeline import (
     Callbacks,
-    SearchConfig,
+    SearchSettings,
     Session,
+    SessionConfig,
     ablate,
     compare_search_modes,
     format_seconds,
@@ -193,9 +194,18 @@ def parse_edit_flags(zero: str, swap: str, replace: str) -> list[Edit]:
     return [e for kind, text in (("zero", zero), ("swap", swap), ("replace", replace)) for e in parse_edits(kind, text)]
 
 
-def _config(args: argparse.Namespace) -> SearchConfig:
-    fields = SearchConfig.__dataclass_fields__
-    return SearchConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+def _fields(cls: type, args: argparse.Namespace, **override) -> dict:
+    """The dataclass `cls`'s fields among the parsed flags (unset flags keep the class defaults)."""
+    given = {k: v for k, v in vars(args).items() if k in cls.__dataclass_fields__ and v is not None}
+    return {**given, **override}
+
+
+def _config(args: argparse.Namespace, **override) -> SessionConfig:
+    return SessionConfig(**_fields(SessionConfig, args, **override))
+
+
+def _settings(args: argparse.Namespace) -> SearchSettings:
+    return SearchSettings(**_fields(SearchSettings, args))
 
 
 def _feature_cache(args: argparse.Namespace):
@@ -262,24 +272,24 @@ def _require_data(args: argparse.Namespace) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     _require_data(args)
-    cfg = _config(args)
+    settings = _settings(args)
+    settings.check()
     job = setup_distributed()  # None unless launched by torchrun
-    if job and cfg.mode != "exact":
-        raise RedundancyError(f"--mode {cfg.mode} runs in one process; launch it without torchrun.")
-    if job and torch.cuda.is_available():
-        cfg.device = f"cuda:{job.local_rank}"
+    if job and settings.mode != "exact":
+        raise RedundancyError(f"--mode {settings.mode} runs in one process; launch it without torchrun.")
+    cfg = _config(args, device=f"cuda:{job.local_rank}") if job and torch.cuda.is_available() else _config(args)
     quiet = job is not None and not job.main  # one rank talks
     session = Session.open(cfg, _feature_cache(args), progress=not quiet)
     say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
     _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
     out = Path(args.out)
     callbacks = Callbacks() if quiet else _bar_callbacks(args)
-    pairs = session.channel_pairs()  # a bad channel list fails before anything is encoded
+    pairs = session.channel_pairs(settings)  # a bad channel list fails before anything is encoded
     session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
-    key = search_key(session, pairs)
+    key = search_key(session, settings, pairs)
     claim_run_dir(RunDir(out), key, args.overwrite)
     state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
-    result = run_search(session, callbacks, state=state, dist=job)
+    result = run_search(session, settings, callbacks, state=state, dist=job)
     if job and not job.main:
         teardown_distributed(job)
         return 0
@@ -321,9 +331,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _describe(session, say)
     cb = _bar_callbacks(args)
     cb.log = lambda m: say(f"- {m}")
-    reports = compare_search_modes(session, callbacks=cb)
+    settings = _settings(args)
+    reports = compare_search_modes(session, settings, callbacks=cb)
     if args.out:
-        write_comparison(Path(args.out), session, reports)
+        write_comparison(Path(args.out), session, settings, reports)
     if args.json:
         print(json.dumps([r.row() for r in reports], indent=2))
         return 0
@@ -344,8 +355,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace)
     if args.run:
         config, _ = read_run(Path(args.run), verify=not args.unverified)
-        cfg = SearchConfig(**config["config"])
-        cfg.device = args.device
+        cfg = SessionConfig(**{**config["config"], "device": args.device})
         data = open_run_data(config, args.data)
         session = Session(backend_for_run(config, args.device), data, cfg, _feature_cache(args))
     else:

@@ -19,6 +19,10 @@ class DataError(RedundancyError):
     """A dataset, image or mask is missing, unreadable or inconsistent."""
 
 
+class ConfigError(RedundancyError):
+    """A setting has a value no step can use (an unknown choice, a number out of range)."""
+
+
 class ReplacementError(RedundancyError):
     """An invalid channel index, pair or replacement set."""
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .imaging import overlay, png_bytes
 from .io import atomic_write, write_json
-from .pipeline import SearchResult, Session, config_dict, search_key
+from .pipeline import SearchResult, SearchSettings, Session, config_dict, search_key
 from .rundir import ABLATION, RunDir
 from .screen import ModeReport
 
@@ -62,7 +62,7 @@ def replacements_dict(result: SearchResult) -> dict:
     gains = {(p.source, p.target): p.gain for p in result.top}
     return {
         **result.header,
-        "metric": result.config.metric,
+        "metric": result.settings.metric,
         "prompt": result.config.prompt,
         "mask_choice": result.config.mask_choice,
         "pairs": [{"source": i, "target": j, "single_pair_gain": gains.get((i, j))} for i, j in c.best_pairs],
@@ -84,7 +84,7 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     s = result.scores
     top = {
         **result.header,
-        "top_n": result.config.top_n,
+        "top_n": result.settings.top_n,
         "metric": s.metric,
         "baseline_miou": s.baseline_miou,
         "baseline_loss": s.baseline_loss,
@@ -99,15 +99,16 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     atomic_write(out / "combinations.csv", combinations_table(result))
     atomic_write(out / "preview.npz", preview_npz(session, result.best_pairs))
     write_json(out / "replacements.json", repl)
-    RunDir(out).seal(search_key(session, session.channel_pairs()))  # last: marks a finished run
+    key = search_key(session, result.settings, session.channel_pairs(result.settings))
+    RunDir(out).seal(key)  # last: marks a finished run
     return out
 
 
-def write_comparison(out: Path, session: Session, reports: list[ModeReport]) -> Path:
-    """modes.json (with what identifies the session) and modes.csv of a search-mode comparison."""
+def write_comparison(out: Path, session: Session, settings: SearchSettings, reports: list[ModeReport]) -> Path:
+    """modes.json (with what identifies the session and the settings) and modes.csv of a search-mode comparison."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [r.row() for r in reports]
-    pairs = session.channel_pairs()
+    pairs = session.channel_pairs(settings)
     write_json(
         out / "modes.json",
         {
@@ -116,6 +117,7 @@ def write_comparison(out: Path, session: Session, reports: list[ModeReport]) -> 
             "search_images": len(session.search_set),
             "pairs": len(pairs),
             "config": asdict(session.cfg),
+            "search": asdict(settings),
             "modes": rows,
         },
     )

@@ -85,7 +85,7 @@ class Run:
             f"model {c['model']}; weights: {c['weights']['label']}; dataset {self.label} "
             f"(sha256 {c['data']['sha256'][:12]}); search set {len(c['data']['search_set'])} images; "
             f"seed {c['config']['seed']}; prompt {c['config']['prompt']}; protocol {c['protocol']}; "
-            f"metric {c['config']['metric']}; run {self.path.name}"
+            f"metric {c['search']['metric']}; run {self.path.name}"
         )
 
     def best_gain_as_source(self) -> np.ndarray:

@@ -19,9 +19,9 @@ import torch
 from . import __version__
 from .data import Dataset, open_dataset, split
 from .distributed import Dist
-from .errors import DataError, ReplacementError
+from .errors import ConfigError, ReplacementError
 from .features import FeatureCache
-from .metrics import PROTOCOLS
+from .metrics import METRICS, PROTOCOLS
 from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .prompts import PROMPT_MODES
@@ -34,21 +34,47 @@ from .search import CombinationResult, RankedPair, search_combinations, top_pair
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
 
 
-@dataclass
-class SearchConfig:
-    """Everything that defines a run; written to config.json so the run can be repeated exactly."""
+def _choice(name: str, value: object, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {name} '{value}'; use one of {', '.join(map(str, allowed))}.")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What a session is: model and weights, data and its split, prompts, protocol, device, decoder batches.
+
+    Given to `Session.open`; written to config.json ("config") so the session can be rebuilt exactly.
+    """
 
     model: str
     data: str
     checkpoint: str | None = None
     finetuned: str | None = None  # full / decoder-only / LoRA fine-tune applied over the base weights
     random_init: bool = False
-    seed: int = 0
+    seed: int = 0  # random weights and the search / held-out split
     search_images: int = 50
     heldout_images: int | None = None  # None: every image not in the search set
     prompt: str = "none"
     protocol: str | None = None  # None: the dataset's convention
     mask_choice: str = "single"
+    device: str = "auto"
+    rows: int | None = None  # decoder rows per call; None: the device default
+    precision: str = "fp32"  # fp32 | bf16: decoder matrix products in bfloat16 (metrics stay fp32/fp64)
+
+    def check(self) -> None:
+        """Raise a ConfigError naming the setting whose value no step could use."""
+        _choice("prompt", self.prompt, PROMPT_MODES)
+        _choice("mask choice", self.mask_choice, MASK_CHOICES)
+        _choice("precision", self.precision, tuple(PRECISIONS))
+        if self.protocol is not None:
+            _choice("protocol", self.protocol, PROTOCOLS)
+        check_rows(self.rows)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How one search runs on a session: metric, top N, channel scope, mode and its parameters."""
+
     metric: str = "miou"
     top_n: int = 10
     sources: str = "auto"
@@ -58,33 +84,17 @@ class SearchConfig:
     taylor_temperature: float = TEMPERATURE  # taylor, miou: soft-mIoU tau as a fraction of the logits' std
     halving_start: int = 2  # halving: images in the first round (doubles each round)
     halving_keep: float = 0.25  # halving: fraction of pairs kept per round
-    device: str = "auto"
-    rows: int | None = None
-    precision: str = "fp32"  # fp32 | bf16: decoder matrix products in bfloat16 (metrics stay fp32/fp64)
 
     def check(self) -> None:
-        """Raise a clear error for option values no step could use."""
-        for name, value, allowed in (
-            ("prompt", self.prompt, PROMPT_MODES),
-            ("mask", self.mask_choice, MASK_CHOICES),
-            ("metric", self.metric, ("miou", "loss")),
-            ("precision", self.precision, PRECISIONS),
-        ):
-            if value not in allowed:
-                raise DataError(f"unknown --{name} '{value}'; use one of {', '.join(allowed)}.")
-        if self.protocol is not None and self.protocol not in PROTOCOLS:
-            raise DataError(f"unknown --protocol '{self.protocol}'; use one of {', '.join(PROTOCOLS)}.")
-        if self.top_n < 1:
-            raise ReplacementError(f"--top-n must be at least 1 (got {self.top_n}).")
-        if self.mode not in MODES:
-            raise DataError(f"unknown --mode '{self.mode}'; use one of {', '.join(MODES)}.")
+        """Raise a ConfigError naming the setting whose value no search could use."""
+        _choice("metric", self.metric, METRICS)
+        _choice("search mode", self.mode, MODES)
+        if not 1 <= self.top_n <= 16:
+            raise ConfigError(f"top N must be 1 to 16 (got {self.top_n}): it means 2^N - 1 combinations to evaluate.")
         if self.candidates < 1 or not 0 < self.halving_keep < 1 or self.halving_start < 1:
-            raise DataError("--candidates and --halving-start must be >= 1 and --halving-keep in (0, 1).")
+            raise ConfigError("candidates and halving start must be >= 1 and halving keep in (0, 1).")
         if not self.taylor_temperature > 0:
-            raise DataError(f"--taylor-temperature must be > 0 (got {self.taylor_temperature}); 0.1 is the default.")
-        check_rows(self.rows)
-        if self.top_n > 16:
-            raise ReplacementError(f"--top-n {self.top_n} means 2^{self.top_n} - 1 combinations; use 16 or fewer.")
+            raise ConfigError(f"taylor temperature must be > 0 (got {self.taylor_temperature}); 0.1 is the default.")
 
 
 def parse_channels(spec: str | list[int], channels: int, device: torch.device, name: str = "channels") -> list[int]:
@@ -121,7 +131,7 @@ def parse_channels(spec: str | list[int], channels: int, device: torch.device, n
 class Session:
     """A model, a dataset split into search / held-out sets, and their cached features."""
 
-    def __init__(self, backend: Backend, dataset: Dataset, cfg: SearchConfig, cache: FeatureCache | None = None):
+    def __init__(self, backend: Backend, dataset: Dataset, cfg: SessionConfig, cache: FeatureCache | None = None):
         cfg.check()
         self.backend = backend
         self.dataset = dataset
@@ -137,7 +147,11 @@ class Session:
 
     @classmethod
     def open(
-        cls, cfg: SearchConfig, cache: FeatureCache | None = None, extract_to: Path | None = None, progress: bool = True
+        cls,
+        cfg: SessionConfig,
+        cache: FeatureCache | None = None,
+        extract_to: Path | None = None,
+        progress: bool = True,
     ) -> Session:
         """Build the backend and open the dataset named in `cfg`."""
         cfg.check()
@@ -165,15 +179,16 @@ class Session:
 
     def set_rows(self, rows: int | None) -> None:
         """Decoder rows per call from now on (None: the device default); evaluators of another size rebuild."""
-        self.cfg.rows = rows
+        check_rows(rows)
+        self.cfg = replace(self.cfg, rows=rows)
         self._evaluators = {k: ev for k, ev in self._evaluators.items() if ev.rows == (rows or ev.auto_rows)}
 
-    def channel_pairs(self) -> torch.Tensor:
-        """The (source, target) pairs the config asks to score, (P, 2)."""
+    def channel_pairs(self, settings: SearchSettings) -> torch.Tensor:
+        """The (source, target) pairs the settings ask to score, (P, 2)."""
         c = self.backend.channels
         return channel_pairs(
-            parse_channels(self.cfg.sources, c, self.backend.device, "sources"),
-            parse_channels(self.cfg.targets, c, self.backend.device, "targets"),
+            parse_channels(settings.sources, c, self.backend.device, "sources"),
+            parse_channels(settings.targets, c, self.backend.device, "targets"),
             c,
         )
 
@@ -257,7 +272,8 @@ def ablate(
 class SearchResult:
     """What a finished search found, with the numbers replacements.json reports."""
 
-    config: SearchConfig
+    config: SessionConfig  # the session it ran on
+    settings: SearchSettings  # how it ran
     header: dict
     scores: PairScores
     top: list[RankedPair]
@@ -284,9 +300,9 @@ class Callbacks:
     log: Callable[[str], None] | None = None
 
 
-def search_key(session: Session, pairs: torch.Tensor) -> str:
+def search_key(session: Session, settings: SearchSettings, pairs: torch.Tensor) -> str:
     """Fingerprint of everything that changes a search's numbers (for resuming safely)."""
-    cfg = session.cfg
+    cfg, st = session.cfg, settings
     ev = session.evaluator("search")
     return fingerprint(
         {
@@ -297,19 +313,20 @@ def search_key(session: Session, pairs: torch.Tensor) -> str:
             "prompt": cfg.prompt,
             "protocol": session.protocol,
             "mask": cfg.mask_choice,
-            "metric": cfg.metric,
-            "top_n": cfg.top_n,
+            "metric": st.metric,
+            "top_n": st.top_n,
             "rows": ev.rows,
             "precision": cfg.precision,
             "device": session.backend.device.type,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
-            "mode": [cfg.mode, cfg.candidates, cfg.halving_start, cfg.halving_keep, cfg.taylor_temperature],
+            "mode": [st.mode, st.candidates, st.halving_start, st.halving_keep, st.taylor_temperature],
         }
     )
 
 
 def run_search(
     session: Session,
+    settings: SearchSettings | None = None,
     callbacks: Callbacks | None = None,
     cancel: threading.Event | None = None,
     state: RunState | None = None,
@@ -319,12 +336,14 @@ def run_search(
 
     With a `state`, progress is saved as it goes and a rerun continues from it.
     """
+    cfg = settings or SearchSettings()
+    cfg.check()
     cb = callbacks or Callbacks()
     say = cb.log or (lambda _m: None)
-    cfg, timings = session.cfg, {}
+    timings = {}
     ev = session.evaluator("search", cb.encode, cancel)
     timings["encode_search_s"] = session.encode_seconds["search"]  # wherever it was first built
-    pairs = session.channel_pairs()
+    pairs = session.channel_pairs(cfg)
     c = session.backend.channels
     known = state.pairs(c) if state else None
     resumed = 0 if known is None else int(np.isfinite(known[0][pairs[:, 0].numpy(), pairs[:, 1].numpy()]).sum())
@@ -354,7 +373,7 @@ def run_search(
     timings["score_s"] = scores.seconds
     top, skipped = top_pairs(scores, cfg.top_n)
     if len(top) < cfg.top_n:
-        say(f"only {len(top)} usable pairs for --top-n {cfg.top_n}")
+        say(f"only {len(top)} usable pairs for top N = {cfg.top_n}")
     say(f"trying {2 ** len(top) - 1:,} combinations of the top {len(top)} pairs")
     top_ij = [(p.source, p.target) for p in top]
     known_c = state.combos(2 ** len(top) - 1, top_ij) if state else None
@@ -378,27 +397,28 @@ def run_search(
             "patched_loss": float(loss[1]),
         }
         timings["heldout_s"] = time.perf_counter() - t
-    # a copy of the config: the session's own may change for the next search
     return SearchResult(
-        replace(cfg), session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings, len(pairs)
+        session.cfg, cfg, session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings, len(pairs)
     )
 
 
 def compare_search_modes(
     session: Session,
+    settings: SearchSettings | None = None,
     exact: SearchResult | None = None,
     callbacks: Callbacks | None = None,
     cancel: threading.Event | None = None,
 ) -> list[ModeReport]:
-    """Exact vs taylor vs halving on the session's pairs, top N and screening settings.
+    """Exact vs taylor vs halving on the settings' pairs, top N and screening parameters.
 
     `exact` (an exact search just run on the same pairs, in the same metric) saves the full scan
     and, for the same top N, its combination stage.
     """
+    cfg = settings or SearchSettings()
+    cfg.check()
     cb = callbacks or Callbacks()
-    cfg = session.cfg
-    ev = session.evaluator("search", cb.encode)
-    pairs = session.channel_pairs()
+    ev = session.evaluator("search", cb.encode, cancel)
+    pairs = session.channel_pairs(cfg)
     say = cb.log or (lambda _m: None)
     say(f"comparing search modes on {len(pairs):,} pairs x {len(ev.set)} images ({session.backend.weights.label})")
     scorer = PairScorer(ev, cfg.metric)
@@ -433,17 +453,18 @@ def environment() -> dict:
     }
 
 
-def _absolute_paths(cfg: SearchConfig) -> dict:
+def _absolute_paths(cfg: SessionConfig) -> dict:
     """The config's file paths made absolute, so a run can be reused from any working directory."""
     return {k: str(Path(v).resolve()) for k in ("data", "checkpoint", "finetuned") if (v := getattr(cfg, k))}
 
 
-def config_dict(session: Session, result: SearchResult | None = None) -> dict:
-    """config.json content: the request, what it resolved to, and the data identity."""
-    pairs = session.channel_pairs()
+def config_dict(session: Session, result: SearchResult) -> dict:
+    """config.json content: the session ("config") and search ("search") settings, what they resolved to, the data."""
+    pairs = session.channel_pairs(result.settings)
     return {
         **session.header(),
-        "config": {**asdict(session.cfg), **_absolute_paths(session.cfg)},
+        "config": {**asdict(result.config), **_absolute_paths(result.config)},
+        "search": asdict(result.settings),
         "protocol": session.protocol,
         "data": {
             "path": str(session.dataset.root.resolve()),
@@ -460,6 +481,6 @@ def config_dict(session: Session, result: SearchResult | None = None) -> dict:
         "decoder_rows": session.evaluator("search").rows,  # per call, after any out-of-memory back-off
         "rows_backoff": session.evaluator("search").rows_backoff,
         "feature_cache_hits": session.cache_hits,
-        "timings": result.timings if result else {},
+        "timings": result.timings,
         "environment": environment(),
     }

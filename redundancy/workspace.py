@@ -23,7 +23,7 @@ import torch
 from .errors import Cancelled, RedundancyError, RunError
 from .export import write_comparison, write_predictions, write_run
 from .features import FeatureCache
-from .pipeline import Callbacks, SearchConfig, SearchResult, Session, compare_search_modes, run_search
+from .pipeline import Callbacks, SearchResult, SearchSettings, Session, SessionConfig, compare_search_modes, run_search
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
@@ -132,6 +132,7 @@ class Workspace:
         self.gain: np.ndarray | None = None  # live pair-gain matrix while a search runs
         self.scope: tuple[list[int], list[int]] = ([], [])  # (sources, targets) of the current search
         self.comparison: list[ModeReport] = []  # the latest search-mode comparison
+        self.settings = SearchSettings()  # of the latest search or comparison
         self.compared_with_search = False  # whether it reused the finished exact search's scores
 
     def close(self) -> None:
@@ -149,13 +150,10 @@ class Workspace:
         if self.job and self.job.running:
             raise RunError("a long job is still running in this session; wait for it or press Cancel.")
 
-    def load(
-        self, cfg: SearchConfig, data_path: Path, on_progress: Callable[[int, int], None] | None = None
-    ) -> Session:
+    def load(self, cfg: SessionConfig, on_progress: Callable[[int, int], None] | None = None) -> Session:
         """Open model and dataset (a zip is extracted into this workspace) and encode the search set."""
         self.busy()
         extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
-        cfg.data = str(data_path)
         session = Session.open(cfg, self.cache, extract_to=extract, progress=True)  # tqdm: UI tracks it
         session.evaluator("search", on_progress)
         self.session, self.result, self.run_dir, self.sweep, self.gain = session, None, None, {}, None
@@ -210,8 +208,8 @@ class Workspace:
         candidates: int = 512,
     ) -> Job:
         """Run the whole search in the background; the live gain matrix is `self.gain`."""
-        s = self._configure(top_n, metric, sources, targets, rows, mode, candidates)
-        pairs = s.channel_pairs()
+        settings = SearchSettings(metric, top_n, sources, targets, mode, candidates)
+        s, pairs = self._prepare(settings, rows)
         run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
         def work(state: JobState, cancel: threading.Event) -> SearchResult:
@@ -225,7 +223,7 @@ class Workspace:
                 state.updates += 1
 
             stage("scoring pairs", len(pairs))
-            result = run_search(s, Callbacks(pairs=on_pairs, combos=on_combos), cancel)
+            result = run_search(s, settings, Callbacks(pairs=on_pairs, combos=on_combos), cancel)
             stage("writing run files", 1)
             write_run(run_dir, s, result)
             self.result, self.run_dir = result, run_dir
@@ -237,21 +235,18 @@ class Workspace:
         self.job = Job(work)
         return self.job
 
-    def _configure(
-        self, top_n: int, metric: str, sources: str, targets: str, rows: int | None, mode: str, candidates: int
-    ) -> Session:
-        """Set the session's search settings for a new job; checks them (and that nothing runs) first."""
+    def _prepare(self, settings: SearchSettings, rows: int | None) -> tuple[Session, torch.Tensor]:
+        """Check a new job's settings (and that nothing runs) and reset the live view; (session, pairs (P, 2))."""
         s = self.require()
         self.busy()
-        s.cfg.top_n, s.cfg.metric, s.cfg.sources, s.cfg.targets = top_n, metric, sources, targets
-        s.cfg.mode, s.cfg.candidates = mode, candidates
+        settings.check()
+        pairs = s.channel_pairs(settings)  # validates the channel lists before anything starts
         s.set_rows(rows)  # features stay cached; only evaluators of another batch size rebuild
-        s.cfg.check()
-        pairs = s.channel_pairs()  # validates the channel lists before anything starts
+        self.settings = settings
         self.scope = (sorted(set(pairs[:, 0].tolist())), sorted(set(pairs[:, 1].tolist())))
         c = s.backend.channels
         self.gain = np.full((c, c), np.nan, np.float32)
-        return s
+        return s, pairs
 
     def _live_pairs(self, state: JobState, name: str | None = None) -> Callable[[ScoreProgress], None]:
         """A pair-scoring callback filling `self.gain` and the job state (stage `name`, or the current one)."""
@@ -265,10 +260,10 @@ class Workspace:
 
         return on_pairs
 
-    def exact_search(self, pairs: torch.Tensor) -> SearchResult | None:
-        """The finished exact search if its scores cover `pairs` in the current metric (to reuse)."""
-        r, s = self.result, self.session
-        if r is None or s is None or r.config.mode != "exact" or r.config.metric != s.cfg.metric:
+    def exact_search(self, pairs: torch.Tensor, metric: str) -> SearchResult | None:
+        """The finished exact search if its scores cover `pairs` in `metric` (to reuse)."""
+        r = self.result
+        if r is None or r.settings.mode != "exact" or r.settings.metric != metric:
             return None
         ij = pairs.numpy()
         return r if np.isfinite(r.scores.gain[ij[:, 0], ij[:, 1]]).all() else None
@@ -277,9 +272,9 @@ class Workspace:
         self, top_n: int, metric: str, sources: str, targets: str, rows: int | None, candidates: int
     ) -> Job:
         """Exact vs taylor vs halving on the current scope in the background; reuses a finished exact search."""
-        s = self._configure(top_n, metric, sources, targets, rows, "exact", candidates)
-        pairs = s.channel_pairs()
-        exact = self.exact_search(pairs)
+        settings = SearchSettings(metric, top_n, sources, targets, "exact", candidates)
+        s, pairs = self._prepare(settings, rows)
+        exact = self.exact_search(pairs, metric)
         self.comparison, self.compared_with_search = [], exact is not None
 
         def work(state: JobState, cancel: threading.Event) -> list[ModeReport]:
@@ -288,8 +283,8 @@ class Workspace:
                 state.updates += 1
 
             cb = Callbacks(pairs=self._live_pairs(state), log=log)
-            reports = compare_search_modes(s, exact, cb, cancel)
-            write_comparison(self.dir / "modes", s, reports)
+            reports = compare_search_modes(s, settings, exact, cb, cancel)
+            write_comparison(self.dir / "modes", s, settings, reports)
             self.comparison = reports
             _stage(state, "comparison finished", 1)
             state.done = 1

@@ -17,7 +17,7 @@ import redundancy.data as D
 from redundancy.cli import main
 from redundancy.errors import RedundancyError
 from redundancy.models import build_backend
-from redundancy.pipeline import SearchConfig, Session
+from redundancy.pipeline import SearchSettings, Session, SessionConfig
 from redundancy.replace import Edit, edit_map, load_replacements, pairs_map
 
 from .conftest import SAMPLE, search_argv, write_pair
@@ -86,7 +86,7 @@ def _repl(tmp, obj) -> str:
 
 
 def _search(tmp, **kw):
-    cfg = SearchConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, **{"search_images": 2, **kw})
+    cfg = SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, **{"search_images": 2, **kw})
     return Session.open(cfg, extract_to=tmp / "x", progress=False)
 
 
@@ -203,11 +203,12 @@ CASES = {
     "non-integer channel": (lambda t, m: pairs_map([("2.5", 4)], 256), "not an integer"),
     "i equals j": (lambda t, m: pairs_map([(7, 7)], 256), "itself"),
     "two pairs, one source": (lambda t, m: pairs_map([(7, 1), (7, 2)], 256), "source of two pairs"),
-    "top-n zero": (lambda t, m: SearchConfig(model="sam_tiny", data="x", top_n=0).check(), "at least 1"),
-    "top-n too large for 2^N": (lambda t, m: SearchConfig(model="sam_tiny", data="x", top_n=40).check(), "16 or fewer"),
-    "bad channel list": (lambda t, m: _search(t, sources="0-x").channel_pairs(), "sources .0-x.: cannot read"),
+    "top-n zero": (lambda t, m: SearchSettings(top_n=0).check(), "top N must be 1 to 16"),
+    "top-n too large for 2^N": (lambda t, m: SearchSettings(top_n=40).check(), "2\\^N - 1 combinations"),
+    "unknown metric": (lambda t, m: SearchSettings(metric="dice").check(), "unknown metric 'dice'"),
+    "bad channel list": (lambda t, m: _search(t).channel_pairs(SearchSettings(sources="0-x")), "sources .0-x.: cannot"),
     "channel list out of range": (
-        lambda t, m: _search(t, targets="0-300").channel_pairs(),
+        lambda t, m: _search(t).channel_pairs(SearchSettings(targets="0-300")),
         "targets .0-300.: channel 256 is out of range",
     ),
     # replacement sets
@@ -309,7 +310,7 @@ def test_top_n_larger_than_the_scored_pairs_uses_what_exists(tmp_path, capsys):
         main(search_argv("--sources", "0,1", "--targets", "0,1", "--out", str(out), images=2, heldout=0, top_n=5)) == 0
     )
     printed = capsys.readouterr().out
-    assert "only 2 usable pairs for --top-n 5" in printed
+    assert "only 2 usable pairs for top N = 5" in printed
     assert len(json.loads((out / "topn.json").read_text())["top"]) == 2
 
 

@@ -10,7 +10,7 @@ import torch
 
 from redundancy.errors import Cancelled, RedundancyError
 from redundancy.features import FeatureCache
-from redundancy.pipeline import Callbacks, SearchConfig, Session, run_search
+from redundancy.pipeline import Callbacks, SearchSettings, Session, SessionConfig, run_search
 from redundancy.score import Evaluator, PairScorer
 from redundancy.search import search_combinations, top_pairs
 from redundancy.workspace import Workspace
@@ -19,14 +19,14 @@ from .conftest import SAMPLE
 
 
 def _session(tmp_path, **kw) -> Session:
-    cfg = SearchConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6, **kw)
+    cfg = SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6, **kw)
     return Session.open(cfg, FeatureCache(tmp_path / "cache"), progress=False)
 
 
 @pytest.mark.parametrize("rows", [-4, 0, 2.5])
 def test_invalid_batch_rows_are_refused(tmp_path, rows):
     with pytest.raises(RedundancyError, match="whole number of at least 1"):
-        SearchConfig(model="sam_tiny", data="x", rows=rows).check()
+        SessionConfig(model="sam_tiny", data="x", rows=rows).check()
     session = _session(tmp_path)
     with pytest.raises(RedundancyError, match="whole number of at least 1"):
         Evaluator(session.backend, session.evaluator("search").set, rows=rows)
@@ -75,10 +75,11 @@ def test_cancel_during_baseline_pairs_and_combinations(tmp_path):
 
 def test_cancel_during_the_held_out_evaluation(tmp_path):
     """Set as the combination stage ends: the held-out encoding that follows stops at once."""
-    session = _session(tmp_path, sources="every:64", targets="every:64", top_n=2)
+    session = _session(tmp_path)
+    settings = SearchSettings(sources="every:64", targets="every:64", top_n=2)
     cancel = threading.Event()
     with pytest.raises(Cancelled):
-        run_search(session, Callbacks(combos=lambda d, t: d == t and cancel.set()), cancel)
+        run_search(session, settings, Callbacks(combos=lambda d, t: d == t and cancel.set()), cancel)
     assert "heldout" not in session._evaluators
 
 

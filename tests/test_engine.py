@@ -146,13 +146,13 @@ def test_out_of_memory_halves_the_batch_and_finishes(evaluator, tiny, monkeypatc
 
 
 def test_bf16_autocast_stays_close_and_is_part_of_the_run_identity(evaluator, tiny):
-    from redundancy.errors import DataError
-    from redundancy.pipeline import SearchConfig
+    from redundancy.errors import ConfigError
+    from redundancy.pipeline import SessionConfig
 
     fp32 = evaluator.logits(images=[0, 1])
     bf16 = Evaluator(tiny, evaluator.set, precision="bf16").logits(images=[0, 1])
     for a, b in zip(fp32, bf16):
         assert b.dtype == torch.float32 and a.shape == b.shape
         assert 0 < (a - b).abs().max() < 0.02  # bf16 rounding is visible, but small against the logits
-    with pytest.raises(DataError, match="unknown --precision 'fp8'"):
-        SearchConfig("sam_tiny", "x", precision="fp8").check()
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        SessionConfig("sam_tiny", "x", precision="fp8").check()

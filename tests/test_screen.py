@@ -69,5 +69,5 @@ def test_cli_modes_write_runs(tmp_path, capsys):
             main(search_argv("--mode", mode, "--candidates", "8", "--out", str(out), "--json", heldout=0, top_n=2)) == 0
         )
         repl = json.loads(capsys.readouterr().out)
-        assert json.loads((out / "config.json").read_text())["config"]["mode"] == mode
+        assert json.loads((out / "config.json").read_text())["search"]["mode"] == mode
         assert repl["search"]["images"] == 4
