@@ -18,6 +18,7 @@ import numpy as np
 
 from redundancy.data import load_image, load_mask
 from redundancy.errors import RedundancyError, RunError
+from redundancy.gains import best_gain_per_source
 from redundancy.imaging import overlay
 from redundancy.io import env_number
 from redundancy.metrics import METRICS
@@ -26,7 +27,6 @@ from redundancy.pipeline import SessionConfig, estimate_seconds, format_seconds,
 from redundancy.prompts import PROMPT_MODES
 from redundancy.replace import edit_map, parse_edits
 from redundancy.screen import MODES
-from redundancy.search import best_gain_per_source
 from redundancy.synthetic import TARGET_DOMAINS
 from redundancy.viz import (
     channel_mosaic,

@@ -13,24 +13,32 @@ The public API (README, "From Python"):
 
 __version__ = "0.1.0"
 
-from .export import write_run  # noqa: E402
-from .models import REGISTRY, build_backend  # noqa: E402
-from .models.patching import patch  # noqa: E402
-from .pipeline import Callbacks, SearchResult, SearchSettings, Session, SessionConfig, run_search  # noqa: E402
-from .replace import load_replacements  # noqa: E402
-from .rundir import RunDir  # noqa: E402
+import importlib
 
-__all__ = [
-    "REGISTRY",
-    "Callbacks",
-    "RunDir",
-    "SearchResult",
-    "SearchSettings",
-    "SessionConfig",
-    "Session",
-    "build_backend",
-    "load_replacements",
-    "patch",
-    "run_search",
-    "write_run",
-]
+# name -> module: imported on first use (PEP 562), so `import redundancy.figures` or `redundancy.viz`
+# does not load the model stack just because the package exports it.
+_API = {
+    "REGISTRY": ".models",
+    "build_backend": ".models",
+    "patch": ".models.patching",
+    "Callbacks": ".pipeline",
+    "SearchResult": ".pipeline",
+    "SearchSettings": ".pipeline",
+    "Session": ".pipeline",
+    "SessionConfig": ".pipeline",
+    "run_search": ".pipeline",
+    "load_replacements": ".replace",
+    "RunDir": ".rundir",
+    "write_run": ".export",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name], __name__), name)
+    raise AttributeError(f"module 'redundancy' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

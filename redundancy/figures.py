@@ -19,9 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .errors import RunError  # noqa: E402
+from .gains import best_gain_per_source  # noqa: E402
 from .imaging import overlay  # noqa: E402
 from .rundir import RunDir  # noqa: E402
-from .search import best_gain_per_source  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 300

@@ -30,14 +30,6 @@ class RankedPair:
         return {"source": self.source, "target": self.target, "gain": self.gain, "tiebreak": self.tiebreak}
 
 
-def best_gain_per_source(gain: np.ndarray) -> np.ndarray:
-    """(C,) the best gain channel i reaches when replaced by any channel (NaN if never scored)."""
-    scored = ~np.isnan(gain).all(axis=1)
-    best = np.full(gain.shape[0], np.nan)
-    best[scored] = np.nanmax(gain[scored], axis=1)
-    return best
-
-
 def top_pairs(scores: PairScores, n: int) -> tuple[list[RankedPair], list[RankedPair]]:
     """Best n pairs by gain (tie-break: the other metric); pairs reusing a taken source are skipped.
 
