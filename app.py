@@ -306,8 +306,9 @@ def sweep(ws):
         raise gr.Error(str(e), print_exception=False) from None
 
     def render():
-        chans = sorted(ws.sweep)
-        fig = delta_bars(chans, [ws.sweep[c] for c in chans], "mIoU change when each channel is zeroed")
+        live = ws.sweep_live  # as far as this sweep got; a complete earlier sweep stays in ws.sweep
+        chans = sorted(live)
+        fig = delta_bars(chans, [live[c] for c in chans], "mIoU change when each channel is zeroed")
         return fig, progress_line(ws)
 
     yield from stream_job(ws, render)

@@ -19,9 +19,9 @@ import torch
 from . import __version__
 from .data import Dataset, open_dataset, split
 from .distributed import Dist
-from .errors import ConfigError, ReplacementError
+from .errors import Cancelled, ConfigError, ReplacementError
 from .features import FeatureCache
-from .metrics import METRICS, PROTOCOLS
+from .metrics import METRICS, PROTOCOLS, Stats
 from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .prompts import PROMPT_MODES
@@ -246,26 +246,42 @@ def ablate(
     plain: bool = False,
     callbacks: Callbacks | None = None,
     cancel: threading.Event | None = None,
+    on_row: Callable[[AblationRow], None] | None = None,
 ) -> tuple[AblationRow, list[AblationRow]]:
-    """Baseline and each edit alone on the search set, one edit per evaluation (the paper's Table 1).
+    """Baseline and each edit alone on the search set (the paper's Table 1; every channel zeroed: the sweep).
 
-    Each edit runs in its own decoder calls of the search's fixed shape, so `replace i:j` equals
-    the pair score [i, j] exactly; `plain` uses the unbatched reference path instead.
-    `callbacks.edits(done, total)` counts edits (the baseline included); edits are checked before encoding.
+    Edits are batched in the search's fixed-shape decoder calls, so a row does not depend on its
+    neighbours and `replace i:j` equals the pair score [i, j] exactly; `plain` uses the unbatched
+    reference path instead. Edits are checked before anything is encoded; `callbacks.edits(done,
+    total)` counts finished edits and `on_row` gets each edit's row as it finishes.
     """
     cb = callbacks or Callbacks()
     c = session.backend.channels
-    maps = [identity_map(c)] + [edit_map(e, c) for e in edits]
+    maps = torch.stack([identity_map(c)] + [edit_map(e, c) for e in edits])
     ev = session.evaluator("search", cb.encode, cancel)
-    results = []
-    for m in maps:
-        results.append(evaluate(ev, m[None], plain, cancel))
+    names = ["baseline"] + [str(e) for e in edits]
+    rows: list[AblationRow] = []
+
+    def chunk(start: int, stats: Stats) -> None:
+        miou, loss = ev.summarize(stats)
+        for k, (m, lo) in enumerate(zip(miou, loss), start):
+            base = rows[0] if rows else None
+            delta = (float(m) - base.miou, float(lo) - base.loss) if base else (0.0, 0.0)
+            row = AblationRow(names[k], float(m), float(lo), *delta)
+            rows.append(row)
+            if on_row and k:
+                on_row(row)
         if cb.edits:
-            cb.edits(len(results), len(maps))
-    miou = [float(r[0][0]) for r in results]
-    loss = [float(r[1][0]) for r in results]
-    rows = [AblationRow(str(e), m, lo, m - miou[0], lo - loss[0]) for e, m, lo in zip(edits, miou[1:], loss[1:])]
-    return AblationRow("baseline", miou[0], loss[0], 0.0, 0.0), rows
+            cb.edits(len(rows) - 1, len(edits))  # the baseline (map 0) is not an edit
+
+    if plain:
+        for k in range(len(maps)):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled by the user; finished results are kept.")
+            chunk(k, ev.stats_plain(maps[k : k + 1]))
+    else:
+        ev.stats(maps, on_chunk=chunk, cancel=cancel)
+    return rows[0], rows[1:]
 
 
 @dataclass

@@ -23,7 +23,17 @@ import torch
 from .errors import Cancelled, RedundancyError, RunError
 from .export import write_comparison, write_predictions, write_run
 from .features import FeatureCache
-from .pipeline import Callbacks, SearchResult, SearchSettings, Session, SessionConfig, compare_search_modes, run_search
+from .pipeline import (
+    AblationRow,
+    Callbacks,
+    SearchResult,
+    SearchSettings,
+    Session,
+    SessionConfig,
+    ablate,
+    compare_search_modes,
+    run_search,
+)
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
@@ -127,7 +137,9 @@ class Workspace:
         self.session: Session | None = None
         self.result: SearchResult | None = None
         self.run_dir: Path | None = None
-        self.sweep: dict[int, float] = {}
+        self.sweep: dict[int, float] = {}  # the latest complete zero sweep: channel -> delta mIoU
+        self.sweep_live: dict[int, float] = {}  # the sweep running now (or the last one, as far as it got)
+        self.sweep_rows: tuple[AblationRow, list[AblationRow]] | None = None  # the complete sweep's Table 1 rows
         self.job: Job | None = None
         self.gain: np.ndarray | None = None  # live pair-gain matrix while a search runs
         self.scope: tuple[list[int], list[int]] = ([], [])  # (sources, targets) of the current search
@@ -156,8 +168,8 @@ class Workspace:
         extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
         session = Session.open(cfg, self.cache, extract_to=extract, progress=True)  # tqdm: UI tracks it
         session.evaluator("search", on_progress)
-        self.session, self.result, self.run_dir, self.sweep, self.gain = session, None, None, {}, None
-        self.comparison = []
+        self.session, self.result, self.run_dir, self.gain = session, None, None, None
+        self.sweep, self.sweep_live, self.sweep_rows, self.comparison = {}, {}, None, []
         return session
 
     def features(self, index: int) -> np.ndarray:
@@ -172,26 +184,28 @@ class Workspace:
         return (s.evaluator("search").logits(f, [index])[0] > 0).cpu().numpy()
 
     def start_sweep(self, channels: list[int]) -> Job:
-        """Zero each channel alone on the search set (batched), filling `self.sweep` as chunks finish."""
+        """Zero each channel alone on the search set (`pipeline.ablate`, batched) in the background.
+
+        `sweep_live` fills as edits finish; `sweep` (what the explorer sorts by) is replaced only when
+        the new sweep completes, so a cancelled re-run never replaces a complete sweep with part of one.
+        """
         s = self.require()
         self.busy()
-        self.sweep = {}
-        ev = s.evaluator("search")
+        self.sweep_live = {}
 
         def work(state: JobState, cancel: threading.Event) -> dict[int, float]:
-            c = s.backend.channels
-            base = ev.summarize(ev.stats(identity_map(c)[None], cancel=cancel))[0][0]
-            maps = torch.stack([edit_map(Edit("zero", k), c) for k in channels])
-            state.stage, state.total, state.stage_started = "zeroing channels", len(channels), time.perf_counter()
+            _stage(state, "zeroing channels", len(channels))
 
-            def chunk(start: int, stats) -> None:
-                miou, _ = ev.summarize(stats)
-                for k, m in zip(channels[start : start + len(miou)], miou):
-                    self.sweep[k] = float(m - base)
-                state.done += len(miou)
+            def on_row(row: AblationRow) -> None:
+                self.sweep_live[int(row.edit.split()[1])] = row.delta_miou
+
+            def on_edits(done: int, total: int) -> None:
+                state.done = done
                 state.updates += 1
 
-            ev.stats(maps, on_chunk=chunk, cancel=cancel)
+            edits = [Edit("zero", k) for k in channels]
+            self.sweep_rows = ablate(s, edits, callbacks=Callbacks(edits=on_edits), cancel=cancel, on_row=on_row)
+            self.sweep = dict(self.sweep_live)
             return self.sweep
 
         self.job = Job(work)
@@ -316,17 +330,11 @@ class Workspace:
         """Publication figures of the latest run (with the zero sweep, if one ran) and a zip of them."""
         from .export import save_ablation
         from .figures import render
-        from .pipeline import AblationRow
 
         if self.result is None or self.run_dir is None:
             raise RunError("no finished search yet; run one on the Search tab first.")
-        if self.sweep:
-            base = self.result.combos
-            rows = [
-                AblationRow(f"zero {c}", base.baseline_miou + d, None, d, None)  # the sweep keeps no loss
-                for c, d in sorted(self.sweep.items())
-            ]
-            save_ablation(self.run_dir, AblationRow("baseline", base.baseline_miou, base.baseline_loss, 0, 0), rows)
+        if self.sweep_rows:
+            save_ablation(self.run_dir, *self.sweep_rows)
         out = self.run_dir / "figures"
         written = render([self.run_dir], out, formats)
         zip_path = out / "figures.zip"

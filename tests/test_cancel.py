@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import torch
@@ -83,11 +82,14 @@ def test_cancel_during_the_held_out_evaluation(tmp_path):
     assert "heldout" not in session._evaluators
 
 
-def test_cancel_a_zero_sweep(tmp_path):
+def test_cancel_a_zero_sweep_keeps_the_last_complete_one(tmp_path):
     ws = Workspace(root=tmp_path / "ws", cache=FeatureCache(tmp_path / "cache"))
     ws.session = _session(tmp_path, rows=1)
-    job = ws.start_sweep(list(range(256)))
+    done = ws.start_sweep([1, 2, 3])
+    done.thread.join(timeout=60)
+    assert done.state.finished and sorted(ws.sweep) == [1, 2, 3]
+    job = ws.start_sweep(list(range(256)))  # a re-run, cancelled at once
     job.cancel.set()
     job.thread.join(timeout=60)
-    assert job.state.finished and job.state.cancelled and len(ws.sweep) < 256
-    time.sleep(0)  # the job thread is done: nothing keeps running
+    assert job.state.finished and job.state.cancelled and len(ws.sweep_live) < 256
+    assert sorted(ws.sweep) == [1, 2, 3]  # the complete sweep was not replaced by part of one
