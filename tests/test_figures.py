@@ -68,10 +68,12 @@ def test_plotted_values_are_the_runs_numbers(runs):
     scores = np.load(runs[0] / "pair_scores.npy")
     chans = list(range(0, 256, 32))
     np.testing.assert_array_equal(np.ma.filled(heat, np.nan), scores[np.ix_(chans, chans)])
-    curve = pairs_curve(run).axes[0].lines[0].get_ydata()
+    best_of_k, top_k = (line.get_ydata() for line in pairs_curve(run).axes[0].lines[:2])
     rows = {r["pairs"]: float(r["miou"]) for r in run.combos}
     names = [f"{p['source']}<-{p['target']}" for p in top]
-    assert list(curve) == [rows[" ".join(names[:k])] for k in range(1, 5)]
+    assert list(top_k) == [rows[" ".join(names[:k])] for k in range(1, 5)]
+    by_size = [[float(r["miou"]) for r in run.combos if int(r["size"]) == k] for k in range(1, 5)]
+    assert list(best_of_k) == [max(v) for v in by_size] and max(best_of_k) == max(rows.values())
     from redundancy.figures import ablation_bars
 
     heights = [p.get_height() for p in ablation_bars(run).axes[0].patches]
