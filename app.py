@@ -23,7 +23,7 @@ from redundancy.imaging import overlay
 from redundancy.io import env_number
 from redundancy.metrics import METRICS
 from redundancy.models import REGISTRY
-from redundancy.pipeline import SessionConfig, estimate_seconds, format_seconds, parse_channels
+from redundancy.pipeline import SessionConfig, estimate_basis, estimate_seconds, format_seconds, parse_channels
 from redundancy.prompts import PROMPT_MODES
 from redundancy.replace import edit_map, parse_edits
 from redundancy.screen import MODES
@@ -197,8 +197,9 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
     except RedundancyError as e:
         return f"⚠ {e}"
     return (
-        f"This scope: **{n:,} pairs** x {len(ev.set)} images ≈ **{format_seconds(scoped)}** on {dev}. "
-        f"The full search ({c * c - c:,} pairs) would take ≈ {format_seconds(full)} here."
+        f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets ≈ "
+        f"**{format_seconds(scoped)}** on {dev}. The full search ({c * c - c:,} pairs) would take ≈ "
+        f"{format_seconds(full)} here. Basis: {estimate_basis(ev)}."
     )
 
 

@@ -27,7 +27,17 @@ from .models.base import MASK_CHOICES
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .resume import RunState, fingerprint
-from .score import PRECISIONS, EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress, channel_pairs, check_rows
+from .score import (
+    CALIBRATED_CALLS,
+    PRECISIONS,
+    EvalSet,
+    Evaluator,
+    PairScorer,
+    PairScores,
+    ScoreProgress,
+    channel_pairs,
+    check_rows,
+)
 from .screen import MODES, TEMPERATURE, ModeReport, compare_modes, halving_screen, taylor_screen
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
 
@@ -214,6 +224,14 @@ def evaluate(
 def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int) -> float:
     """Predicted search time: pairs x images plus 2^N - 1 subsets x images, at the measured row rate."""
     return (n_pairs + 2**top_n - 1) * len(evaluator.set) * evaluator.seconds_per_row()
+
+
+def estimate_basis(evaluator: Evaluator) -> str:
+    """What `estimate_seconds` rests on, in words a user can check."""
+    rate = 1.0 / evaluator.seconds_per_row()
+    if evaluator.observed_rows >= CALIBRATED_CALLS * evaluator.rows:
+        return f"{rate:,.0f} decoder rows/s, the mean of {evaluator.observed_rows:,} rows run so far here"
+    return f"{rate:,.0f} decoder rows/s from one timed call; refined as work runs"
 
 
 def format_seconds(seconds: float) -> str:

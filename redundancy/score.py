@@ -33,6 +33,7 @@ from .replace import check_channel, identity_map, pair_maps
 ROW_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 19}
 MAX_ROWS = {"cpu": 32, "cuda": 1024}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # decoder compute dtype of the batched path
+CALIBRATED_CALLS = 4  # batched calls timed before their mean replaces the one-call estimate
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
 
 
@@ -130,6 +131,7 @@ class Evaluator:
         self.auto_rows = default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
         self.rows = rows or self.auto_rows
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
+        self.observed_rows, self.observed_seconds = 0, 0.0  # batched work timed so far (the estimate's basis)
         self.channels = evalset.feats.shape[1]
         self.device = evalset.feats.device
         # Features plus a zero channel (index C: what a zeroed channel copies), channels-last for the
@@ -149,7 +151,10 @@ class Evaluator:
         return torch.cat([feats, feats.new_zeros(len(self.set), 1, *feats.shape[2:])], 1)
 
     def seconds_per_row(self) -> float:
-        """Measured time of one (map, image) row in a full-size call, for honest time estimates."""
+        """Time of one (map, image) row, for honest estimates: the mean over every batched call run so far on
+        this evaluator once there are a few, else one timed full-size call (after a warm-up)."""
+        if self.observed_rows >= CALIBRATED_CALLS * self.rows:
+            return self.observed_seconds / self.observed_rows
         if not hasattr(self, "_spr"):
             maps = identity_map(self.channels)[None].to(self.device)
             idx = torch.zeros(self.rows, dtype=torch.long, device=self.device)
@@ -227,6 +232,7 @@ class Evaluator:
             per_chunk = self.rows // math.gcd(self.rows, n_img)  # maps per chunk: a whole number of calls
             chunk_maps = maps[start : start + per_chunk]
             try:
+                t0 = time.perf_counter()
                 block = self._rows_stats(chunk_maps, *_rows(len(chunk_maps), n_img, maps.device), pad=True)
             except torch.OutOfMemoryError:
                 if self.rows == 1:
@@ -238,7 +244,9 @@ class Evaluator:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            block = block.view(len(chunk_maps), n_img, 3).cpu().numpy()
+            block = block.view(len(chunk_maps), n_img, 3).cpu().numpy()  # .cpu() waits for the device
+            self.observed_rows += len(chunk_maps) * n_img
+            self.observed_seconds += time.perf_counter() - t0
             chunk = Stats(block[..., 0], block[..., 1], block[..., 2])
             chunks.append(chunk)
             if on_chunk:

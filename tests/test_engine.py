@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -156,3 +157,16 @@ def test_bf16_autocast_stays_close_and_is_part_of_the_run_identity(evaluator, ti
         assert 0 < (a - b).abs().max() < 0.02  # bf16 rounding is visible, but small against the logits
     with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
         SessionConfig("sam_tiny", "x", precision="fp8").check()
+
+
+def test_time_estimate_rests_on_the_rate_measured_while_working(evaluator):
+    from redundancy.pipeline import estimate_basis, estimate_seconds
+
+    ev = Evaluator(evaluator.backend, evaluator.set, rows=4)
+    pairs = channel_pairs(range(0, 256, 32), range(0, 256, 32), 256)  # 56 pairs
+    t0 = time.perf_counter()
+    PairScorer(ev).score(pairs)
+    took = time.perf_counter() - t0
+    assert "run so far here" in estimate_basis(ev) and ev.observed_rows >= 56 * len(ev.set)
+    ratio = estimate_seconds(ev, len(pairs), 0) / took  # 2^0 - 1 = no subsets: the same work again
+    assert 0.5 < ratio < 1.5
