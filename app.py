@@ -18,7 +18,7 @@ import numpy as np
 
 from redundancy.data import load_image, load_mask
 from redundancy.errors import RedundancyError, RunError
-from redundancy.gains import best_gain_per_source
+from redundancy.gains import best_gain_per_source, scored_scope
 from redundancy.imaging import overlay
 from redundancy.io import env_number
 from redundancy.metrics import METRICS
@@ -508,11 +508,10 @@ def teach(ws):
         f"here, keep the best (or nothing, if no subset beats the unmodified model).\n\n"
         f"**6. Apply.** The best set is a zero-parameter patch on the encoder output for any new image."
     )
-    heat = (
-        gain_heatmap(ws.gain, [(p.source, p.target) for p in r.top], "step 3: pair gains", *ws.scope)
-        if r is not None
-        else None
-    )
+    heat = None
+    if r is not None:  # the finished search's own scores: a later comparison's sparse map is not this search
+        gain = r.scores.gain
+        heat = gain_heatmap(gain, [(p.source, p.target) for p in r.top], "step 3: pair gains", *scored_scope(gain))
     combos = None
     if r is not None:
         best_i = r.combos.rows.index(r.combos.best) if r.combos.best else None

@@ -14,3 +14,9 @@ def best_gain_per_source(gain: np.ndarray) -> np.ndarray:
     best = np.full(gain.shape[0], np.nan)
     best[scored] = np.nanmax(gain[scored], axis=1)
     return best
+
+
+def scored_scope(gain: np.ndarray) -> tuple[list[int], list[int]]:
+    """(sources, targets): the channels with at least one scored pair as source, and as target."""
+    scored = np.isfinite(gain)
+    return np.flatnonzero(scored.any(axis=1)).tolist(), np.flatnonzero(scored.any(axis=0)).tolist()

@@ -123,6 +123,11 @@ def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
     assert [m["mode"] for m in saved["modes"]] == ["exact", "taylor", "halving"] and "random" in saved["weights_label"]
     *_, (status, table, note) = app.compare(ws, 2, "miou", "every:64", "0-3", 0, 4)  # another scope: fresh scan
     assert not ws.compared_with_search and "fresh exact scan" in note and table[0][3] == 4 * 4 - 1
+    # "How it works" still shows the finished search's heatmap, not the comparison's last (sparse) map
+    heat = app.teach(ws)[3]
+    z = np.array(heat.data[0].z, dtype=float)
+    gain = ws.result.scores.gain
+    assert z.shape == (4, 4) and np.allclose(z[np.isfinite(z)], gain[::64, ::64][np.isfinite(gain[::64, ::64])])
 
 
 def test_nothing_loaded_gives_a_message_not_a_traceback(capsys):
