@@ -179,6 +179,11 @@ def blank(count: int) -> list[None]:
     return [None] * count
 
 
+def shown_for(choice: str):
+    """A change handler showing a component only while its radio is on `choice`."""
+    return lambda value: gr.update(visible=value == choice)
+
+
 def model_hint(name: str):
     """The chosen model's registry description under the dropdown (it said sam_tiny's whatever was chosen)."""
     return gr.update(info=REGISTRY[name].description)
@@ -547,15 +552,14 @@ def build_demo() -> gr.Blocks:
                             info=REGISTRY[DEFAULT_MODEL].description,
                         )
                         weights = gr.Radio(WEIGHTS, value=WEIGHTS[1], label="Weights")
-                        ckpt = gr.File(
-                            label="Checkpoint file (for 'my checkpoint file')", file_types=[".pth", ".pt"], height=110
+                        ckpt = gr.File(  # shown only for 'my checkpoint file'
+                            label="Checkpoint file", file_types=[".pth", ".pt"], height=110, visible=False
                         )
-                        ft = gr.File(
-                            label="Fine-tuned weights over the base (optional: full, decoder-only or LoRA .pth)",
-                            file_types=[".pth", ".pt"],
-                            height=110,
-                        )
-                    seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
+                        seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
+                        with gr.Accordion("Fine-tuned weights over the base (optional)", open=False):
+                            ft = gr.File(
+                                label="Full, decoder-only or LoRA .pth", file_types=[".pth", ".pt"], height=110
+                            )
                     with gr.Column(min_width=280):
                         source = gr.Radio(
                             SOURCES,
@@ -564,7 +568,7 @@ def build_demo() -> gr.Blocks:
                             info="demo domains: shifted synthetic data the demo model never saw (120 images each); "
                             "your zip: images/ + masks/, or PerSeg Images/<obj>/ + Annotations/<obj>/",
                         )
-                        zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=110)
+                        zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=110, visible=False)
                         n_search = gr.Slider(
                             1,
                             50,
@@ -732,6 +736,8 @@ def build_demo() -> gr.Blocks:
         for box in (sources, targets, top_n):
             box.change(search_estimate, [ws, sources, targets, top_n], [estimate])
         model.change(model_hint, model, model)
+        weights.change(shown_for(WEIGHTS[2]), weights, ckpt)  # upload boxes only where they are used
+        source.change(shown_for(UPLOAD), source, zip_in)
         start_btn.click(
             search,
             [ws, top_n, metric, sources, targets, rows, mode, candidates],

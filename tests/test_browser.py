@@ -69,6 +69,8 @@ def _fill(page, elem_id: str, value: str) -> None:
 
 
 def test_1_load_opens_on_the_demo_model_and_a_demo_domain(page):
+    page.locator("#load-btn").wait_for()  # the page has rendered
+    assert not page.get_by_text("Dataset .zip").is_visible()  # upload boxes show only when chosen
     page.screenshot(path=SHOTS / "0-first-visit.png", full_page=True)
     page.locator("#load-btn").click()  # the defaults a first visitor gets
     info = _wait_text(page, "load-info", "Loaded")
