@@ -127,11 +127,13 @@ def channel_gallery(run: Run, k: int = 6, image: int = 0) -> plt.Figure:
     ax.imshow(p[f"image_{image}"])
     ax.set_title(str(p["names"][image]))
     ax.axis("off")
+    how = "zeroing it hurts most" if run.ablation else "best donor to other channels"
+    fig.suptitle(f"channel maps: effective = {how}; redundant = largest gain when replaced", fontsize=7)
     for row, (name, chans) in enumerate((("effective", effective), ("redundant", redundant))):
         for col, c in enumerate(chans):
             ax = fig.add_subplot(grid[row, col + 1])
             ax.imshow(feats[c], cmap=FEATURE_CMAP)
-            ax.set_title(f"{name[:3]}. ch {c}", fontsize=7, color=GOOD if row == 0 else BAD)
+            ax.set_title(f"{name} {c}", fontsize=7, color=GOOD if row == 0 else BAD)
             ax.set_xticks([])
             ax.set_yticks([])
     return fig

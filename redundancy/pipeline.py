@@ -469,6 +469,7 @@ def compare_search_modes(
         say,
         cb.pairs,
         cancel,
+        cb.combos,
     )
 
 

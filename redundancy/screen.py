@@ -228,8 +228,12 @@ def compare_modes(
     on_stage: Callable[[str], None] | None = None,
     on_progress: Callable[[ScoreProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    on_combos: Callable[[int, int], None] | None = None,
 ) -> list[ModeReport]:
     """Run taylor and halving on `pairs` and measure each against the exact scan (pass `exact` to reuse one).
+
+    `on_stage(name)` announces each stage; `on_progress` gets pair-scoring blocks and `on_combos(done, total)`
+    the combination stages' progress.
 
     Every mode's own top N then goes through the combination stage, so `best_miou` is what a user
     of that mode would get; `exact_combos` (that exact search's own combination stage) is reused
@@ -261,7 +265,7 @@ def compare_modes(
         combos = known if known and {q for c in known.rows for q in c.pairs} == found else None
         if combos is None:
             say(f"{mode}: combinations of its top {top_n}")
-            combos = search_combinations(ev, top, scorer.baseline(), scorer.metric, cancel=cancel)
+            combos = search_combinations(ev, top, scorer.baseline(), scorer.metric, on_combos, cancel)
         alive = ij[np.isfinite(scores.gain[ij[:, 0], ij[:, 1]])]
         rho = (
             1.0

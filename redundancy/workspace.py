@@ -296,7 +296,13 @@ class Workspace:
                 _stage(state, message, 0)
                 state.updates += 1
 
-            cb = Callbacks(pairs=self._live_pairs(state), log=log)
+            def on_combos(done: int, total: int) -> None:  # a count and an ETA for each mode's combination stage
+                if state.total != total:
+                    state.total, state.stage_started = total, time.perf_counter()
+                state.done = done
+                state.updates += 1
+
+            cb = Callbacks(pairs=self._live_pairs(state), combos=on_combos, log=log)
             reports = compare_search_modes(s, settings, exact, cb, cancel)
             write_comparison(self.dir / "modes", s, settings, reports)
             self.comparison = reports
