@@ -272,8 +272,7 @@ def _require_data(args: argparse.Namespace) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     _require_data(args)
-    settings = _settings(args)
-    settings.check()
+    settings = _settings(args)  # checked when made, before any distributed set-up
     job = setup_distributed()  # None unless launched by torchrun
     if job and settings.mode != "exact":
         raise RedundancyError(f"--mode {settings.mode} runs in one process; launch it without torchrun.")

@@ -277,7 +277,8 @@ def _validate(samples: list[Sample]) -> list[str]:
     warnings = []
     for s in samples:
         with _open_header(s.image_path) as im:
-            size, turned = _upright_size(im), _upright_size(im) != im.size
+            size = _upright_size(im)
+            turned = size != im.size
         mask_img = _open(s.mask_path, image=False)
         if mask_img.size != size:
             raise DataError(

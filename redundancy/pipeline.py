@@ -71,6 +71,9 @@ class SessionConfig:
     rows: int | None = None  # decoder rows per call; None: the device default
     precision: str = "fp32"  # fp32 | bf16: decoder matrix products in bfloat16 (metrics stay fp32/fp64)
 
+    def __post_init__(self) -> None:
+        self.check()  # frozen and checked when made: an unusable session config never exists
+
     def check(self) -> None:
         """Raise a ConfigError naming the setting whose value no step could use."""
         _choice("prompt", self.prompt, PROMPT_MODES)
@@ -94,6 +97,9 @@ class SearchSettings:
     taylor_temperature: float = TEMPERATURE  # taylor, miou: soft-mIoU tau as a fraction of the logits' std
     halving_start: int = 2  # halving: images in the first round (doubles each round)
     halving_keep: float = 0.25  # halving: fraction of pairs kept per round
+
+    def __post_init__(self) -> None:
+        self.check()  # frozen and checked when made: unusable settings never reach a search
 
     def check(self) -> None:
         """Raise a ConfigError naming the setting whose value no search could use."""
@@ -142,7 +148,6 @@ class Session:
     """A model, a dataset split into search / held-out sets, and their cached features."""
 
     def __init__(self, backend: Backend, dataset: Dataset, cfg: SessionConfig, cache: FeatureCache | None = None):
-        cfg.check()
         self.backend = backend
         self.dataset = dataset
         self.cfg = cfg
@@ -164,7 +169,6 @@ class Session:
         progress: bool = True,
     ) -> Session:
         """Build the backend and open the dataset named in `cfg`."""
-        cfg.check()
         backend = build_backend(
             cfg.model, cfg.checkpoint, cfg.random_init, cfg.seed, cfg.device, progress, cfg.finetuned
         )
@@ -189,8 +193,7 @@ class Session:
 
     def set_rows(self, rows: int | None) -> None:
         """Decoder rows per call from now on (None: the device default); evaluators of another size rebuild."""
-        check_rows(rows)
-        self.cfg = replace(self.cfg, rows=rows)
+        self.cfg = replace(self.cfg, rows=rows)  # checked as the new config is made
         self._evaluators = {k: ev for k, ev in self._evaluators.items() if ev.rows == (rows or ev.auto_rows)}
 
     def channel_pairs(self, settings: SearchSettings) -> torch.Tensor:
@@ -371,7 +374,6 @@ def run_search(
     With a `state`, progress is saved as it goes and a rerun continues from it.
     """
     cfg = settings or SearchSettings()
-    cfg.check()
     cb = callbacks or Callbacks()
     say = cb.log or (lambda _m: None)
     timings = {}
@@ -449,7 +451,6 @@ def compare_search_modes(
     and, for the same top N, its combination stage.
     """
     cfg = settings or SearchSettings()
-    cfg.check()
     cb = callbacks or Callbacks()
     ev = session.evaluator("search", cb.encode, cancel)
     pairs = session.channel_pairs(cfg)

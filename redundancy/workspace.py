@@ -253,7 +253,6 @@ class Workspace:
         """Check a new job's settings (and that nothing runs) and reset the live view; (session, pairs (P, 2))."""
         s = self.require()
         self.busy()
-        settings.check()
         pairs = s.channel_pairs(settings)  # validates the channel lists before anything starts
         s.set_rows(rows)  # features stay cached; only evaluators of another batch size rebuild
         self.settings = settings
