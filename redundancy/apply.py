@@ -38,9 +38,9 @@ def backend_for_run(config: dict, device: str = "auto") -> Backend:
         device,
         finetuned=cfg.get("finetuned"),
     )
-    recorded = config.get("weights", {})
-    now = backend.weights
-    if (recorded.get("state_sha256") or now.state_sha256) != now.state_sha256 or recorded.get("label") != now.label:
+    recorded, now = config.get("weights", {}), backend.weights
+    state_changed = recorded.get("state_sha256") not in (None, now.state_sha256)  # runs before the hash: label only
+    if state_changed or recorded.get("label") != now.label:
         raise RunError(
             f"the run used weights '{recorded.get('label')}' but the files now give '{now.label}' (or other tensors "
             "under the same label); a checkpoint changed since the run. Restore it or rerun the search."

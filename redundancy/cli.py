@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -108,12 +109,11 @@ class DEFAULTS(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m redundancy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("models", formatter_class=DEFAULTS, help="list the model registry")
+    add = functools.partial(sub.add_parser, formatter_class=DEFAULTS)  # subparsers do not inherit it
+    m = add("models", help="list the model registry")
     m.add_argument("--json", action="store_true", help="print the registry as JSON")
 
-    s = sub.add_parser(
-        "search", formatter_class=DEFAULTS, help="score channel pairs, pick the top N, search their combinations"
-    )
+    s = add("search", help="score channel pairs, pick the top N, search their combinations")
     _add_common(s)
     _add_scope(s)
     s.add_argument(
@@ -130,18 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a finished run of other settings in --out (everything it owns is removed first)",
     )
 
-    c = sub.add_parser(
+    c = add(
         "compare",
-        formatter_class=DEFAULTS,
         help="exact vs taylor vs halving on the same pairs: top-N overlap, rank correlation, mIoU, time",
     )
     _add_common(c)
     _add_scope(c)
     c.add_argument("--out", help="folder for modes.json and modes.csv")
 
-    a = sub.add_parser(
+    a = add(
         "ablate",
-        formatter_class=DEFAULTS,
         help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7",
     )
     _add_common(a)
@@ -152,18 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
     a.add_argument("--unverified", action="store_true", help="use a --run whose files do not match its manifest")
 
-    f = sub.add_parser(
+    f = add(
         "figures",
-        formatter_class=DEFAULTS,
         help="publication figures (PNG 300 dpi, SVG, PDF) from one or more run dirs",
     )
     f.add_argument("runs", nargs="+", help="run directories (several: adds the cross-dataset consistency figure)")
     f.add_argument("--format", default="png,svg,pdf", help="comma list of png, svg, pdf")
     f.add_argument("--out", required=True, help="folder for the figures and their caption .txt files")
 
-    p = sub.add_parser(
-        "apply", formatter_class=DEFAULTS, help="apply a run's replacement set to images and write patched masks"
-    )
+    p = add("apply", help="apply a run's replacement set to images and write patched masks")
     p.add_argument("--run", required=True, help="a finished run directory (its replacements.json and model)")
     p.add_argument("--data", required=True, help="images to predict: a folder or .zip, with masks for mIoU or without")
     p.add_argument("--out", required=True, help="folder for masks/, baseline_masks/, overlays/ and predictions.zip")
@@ -173,10 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
     p.add_argument("--protocol", choices=PROTOCOLS, help="mIoU protocol for the report (default: the run's)")
 
-    t = sub.add_parser(
+    t = add(
         "train-demo",
         help="train a demo model (sam_tiny / sam2_tiny classes) on synthetic shapes: not SAM",
-        formatter_class=DEFAULTS,
     )
     defaults = TrainConfig()
     t.add_argument("--model", default=defaults.base, choices=DEMO_BASES, help="architecture to train")
