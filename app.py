@@ -48,7 +48,8 @@ WEIGHTS = [
     "my checkpoint file",
 ]
 UPLOAD, BUNDLED = "upload a .zip", "bundled sample (random shapes, 32 images)"
-SOURCES = [f"demo domain: {d}" for d in TARGET_DOMAINS] + [BUNDLED, UPLOAD]
+DOMAIN = "demo domain: "  # + a target domain's name
+SOURCES = [DOMAIN + d for d in TARGET_DOMAINS] + [BUNDLED, UPLOAD]
 DEFAULT_MODEL = "sam_tiny_demo"
 POLL_S = env_number("REDUNDANCY_POLL_S", 0.7, float)
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
@@ -80,8 +81,8 @@ def dataset_path(source: str, zip_file: str | None) -> Path:
     """The folder or zip a Dataset choice names."""
     if source == UPLOAD:
         return Path(zip_file)
-    if source.startswith("demo domain: "):
-        return DOMAINS / source.removeprefix("demo domain: ")
+    if source.startswith(DOMAIN):
+        return DOMAINS / source.removeprefix(DOMAIN)
     return SAMPLE
 
 
