@@ -1,4 +1,4 @@
-"""Apply a found replacement set to new images: patched masks on disk, mIoU when GT exists."""
+"""Apply a found replacement set to new images: the task's patched predictions on disk, scores when GT exists."""
 
 from __future__ import annotations
 
@@ -8,23 +8,28 @@ from pathlib import Path
 import torch
 
 from .data import Dataset, load_image, open_dataset
-from .errors import RunError
-from .export import read_run, write_json, write_predictions
+from .errors import DataError, RunError
+from .export import read_run, write_depths, write_json, write_labels, write_predictions
 from .features import FeatureCache
 from .models import Backend, build_backend
+from .models.heads import load_head
 from .replace import identity_map, pairs_map, parse_replacements
+from .rundir import RunDir
 from .score import EvalSet, Evaluator
+from .tasks import MAX_DEPTH, MIN_DEPTH, SEGMENT, Task, get_task
 
 
 @dataclass
 class ApplyResult:
-    """Where the predictions went and, with GT, baseline vs patched mIoU (percent)."""
+    """Where the predictions went and, with GT, baseline vs patched score (mIoU % for segmentation)."""
 
     images: int
     zip_path: Path
-    baseline_miou: float | None
+    baseline_miou: float | None  # the task's score as a user reads it (mIoU, accuracy, RMSE, ...)
     patched_miou: float | None
     pairs: list[tuple[int, int]]
+    metric: str = "miou"
+    metric_label: str = "mIoU"
 
 
 def backend_for_run(config: dict, device: str = "auto") -> Backend:
@@ -61,6 +66,17 @@ def open_run_data(config: dict, data: str | Path | None = None) -> Dataset:
     return dataset
 
 
+def attach_run_head(run: Path, config: dict, backend: Backend) -> None:
+    """Give a classify / depth run's backend the head the search scored with (its head.pt, hash checked)."""
+    head = RunDir(run).head()
+    if head is None:
+        raise RunError(f"{run} is a {config['task']} run without its head.pt; rerun the search.")
+    module, info = load_head(head, config["task"], backend, tuple(config.get("classes", ())))
+    if info.sha256 != (config.get("head") or {}).get("sha256"):
+        raise RunError(f"{head} is not the head this run recorded (its sha256 differs); rerun the search.")
+    backend.head = module
+
+
 def apply_run(
     run: Path,
     data: Path,
@@ -72,9 +88,12 @@ def apply_run(
     verify: bool = True,
     protocol: str | None = None,
 ) -> ApplyResult:
-    """Predict every image of `data` with a run's replacement set; write PNG masks, overlays, a zip."""
+    """Predict every image of `data` with a run's replacement set; write the task's predictions and a zip."""
     config, repl = read_run(run, verify)
     backend = backend or backend_for_run(config, device)
+    task = get_task(config.get("task", SEGMENT))
+    if task.name != SEGMENT:
+        attach_run_head(Path(run), config, backend)
     cfg = config["config"]
     return apply_pairs(
         backend,
@@ -87,7 +106,23 @@ def apply_run(
         cache,
         extract_to,
         cfg.get("rows"),
+        task,
+        tuple(config.get("classes", ())),
+        config.get("search", {}).get("metric"),
     )
+
+
+def _check_task_data(dataset: Dataset, task: Task, classes: tuple[str, ...]) -> None:
+    """Unlabelled images suit any task; labelled data must be the run's task (and, to classify, its classes)."""
+    if dataset.layout == "images":
+        return
+    if dataset.task != task.name:
+        raise DataError(f"this is a {task.name} run but the data is a {dataset.task} dataset; give images of its task.")
+    if task.name == "classify" and dataset.classes != classes:
+        raise DataError(
+            f"the data's classes ({', '.join(dataset.classes[:6])}) are not the run's ({', '.join(classes[:6])}); "
+            "use the same class folders, or a folder of unlabelled images."
+        )
 
 
 def apply_pairs(
@@ -101,33 +136,50 @@ def apply_pairs(
     cache: FeatureCache | None = None,
     extract_to: Path | None = None,
     rows: int | None = None,
+    task: Task | None = None,
+    classes: tuple[str, ...] = (),
+    metric: str | None = None,
 ) -> ApplyResult:
-    """Apply a replacements.json dict to the images of `data` (masks optional) and write the results."""
+    """Apply a replacements.json dict to the images of `data` (targets optional) and write the task's predictions:
+    masks and overlays (segment), a labels CSV (classify) or 16-bit depth PNGs with previews (depth)."""
+    task = task or get_task(SEGMENT)
     pairs = parse_replacements(replacements, "the replacement set", backend.name, backend.channels)
     dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
+    _check_task_data(dataset, task, classes)
     protocol = protocol or dataset.default_protocol
-    evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), prompt, protocol)
+    evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), prompt, protocol, task=task)
     ev = Evaluator(backend, evalset, mask_choice, rows)
     f = pairs_map(pairs, backend.channels)
-    masks = [(logits > 0).cpu().numpy() for logits in ev.logits(f)]
-    baseline = [(logits > 0).cpu().numpy() for logits in ev.logits()]  # for any external evaluator to compare
+    patched, baseline = ev.logits(f), ev.logits()  # the baseline too, for any external evaluator to compare
     images = [load_image(s.image_path) for s in dataset.samples]
-    zip_path = write_predictions(Path(out), evalset.names, images, masks, baseline)
-    base = patched = None
-    if dataset.has_masks:
-        miou, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])))
-        base, patched = float(miou[0]), float(miou[1])
+    if task.name == SEGMENT:
+        masks, base_masks = ([(z > 0).cpu().numpy() for z in zs] for zs in (patched, baseline))
+        zip_path = write_predictions(Path(out), evalset.names, images, masks, base_masks)
+    elif task.name == "classify":
+        zip_path = write_labels(Path(out), evalset.names, patched, baseline, list(classes))
+    else:
+        depth = [z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in patched]
+        zip_path = write_depths(
+            Path(out), evalset.names, images, depth, [z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in baseline]
+        )
+    base = after = None
+    m = task.metric(metric)
+    if all(t is not None for t in evalset.targets):
+        score, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])), m.name)
+        base, after = m.value(float(score[0])), m.value(float(score[1]))
     write_json(
         Path(out) / "apply.json",
         {
             "model": backend.name,
             "weights_label": backend.weights.label,
+            "task": task.name,
             "data": str(data),
             "images": len(images),
             "pairs": [list(p) for p in pairs],
             "protocol": protocol,
-            "baseline_miou": base,
-            "patched_miou": patched,
+            "metric": m.name,
+            f"baseline_{m.name}": base,
+            f"patched_{m.name}": after,
         },
     )
-    return ApplyResult(len(images), zip_path, base, patched, pairs)
+    return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label)

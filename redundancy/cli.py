@@ -18,7 +18,7 @@ from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
 from .errors import RedundancyError
 from .export import read_run, save_ablation, write_comparison, write_run
-from .metrics import METRICS, PROTOCOLS
+from .metrics import PROTOCOLS
 from .models import REGISTRY
 from .models.base import MASK_CHOICES
 from .pipeline import (
@@ -38,6 +38,7 @@ from .resume import RunState, claim_run_dir
 from .rundir import RunDir
 from .score import PRECISIONS
 from .screen import MODES, TEMPERATURE
+from .tasks import ALL_METRICS, TASK_TYPES, TASKS, Metric
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -46,7 +47,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetuned", help="your fine-tuned weights over the base: full, decoder-only or LoRA (README)")
     p.add_argument("--random-init", action="store_true", help="seeded random weights (pipeline tests only)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and the search-set split")
-    p.add_argument("--data", help="dataset folder or .zip (images/+masks/ or PerSeg layout)")
+    p.add_argument(
+        "--data",
+        help="dataset folder or .zip: images/+masks/ or PerSeg (segment), class folders or a CSV of image,label "
+        "(classify), images/+depth/ (depth)",
+    )
+    p.add_argument("--task", choices=TASKS, help="segment (SAM, SAM2), classify or depth (DINOv2); default: the data's")
+    p.add_argument(
+        "--head",
+        help="classify / depth: a head state dict (weight, bias) over the model's tokens; default: fit one on a "
+        "separate head split of the data",
+    )
+    p.add_argument("--head-images", type=int, help="images in that head split (default: a third of the data)")
     p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
     p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
     p.add_argument("--prompt", default="none", choices=PROMPT_MODES, help="prompts from GT")
@@ -63,7 +75,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         choices=MASK_CHOICES,
         help="single-mask output, or the multimask output with the best predicted IoU",
     )
-    p.add_argument("--metric", default="miou", choices=METRICS, help="what pair gains measure")
+    p.add_argument(
+        "--metric",
+        choices=ALL_METRICS,
+        help="what pair gains measure: "
+        + "; ".join(f"{name}: {', '.join(t().metric_names)}" for name, t in TASK_TYPES.items())
+        + " (default: the task's first)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--batch-rows", dest="rows", type=int, help="decoder rows per call (default per device)")
     p.add_argument(
@@ -238,23 +256,29 @@ def _bar_callbacks(args: argparse.Namespace) -> Callbacks:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    rows = [{"name": s.name, "family": s.family, "description": s.description, "url": s.url} for s in REGISTRY.values()]
+    rows = [
+        {"name": s.name, "family": s.family, "tasks": list(s.tasks), "description": s.description, "url": s.url}
+        for s in REGISTRY.values()
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['name']:<16} {r['description']}")
+            print(f"{r['name']:<18} {'/'.join(r['tasks']):<15} {r['description']}")
     return 0
 
 
 def _describe(session: Session, say: Callable[[str], None], extra: str = "") -> None:
     """The model, weights, device and data split of a session, as log lines."""
     b = session.backend
-    say(f"model {b.name} | {b.weights.label} | device {b.device}{extra}")
+    say(f"model {b.name} | {b.weights.label} | device {b.device}{extra} | task {session.task.name}")
+    head = f"head split {len(session.head_set)}, " if session.head_set is not None else ""
     say(
-        f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): search set "
+        f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): {head}search set "
         f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}"
     )
+    if session.task.name != "segment":
+        say(f"head: {session.cfg.head or 'fitted on the head split when the search set is first encoded'}")
     for w in session.dataset.warnings:
         say(f"warning: {w}")
 
@@ -297,24 +321,31 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(repl, indent=2))
         return 0
-    c = result.combos
+    c, m = result.combos, session.task.metric(result.settings.metric)
+    if session.head:
+        print(f"\nhead: {session.head.label}")
     print(
-        f"\n{session.backend.weights.label}: baseline mIoU {c.baseline_miou:.2f} on {result.search_images} "
-        f"search images"
+        f"\n{session.backend.weights.label}: baseline {m.show(c.baseline_miou)} on {result.search_images} search images"
     )
-    print("top pairs (source <- target, gain):", ", ".join(f"{p.source}<-{p.target} {p.gain:+.2f}" for p in result.top))
+    print("top pairs (source <- target, gain):", ", ".join(f"{p.source}<-{p.target} {p.gain:+.4g}" for p in result.top))
     if c.best:
         print(
-            f"best set: {' '.join(f'{i}<-{j}' for i, j in c.best.pairs)}  mIoU {c.best.miou:.2f} "
-            f"({c.best.miou - c.baseline_miou:+.2f})"
+            f"best set: {' '.join(f'{i}<-{j}' for i, j in c.best.pairs)}  {m.show(c.best.miou)} "
+            f"({_delta(m, c.baseline_miou, c.best.miou)})"
         )
     else:
         print("best set: empty (no subset of the top pairs beat the baseline)")
     if result.heldout:
         h = result.heldout
-        print(f"held-out ({h['images']} images): {h['baseline_miou']:.2f} -> {h['patched_miou']:.2f}")
+        print(f"held-out ({h['images']} images): {m.show(h['baseline_miou'])} -> {m.show(h['patched_miou'])}")
     print(f"run written to {out}")
     return 0
+
+
+def _delta(m: Metric, before: float, after: float) -> str:
+    """'+0.41' for a score a user reads as it is; for a lower-is-better one, its own change ('-0.0160')."""
+    d = m.value(after) - m.value(before)
+    return f"{d:+.2f}" if m.percent else f"{d:+.4f}"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -331,11 +362,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.row() for r in reports], indent=2))
         return 0
-    print(f"\n{session.backend.weights.label}: baseline mIoU {reports[0].baseline_miou:.2f}")
-    print(f"{'mode':<9}{'top-N overlap':>14}{'Spearman':>10}{'scored':>9}{'best mIoU':>11}{'time':>9}{'cost':>8}")
+    m = session.task.metric(settings.metric)
+    print(f"\n{session.backend.weights.label}: baseline {m.show(reports[0].baseline_miou)}")
+    best = f"best {m.label}"
+    print(f"{'mode':<9}{'top-N overlap':>14}{'Spearman':>10}{'scored':>9}{best:>13}{'time':>9}{'cost':>8}")
     for r in reports:
         print(
-            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{r.best_miou:>11.2f}"
+            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{m.value(r.best_miou):>13.4g}"
             f"{format_seconds(r.seconds):>9}{r.cost:>8.3f}"
         )
     if args.out:
@@ -351,6 +384,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         cfg = SessionConfig(**{**config["config"], "device": args.device})
         data = open_run_data(config, args.data)
         session = Session(backend_for_run(config, args.device), data, cfg, _feature_cache(args))
+        if RunDir(args.run).head():
+            session.use_head(RunDir(args.run).head(), config.get("head"))
     else:
         if not args.data:
             raise RedundancyError("--data (or --run) is required.")
@@ -375,10 +410,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    m = session.task.metric()
     print(f"{session.backend.name} | {label} | {len(session.search_set)} search images | protocol {session.protocol}")
-    print(f"{'edit':<22}{'mIoU':>10}{'delta':>10}{'loss':>10}")
+    print(f"{'edit':<22}{m.label:>10}{'delta':>10}{'loss':>10}")
     for r in [base, *rows]:
-        print(f"{r.edit:<22}{r.miou:>10.2f}{r.delta_miou:>+10.2f}{r.loss:>10.4f}")
+        print(f"{r.edit:<22}{m.value(r.miou):>10.4g}{m.value(r.miou) - m.value(base.miou):>+10.4f}{r.loss:>10.4f}")
     return 0
 
 
@@ -408,15 +444,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
         "images": res.images,
         "zip": str(res.zip_path),
         "pairs": [list(p) for p in res.pairs],
-        "baseline_miou": res.baseline_miou,
-        "patched_miou": res.patched_miou,
+        "metric": res.metric,
+        f"baseline_{res.metric}": res.baseline_miou,
+        f"patched_{res.metric}": res.patched_miou,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{res.images} patched masks written to {Path(args.out) / 'masks'} (zip: {res.zip_path})")
+        print(f"{res.images} patched predictions written to {Path(args.out)} (zip: {res.zip_path})")
         if res.baseline_miou is not None:
-            print(f"mIoU {res.baseline_miou:.2f} -> {res.patched_miou:.2f} with {len(res.pairs)} pairs")
+            print(f"{res.metric_label} {res.baseline_miou:.4g} -> {res.patched_miou:.4g} with {len(res.pairs)} pairs")
     return 0
 
 

@@ -1,11 +1,13 @@
-"""Segmentation datasets: folder / PerSeg layouts (or a .zip of either), validation, seeded splits.
+"""Datasets: segmentation (folder / PerSeg), classification (class folders / CSV) and depth (images + depth).
 
-Masks are binary at the image's own resolution: any non-zero pixel is foreground (README, Data;
-`mask_from_image` has the details: alpha, palettes, lossy JPEG masks).
+Any of them may come as a .zip. Masks are binary at the image's own resolution: any non-zero pixel
+is foreground (README, Data; `mask_from_image` has the details: alpha, palettes, lossy JPEG
+masks). Depth maps are NYUv2's convention: 16-bit PNG in millimetres or .npy in metres, 0 invalid.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import random
@@ -25,6 +27,10 @@ from .io import sha256_file as file_sha256
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
+DEPTH_EXTS = (".png", ".npy")  # 16-bit PNG in millimetres, or float metres
+DEPTH_PNG_SCALE = 1000.0  # NYUv2's PNGs store millimetres
+LAYOUT_TASK = {"perseg": "segment", "folder": "segment", "images": "segment", "classes": "classify",
+               "csv": "classify", "depth": "depth"}  # fmt: skip
 # Limits (environment variables override them; README "Limits and safety").
 MAX_PIXELS = env_number("REDUNDANCY_MAX_PIXELS", 40_000_000)  # per image
 MAX_IMAGES = env_number("REDUNDANCY_MAX_IMAGES", 5_000)  # per dataset
@@ -38,12 +44,16 @@ ZIP_MAX_FILES = 20_000
 
 @dataclass(frozen=True)
 class Sample:
-    """One image with its ground-truth mask; `group` is the object (PerSeg) or the image itself."""
+    """One image with its target: a mask or depth map file (`mask_path`) or a class index (`label`).
+
+    `group` is the object (PerSeg) or the image itself.
+    """
 
     name: str
     image_path: Path
     mask_path: Path | None
     group: str
+    label: int | None = None
 
 
 @dataclass
@@ -51,9 +61,10 @@ class Dataset:
     """An ordered list of samples plus where they came from."""
 
     root: Path
-    layout: str  # "folder" | "perseg" | "images" (no masks)
+    layout: str  # "folder" | "perseg" | "images" (no masks) | "classes" | "csv" | "depth"
     samples: list[Sample]
     warnings: list[str] = field(default_factory=list)
+    classes: tuple[str, ...] = ()  # classification: class names, index = label
     _hash: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -62,6 +73,11 @@ class Dataset:
     @property
     def has_masks(self) -> bool:
         return all(s.mask_path is not None for s in self.samples)
+
+    @property
+    def task(self) -> str:
+        """The task its targets serve: segment, classify or depth."""
+        return LAYOUT_TASK[self.layout]
 
     @property
     def default_protocol(self) -> str:
@@ -74,6 +90,8 @@ class Dataset:
             h = hashlib.sha256()
             for s in self.samples:
                 h.update(s.name.encode())
+                if s.label is not None:
+                    h.update(f"|{self.classes[s.label]}".encode())
                 for p in (s.image_path, s.mask_path):
                     if p is not None:
                         h.update(file_sha256(p).encode())
@@ -82,7 +100,7 @@ class Dataset:
 
     def subset(self, indices: list[int]) -> Dataset:
         """The samples at `indices`, in that order."""
-        return Dataset(self.root, self.layout, [self.samples[i] for i in indices], self.warnings)
+        return Dataset(self.root, self.layout, [self.samples[i] for i in indices], self.warnings, self.classes)
 
 
 def _check_size(path: Path, w: int, h: int, image: bool) -> None:
@@ -237,14 +255,120 @@ def _find_root(path: Path) -> Path:
             return path
         subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
         files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
-        if len(subdirs) == 1 and not any(f.suffix.lower() in IMAGE_EXTS for f in files):
+        if len(subdirs) == 1 and not any(f.suffix.lower() in IMAGE_EXTS + (".csv",) for f in files):
             path = subdirs[0]
         else:
             break
     return path
 
 
-def _scan(root: Path, require_masks: bool) -> tuple[str, list[Sample]]:
+def load_depth(path: Path) -> np.ndarray:
+    """Depth in metres (H, W) float32, 0 where invalid: a 16-bit PNG in millimetres or a .npy in metres."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise DataError(f"{path.name}: cannot read this .npy depth map ({e}); save it with np.save(array).") from e
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+            raise DataError(
+                f"{path.name}: a depth map must be a 2-D array of metres, got shape {arr.shape} {arr.dtype}."
+            )
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all() or (arr < 0).any():
+            raise DataError(f"{path.name}: depth holds NaN, Inf or negative values; store invalid pixels as 0.")
+        return arr
+    img = _open(path, image=False)
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        raise DataError(
+            f"{path.name}: depth PNGs must be 16-bit (millimetres, NYUv2's convention), this one is mode {img.mode}; "
+            "save depth as uint16 millimetres or as .npy metres."
+        )
+    return np.asarray(img, dtype=np.float32) / DEPTH_PNG_SCALE
+
+
+def load_target(sample: Sample, task: str) -> np.ndarray | None:
+    """The sample's ground truth for `task`: bool mask (H, W), class index () or depth in metres (H, W)."""
+    if task == "classify":
+        return None if sample.label is None else np.asarray(sample.label, dtype=np.int64)
+    if sample.mask_path is None:
+        return None
+    return load_depth(sample.mask_path) if task == "depth" else load_mask(sample.mask_path)
+
+
+def _scan_classes(root: Path, class_dirs: list[Path]) -> tuple[list[Sample], tuple[str, ...]]:
+    """ImageFolder: <class>/<image>; class names from the folder names, sorted."""
+    classes = tuple(d.name for d in class_dirs)
+    samples = []
+    for k, d in enumerate(class_dirs):
+        files = _files(d, IMAGE_EXTS)
+        if not files:
+            raise DataError(f"class folder '{d.name}/' holds no images; add images of that class or remove the folder.")
+        samples += [Sample(f"{d.name}/{stem}", f, None, f"{d.name}/{stem}", k) for stem, f in files.items()]
+    return samples, classes
+
+
+def _scan_csv(table: Path) -> tuple[list[Sample], tuple[str, ...]]:
+    """A CSV of (image, label) rows with a header; image paths relative to the CSV's folder."""
+    try:
+        with table.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{table.name}: cannot read this CSV ({e}); save it as UTF-8 text.") from e
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    col_img = next((header.index(h) for h in ("image", "path", "file", "filename") if h in header), None)
+    col_lab = next((header.index(h) for h in ("label", "class", "category") if h in header), None)
+    if col_img is None or col_lab is None:
+        raise DataError(
+            f"{table.name}: the first row must name the columns, e.g. 'image,label' (found {', '.join(rows[0]) if rows else 'nothing'}); "
+            "add that header row."
+        )
+    entries = []
+    for n, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) <= max(col_img, col_lab) or not row[col_lab].strip():
+            raise DataError(f"{table.name} line {n}: needs an image and a label; fill in or delete that line.")
+        path = (table.parent / row[col_img].strip()).resolve()
+        if not path.is_file():
+            raise DataError(
+                f"{table.name} line {n}: image '{row[col_img].strip()}' does not exist next to the CSV; fix the path."
+            )
+        entries.append((path, row[col_lab].strip()))
+    classes = tuple(sorted({lab for _, lab in entries}))
+    index = {c: k for k, c in enumerate(classes)}
+    seen: set[str] = set()
+    samples = []
+    for path, lab in entries:
+        name = (
+            str(path.relative_to(table.parent.resolve())) if path.is_relative_to(table.parent.resolve()) else path.name
+        )
+        if name in seen:
+            raise DataError(f"{table.name}: image '{name}' is listed twice; keep one row per image.")
+        seen.add(name)
+        samples.append(Sample(name, path, None, name, index[lab]))
+    return samples, classes
+
+
+def _scan(root: Path, require_masks: bool) -> tuple[str, list[Sample], tuple[str, ...]]:
+    """(layout, samples, class names) of the dataset at `root`."""
+    layout, samples = _scan_masks(root, require_masks)
+    if layout != "classify":
+        return layout, samples, ()
+    tables = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    if len(tables) > 1:
+        raise DataError(
+            f"{root}: {len(tables)} CSV files ({', '.join(t.name for t in tables)}); keep the one of (image, label) rows."
+        )
+    if tables:
+        return "csv", *_scan_csv(tables[0])
+    dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    return "classes", *_scan_classes(root, dirs)
+
+
+def _scan_masks(root: Path, require_masks: bool) -> tuple[str, list[Sample]]:
     images_dir = _child(root, "images")
     annotations_dir = _child(root, "annotations")
     masks_dir = _child(root, "masks")
@@ -263,12 +387,21 @@ def _scan(root: Path, require_masks: bool) -> tuple[str, list[Sample]]:
     if images_dir and masks_dir:
         pairs = _pair(_files(images_dir, IMAGE_EXTS), _files(masks_dir, MASK_EXTS), "images/ vs masks/")
         return "folder", [Sample(s, i, m, s) for s, i, m in pairs]
+    depth_dir = _child(root, "depth")
+    if images_dir and depth_dir:
+        pairs = _pair(_files(images_dir, IMAGE_EXTS), _files(depth_dir, DEPTH_EXTS), "images/ vs depth/")
+        return "depth", [Sample(s, i, m, s) for s, i, m in pairs]
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    has_csv = any(p.suffix.lower() == ".csv" for p in root.iterdir() if p.is_file())
+    if has_csv or (not images_dir and len(subdirs) >= 2 and not _files(root, IMAGE_EXTS)):
+        return "classify", []  # class folders or a CSV of labels: read by `_scan`
     if not require_masks:
         folder = images_dir or root
         return "images", [Sample(s, p, None, s) for s, p in _files(folder, IMAGE_EXTS).items()]
     raise DataError(
-        f"{root}: no dataset layout found. Expected images/ + masks/ folders (matched by file name) "
-        "or the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png." + _nested_archives(root)
+        f"{root}: no dataset layout found. Expected images/ + masks/ folders (matched by file name), "
+        "the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png, class folders <class>/*.jpg or a "
+        "CSV of image,label rows (classification), or images/ + depth/ (depth)." + _nested_archives(root)
     )
 
 
@@ -301,6 +434,24 @@ def _validate(samples: list[Sample]) -> list[str]:
     return warnings
 
 
+def _validate_depth(samples: list[Sample]) -> list[str]:
+    """Check every depth map against its image: same size, at least one valid (non-zero) pixel."""
+    for s in samples:
+        depth = load_depth(s.mask_path)
+        h, w = image_size(s.image_path)
+        if depth.shape != (h, w):
+            raise DataError(
+                f"{s.name}: depth map {s.mask_path.name} is {depth.shape[1]}x{depth.shape[0]} but the image is {w}x{h}; "
+                "depth maps must have the same size as their image."
+            )
+        if not (depth > 0).any():
+            raise DataError(
+                f"{s.name}: depth map {s.mask_path.name} has no valid pixel (all 0), so no error can be measured; "
+                "remove this image or fix its depth map."
+            )
+    return []
+
+
 def open_dataset(path: str | Path, extract_to: str | Path | None = None, require_masks: bool = True) -> Dataset:
     """Open a folder or .zip dataset, check every sample and return it in sorted order."""
     path = Path(path)
@@ -309,7 +460,7 @@ def open_dataset(path: str | Path, extract_to: str | Path | None = None, require
     if path.is_file():
         path = extract_zip(path, Path(extract_to)) if extract_to is not None else extract_cached(path)
     root = _find_root(path)
-    layout, samples = _scan(root, require_masks)
+    layout, samples, classes = _scan(root, require_masks)
     if not samples:
         raise DataError(
             f"{root}: the dataset holds no images; add images (and masks) and try again." + _nested_archives(root)
@@ -322,8 +473,13 @@ def open_dataset(path: str | Path, extract_to: str | Path | None = None, require
     for s in samples:  # unreadable images fail here, naming the file, not half-way through a search
         with _open(s.image_path):
             pass
-    warnings = _validate(samples) if layout != "images" else []
-    return Dataset(root, layout, samples, warnings)
+    if layout in ("classes", "csv") and len(classes) < 2:
+        raise DataError(
+            f"{root}: classification needs at least 2 classes, found {len(classes)}; add the other classes."
+        )
+    validate = {"depth": _validate_depth, "folder": _validate, "perseg": _validate}.get(layout)
+    warnings = validate(samples) if validate else []
+    return Dataset(root, layout, samples, warnings, classes)
 
 
 def extract_zip(zip_path: Path, dest: Path) -> Path:
@@ -403,14 +559,14 @@ def _nested_archives(root: Path) -> str:
     )
 
 
-def split(dataset: Dataset, n_search: int, seed: int) -> tuple[Dataset, Dataset]:
-    """Seeded split into (search set of n_search samples, held-out rest); both keep sorted order."""
+def split(dataset: Dataset, n_search: int, seed: int, what: str = "search") -> tuple[Dataset, Dataset]:
+    """Seeded split into (`what` set of n_search samples, the rest); both keep sorted order."""
     n = len(dataset)
     if n_search < 1:
-        raise DataError(f"search set size must be at least 1 (got {n_search}).")
+        raise DataError(f"{what} set size must be at least 1 (got {n_search}).")
     if n_search > n:
         raise DataError(
-            f"the search set asks for {n_search} images but the dataset has {n}; use --search-images {n} or fewer."
+            f"the {what} set asks for {n_search} images but {n} are available; use {n} or fewer {what} images."
         )
     chosen = sorted(random.Random(seed).sample(range(n), n_search))
     rest = [i for i in range(n) if i not in set(chosen)]

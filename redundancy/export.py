@@ -9,8 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .imaging import overlay, png_bytes
+from .imaging import depth_colour, depth_png, overlay, png_bytes
 from .io import atomic_write, write_json
 from .pipeline import SearchResult, SearchSettings, Session, config_dict, search_key
 from .rundir import ABLATION, RunDir
@@ -98,6 +99,10 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     write_json(out / "topn.json", top)
     atomic_write(out / "combinations.csv", combinations_table(result))
     atomic_write(out / "preview.npz", preview_npz(session, result.best_pairs))
+    if session.backend.head is not None and session.task.name != "segment":
+        buf = io.BytesIO()
+        torch.save(session.backend.head.state(), buf)
+        atomic_write(out / "head.pt", buf.getvalue())
     write_json(out / "replacements.json", repl)
     key = search_key(session, result.settings, session.channel_pairs(result.settings))
     RunDir(out).seal(key)  # last: marks a finished run
@@ -117,7 +122,7 @@ def write_comparison(out: Path, session: Session, settings: SearchSettings, repo
             "search_images": len(session.search_set),
             "pairs": len(pairs),
             "config": asdict(session.cfg),
-            "search": asdict(settings),
+            "search": asdict(session.resolve(settings)),
             "modes": rows,
         },
     )
@@ -137,26 +142,30 @@ def save_ablation(run: Path, base, rows) -> Path:
 
 
 def preview_npz(session: Session, pairs: list[tuple[int, int]], k: int = 4) -> bytes:
-    """A few search images with GT, baseline and patched masks and their features, so figures need
-    only the run directory: keys image_i, gt_i, base_i, patched_i (i < k), feats (k, C, h, w), names."""
+    """A few search images with GT, baseline and patched masks and their channel maps, so figures need
+    only the run directory: keys image_i, gt_i, base_i, patched_i (i < k; masks for segmentation
+    only), feats (k, C, h, w), names."""
     from .data import load_image, load_mask
     from .replace import identity_map, pairs_map
 
     ev = session.evaluator("search")
     idx = list(range(min(k, len(ev.set))))
     c = session.backend.channels
-    base = ev.logits(identity_map(c), idx)
-    patched = ev.logits(pairs_map(pairs, c), idx)
     arrays = {
         "names": np.array([ev.set.names[i] for i in idx]),
-        "feats": ev.set.feats[idx].cpu().numpy().astype(np.float16),
+        "feats": session.backend.channel_maps(ev.set.feats[idx]).cpu().numpy().astype(np.float16),
     }
+    segment = session.task.name == "segment"
+    if segment:
+        base = ev.logits(identity_map(c), idx)
+        patched = ev.logits(pairs_map(pairs, c), idx)
     for i in idx:
         sample = session.search_set.samples[i]
         arrays[f"image_{i}"] = load_image(sample.image_path)
-        arrays[f"gt_{i}"] = load_mask(sample.mask_path)
-        arrays[f"base_{i}"] = (base[i] > 0).cpu().numpy()
-        arrays[f"patched_{i}"] = (patched[i] > 0).cpu().numpy()
+        if segment:
+            arrays[f"gt_{i}"] = load_mask(sample.mask_path)
+            arrays[f"base_{i}"] = (base[i] > 0).cpu().numpy()
+            arrays[f"patched_{i}"] = (patched[i] > 0).cpu().numpy()
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
@@ -192,3 +201,48 @@ def write_predictions(
                 zf.writestr(f"{folder}/{name}.png", data)
     atomic_write(zip_path, buf.getvalue())
     return zip_path
+
+
+def _zip_files(out: Path, files: dict[str, bytes]) -> Path:
+    """Write `files` (relative name -> bytes) under `out` and into out/predictions.zip; return the zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            atomic_write(out / name, data)
+            zf.writestr(name, data)
+    return atomic_write(out / "predictions.zip", buf.getvalue())
+
+
+def write_labels(
+    out: Path, names: list[str], logits: list[torch.Tensor], baseline: list[torch.Tensor], classes: list[str]
+) -> Path:
+    """predictions.csv (image, patched and baseline class with their softmax confidence) and its zip."""
+    rows = [["image", "predicted", "confidence", "baseline_predicted", "baseline_confidence"]]
+    for name, z, b in zip(names, logits, baseline):
+        pz, pb = z.float().softmax(0), b.float().softmax(0)
+        rows.append(
+            [
+                name,
+                classes[int(pz.argmax())],
+                f"{float(pz.max()):.4f}",
+                classes[int(pb.argmax())],
+                f"{float(pb.max()):.4f}",
+            ]
+        )
+    return _zip_files(Path(out), {"predictions.csv": _csv(rows).encode()})
+
+
+def write_depths(
+    out: Path, names: list[str], images: list[np.ndarray], depth: list[np.ndarray], baseline: list[np.ndarray]
+) -> Path:
+    """depth/NAME.png and baseline_depth/NAME.png (16-bit millimetres), previews/NAME.png (image | baseline |
+    patched, one colour scale per image) and predictions.zip of them all."""
+    files = {}
+    for name, image, d, b in zip(names, images, depth, baseline):
+        lo, hi = float(min(d.min(), b.min())), float(max(d.max(), b.max()))
+        files[f"depth/{name}.png"] = depth_png(d)
+        files[f"baseline_depth/{name}.png"] = depth_png(b)
+        files[f"previews/{name}.png"] = png_bytes(
+            np.concatenate([image, depth_colour(b, lo, hi), depth_colour(d, lo, hi)], 1)
+        )
+    return _zip_files(Path(out), files)

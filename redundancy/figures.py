@@ -22,6 +22,7 @@ from .errors import RunError  # noqa: E402
 from .gains import best_gain_per_source  # noqa: E402
 from .imaging import overlay  # noqa: E402
 from .rundir import RunDir  # noqa: E402
+from .tasks import Metric, get_task  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 300
@@ -72,6 +73,18 @@ class Run:
             rd.ablation(),
             rd.preview(),
         )
+
+    @property
+    def metric(self) -> Metric:
+        """The score the run's numbers are in (mIoU for segmentation; accuracy, RMSE, ... for DINOv2 tasks)."""
+        return get_task(self.config.get("task", "segment")).metric(self.config.get("search", {}).get("metric"))
+
+    def axis(self, delta: bool = False) -> str:
+        """Axis label for scores (or gains) in the run's metric."""
+        m = self.metric
+        if delta:  # gains are oriented: positive is better, so a lower-is-better metric shows its decrease
+            return f"Δ {m.label} (points)" if m.percent else f"{m.label} {'gain' if m.higher_is_better else 'decrease'}"
+        return f"{m.label} (%)" if m.percent else m.label
 
     @property
     def label(self) -> str:
@@ -167,8 +180,8 @@ def ablation_bars(run: Run) -> plt.Figure:
         ax.bar(range(len(d)), d, color=[GOOD if x > 0 else BAD for x in d])
         ax.set_xticks(range(len(d)), names, rotation=30, ha="right")
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_ylabel("Δ mIoU (points)")
-    ax.set_title(f"single-channel edits (baseline mIoU {run.ablation['baseline']['miou']:.2f}%)")
+    ax.set_ylabel(run.axis(delta=True))
+    ax.set_title(f"single-channel edits (baseline {run.metric.show(run.ablation['baseline']['miou'])})")
     return fig
 
 
@@ -202,7 +215,7 @@ def pair_heatmap(run: Run) -> plt.Figure:
     ax.set_xlabel("target channel j (copied)")
     ax.set_ylabel("source channel i (replaced)")
     ax.legend(loc="lower right", frameon=True)
-    fig.colorbar(im, ax=ax, location="bottom", shrink=0.6, label="Δ mIoU (points)")
+    fig.colorbar(im, ax=ax, location="bottom", shrink=0.6, label=run.axis(delta=True))
     top_ax = fig.add_subplot(grid[0, 0], sharex=ax)
     top_ax.bar(range(len(cols)), np.nanmax(np.nan_to_num(sub, nan=-np.inf), 0), color=ACCENT, width=1.0)
     top_ax.set_ylabel("best gain\nper target")
@@ -228,7 +241,7 @@ def topn_bars(run: Run) -> plt.Figure:
     ax.bar(range(len(top)), gains, color=[GOOD if g > 0 else BAD for g in gains])
     ax.set_xticks(range(len(top)), [f"{p['source']}←{p['target']}" for p in top], rotation=45, ha="right")
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_ylabel(f"single-pair gain ({run.topn['metric']})")
+    ax.set_ylabel(f"single-pair gain ({run.topn['metric']}{'' if run.metric.higher_is_better else ' decrease'})")
     ax.set_title(f"top {len(top)} pairs")
     return fig
 
@@ -237,17 +250,18 @@ def combinations_scatter(run: Run) -> plt.Figure:
     """mIoU of every evaluated subset against its size; the baseline dashed, the best starred."""
     size = np.array([int(r["size"]) for r in run.combos])
     miou = np.array([float(r["miou"]) for r in run.combos])
-    base = run.topn["baseline_miou"]
+    value = run.metric.value  # scores are stored higher-is-better; plotted as users read them
+    base = value(run.topn["baseline_miou"])
     fig = _fig(4.0, 2.6)
     ax = fig.add_subplot()
     jitter = (np.random.default_rng(0).random(len(size)) - 0.5) * 0.25  # seeded: figures regenerate exactly
-    ax.scatter(size + jitter, miou, s=8, color=NEUTRAL, alpha=0.7, label="subsets")
+    ax.scatter(size + jitter, value(miou), s=8, color=NEUTRAL, alpha=0.7, label="subsets")
     ax.axhline(base, color="black", ls="--", lw=0.8, label="baseline")
     if run.replacements["pairs"]:
         b = int(np.argmax(miou))
-        ax.scatter([size[b]], [miou[b]], marker="*", s=120, color=BAD, zorder=3, label="best")
+        ax.scatter([size[b]], [value(miou[b])], marker="*", s=120, color=BAD, zorder=3, label="best")
     ax.set_xlabel("pairs in subset")
-    ax.set_ylabel("mIoU (%)")
+    ax.set_ylabel(run.axis())
     ax.legend(frameon=False)
     return fig
 
@@ -259,12 +273,14 @@ def pairs_curve(run: Run) -> plt.Figure:
     ks = list(range(1, len(top) + 1))
     best_of_k = [max(float(r["miou"]) for r in run.combos if int(r["size"]) == k) for k in ks]
     top_k = [by_pairs[" ".join(top[:k])] for k in ks]
+    best = int(np.argmax(best_of_k))
+    value = run.metric.value  # plotted as users read the metric (RMSE upwards, lower is better)
+    best_of_k, top_k = [value(v) for v in best_of_k], [value(v) for v in top_k]
     fig = _fig(4.0, 2.4)
     ax = fig.add_subplot()
     ax.plot(ks, best_of_k, marker="o", color=ACCENT, label="best subset of k pairs")
     ax.plot(ks, top_k, marker=".", color="0.5", ls=":", label="top k by single-pair gain")
-    ax.axhline(run.topn["baseline_miou"], color="black", ls="--", lw=0.8, label="baseline")
-    best = int(np.argmax(best_of_k))
+    ax.axhline(value(run.topn["baseline_miou"]), color="black", ls="--", lw=0.8, label="baseline")
     ax.annotate(
         f"peak at {ks[best]}",
         (ks[best], best_of_k[best]),
@@ -274,7 +290,7 @@ def pairs_curve(run: Run) -> plt.Figure:
         fontsize=7,
     )
     ax.set_xlabel("pairs applied together (k)")
-    ax.set_ylabel("mIoU (%)")
+    ax.set_ylabel(run.axis())
     ax.set_xticks(ks)
     ax.legend(frameon=False, fontsize=6)
     return fig
@@ -360,6 +376,8 @@ def render(run_dirs: list[str | Path], out: str | Path, formats: tuple[str, ...]
             for name, build in SINGLE.items():
                 if name == "ablation" and not run.ablation:
                     continue  # optional: only after `ablate --run`
+                if name == "before_after" and "gt_0" not in (run.preview or {}):
+                    continue  # masks: segmentation runs only
                 written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, run.caption())
         if len(runs) > 1:
             caption = "\n".join(r.caption() for r in runs)

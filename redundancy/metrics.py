@@ -20,18 +20,23 @@ PERSAM_REFERENCE = "00"  # PerSAM eval_miou.py's --ref-idx: an image whose path 
 METRICS = ("miou", "loss")
 
 
+SEG_COLUMNS = ("inter", "union", "loss")  # segmentation's per-(variant, image) stats
+
+
 @dataclass
 class Stats:
-    """Per (variant, image) counts and losses: each array is (V, B)."""
+    """Per (variant, image) statistics, (V, B, K): K columns named by the task (segmentation: SEG_COLUMNS)."""
 
-    inter: np.ndarray
-    union: np.ndarray
-    loss: np.ndarray
+    values: np.ndarray
 
     @staticmethod
     def concat(parts: list[Stats], axis: int) -> Stats:
         """Join along variants (axis 0) or images (axis 1)."""
-        return Stats(*(np.concatenate([getattr(p, k) for p in parts], axis) for k in ("inter", "union", "loss")))
+        return Stats(np.concatenate([p.values for p in parts], axis))
+
+    def column(self, k: int) -> np.ndarray:
+        """Column k, (V, B)."""
+        return self.values[..., k]
 
 
 def mask_stats(logits: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,13 +75,8 @@ def reduce(stats: Stats, groups: np.ndarray, n_groups: int | None = None) -> tup
     evaluated = np.flatnonzero(groups >= 0)
     onehot = np.zeros((len(groups), n))
     onehot[evaluated, groups[evaluated]] = 1.0
-    inter = stats.inter.astype(np.float64) @ onehot  # (V, G) pooled per group
-    union = stats.union.astype(np.float64) @ onehot
+    inter = stats.column(0).astype(np.float64) @ onehot  # (V, G) pooled per group
+    union = stats.column(1).astype(np.float64) @ onehot
     miou = 100.0 * (inter / np.maximum(union, 1.0)).mean(axis=1)
-    loss = stats.loss.astype(np.float64)[:, evaluated] if len(evaluated) else stats.loss.astype(np.float64)
-    return miou, loss.mean(axis=1)
-
-
-def image_iou(stats: Stats) -> np.ndarray:
-    """Per-image IoU in percent, (V, B)."""
-    return 100.0 * stats.inter / np.maximum(stats.union, 1)
+    loss = stats.column(2).astype(np.float64)
+    return miou, (loss[:, evaluated] if len(evaluated) else loss).mean(axis=1)

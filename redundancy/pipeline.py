@@ -19,11 +19,12 @@ import torch
 from . import __version__
 from .data import Dataset, open_dataset, split
 from .distributed import Dist
-from .errors import Cancelled, ConfigError, ReplacementError
+from .errors import Cancelled, ConfigError, DataError, ReplacementError, RunError
 from .features import FeatureCache
-from .metrics import METRICS, PROTOCOLS, Stats
+from .metrics import PROTOCOLS, Stats
 from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
+from .models.heads import HeadInfo, fit_head, load_head
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .resume import RunState, fingerprint
@@ -40,6 +41,7 @@ from .score import (
 )
 from .screen import MODES, TEMPERATURE, ModeReport, compare_modes, halving_screen, taylor_screen
 from .search import CombinationResult, RankedPair, search_combinations, top_pairs
+from .tasks import ALL_METRICS, SEGMENT, TASKS, Task, get_task
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
 
@@ -70,6 +72,9 @@ class SessionConfig:
     device: str = "auto"
     rows: int | None = None  # decoder rows per call; None: the device default
     precision: str = "fp32"  # fp32 | bf16: decoder matrix products in bfloat16 (metrics stay fp32/fp64)
+    task: str | None = None  # segment | classify | depth; None: the data's (and the model's) task
+    head: str | None = None  # classify / depth: a head state dict (weight, bias); None: fit one on a head split
+    head_images: int | None = None  # images of that head split; None: a third of the data
 
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: an unusable session config never exists
@@ -81,6 +86,10 @@ class SessionConfig:
         _choice("precision", self.precision, tuple(PRECISIONS))
         if self.protocol is not None:
             _choice("protocol", self.protocol, PROTOCOLS)
+        if self.task is not None:
+            _choice("task", self.task, TASKS)
+        if self.head_images is not None and self.head_images < 1:
+            raise ConfigError(f"head images must be at least 1 (got {self.head_images}).")
         check_rows(self.rows)
 
 
@@ -88,7 +97,7 @@ class SessionConfig:
 class SearchSettings:
     """How one search runs on a session: metric, top N, channel scope, mode and its parameters."""
 
-    metric: str = "miou"
+    metric: str | None = None  # the task's score (None: its default, mIoU for segmentation) or "loss"
     top_n: int = 10
     sources: str = "auto"
     targets: str = "auto"
@@ -103,7 +112,8 @@ class SearchSettings:
 
     def check(self) -> None:
         """Raise a ConfigError naming the setting whose value no search could use."""
-        _choice("metric", self.metric, METRICS)
+        if self.metric is not None:
+            _choice("metric", self.metric, ALL_METRICS)
         _choice("search mode", self.mode, MODES)
         if not 1 <= self.top_n <= 16:
             raise ConfigError(f"top N must be 1 to 16 (got {self.top_n}): it means 2^N - 1 combinations to evaluate.")
@@ -144,6 +154,28 @@ def parse_channels(spec: str | list[int], channels: int, device: torch.device, n
     return sorted(set(out))
 
 
+def resolve_task(requested: str | None, backend: Backend, dataset: Dataset) -> Task:
+    """The session's task: the requested one, else the data's; it must suit both the model's heads and the data."""
+    name = requested or dataset.task
+    if name not in backend.tasks:
+        raise ConfigError(
+            f"{backend.name} has no {name} head (it does {', '.join(backend.tasks)}); pick a "
+            + ("DINOv2 model (dinov2_*)" if name != SEGMENT else "SAM or SAM2 model")
+            + f" for {name}, or another task."
+        )
+    if dataset.task != name:
+        raise DataError(
+            f"the task is {name} but the data is a {dataset.task} dataset ({dataset.layout} layout); give "
+            + {
+                "segment": "images/ + masks/ (or PerSeg)",
+                "classify": "class folders or a CSV of image,label",
+                "depth": "images/ + depth/",
+            }[name]  # fmt: skip
+            + " data, or the matching task."
+        )
+    return get_task(name)
+
+
 class Session:
     """A model, a dataset split into search / held-out sets, and their cached features."""
 
@@ -152,8 +184,21 @@ class Session:
         self.dataset = dataset
         self.cfg = cfg
         self.cache = cache or FeatureCache()
+        self.task = resolve_task(cfg.task, backend, dataset)
         self.protocol = cfg.protocol or dataset.default_protocol
-        self.search_set, rest = split(dataset, cfg.search_images, cfg.seed)
+        if self.task.name != SEGMENT:
+            if cfg.prompt != "none" or self.protocol not in self.task.protocols:
+                raise ConfigError(
+                    f"the {self.task.name} task takes prompt none and protocol image; drop those settings."
+                )
+            if cfg.head and cfg.head_images:
+                raise ConfigError("head images split the data to fit a head, but a head file is given; drop one.")
+        self.head_set: Dataset | None = None  # images the head is fitted on: never searched, never held out
+        self.head: HeadInfo | None = None
+        rest = dataset
+        if self.task.name != SEGMENT and not cfg.head:
+            self.head_set, rest = split(dataset, cfg.head_images or max(1, len(dataset) // 3), cfg.seed, "head")
+        self.search_set, rest = split(rest, cfg.search_images, cfg.seed)
         n_held = len(rest) if cfg.heldout_images is None else min(cfg.heldout_images, len(rest))
         self.heldout_set = rest.subset(list(range(n_held)))
         self._evaluators: dict[str, Evaluator] = {}
@@ -183,18 +228,61 @@ class Session:
         """Evaluator over the search or held-out set (features encoded once, through the cache)."""
         if which not in self._evaluators:
             t0 = time.perf_counter()
+            self.ensure_head(on_progress, cancel)
             data = self.search_set if which == "search" else self.heldout_set
-            evalset = EvalSet.build(self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress, cancel)
+            evalset = EvalSet.build(
+                self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress, cancel, self.task
+            )
             self.cache_hits += self.cache.hits
             cfg = self.cfg
             self._evaluators[which] = Evaluator(self.backend, evalset, cfg.mask_choice, cfg.rows, cfg.precision)
             self.encode_seconds[which] = time.perf_counter() - t0
         return self._evaluators[which]
 
+    def ensure_head(
+        self, on_progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None
+    ) -> None:
+        """Classify / depth: load the head file, or fit the head on the head split (encoded through the cache)."""
+        if self.task.name == SEGMENT or self.head is not None:
+            return
+        if self.cfg.head:
+            module, self.head = load_head(self.cfg.head, self.task.name, self.backend, self.dataset.classes)
+        else:
+            evalset = EvalSet.build(
+                self.backend, self.head_set, self.cache, "none", "image", on_progress, cancel, self.task
+            )
+            module, self.head = fit_head(
+                self.task.name, self.backend, evalset.feats, evalset.targets, self.dataset.classes
+            )
+            self.head = replace(self.head, images=[s.name for s in self.head_set.samples])
+        self.backend.head = module
+
+    def use_head(self, path: Path, recorded: dict | None = None) -> None:
+        """Score with a saved head (a run's head.pt); with the run's record, its tensors must hash the same."""
+        module, info = load_head(path, self.task.name, self.backend, self.dataset.classes)
+        if recorded is not None:
+            if recorded.get("sha256") != info.sha256:
+                raise RunError(
+                    f"{path} is not the head this run recorded (sha256 {info.sha256[:12]}..., recorded "
+                    f"{str(recorded.get('sha256'))[:12]}...); rerun the search."
+                )
+            info = HeadInfo(**{k: v for k, v in recorded.items() if k in HeadInfo.__dataclass_fields__})
+        self.head = info
+        self.backend.head = module
+
     def set_rows(self, rows: int | None) -> None:
         """Decoder rows per call from now on (None: the device default); evaluators of another size rebuild."""
         self.cfg = replace(self.cfg, rows=rows)  # checked as the new config is made
         self._evaluators = {k: ev for k, ev in self._evaluators.items() if ev.rows == (rows or ev.auto_rows)}
+
+    def resolve(self, settings: SearchSettings) -> SearchSettings:
+        """The settings with this task's default metric filled in; a metric the task lacks is refused."""
+        metric = settings.metric or self.task.metrics[0].name
+        if metric not in self.task.metric_names:
+            raise ConfigError(
+                f"metric '{metric}' is not one of the {self.task.name} task's ({', '.join(self.task.metric_names)})."
+            )
+        return replace(settings, metric=metric)
 
     def channel_pairs(self, settings: SearchSettings) -> torch.Tensor:
         """The (source, target) pairs the settings ask to score, (P, 2)."""
@@ -207,21 +295,32 @@ class Session:
 
     def header(self) -> dict:
         """What identifies this session in every output (weights label included)."""
-        return {
+        metric = self.task.metrics[0]
+        header = {
             "model": self.backend.name,
             "weights": self.backend.weights.to_dict(),
             "weights_label": self.backend.weights.label,
             "channels": self.backend.channels,
             "device": str(self.backend.device),
         }
+        if self.task.name != SEGMENT:  # the *_miou fields then hold this task's score (README, Run directory)
+            header.update(task=self.task.name, score_metric=metric.name, score_higher_is_better=metric.higher_is_better)
+            header["head"] = self.head.to_dict() if self.head else None
+            if self.dataset.classes:
+                header["classes"] = list(self.dataset.classes)
+        return header
 
 
 def evaluate(
-    evaluator: Evaluator, maps: torch.Tensor, plain: bool = False, cancel: threading.Event | None = None
+    evaluator: Evaluator,
+    maps: torch.Tensor,
+    plain: bool = False,
+    cancel: threading.Event | None = None,
+    metric: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mIoU %, loss) per map (V, C), batched or through the plain reference path."""
+    """(score, loss) per map (V, C), batched or through the plain reference path (score: mIoU % for segmentation)."""
     stats = evaluator.stats_plain(maps) if plain else evaluator.stats(maps, cancel=cancel)
-    return evaluator.summarize(stats)
+    return evaluator.summarize(stats, metric)
 
 
 def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int) -> float:
@@ -339,7 +438,7 @@ class Callbacks:
 
 def search_key(session: Session, settings: SearchSettings, pairs: torch.Tensor) -> str:
     """Fingerprint of everything that changes a search's numbers (for resuming safely)."""
-    cfg, st = session.cfg, settings
+    cfg, st = session.cfg, session.resolve(settings)
     ev = session.evaluator("search")
     return fingerprint(
         {
@@ -373,7 +472,7 @@ def run_search(
 
     With a `state`, progress is saved as it goes and a rerun continues from it.
     """
-    cfg = settings or SearchSettings()
+    cfg = session.resolve(settings or SearchSettings())
     cb = callbacks or Callbacks()
     say = cb.log or (lambda _m: None)
     timings = {}
@@ -414,7 +513,9 @@ def run_search(
     top_ij = [(p.source, p.target) for p in top]
     known_c = state.combos(2 ** len(top) - 1, top_ij) if state else None
     save_c = (lambda m, lo: state.save_combos(top_ij, m, lo)) if state else None
-    combos = search_combinations(ev, top, scorer.baseline(cancel), cfg.metric, cb.combos, cancel, known_c, save_c, dist)
+    combos = search_combinations(
+        ev, top, scorer.baseline(cancel), scorer.metric, cb.combos, cancel, known_c, save_c, dist
+    )
     if state:
         state.save_combos(
             top_ij, np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows]), force=True
@@ -424,7 +525,8 @@ def run_search(
     if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode, cancel)
-        miou, loss = evaluate(hev, torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)]), cancel=cancel)
+        maps = torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)])
+        miou, loss = evaluate(hev, maps, cancel=cancel, metric=scorer.metric)
         heldout = {
             "images": len(hev.set),
             "baseline_miou": float(miou[0]),
@@ -450,7 +552,7 @@ def compare_search_modes(
     `exact` (an exact search just run on the same pairs, in the same metric) saves the full scan
     and, for the same top N, its combination stage.
     """
-    cfg = settings or SearchSettings()
+    cfg = session.resolve(settings or SearchSettings())
     cb = callbacks or Callbacks()
     ev = session.evaluator("search", cb.encode, cancel)
     pairs = session.channel_pairs(cfg)

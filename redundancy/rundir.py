@@ -27,6 +27,7 @@ RUN_FILES = (
     "combinations.csv",
     "replacements.json",
     "preview.npz",
+    "head.pt",  # classify / depth runs: the head the search scored with
 )
 MANIFEST = "manifest.json"
 ABLATION = "ablation.json"
@@ -124,6 +125,11 @@ class RunDir:
 
     def ablation(self) -> dict | None:
         return self._json(ABLATION) if (self.path / ABLATION).is_file() else None
+
+    def head(self) -> Path | None:
+        """head.pt of a classify or depth run (None for segmentation)."""
+        p = self.path / "head.pt"
+        return p if p.is_file() else None
 
     def preview(self) -> dict | None:
         p = self.path / "preview.npz"

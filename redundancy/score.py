@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import Dataset, image_size, load_mask
+from .data import Dataset, image_size, load_target
 from .errors import Cancelled, DataError, ReplacementError
 from .features import FeatureCache
-from .metrics import METRICS, Stats, group_ids, mask_stats, reduce
+from .metrics import Stats, group_ids
 from .models import FEATURES, Backend, DecodeContext, ImageMeta
 from .prompts import prompt_from_mask
 from .replace import check_channel, identity_map, pair_maps
+from .tasks import LOSS, SEGMENT, SegmentTask, Task
 
 # Feature tokens x decoder rows per call, by device. On CPU big decoder batches are no faster per
 # row (sam_vit_b 64x64 tokens: 2-16 rows per call are within noise), so batches stay small there;
@@ -35,19 +36,21 @@ MAX_ROWS = {"cpu": 32, "cuda": 1024}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # decoder compute dtype of the batched path
 CALIBRATED_CALLS = 4  # batched calls timed before their mean replaces the one-call estimate
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
+PAIR_OUTPUT_BUDGET = 1 << 23  # head outputs per block of the rank-one pair path (64 MB in float64)
 
 
 @dataclass
 class EvalSet:
-    """An image set ready for decoding: features (B, C, h, w), prompts, GT masks, metric groups."""
+    """An image set ready for decoding: features (B, C, h, w), prompts, targets, metric groups, its task."""
 
     names: list[str]
     feats: torch.Tensor
     context: DecodeContext  # prompts and any extra per-image decoder inputs
     metas: list[ImageMeta]
-    masks: list[torch.Tensor | None]  # None: no GT (predictions only)
+    targets: list[torch.Tensor | None]  # GT mask / label / depth map per image; None: no GT (predictions only)
     groups: np.ndarray  # (B,) metric group per image; -1: not evaluated (the persam protocol's reference)
     n_groups: int | None = None  # groups in the protocol (None: groups.max() + 1)
+    task: Task = field(default_factory=SegmentTask)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -62,19 +65,23 @@ class EvalSet:
         protocol: str = "image",
         on_progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
+        task: Task | None = None,
     ) -> EvalSet:
         """Encode (through the cache) and load GT for every sample of `dataset` (GT optional for `none`)."""
+        task = task or SegmentTask()
         if prompt != "none" and not dataset.has_masks:
-            raise DataError(f"'{prompt}' prompts come from GT masks, but some images have none; use --prompt none.")
+            raise DataError(f"'{prompt}' prompts come from GT masks, but some images have none; use prompt none.")
         encoded = cache.encode(backend, [s.image_path for s in dataset.samples], on_progress, cancel)
-        masks = [load_mask(s.mask_path) if s.mask_path else None for s in dataset.samples]
-        sizes = [m.shape if m is not None else image_size(s.image_path) for m, s in zip(masks, dataset.samples)]
+        gts = [load_target(s, task.name) for s in dataset.samples]
+        spatial = [g if g is not None and g.ndim == 2 else None for g in gts]
+        sizes = [g.shape if g is not None else image_size(s.image_path) for g, s in zip(spatial, dataset.samples)]
         metas = [backend.meta(hw) for hw in sizes]
-        context = backend.context(encoded, [prompt_from_mask(m, prompt) for m in masks], metas)
-        gts = [torch.from_numpy(m).to(backend.device) if m is not None else None for m in masks]
+        prompts = [prompt_from_mask(m if task.name == SEGMENT else None, prompt) for m in gts]
+        context = backend.context(encoded, prompts, metas)
+        targets = [torch.from_numpy(np.asarray(g)).to(backend.device) if g is not None else None for g in gts]
         names = [s.name for s in dataset.samples]
         groups, n_groups = group_ids([s.group for s in dataset.samples], protocol, names)
-        return cls(names, encoded[FEATURES], context, metas, gts, groups, n_groups)
+        return cls(names, encoded[FEATURES], context, metas, targets, groups, n_groups, task)
 
 
 def check_rows(rows: object) -> None:
@@ -168,9 +175,18 @@ class Evaluator:
             self._spr = (time.perf_counter() - t0) / self.rows
         return self._spr
 
-    def summarize(self, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
-        """(mIoU %, loss) per variant, each (V,)."""
-        return reduce(stats, self.set.groups, self.set.n_groups)
+    def summarize(self, stats: Stats, metric: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(score, loss) per variant, each (V,): the task's `metric` score (default: its first; mIoU %)."""
+        return self.set.task.reduce(stats, self.set.groups, self.set.n_groups, metric)
+
+    def upscaler(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Head outputs of image b -> the resolution of its target (the backend's upscaling)."""
+        return functools.partial(self.backend.upscale, meta=self.set.metas[b])
+
+    def row_loss(self, b: int, feats: torch.Tensor) -> torch.Tensor:
+        """The task's differentiable loss of image b from its features (1, C, h, w), (1,)."""
+        out = self.backend.decode(feats, self.set.context.take([b]), self.mask_choice)
+        return self.set.task.row_loss(out, self.set.targets[b], self.upscaler(b))
 
     def _decode(self, maps: torch.Tensor, img: torch.Tensor, reference: bool = False) -> torch.Tensor:
         """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call."""
@@ -188,23 +204,22 @@ class Evaluator:
             return self.backend.decode(feats, self._context_cl.take(img), self.mask_choice).float()
 
     def _measure(self, low: torch.Tensor, b: int) -> torch.Tensor:
-        """Low-res logits (P, h', w') of image b -> (P, 3) [inter, union, loss] at original size."""
+        """Head outputs (P, ...) of image b -> (P, K) task stats at the target's resolution."""
         h, w = self.set.metas[b].original_hw
         step = max(1, UPSCALE_BUDGET // (h * w + self.backend.model_input_pixels))
-        parts = []
-        for s in range(0, len(low), step):
-            logits = self.backend.upscale(low[s : s + step], self.set.metas[b])
-            parts.append(torch.stack([t.double() for t in mask_stats(logits, self.set.masks[b])], 1))
-        return torch.cat(parts)
+        up = self.upscaler(b)
+        return torch.cat(
+            [self.set.task.measure(low[s : s + step], self.set.targets[b], up) for s in range(0, len(low), step)]
+        )
 
     @torch.inference_mode()
     def _rows_stats(self, maps: torch.Tensor, map_idx: torch.Tensor, img_idx: torch.Tensor, pad: bool) -> torch.Tensor:
-        """Stats (N, 3) for N (map, image) rows: fixed-size calls (padded), or the plain reference loop.
+        """Stats (N, K) for N (map, image) rows: fixed-size calls (padded), or the plain reference loop.
 
         The plain loop (`pad=False`) is one row per call through the package's own decoder modules.
         """
         size = self.rows if pad else 1
-        out = torch.empty(len(map_idx), 3, dtype=torch.float64, device=self.device)
+        out = torch.empty(len(map_idx), len(self.set.task.columns), dtype=torch.float64, device=self.device)
         for start in range(0, len(map_idx), size):
             sel = torch.arange(start, min(start + size, len(map_idx)), device=map_idx.device)
             call = _pad(sel, size) if pad else sel
@@ -244,26 +259,53 @@ class Evaluator:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            block = block.view(len(chunk_maps), n_img, 3).cpu().numpy()  # .cpu() waits for the device
+            block = block.view(len(chunk_maps), n_img, -1).cpu().numpy()  # .cpu() waits for the device
             self.observed_rows += len(chunk_maps) * n_img
             self.observed_seconds += time.perf_counter() - t0
-            chunk = Stats(block[..., 0], block[..., 1], block[..., 2])
+            chunk = Stats(block)
             chunks.append(chunk)
             if on_chunk:
                 on_chunk(start, chunk)
             start += len(chunk_maps)
         if not chunks:
-            empty = np.zeros((0, n_img))
-            return Stats(empty, empty.copy(), empty.copy())
+            return Stats(np.zeros((0, n_img, len(self.set.task.columns))))
         return Stats.concat(chunks, 0)
+
+    @torch.inference_mode()
+    def pair_stats(
+        self,
+        pairs: torch.Tensor,
+        on_chunk: Callable[[int, Stats], None],
+        cancel: threading.Event | None = None,
+    ) -> bool:
+        """Pair rows through the head's own shortcut where it has one (a linear head's rank-one update).
+
+        Stats of each block of pairs go to `on_chunk(start, stats)` as in `stats`; False (nothing run)
+        when the backend's head has no shortcut, and the caller decodes the pair maps instead.
+        """
+        if not self.backend.has_pair_outputs():
+            return False
+        n_img, pairs = len(self.set), pairs.to(self.device)
+        per_pair = n_img * self.backend.pair_output_size()
+        block = max(1, PAIR_OUTPUT_BUDGET // per_pair)
+        for start in range(0, len(pairs), block):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled by the user; finished results are kept.")
+            t0 = time.perf_counter()
+            out = self.backend.pair_outputs(self.set.feats, pairs[start : start + block])  # (P, B, ...)
+            rows = [self._measure(out[:, b], b) for b in range(n_img)]
+            values = torch.stack(rows, 1).cpu().numpy()  # (P, B, K)
+            self.observed_rows += values.shape[0] * n_img
+            self.observed_seconds += time.perf_counter() - t0
+            on_chunk(start, Stats(values))
+        return True
 
     def stats_plain(self, maps: torch.Tensor) -> Stats:
         """Reference path: one variant on one image per call of the package's decoder, no batching."""
         maps = maps.to(self.device)
         n_img = len(self.set)
         block = self._rows_stats(maps, *_rows(len(maps), n_img, maps.device), pad=False)
-        block = block.view(len(maps), n_img, 3).cpu().numpy()
-        return Stats(block[..., 0], block[..., 1], block[..., 2])
+        return Stats(block.view(len(maps), n_img, -1).cpu().numpy())
 
     @torch.inference_mode()
     def logits(self, f: torch.Tensor | None = None, images: list[int] | None = None) -> list[torch.Tensor]:
@@ -299,7 +341,8 @@ class ScoreProgress:
 class PairScores:
     """Pair gains. `gain[i, j]` is the gain when channel i takes channel j's values (NaN: not scored).
 
-    miou_gain = mIoU(X') - mIoU(X) in points; loss_gain = loss(X) - loss(X') (positive is better);
+    miou_gain = score(X') - score(X): the task's score (mIoU points for segmentation; accuracy points,
+    or minus RMSE / AbsRel, elsewhere: always positive is better); loss_gain = loss(X) - loss(X').
     `gain` is the one the search ranks by (`metric`), the other breaks ties.
     """
 
@@ -313,11 +356,11 @@ class PairScores:
 
     @property
     def gain(self) -> np.ndarray:
-        return self.miou_gain if self.metric == "miou" else self.loss_gain
+        return self.loss_gain if self.metric == LOSS else self.miou_gain
 
     @property
     def tiebreak(self) -> np.ndarray:
-        return self.loss_gain if self.metric == "miou" else self.miou_gain
+        return self.miou_gain if self.metric == LOSS else self.loss_gain
 
 
 def channel_pairs(sources: list[int], targets: list[int], channels: int) -> torch.Tensor:
@@ -336,18 +379,18 @@ def channel_pairs(sources: list[int], targets: list[int], channels: int) -> torc
 class PairScorer:
     """Scores channel-replacement pairs on an evaluator; one verb: `score`."""
 
-    def __init__(self, evaluator: Evaluator, metric: str = "miou"):
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric '{metric}'; use one of {', '.join(METRICS)}.")
+    def __init__(self, evaluator: Evaluator, metric: str | None = None):
+        task = evaluator.set.task
+        self.metric = metric or task.metrics[0].name
+        self.score_metric = task.metric(self.metric).name  # the score reported beside (or ranked by)
         self.evaluator = evaluator
-        self.metric = metric
         self._baseline: tuple[float, float] | None = None
 
     def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
         """(mIoU %, loss) of the unmodified features, computed once."""
         if self._baseline is None:
             stats = self.evaluator.stats(identity_map(self.evaluator.channels)[None], cancel=cancel)
-            miou, loss = self.evaluator.summarize(stats)
+            miou, loss = self.evaluator.summarize(stats, self.score_metric)
             self._baseline = (float(miou[0]), float(loss[0]))
         return self._baseline
 
@@ -377,21 +420,21 @@ class PairScorer:
 
         def record(start: int, chunk: Stats) -> None:
             nonlocal done
-            miou, loss = self.evaluator.summarize(chunk)
+            miou, loss = self.evaluator.summarize(chunk, self.score_metric)
             ij = todo[start : start + len(miou)].numpy()
             miou_gain[ij[:, 0], ij[:, 1]] = miou - base_miou
             loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss
             done += len(miou)
             if on_progress:
-                gains = (miou_gain if self.metric == "miou" else loss_gain)[ij[:, 0], ij[:, 1]]
+                gains = (loss_gain if self.metric == LOSS else miou_gain)[ij[:, 0], ij[:, 1]]
                 on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, miou_gain, loss_gain))
 
-        maps = pair_maps(todo, c)
         if plain:
+            maps = pair_maps(todo, c)
             for k in range(len(maps)):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("cancelled by the user.")
                 record(k, self.evaluator.stats_plain(maps[k : k + 1]))
-        else:
-            self.evaluator.stats(maps, on_chunk=record, cancel=cancel)
+        elif not self.evaluator.pair_stats(todo, on_chunk=record, cancel=cancel):
+            self.evaluator.stats(pair_maps(todo, c), on_chunk=record, cancel=cancel)
         return PairScores(self.metric, miou_gain, loss_gain, base_miou, base_loss, time.perf_counter() - t0)

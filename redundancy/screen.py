@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .metrics import mask_stats
 from .score import EvalSet, Evaluator, PairScorer, PairScores, ScoreProgress
 from .search import CombinationResult, search_combinations, top_pairs
 
@@ -53,18 +52,17 @@ def _group_counts(evaluator: Evaluator, logits: list[torch.Tensor], tau: float) 
     for b, z in enumerate(logits):
         if es.groups[b] < 0:  # not evaluated by the protocol
             continue
-        i, u = _soft_counts(z, es.masks[b], tau)
+        i, u = _soft_counts(z, es.targets[b], tau)
         inter[es.groups[b]] += float(i)
         union[es.groups[b]] += float(u)
     return inter, union
 
 
 def screening_objective(evaluator: Evaluator, feats: torch.Tensor, metric: str, tau: float) -> float:
-    """J for features (B, C, h, w): soft mIoU in percent (`miou`) or minus the mean Dice + CE (`loss`)."""
+    """J for features (B, C, h, w): soft mIoU in percent (`miou`) or minus the task's mean loss (anything else)."""
     es = evaluator.set
-    if metric == "loss":
-        losses = [mask_stats(_logits(evaluator, b, feats[b : b + 1])[None], es.masks[b])[2] for b in range(len(es))]
-        return -float(torch.cat(losses).mean())
+    if metric != "miou":
+        return -float(torch.cat([evaluator.row_loss(b, feats[b : b + 1]) for b in range(len(es))]).mean())
     inter, union = _group_counts(evaluator, [_logits(evaluator, b, feats[b : b + 1]) for b in range(len(es))], tau)
     return float(100.0 * (inter / union).mean())
 
@@ -90,13 +88,12 @@ def objective_gradient(
     for b in range(n_img):
         x = es.feats[b : b + 1].clone().requires_grad_(True)
         with torch.enable_grad():
-            z = _logits(evaluator, b, x)
-            if metric == "loss":
-                j = -mask_stats(z[None], es.masks[b])[2].sum() / n_img
+            if metric != "miou":
+                j = -evaluator.row_loss(b, x).sum() / n_img
             elif es.groups[b] < 0:  # not evaluated by the protocol: no gradient
-                j = z.sum() * 0.0
+                j = x.sum() * 0.0
             else:
-                i, u = _soft_counts(z, es.masks[b], tau)
+                i, u = _soft_counts(_logits(evaluator, b, x), es.targets[b], tau)
                 g = es.groups[b]
                 j = float(d_inter[g]) * i + float(d_union[g]) * u
             (grad,) = torch.autograd.grad(j, x)
@@ -149,8 +146,9 @@ def subset(evalset: EvalSet, idx: list[int]) -> EvalSet:
         evalset.feats[idx],
         evalset.context.take(idx),
         [evalset.metas[i] for i in idx],
-        [evalset.masks[i] for i in idx],
+        [evalset.targets[i] for i in idx],
         groups,
+        task=evalset.task,
     )
 
 

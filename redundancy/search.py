@@ -15,6 +15,7 @@ from .distributed import Dist
 from .errors import ReplacementError
 from .replace import pairs_map
 from .score import Evaluator, PairScores
+from .tasks import LOSS
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ class CombinationResult:
 
 
 def _better(a: Combination, b: Combination, metric: str) -> bool:
-    ka = (a.miou, -a.loss) if metric == "miou" else (-a.loss, a.miou)
-    kb = (b.miou, -b.loss) if metric == "miou" else (-b.loss, b.miou)
+    ka = (-a.loss, a.miou) if metric == LOSS else (a.miou, -a.loss)
+    kb = (-b.loss, b.miou) if metric == LOSS else (b.miou, -b.loss)
     return ka > kb or (ka == kb and len(a.pairs) < len(b.pairs))
 
 
@@ -120,7 +121,7 @@ def search_combinations(
 
     def chunk(start: int, stats) -> None:
         nonlocal done
-        m, lo = evaluator.summarize(stats)
+        m, lo = evaluator.summarize(stats, metric)
         rows = todo[start : start + len(m)]
         miou[rows], loss[rows] = m, lo
         done += len(m)

@@ -145,3 +145,53 @@ def write_perseg(root: str | Path, domain: str, per_kind: int, seed: int, size: 
             Image.fromarray(img).save(root / "Images" / kind / f"{k:02d}.jpg", quality=90)
             Image.fromarray((mask * 255).astype(np.uint8)).save(root / "Annotations" / kind / f"{k:02d}.png")
     return root
+
+
+def write_classes(root: str | Path, per_class: int, seed: int, size: int = 96) -> Path:
+    """A classification set in the ImageFolder layout: <kind>/NN.jpg, the object's kind is the label.
+
+    Images are the source domain's (`render`), so the class is the shape and nothing else.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for kind in KINDS:
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            Image.fromarray(render("source", kind, rng, size)[0]).save(root / kind / f"{k:02d}.jpg", quality=90)
+    return root
+
+
+def depth_scene(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """An image (size, size, 3) uint8 and its depth in metres (size, size), 0 where invalid.
+
+    A floor receding to a far wall (depth grows up the image, as indoors), one or two nearer objects,
+    fog and texture that shrink with distance, and a few invalid pixels (a sensor's holes).
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    horizon = rng.uniform(0.3, 0.5)
+    far = rng.uniform(4.0, 8.0)
+    floor = 1.0 / np.maximum((yy - horizon) / (1 - horizon), 1.0 / far)  # perspective: 1/d is linear in y
+    depth = np.where(yy > horizon, floor, far).astype(np.float32)
+    for _ in range(int(rng.integers(1, 3))):
+        mask = object_mask(KINDS[int(rng.integers(len(KINDS)))], rng, size)
+        depth = np.where(mask, np.minimum(depth, rng.uniform(0.8, 3.0)), depth)
+    colour = rng.uniform(60, 200, 3)
+    near = 1.0 / depth[..., None]
+    texture = _noise(rng, size, int(rng.integers(3, 6)))[..., None] * np.clip(near, 0, 1)
+    fog = np.exp(-depth[..., None] / 6.0)
+    img = (colour * (0.35 + 0.65 * fog) + 40 * texture + 25 * (xx[..., None] - 0.5)) * (0.8 + 0.2 * near.clip(0, 1))
+    holes = rng.random((size, size)) < 0.01
+    return _to_uint8(img), np.where(holes, 0.0, depth).astype(np.float32)
+
+
+def write_depth(root: str | Path, n: int, seed: int, size: int = 96) -> Path:
+    """A depth set: images/NNN.jpg and depth/NNN.png (16-bit millimetres, 0 invalid: NYUv2's convention)."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "depth").mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        img, depth = depth_scene(rng, size)
+        Image.fromarray(img).save(root / "images" / f"{k:03d}.jpg", quality=90)
+        Image.fromarray(np.round(depth * 1000).astype(np.uint16)).save(root / "depth" / f"{k:03d}.png")
+    return root

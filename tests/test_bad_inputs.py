@@ -128,7 +128,7 @@ CASES = {
     ),
     "no dataset layout": (lambda t, m: ((t / "x").mkdir(), D.open_dataset(t / "x")), "no dataset layout"),
     "missing path": (lambda t, m: D.open_dataset(t / "nowhere"), "no such file"),
-    "fewer images than the search set": (lambda t, m: _search(t, search_images=99), "--search-images 32"),
+    "fewer images than the search set": (lambda t, m: _search(t, search_images=99), "32 or fewer search images"),
     "huge image": (lambda t, m: (m.setattr(D, "MAX_PIXELS", 100), D.open_dataset(_ds(t))), "over the limit"),
     "too many images": (lambda t, m: (m.setattr(D, "MAX_IMAGES", 1), D.open_dataset(_ds(t))), "over the limit of 1"),
     "extreme aspect ratio": (

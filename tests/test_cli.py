@@ -98,7 +98,7 @@ TINY = ["--model", "sam_tiny", "--random-init", "--data", DATA]  # the flags eve
         (["ablate", *TINY, "--zero", "300", "--search-images", "2"], "out of range"),
         (["ablate", *TINY, "--zero", "x"], "not a channel"),
         (["ablate", *TINY, "--search-images", "2", "--replace", "4:4"], "itself"),
-        (["search", *TINY, "--search-images", "99", "--out", "/tmp/x"], "--search-images 32"),
+        (["search", *TINY, "--search-images", "99", "--out", "/tmp/x"], "32 or fewer search images"),
         (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such"),
         (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "not a finished run"),
         (["search", *TINY, "--seed", "12345678901234567890123", "--out", "/tmp/x"], "out of range"),

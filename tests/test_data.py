@@ -137,7 +137,7 @@ def test_split_is_seeded_and_disjoint(sample):
     names = [s.name for s in a.samples]
     assert names == [s.name for s in b.samples] and names != [s.name for s in c.samples]
     assert not set(names) & {s.name for s in rest.samples} and len(rest) == 24
-    with pytest.raises(DataError, match="--search-images 32"):
+    with pytest.raises(DataError, match="32 or fewer search images"):
         split(ds, 50, seed=0)
 
 

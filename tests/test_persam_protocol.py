@@ -49,7 +49,7 @@ def test_persam_protocol_matches_eval_miou_on_written_masks(applied):
 
 
 def test_an_object_with_only_its_reference_image_counts_as_zero():
-    stats = Stats(np.array([[5, 3, 4]]), np.array([[10, 6, 8]]), np.zeros((1, 3)))
+    stats = Stats(np.stack([[[5, 3, 4]], [[10, 6, 8]], np.zeros((1, 3))], -1))
     ids, n = group_ids(["a", "a", "b"], "persam", ["a/00", "a/01", "b/00"])
     assert list(ids) == [-1, 0, -1] and n == 2
     miou, _ = reduce(stats, ids, n)

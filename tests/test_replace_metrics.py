@@ -101,7 +101,7 @@ def test_iou_and_loss_of_known_masks():
 
 def test_protocols_pool_differently():
     # two images of object "a" (IoU 1/2 from 1/2, and 0/2) and one of "b" (IoU 1)
-    stats = Stats(np.array([[1, 0, 3]]), np.array([[2, 2, 3]]), np.zeros((1, 3)))
+    stats = Stats(np.stack([[[1, 0, 3]], [[2, 2, 3]], np.zeros((1, 3))], -1))
     image, _ = reduce(stats, *group_ids(["a", "a", "b"], "image"))
     perseg, _ = reduce(stats, *group_ids(["a", "a", "b"], "perseg"))
     assert image[0] == pytest.approx(100 * (0.5 + 0 + 1) / 3)

@@ -58,6 +58,7 @@ class Backend(ABC):
     model: torch.nn.Module
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
     image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
+    tasks: tuple[str, ...] = ("segment",)  # what its head does (tasks.TASKS)
 
     encode_batch = 4  # images per encoder call
 
@@ -105,6 +106,22 @@ class Backend(ABC):
     @abstractmethod
     def feature_module(self) -> torch.nn.Module:
         """The module whose output is the features that replacement edits (for forward hooks)."""
+
+    def channel_maps(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features (B, C, ...) as spatial maps (B, C, h, w) for display (SAM's already are)."""
+        return feats
+
+    def has_pair_outputs(self) -> bool:
+        """Whether `pair_outputs` has a shortcut for this head (a linear head: the rank-one update)."""
+        return False
+
+    def pair_output_size(self) -> int:
+        """Numbers per (pair, image) that `pair_outputs` returns (its memory per row)."""
+        raise NotImplementedError
+
+    def pair_outputs(self, feats: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Head outputs (P, B, ...) for every pair (source takes target) on every image (B, C, ...)."""
+        raise NotImplementedError
 
     def patch(self, pairs: list[tuple[int, int]]) -> ReplacementPatch:
         """A live forward-hook patch applying `pairs` to this model's encoder output."""

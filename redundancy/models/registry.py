@@ -12,6 +12,8 @@ import torch
 
 from ..device import resolve_device
 from ..errors import ModelError, WeightsError
+from ..tasks import CLASSIFY, DEPTH, SEGMENT
+from . import dinov2 as D2
 from . import sam2 as S2
 from . import weights as W
 from .base import Backend
@@ -21,6 +23,7 @@ from .sam import SAM_CONFIGS, SamBackend, build_sam
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 SAM2_1_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 SAM2_0_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class ModelSpec:
     url: str | None = None
     sha256: str | None = None
     shipped: Path | None = None  # a checkpoint shipped in this repository (the demo models), checked by sha256
+    convert: Callable[[dict, torch.nn.Module], dict] | None = None  # checkpoint layout -> the model's keys
+    tasks: tuple[str, ...] = (SEGMENT,)  # what its head can do; the first is the default
+    hub: str | None = None  # the same weights' Hugging Face Hub repository (another source, its own format)
 
 
 def _sam(name: str, description: str, file: str | None = None, sha256: str | None = None) -> ModelSpec:
@@ -76,6 +82,32 @@ _SAM2_1_SHA256 = {  # published sha256 of the official SAM 2.1 checkpoints
     "b+": "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
     "l": "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
 }
+
+
+def _dinov2(name: str, size: str, registers: bool, label: str) -> ModelSpec:
+    """A DINOv2 entry: timm's class, Meta's official file (no published sha256: its hash is recorded)."""
+    img = D2.TINY_INPUT if size == "tiny" else D2.INPUT_SIZE
+    build = lambda: D2.build(size, registers, img)  # noqa: E731
+    tasks = (CLASSIFY, DEPTH)
+    if size == "tiny":
+        desc = f"DINOv2 classes at test size (timm ViT, 2 blocks, 64 channels, {img} px); no official weights"
+        return ModelSpec(name, "dinov2", desc, build, D2.Dinov2Backend, convert=D2.convert, tasks=tasks)
+    reg = "_reg4" if registers else ""
+    arch = f"vit{size}14{reg}"
+    timm_name = {"s": "small", "b": "base", "l": "large", "g": "giant"}[size]
+    return ModelSpec(
+        name,
+        "dinov2",
+        f"DINOv2 {label}{' with registers' if registers else ''}, official Meta checkpoint at {img} px; "
+        "no published sha256, the file's hash is recorded",
+        build,
+        D2.Dinov2Backend,
+        f"{DINOV2_URL}dinov2_{arch}/dinov2_{arch}_pretrain.pth",
+        convert=D2.convert,
+        tasks=tasks,
+        hub=f"timm/vit_{timm_name}_patch14{reg}_dinov2.lvd142m",
+    )
+
 
 REGISTRY: dict[str, ModelSpec] = {
     s.name: s
@@ -127,6 +159,17 @@ REGISTRY: dict[str, ModelSpec] = {
             None,
             overrides=S2.TINY_OVERRIDES,
         ),
+        *(
+            _dinov2(f"dinov2_vit{k}14{'_reg' if reg else ''}", k, reg, label)
+            for k, label in (
+                ("s", "ViT-S/14 (21M)"),
+                ("b", "ViT-B/14 (86M)"),
+                ("l", "ViT-L/14 (300M)"),
+                ("g", "ViT-g/14 (1.1B)"),
+            )
+            for reg in (False, True)
+        ),
+        _dinov2("dinov2_tiny", "tiny", False, ""),
         _sam2(
             "sam2_tiny_narrow",
             "sam2_tiny with a 32-wide Hiera trunk (the SAM2 demo model's base); no official weights",
@@ -220,5 +263,7 @@ def _load_weights(
         state = {**{k: torch.zeros_like(v) for k, v in model.state_dict().items() if k not in state}, **state}
     else:
         state, digest = W.load_state_dict(path)
+    if spec.convert is not None:
+        state = spec.convert(state, model)
     W.load_into(model, state, path.name, spec.name)
     return W.WeightsInfo(kind, sha256=digest, path=str(path))
