@@ -322,7 +322,8 @@ def _scan_csv(table: Path) -> tuple[list[Sample], tuple[str, ...]]:
     col_lab = next((header.index(h) for h in ("label", "class", "category") if h in header), None)
     if col_img is None or col_lab is None:
         raise DataError(
-            f"{table.name}: the first row must name the columns, e.g. 'image,label' (found {', '.join(rows[0]) if rows else 'nothing'}); "
+            f"{table.name}: the first row must name the columns, e.g. 'image,label' "
+            f"(found {', '.join(rows[0]) if rows else 'nothing'}); "
             "add that header row."
         )
     entries = []
@@ -360,7 +361,8 @@ def _scan(root: Path, require_masks: bool) -> tuple[str, list[Sample], tuple[str
     tables = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
     if len(tables) > 1:
         raise DataError(
-            f"{root}: {len(tables)} CSV files ({', '.join(t.name for t in tables)}); keep the one of (image, label) rows."
+            f"{root}: {len(tables)} CSV files ({', '.join(t.name for t in tables)}); "
+            "keep the one of (image, label) rows."
         )
     if tables:
         return "csv", *_scan_csv(tables[0])
@@ -441,7 +443,8 @@ def _validate_depth(samples: list[Sample]) -> list[str]:
         h, w = image_size(s.image_path)
         if depth.shape != (h, w):
             raise DataError(
-                f"{s.name}: depth map {s.mask_path.name} is {depth.shape[1]}x{depth.shape[0]} but the image is {w}x{h}; "
+                f"{s.name}: depth map {s.mask_path.name} is {depth.shape[1]}x{depth.shape[0]} but the image is "
+                f"{w}x{h}; "
                 "depth maps must have the same size as their image."
             )
         if not (depth > 0).any():

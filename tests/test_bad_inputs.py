@@ -23,6 +23,57 @@ from redundancy.replace import Edit, edit_map, load_replacements, pairs_map
 from .conftest import SAMPLE, search_argv, write_pair
 
 
+def _img(path, size=(32, 32)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size[1], size[0], 3), 120, np.uint8)).save(path)
+
+
+def _classes(tmp, empty: str | None = None):
+    """Class folders a/ and b/ with two images each (`empty`: that class folder holds none)."""
+    for c in ("a", "b"):
+        (tmp / "cls" / c).mkdir(parents=True, exist_ok=True)
+        if c != empty:
+            for k in range(2):
+                _img(tmp / "cls" / c / f"{k}.png")
+    return tmp / "cls"
+
+
+def _csv_ds(tmp, text: str):
+    _img(tmp / "csvds" / "x.png")
+    (tmp / "csvds" / "labels.csv").write_text(text)
+    return tmp / "csvds"
+
+
+def _depth_ds(tmp, depth=None, mode="I;16", size=(32, 32), npy=None):
+    """images/0.png + depth/0.png (16-bit mm) or depth/0.npy (metres)."""
+    _img(tmp / "dep" / "images" / "0.png")
+    (tmp / "dep" / "depth").mkdir(parents=True, exist_ok=True)
+    if npy is not None:
+        np.save(tmp / "dep" / "depth" / "0.npy", npy)
+    else:
+        arr = np.full(size[::-1], 1500, np.uint16) if depth is None else depth
+        img = Image.fromarray(arr.astype(np.uint16)) if mode == "I;16" else Image.fromarray(arr.astype(np.uint8))
+        img.save(tmp / "dep" / "depth" / "0.png")
+    return tmp / "dep"
+
+
+def _dino(tmp, data, **kw):
+    cfg = SessionConfig(model="dinov2_tiny", data=str(data), random_init=True, **{"search_images": 1, **kw})
+    return Session.open(cfg, progress=False)
+
+
+def _head_file(tmp, shape):
+    torch.save({"weight": torch.zeros(shape), "bias": torch.zeros(shape[0])}, tmp / "head.pt")
+    return str(tmp / "head.pt")
+
+
+def _search_dino(tmp, data, **kw):
+    session = _dino(tmp, data, search_images=1)
+    from redundancy.pipeline import run_search
+
+    return run_search(session, SearchSettings(sources="0-1", targets="0-1", **kw))
+
+
 def _ds(tmp, n=2, **kw):
     for k in range(n):
         write_pair(tmp / "ds", f"im{k}", **kw)
@@ -258,6 +309,49 @@ CASES = {
         lambda t, m: build_backend("sam_tiny", checkpoint=_nan_ckpt(t, m.tiny), device="cpu"),
         "holds NaN or Inf",
     ),
+    # classification and depth data, heads and tasks (DINOv2)
+    "class folder without images": (lambda t, m: D.open_dataset(_classes(t, empty="b")), "holds no images"),
+    "label CSV without a header row": (lambda t, m: D.open_dataset(_csv_ds(t, "x.png,cat\n")), "first row must name"),
+    "label CSV naming a missing image": (
+        lambda t, m: D.open_dataset(_csv_ds(t, "image,label\nx.png,cat\ny.png,dog\n")),
+        "does not exist next to the CSV",
+    ),
+    "label CSV with one class": (
+        lambda t, m: D.open_dataset(_csv_ds(t, "image,label\nx.png,cat\n")),
+        "at least 2 classes",
+    ),
+    "depth map of another size": (lambda t, m: D.open_dataset(_depth_ds(t, size=(20, 32))), "same size as their image"),
+    "depth map with no valid pixel": (
+        lambda t, m: D.open_dataset(_depth_ds(t, depth=np.zeros((32, 32)))),
+        "no valid pixel",
+    ),
+    "8-bit depth PNG": (lambda t, m: D.open_dataset(_depth_ds(t, depth=np.full((32, 32), 9), mode="L")), "16-bit"),
+    "depth .npy with NaN": (
+        lambda t, m: D.open_dataset(_depth_ds(t, npy=np.full((32, 32), np.nan, np.float32))),
+        "NaN, Inf or negative",
+    ),
+    "classification head for other channels": (
+        lambda t, m: _dino(t, _classes(t), head=_head_file(t, (2, 100))).ensure_head(),
+        "weight \\(classes, 64 or 128\\)",
+    ),
+    "classification head for other classes": (
+        lambda t, m: _dino(t, _classes(t), head=_head_file(t, (7, 128))).ensure_head(),
+        "7 classes but the dataset has 2",
+    ),
+    "head file that does not exist": (
+        lambda t, m: _dino(t, _classes(t), head=str(t / "nope.pt")).ensure_head(),
+        "does not exist",
+    ),
+    "segmentation model on classification data": (
+        lambda t, m: Session.open(
+            SessionConfig(model="sam_tiny", data=str(_classes(t)), random_init=True), progress=False
+        ),
+        "has no classify head",
+    ),
+    "DINOv2 on segmentation data": (lambda t, m: _dino(t, SAMPLE), "has no segment head"),
+    "task that is not the data's": (lambda t, m: _dino(t, _classes(t), task="depth"), "is a classify dataset"),
+    "box prompts for classification": (lambda t, m: _dino(t, _classes(t), prompt="box"), "takes prompt none"),
+    "metric of another task": (lambda t, m: _search_dino(t, _classes(t), metric="rmse"), "not one of the classify"),
     # outputs
     "unwritable output folder": (
         lambda t, m: (

@@ -213,3 +213,46 @@ def test_a_non_numeric_limit_is_one_line():
         "error: REDUNDANCY_MAX_PIXELS='lots' is not a valid whole number; "
         "set it like REDUNDANCY_MAX_PIXELS=40000000 or unset it."
     ]
+
+
+def test_classification_layouts_read_the_same_labels(tmp_path):
+    """Class folders, a CSV of (image, label) and a zip of the folders: one class per name, sorted."""
+    from redundancy.data import open_dataset
+
+    from .conftest import ROOT
+
+    folders = open_dataset(ROOT / "assets" / "classify_sample")
+    assert folders.layout == "classes" and folders.task == "classify"
+    assert folders.classes == ("blob", "disc", "ring", "square", "star") and len(folders) == 120
+    rows = ["image,label"] + [
+        f"{s.image_path.parent.name}/{s.image_path.name},{folders.classes[s.label]}" for s in folders.samples
+    ]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    for s in folders.samples:
+        dest = tmp_path / s.image_path.parent.name / s.image_path.name
+        dest.parent.mkdir(exist_ok=True)
+        dest.write_bytes(s.image_path.read_bytes())
+    table = open_dataset(tmp_path)
+    assert table.layout == "csv" and table.classes == folders.classes
+    assert [table.classes[s.label] for s in table.samples] == [folders.classes[s.label] for s in folders.samples]
+    import shutil
+
+    archive = shutil.make_archive(str(tmp_path / "cls"), "zip", ROOT / "assets", "classify_sample")
+    zipped = open_dataset(archive, extract_to=tmp_path / "x")
+    assert zipped.classes == folders.classes and zipped.content_hash() == folders.content_hash()
+
+
+def test_depth_maps_read_in_metres(tmp_path):
+    """16-bit PNG millimetres and .npy metres give the same depth; 0 stays invalid."""
+    from redundancy.data import load_depth, open_dataset
+
+    from .conftest import ROOT
+
+    ds = open_dataset(ROOT / "assets" / "depth_sample")
+    assert ds.layout == "depth" and ds.task == "depth" and len(ds) == 60
+    png = load_depth(ds.samples[0].mask_path)
+    np.save(tmp_path / "d.npy", png)
+    np.testing.assert_array_equal(load_depth(tmp_path / "d.npy"), png)
+    raw = np.asarray(Image.open(ds.samples[0].mask_path))
+    np.testing.assert_allclose(png, raw / 1000.0, rtol=1e-6)
+    assert (png == 0).any() and png.max() < 10

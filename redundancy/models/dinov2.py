@@ -2,10 +2,11 @@
 
 The replaced tensor is the last block's normed output: `model.norm`'s tokens, the class token and
 every patch token (register tokens, where the model has them, are not searched: no head reads
-them, so the patch hook's edit of them changes nothing). Both heads of the paper read it, the classifier the class token (and the patch
-mean), the depth head every patch token (and the class token), so one channel map on this one
-tensor is the zero-parameter patch for either task. Features are laid out (B, C, 1, T), token 0
-the class token, tokens 1.. the patch grid row by row; `channel_maps` reshapes them for display.
+them, so the patch hook's edit of them changes nothing). Both heads of the paper read it, the
+classifier the class token (and the patch mean), the depth head every patch token (and the class
+token), so one channel map on this one tensor is the zero-parameter patch for either task.
+Features are laid out (B, C, 1, T), token 0 the class token, tokens 1.. the patch grid row by
+row; `channel_maps` reshapes them for display.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Dinov2Backend(Backend):
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 (H, W, 3) -> (3, S, S): resized whole (no crop, so every pixel has a patch), normalised."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).float()[None] / 255.0
+        x = torch.tensor(image, device=self.device).permute(2, 0, 1).float()[None] / 255.0
         x = F.interpolate(x, (self.input_size,) * 2, mode="bicubic", antialias=True, align_corners=False)
         mean = torch.tensor(MEAN, device=self.device)[:, None, None]
         std = torch.tensor(STD, device=self.device)[:, None, None]

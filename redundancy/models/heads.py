@@ -46,7 +46,8 @@ class LinearClassifier(torch.nn.Module):
         if weight.shape[0] != len(classes):
             raise ConfigError(
                 f"the head has {weight.shape[0]} classes but the dataset has {len(classes)} ({', '.join(classes[:5])}"
-                f"{', ...' if len(classes) > 5 else ''}); use a head trained on these classes, or drop --head to fit one."
+                f"{', ...' if len(classes) > 5 else ''}); use a head trained on these classes, or drop the head "
+                "file to fit one."
             )
         self.pooling = CLS if parts == 1 else CLS_MEAN
         self.classes = list(classes)
@@ -232,9 +233,8 @@ def load_head(path: str | Path, task: str, backend, classes: tuple[str, ...]):
             "save it with torch.save({'weight': W, 'bias': b}, path)."
         ) from e
     if not isinstance(state, dict) or not {"weight", "bias"} <= set(state):
-        raise ConfigError(
-            f"{path.name} must hold 'weight' and 'bias' tensors (found {sorted(state)[:5] if isinstance(state, dict) else type(state).__name__})."
-        )
+        found = sorted(state)[:5] if isinstance(state, dict) else type(state).__name__
+        raise ConfigError(f"{path.name} must hold 'weight' and 'bias' tensors (found {found}).")
     w, b = state["weight"].float(), state["bias"].float()
     if task == "classify":
         module = LinearClassifier(w, b, backend.channels, list(classes))
