@@ -16,12 +16,10 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from redundancy.data import load_image, load_mask
+from redundancy.data import load_image
 from redundancy.errors import RedundancyError, RunError
 from redundancy.gains import best_gain_per_source, scored_scope
-from redundancy.imaging import overlay
 from redundancy.io import env_number
-from redundancy.metrics import METRICS
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SessionConfig, estimate_basis, estimate_seconds, format_seconds, parse_channels
 from redundancy.prompts import PROMPT_MODES
@@ -34,7 +32,6 @@ from redundancy.viz import (
     delta_bars,
     feature_image,
     gain_heatmap,
-    mask_overlay,
     mosaic_cell,
 )
 from redundancy.workspace import Workspace, start_janitor
@@ -49,7 +46,10 @@ WEIGHTS = [
 ]
 UPLOAD, BUNDLED = "upload a .zip", "bundled sample (random shapes, 32 images)"
 DOMAIN = "demo domain: "  # + a target domain's name
-SOURCES = [DOMAIN + d for d in TARGET_DOMAINS] + [BUNDLED, UPLOAD]
+CLASSIFY_SAMPLE = "classification sample (DINOv2: 5 shape classes, 120 images)"
+DEPTH_SAMPLE = "depth sample (DINOv2: 60 synthetic rooms)"
+SOURCES = [DOMAIN + d for d in TARGET_DOMAINS] + [BUNDLED, CLASSIFY_SAMPLE, DEPTH_SAMPLE, UPLOAD]
+TASK_SAMPLES = {CLASSIFY_SAMPLE: ROOT / "assets" / "classify_sample", DEPTH_SAMPLE: ROOT / "assets" / "depth_sample"}
 DEFAULT_MODEL = "sam_tiny_demo"
 POLL_S = env_number("REDUNDANCY_POLL_S", 0.7, float)
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
@@ -74,7 +74,9 @@ def badge(ws: Workspace | None) -> str:
         "demo": "<span class='badge-demo'>DEMO MODEL: trained here on synthetic shapes, not SAM</span> ",
     }.get(b.weights.kind, "")
     label = flag + b.weights.label
-    return f"**{b.name}** on {b.device} · {label}"
+    s = ws.session
+    head = f" · head: {s.head.label}" if s.head else ""
+    return f"**{b.name}** on {b.device} · task **{s.task.name}** · {label}{head}"
 
 
 def dataset_path(source: str, zip_file: str | None) -> Path:
@@ -83,7 +85,7 @@ def dataset_path(source: str, zip_file: str | None) -> Path:
         return Path(zip_file)
     if source.startswith(DOMAIN):
         return DOMAINS / source.removeprefix(DOMAIN)
-    return SAMPLE
+    return TASK_SAMPLES.get(source, SAMPLE)
 
 
 def need(ws: Workspace | None) -> Workspace:
@@ -91,11 +93,6 @@ def need(ws: Workspace | None) -> Workspace:
     if ws is None or ws.session is None:
         raise RunError("no model and dataset loaded yet: open the 'Model & data' tab and press Load.")
     return ws
-
-
-def gt_overlay(ws: Workspace, index: int) -> np.ndarray:
-    sample = ws.require().search_set.samples[index]
-    return overlay(load_image(sample.image_path), load_mask(sample.mask_path), (40, 200, 90))
 
 
 def guard(fn):
@@ -163,16 +160,23 @@ def load(
     progress(0, desc="building model and reading data")
     s = ws.load(cfg, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
     names = s.evaluator("search").set.names
-    gallery = [(gt_overlay(ws, k), n) for k, n in enumerate(names)]
+    gallery = [(ws.target_view(k), n) for k, n in enumerate(names)]
     warn = "".join(f"\n- ⚠ {w}" for w in s.dataset.warnings[:5])
+    head = (
+        f" Head split **{len(s.head_set)}** images (never searched or held out): {s.head.label}."
+        if s.head_set is not None
+        else (f" Head: {s.head.label}." if s.head else "")
+    )
     info = (
-        f"Loaded **{len(s.dataset)}** images ({s.dataset.layout} layout): search set **{len(s.search_set)}**, "
-        f"held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt `{prompt}`; "
-        f"feature cache hits {s.cache_hits}/{len(s.search_set)}.{warn}"
+        f"Loaded **{len(s.dataset)}** images ({s.dataset.layout} layout, task **{s.task.name}**): search set "
+        f"**{len(s.search_set)}**, held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt `{prompt}`; "
+        f"feature cache hits {s.cache_hits}/{len(s.search_set)}.{head}{warn}"
     )
     choices = [(n, k) for k, n in enumerate(names)]
     pickers = [gr.update(choices=choices, value=0) for _ in range(2)]  # one update object per component
-    return ws, badge(ws), info, gallery, *pickers, search_estimate(ws, sources, targets, top_n)  # the scope as set
+    metric = gr.update(choices=list(s.task.metric_names), value=s.task.metrics[0].name)  # the task's own
+    estimate = search_estimate(ws, sources, targets, top_n)  # the scope as set
+    return ws, badge(ws), info, gallery, *pickers, estimate, metric
 
 
 def blank(count: int) -> list[None]:
@@ -185,9 +189,19 @@ def shown_for(choice: str):
     return lambda value: gr.update(visible=value == choice)
 
 
-def model_hint(name: str):
-    """The chosen model's registry description under the dropdown (it said sam_tiny's whatever was chosen)."""
-    return gr.update(info=REGISTRY[name].description)
+def model_hint(name: str, source: str, weights: str):
+    """The chosen model's registry description under the dropdown; data and weights it can use.
+
+    A DINOv2 model gets a classification dataset (a SAM one a segmentation dataset) when the current
+    choice is for another task; a model with no weights to load here starts on random weights.
+    """
+    spec = REGISTRY[name]
+    current = {CLASSIFY_SAMPLE: "classify", DEPTH_SAMPLE: "depth"}.get(source, "segment")
+    if source != UPLOAD and current not in spec.tasks:
+        source = CLASSIFY_SAMPLE if "classify" in spec.tasks else SOURCES[0]
+    if spec.url is None and spec.shipped is None and weights == WEIGHTS[1]:
+        weights = WEIGHTS[0]
+    return gr.update(info=spec.description), source, weights
 
 
 def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int) -> str:
@@ -228,7 +242,7 @@ def explore(ws, index, sort):
         gr.Warning(f"Sorting by {sort} needs {need_first}; showing index order until then.")
     mosaic = channel_mosaic(feats, order, MOSAIC_COLS, MOSAIC_TILE, labels)
     first = int(order[0])
-    return mosaic, order, story(ws, feats), gt_overlay(ws, pick(index)), first, feature_image(feats[first], 320)
+    return mosaic, order, story(ws, feats), ws.target_view(pick(index)), first, feature_image(feats[first], 320)
 
 
 def story(ws: Workspace, feats: np.ndarray) -> np.ndarray | None:
@@ -269,13 +283,16 @@ def run_ablation(ws, kind, text, index):
     for e in edits:
         edit_map(e, s.backend.channels)  # validate before any compute
     base, rows = ablate(s, edits)
-    table = [[r.edit, round(r.miou, 3), round(r.delta_miou, 3), round(r.loss, 4)] for r in [base, *rows]]
+    m = ws.metric()
+    data = [
+        [r.edit, round(m.value(r.miou), 4), round(m.value(r.miou) - m.value(base.miou), 4), round(r.loss, 4)]
+        for r in [base, *rows]
+    ]
+    table = {"headers": ["edit", m.label, "delta", "loss"], "data": data}
     k = pick(index)
-    sample = s.search_set.samples[k]
-    image, gt = load_image(sample.image_path), load_mask(sample.mask_path)
-    before = mask_overlay(image, ws.predict(k), gt)
-    after = mask_overlay(image, ws.predict(k, edit=edits[0]), gt)
-    note = f"{len(s.search_set)} search images · protocol `{s.protocol}` · {s.backend.weights.label}"
+    before = ws.prediction_view(k)
+    after = ws.prediction_view(k, edit=edits[0])
+    note = f"{len(s.search_set)} search images · {m.label} · protocol `{s.protocol}` · {s.backend.weights.label}"
     return table, [(before, "baseline"), (after, str(edits[0]))], note
 
 
@@ -315,7 +332,10 @@ def sweep(ws):
     def render():
         live = ws.sweep_live  # as far as this sweep got; a complete earlier sweep stays in ws.sweep
         chans = sorted(live)
-        fig = delta_bars(chans, [live[c] for c in chans], "mIoU change when each channel is zeroed")
+        m = ws.metric(ws.session.task.metrics[0].name)
+        label = f"delta {m.label}" if m.higher_is_better else f"{m.label} decrease"
+        title = f"{label} when each channel is zeroed (positive: zeroing helps)"
+        fig = delta_bars(chans, [live[c] for c in chans], title, s.backend.channels, label)
         return fig, progress_line(ws)
 
     yield from stream_job(ws, render)
@@ -352,18 +372,14 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
         if finished is not None:
             r = finished
             table = [[k + 1, p.source, p.target, round(p.gain, 4), round(p.tiebreak, 5)] for k, p in enumerate(r.top)]
-            rows_ = r.combos.rows
-            best_i = rows_.index(r.combos.best) if r.combos.best else None
-            combos = combination_scatter(
-                [len(x.pairs) for x in rows_], [x.miou for x in rows_], r.combos.baseline_miou, best_i
-            )
+            combos = combination_scatter(*ws.combination_view(r), ws.metric(r.settings.metric).label)
             best = results_text(ws)
         return fig, progress_line(ws), table, combos, best
 
     yield from stream_job(ws, render)
 
 
-COMPARE_HEADERS = ["mode", "top-N overlap", "Spearman", "pairs scored", "best-set mIoU", "time (s)", "cost vs exact"]
+COMPARE_HEADERS = ["mode", "top-N overlap", "Spearman", "pairs scored", "best-set score", "time (s)", "cost vs exact"]
 
 
 def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
@@ -376,13 +392,14 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
         return
 
     def render():
+        m = ws.metric()
         table = [
             [
                 r.mode,
                 f"{r.overlap}/{r.top_n}",
                 round(r.spearman, 3) if np.isfinite(r.spearman) else "n/a",  # n/a: no screening estimate
                 r.scored,
-                round(r.best_miou, 3),
+                round(m.value(r.best_miou), 4),
                 round(r.seconds, 1),
                 round(r.cost, 4),
             ]
@@ -395,7 +412,8 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
             if ws.compared_with_search:
                 reuse = "the finished exact search's scores (no second full scan)"
             note = (
-                f"Baseline mIoU {ws.comparison[0].baseline_miou:.2f}; exact reference: {reuse}. Overlap: pairs of "
+                f"Baseline {m.show(ws.comparison[0].baseline_miou)} (best-set score in {m.label}); exact "
+                f"reference: {reuse}. Overlap: pairs of "
                 f"the exact top N that the mode's top N also holds. Spearman: the mode's screening estimate vs "
                 f"exact gains on the pairs it kept. Cost: decoder rows relative to the exact scan. {label}."
             )
@@ -408,16 +426,16 @@ def results_text(ws: Workspace) -> str:
     r = ws.result
     if r is None:
         return "No finished search yet: run one on the **Search** tab."
-    c = r.combos
+    c, m = r.combos, ws.metric(r.settings.metric)
     pairs = ", ".join(f"{i}←{j}" for i, j in c.best_pairs) or "empty set (no subset beat the baseline)"
     lines = [
         f"**Best set**: {pairs}",
-        f"- search set ({r.search_images} images): mIoU {c.baseline_miou:.2f} → "
-        f"{(c.best.miou if c.best else c.baseline_miou):.2f}",
+        f"- search set ({r.search_images} images): {m.show(c.baseline_miou)} → "
+        f"{m.show(c.best.miou if c.best else c.baseline_miou)}",
     ]
     if r.heldout:
         h = r.heldout
-        lines.append(f"- held-out ({h['images']} images): mIoU {h['baseline_miou']:.2f} → {h['patched_miou']:.2f}")
+        lines.append(f"- held-out ({h['images']} images): {m.show(h['baseline_miou'])} → {m.show(h['patched_miou'])}")
     scored = int(np.isfinite(r.scores.gain).sum())
     lines.append(
         f"- mode `{r.settings.mode}`: {scored:,} of {r.pairs_in_scope:,} pairs in scope "
@@ -435,10 +453,9 @@ def show_results(ws):
     zip_path = ws.export_predictions()
     gallery = []
     for k, sample in enumerate(s.search_set.samples[:8]):
-        image, gt = load_image(sample.image_path), load_mask(sample.mask_path)
         gallery += [
-            (mask_overlay(image, ws.predict(k), gt), f"{sample.name} baseline"),
-            (mask_overlay(image, ws.predict(k, pairs=ws.result.best_pairs), gt), f"{sample.name} patched"),
+            (ws.prediction_view(k), f"{sample.name} baseline"),
+            (ws.prediction_view(k, pairs=ws.result.best_pairs), f"{sample.name} patched"),
         ]
     files = [
         str(ws.run_dir / f)
@@ -449,6 +466,7 @@ def show_results(ws):
             "combinations.csv",
             "topn.json",
             "config.json",
+            *(["head.pt"] if (ws.run_dir / "head.pt").is_file() else []),
         )
     ] + [str(zip_path)]
     return results_text(ws), gallery, files
@@ -467,10 +485,17 @@ def apply_uploaded(ws, repl_file, images_zip):
         raise RedundancyError(
             f"that file is not valid JSON ({e}); upload the replacements.json a search wrote."
         ) from None
-    data = Path(images_zip) if images_zip else SAMPLE
+    data = Path(images_zip) if images_zip else s.dataset.root
     out = ws.dir / f"apply-{time.strftime('%H%M%S')}"
-    res = apply_pairs(s.backend, repl, data, out, "none", s.cfg.mask_choice, None, ws.cache, out / "_data", s.cfg.rows)
-    score = f" · mIoU {res.baseline_miou:.2f} → {res.patched_miou:.2f}" if res.baseline_miou is not None else ""
+    res = apply_pairs(
+        s.backend, repl, data, out, "none", s.cfg.mask_choice, None, ws.cache, out / "_data", s.cfg.rows,
+        s.task, s.dataset.classes, ws.settings.metric,
+    )  # fmt: skip
+    score = (
+        f" · {res.metric_label} {res.baseline_miou:.4g} → {res.patched_miou:.4g}"
+        if res.baseline_miou is not None
+        else ""
+    )
     return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({s.backend.weights.label}).", str(
         res.zip_path
     )
@@ -494,20 +519,16 @@ def teach(ws):
     feats = ws.features(0)
     r = ws.result
     i, j = (r.top[0].source, r.top[0].target) if r and r.top else (0, 1)
-    sample = s.search_set.samples[0]
-    image, gt = load_image(sample.image_path), load_mask(sample.mask_path)
-    one = [
-        (mask_overlay(image, ws.predict(0), gt), "baseline"),
-        (mask_overlay(image, ws.predict(0, pairs=[(i, j)]), gt), f"channel {i} takes {j}"),
-    ]
+    one = [(ws.prediction_view(0), "baseline"), (ws.prediction_view(0, pairs=[(i, j)]), f"channel {i} takes {j}")]
+    head = "the mask decoder" if s.task.name == "segment" else f"the {s.task.name} head ({s.head.kind})"
     c, b = s.backend.channels, len(ev.set)
     n = r.settings.top_n if r else ws.settings.top_n
     steps = (
         f"**1. Cache features.** Each image goes through the frozen encoder once: {enc:.2f} s per image here; "
         f"the result is a {c} x {feats.shape[1]} x {feats.shape[2]} block of channel maps (one shown).\n\n"
-        f"**2. Replace one channel.** `X'[:, {i}] = X[:, {j}]`, then only the mask decoder runs: "
-        f"{spr * 1000:.1f} ms per image here.\n\n"
-        f"**3. Score all pairs.** {c * c - c:,} ordered pairs x {b} images = {(c * c - c) * b:,} decoder rows "
+        f"**2. Replace one channel.** `X'[:, {i}] = X[:, {j}]`, then only {head} runs: "
+        f"{spr * 1000:.2f} ms per image here.\n\n"
+        f"**3. Score all pairs.** {c * c - c:,} ordered pairs x {b} images = {(c * c - c) * b:,} head rows "
         f"≈ {format_seconds((c * c - c) * b * spr)} here (the heatmap fills in on the Search tab).\n\n"
         f"**4. Top N.** Keep the {n} best pairs, at most one per replaced channel.\n\n"
         f"**5. Combinations.** Try all {2**n - 1:,} subsets at once ≈ {format_seconds((2**n - 1) * b * spr)} "
@@ -520,10 +541,7 @@ def teach(ws):
         heat = gain_heatmap(gain, [(p.source, p.target) for p in r.top], "step 3: pair gains", *scored_scope(gain))
     combos = None
     if r is not None:
-        best_i = r.combos.rows.index(r.combos.best) if r.combos.best else None
-        combos = combination_scatter(
-            [len(x.pairs) for x in r.combos.rows], [x.miou for x in r.combos.rows], r.combos.baseline_miou, best_i
-        )
+        combos = combination_scatter(*ws.combination_view(r), ws.metric(r.settings.metric).label)
     top = [[k + 1, p.source, p.target, round(p.gain, 4)] for k, p in enumerate(r.top)] if r else []
     return steps, feature_image(feats[0], 256), one, heat, top, combos
 
@@ -538,8 +556,9 @@ def build_demo() -> gr.Blocks:
     ) as demo:
         ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.close() if w else None)
         gr.Markdown(
-            "# redundancy\nFind channels of a SAM encoder that hurt on your data and replace them with "
-            "copies of useful ones: zero trained parameters ([paper](https://arxiv.org/abs/2504.08915))."
+            "# redundancy\nFind channels of a vision foundation model's encoder (SAM, SAM2, DINOv2) that hurt "
+            "on your data and replace them with copies of useful ones: zero trained parameters "
+            "([paper](https://arxiv.org/abs/2504.08915))."
         )
         weights_md = gr.Markdown(badge(None))
         with gr.Tabs():
@@ -567,7 +586,8 @@ def build_demo() -> gr.Blocks:
                             value=SOURCES[0],
                             label="Dataset",
                             info="demo domains: shifted synthetic data the demo model never saw (120 images each); "
-                            "your zip: images/ + masks/, or PerSeg Images/<obj>/ + Annotations/<obj>/",
+                            "your zip: images/ + masks/ or PerSeg Images/<obj>/ + Annotations/<obj>/ (segment), "
+                            "<class>/ folders or a CSV of image,label (classify), images/ + depth/ (depth)",
                         )
                         zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=110, visible=False)
                         n_search = gr.Slider(
@@ -583,7 +603,10 @@ def build_demo() -> gr.Blocks:
                 load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
                 info = gr.Markdown(elem_id="load-info")
                 gallery = gr.Gallery(
-                    label="Search set (ground truth in green)", columns=8, height=260, object_fit="contain"
+                    label="Search set with its ground truth (masks in green)",
+                    columns=8,
+                    height=260,
+                    object_fit="contain",
                 )
             with gr.Tab("Channel explorer", id="explore"):
                 with gr.Row():
@@ -613,7 +636,9 @@ def build_demo() -> gr.Blocks:
                         label="Edit",
                         info="replace i:j makes channel i a copy of channel j",
                     )
-                    edits = gr.Textbox("6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7")
+                    edits = gr.Textbox(
+                        "6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7", elem_id="ablate-edits"
+                    )
                     abl_img = gr.Dropdown(label="Image for before/after", choices=[])
                 abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
                 abl_note = gr.Markdown()
@@ -636,7 +661,7 @@ def build_demo() -> gr.Blocks:
                     top_n = gr.Slider(
                         1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 combinations", elem_id="top-n"
                     )
-                    metric = gr.Radio(list(METRICS), value="miou", label="Metric")
+                    metric = gr.Radio(["miou", "loss"], value="miou", label="Metric", info="set by the task on Load")
                     rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)")
                 with gr.Row():
                     mode = gr.Radio(
@@ -667,8 +692,9 @@ def build_demo() -> gr.Blocks:
                 )
                 gr.Markdown(
                     "gain: the search metric's change on the search set when channel i takes channel j's values "
-                    "(mIoU in points, 0-100; with metric `loss`, the Dice + CE decrease); tie-break: the other "
-                    "metric's change, which orders equal gains. Positive is better for both.",
+                    "(mIoU or accuracy in points, 0-100; RMSE or AbsRel: their decrease; delta1: its increase; "
+                    "with metric `loss`, the loss decrease: Dice + CE, cross-entropy or MSE); tie-break: the "
+                    "other metric's change, which orders equal gains. Positive is better for both.",
                     elem_classes="legend",
                 )
                 combo_plot = gr.Plot(label="Every subset of the top N")
@@ -694,7 +720,7 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown("### Apply a saved replacement set to new images")
                 with gr.Row():
                     repl_in = gr.File(label="replacements.json", file_types=[".json"], height=110)
-                    imgs_in = gr.File(label="Images .zip (empty = bundled sample)", file_types=[".zip"], height=110)
+                    imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=110)
                 apply_btn = gr.Button("Apply")
                 apply_md = gr.Markdown()
                 apply_out = gr.File(label="Patched predictions (.zip)", interactive=False)
@@ -732,7 +758,7 @@ def build_demo() -> gr.Blocks:
         load_btn.click(
             load,
             [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt, sources, targets, top_n],
-            [ws, weights_md, info, gallery, img_pick, abl_img, estimate],
+            [ws, weights_md, info, gallery, img_pick, abl_img, estimate, metric],
         ).success(functools.partial(blank, len(results)), None, results)
         explore_outputs = [mosaic, order, story_img, image_view, chan, enlarged]
         show_btn.click(explore, [ws, img_pick, sort], explore_outputs)
@@ -744,7 +770,7 @@ def build_demo() -> gr.Blocks:
         sweep_cancel.click(cancel, [ws], [sweep_status], queue=False)
         for box in (sources, targets, top_n):
             box.change(search_estimate, [ws, sources, targets, top_n], [estimate])
-        model.change(model_hint, model, model)
+        model.change(model_hint, [model, source, weights], [model, source, weights])
         weights.change(shown_for(WEIGHTS[2]), weights, ckpt)  # upload boxes only where they are used
         source.change(shown_for(UPLOAD), source, zip_in)
         start_btn.click(

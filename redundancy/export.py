@@ -14,7 +14,7 @@ import torch
 from .imaging import depth_colour, depth_png, overlay, png_bytes
 from .io import atomic_write, write_json
 from .pipeline import SearchResult, SearchSettings, Session, config_dict, search_key
-from .rundir import ABLATION, RunDir
+from .rundir import ABLATION, HEAD, RunDir
 from .screen import ModeReport
 
 
@@ -102,7 +102,7 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     if session.backend.head is not None and session.task.name != "segment":
         buf = io.BytesIO()
         torch.save(session.backend.head.state(), buf)
-        atomic_write(out / "head.pt", buf.getvalue())
+        atomic_write(out / HEAD, buf.getvalue())
     write_json(out / "replacements.json", repl)
     key = search_key(session, result.settings, session.channel_pairs(result.settings))
     RunDir(out).seal(key)  # last: marks a finished run

@@ -15,6 +15,32 @@ def overlay(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (
     return out.astype(np.uint8)
 
 
+def mask_overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = None) -> np.ndarray:
+    """Prediction tinted over the image, GT outline in white when given."""
+    out = overlay(image, mask)
+    if gt is not None:
+        edge = gt & ~(np.roll(gt, 1, 0) & np.roll(gt, -1, 0) & np.roll(gt, 1, 1) & np.roll(gt, -1, 1))
+        out[edge] = 255
+    return out
+
+
+CAPTION_WIDTH = 224  # pixels: a caption of ~30 characters fits
+
+
+def captioned(image: np.ndarray, text: str) -> np.ndarray:
+    """The image with `text` on a dark band below it (a class label where a mask would be drawn)."""
+    from PIL import ImageDraw
+
+    h, w = image.shape[:2]
+    if w < CAPTION_WIDTH:  # small images are enlarged so that a caption fits under them
+        h, w = round(h * CAPTION_WIDTH / w), CAPTION_WIDTH
+        image = np.asarray(Image.fromarray(image).resize((w, h), Image.NEAREST))
+    scale = w / CAPTION_WIDTH
+    band = Image.new("RGB", (w, round(16 * scale)), (20, 20, 20))
+    ImageDraw.Draw(band).text((4, 1), text, fill=(255, 255, 255), font_size=12 * scale)
+    return np.concatenate([image, np.asarray(band)], 0)
+
+
 def png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")

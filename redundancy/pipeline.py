@@ -324,16 +324,24 @@ def evaluate(
 
 
 def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int) -> float:
-    """Predicted search time: pairs x images plus 2^N - 1 subsets x images, at the measured row rate."""
-    return (n_pairs + 2**top_n - 1) * len(evaluator.set) * evaluator.seconds_per_row()
+    """Predicted search time: pairs x images (at the pair-scoring rate: a linear head's shortcut where it has
+    one) plus 2^N - 1 subsets x images (decoded), at rates measured on this machine."""
+    n = len(evaluator.set)
+    return n_pairs * n * evaluator.seconds_per_pair_row() + (2**top_n - 1) * n * evaluator.seconds_per_row()
 
 
 def estimate_basis(evaluator: Evaluator) -> str:
     """What `estimate_seconds` rests on, in words a user can check."""
     rate = 1.0 / evaluator.seconds_per_row()
     if evaluator.observed_rows >= CALIBRATED_CALLS * evaluator.rows:
-        return f"{rate:,.0f} decoder rows/s, the mean of {evaluator.observed_rows:,} rows run so far here"
-    return f"{rate:,.0f} decoder rows/s from one timed call; refined as work runs"
+        basis = f"{rate:,.0f} decoder rows/s, the mean of {evaluator.observed_rows:,} rows run so far here"
+    else:
+        basis = f"{rate:,.0f} decoder rows/s from one timed call; refined as work runs"
+    if evaluator.backend.has_pair_outputs():
+        basis += (
+            f"; pairs via the linear head's rank-one shortcut: {1.0 / evaluator.seconds_per_pair_row():,.0f} rows/s"
+        )
+    return basis
 
 
 def format_seconds(seconds: float) -> str:

@@ -27,8 +27,9 @@ RUN_FILES = (
     "combinations.csv",
     "replacements.json",
     "preview.npz",
-    "head.pt",  # classify / depth runs: the head the search scored with
 )
+HEAD = "head.pt"  # classify / depth runs also write the head the search scored with
+SEARCH_FILES = (*RUN_FILES, HEAD)  # what a search may write (all hashed in the manifest)
 MANIFEST = "manifest.json"
 ABLATION = "ablation.json"
 # Everything a run owns besides RUN_FILES: removed with it when a new search overwrites the folder.
@@ -74,7 +75,7 @@ class RunDir:
 
     def seal(self, fingerprint: str | None = None) -> None:
         """Write manifest.json last: the run is complete, with the hash of every run file present."""
-        files = {name: sha256_file(self.path / name) for name in RUN_FILES if (self.path / name).is_file()}
+        files = {name: sha256_file(self.path / name) for name in SEARCH_FILES if (self.path / name).is_file()}
         write_json(self.path / MANIFEST, {"complete": True, "fingerprint": fingerprint, "files": files})
 
     def record(self, name: str) -> None:
@@ -87,7 +88,7 @@ class RunDir:
 
     def clear(self) -> None:
         """Remove every file the run owns (before a new search is written into the same folder)."""
-        for name in (*RUN_FILES, *OWNED):
+        for name in (*SEARCH_FILES, *OWNED):
             p = self.path / name
             if p.is_dir():
                 shutil.rmtree(p)
@@ -128,7 +129,7 @@ class RunDir:
 
     def head(self) -> Path | None:
         """head.pt of a classify or depth run (None for segmentation)."""
-        p = self.path / "head.pt"
+        p = self.path / HEAD
         return p if p.is_file() else None
 
     def preview(self) -> dict | None:

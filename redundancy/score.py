@@ -37,6 +37,7 @@ MAX_ROWS = {"cpu": 32, "cuda": 1024}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # decoder compute dtype of the batched path
 CALIBRATED_CALLS = 4  # batched calls timed before their mean replaces the one-call estimate
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
+PROBE_PAIRS = 256  # pairs timed to estimate the pair shortcut's rate before real work has run
 PAIR_MEASURE_BUDGET = 1 << 20  # floats per measuring step there: cache-sized blocks, 4x faster than 1 << 26 (CPU)
 PAIR_OUTPUT_BUDGET = env_number("REDUNDANCY_PAIR_OUTPUTS", 1 << 23)  # head outputs per rank-one block (float64)
 
@@ -141,6 +142,7 @@ class Evaluator:
         self.rows = rows or self.auto_rows
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
         self.observed_rows, self.observed_seconds = 0, 0.0  # batched work timed so far (the estimate's basis)
+        self.pair_rows, self.pair_seconds = 0, 0.0  # the same for the head's pair shortcut (`pair_stats`)
         self.channels = evalset.feats.shape[1]
         self.device = evalset.feats.device
         # Features plus a zero channel (index C: what a zeroed channel copies), channels-last for the
@@ -203,7 +205,8 @@ class Evaluator:
         # bf16 autocast: matrix products in bfloat16, softmax / norms in fp32; logits leave as fp32, so
         # upscaling and the metric sums are unchanged (metrics accumulate in fp64).
         with torch.autocast(feats.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-            return self.backend.decode(feats, self._context_cl.take(img), self.mask_choice).float()
+            out = self.backend.decode(feats, self._context_cl.take(img), self.mask_choice)
+        return out if out.dtype == torch.float64 else out.float()  # linear heads compute in float64: kept
 
     def _measure(self, low: torch.Tensor, b: int, budget: int = UPSCALE_BUDGET) -> torch.Tensor:
         """Head outputs (P, ...) of image b -> (P, K) task stats at the target's resolution, `budget` floats a step."""
@@ -297,10 +300,20 @@ class Evaluator:
             out = self.backend.pair_outputs(self.set.feats, pairs[start : start + block])  # (P, B, ...)
             rows = [self._measure(out[:, b], b, PAIR_MEASURE_BUDGET) for b in range(n_img)]
             values = torch.stack(rows, 1).cpu().numpy()  # (P, B, K)
-            self.observed_rows += values.shape[0] * n_img
-            self.observed_seconds += time.perf_counter() - t0
+            self.pair_rows += values.shape[0] * n_img
+            self.pair_seconds += time.perf_counter() - t0
             on_chunk(start, Stats(values))
         return True
+
+    def seconds_per_pair_row(self) -> float:
+        """Time of one (pair, image) row of pair scoring: the head's shortcut where it has one (measured on
+        a probe block, then on the work run so far), else a decoder row (`seconds_per_row`)."""
+        if not self.backend.has_pair_outputs():
+            return self.seconds_per_row()
+        if self.pair_rows < PROBE_PAIRS * len(self.set):
+            probe = torch.tensor([[0, 1]], device=self.device).expand(PROBE_PAIRS, 2)
+            self.pair_stats(probe, lambda *_: None)
+        return self.pair_seconds / self.pair_rows
 
     def stats_plain(self, maps: torch.Tensor) -> Stats:
         """Reference path: one variant on one image per call of the package's decoder, no batching."""

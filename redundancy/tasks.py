@@ -42,9 +42,9 @@ class Metric:
         return score if self.higher_is_better else -score
 
     def show(self, score: float) -> str:
-        """'31.04 mIoU', 'RMSE 0.2250'."""
+        """'mIoU 31.04', 'accuracy 80.41', 'RMSE 0.2250'."""
         v = self.value(score)
-        return f"{v:.2f} {self.label}" if self.percent else f"{self.label} {v:.4f}"
+        return f"{self.label} {v:.2f}" if self.percent else f"{self.label} {v:.4f}"
 
 
 class Task(ABC):

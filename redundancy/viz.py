@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.colors import sample_colorscale
 
-from .imaging import overlay
+from .imaging import mask_overlay, overlay  # noqa: F401  (mask_overlay: re-exported)
 
 _LUT: dict[str, np.ndarray] = {}
 
@@ -62,15 +62,6 @@ def channel_mosaic(
     return np.asarray(canvas)
 
 
-def mask_overlay(image: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = None) -> np.ndarray:
-    """Prediction tinted over the image, GT outline in white when given."""
-    out = overlay(image, mask)
-    if gt is not None:
-        edge = gt & ~(np.roll(gt, 1, 0) & np.roll(gt, -1, 0) & np.roll(gt, 1, 1) & np.roll(gt, -1, 1))
-        out[edge] = 255
-    return out
-
-
 def gain_heatmap(
     gain: np.ndarray,
     top: list[tuple[int, int]] | None = None,
@@ -122,8 +113,10 @@ def gain_heatmap(
     return fig
 
 
-def delta_bars(channels: list[int], deltas: list[float], title: str = "", total: int = 256) -> go.Figure:
-    """Bar chart of mIoU change per channel (zero sweep / ablation)."""
+def delta_bars(
+    channels: list[int], deltas: list[float], title: str = "", total: int = 256, label: str = "delta mIoU (points)"
+) -> go.Figure:
+    """Bar chart of the score's change per channel (zero sweep / ablation); `label` names the score."""
     colors = ["#1b7837" if d > 0 else "#762a83" for d in deltas]
     fig = go.Figure(
         go.Bar(x=channels, y=deltas, marker_color=colors, hovertemplate="channel %{x}: %{y:+.3f}<extra></extra>")
@@ -131,7 +124,7 @@ def delta_bars(channels: list[int], deltas: list[float], title: str = "", total:
     fig.update_layout(
         title=title,
         xaxis_title="channel",
-        yaxis_title="delta mIoU (points)",
+        yaxis_title=label,
         height=320,
         xaxis={"range": [-1, total]},
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
@@ -139,8 +132,10 @@ def delta_bars(channels: list[int], deltas: list[float], title: str = "", total:
     return fig
 
 
-def combination_scatter(sizes: list[int], mious: list[float], baseline: float, best: int | None) -> go.Figure:
-    """mIoU of every evaluated subset against its size, baseline line, best marked."""
+def combination_scatter(
+    sizes: list[int], mious: list[float], baseline: float, best: int | None, label: str = "mIoU (%)"
+) -> go.Figure:
+    """The score (`label`) of every evaluated subset against its size, baseline line, best marked."""
     fig = go.Figure(go.Scatter(x=sizes, y=mious, mode="markers", name="subsets", marker={"opacity": 0.6}))
     fig.add_hline(y=baseline, line_dash="dash", annotation_text="baseline")
     if best is not None:
@@ -154,6 +149,6 @@ def combination_scatter(sizes: list[int], mious: list[float], baseline: float, b
             )
         )
     fig.update_layout(
-        xaxis_title="pairs in subset", yaxis_title="mIoU (%)", height=320, margin={"l": 60, "r": 20, "t": 30, "b": 50}
+        xaxis_title="pairs in subset", yaxis_title=label, height=320, margin={"l": 60, "r": 20, "t": 30, "b": 50}
     )
     return fig

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data import load_depth, load_image, load_mask
 from .errors import Cancelled, RedundancyError, RunError
-from .export import write_comparison, write_predictions, write_run
+from .export import write_comparison, write_depths, write_labels, write_predictions, write_run
 from .features import FeatureCache
+from .imaging import captioned, depth_colour, mask_overlay, overlay
 from .pipeline import (
     AblationRow,
     Callbacks,
@@ -37,8 +39,15 @@ from .pipeline import (
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
+from .tasks import MAX_DEPTH, MIN_DEPTH
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
+
+
+def _depth_range(depth: np.ndarray) -> tuple[float, float]:
+    """The colour scale of a ground-truth depth map: its valid range (every view of one image shares it)."""
+    valid = depth[depth > 0]
+    return (float(valid.min()), float(valid.max())) if valid.size else (MIN_DEPTH, MAX_DEPTH)
 
 
 @dataclass
@@ -147,6 +156,17 @@ class Workspace:
         self.settings = SearchSettings()  # of the latest search or comparison
         self.compared_with_search = False  # whether it reused the finished exact search's scores
 
+    def metric(self, name: str | None = None):
+        """The loaded task's score metric (`name`, else the latest search's, else the task's default)."""
+        return self.require().task.metric(name or self.settings.metric)
+
+    def combination_view(self, result: SearchResult) -> tuple[list[int], list[float], float, int | None]:
+        """(subset sizes, scores, baseline, index of the best) of a search, in the metric's own units."""
+        value = self.metric(result.settings.metric).value
+        rows = result.combos.rows
+        best = rows.index(result.combos.best) if result.combos.best else None
+        return [len(x.pairs) for x in rows], [value(x.miou) for x in rows], value(result.combos.baseline_miou), best
+
     def close(self) -> None:
         """Cancel what runs and delete the private folder."""
         if self.job and self.job.running:
@@ -173,15 +193,52 @@ class Workspace:
         return session
 
     def features(self, index: int) -> np.ndarray:
-        """Search-set image `index`'s features (C, h, w) as numpy."""
-        return self.require().evaluator("search").set.feats[index].cpu().numpy()
+        """Search-set image `index`'s channel maps (C, h, w) as numpy (DINOv2: its patch tokens on the grid)."""
+        s = self.require()
+        return s.backend.channel_maps(s.evaluator("search").set.feats[index : index + 1])[0].cpu().numpy()
 
-    def predict(self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None) -> np.ndarray:
-        """Binary prediction (H, W) of search image `index` with no edit, one edit or a replacement set."""
+    def output(self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None) -> torch.Tensor:
+        """The head's output for search image `index` with no edit, one edit or a replacement set, at its size:
+        mask logits (H, W), class logits (K,) or depth (H, W)."""
         s = self.require()
         c = s.backend.channels
         f = edit_map(edit, c) if edit else pairs_map(pairs, c) if pairs else identity_map(c)
-        return (s.evaluator("search").logits(f, [index])[0] > 0).cpu().numpy()
+        return s.evaluator("search").logits(f, [index])[0]
+
+    def predict(self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None) -> np.ndarray:
+        """Binary prediction (H, W) of search image `index` (segmentation) with no edit, one edit or a set."""
+        return (self.output(index, edit, pairs) > 0).cpu().numpy()
+
+    def target_view(self, index: int) -> np.ndarray:
+        """Search image `index` with its ground truth: mask tinted, class label below, or depth beside it."""
+        s = self.require()
+        sample = s.search_set.samples[index]
+        image = load_image(sample.image_path)
+        if s.task.name == "segment":
+            return overlay(image, load_mask(sample.mask_path), (40, 200, 90))
+        if s.task.name == "classify":
+            return captioned(image, f"label: {s.dataset.classes[sample.label]}")
+        depth = load_depth(sample.mask_path)
+        return np.concatenate([image, depth_colour(depth, *_depth_range(depth))], 1)
+
+    def prediction_view(
+        self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None
+    ) -> np.ndarray:
+        """Search image `index`'s prediction as a picture: mask over the image (GT outlined), predicted class
+        with its confidence (and the label), or the depth map on the ground truth's colour scale."""
+        s = self.require()
+        sample = s.search_set.samples[index]
+        out = self.output(index, edit, pairs)
+        if s.task.name == "segment":
+            image = load_image(sample.image_path)
+            return mask_overlay(image, (out > 0).cpu().numpy(), load_mask(sample.mask_path))
+        if s.task.name == "classify":
+            prob = out.float().softmax(0)
+            k, classes = int(prob.argmax()), s.dataset.classes
+            text = f"{classes[k]} {float(prob[k]):.0%} (label {classes[sample.label]})"
+            return captioned(load_image(sample.image_path), text)
+        pred = out.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy()
+        return depth_colour(pred, *_depth_range(load_depth(sample.mask_path)))
 
     def start_sweep(self, channels: list[int]) -> Job:
         """Zero each channel alone on the search set (`pipeline.ablate`, batched) in the background.
@@ -318,18 +375,25 @@ class Workspace:
         s = self.require()
         if self.result is None or self.run_dir is None:
             raise RunError("no finished search yet; run one on the Search tab first.")
-        from .data import load_image
-
-        names, images, masks = [], [], []
-        f = pairs_map(self.result.best_pairs, s.backend.channels)
+        names, images, outs, base = [], [], [], []
+        c = s.backend.channels
+        f = pairs_map(self.result.best_pairs, c)
         for which, data in (("search", s.search_set), ("heldout", s.heldout_set)):
             if not len(data):
                 continue
             ev = s.evaluator(which)
-            masks += [(lg > 0).cpu().numpy() for lg in ev.logits(f)]
+            outs += ev.logits(f)
+            base += ev.logits(identity_map(c))
             names += ev.set.names
             images += [load_image(x.image_path) for x in data.samples]
-        return write_predictions(self.run_dir / "predictions", names, images, masks)
+        out = self.run_dir / "predictions"
+        if s.task.name == "classify":
+            return write_labels(out, names, outs, base, list(s.dataset.classes))
+        if s.task.name == "depth":
+            depth = [[z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in zs] for zs in (outs, base)]
+            return write_depths(out, names, images, *depth)
+        masks = [[(z > 0).cpu().numpy() for z in zs] for zs in (outs, base)]
+        return write_predictions(out, names, images, *masks)
 
     def render_figures(self, formats: tuple[str, ...] = ("png",)) -> tuple[list[Path], Path]:
         """Publication figures of the latest run (with the zero sweep, if one ran) and a zip of them."""

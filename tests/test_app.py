@@ -37,11 +37,12 @@ def ws():
 
 
 def test_load_reports_counts_and_the_random_weights_badge(ws):
-    _, badge, info, gallery, pick, _, estimate = _load()
+    _, badge, info, gallery, pick, _, estimate, metric = _load()
     assert "RANDOM WEIGHTS" in badge and "random weights (seed 0)" in badge
     assert "**32** images" in info and "search set **4**" in info
     assert len(gallery) == 4 and gallery[0][0].ndim == 3
     assert "992 pairs" in estimate and "65,280" in estimate
+    assert metric["choices"] == ["miou", "loss"] and metric["value"] == "miou"  # the task's own metrics
 
 
 def test_explorer_grid_and_channel_pick(ws):
@@ -64,8 +65,10 @@ def test_ablation_table_matches_the_engine(ws):
     from redundancy.replace import Edit
 
     base, rows = ablate(ws.session, [Edit("zero", 6), Edit("zero", 216)])
-    assert [r[0] for r in table] == ["baseline", "zero 6", "zero 216"]
-    assert table[2][2] == round(rows[1].delta_miou, 3) and table[0][1] == round(base.miou, 3)
+    data = table["data"]
+    assert table["headers"] == ["edit", "mIoU", "delta", "loss"]
+    assert [r[0] for r in data] == ["baseline", "zero 6", "zero 216"]
+    assert data[2][2] == round(rows[1].delta_miou, 4) and data[0][1] == round(base.miou, 4)
     assert len(gallery) == 2 and "random weights" in note
     for bad, message in (("300", "out of range"), ("x", "not a channel"), ("", "at least one")):
         with pytest.raises(gr.Error, match=message):
@@ -117,7 +120,7 @@ def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
     assert "Comparison finished" in status and ws.compared_with_search and "no second full scan" in note
     assert [r[0] for r in table] == ["exact", "taylor", "halving"] and table[0][1] == "2/2"
     combos = ws.result.combos
-    assert table[0][4] == round(combos.best.miou if combos.best else combos.baseline_miou, 3)  # the search's best set
+    assert table[0][4] == round(combos.best.miou if combos.best else combos.baseline_miou, 4)  # the search's best set
     assert table[1][3] == 4  # taylor rescored its 4 candidates exactly
     saved = json.loads((ws.dir / "modes" / "modes.json").read_text())
     assert [m["mode"] for m in saved["modes"]] == ["exact", "taylor", "halving"] and "random" in saved["weights_label"]
@@ -153,7 +156,7 @@ def test_sam2_runs_every_tab():
         mosaic, *_ = app.explore(ws, 0, "index")
         assert mosaic.shape[1] == 16 * app.MOSAIC_TILE
         table, _, _ = app.run_ablation(ws, "replace", "3:7", 0)
-        assert table[1][0] == "replace 3<-7"
+        assert table["data"][1][0] == "replace 3<-7"
         *_, (_, status, top, _, best) = app.search(ws, 2, "miou", "every:64", "every:64", 0, "halving")
         assert "Search finished" in status and len(top) == 2 and "mode `halving`" in best
         summary, gallery, files = app.show_results(ws)

@@ -216,3 +216,33 @@ def test_8_a_new_load_clears_the_previous_models_results(page):
     assert page.locator("#heatmap .js-plotly-plot").count() == 0
     assert "Search finished" not in _text(page, "search-status") and "Cancelled" not in _text(page, "search-status")
     page.screenshot(path=SHOTS / "8-new-model-clean.png", full_page=True)
+
+
+def test_9_dinov2_classification_flow(page):
+    """Pick a DINOv2 model: the data and weights follow; load, search, ablate, read the task's metric everywhere."""
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    _tab(page, "Model & data")
+    box = page.get_by_label("Model", exact=True)
+    box.click()
+    box.fill("dinov2_tiny")
+    box.press("Enter")
+    page.wait_for_function("() => document.body.innerText.includes('DINOv2 classes at test size')")
+    assert page.get_by_label("classification sample (DINOv2: 5 shape classes, 120 images)").is_checked()
+    assert page.get_by_label("random weights (seeded, for trying the tool)").is_checked()
+    page.locator("#load-btn").click()
+    info = _wait_text(page, "load-info", "task classify")  # the earlier load's text says task segment
+    assert "Head split 40" in info and "L-BFGS" in info
+    assert "RANDOM WEIGHTS" in page.content() and "head: linear classifier" in page.content()
+    page.screenshot(path=SHOTS / "9-dinov2-data.png", full_page=True)
+    _tab(page, "Search")
+    assert page.get_by_label("accuracy").is_visible()  # the metric radio follows the task
+    page.locator("#start-btn").click()
+    summary = _wait_text(page, "search-status", "Search finished", timeout=120)
+    assert "⚠" not in summary
+    page.wait_for_function("() => document.body.innerText.includes('images): accuracy ')")  # the best-set summary
+    page.screenshot(path=SHOTS / "9-dinov2-search.png", full_page=True)
+    _tab(page, "Ablation (Table 1)")
+    page.locator("#ablate-edits textarea, #ablate-edits input").first.fill("6,20")  # this model has 64 channels
+    page.locator("#ablate-btn").click()
+    page.wait_for_function("() => document.querySelector('#ablate-table').innerText.includes('accuracy')")
+    page.screenshot(path=SHOTS / "9-dinov2-ablation.png", full_page=True)

@@ -16,7 +16,7 @@ from redundancy.models import dinov2 as D2
 from redundancy.models.heads import LinearClassifier, LinearDepth
 from redundancy.pipeline import SearchSettings, Session, SessionConfig, run_search
 from redundancy.replace import pair_maps
-from redundancy.rundir import RUN_FILES
+from redundancy.rundir import SEARCH_FILES
 from redundancy.score import PairScorer, channel_pairs
 
 from .conftest import ROOT
@@ -135,7 +135,7 @@ def test_classification_search_end_to_end(tmp_path, capsys):
     argv += ["--sources", "every:4", "--targets", "every:4", "--top-n", "4", "--out", str(out)]
     assert main(argv) == 0
     assert "accuracy" in capsys.readouterr().out
-    for name in RUN_FILES:
+    for name in SEARCH_FILES:  # the run files and the head
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "classify" and config["score_metric"] == "accuracy"

@@ -59,6 +59,7 @@ class Backend(ABC):
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
     image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
     tasks: tuple[str, ...] = ("segment",)  # what its head does (tasks.TASKS)
+    head: torch.nn.Module | None = None  # a head the session attaches (DINOv2); SAM's decoder is its own
 
     encode_batch = 4  # images per encoder call
 
