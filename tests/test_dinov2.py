@@ -228,3 +228,19 @@ def test_task_samples_regenerate_identically(tmp_path):
         assert ours == shipped
         for rel in ours:
             assert (tmp_path / name / rel).read_bytes() == (ROOT / "assets" / name / rel).read_bytes(), rel
+
+
+def test_patch_on_a_timm_dinov2_equals_the_searched_replacement():
+    """`patch(model, pairs)` on a user's own timm DINOv2 gives the tokens the search scored with."""
+    from redundancy import patch
+
+    backend = build_backend("dinov2_tiny", random_init=True, device="cpu")
+    x = torch.randn(1, 3, D2.TINY_INPUT, D2.TINY_INPUT)
+    with torch.no_grad():
+        feats = backend.forward_features(x)["features"]
+        handle = patch(backend.model, [(3, 7), (10, 0)])
+        patched = backend.forward_features(x)["features"]
+        handle.remove()
+    expected = feats.clone()
+    expected[:, 3], expected[:, 10] = feats[:, 7], feats[:, 0]
+    torch.testing.assert_close(patched, expected)

@@ -1,4 +1,4 @@
-"""`patch`: install a found replacement set on a user's own SAM or SAM2 model, picking the right hook."""
+"""`patch`: install a found replacement set on a user's own SAM, SAM2 or DINOv2 model, picking the right hook."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from pathlib import Path
 
 import torch
 from segment_anything.modeling import ImageEncoderViT, Sam
+from timm.models.vision_transformer import VisionTransformer
 
 from ..errors import ReplacementError
 from ..replace import ReplacementPatch, load_replacements
+from .dinov2 import dinov2_patch
 from .sam import PROMPT_DIM
 from .sam2 import sam2_patch
 
@@ -17,8 +19,13 @@ def patch(model: torch.nn.Module, pairs: list[tuple[int, int]] | str | Path) -> 
     """Apply `pairs` (or a replacements.json path) to `model`'s encoder output; `.remove()` undoes it.
 
     SAM (`segment_anything`'s Sam, or its image encoder) gets a hook on the image encoder; SAM2
-    (`SAM2Base`) the hook that acts on `image_embed` after `no_mem_embed`, as the search did.
+    (`SAM2Base`) the hook that acts on `image_embed` after `no_mem_embed`, as the search did; a
+    DINOv2 ViT (timm's VisionTransformer) a hook on its final norm, the tokens the heads read.
     """
+    if isinstance(model, VisionTransformer):
+        if isinstance(pairs, (str, Path)):
+            pairs = load_replacements(pairs, channels=model.embed_dim)
+        return dinov2_patch(model, pairs)
     if isinstance(pairs, (str, Path)):
         pairs = load_replacements(pairs, channels=PROMPT_DIM)
     if isinstance(model, Sam):
@@ -28,6 +35,7 @@ def patch(model: torch.nn.Module, pairs: list[tuple[int, int]] | str | Path) -> 
     if hasattr(model, "sam_mask_decoder") and hasattr(model, "no_mem_embed"):  # sam2's SAM2Base
         return sam2_patch(model, pairs)
     raise ReplacementError(
-        f"patch() knows SAM (segment_anything Sam) and SAM2 (SAM2Base) models, not {type(model).__name__}; "
+        f"patch() knows SAM (segment_anything Sam), SAM2 (SAM2Base) and DINOv2 (timm VisionTransformer) models, "
+        f"not {type(model).__name__}; "
         "for another module use redundancy.replace.ReplacementPatch(module, pairs, channels)."
     )
