@@ -601,7 +601,8 @@ def environment() -> dict:
 
 def _absolute_paths(cfg: SessionConfig) -> dict:
     """The config's file paths made absolute, so a run can be reused from any working directory."""
-    return {k: str(Path(v).resolve()) for k in ("data", "checkpoint", "finetuned") if (v := getattr(cfg, k))}
+    paths = ("data", "checkpoint", "finetuned", "head")
+    return {k: str(Path(v).resolve()) for k in paths if (v := getattr(cfg, k)) and not str(v).startswith("hf://")}
 
 
 def config_dict(session: Session, result: SearchResult) -> dict:

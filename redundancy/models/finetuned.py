@@ -14,6 +14,7 @@ the load with a report; nothing is loaded silently in part.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,9 +65,19 @@ def _known(state: dict, own: set[str]) -> int:
     return sum(1 for k in state if k in own or k.endswith(LORA_SUFFIXES) and k.rsplit(".", 1)[0] + ".weight" in own)
 
 
-def apply_finetuned(model: torch.nn.Module, path: str | Path, model_name: str) -> FinetuneReport:
-    """Load a full, partial (e.g. decoder-only) or LoRA fine-tune of `model` in place."""
+def apply_finetuned(
+    model: torch.nn.Module,
+    path: str | Path,
+    model_name: str,
+    convert: Callable[[dict], dict] | None = None,
+) -> FinetuneReport:
+    """Load a full, partial (e.g. decoder-only) or LoRA fine-tune of `model` in place.
+
+    `convert` renames another layout's keys first (transformers' SamModel, peft adapters on it).
+    """
     state, digest = load_state_dict(Path(path))
+    if convert is not None:
+        state = convert(state)
     own = model.state_dict()
     state = _strip(state, set(own))
     lora = {k: v for k, v in state.items() if k.endswith(LORA_SUFFIXES)}

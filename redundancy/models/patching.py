@@ -9,7 +9,7 @@ from segment_anything.modeling import ImageEncoderViT, Sam
 from timm.models.vision_transformer import VisionTransformer
 
 from ..errors import ReplacementError
-from ..replace import ReplacementPatch, load_replacements
+from ..replace import ReplacementPatch, apply_map, load_replacements
 from .dinov2 import dinov2_patch
 from .sam import PROMPT_DIM
 from .sam2 import sam2_patch
@@ -18,10 +18,15 @@ from .sam2 import sam2_patch
 def patch(model: torch.nn.Module, pairs: list[tuple[int, int]] | str | Path) -> ReplacementPatch:
     """Apply `pairs` (or a replacements.json path) to `model`'s encoder output; `.remove()` undoes it.
 
-    SAM (`segment_anything`'s Sam, or its image encoder) gets a hook on the image encoder; SAM2
+    SAM (`segment_anything`'s Sam, or its image encoder; or a transformers `SamModel`) gets a hook on
+    the image encoder's output (the image embeddings); SAM2
     (`SAM2Base`) the hook that acts on `image_embed` after `no_mem_embed`, as the search did; a
     DINOv2 ViT (timm's VisionTransformer) a hook on its final norm, the tokens the heads read.
     """
+    if all(hasattr(model, m) for m in ("vision_encoder", "prompt_encoder", "mask_decoder")):  # transformers SamModel
+        if isinstance(pairs, (str, Path)):
+            pairs = load_replacements(pairs, channels=PROMPT_DIM)
+        return ReplacementPatch(model.vision_encoder, pairs, PROMPT_DIM, remap=_remap_output)
     if isinstance(model, VisionTransformer):
         if isinstance(pairs, (str, Path)):
             pairs = load_replacements(pairs, channels=model.embed_dim)
@@ -39,3 +44,11 @@ def patch(model: torch.nn.Module, pairs: list[tuple[int, int]] | str | Path) -> 
         f"not {type(model).__name__}; "
         "for another module use redundancy.replace.ReplacementPatch(module, pairs, channels)."
     )
+
+
+def _remap_output(out, f: torch.Tensor):
+    """A transformers vision encoder's output (ModelOutput or tuple; the embeddings first) under a channel map."""
+    if isinstance(out, tuple):
+        return (apply_map(out[0], f), *out[1:])
+    out["last_hidden_state"] = apply_map(out["last_hidden_state"], f)  # ModelOutput: item and attribute
+    return out

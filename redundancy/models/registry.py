@@ -18,6 +18,7 @@ from . import sam2 as S2
 from . import weights as W
 from .base import Backend
 from .finetuned import apply_finetuned
+from .hf_sam import infer_config, is_transformers_sam, peft_alpha, to_segment_anything
 from .sam import SAM_CONFIGS, SamBackend, build_sam
 
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -229,41 +230,75 @@ def build_backend(
         raise WeightsError("--random-init and --checkpoint exclude each other; pick one.")
     if not 0 <= seed < 2**63:
         raise WeightsError(f"seed {seed} is out of range; use a whole number from 0 to 2**63 - 1.")
+    loaded = None if random_init else _read_weights(spec, checkpoint, progress)
+    build = spec.build
+    if loaded is not None and loaded.transformers:  # a transformers SamModel: its size comes from its tensors
+        cfg = infer_config(loaded.state)
+        build = lambda: build_sam(cfg)  # noqa: E731
+        name = next((n for n, c in SAM_CONFIGS.items() if c == cfg), name)
     # Module init draws from torch's global generator: builds are serialised (two sessions building at once
     # would interleave their draws) and the caller's generator state is restored afterwards.
     with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = spec.build()
-    info = _load_weights(spec, model, checkpoint, random_init, seed, progress)
+        model = build()
+    info = W.WeightsInfo("random", seed=seed) if loaded is None else _load_into(spec, model, loaded)
     if finetuned:
-        report = apply_finetuned(model, finetuned, name)
-        info = replace(info, finetuned={**report.to_dict(), "path": str(finetuned)})
+        path, hub = W.hub_fetch(finetuned, progress) if W.is_hub(finetuned) else (Path(finetuned), None)
+        report = apply_finetuned(model, path, name, convert=_sam_convert(spec, path))
+        info = replace(info, finetuned={**report.to_dict(), "path": str(finetuned), "hub": hub})
     info = replace(info, state_sha256=W.state_sha256(model, f"{name} ({info.label})"))
     return spec.backend(name, model, info, dev)
 
 
-def _load_weights(
-    spec: ModelSpec, model: torch.nn.Module, checkpoint: str | Path | None, random_init: bool, seed: int, progress: bool
-) -> W.WeightsInfo:
-    """Load the requested weights into `model`: seeded random, a local file, the shipped demo file or the download."""
-    if random_init:
-        return W.WeightsInfo("random", seed=seed)
-    kind = "checkpoint"
+@dataclass(frozen=True)
+class _Loaded:
+    """A checkpoint read from disk (or the Hub), before it meets the model."""
+
+    state: dict
+    path: Path
+    digest: str
+    kind: str  # "checkpoint" | "demo"
+    hub: dict | None = None
+    transformers: bool = False  # converted from transformers' SamModel names
+
+
+def _sam_convert(spec: ModelSpec, path: Path) -> Callable[[dict], dict] | None:
+    """For SAM: a converter of transformers-format (or peft) state dicts to segment_anything's keys."""
+    if spec.family != "sam":
+        return None
+    return lambda state: to_segment_anything(state, peft_alpha(path)) if is_transformers_sam(state) else state
+
+
+def _read_weights(spec: ModelSpec, checkpoint: str | Path | None, progress: bool) -> _Loaded:
+    """The requested weights as a state dict: a local file, an hf:// file, the shipped demo file or the download."""
+    kind, hub = "checkpoint", None
     if checkpoint is None and spec.shipped is not None:
         checkpoint, kind = spec.shipped, "demo"
     elif checkpoint is None:
         if spec.url is None:
-            raise WeightsError(f"{spec.name} has no official checkpoint; use --random-init or --checkpoint PATH.")
+            raise WeightsError(f"{spec.name} has no official checkpoint; use random weights or a checkpoint file.")
         checkpoint = W.fetch(spec.url, spec.sha256, progress)
+    elif W.is_hub(checkpoint):
+        checkpoint, hub = W.hub_fetch(str(checkpoint), progress)
     path = Path(checkpoint)
     if kind == "demo":  # the shipped file must be the one its record describes
         fix = "restore it with `git checkout -- assets/demo` or retrain it with `python -m redundancy train-demo`."
         state, digest = W.load_state_dict(path, spec.sha256, fix)
-        # A demo file holds the image path only; the video modules it leaves out (SAM2's memory) load as zeros.
-        state = {**{k: torch.zeros_like(v) for k, v in model.state_dict().items() if k not in state}, **state}
     else:
         state, digest = W.load_state_dict(path)
+    transformers = spec.family == "sam" and is_transformers_sam(state)
+    if transformers:
+        state = to_segment_anything(state)
+    return _Loaded(state, path, digest, kind, hub, transformers)
+
+
+def _load_into(spec: ModelSpec, model: torch.nn.Module, loaded: _Loaded) -> W.WeightsInfo:
+    """Load read weights into `model` (converted to its keys) and describe them."""
+    state = loaded.state
+    if loaded.kind == "demo":
+        # A demo file holds the image path only; the video modules it leaves out (SAM2's memory) load as zeros.
+        state = {**{k: torch.zeros_like(v) for k, v in model.state_dict().items() if k not in state}, **state}
     if spec.convert is not None:
         state = spec.convert(state, model)
-    W.load_into(model, state, path.name, spec.name)
-    return W.WeightsInfo(kind, sha256=digest, path=str(path))
+    W.load_into(model, state, loaded.path.name, spec.name)
+    return W.WeightsInfo(loaded.kind, sha256=loaded.digest, path=str(loaded.path), hub=loaded.hub)

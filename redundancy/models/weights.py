@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file as load_safetensors
 from tqdm import tqdm
 
 from ..errors import WeightsError
@@ -32,6 +33,7 @@ class WeightsInfo:
     path: str | None = None
     finetuned: dict | None = None  # FinetuneReport.to_dict() of a plug-in fine-tune over these weights
     state_sha256: str | None = None  # hash of the loaded state dict's contents: what the weights really are
+    hub: dict | None = None  # a Hub checkpoint: repo, file, requested revision and the commit it resolved to
 
     @property
     def label(self) -> str:
@@ -39,6 +41,10 @@ class WeightsInfo:
             base = f"random weights (seed {self.seed})"
         elif self.kind == "demo":
             base = f"{DEMO_LABEL} (sha256:{self.sha256[:12]})"
+        elif self.hub:
+            h = self.hub
+            at = (h.get("commit") or h.get("revision") or "?")[:12]
+            base = f"hf://{h['repo']}/{h['file']}@{at} sha256:{self.sha256[:12]}"
         else:
             base = f"checkpoint sha256:{self.sha256[:12]}"
         if self.finetuned:
@@ -65,6 +71,7 @@ class WeightsInfo:
             "path": self.path,
             "finetuned": self.finetuned,
             "state_sha256": self.state_sha256,
+            "hub": self.hub,
         }
 
 
@@ -124,6 +131,11 @@ def load_state_dict(path: Path, expected_sha256: str | None = None, fix: str = O
     digest = sha256_of(path)
     if expected_sha256 and digest != expected_sha256:
         raise WeightsError(f"{path.name} has sha256 {digest[:16]}..., expected {expected_sha256[:16]}...; {fix}")
+    if path.suffix == ".safetensors":  # a format that holds tensors only: safe by construction
+        try:
+            return load_safetensors(str(path)), digest
+        except Exception as e:  # safetensors raises its own SafetensorError for a damaged file
+            raise WeightsError(f"{path.name} is not a readable .safetensors file ({e}); re-download it.") from e
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -184,3 +196,66 @@ def state_sha256(model: torch.nn.Module, source: str) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+HUB_SCHEME = "hf://"
+HUB_DEFAULT_FILES = ("model.safetensors", "pytorch_model.bin")  # what a repo named without a file is read from
+
+
+@dataclass(frozen=True)
+class HubRef:
+    """hf://OWNER/REPO[/FILE][@REVISION]: a file in a Hugging Face Hub model repository."""
+
+    repo: str
+    file: str | None = None
+    revision: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> HubRef:
+        body = text[len(HUB_SCHEME) :]
+        body, _, revision = body.partition("@")
+        parts = [p for p in body.split("/") if p]
+        if len(parts) < 2:
+            raise WeightsError(f"'{text}' names no repository; write hf://OWNER/REPO[/FILE][@REVISION].")
+        return cls("/".join(parts[:2]), "/".join(parts[2:]) or None, revision or None)
+
+
+def is_hub(spec: object) -> bool:
+    """Whether a checkpoint argument names a Hub file (hf://...)."""
+    return isinstance(spec, str) and spec.startswith(HUB_SCHEME)
+
+
+def hub_fetch(text: str, progress: bool = True) -> tuple[Path, dict]:
+    """(local path, record) of an hf:// checkpoint through huggingface_hub: its cache, progress bar,
+    token (HF_TOKEN or `hf auth login`) and offline mode (HF_HUB_OFFLINE=1) apply; a file already in
+    the cache (a Space's preload_from_hub, an earlier run) is never downloaded twice."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    ref = HubRef.parse(text)
+    names = (ref.file,) if ref.file else HUB_DEFAULT_FILES
+    last: Exception | None = None
+    for name in names:
+        try:
+            path = Path(hf_hub_download(ref.repo, name, revision=ref.revision))
+        except LocalEntryNotFoundError as e:  # (a subclass of EntryNotFoundError: caught first)
+            raise WeightsError(
+                f"{text}: not in the local Hub cache and the Hub cannot be reached (offline, or HF_HUB_OFFLINE=1); "
+                "download it where the Hub is reachable, or pass the file's local path."
+            ) from e
+        except EntryNotFoundError as e:
+            last = e
+            continue
+        except (HfHubHTTPError, OSError, ValueError) as e:
+            raise WeightsError(
+                f"{text}: the Hub refused or failed ({e.__class__.__name__}: {str(e).splitlines()[0][:160]}); "
+                "check the repository, file and revision names, and your token for a private or gated repo."
+            ) from e
+        parts = path.parts  # <cache>/models--OWNER--REPO/snapshots/<commit>/<file>: the resolved commit
+        commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
+        record = {"repo": ref.repo, "file": name, "revision": ref.revision, "commit": commit}
+        return path, record
+    raise WeightsError(
+        f"{text}: the repository has none of {', '.join(names)} ({last.__class__.__name__}); name the file: "
+        f"hf://{ref.repo}/FILE."
+    )
