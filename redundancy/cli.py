@@ -43,8 +43,15 @@ from .tasks import ALL_METRICS, TASK_TYPES, TASKS, Metric
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="sam_vit_b", help="registry name (see `models`)")
-    p.add_argument("--checkpoint", help="local checkpoint file instead of the official download")
-    p.add_argument("--finetuned", help="your fine-tuned weights over the base: full, decoder-only or LoRA (README)")
+    p.add_argument(
+        "--checkpoint",
+        help="weights instead of the official download: a local file (.pt/.pth/.safetensors; transformers SamModel "
+        "files too), hf://OWNER/REPO[/FILE][@REVISION], or 'hub' for the registry's Hub copy (see `models`)",
+    )
+    p.add_argument(
+        "--finetuned",
+        help="your fine-tuned weights over the base: full, decoder-only or LoRA (peft adapters too), a file or hf://",
+    )
     p.add_argument("--random-init", action="store_true", help="seeded random weights (pipeline tests only)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and the search-set split")
     p.add_argument(
@@ -257,7 +264,14 @@ def _bar_callbacks(args: argparse.Namespace) -> Callbacks:
 
 def cmd_models(args: argparse.Namespace) -> int:
     rows = [
-        {"name": s.name, "family": s.family, "tasks": list(s.tasks), "description": s.description, "url": s.url}
+        {
+            "name": s.name,
+            "family": s.family,
+            "tasks": list(s.tasks),
+            "description": s.description,
+            "url": s.url,
+            "hub": s.hub and f"hf://{s.hub}",
+        }
         for s in REGISTRY.values()
     ]
     if args.json:

@@ -199,3 +199,29 @@ def test_safetensors_checkpoint_loads_like_a_pt_file(tmp_path, tiny):
     with pytest.raises(WeightsError, match="not a readable .safetensors"):
         build_backend("sam_tiny", checkpoint=tmp_path / "bad.safetensors", device="cpu")
     assert np.isfinite(a.model.image_encoder.pos_embed.detach().numpy()).all()
+
+
+def test_registry_hub_copy_is_used_with_checkpoint_hub_and_on_a_space(hf_sam, tmp_path, monkeypatch):
+    """`--checkpoint hub` (and, on a Space, no checkpoint at all) reads the registry's Hub copy; whether it is
+    byte for byte Meta's official file is checked against the official sha256, never assumed."""
+    import huggingface_hub
+
+    _, path = hf_sam
+    snapshot = tmp_path / "models--facebook--sam-vit-base" / "snapshots" / "feedbeef"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(path.read_bytes())
+    seen = []
+
+    def fake_download(repo, filename, revision=None, **kw):
+        seen.append((repo, filename))
+        return str(snapshot / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    backend = build_backend("sam_vit_b", checkpoint="hub", device="cpu")
+    assert seen == [("facebook/sam-vit-base", "model.safetensors")]
+    assert backend.weights.hub["same_as_official_file"] is False  # a test file, not Meta's
+    assert "official" not in backend.weights.label
+    monkeypatch.setenv("SPACE_ID", "someone/redundancy")
+    assert build_backend("sam_vit_b", device="cpu").weights.hub["repo"] == "facebook/sam-vit-base"
+    with pytest.raises(WeightsError, match="no Hub copy"):
+        build_backend("sam_tiny", checkpoint="hub", device="cpu")

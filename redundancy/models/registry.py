@@ -25,6 +25,7 @@ SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 SAM2_1_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 SAM2_0_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
 DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/"
+HUB_SOURCE = "hub"  # --checkpoint hub: the registry's Hugging Face Hub copy of the official weights
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class ModelSpec:
     hub: str | None = None  # the same weights' Hugging Face Hub repository (another source, its own format)
 
 
-def _sam(name: str, description: str, file: str | None = None, sha256: str | None = None) -> ModelSpec:
+def _sam(
+    name: str, description: str, file: str | None = None, sha256: str | None = None, hub: str | None = None
+) -> ModelSpec:
     cfg = SAM_CONFIGS[name]
     return ModelSpec(
-        name, "sam", description, lambda: build_sam(cfg), SamBackend, SAM_URL + file if file else None, sha256
+        name, "sam", description, lambda: build_sam(cfg), SamBackend, SAM_URL + file if file else None, sha256, hub=hub
     )
 
 
@@ -59,6 +62,7 @@ def _sam2(
     sha256: str | None = None,
     base_url: str = SAM2_1_URL,
     overrides: list[str] | None = None,
+    hub: str | None = None,
 ) -> ModelSpec:
     return ModelSpec(
         name,
@@ -68,6 +72,7 @@ def _sam2(
         S2.Sam2Backend,
         base_url + file if file else None,
         sha256,
+        hub=hub,
     )
 
 
@@ -106,7 +111,7 @@ def _dinov2(name: str, size: str, registers: bool, label: str) -> ModelSpec:
         f"{DINOV2_URL}dinov2_{arch}/dinov2_{arch}_pretrain.pth",
         convert=D2.convert,
         tasks=tasks,
-        hub=f"timm/vit_{timm_name}_patch14{reg}_dinov2.lvd142m",
+        hub=f"timm/vit_{timm_name}_patch14{reg}_dinov2.lvd142m/model.safetensors",
     )
 
 
@@ -118,18 +123,21 @@ REGISTRY: dict[str, ModelSpec] = {
             "SAM ViT-B (91M), official Meta checkpoint",
             "sam_vit_b_01ec64.pth",
             "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            "facebook/sam-vit-base/model.safetensors",
         ),
         _sam(
             "sam_vit_l",
             "SAM ViT-L (308M), official Meta checkpoint",
             "sam_vit_l_0b3195.pth",
             "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            "facebook/sam-vit-large/model.safetensors",
         ),
         _sam(
             "sam_vit_h",
             "SAM ViT-H (636M), official Meta checkpoint",
             "sam_vit_h_4b8939.pth",
             "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            "facebook/sam-vit-huge/model.safetensors",
         ),
         _sam("sam_tiny", "SAM classes at test size (2 blocks, 128 px, real 256-ch decoder); no official weights"),
         *(
@@ -139,6 +147,7 @@ REGISTRY: dict[str, ModelSpec] = {
                 S2.CONFIGS[k],
                 f"sam2.1_hiera_{file}.pt",
                 _SAM2_1_SHA256[k],
+                hub=f"facebook/sam2.1-hiera-{file.replace('_', '-')}/sam2.1_hiera_{file}.pt",
             )
             for k, file, label in _SIZES
         ),
@@ -150,6 +159,7 @@ REGISTRY: dict[str, ModelSpec] = {
                 f"sam2_hiera_{file}.pt",
                 None,
                 SAM2_0_URL,
+                hub=f"facebook/sam2-hiera-{file.replace('_', '-')}/sam2_hiera_{file}.pt",
             )
             for k, file, label in _SIZES
         ),
@@ -274,6 +284,10 @@ def _read_weights(spec: ModelSpec, checkpoint: str | Path | None, progress: bool
     kind, hub = "checkpoint", None
     if checkpoint is None and spec.shipped is not None:
         checkpoint, kind = spec.shipped, "demo"
+    elif checkpoint == HUB_SOURCE or (checkpoint is None and spec.hub and W.prefer_hub(spec.hub)):
+        if not spec.hub:
+            raise WeightsError(f"{spec.name} has no Hub copy in the registry; pass hf://OWNER/REPO/FILE or a file.")
+        checkpoint, hub = W.hub_fetch(W.HUB_SCHEME + spec.hub, progress)
     elif checkpoint is None:
         if spec.url is None:
             raise WeightsError(f"{spec.name} has no official checkpoint; use random weights or a checkpoint file.")
@@ -286,6 +300,8 @@ def _read_weights(spec: ModelSpec, checkpoint: str | Path | None, progress: bool
         state, digest = W.load_state_dict(path, spec.sha256, fix)
     else:
         state, digest = W.load_state_dict(path)
+    if hub is not None and spec.sha256 is not None:  # the Hub copy of an official file: is it byte for byte?
+        hub = {**hub, "same_as_official_file": digest == spec.sha256}
     transformers = spec.family == "sam" and is_transformers_sam(state)
     if transformers:
         state = to_segment_anything(state)

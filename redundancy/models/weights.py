@@ -45,6 +45,8 @@ class WeightsInfo:
             h = self.hub
             at = (h.get("commit") or h.get("revision") or "?")[:12]
             base = f"hf://{h['repo']}/{h['file']}@{at} sha256:{self.sha256[:12]}"
+            if h.get("same_as_official_file"):
+                base += " (byte for byte Meta's official file)"
         else:
             base = f"checkpoint sha256:{self.sha256[:12]}"
         if self.finetuned:
@@ -223,6 +225,17 @@ class HubRef:
 def is_hub(spec: object) -> bool:
     """Whether a checkpoint argument names a Hub file (hf://...)."""
     return isinstance(spec, str) and spec.startswith(HUB_SCHEME)
+
+
+def prefer_hub(ref: str) -> bool:
+    """Use the registry's Hub copy instead of Meta's URL: on a Hugging Face Space (SPACE_ID is set), or
+    wherever the file is already in the Hub cache (a Space's preload_from_hub, an earlier download)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if os.environ.get("SPACE_ID"):
+        return True
+    hub = HubRef.parse(HUB_SCHEME + ref)
+    return isinstance(try_to_load_from_cache(hub.repo, hub.file or HUB_DEFAULT_FILES[0]), str)
 
 
 def hub_fetch(text: str, progress: bool = True) -> tuple[Path, dict]:
