@@ -139,13 +139,18 @@ def load(
     sources="auto",
     targets="auto",
     top_n=10,
+    hub_ckpt="",
     progress=gr.Progress(track_tqdm=True),
 ):
     ws = ws if ws is not None else Workspace()
     if source == UPLOAD and zip_file is None:
         raise RedundancyError("choose a .zip to upload, or pick a bundled dataset.")
-    if weights == WEIGHTS[2] and ckpt_file is None:
-        raise RedundancyError("upload a checkpoint file (.pth / .pt), or pick another weights source.")
+    ckpt_file = (hub_ckpt or "").strip() or ckpt_file
+    if weights == WEIGHTS[2] and not ckpt_file:
+        raise RedundancyError(
+            "upload a checkpoint file (.pth / .pt / .safetensors) or name a Hub file (hf://OWNER/REPO/FILE), "
+            "or pick another weights source."
+        )
     data = dataset_path(source, zip_file)
     cfg = SessionConfig(
         model=model,
@@ -573,7 +578,17 @@ def build_demo() -> gr.Blocks:
                         )
                         weights = gr.Radio(WEIGHTS, value=WEIGHTS[1], label="Weights")
                         ckpt = gr.File(  # shown only for 'my checkpoint file'
-                            label="Checkpoint file", file_types=[".pth", ".pt"], height=110, visible=False
+                            label="Checkpoint file",
+                            file_types=[".pth", ".pt", ".safetensors"],
+                            height=110,
+                            visible=False,
+                        )
+                        hub_ckpt = gr.Textbox(
+                            "",  # a default: API clients written before this field still call /load unchanged
+                            label="…or a Hub file",
+                            placeholder="hf://OWNER/REPO[/FILE][@REVISION]",
+                            info="transformers SamModel repositories work too; read through the Hub cache",
+                            visible=False,
                         )
                         seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
                         with gr.Accordion("Fine-tuned weights over the base (optional)", open=False):
@@ -600,6 +615,17 @@ def build_demo() -> gr.Blocks:
                             "2 minutes (fewer images: faster, but the set generalises less)",
                         )
                         prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
+                with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):
+                    gr.Markdown(
+                        "On a free CPU Space (2 vCPU) the defaults (the demo model, the gray domain, 50 search "
+                        "images, every 8th channel, top 10) finish a first search in about **2 minutes**, with the "
+                        "heatmap filling in live; the DINOv2 samples take seconds. Real SAM models on a CPU take "
+                        "hours for a full scan: use a GPU for those. Search shows its own estimate before you "
+                        "start.\n\n**Duplicate this Space** (top right on the Hub) to get your own copy and "
+                        "hardware, or run it locally:\n\n```\ngit clone https://huggingface.co/spaces/OWNER/"
+                        "redundancy && cd redundancy\npip install -r requirements.txt\npython app.py\n```\n"
+                        "Everything here is also a command: `python -m redundancy --help`."
+                    )
                 load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
                 info = gr.Markdown(elem_id="load-info")
                 gallery = gr.Gallery(
@@ -757,7 +783,7 @@ def build_demo() -> gr.Blocks:
         results += [teach_md, teach_fmap, teach_one, teach_heat, teach_top, teach_combo]
         load_btn.click(
             load,
-            [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt, sources, targets, top_n],
+            [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt, sources, targets, top_n, hub_ckpt],
             [ws, weights_md, info, gallery, img_pick, abl_img, estimate, metric],
         ).success(functools.partial(blank, len(results)), None, results)
         explore_outputs = [mosaic, order, story_img, image_view, chan, enlarged]
@@ -772,6 +798,7 @@ def build_demo() -> gr.Blocks:
             box.change(search_estimate, [ws, sources, targets, top_n], [estimate])
         model.change(model_hint, [model, source, weights], [model, source, weights])
         weights.change(shown_for(WEIGHTS[2]), weights, ckpt)  # upload boxes only where they are used
+        weights.change(shown_for(WEIGHTS[2]), weights, hub_ckpt)
         source.change(shown_for(UPLOAD), source, zip_in)
         start_btn.click(
             search,

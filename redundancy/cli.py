@@ -1,4 +1,4 @@
-"""Command line `python -m redundancy models|search|compare|ablate|apply|figures`: a shell over the pipeline."""
+"""Command line `python -m redundancy models|search|compare|ablate|apply|figures|push`: a shell over the pipeline."""
 
 from __future__ import annotations
 
@@ -183,8 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--format", default="png,svg,pdf", help="comma list of png, svg, pdf")
     f.add_argument("--out", required=True, help="folder for the figures and their caption .txt files")
 
-    p = add("apply", help="apply a run's replacement set to images and write patched masks")
-    p.add_argument("--run", required=True, help="a finished run directory (its replacements.json and model)")
+    p = add("apply", help="apply a run's replacement set to images and write the patched predictions")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="a finished run directory (its replacements.json and model)")
+    src.add_argument(
+        "--replacements", help="a shared set: a run folder, or hf://OWNER/REPO[@REVISION] as `push` uploads it"
+    )
+    p.add_argument("--checkpoint", help="the run's weights file where its recorded path is not on this machine")
     p.add_argument("--data", required=True, help="images to predict: a folder or .zip, with masks for mIoU or without")
     p.add_argument("--out", required=True, help="folder for masks/, baseline_masks/, overlays/ and predictions.zip")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -192,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
     p.add_argument("--protocol", choices=PROTOCOLS, help="mIoU protocol for the report (default: the run's)")
+
+    u = add("push", help="share a finished run on the Hugging Face Hub: run files, figures and a model card")
+    u.add_argument("run", help="a finished run directory")
+    u.add_argument("repo", help="OWNER/REPO on the Hub (created if needed; your token: HF_TOKEN or `hf auth login`)")
+    u.add_argument("--private", action="store_true", help="create the repository as private")
+    u.add_argument("--to", help="write the repository's content to this folder instead of uploading (to check it)")
 
     t = add(
         "train-demo",
@@ -440,17 +451,36 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .share import bundle, push
+
+    if args.to:
+        out = bundle(Path(args.run), Path(args.to), args.repo)
+        print(f"repository content for {args.repo} written to {out} (nothing uploaded)")
+        return 0
+    print(f"uploaded to {push(Path(args.run), args.repo, args.private)}")
+    return 0
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from .features import FeatureCache
+    from .share import fetch_run
 
     cache = FeatureCache(args.cache) if args.cache else None
+    run = Path(args.run) if args.run else fetch_run(args.replacements)
+    backend = None
+    if args.checkpoint:
+        config, _ = read_run(run, verify=not args.unverified)
+        config = {**config, "config": {**config["config"], "checkpoint": args.checkpoint}}
+        backend = backend_for_run(config, args.device)
     res = apply_run(
-        Path(args.run),
+        run,
         Path(args.data),
         Path(args.out),
         args.device,
         cache,
         extract_to=Path(args.out) / "_data",
+        backend=backend,
         verify=not args.unverified,
         protocol=args.protocol,
     )
@@ -488,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             "ablate": cmd_ablate,
             "apply": cmd_apply,
             "figures": cmd_figures,
+            "push": cmd_push,
             "train-demo": cmd_train_demo,
         }[args.command](args)
     except RedundancyError as e:
