@@ -21,3 +21,11 @@ def test_plain_vs_batched_agree(monkeypatch, capsys):
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["decoder_calls"] == 8 and r["max_abs_gain_diff"] < 0.05 and r["speedup"] > 0
     assert r["same_top_10_in_order"] is True
+
+
+def test_rank_one_benchmark_agrees_with_the_generic_path(capsys):
+    from benchmarks import rank_one
+
+    r = rank_one.main(["--model", "dinov2_tiny", "--images", "4", "--sources", "every:16"])
+    assert r["pairs"] == 4 * 63 and r["task"] == "classify" and "random weights" in r["weights"]
+    assert r["max_abs_stat_diff"] < 1e-8 and r["speedup"] > 0
