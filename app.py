@@ -26,6 +26,7 @@ from redundancy.prompts import PROMPT_MODES
 from redundancy.replace import edit_map, parse_edits
 from redundancy.screen import MODES
 from redundancy.synthetic import TARGET_DOMAINS
+from redundancy.tasks import TASKS
 from redundancy.viz import (
     channel_mosaic,
     combination_scatter,
@@ -49,6 +50,7 @@ DOMAIN = "demo domain: "  # + a target domain's name
 CLASSIFY_SAMPLE = "classification sample (DINOv2: 5 shape classes, 120 images)"
 DEPTH_SAMPLE = "depth sample (DINOv2: 60 synthetic rooms)"
 SOURCES = [DOMAIN + d for d in TARGET_DOMAINS] + [BUNDLED, CLASSIFY_SAMPLE, DEPTH_SAMPLE, UPLOAD]
+TASK_AUTO = "from the data"
 TASK_SAMPLES = {CLASSIFY_SAMPLE: ROOT / "assets" / "classify_sample", DEPTH_SAMPLE: ROOT / "assets" / "depth_sample"}
 DEFAULT_MODEL = "sam_tiny_demo"
 POLL_S = env_number("REDUNDANCY_POLL_S", 0.7, float)
@@ -140,6 +142,7 @@ def load(
     targets="auto",
     top_n=10,
     hub_ckpt="",
+    task=TASK_AUTO,
     progress=gr.Progress(track_tqdm=True),
 ):
     ws = ws if ws is not None else Workspace()
@@ -161,6 +164,7 @@ def load(
         search_images=int(n_search),
         prompt=prompt,
         finetuned=ft_file or None,
+        task=None if task == TASK_AUTO else task,
     )
     progress(0, desc="building model and reading data")
     s = ws.load(cfg, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
@@ -614,7 +618,14 @@ def build_demo() -> gr.Blocks:
                             info="the paper uses 50; with the demo model on a 2-core CPU a first search takes about "
                             "2 minutes (fewer images: faster, but the set generalises less)",
                         )
-                        prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
+                        with gr.Row():
+                            prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
+                            task = gr.Dropdown(
+                                [TASK_AUTO, *TASKS],
+                                value=TASK_AUTO,
+                                label="Task",
+                                info="segment: SAM / SAM2; classify, depth: DINOv2",
+                            )
                 with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):
                     gr.Markdown(
                         "On a free CPU Space (2 vCPU) the defaults (the demo model, the gray domain, 50 search "
@@ -783,7 +794,23 @@ def build_demo() -> gr.Blocks:
         results += [teach_md, teach_fmap, teach_one, teach_heat, teach_top, teach_combo]
         load_btn.click(
             load,
-            [ws, model, weights, ckpt, ft, seed, source, zip_in, n_search, prompt, sources, targets, top_n, hub_ckpt],
+            [
+                ws,
+                model,
+                weights,
+                ckpt,
+                ft,
+                seed,
+                source,
+                zip_in,
+                n_search,
+                prompt,
+                sources,
+                targets,
+                top_n,
+                hub_ckpt,
+                task,
+            ],
             [ws, weights_md, info, gallery, img_pick, abl_img, estimate, metric],
         ).success(functools.partial(blank, len(results)), None, results)
         explore_outputs = [mosaic, order, story_img, image_view, chan, enlarged]

@@ -12,7 +12,7 @@ import pytest
 import app
 
 
-def _load(n_search=4, model="sam_tiny"):
+def _load(n_search=4, model="sam_tiny", source=app.BUNDLED):
     return app.load(
         None,
         model,
@@ -20,7 +20,7 @@ def _load(n_search=4, model="sam_tiny"):
         None,
         None,
         0,
-        app.BUNDLED,
+        source,
         None,
         n_search,
         "none",
@@ -161,5 +161,33 @@ def test_sam2_runs_every_tab():
         assert "Search finished" in status and len(top) == 2 and "mode `halving`" in best
         summary, gallery, files = app.show_results(ws)
         assert "Best set" in summary and any(f.endswith("predictions.zip") for f in files)
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("source, metric", [(app.CLASSIFY_SAMPLE, "accuracy"), (app.DEPTH_SAMPLE, "rmse")])
+def test_dinov2_runs_every_tab(source, metric):
+    """DINOv2 on both samples: explorer (patch-token maps), ablation and sweep in the task's metric, search,
+    results and downloads, figures, how it works."""
+    ws, badge, info, gallery, *_, metric_update = _load(10, "dinov2_tiny", source)
+    try:
+        assert metric_update["value"] == metric and "head:" in badge and "Head split" in info
+        assert gallery[0][0].ndim == 3
+        mosaic, order, _, view, first, big = app.explore(ws, 0, "index")
+        assert sorted(order) == list(range(64)) and big.shape == (320, 320, 3)
+        table, pictures, note = app.run_ablation(ws, "zero", "6,20", 0)
+        label = ws.metric().label
+        assert table["headers"][1] == label and len(table["data"]) == 3 and label in note and len(pictures) == 2
+        frames = list(app.sweep(ws))
+        assert len(ws.sweep) == 64 and "64/64" in frames[-1][1]
+        *_, (_, status, top, _, best) = app.search(ws, 3, metric, "every:8", "every:8", 0)
+        assert "Search finished" in status and len(top) == 3 and f"): {label} " in best
+        summary, results, files = app.show_results(ws)
+        names = {f.rsplit("/", 1)[-1] for f in files}
+        assert {"head.pt", "replacements.json", "predictions.zip"} <= names and len(results) == 16
+        previews, fig_zip = app.make_figures(ws, ["png"])
+        assert any(p[1] == "pair heatmap" for p in previews)
+        steps, fmap, one, heat, top_rows, combo = app.teach(ws)
+        assert "head" in steps and len(one) == 2 and fmap.shape == (256, 256, 3)
     finally:
         ws.close()
