@@ -683,7 +683,7 @@ def build_demo() -> gr.Blocks:
                     headers=["edit", "mIoU", "delta", "loss"], label="Search-set results", elem_id="ablate-table"
                 )
                 abl_gallery = gr.Gallery(
-                    label="Before / after (first edit; GT outline in white)",
+                    label="Before / after (first edit; masks: GT outline in white)",
                     columns=2,
                     height=300,
                     object_fit="contain",
@@ -692,7 +692,7 @@ def build_demo() -> gr.Blocks:
                     sweep_btn = gr.Button("Zero every channel (sweep)", elem_id="sweep-btn")
                     sweep_cancel = gr.Button("Cancel", variant="stop")
                 sweep_status = gr.Markdown(elem_id="sweep-status")
-                sweep_plot = gr.Plot(label="Delta mIoU per zeroed channel")
+                sweep_plot = gr.Plot(label="Score change per zeroed channel")
             with gr.Tab("Search", id="search"):
                 with gr.Row():
                     top_n = gr.Slider(

@@ -61,7 +61,7 @@ def open_run_data(config: dict, data: str | Path | None = None) -> Dataset:
     if dataset.content_hash() != recorded:
         raise RunError(
             f"the data at {path} is not the data this run searched (sha256 {dataset.content_hash()[:12]}..., the run "
-            f"recorded {recorded[:12]}...); pass that dataset with --data."
+            f"recorded {recorded[:12]}...); pass that dataset as the data (CLI: --data)."
         )
     return dataset
 

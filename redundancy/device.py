@@ -14,7 +14,7 @@ def resolve_device(choice: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError("--device cuda was requested but no CUDA GPU is visible; use --device cpu or auto.")
+            raise DeviceError("device cuda was requested but no CUDA GPU is visible; choose device cpu or auto.")
         return torch.device(choice)
     if choice == "cpu":
         return torch.device("cpu")

@@ -28,7 +28,8 @@ CAPTION_WIDTH = 224  # pixels: a caption of ~30 characters fits
 
 
 def captioned(image: np.ndarray, text: str) -> np.ndarray:
-    """The image with `text` on a dark band below it (a class label where a mask would be drawn)."""
+    """The image with `text` on a dark band above it (a class label where a mask would be drawn; on top, so a
+    gallery that crops a tall picture still shows it)."""
     from PIL import ImageDraw
 
     h, w = image.shape[:2]
@@ -38,7 +39,7 @@ def captioned(image: np.ndarray, text: str) -> np.ndarray:
     scale = w / CAPTION_WIDTH
     band = Image.new("RGB", (w, round(16 * scale)), (20, 20, 20))
     ImageDraw.Draw(band).text((4, 1), text, fill=(255, 255, 255), font_size=12 * scale)
-    return np.concatenate([image, np.asarray(band)], 0)
+    return np.concatenate([np.asarray(band), image], 0)
 
 
 def png_bytes(arr: np.ndarray) -> bytes:

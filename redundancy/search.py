@@ -37,7 +37,7 @@ def top_pairs(scores: PairScores, n: int) -> tuple[list[RankedPair], list[Ranked
     Returns (chosen, skipped). Fewer than n come back only when fewer usable pairs were scored.
     """
     if n < 1:
-        raise ReplacementError(f"--top-n must be at least 1 (got {n}).")
+        raise ReplacementError(f"top N must be at least 1 (got {n}).")
     gain, tb = scores.gain, scores.tiebreak
     ii, jj = np.nonzero(~np.isnan(gain))
     if len(ii) == 0:

@@ -12,19 +12,18 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from .data import load_depth, load_image, load_mask
-from .errors import Cancelled, RedundancyError, RunError
+from .errors import RunError
 from .export import write_comparison, write_depths, write_labels, write_predictions, write_run
 from .features import FeatureCache
 from .imaging import captioned, depth_colour, mask_overlay, overlay
+from .jobs import Job, JobState, enter_stage
 from .pipeline import (
     AblationRow,
     Callbacks,
@@ -48,62 +47,6 @@ def _depth_range(depth: np.ndarray) -> tuple[float, float]:
     """The colour scale of a ground-truth depth map: its valid range (every view of one image shares it)."""
     valid = depth[depth > 0]
     return (float(valid.min()), float(valid.max())) if valid.size else (MIN_DEPTH, MAX_DEPTH)
-
-
-@dataclass
-class JobState:
-    """A snapshot a UI can poll: what stage a background job is at and what it has produced so far."""
-
-    stage: str = "idle"
-    done: int = 0
-    total: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    stage_started: float = field(default_factory=time.perf_counter)
-    error: str | None = None
-    finished: bool = False
-    cancelled: bool = False
-    updates: int = 0  # bumps on every new partial result, so a UI redraws only when something changed
-
-    def rate(self) -> float:
-        """Items per second in the current stage."""
-        dt = time.perf_counter() - self.stage_started
-        return self.done / dt if dt > 0 and self.done else 0.0
-
-    def eta(self) -> float | None:
-        r = self.rate()
-        return (self.total - self.done) / r if r else None
-
-
-class Job:
-    """Runs `fn(state, cancel)` in a thread; errors become readable text, never lost tracebacks."""
-
-    def __init__(self, fn: Callable[[JobState, threading.Event], Any]):
-        self.state = JobState(stage="starting")
-        self.cancel = threading.Event()
-        self.result: Any = None
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.thread.start()
-
-    def _run(self, fn) -> None:
-        try:
-            self.result = fn(self.state, self.cancel)
-        except Cancelled:
-            self.state.cancelled = True
-        except RedundancyError as e:
-            self.state.error = str(e)
-        except Exception as e:  # an unexpected failure must still reach the user as one line
-            self.state.error = f"unexpected error ({e.__class__.__name__}: {e}); finished results are kept."
-        finally:
-            self.state.finished = True
-
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive()
-
-
-def _stage(state: JobState, name: str, total: int) -> None:
-    """Enter a new stage of a job: its name, size, and a fresh clock for its rate."""
-    state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()
 
 
 def start_janitor(root: Path = APP_ROOT, max_age_s: float = 6 * 3600, every_s: float = 600) -> threading.Event:
@@ -251,7 +194,7 @@ class Workspace:
         self.sweep_live = {}
 
         def work(state: JobState, cancel: threading.Event) -> dict[int, float]:
-            _stage(state, "zeroing channels", len(channels))
+            enter_stage(state, "zeroing channels", len(channels))
 
             def on_row(row: AblationRow) -> None:
                 self.sweep_live[int(row.edit.split()[1])] = row.delta_miou
@@ -284,7 +227,7 @@ class Workspace:
         run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
         def work(state: JobState, cancel: threading.Event) -> SearchResult:
-            stage = partial(_stage, state)
+            stage = partial(enter_stage, state)
             on_pairs = self._live_pairs(state, "scoring pairs")
 
             def on_combos(done: int, total: int) -> None:
@@ -323,7 +266,7 @@ class Workspace:
 
         def on_pairs(ev: ScoreProgress) -> None:
             if (name and state.stage != name) or state.total != ev.total or ev.done < state.done:
-                _stage(state, name or state.stage, ev.total)
+                enter_stage(state, name or state.stage, ev.total)
             self.gain[ev.pairs[:, 0], ev.pairs[:, 1]] = ev.gains
             state.done = ev.done
             state.updates += 1
@@ -349,7 +292,7 @@ class Workspace:
 
         def work(state: JobState, cancel: threading.Event) -> list[ModeReport]:
             def log(message: str) -> None:
-                _stage(state, message, 0)
+                enter_stage(state, message, 0)
                 state.updates += 1
 
             def on_combos(done: int, total: int) -> None:  # a count and an ETA for each mode's combination stage
@@ -362,7 +305,7 @@ class Workspace:
             reports = compare_search_modes(s, settings, exact, cb, cancel)
             write_comparison(self.dir / "modes", s, settings, reports)
             self.comparison = reports
-            _stage(state, "comparison finished", 1)
+            enter_stage(state, "comparison finished", 1)
             state.done = 1
             state.updates += 1
             return reports

@@ -102,7 +102,7 @@ def test_checkpoint_errors_are_clear(tiny, tmp_path):
 
 def test_download_failure_says_how_to_proceed(tmp_path, monkeypatch):
     monkeypatch.setenv("REDUNDANCY_CACHE", str(tmp_path))
-    with pytest.raises(WeightsError, match="--checkpoint PATH"):
+    with pytest.raises(WeightsError, match="CLI: --checkpoint PATH"):
         W.fetch("http://127.0.0.1:9/sam_vit_b_01ec64.pth", "0" * 64, progress=False)
     assert not list(tmp_path.rglob("*.part"))  # no half-written file stays behind
 
@@ -122,5 +122,5 @@ def test_download_verifies_sha256(tmp_path, monkeypatch):
 def test_cuda_without_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(DeviceError, match="--device cpu"):
+    with pytest.raises(DeviceError, match="choose device cpu"):
         build_backend("sam_tiny", random_init=True, device="cuda")

@@ -224,7 +224,7 @@ def load_head(path: str | Path, task: str, backend, classes: tuple[str, ...]):
     """(head module, HeadInfo) from a state dict file with `weight` and `bias` (safe loading: tensors only)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"head file {path} does not exist; check the path, or drop --head to fit a head here.")
+        raise ConfigError(f"head file {path} does not exist; check the path, or give no head file to fit a head here.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:

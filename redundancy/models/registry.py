@@ -237,7 +237,7 @@ def build_backend(
     spec = get_spec(name)
     dev = resolve_device(device)
     if random_init and checkpoint:
-        raise WeightsError("--random-init and --checkpoint exclude each other; pick one.")
+        raise WeightsError("random weights and a checkpoint file exclude each other; pick one.")
     if not 0 <= seed < 2**63:
         raise WeightsError(f"seed {seed} is out of range; use a whole number from 0 to 2**63 - 1.")
     loaded = None if random_init else _read_weights(spec, checkpoint, progress)

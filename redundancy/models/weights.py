@@ -94,14 +94,14 @@ def download(url: str, sha256: str | None, dest: Path, progress: bool = True) ->
         if sha256 is not None and h.hexdigest() != sha256:
             raise WeightsError(
                 f"downloaded {dest.name} has sha256 {h.hexdigest()[:16]}..., expected {sha256[:16]}...; "
-                "the download was corrupted or the file changed upstream. Try again, or pass --checkpoint PATH."
+                "the download was corrupted or the file changed upstream. Try again, or give the checkpoint file."
             )
         tmp.replace(dest)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise WeightsError(
             f"could not download {url} ({e}). This machine may be offline: download the file elsewhere "
-            f"and pass --checkpoint PATH, or use --random-init for a pipeline test with random weights."
+            f"and give it as the checkpoint file (CLI: --checkpoint PATH), or use random weights for a pipeline test."
         ) from e
     finally:
         tmp.unlink(missing_ok=True)
@@ -118,7 +118,7 @@ def fetch(url: str, sha256: str | None, progress: bool = True) -> Path:
 
 
 OFFICIAL_FIX = (
-    "it is not the official checkpoint for this model (or it is truncated). Pick the matching --model or re-download."
+    "it is not the official checkpoint for this model (or it is truncated). Pick the matching model or re-download."
 )
 
 
@@ -129,7 +129,9 @@ def load_state_dict(path: Path, expected_sha256: str | None = None, fix: str = O
     """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist; check the path or omit --checkpoint to download.")
+        raise WeightsError(
+            f"checkpoint {path} does not exist; check the path, or give no checkpoint to download the official one."
+        )
     digest = sha256_of(path)
     if expected_sha256 and digest != expected_sha256:
         raise WeightsError(f"{path.name} has sha256 {digest[:16]}..., expected {expected_sha256[:16]}...; {fix}")
@@ -177,7 +179,7 @@ def load_into(model: torch.nn.Module, state: dict, name: str, model_name: str) -
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
         raise WeightsError(
             f"{name} does not fit {model_name}: {'; '.join(parts)}. Is it a checkpoint for another model size? "
-            "Pick the --model that matches the file."
+            "Pick the model that matches the file."
         )
     model.load_state_dict(state, strict=True)
 
