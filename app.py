@@ -48,7 +48,7 @@ WEIGHTS = [
 UPLOAD, BUNDLED = "upload a .zip", "bundled sample (random shapes, 32 images)"
 DOMAIN = "demo domain: "  # + a target domain's name
 CLASSIFY_SAMPLE = "classification sample (DINOv2: 5 shape classes, 120 images)"
-DEPTH_SAMPLE = "depth sample (DINOv2: 60 synthetic rooms)"
+DEPTH_SAMPLE = "depth sample (DINOv2: 120 synthetic rooms)"
 SOURCES = [DOMAIN + d for d in TARGET_DOMAINS] + [BUNDLED, CLASSIFY_SAMPLE, DEPTH_SAMPLE, UPLOAD]
 TASK_AUTO = "from the data"
 TASK_SAMPLES = {CLASSIFY_SAMPLE: ROOT / "assets" / "classify_sample", DEPTH_SAMPLE: ROOT / "assets" / "depth_sample"}
@@ -167,7 +167,13 @@ def load(
         task=None if task == TASK_AUTO else task,
     )
     progress(0, desc="building model and reading data")
-    s = ws.load(cfg, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
+    ws.load(cfg, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
+    return ws, *loaded_view(ws, "Loaded", sources, targets, top_n)
+
+
+def loaded_view(ws: Workspace, verb: str, sources: str = "auto", targets: str = "auto", top_n: int = 10) -> list:
+    """What the Model & data tab shows for a loaded session: badge, summary, gallery, pickers, estimate, metric."""
+    s = ws.session
     names = s.evaluator("search").set.names
     gallery = [(ws.target_view(k), n) for k, n in enumerate(names)]
     warn = "".join(f"\n- ⚠ {w}" for w in s.dataset.warnings[:5])
@@ -177,15 +183,38 @@ def load(
         else (f" Head: {s.head.label}." if s.head else "")
     )
     info = (
-        f"Loaded **{len(s.dataset)}** images ({s.dataset.layout} layout, task **{s.task.name}**): search set "
-        f"**{len(s.search_set)}**, held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt `{prompt}`; "
-        f"feature cache hits {s.cache_hits}/{len(s.search_set)}.{head}{warn}"
+        f"{verb} **{len(s.dataset)}** images ({s.dataset.layout} layout, task **{s.task.name}**): search set "
+        f"**{len(s.search_set)}**, held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt "
+        f"`{s.cfg.prompt}`; feature cache hits {s.cache_hits}/{len(s.search_set)}.{head}{warn}"
     )
     choices = [(n, k) for k, n in enumerate(names)]
     pickers = [gr.update(choices=choices, value=0) for _ in range(2)]  # one update object per component
     metric = gr.update(choices=list(s.task.metric_names), value=s.task.metrics[0].name)  # the task's own
     estimate = search_estimate(ws, sources, targets, top_n)  # the scope as set
-    return ws, badge(ws), info, gallery, *pickers, estimate, metric
+    return [badge(ws), info, gallery, *pickers, estimate, metric]
+
+
+def reconnect(workspace_id: str):
+    """A (re)loaded page: back to this browser's own open workspace, if it has one, with what it showed."""
+    ws = Workspace.reconnect(workspace_id)
+    if ws is None or ws.session is None:
+        return [ws] + [gr.update()] * 10
+    st = ws.settings  # the latest search's scope goes back into the Search tab's controls
+    view = loaded_view(ws, "Reconnected to your session:", st.sources, st.targets, st.top_n)
+    names = list(ws.session.task.metric_names)
+    view[-1] = gr.update(choices=names, value=st.metric if st.metric in names else names[0])
+    return [ws, *view, st.top_n, st.sources, st.targets]
+
+
+def watch(ws):
+    """After a reconnect: follow the session's running search to its end, or show the finished one."""
+    if ws is None or ws.session is None or (ws.result is None and not (ws.job and ws.job.kind == "search")):
+        yield [gr.update()] * 5
+        return
+    if ws.job is not None and ws.job.kind == "search":
+        yield from stream_job(ws, lambda: search_view(ws, ws.job.result))
+    else:
+        yield search_view(ws, ws.result)
 
 
 def blank(count: int) -> list[None]:
@@ -360,32 +389,34 @@ def cancel(ws):
 
 def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512):
     try:
-        s = need(ws).session
-        ws.start_search(
+        need(ws).start_search(
             int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, mode, int(candidates)
         )
     except RedundancyError as e:  # e.g. a search already running: say so once, keep every finished output
         gr.Warning(str(e))
         return
 
-    def render():
-        finished = ws.job.result  # this search's own result (None while running, or if cancelled)
-        top = finished.top if finished else None
-        fig = gain_heatmap(
-            ws.gain,
-            [(p.source, p.target) for p in top] if top else None,
-            f"pair gains ({ws.settings.metric}), {s.backend.weights.label}",
-            *ws.scope,
-        )
-        table, combos, best = [], None, ""
-        if finished is not None:
-            r = finished
-            table = [[k + 1, p.source, p.target, round(p.gain, 4), round(p.tiebreak, 5)] for k, p in enumerate(r.top)]
-            combos = combination_scatter(*ws.combination_view(r), ws.metric(r.settings.metric).label)
-            best = results_text(ws)
-        return fig, progress_line(ws), table, combos, best
+    yield from stream_job(ws, lambda: search_view(ws, ws.job.result))  # this search's own result, when done
 
-    yield from stream_job(ws, render)
+
+def search_view(ws: Workspace, finished):
+    """The Search tab's outputs: live heatmap, progress, and (once `finished`) top N, subsets, best set."""
+    s = ws.session
+    top = finished.top if finished else None
+    fig = gain_heatmap(
+        ws.gain,
+        [(p.source, p.target) for p in top] if top else None,
+        f"pair gains ({ws.settings.metric}), {s.backend.weights.label}",
+        *ws.scope,
+    )
+    table, combos, best = [], None, ""
+    if finished is not None:
+        r = finished
+        table = [[k + 1, p.source, p.target, round(p.gain, 4), round(p.tiebreak, 5)] for k, p in enumerate(r.top)]
+        combos = combination_scatter(*ws.combination_view(r), ws.metric(r.settings.metric).label)
+        best = results_text(ws)
+    status = progress_line(ws) if ws.job is not None and ws.job.kind == "search" else "**Search finished.**"
+    return fig, status, table, combos, best
 
 
 COMPARE_HEADERS = ["mode", "top-N overlap", "Spearman", "pairs scored", "best-set score", "time (s)", "cost vs exact"]
@@ -563,7 +594,10 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(
         title="redundancy: parameter-free channel replacement", delete_cache=(JANITOR_S, SESSION_TTL_S)
     ) as demo:
-        ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.close() if w else None)
+        # A page that goes away (closed, reloaded) only detaches its workspace: a reload within RECONNECT_S finds
+        # it again through the id this browser keeps; the janitor closes what nobody came back for.
+        ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.detach() if w else None)
+        workspace_id = gr.BrowserState("", storage_key="redundancy-workspace")
         gr.Markdown(
             "# redundancy\nFind channels of a vision foundation model's encoder (SAM, SAM2, DINOv2) that hurt "
             "on your data and replace them with copies of useful ones: zero trained parameters "
@@ -812,7 +846,11 @@ def build_demo() -> gr.Blocks:
                 task,
             ],
             [ws, weights_md, info, gallery, img_pick, abl_img, estimate, metric],
-        ).success(functools.partial(blank, len(results)), None, results)
+        ).success(functools.partial(blank, len(results)), None, results).then(lambda w: w.id, ws, workspace_id)
+        reconnected = [ws, weights_md, info, gallery, img_pick, abl_img, estimate, metric, top_n, sources, targets]
+        demo.load(reconnect, [workspace_id], reconnected).then(
+            watch, [ws], [heatmap, status, top_table, combo_plot, best_md]
+        )
         explore_outputs = [mosaic, order, story_img, image_view, chan, enlarged]
         show_btn.click(explore, [ws, img_pick, sort], explore_outputs)
         sort.change(explore, [ws, img_pick, sort], explore_outputs)  # a new order shows at once

@@ -1,7 +1,7 @@
 """Generate the classification and depth samples (assets/classify_sample/, assets/depth_sample/): CC0, seeded.
 
 classify_sample: ImageFolder layout <kind>/NN.jpg, 5 shape classes x 24 images (96 px).
-depth_sample: images/NNN.jpg + depth/NNN.png (16-bit millimetres, 0 invalid), 60 synthetic rooms (96 px).
+depth_sample: images/NNN.jpg + depth/NNN.png (16-bit millimetres, 0 invalid), 120 synthetic rooms (96 px).
 Rerun with `python assets/make_task_samples.py` to regenerate identical files.
 """
 
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redundancy.synthetic import write_classes, write_depth  # noqa: E402
 
-PER_CLASS, DEPTH_IMAGES = 24, 60
+PER_CLASS, DEPTH_IMAGES = 24, 120
 SEEDS = {"classify_sample": 200, "depth_sample": 201}
 
 

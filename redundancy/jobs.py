@@ -42,7 +42,8 @@ class JobState:
 class Job:
     """Runs `fn(state, cancel)` in a thread; errors become readable text, never lost tracebacks."""
 
-    def __init__(self, fn: Callable[[JobState, threading.Event], Any]):
+    def __init__(self, fn: Callable[[JobState, threading.Event], Any], kind: str = "job"):
+        self.kind = kind  # what it is ("search", "sweep", "compare"): a reconnecting page shows it again
         self.state = JobState(stage="starting")
         self.cancel = threading.Event()
         self.result: Any = None

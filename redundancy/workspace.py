@@ -23,6 +23,7 @@ from .errors import RunError
 from .export import write_comparison, write_depths, write_labels, write_predictions, write_run
 from .features import FeatureCache
 from .imaging import captioned, depth_colour, mask_overlay, overlay
+from .io import env_number
 from .jobs import Job, JobState, enter_stage
 from .pipeline import (
     AblationRow,
@@ -41,6 +42,9 @@ from .screen import ModeReport
 from .tasks import MAX_DEPTH, MIN_DEPTH
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
+RECONNECT_S = env_number("REDUNDANCY_RECONNECT_S", 900)  # a page that went away may come back this long
+_LIVE: dict[str, Workspace] = {}  # every open workspace by id: what a reloaded page reconnects to
+_LIVE_LOCK = threading.Lock()
 
 
 def _depth_range(depth: np.ndarray) -> tuple[float, float]:
@@ -59,12 +63,23 @@ def start_janitor(root: Path = APP_ROOT, max_age_s: float = 6 * 3600, every_s: f
 
     def loop() -> None:
         while True:
+            close_detached()
             remove_stale(root, max_age_s)
             if stop.wait(every_s):
                 return
 
     threading.Thread(target=loop, name="redundancy-janitor", daemon=True).start()
     return stop
+
+
+def close_detached(max_age_s: float = RECONNECT_S) -> int:
+    """Close workspaces whose page went away more than `max_age_s` ago and never came back."""
+    now = time.time()
+    with _LIVE_LOCK:
+        gone = [w for w in _LIVE.values() if w.detached_at is not None and now - w.detached_at > max_age_s]
+    for w in gone:
+        w.close()
+    return len(gone)
 
 
 def remove_stale(root: Path = APP_ROOT, max_age_s: float = 6 * 3600) -> int:
@@ -98,6 +113,26 @@ class Workspace:
         self.comparison: list[ModeReport] = []  # the latest search-mode comparison
         self.settings = SearchSettings()  # of the latest search or comparison
         self.compared_with_search = False  # whether it reused the finished exact search's scores
+        self.detached_at: float | None = None  # when its page went away (None: a page holds it)
+        with _LIVE_LOCK:
+            _LIVE[self.id] = self
+
+    @classmethod
+    def reconnect(cls, workspace_id: str | None) -> Workspace | None:
+        """The open workspace with this id (a reloaded page's own, kept in its browser), or None.
+
+        Ids are random 128-bit values a browser only learns for its own workspace, so a page can only
+        come back to what it created.
+        """
+        with _LIVE_LOCK:
+            ws = _LIVE.get(workspace_id or "")
+        if ws is not None:
+            ws.detached_at = None
+        return ws
+
+    def detach(self) -> None:
+        """Its page went away (closed or reloading): keep everything for RECONNECT_S, then `close_detached`."""
+        self.detached_at = time.time()
 
     def metric(self, name: str | None = None):
         """The loaded task's score metric (`name`, else the latest search's, else the task's default)."""
@@ -111,7 +146,9 @@ class Workspace:
         return [len(x.pairs) for x in rows], [value(x.miou) for x in rows], value(result.combos.baseline_miou), best
 
     def close(self) -> None:
-        """Cancel what runs and delete the private folder."""
+        """Cancel what runs, forget the workspace and delete the private folder."""
+        with _LIVE_LOCK:
+            _LIVE.pop(self.id, None)
         if self.job and self.job.running:
             self.job.cancel.set()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -208,7 +245,7 @@ class Workspace:
             self.sweep = dict(self.sweep_live)
             return self.sweep
 
-        self.job = Job(work)
+        self.job = Job(work, "sweep")
         return self.job
 
     def start_search(
@@ -246,7 +283,7 @@ class Workspace:
             state.updates += 1
             return result
 
-        self.job = Job(work)
+        self.job = Job(work, "search")
         return self.job
 
     def _prepare(self, settings: SearchSettings, rows: int | None) -> tuple[Session, torch.Tensor]:
@@ -310,7 +347,7 @@ class Workspace:
             state.updates += 1
             return reports
 
-        self.job = Job(work)
+        self.job = Job(work, "compare")
         return self.job
 
     def export_predictions(self) -> Path:

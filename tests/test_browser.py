@@ -246,3 +246,23 @@ def test_9_dinov2_classification_flow(page):
     page.locator("#ablate-btn").click()
     page.wait_for_function("() => document.querySelector('#ablate-table').innerText.includes('accuracy')")
     page.screenshot(path=SHOTS / "9-dinov2-ablation.png", full_page=True)
+
+
+def test_10_a_reloaded_page_reconnects_to_its_running_search(page):
+    """Reload mid-search: the page comes back to its own session, follows the search to the end."""
+    _tab(page, "Model & data")
+    page.get_by_label("depth sample (DINOv2: 120 synthetic rooms)").check()
+    page.locator("#load-btn").click()
+    _wait_text(page, "load-info", "task depth")
+    _tab(page, "Search")
+    _fill(page, "sources", "all")
+    _fill(page, "targets", "all")
+    page.locator("#start-btn").click()
+    _wait_text(page, "search-status", "scoring pairs")
+    page.reload(wait_until="domcontentloaded")
+    _wait_text(page, "load-info", "Reconnected to your session")
+    assert "dinov2_tiny" in page.content() and "task <strong>depth</strong>" in page.content()
+    _tab(page, "Search")
+    _wait_text(page, "search-status", "Search finished", timeout=180)
+    assert page.locator("#heatmap .js-plotly-plot").count() == 1
+    page.screenshot(path=SHOTS / "10-reconnected.png", full_page=True)

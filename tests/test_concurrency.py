@@ -122,3 +122,20 @@ def test_what_the_server_serves_of_a_sessions_results(app_url, tmp_path):
         ws_file = next(APP_ROOT.glob("*/apply-*/predictions.zip"))
         urllib.request.urlopen(f"{app_url}/gradio_api/file={ws_file}", timeout=10)
     assert err.value.code in (403, 404)
+
+
+def test_a_workspace_is_found_only_by_its_own_id(tmp_path):
+    from redundancy.workspace import Workspace, close_detached
+
+    a, b = Workspace(root=tmp_path), Workspace(root=tmp_path)
+    try:
+        assert Workspace.reconnect(a.id) is a and Workspace.reconnect(b.id) is b
+        assert Workspace.reconnect("") is None and Workspace.reconnect("0" * 32) is None
+        a.detach()
+        assert close_detached(max_age_s=3600) == 0 and Workspace.reconnect(a.id) is a  # came back: kept
+        a.detach()
+        a.detached_at -= 7200
+        assert close_detached(max_age_s=3600) == 1 and Workspace.reconnect(a.id) is None and not a.dir.exists()
+    finally:
+        a.close()
+        b.close()

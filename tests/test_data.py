@@ -249,7 +249,7 @@ def test_depth_maps_read_in_metres(tmp_path):
     from .conftest import ROOT
 
     ds = open_dataset(ROOT / "assets" / "depth_sample")
-    assert ds.layout == "depth" and ds.task == "depth" and len(ds) == 60
+    assert ds.layout == "depth" and ds.task == "depth" and len(ds) == 120
     png = load_depth(ds.samples[0].mask_path)
     np.save(tmp_path / "d.npy", png)
     np.testing.assert_array_equal(load_depth(tmp_path / "d.npy"), png)
