@@ -19,6 +19,7 @@ import numpy as np
 from redundancy.data import load_image
 from redundancy.errors import RedundancyError, RunError
 from redundancy.gains import best_gain_per_source, scored_scope
+from redundancy.imaging import captioned
 from redundancy.io import env_number
 from redundancy.models import REGISTRY
 from redundancy.pipeline import SessionConfig, estimate_basis, estimate_seconds, format_seconds, parse_channels
@@ -60,6 +61,10 @@ JANITOR_S = max(1, min(600, SESSION_TTL_S // 4))  # how often expired session fo
 CSS = (
     ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
     ".badge-demo {background:#dbeafe;color:#1e3a8a;padding:4px 10px;border-radius:6px;font-weight:600}"
+    # Phones: tighter tab buttons, so that all seven short tab names fit in the bar (not behind a menu)
+    "@media (max-width: 520px) {.tab-container button {padding: 4px 4px !important; font-size: 12.5px !important}}"
+    ".overflow-menu > button::after {content: ' more'; font-size: 13px}"
+    ".out .label-clear-button {display: none}"  # files the app hands out: nothing for a user to remove
 )
 
 
@@ -69,7 +74,7 @@ CSS = (
 def badge(ws: Workspace | None) -> str:
     """The weights line every tab shows; random weights are flagged loudly."""
     if ws is None or ws.session is None:
-        return "No model loaded yet: open **Model & data** and press **Load**."
+        return "No model loaded yet: open **Data** and press **Load**."
     b = ws.session.backend
     flag = {
         "random": "<span class='badge-random'>RANDOM WEIGHTS: not a pretrained model</span> ",
@@ -93,7 +98,7 @@ def dataset_path(source: str, zip_file: str | None) -> Path:
 def need(ws: Workspace | None) -> Workspace:
     """The session's workspace with a model and data loaded, or a message saying what to do first."""
     if ws is None or ws.session is None:
-        raise RunError("no model and dataset loaded yet: open the 'Model & data' tab and press Load.")
+        raise RunError("no model and dataset loaded yet: open the Data tab and press Load.")
     return ws
 
 
@@ -172,7 +177,7 @@ def load(
 
 
 def loaded_view(ws: Workspace, verb: str, sources: str = "auto", targets: str = "auto", top_n: int = 10) -> list:
-    """What the Model & data tab shows for a loaded session: badge, summary, gallery, pickers, estimate, metric."""
+    """What the Data tab shows for a loaded session: badge, summary, gallery, pickers, estimate, metric."""
     s = ws.session
     names = s.evaluator("search").set.names
     gallery = [(ws.target_view(k), n) for k, n in enumerate(names)]
@@ -328,10 +333,10 @@ def run_ablation(ws, kind, text, index):
     ]
     table = {"headers": ["edit", m.label, "delta", "loss"], "data": data}
     k = pick(index)
-    before = ws.prediction_view(k)
-    after = ws.prediction_view(k, edit=edits[0])
+    before = captioned(ws.prediction_view(k), "baseline")
+    after = captioned(ws.prediction_view(k, edit=edits[0]), str(edits[0]))
     note = f"{len(s.search_set)} search images · {m.label} · protocol `{s.protocol}` · {s.backend.weights.label}"
-    return table, [(before, "baseline"), (after, str(edits[0]))], note
+    return table, before, after, note
 
 
 def stream_job(ws: Workspace, render):
@@ -419,7 +424,9 @@ def search_view(ws: Workspace, finished):
     return fig, status, table, combos, best
 
 
-COMPARE_HEADERS = ["mode", "top-N overlap", "Spearman", "pairs scored", "best-set score", "time (s)", "cost vs exact"]
+COMPARE_HEADERS = [
+    "mode", "top-N overlap", "Spearman", "pairs scored", "best-set score", "time (s)", "time vs exact", "rows vs exact"
+]  # fmt: skip
 
 
 def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
@@ -441,6 +448,7 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
                 r.scored,
                 round(m.value(r.best_miou), 4),
                 round(r.seconds, 1),
+                round(r.time_share, 3),
                 round(r.cost, 4),
             ]
             for r in ws.comparison
@@ -455,7 +463,9 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
                 f"Baseline {m.show(ws.comparison[0].baseline_miou)} (best-set score in {m.label}); exact "
                 f"reference: {reuse}. Overlap: pairs of "
                 f"the exact top N that the mode's top N also holds. Spearman: the mode's screening estimate vs "
-                f"exact gains on the pairs it kept. Cost: decoder rows relative to the exact scan. {label}."
+                f"exact gains on the pairs it kept. Time vs exact: measured here; rows vs exact: decoder rows "
+                f"counted (a forward + backward pass = 3 rows); small screening batches run at another rate than "
+                f"the full scan, so the two differ. {label}."
             )
         return progress_line(ws), table, note
 
@@ -531,14 +541,13 @@ def apply_uploaded(ws, repl_file, images_zip):
         s.backend, repl, data, out, "none", s.cfg.mask_choice, None, ws.cache, out / "_data", s.cfg.rows,
         s.task, s.dataset.classes, ws.settings.metric,
     )  # fmt: skip
+    zip_path = res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip"))  # not the export's name
     score = (
         f" · {res.metric_label} {res.baseline_miou:.4g} → {res.patched_miou:.4g}"
         if res.baseline_miou is not None
         else ""
     )
-    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({s.backend.weights.label}).", str(
-        res.zip_path
-    )
+    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({s.backend.weights.label}).", str(zip_path)
 
 
 @guard
@@ -605,7 +614,7 @@ def build_demo() -> gr.Blocks:
         )
         weights_md = gr.Markdown(badge(None))
         with gr.Tabs():
-            with gr.Tab("Model & data", id="data"):
+            with gr.Tab("Data", id="data"):
                 with gr.Row():
                     with gr.Column(min_width=280):
                         model = gr.Dropdown(
@@ -618,7 +627,7 @@ def build_demo() -> gr.Blocks:
                         ckpt = gr.File(  # shown only for 'my checkpoint file'
                             label="Checkpoint file",
                             file_types=[".pth", ".pt", ".safetensors"],
-                            height=110,
+                            height=150,
                             visible=False,
                         )
                         hub_ckpt = gr.Textbox(
@@ -631,7 +640,7 @@ def build_demo() -> gr.Blocks:
                         seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
                         with gr.Accordion("Fine-tuned weights over the base (optional)", open=False):
                             ft = gr.File(
-                                label="Full, decoder-only or LoRA .pth", file_types=[".pth", ".pt"], height=110
+                                label="Full, decoder-only or LoRA .pth", file_types=[".pth", ".pt"], height=150
                             )
                     with gr.Column(min_width=280):
                         source = gr.Radio(
@@ -642,7 +651,7 @@ def build_demo() -> gr.Blocks:
                             "your zip: images/ + masks/ or PerSeg Images/<obj>/ + Annotations/<obj>/ (segment), "
                             "<class>/ folders or a CSV of image,label (classify), images/ + depth/ (depth)",
                         )
-                        zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=110, visible=False)
+                        zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=150, visible=False)
                         n_search = gr.Slider(
                             1,
                             50,
@@ -679,7 +688,7 @@ def build_demo() -> gr.Blocks:
                     height=260,
                     object_fit="contain",
                 )
-            with gr.Tab("Channel explorer", id="explore"):
+            with gr.Tab("Channels", id="explore"):
                 with gr.Row():
                     img_pick = gr.Dropdown(label="Image", choices=[])
                     sort = gr.Radio(
@@ -689,17 +698,19 @@ def build_demo() -> gr.Blocks:
                     )
                     show_btn = gr.Button("Show channels", variant="primary", elem_id="show-btn")
                 order = gr.State([])
-                mosaic = gr.Image(label="All channel maps (click one to enlarge)", interactive=False, elem_id="mosaic")
+                # Titles above, not over, these pictures: a block label would hide the first channels' numbers.
+                gr.Markdown("**All channel maps** (click one to enlarge)")
+                mosaic = gr.Image(show_label=False, interactive=False, elem_id="mosaic")
                 with gr.Row():
                     chan = gr.Number(0, precision=0, label="Channel", minimum=0, elem_id="channel")
                     enlarged = gr.Image(label="Channel map", interactive=False, height=320)
                     image_view = gr.Image(label="Image with ground truth", interactive=False, height=320)
-                story_img = gr.Image(
-                    label="Most effective (first 8: zeroing hurts most) vs most redundant (last 8: "
-                    "zeroing helps); needs the zero sweep from the Ablation tab",
-                    interactive=False,
+                gr.Markdown(
+                    "**Most effective** (first 8: zeroing hurts most) vs **most redundant** (last 8: zeroing "
+                    "helps); needs the zero sweep from the Ablation tab"
                 )
-            with gr.Tab("Ablation (Table 1)", id="ablate"):
+                story_img = gr.Image(show_label=False, interactive=False, elem_id="story")
+            with gr.Tab("Ablation", id="ablate"):
                 with gr.Row():
                     kind = gr.Radio(
                         ["zero", "swap", "replace"],
@@ -716,12 +727,14 @@ def build_demo() -> gr.Blocks:
                 abl_table = gr.Dataframe(
                     headers=["edit", "mIoU", "delta", "loss"], label="Search-set results", elem_id="ablate-table"
                 )
-                abl_gallery = gr.Gallery(
-                    label="Before / after (first edit; masks: GT outline in white)",
-                    columns=2,
-                    height=300,
-                    object_fit="contain",
+                gr.Markdown(
+                    "**Before / after** the first edit, on the chosen image (masks: prediction in orange, ground "
+                    "truth outlined in white; classes: prediction and confidence above the image; depth: near red, "
+                    "far blue)"
                 )
+                with gr.Row():  # whole pictures, captioned in the picture (a gallery cropped them to a band)
+                    abl_before = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-before")
+                    abl_after = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-after")
                 with gr.Row():
                     sweep_btn = gr.Button("Zero every channel (sweep)", elem_id="sweep-btn")
                     sweep_cancel = gr.Button("Cancel", variant="stop")
@@ -781,20 +794,22 @@ def build_demo() -> gr.Blocks:
                     compare_status = gr.Markdown(elem_id="compare-status")
                     compare_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Modes", elem_id="compare-table")
                     compare_note = gr.Markdown()
-            with gr.Tab("Results & export", id="results"):
+            with gr.Tab("Results", id="results"):
                 refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
                 summary = gr.Markdown(elem_id="summary")
                 res_gallery = gr.Gallery(
                     label="Baseline vs patched (GT outline in white)", columns=4, height=360, object_fit="contain"
                 )
-                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+                downloads = gr.File(
+                    label="Downloads", file_count="multiple", interactive=False, elem_id="downloads", elem_classes="out"
+                )
                 gr.Markdown("### Apply a saved replacement set to new images")
                 with gr.Row():
-                    repl_in = gr.File(label="replacements.json", file_types=[".json"], height=110)
-                    imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=110)
+                    repl_in = gr.File(label="replacements.json", file_types=[".json"], height=150)
+                    imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=150)
                 apply_btn = gr.Button("Apply")
                 apply_md = gr.Markdown()
-                apply_out = gr.File(label="Patched predictions (.zip)", interactive=False)
+                apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
 
             with gr.Tab("Figures", id="figures"):
                 gr.Markdown(
@@ -804,8 +819,10 @@ def build_demo() -> gr.Blocks:
                 fig_formats = gr.CheckboxGroup(["png", "svg", "pdf"], value=["png", "svg", "pdf"], label="Formats")
                 fig_btn = gr.Button("Render figures", variant="primary", elem_id="figures-btn")
                 fig_gallery = gr.Gallery(label="Previews", columns=3, height=420, object_fit="contain")
-                fig_zip = gr.File(label="All figures (.zip)", interactive=False, elem_id="figures-zip")
-            with gr.Tab("How it works", id="teach"):
+                fig_zip = gr.File(
+                    label="All figures (.zip)", interactive=False, elem_id="figures-zip", elem_classes="out"
+                )
+            with gr.Tab("Guide", id="teach"):
                 gr.Markdown(
                     "The method in six steps, each shown with this session's own data and timed on "
                     "this machine. Load data (and run a search for steps 3-5) first."
@@ -822,7 +839,7 @@ def build_demo() -> gr.Blocks:
                 teach_combo = gr.Plot(label="Step 5: every subset of the top N")
 
         # Every result shown for the previous model or dataset: emptied once a new Load succeeds.
-        results = [mosaic, story_img, image_view, enlarged, abl_note, abl_table, abl_gallery, sweep_status]
+        results = [mosaic, story_img, image_view, enlarged, abl_note, abl_table, abl_before, abl_after, sweep_status]
         results += [sweep_plot, status, heatmap, top_table, combo_plot, best_md, compare_status, compare_table]
         results += [compare_note, summary, res_gallery, downloads, apply_md, apply_out, fig_gallery, fig_zip]
         results += [teach_md, teach_fmap, teach_one, teach_heat, teach_top, teach_combo]
@@ -856,7 +873,7 @@ def build_demo() -> gr.Blocks:
         sort.change(explore, [ws, img_pick, sort], explore_outputs)  # a new order shows at once
         mosaic.select(click_channel, [ws, img_pick, order], [chan, enlarged])
         chan.submit(pick_channel, [ws, img_pick, chan], [chan, enlarged])
-        abl_btn.click(run_ablation, [ws, kind, edits, abl_img], [abl_table, abl_gallery, abl_note])
+        abl_btn.click(run_ablation, [ws, kind, edits, abl_img], [abl_table, abl_before, abl_after, abl_note])
         sweep_btn.click(sweep, [ws], [sweep_plot, sweep_status])
         sweep_cancel.click(cancel, [ws], [sweep_status], queue=False)
         for box in (sources, targets, top_n):

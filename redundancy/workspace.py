@@ -155,7 +155,7 @@ class Workspace:
 
     def require(self) -> Session:
         if self.session is None:
-            raise RunError("no model and dataset loaded yet; open the 'Model & data' tab and press Load.")
+            raise RunError("no model and dataset loaded yet; open the Data tab and press Load.")
         return self.session
 
     def busy(self) -> None:

@@ -60,7 +60,7 @@ def test_explorer_grid_and_channel_pick(ws):
 
 
 def test_ablation_table_matches_the_engine(ws):
-    table, gallery, note = app.run_ablation(ws, "zero", "6,216", 0)
+    table, before, after, note = app.run_ablation(ws, "zero", "6,216", 0)
     from redundancy.pipeline import ablate
     from redundancy.replace import Edit
 
@@ -69,7 +69,7 @@ def test_ablation_table_matches_the_engine(ws):
     assert table["headers"] == ["edit", "mIoU", "delta", "loss"]
     assert [r[0] for r in data] == ["baseline", "zero 6", "zero 216"]
     assert data[2][2] == round(rows[1].delta_miou, 4) and data[0][1] == round(base.miou, 4)
-    assert len(gallery) == 2 and "random weights" in note
+    assert before.shape == after.shape and before.ndim == 3 and "random weights" in note
     for bad, message in (("300", "out of range"), ("x", "not a channel"), ("", "at least one")):
         with pytest.raises(gr.Error, match=message):
             app.run_ablation(ws, "zero", bad, 0)
@@ -155,7 +155,7 @@ def test_sam2_runs_every_tab():
         assert ws.session.backend.name == "sam2_tiny"
         mosaic, *_ = app.explore(ws, 0, "index")
         assert mosaic.shape[1] == 16 * app.MOSAIC_TILE
-        table, _, _ = app.run_ablation(ws, "replace", "3:7", 0)
+        table, *_ = app.run_ablation(ws, "replace", "3:7", 0)
         assert table["data"][1][0] == "replace 3<-7"
         *_, (_, status, top, _, best) = app.search(ws, 2, "miou", "every:64", "every:64", 0, "halving")
         assert "Search finished" in status and len(top) == 2 and "mode `halving`" in best
@@ -175,9 +175,9 @@ def test_dinov2_runs_every_tab(source, metric):
         assert gallery[0][0].ndim == 3
         mosaic, order, _, view, first, big = app.explore(ws, 0, "index")
         assert sorted(order) == list(range(64)) and big.shape == (320, 320, 3)
-        table, pictures, note = app.run_ablation(ws, "zero", "6,20", 0)
+        table, before, after, note = app.run_ablation(ws, "zero", "6,20", 0)
         label = ws.metric().label
-        assert table["headers"][1] == label and len(table["data"]) == 3 and label in note and len(pictures) == 2
+        assert table["headers"][1] == label and len(table["data"]) == 3 and label in note and before.ndim == 3
         frames = list(app.sweep(ws))
         assert len(ws.sweep) == 64 and "64/64" in frames[-1][1]
         *_, (_, status, top, _, best) = app.search(ws, 3, metric, "every:8", "every:8", 0)

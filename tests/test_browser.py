@@ -80,7 +80,7 @@ def test_1_load_opens_on_the_demo_model_and_a_demo_domain(page):
 
 
 def test_2_explorer_grid_renders(page):
-    _tab(page, "Channel explorer")
+    _tab(page, "Channels")
     page.locator("#show-btn").click()
     img = page.locator("#mosaic img")
     img.wait_for()
@@ -97,7 +97,7 @@ def test_2_explorer_grid_renders(page):
 
 
 def test_3_ablation_table_shows_numbers(page):
-    _tab(page, "Ablation (Table 1)")
+    _tab(page, "Ablation")
     page.locator("#ablate-btn").click()
     text = _wait_text(page, "ablate-table", "zero 216")
     rows = [r for r in text.splitlines() if r.strip()]
@@ -108,6 +108,12 @@ def test_3_ablation_table_shows_numbers(page):
         if x.replace(".", "").replace("-", "").replace("+", "").isdigit()
     ]
     assert "baseline" in text and len(numbers) >= 9  # 3 rows x (mIoU, delta, loss)
+    for side in ("abl-before", "abl-after"):  # the whole picture shows, not a band of it
+        page.wait_for_function(f"() => {{ const i = document.querySelector('#{side} img'); return i && i.complete; }}")
+        img, box = page.locator(f"#{side} img").bounding_box(), page.locator(f"#{side}").bounding_box()
+        assert img["height"] <= box["height"] + 1 and img["width"] <= box["width"] + 1
+    label = page.locator("#mosaic [data-testid=block-label]")
+    assert label.count() == 0 or not label.first.is_visible()  # no label over the first channels' numbers
     page.screenshot(path=SHOTS / "3-ablation.png", full_page=True)
 
 
@@ -146,7 +152,7 @@ def test_4b_compare_modes_reuses_the_search(page):
 
 
 def test_5_downloads_are_valid_files(page, tmp_path):
-    _tab(page, "Results & export")
+    _tab(page, "Results")
     page.locator("#results-btn").click()
     _wait_text(page, "summary", "Best set")
     page.locator("#downloads a").first.wait_for()
@@ -162,6 +168,7 @@ def test_5_downloads_are_valid_files(page, tmp_path):
     with zipfile.ZipFile(tmp_path / "p.zip") as zf:
         masks = [n for n in zf.namelist() if n.startswith("masks/") and n.endswith(".png")]
     assert len(masks) == 120  # one mask PNG per image (50 search + 70 held-out)
+    assert not page.locator("#downloads button[aria-label='Remove this file']").first.is_visible()  # outputs only
     page.screenshot(path=SHOTS / "5-results.png", full_page=True)
 
 
@@ -170,7 +177,7 @@ def test_5b_figures_and_teaching_views(page):
     page.locator("#figures-btn").click()
     page.locator("#figures-zip a").first.wait_for(timeout=120_000)
     page.screenshot(path=SHOTS / "5b-figures.png", full_page=True)
-    _tab(page, "How it works")
+    _tab(page, "Guide")
     page.locator("#teach-btn").click()
     _wait_text(page, "teach-steps", "Score all pairs")
     page.screenshot(path=SHOTS / "5c-how-it-works.png", full_page=True)
@@ -189,18 +196,20 @@ def test_6_cancel_stops_a_run(page):
 
 
 def test_7_narrow_screen(page):
-    page.set_viewport_size({"width": 420, "height": 900})
-    _tab(page, "Model & data")
+    page.set_viewport_size({"width": 400, "height": 900})
+    _tab(page, "Data")
     page.screenshot(path=SHOTS / "7-narrow.png", full_page=True)
     width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= 440  # no horizontal scrolling on a phone-sized screen
+    assert width <= 420  # no horizontal scrolling on a phone-sized screen
+    tabs = page.locator("[role=tablist] [role=tab]")
+    assert tabs.count() == 7, [tabs.nth(k).inner_text() for k in range(tabs.count())]  # none behind a menu
 
 
 def test_8_a_new_load_clears_the_previous_models_results(page):
     page.set_viewport_size({"width": 1280, "height": 1000})
     _tab(page, "Search")
     assert page.locator("#heatmap .js-plotly-plot").count() == 1  # the earlier sam_tiny_demo search
-    _tab(page, "Model & data")
+    _tab(page, "Data")
     box = page.get_by_label("Model", exact=True)
     box.click()
     box.fill("sam2_tiny_demo")
@@ -221,7 +230,7 @@ def test_8_a_new_load_clears_the_previous_models_results(page):
 def test_9_dinov2_classification_flow(page):
     """Pick a DINOv2 model: the data and weights follow; load, search, ablate, read the task's metric everywhere."""
     page.set_viewport_size({"width": 1280, "height": 1000})
-    _tab(page, "Model & data")
+    _tab(page, "Data")
     box = page.get_by_label("Model", exact=True)
     box.click()
     box.fill("dinov2_tiny")
@@ -241,7 +250,7 @@ def test_9_dinov2_classification_flow(page):
     assert "⚠" not in summary
     page.wait_for_function("() => document.body.innerText.includes('images): accuracy ')")  # the best-set summary
     page.screenshot(path=SHOTS / "9-dinov2-search.png", full_page=True)
-    _tab(page, "Ablation (Table 1)")
+    _tab(page, "Ablation")
     page.locator("#ablate-edits textarea, #ablate-edits input").first.fill("6,20")  # this model has 64 channels
     page.locator("#ablate-btn").click()
     page.wait_for_function("() => document.querySelector('#ablate-table').innerText.includes('accuracy')")
@@ -250,7 +259,7 @@ def test_9_dinov2_classification_flow(page):
 
 def test_10_a_reloaded_page_reconnects_to_its_running_search(page):
     """Reload mid-search: the page comes back to its own session, follows the search to the end."""
-    _tab(page, "Model & data")
+    _tab(page, "Data")
     page.get_by_label("depth sample (DINOv2: 120 synthetic rooms)").check()
     page.locator("#load-btn").click()
     _wait_text(page, "load-info", "task depth")

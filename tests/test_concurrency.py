@@ -119,7 +119,7 @@ def test_what_the_server_serves_of_a_sessions_results(app_url, tmp_path):
     assert zipfile.is_zipfile(io.BytesIO(body))
     assert str(APP_ROOT) not in url  # a copy in Gradio's cache, not the session folder
     with pytest.raises(urllib.error.HTTPError) as err:  # the session folder itself is never served
-        ws_file = next(APP_ROOT.glob("*/apply-*/predictions.zip"))
+        ws_file = next(APP_ROOT.glob("*/apply-*/applied_predictions.zip"))
         urllib.request.urlopen(f"{app_url}/gradio_api/file={ws_file}", timeout=10)
     assert err.value.code in (403, 404)
 
