@@ -12,6 +12,7 @@ import os
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -598,6 +599,253 @@ def teach(ws):
 # ---------- layout ----------
 
 
+def components(scope: dict) -> SimpleNamespace:
+    """The Gradio components among a tab builder's local names, by name."""
+    return SimpleNamespace(**{k: v for k, v in scope.items() if isinstance(v, gr.components.Component)})
+
+
+def data_tab() -> SimpleNamespace:
+    """The Data tab's components (layout only; `wire` connects them)."""
+    with gr.Row():
+        with gr.Column(min_width=280):
+            model = gr.Dropdown(
+                list(REGISTRY),
+                value=DEFAULT_MODEL,
+                label="Model",
+                info=REGISTRY[DEFAULT_MODEL].description,
+            )
+            weights = gr.Radio(WEIGHTS, value=WEIGHTS[1], label="Weights")
+            ckpt = gr.File(  # shown only for 'my checkpoint file'
+                label="Checkpoint file",
+                file_types=[".pth", ".pt", ".safetensors"],
+                height=150,
+                visible=False,
+            )
+            hub_ckpt = gr.Textbox(
+                "",  # a default: API clients written before this field still call /load unchanged
+                label="…or a Hub file",
+                placeholder="hf://OWNER/REPO[/FILE][@REVISION]",
+                info="transformers SamModel repositories work too; read through the Hub cache",
+                visible=False,
+            )
+            seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
+            with gr.Accordion("Fine-tuned weights over the base (optional)", open=False):
+                ft = gr.File(label="Full, decoder-only or LoRA .pth", file_types=[".pth", ".pt"], height=150)
+        with gr.Column(min_width=280):
+            source = gr.Radio(
+                SOURCES,
+                value=SOURCES[0],
+                label="Dataset",
+                info="demo domains: shifted synthetic data the demo model never saw (120 images each); "
+                "your zip: images/ + masks/ or PerSeg Images/<obj>/ + Annotations/<obj>/ (segment), "
+                "<class>/ folders or a CSV of image,label (classify), images/ + depth/ (depth)",
+            )
+            zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=150, visible=False)
+            n_search = gr.Slider(
+                1,
+                50,
+                value=50,
+                step=1,
+                label="Search-set images",
+                info="the paper uses 50; with the demo model on a 2-core CPU a first search takes about "
+                "2 minutes (fewer images: faster, but the set generalises less)",
+            )
+            with gr.Row():
+                prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
+                task = gr.Dropdown(
+                    [TASK_AUTO, *TASKS],
+                    value=TASK_AUTO,
+                    label="Task",
+                    info="segment: SAM / SAM2; classify, depth: DINOv2",
+                )
+    with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):
+        gr.Markdown(
+            "On a free CPU Space (2 vCPU) the defaults (the demo model, the gray domain, 50 search "
+            "images, every 8th channel, top 10) finish a first search in about **2 minutes**, with the "
+            "heatmap filling in live; the DINOv2 samples take seconds. Real SAM models on a CPU take "
+            "hours for a full scan: use a GPU for those. Search shows its own estimate before you "
+            "start.\n\n**Duplicate this Space** (top right on the Hub) to get your own copy and "
+            "hardware, or run it locally:\n\n```\ngit clone https://huggingface.co/spaces/OWNER/"
+            "redundancy && cd redundancy\npip install -r requirements.txt\npython app.py\n```\n"
+            "Everything here is also a command: `python -m redundancy --help`."
+        )
+    load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
+    info = gr.Markdown(elem_id="load-info")
+    gallery = gr.Gallery(
+        label="Search set with its ground truth (masks in green)",
+        columns=8,
+        height=260,
+        object_fit="contain",
+    )
+    return components(locals())
+
+
+def explorer_tab() -> SimpleNamespace:
+    """The Channels tab's components (layout only; `wire` connects them)."""
+    with gr.Row():
+        img_pick = gr.Dropdown(label="Image", choices=[])
+        sort = gr.Radio(
+            ["index", "activation spread (std)", "zero-sweep delta", "best pair gain (as source)"],
+            value="index",
+            label="Order channels by",
+        )
+        show_btn = gr.Button("Show channels", variant="primary", elem_id="show-btn")
+    order = gr.State([])
+    # Titles above, not over, these pictures: a block label would hide the first channels' numbers.
+    gr.Markdown("**All channel maps** (click one to enlarge)")
+    mosaic = gr.Image(show_label=False, interactive=False, elem_id="mosaic")
+    with gr.Row():
+        chan = gr.Number(0, precision=0, label="Channel", minimum=0, elem_id="channel")
+        enlarged = gr.Image(label="Channel map", interactive=False, height=320)
+        image_view = gr.Image(label="Image with ground truth", interactive=False, height=320)
+    gr.Markdown(
+        "**Most effective** (first 8: zeroing hurts most) vs **most redundant** (last 8: zeroing "
+        "helps); needs the zero sweep from the Ablation tab"
+    )
+    story_img = gr.Image(show_label=False, interactive=False, elem_id="story")
+    return components(locals())
+
+
+def ablation_tab() -> SimpleNamespace:
+    """The Ablation tab's components (layout only; `wire` connects them)."""
+    with gr.Row():
+        kind = gr.Radio(
+            ["zero", "swap", "replace"],
+            value="zero",
+            label="Edit",
+            info="replace i:j makes channel i a copy of channel j",
+        )
+        edits = gr.Textbox(
+            "6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7", elem_id="ablate-edits"
+        )
+        abl_img = gr.Dropdown(label="Image for before/after", choices=[])
+    abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
+    abl_note = gr.Markdown()
+    abl_table = gr.Dataframe(
+        headers=["edit", "mIoU", "delta", "loss"], label="Search-set results", elem_id="ablate-table"
+    )
+    gr.Markdown(
+        "**Before / after** the first edit, on the chosen image (masks: prediction in orange, ground "
+        "truth outlined in white; classes: prediction and confidence above the image; depth: near red, "
+        "far blue)"
+    )
+    with gr.Row():  # whole pictures, captioned in the picture (a gallery cropped them to a band)
+        abl_before = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-before")
+        abl_after = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-after")
+    with gr.Row():
+        sweep_btn = gr.Button("Zero every channel (sweep)", elem_id="sweep-btn")
+        sweep_cancel = gr.Button("Cancel", variant="stop")
+    sweep_status = gr.Markdown(elem_id="sweep-status")
+    sweep_plot = gr.Plot(label="Score change per zeroed channel")
+    return components(locals())
+
+
+def search_tab() -> SimpleNamespace:
+    """The Search tab's components (layout only; `wire` connects them)."""
+    with gr.Row():
+        top_n = gr.Slider(1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 combinations", elem_id="top-n")
+        metric = gr.Radio(["miou", "loss"], value="miou", label="Metric", info="set by the task on Load")
+        rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)")
+    with gr.Row():
+        mode = gr.Radio(
+            list(MODES),
+            value="exact",
+            label="Search mode",
+            info="exact = the paper; taylor / halving score only promising pairs exactly",
+        )
+        candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates")
+    with gr.Row():
+        sources = gr.Textbox(
+            "auto",
+            label="Source channels (replaced)",
+            elem_id="sources",
+            info="auto = all on GPU, every 8th on CPU · all · every:K · 0-31,40",
+        )
+        targets = gr.Textbox("auto", label="Target channels (copied)", elem_id="targets")
+    estimate = gr.Markdown()
+    with gr.Row():
+        start_btn = gr.Button("Start search", variant="primary", elem_id="start-btn")
+        stop_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
+    status = gr.Markdown(elem_id="search-status")
+    heatmap = gr.Plot(label="Pair gains, filling in live", elem_id="heatmap")
+    top_table = gr.Dataframe(
+        headers=["rank", "source i (replaced)", "target j (copied)", "gain", "tie-break"], label="Top N"
+    )
+    gr.Markdown(
+        "gain: the search metric's change on the search set when channel i takes channel j's values "
+        "(mIoU or accuracy in points, 0-100; RMSE or AbsRel: their decrease; delta1: its increase; "
+        "with metric `loss`, the loss decrease: Dice + CE, cross-entropy or MSE); tie-break: the "
+        "other metric's change, which orders equal gains. Positive is better for both.",
+        elem_classes="legend",
+    )
+    combo_plot = gr.Plot(label="Every subset of the top N")
+    best_md = gr.Markdown()
+    with gr.Accordion("Compare search modes on this scope", open=False):
+        gr.Markdown(
+            "Runs taylor and halving on the pairs above and measures each against the exact scan: "
+            "how much of the exact top N it finds, how well its screening ranks pairs, the best-set "
+            "mIoU a user of that mode gets, and its time. A finished exact search on the same pairs "
+            "is reused. CLI: `python -m redundancy compare`."
+        )
+        compare_btn = gr.Button("Compare exact, taylor and halving", elem_id="compare-btn")
+        compare_status = gr.Markdown(elem_id="compare-status")
+        compare_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Modes", elem_id="compare-table")
+        compare_note = gr.Markdown()
+    return components(locals())
+
+
+def results_tab() -> SimpleNamespace:
+    """The Results tab's components (layout only; `wire` connects them)."""
+    refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
+    summary = gr.Markdown(elem_id="summary")
+    res_gallery = gr.Gallery(
+        label="Baseline vs patched (GT outline in white)", columns=4, height=360, object_fit="contain"
+    )
+    downloads = gr.File(
+        label="Downloads", file_count="multiple", interactive=False, elem_id="downloads", elem_classes="out"
+    )
+    gr.Markdown("### Apply a saved replacement set to new images")
+    with gr.Row():
+        repl_in = gr.File(label="replacements.json", file_types=[".json"], height=150)
+        imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=150)
+    apply_btn = gr.Button("Apply")
+    apply_md = gr.Markdown()
+    apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
+    return components(locals())
+
+
+def figures_tab() -> SimpleNamespace:
+    """The Figures tab's components (layout only; `wire` connects them)."""
+    gr.Markdown(
+        "Publication figures of the latest search (PNG 300 dpi, SVG, PDF, each with a caption "
+        "file). The same files come from `python -m redundancy figures RUN --out DIR`."
+    )
+    fig_formats = gr.CheckboxGroup(["png", "svg", "pdf"], value=["png", "svg", "pdf"], label="Formats")
+    fig_btn = gr.Button("Render figures", variant="primary", elem_id="figures-btn")
+    fig_gallery = gr.Gallery(label="Previews", columns=3, height=420, object_fit="contain")
+    fig_zip = gr.File(label="All figures (.zip)", interactive=False, elem_id="figures-zip", elem_classes="out")
+    return components(locals())
+
+
+def guide_tab() -> SimpleNamespace:
+    """The Guide tab's components (layout only; `wire` connects them)."""
+    gr.Markdown(
+        "The method in six steps, each shown with this session's own data and timed on "
+        "this machine. Load data (and run a search for steps 3-5) first."
+    )
+    teach_btn = gr.Button("Show the steps for my session", variant="primary", elem_id="teach-btn")
+    teach_md = gr.Markdown(elem_id="teach-steps")
+    with gr.Row():
+        teach_fmap = gr.Image(label="Step 1: one cached channel map", interactive=False, height=260)
+        teach_one = gr.Gallery(
+            label="Step 2: one replacement, before / after", columns=2, height=260, object_fit="contain"
+        )
+    teach_heat = gr.Plot(label="Step 3: pair gains")
+    teach_top = gr.Dataframe(headers=["rank", "source i", "target j", "gain"], label="Step 4: top N")
+    teach_combo = gr.Plot(label="Step 5: every subset of the top N")
+    return components(locals())
+
+
 def build_demo() -> gr.Blocks:
     # delete_cache: Gradio's copies of the files handlers returned go after the session TTL as well.
     with gr.Blocks(
@@ -613,291 +861,135 @@ def build_demo() -> gr.Blocks:
             "([paper](https://arxiv.org/abs/2504.08915))."
         )
         weights_md = gr.Markdown(badge(None))
+        parts = []
         with gr.Tabs():
             with gr.Tab("Data", id="data"):
-                with gr.Row():
-                    with gr.Column(min_width=280):
-                        model = gr.Dropdown(
-                            list(REGISTRY),
-                            value=DEFAULT_MODEL,
-                            label="Model",
-                            info=REGISTRY[DEFAULT_MODEL].description,
-                        )
-                        weights = gr.Radio(WEIGHTS, value=WEIGHTS[1], label="Weights")
-                        ckpt = gr.File(  # shown only for 'my checkpoint file'
-                            label="Checkpoint file",
-                            file_types=[".pth", ".pt", ".safetensors"],
-                            height=150,
-                            visible=False,
-                        )
-                        hub_ckpt = gr.Textbox(
-                            "",  # a default: API clients written before this field still call /load unchanged
-                            label="…or a Hub file",
-                            placeholder="hf://OWNER/REPO[/FILE][@REVISION]",
-                            info="transformers SamModel repositories work too; read through the Hub cache",
-                            visible=False,
-                        )
-                        seed = gr.Number(0, precision=0, label="Seed", info="random weights and search-set split")
-                        with gr.Accordion("Fine-tuned weights over the base (optional)", open=False):
-                            ft = gr.File(
-                                label="Full, decoder-only or LoRA .pth", file_types=[".pth", ".pt"], height=150
-                            )
-                    with gr.Column(min_width=280):
-                        source = gr.Radio(
-                            SOURCES,
-                            value=SOURCES[0],
-                            label="Dataset",
-                            info="demo domains: shifted synthetic data the demo model never saw (120 images each); "
-                            "your zip: images/ + masks/ or PerSeg Images/<obj>/ + Annotations/<obj>/ (segment), "
-                            "<class>/ folders or a CSV of image,label (classify), images/ + depth/ (depth)",
-                        )
-                        zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=150, visible=False)
-                        n_search = gr.Slider(
-                            1,
-                            50,
-                            value=50,
-                            step=1,
-                            label="Search-set images",
-                            info="the paper uses 50; with the demo model on a 2-core CPU a first search takes about "
-                            "2 minutes (fewer images: faster, but the set generalises less)",
-                        )
-                        with gr.Row():
-                            prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
-                            task = gr.Dropdown(
-                                [TASK_AUTO, *TASKS],
-                                value=TASK_AUTO,
-                                label="Task",
-                                info="segment: SAM / SAM2; classify, depth: DINOv2",
-                            )
-                with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):
-                    gr.Markdown(
-                        "On a free CPU Space (2 vCPU) the defaults (the demo model, the gray domain, 50 search "
-                        "images, every 8th channel, top 10) finish a first search in about **2 minutes**, with the "
-                        "heatmap filling in live; the DINOv2 samples take seconds. Real SAM models on a CPU take "
-                        "hours for a full scan: use a GPU for those. Search shows its own estimate before you "
-                        "start.\n\n**Duplicate this Space** (top right on the Hub) to get your own copy and "
-                        "hardware, or run it locally:\n\n```\ngit clone https://huggingface.co/spaces/OWNER/"
-                        "redundancy && cd redundancy\npip install -r requirements.txt\npython app.py\n```\n"
-                        "Everything here is also a command: `python -m redundancy --help`."
-                    )
-                load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
-                info = gr.Markdown(elem_id="load-info")
-                gallery = gr.Gallery(
-                    label="Search set with its ground truth (masks in green)",
-                    columns=8,
-                    height=260,
-                    object_fit="contain",
-                )
+                parts.append(data_tab())
             with gr.Tab("Channels", id="explore"):
-                with gr.Row():
-                    img_pick = gr.Dropdown(label="Image", choices=[])
-                    sort = gr.Radio(
-                        ["index", "activation spread (std)", "zero-sweep delta", "best pair gain (as source)"],
-                        value="index",
-                        label="Order channels by",
-                    )
-                    show_btn = gr.Button("Show channels", variant="primary", elem_id="show-btn")
-                order = gr.State([])
-                # Titles above, not over, these pictures: a block label would hide the first channels' numbers.
-                gr.Markdown("**All channel maps** (click one to enlarge)")
-                mosaic = gr.Image(show_label=False, interactive=False, elem_id="mosaic")
-                with gr.Row():
-                    chan = gr.Number(0, precision=0, label="Channel", minimum=0, elem_id="channel")
-                    enlarged = gr.Image(label="Channel map", interactive=False, height=320)
-                    image_view = gr.Image(label="Image with ground truth", interactive=False, height=320)
-                gr.Markdown(
-                    "**Most effective** (first 8: zeroing hurts most) vs **most redundant** (last 8: zeroing "
-                    "helps); needs the zero sweep from the Ablation tab"
-                )
-                story_img = gr.Image(show_label=False, interactive=False, elem_id="story")
+                parts.append(explorer_tab())
             with gr.Tab("Ablation", id="ablate"):
-                with gr.Row():
-                    kind = gr.Radio(
-                        ["zero", "swap", "replace"],
-                        value="zero",
-                        label="Edit",
-                        info="replace i:j makes channel i a copy of channel j",
-                    )
-                    edits = gr.Textbox(
-                        "6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7", elem_id="ablate-edits"
-                    )
-                    abl_img = gr.Dropdown(label="Image for before/after", choices=[])
-                abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
-                abl_note = gr.Markdown()
-                abl_table = gr.Dataframe(
-                    headers=["edit", "mIoU", "delta", "loss"], label="Search-set results", elem_id="ablate-table"
-                )
-                gr.Markdown(
-                    "**Before / after** the first edit, on the chosen image (masks: prediction in orange, ground "
-                    "truth outlined in white; classes: prediction and confidence above the image; depth: near red, "
-                    "far blue)"
-                )
-                with gr.Row():  # whole pictures, captioned in the picture (a gallery cropped them to a band)
-                    abl_before = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-before")
-                    abl_after = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-after")
-                with gr.Row():
-                    sweep_btn = gr.Button("Zero every channel (sweep)", elem_id="sweep-btn")
-                    sweep_cancel = gr.Button("Cancel", variant="stop")
-                sweep_status = gr.Markdown(elem_id="sweep-status")
-                sweep_plot = gr.Plot(label="Score change per zeroed channel")
+                parts.append(ablation_tab())
             with gr.Tab("Search", id="search"):
-                with gr.Row():
-                    top_n = gr.Slider(
-                        1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 combinations", elem_id="top-n"
-                    )
-                    metric = gr.Radio(["miou", "loss"], value="miou", label="Metric", info="set by the task on Load")
-                    rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)")
-                with gr.Row():
-                    mode = gr.Radio(
-                        list(MODES),
-                        value="exact",
-                        label="Search mode",
-                        info="exact = the paper; taylor / halving score only promising pairs exactly",
-                    )
-                    candidates = gr.Number(
-                        512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates"
-                    )
-                with gr.Row():
-                    sources = gr.Textbox(
-                        "auto",
-                        label="Source channels (replaced)",
-                        elem_id="sources",
-                        info="auto = all on GPU, every 8th on CPU · all · every:K · 0-31,40",
-                    )
-                    targets = gr.Textbox("auto", label="Target channels (copied)", elem_id="targets")
-                estimate = gr.Markdown()
-                with gr.Row():
-                    start_btn = gr.Button("Start search", variant="primary", elem_id="start-btn")
-                    stop_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
-                status = gr.Markdown(elem_id="search-status")
-                heatmap = gr.Plot(label="Pair gains, filling in live", elem_id="heatmap")
-                top_table = gr.Dataframe(
-                    headers=["rank", "source i (replaced)", "target j (copied)", "gain", "tie-break"], label="Top N"
-                )
-                gr.Markdown(
-                    "gain: the search metric's change on the search set when channel i takes channel j's values "
-                    "(mIoU or accuracy in points, 0-100; RMSE or AbsRel: their decrease; delta1: its increase; "
-                    "with metric `loss`, the loss decrease: Dice + CE, cross-entropy or MSE); tie-break: the "
-                    "other metric's change, which orders equal gains. Positive is better for both.",
-                    elem_classes="legend",
-                )
-                combo_plot = gr.Plot(label="Every subset of the top N")
-                best_md = gr.Markdown()
-                with gr.Accordion("Compare search modes on this scope", open=False):
-                    gr.Markdown(
-                        "Runs taylor and halving on the pairs above and measures each against the exact scan: "
-                        "how much of the exact top N it finds, how well its screening ranks pairs, the best-set "
-                        "mIoU a user of that mode gets, and its time. A finished exact search on the same pairs "
-                        "is reused. CLI: `python -m redundancy compare`."
-                    )
-                    compare_btn = gr.Button("Compare exact, taylor and halving", elem_id="compare-btn")
-                    compare_status = gr.Markdown(elem_id="compare-status")
-                    compare_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Modes", elem_id="compare-table")
-                    compare_note = gr.Markdown()
+                parts.append(search_tab())
             with gr.Tab("Results", id="results"):
-                refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
-                summary = gr.Markdown(elem_id="summary")
-                res_gallery = gr.Gallery(
-                    label="Baseline vs patched (GT outline in white)", columns=4, height=360, object_fit="contain"
-                )
-                downloads = gr.File(
-                    label="Downloads", file_count="multiple", interactive=False, elem_id="downloads", elem_classes="out"
-                )
-                gr.Markdown("### Apply a saved replacement set to new images")
-                with gr.Row():
-                    repl_in = gr.File(label="replacements.json", file_types=[".json"], height=150)
-                    imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=150)
-                apply_btn = gr.Button("Apply")
-                apply_md = gr.Markdown()
-                apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
-
+                parts.append(results_tab())
             with gr.Tab("Figures", id="figures"):
-                gr.Markdown(
-                    "Publication figures of the latest search (PNG 300 dpi, SVG, PDF, each with a caption "
-                    "file). The same files come from `python -m redundancy figures RUN --out DIR`."
-                )
-                fig_formats = gr.CheckboxGroup(["png", "svg", "pdf"], value=["png", "svg", "pdf"], label="Formats")
-                fig_btn = gr.Button("Render figures", variant="primary", elem_id="figures-btn")
-                fig_gallery = gr.Gallery(label="Previews", columns=3, height=420, object_fit="contain")
-                fig_zip = gr.File(
-                    label="All figures (.zip)", interactive=False, elem_id="figures-zip", elem_classes="out"
-                )
+                parts.append(figures_tab())
             with gr.Tab("Guide", id="teach"):
-                gr.Markdown(
-                    "The method in six steps, each shown with this session's own data and timed on "
-                    "this machine. Load data (and run a search for steps 3-5) first."
-                )
-                teach_btn = gr.Button("Show the steps for my session", variant="primary", elem_id="teach-btn")
-                teach_md = gr.Markdown(elem_id="teach-steps")
-                with gr.Row():
-                    teach_fmap = gr.Image(label="Step 1: one cached channel map", interactive=False, height=260)
-                    teach_one = gr.Gallery(
-                        label="Step 2: one replacement, before / after", columns=2, height=260, object_fit="contain"
-                    )
-                teach_heat = gr.Plot(label="Step 3: pair gains")
-                teach_top = gr.Dataframe(headers=["rank", "source i", "target j", "gain"], label="Step 4: top N")
-                teach_combo = gr.Plot(label="Step 5: every subset of the top N")
-
-        # Every result shown for the previous model or dataset: emptied once a new Load succeeds.
-        results = [mosaic, story_img, image_view, enlarged, abl_note, abl_table, abl_before, abl_after, sweep_status]
-        results += [sweep_plot, status, heatmap, top_table, combo_plot, best_md, compare_status, compare_table]
-        results += [compare_note, summary, res_gallery, downloads, apply_md, apply_out, fig_gallery, fig_zip]
-        results += [teach_md, teach_fmap, teach_one, teach_heat, teach_top, teach_combo]
-        load_btn.click(
-            load,
-            [
-                ws,
-                model,
-                weights,
-                ckpt,
-                ft,
-                seed,
-                source,
-                zip_in,
-                n_search,
-                prompt,
-                sources,
-                targets,
-                top_n,
-                hub_ckpt,
-                task,
-            ],
-            [ws, weights_md, info, gallery, img_pick, abl_img, estimate, metric],
-        ).success(functools.partial(blank, len(results)), None, results).then(lambda w: w.id, ws, workspace_id)
-        reconnected = [ws, weights_md, info, gallery, img_pick, abl_img, estimate, metric, top_n, sources, targets]
-        demo.load(reconnect, [workspace_id], reconnected).then(
-            watch, [ws], [heatmap, status, top_table, combo_plot, best_md]
-        )
-        explore_outputs = [mosaic, order, story_img, image_view, chan, enlarged]
-        show_btn.click(explore, [ws, img_pick, sort], explore_outputs)
-        sort.change(explore, [ws, img_pick, sort], explore_outputs)  # a new order shows at once
-        mosaic.select(click_channel, [ws, img_pick, order], [chan, enlarged])
-        chan.submit(pick_channel, [ws, img_pick, chan], [chan, enlarged])
-        abl_btn.click(run_ablation, [ws, kind, edits, abl_img], [abl_table, abl_before, abl_after, abl_note])
-        sweep_btn.click(sweep, [ws], [sweep_plot, sweep_status])
-        sweep_cancel.click(cancel, [ws], [sweep_status], queue=False)
-        for box in (sources, targets, top_n):
-            box.change(search_estimate, [ws, sources, targets, top_n], [estimate])
-        model.change(model_hint, [model, source, weights], [model, source, weights])
-        weights.change(shown_for(WEIGHTS[2]), weights, ckpt)  # upload boxes only where they are used
-        weights.change(shown_for(WEIGHTS[2]), weights, hub_ckpt)
-        source.change(shown_for(UPLOAD), source, zip_in)
-        start_btn.click(
-            search,
-            [ws, top_n, metric, sources, targets, rows, mode, candidates],
-            [heatmap, status, top_table, combo_plot, best_md],
-        )
-        stop_btn.click(cancel, [ws], [status], queue=False)
-        compare_btn.click(
-            compare,
-            [ws, top_n, metric, sources, targets, rows, candidates],
-            [compare_status, compare_table, compare_note],
-        )
-        refresh.click(show_results, [ws], [summary, res_gallery, downloads])
-        apply_btn.click(apply_uploaded, [ws, repl_in, imgs_in], [apply_md, apply_out])
-        fig_btn.click(make_figures, [ws, fig_formats], [fig_gallery, fig_zip])
-        teach_btn.click(teach, [ws], [teach_md, teach_fmap, teach_one, teach_heat, teach_top, teach_combo])
+                parts.append(guide_tab())
+        ui = SimpleNamespace(ws=ws, workspace_id=workspace_id, weights_md=weights_md)
+        for part in parts:
+            ui.__dict__.update(vars(part))
+        wire(demo, ui)
     return demo
+
+
+def wire(demo: gr.Blocks, ui: SimpleNamespace) -> None:
+    """Connect every tab's components to their handlers (each handler is a few lines around an engine call)."""
+    ws, workspace_id, weights_md = ui.ws, ui.workspace_id, ui.weights_md
+    # Every result shown for the previous model or dataset: emptied once a new Load succeeds.
+    results = [
+        ui.mosaic,
+        ui.story_img,
+        ui.image_view,
+        ui.enlarged,
+        ui.abl_note,
+        ui.abl_table,
+        ui.abl_before,
+        ui.abl_after,
+        ui.sweep_status,
+    ]
+    results += [
+        ui.sweep_plot,
+        ui.status,
+        ui.heatmap,
+        ui.top_table,
+        ui.combo_plot,
+        ui.best_md,
+        ui.compare_status,
+        ui.compare_table,
+    ]
+    results += [
+        ui.compare_note,
+        ui.summary,
+        ui.res_gallery,
+        ui.downloads,
+        ui.apply_md,
+        ui.apply_out,
+        ui.fig_gallery,
+        ui.fig_zip,
+    ]
+    results += [ui.teach_md, ui.teach_fmap, ui.teach_one, ui.teach_heat, ui.teach_top, ui.teach_combo]
+    ui.load_btn.click(
+        load,
+        [
+            ws,
+            ui.model,
+            ui.weights,
+            ui.ckpt,
+            ui.ft,
+            ui.seed,
+            ui.source,
+            ui.zip_in,
+            ui.n_search,
+            ui.prompt,
+            ui.sources,
+            ui.targets,
+            ui.top_n,
+            ui.hub_ckpt,
+            ui.task,
+        ],
+        [ws, weights_md, ui.info, ui.gallery, ui.img_pick, ui.abl_img, ui.estimate, ui.metric],
+    ).success(functools.partial(blank, len(results)), None, results).then(lambda w: w.id, ws, workspace_id)
+    reconnected = [
+        ws,
+        weights_md,
+        ui.info,
+        ui.gallery,
+        ui.img_pick,
+        ui.abl_img,
+        ui.estimate,
+        ui.metric,
+        ui.top_n,
+        ui.sources,
+        ui.targets,
+    ]
+    demo.load(reconnect, [workspace_id], reconnected).then(
+        watch, [ws], [ui.heatmap, ui.status, ui.top_table, ui.combo_plot, ui.best_md]
+    )
+    explore_outputs = [ui.mosaic, ui.order, ui.story_img, ui.image_view, ui.chan, ui.enlarged]
+    ui.show_btn.click(explore, [ws, ui.img_pick, ui.sort], explore_outputs)
+    ui.sort.change(explore, [ws, ui.img_pick, ui.sort], explore_outputs)  # a new order shows at once
+    ui.mosaic.select(click_channel, [ws, ui.img_pick, ui.order], [ui.chan, ui.enlarged])
+    ui.chan.submit(pick_channel, [ws, ui.img_pick, ui.chan], [ui.chan, ui.enlarged])
+    ui.abl_btn.click(
+        run_ablation, [ws, ui.kind, ui.edits, ui.abl_img], [ui.abl_table, ui.abl_before, ui.abl_after, ui.abl_note]
+    )
+    ui.sweep_btn.click(sweep, [ws], [ui.sweep_plot, ui.sweep_status])
+    ui.sweep_cancel.click(cancel, [ws], [ui.sweep_status], queue=False)
+    for box in (ui.sources, ui.targets, ui.top_n):
+        box.change(search_estimate, [ws, ui.sources, ui.targets, ui.top_n], [ui.estimate])
+    ui.model.change(model_hint, [ui.model, ui.source, ui.weights], [ui.model, ui.source, ui.weights])
+    ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.ckpt)  # upload boxes only where they are used
+    ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.hub_ckpt)
+    ui.source.change(shown_for(UPLOAD), ui.source, ui.zip_in)
+    ui.start_btn.click(
+        search,
+        [ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.mode, ui.candidates],
+        [ui.heatmap, ui.status, ui.top_table, ui.combo_plot, ui.best_md],
+    )
+    ui.stop_btn.click(cancel, [ws], [ui.status], queue=False)
+    ui.compare_btn.click(
+        compare,
+        [ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.candidates],
+        [ui.compare_status, ui.compare_table, ui.compare_note],
+    )
+    ui.refresh.click(show_results, [ws], [ui.summary, ui.res_gallery, ui.downloads])
+    ui.apply_btn.click(apply_uploaded, [ws, ui.repl_in, ui.imgs_in], [ui.apply_md, ui.apply_out])
+    ui.fig_btn.click(make_figures, [ws, ui.fig_formats], [ui.fig_gallery, ui.fig_zip])
+    ui.teach_btn.click(
+        teach, [ws], [ui.teach_md, ui.teach_fmap, ui.teach_one, ui.teach_heat, ui.teach_top, ui.teach_combo]
+    )
 
 
 # Session folders older than the TTL go, on a timer: leftovers of a previous server run at once, and

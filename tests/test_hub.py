@@ -42,6 +42,14 @@ def hf_sam(tmp_path_factory):
     return model, out / "model.safetensors"
 
 
+def _snapshot(root, repo: str, commit: str, weights):
+    """A Hub-cache-shaped folder (models--OWNER--REPO/snapshots/COMMIT/model.safetensors) holding `weights`."""
+    snapshot = root / f"models--{repo.replace('/', '--')}" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(weights.read_bytes())
+    return snapshot
+
+
 def _hf_logits(model, emb, prompt: Prompt | None):
     kw = {}
     if prompt is not None and prompt.point:
@@ -124,9 +132,7 @@ def test_hub_reference_is_fetched_through_huggingface_hub_and_recorded(hf_sam, t
     import huggingface_hub
 
     _, path = hf_sam
-    snapshot = tmp_path / "models--me--sam-tiny" / "snapshots" / "0123456789abcdef"
-    snapshot.mkdir(parents=True)
-    (snapshot / "model.safetensors").write_bytes(path.read_bytes())
+    snapshot = _snapshot(tmp_path, "me/sam-tiny", "0123456789abcdef", path)
     calls = []
 
     def fake_download(repo, filename, revision=None, **kw):
@@ -207,9 +213,7 @@ def test_registry_hub_copy_is_used_with_checkpoint_hub_and_on_a_space(hf_sam, tm
     import huggingface_hub
 
     _, path = hf_sam
-    snapshot = tmp_path / "models--facebook--sam-vit-base" / "snapshots" / "feedbeef"
-    snapshot.mkdir(parents=True)
-    (snapshot / "model.safetensors").write_bytes(path.read_bytes())
+    snapshot = _snapshot(tmp_path, "facebook/sam-vit-base", "feedbeef", path)
     seen = []
 
     def fake_download(repo, filename, revision=None, **kw):
