@@ -62,9 +62,15 @@ JANITOR_S = max(1, min(600, SESSION_TTL_S // 4))  # how often expired session fo
 CSS = (
     ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
     ".badge-demo {background:#dbeafe;color:#1e3a8a;padding:4px 10px;border-radius:6px;font-weight:600}"
-    # Phones: tighter tab buttons, so that all seven short tab names fit in the bar (not behind a menu)
-    "@media (max-width: 520px) {.tab-container button {padding: 4px 4px !important; font-size: 12.5px !important}}"
-    ".overflow-menu > button::after {content: ' more'; font-size: 13px}"
+    # Phones: tighter tab buttons, and any tab Gradio would fold into its "more" menu shown in the bar
+    # itself (wrapping), so that every tab stays one tap away
+    "@media (max-width: 520px) {.tab-container button {padding: 4px 4px !important; font-size: 12.5px !important}"
+    " .tab-wrapper {flex-wrap: wrap; height: auto !important}"
+    " .overflow-menu > button {display: none !important}"
+    " .overflow-menu {position: static !important}"
+    " .overflow-dropdown {display: flex !important; position: static !important; flex-direction: row !important;"
+    " flex-wrap: wrap; box-shadow: none !important; border: none !important; padding: 0 !important}"
+    " .overflow-dropdown button {padding: 4px 4px !important; font-size: 12.5px !important; width: auto !important}}"
     ".out .label-clear-button {display: none}"  # files the app hands out: nothing for a user to remove
 )
 
