@@ -424,7 +424,11 @@ def search_view(ws: Workspace, finished):
     table, combos, best = [], None, ""
     if finished is not None:
         r = finished
-        table = [[k + 1, p.source, p.target, round(p.gain, 4), round(p.tiebreak, 5)] for k, p in enumerate(r.top)]
+        cis = (r.confidence or {}).get("top") or [None] * len(r.top)
+        table = [
+            [k + 1, p.source, p.target, round(p.gain, 4), ci_range(c), round(p.tiebreak, 5)]
+            for k, (p, c) in enumerate(zip(r.top, cis))
+        ]
         combos = combination_scatter(*ws.combination_view(r), ws.metric(r.settings.metric).label)
         best = results_text(ws)
     status = progress_line(ws) if ws.job is not None and ws.job.kind == "search" else "**Search finished.**"
@@ -479,6 +483,23 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
     yield from stream_job(ws, render)
 
 
+def ci_range(conf: dict | None) -> str:
+    """A top pair's 95% interval as a table cell ('n/a' for a run resumed from older state)."""
+    return (
+        "n/a"
+        if conf is None
+        else f"{conf['lo']:+.3g} to {conf['hi']:+.3g}" + (" (noise)" if conf["within_noise"] else "")
+    )
+
+
+def ci_text(conf: dict, m) -> str:
+    """'+1.55 (95% CI +0.71 to +2.59, p 0.065)', flagged when the interval holds 0 (within noise)."""
+    fmt = "+.2f" if m.percent else "+.4f"
+    noise = " · **within noise**" if conf["within_noise"] else ""
+    interval = f"{conf['level']:.0%} CI {conf['lo']:{fmt}} to {conf['hi']:{fmt}}"
+    return f"{conf['gain']:{fmt}} ({interval}, p {conf['p']:.2g}){noise}"
+
+
 def results_text(ws: Workspace) -> str:
     r = ws.result
     if r is None:
@@ -490,9 +511,13 @@ def results_text(ws: Workspace) -> str:
         f"- search set ({r.search_images} images): {m.show(c.baseline_miou)} → "
         f"{m.show(c.best.miou if c.best else c.baseline_miou)}",
     ]
+    conf = (r.confidence or {}).get("best")
+    if conf:
+        lines.append(f"  - gain {ci_text(conf, m)} over the search set's {conf['groups']} {r.confidence['unit']}s")
     if r.heldout:
         h = r.heldout
         lines.append(f"- held-out ({h['images']} images): {m.show(h['baseline_miou'])} → {m.show(h['patched_miou'])}")
+        lines.append(f"  - gain {ci_text(h['confidence'], m)}; a paired test of patched vs baseline on these images")
     scored = int(np.isfinite(r.scores.gain).sum())
     lines.append(
         f"- mode `{r.settings.mode}`: {scored:,} of {r.pairs_in_scope:,} pairs in scope "
@@ -775,13 +800,16 @@ def search_tab() -> SimpleNamespace:
     status = gr.Markdown(elem_id="search-status")
     heatmap = gr.Plot(label="Pair gains, filling in live", elem_id="heatmap")
     top_table = gr.Dataframe(
-        headers=["rank", "source i (replaced)", "target j (copied)", "gain", "tie-break"], label="Top N"
+        headers=["rank", "source i (replaced)", "target j (copied)", "gain", "95% CI of gain", "tie-break"],
+        label="Top N",
     )
     gr.Markdown(
         "gain: the search metric's change on the search set when channel i takes channel j's values "
         "(mIoU or accuracy in points, 0-100; RMSE or AbsRel: their decrease; delta1: its increase; "
         "with metric `loss`, the loss decrease: Dice + CE, cross-entropy or MSE); tie-break: the "
-        "other metric's change, which orders equal gains. Positive is better for both.",
+        "other metric's change, which orders equal gains. Positive is better for both. 95% CI: a bootstrap "
+        'over the search images (objects for PerSeg protocols); "noise" when it holds 0, so the data '
+        "cannot tell that gain from none.",
         elem_classes="legend",
     )
     combo_plot = gr.Plot(label="Every subset of the top N")

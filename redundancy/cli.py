@@ -358,11 +358,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"best set: {' '.join(f'{i}<-{j}' for i, j in c.best.pairs)}  {m.show(c.best.miou)} "
             f"({_delta(m, c.baseline_miou, c.best.miou)})"
         )
+        if result.confidence and result.confidence["best"]:
+            print(f"  gain on the search set: {_interval(result.confidence['best'], m)}")
     else:
         print("best set: empty (no subset of the top pairs beat the baseline)")
     if result.heldout:
         h = result.heldout
         print(f"held-out ({h['images']} images): {m.show(h['baseline_miou'])} -> {m.show(h['patched_miou'])}")
+        print(f"  gain on held-out images: {_interval(h['confidence'], m)}")
     print(f"run written to {out}")
     return 0
 
@@ -371,6 +374,17 @@ def _delta(m: Metric, before: float, after: float) -> str:
     """'+0.41' for a score a user reads as it is; for a lower-is-better one, its own change ('-0.0160')."""
     d = m.value(after) - m.value(before)
     return f"{d:+.2f}" if m.percent else f"{d:+.4f}"
+
+
+def _interval(conf: dict, m: Metric) -> str:
+    """A confidence record as one line, in the metric's units (a lower-is-better metric: its decrease)."""
+    fmt = "+.2f" if m.percent else "+.4f"
+    what = "" if m.higher_is_better else f" ({m.label} decrease)"
+    noise = "; within noise" if conf["within_noise"] else ""
+    return (
+        f"{conf['gain']:{fmt}}{what}, {conf['level']:.0%} CI {conf['lo']:{fmt}} to {conf['hi']:{fmt}} over "
+        f"{conf['groups']} groups, paired p {conf['p']:.3g}{noise}"
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -74,6 +74,7 @@ def replacements_dict(result: SearchResult) -> dict:
             "patched_miou": best.miou if best else c.baseline_miou,
             "baseline_loss": c.baseline_loss,
             "patched_loss": best.loss if best else c.baseline_loss,
+            "confidence": (result.confidence or {}).get("best"),  # bootstrap over search images (or objects)
         },
         "heldout": result.heldout,
     }
@@ -83,13 +84,14 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
     """Write every run file into `out` (created if needed); return `out`."""
     out = Path(out)
     s = result.scores
+    conf = result.confidence
     top = {
         **result.header,
         "top_n": result.settings.top_n,
         "metric": s.metric,
         "baseline_miou": s.baseline_miou,
         "baseline_loss": s.baseline_loss,
-        "top": [p.to_dict() for p in result.top],
+        "top": [{**p.to_dict(), "confidence": conf["top"][k] if conf else None} for k, p in enumerate(result.top)],
         "skipped_same_source": [p.to_dict() for p in result.skipped],
     }
     repl = replacements_dict(result)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .confidence import paired
 from .data import Dataset, open_dataset, split
 from .distributed import Dist
 from .errors import Cancelled, ConfigError, DataError, ReplacementError, RunError
@@ -427,10 +428,32 @@ class SearchResult:
     search_images: int
     timings: dict = field(default_factory=dict)
     pairs_in_scope: int = 0
+    confidence: dict | None = None  # search-set intervals of the top pairs' and best set's gains
 
     @property
     def best_pairs(self) -> list[tuple[int, int]]:
         return self.combos.best_pairs
+
+
+def search_confidence(ev: Evaluator, scorer: PairScorer, combos: CombinationResult) -> dict | None:
+    """Bootstrap intervals (over search images, or objects) of each top pair's gain and of the best set's.
+
+    Each top pair alone is a one-pair subset of the combination stage, whose per-image statistics
+    are kept: nothing is decoded again. None where a subset's statistics are missing (a resumed
+    run saved before they were kept).
+    """
+    per_image = combos.per_image
+    if per_image is None or not np.isfinite(per_image).all() or getattr(scorer, "baseline_stats", None) is None:
+        return None
+    base = ev.per_group(scorer.baseline_stats, scorer.metric)[0]
+    variants = ev.per_group(Stats(per_image), scorer.metric)  # (subsets, G)
+    top = [paired(base, variants[k]).to_dict() for k, row in enumerate(combos.rows) if len(row.members) == 1]
+    best = combos.rows.index(combos.best) if combos.best else None
+    return {
+        "unit": "object" if ev.set.n_groups and ev.set.n_groups < len(ev.set) else "image",
+        "top": top,  # in the order of the top N
+        "best": paired(base, variants[best]).to_dict() if best is not None else None,
+    }
 
 
 @dataclass
@@ -520,31 +543,44 @@ def run_search(
     say(f"trying {2 ** len(top) - 1:,} combinations of the top {len(top)} pairs")
     top_ij = [(p.source, p.target) for p in top]
     known_c = state.combos(2 ** len(top) - 1, top_ij) if state else None
-    save_c = (lambda m, lo: state.save_combos(top_ij, m, lo)) if state else None
+    save_c = (lambda m, lo, pi: state.save_combos(top_ij, m, lo, pi)) if state else None
     combos = search_combinations(
         ev, top, scorer.baseline(cancel), scorer.metric, cb.combos, cancel, known_c, save_c, dist
     )
     if state:
-        state.save_combos(
-            top_ij, np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows]), force=True
-        )
+        scores_, losses_ = np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows])
+        state.save_combos(top_ij, scores_, losses_, combos.per_image, force=True)
     timings["combinations_s"] = combos.seconds
     heldout = None
     if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode, cancel)
         maps = torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)])
-        miou, loss = evaluate(hev, maps, cancel=cancel, metric=scorer.metric)
+        held_stats = hev.stats(maps, cancel=cancel)
+        miou, loss = hev.summarize(held_stats, scorer.metric)
+        held_groups = hev.per_group(held_stats, scorer.metric)
         heldout = {
             "images": len(hev.set),
             "baseline_miou": float(miou[0]),
             "patched_miou": float(miou[1]),
             "baseline_loss": float(loss[0]),
             "patched_loss": float(loss[1]),
+            "confidence": paired(held_groups[0], held_groups[1]).to_dict(),  # over held-out images (objects)
         }
         timings["heldout_s"] = time.perf_counter() - t
     return SearchResult(
-        session.cfg, cfg, session.header(), scores, top, skipped, combos, heldout, len(ev.set), timings, len(pairs)
+        session.cfg,
+        cfg,
+        session.header(),
+        scores,
+        top,
+        skipped,
+        combos,
+        heldout,
+        len(ev.set),
+        timings,
+        len(pairs),
+        search_confidence(ev, scorer, combos),
     )
 
 

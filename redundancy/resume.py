@@ -100,15 +100,23 @@ class RunState:
     def save_pairs(self, miou_gain: np.ndarray, loss_gain: np.ndarray, force: bool = False) -> None:
         self._save("pairs", force, miou_gain=miou_gain, loss_gain=loss_gain)
 
-    def combos(self, n: int, top: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-        """(mIoU, loss) of the n subsets of these top pairs saved so far (NaN: not evaluated yet)."""
+    def combos(self, n: int, top: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(score, loss, per-image stats) of the n subsets of these top pairs saved so far (NaN: not evaluated yet)."""
         data = self._load("combos")
         if data is None or data["miou"].shape != (n,) or data["key"].item() != fingerprint(top):
-            return np.full(n, np.nan), np.full(n, np.nan)
-        return data["miou"], data["loss"]
+            return np.full(n, np.nan), np.full(n, np.nan), np.full((n, 0, 0), np.nan)
+        per_image = data["per_image"] if "per_image" in data else np.full((n, 0, 0), np.nan)
+        return data["miou"], data["loss"], per_image
 
-    def save_combos(self, top: list[tuple[int, int]], miou: np.ndarray, loss: np.ndarray, force: bool = False):
-        self._save("combos", force, miou=miou, loss=loss, key=np.array(fingerprint(top)))
+    def save_combos(
+        self,
+        top: list[tuple[int, int]],
+        miou: np.ndarray,
+        loss: np.ndarray,
+        per_image: np.ndarray,
+        force: bool = False,
+    ) -> None:
+        self._save("combos", force, miou=miou, loss=loss, per_image=per_image, key=np.array(fingerprint(top)))
 
     def finish(self) -> None:
         """The run's files are written: partial state is no longer needed."""

@@ -183,6 +183,10 @@ class Evaluator:
         """(score, loss) per variant, each (V,): the task's `metric` score (default: its first; mIoU %)."""
         return self.set.task.reduce(stats, self.set.groups, self.set.n_groups, metric)
 
+    def per_group(self, stats: Stats, metric: str | None = None) -> np.ndarray:
+        """The score per metric group (image, or object for PerSeg protocols), (V, G); its mean is the score."""
+        return self.set.task.per_group(stats, self.set.groups, self.set.n_groups, metric)
+
     def upscaler(self, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """Head outputs of image b -> the resolution of its target (the backend's upscaling)."""
         return functools.partial(self.backend.upscale, meta=self.set.metas[b])
@@ -407,6 +411,7 @@ class PairScorer:
             stats = self.evaluator.stats(identity_map(self.evaluator.channels)[None], cancel=cancel)
             miou, loss = self.evaluator.summarize(stats, self.score_metric)
             self._baseline = (float(miou[0]), float(loss[0]))
+            self.baseline_stats = stats  # per image, for confidence intervals of every gain against it
         return self._baseline
 
     def score(

@@ -81,6 +81,7 @@ class CombinationResult:
     best: Combination | None
     metric: str
     seconds: float
+    per_image: np.ndarray | None = None  # (subsets, images, K) task stats of every subset, for confidence
 
     @property
     def best_pairs(self) -> list[tuple[int, int]]:
@@ -100,20 +101,22 @@ def search_combinations(
     metric: str = "miou",
     on_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
-    known: tuple[np.ndarray, np.ndarray] | None = None,
-    on_rows: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    known: tuple[np.ndarray, ...] | None = None,
+    on_rows: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
     dist: Dist | None = None,
 ) -> CombinationResult:
     """Evaluate all 2^N - 1 subsets of `top` applied at once (batched) and pick the best.
 
-    `known` (mIoU, loss) per subset from an interrupted run skips those subsets; `on_rows` gets the
-    arrays so far after each chunk (NaN where not evaluated), to save them.
+    `known` (score, loss, per-image stats) per subset from an interrupted run skips those subsets;
+    `on_rows` gets the arrays so far after each chunk (NaN where not evaluated), to save them.
     """
     t0 = time.perf_counter()
     members = subsets(len(top))
     pair_lists = [[(top[k].source, top[k].target) for k in m] for m in members]
+    shape = (len(members), len(evaluator.set), len(evaluator.set.task.columns))
     miou = np.full(len(members), np.nan) if known is None else known[0].copy()
     loss = np.full(len(members), np.nan) if known is None else known[1].copy()
+    per_image = known[2].copy() if known is not None and known[2].shape == shape else np.full(shape, np.nan)
     todo = np.nonzero(np.isnan(miou))[0]
     if dist:
         todo = dist.shard(todo)  # this rank's share; merged below
@@ -123,10 +126,10 @@ def search_combinations(
         nonlocal done
         m, lo = evaluator.summarize(stats, metric)
         rows = todo[start : start + len(m)]
-        miou[rows], loss[rows] = m, lo
+        miou[rows], loss[rows], per_image[rows] = m, lo, stats.values
         done += len(m)
         if on_rows:
-            on_rows(miou, loss)
+            on_rows(miou, loss, per_image)
         if on_progress:
             on_progress(done, len(members))
 
@@ -134,7 +137,7 @@ def search_combinations(
         maps = torch.stack([pairs_map(pair_lists[k], evaluator.channels) for k in todo])
         evaluator.stats(maps, on_chunk=chunk, cancel=cancel)
     if dist:
-        miou, loss = dist.merge(miou, loss)
+        miou, loss, per_image = dist.merge(miou, loss, per_image)
     rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]
     best = None
     for row in rows:
@@ -143,4 +146,4 @@ def search_combinations(
     base = Combination((), [], *baseline)
     if best is not None and not _better(best, base, metric):
         best = None  # nothing beats the unmodified model: the honest answer is the empty set
-    return CombinationResult(rows, baseline[0], baseline[1], best, metric, time.perf_counter() - t0)
+    return CombinationResult(rows, baseline[0], baseline[1], best, metric, time.perf_counter() - t0, per_image)

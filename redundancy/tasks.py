@@ -89,6 +89,12 @@ class Task(ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(score, loss) per variant, each (V,), from per-image stats; groups (B,) (-1: not evaluated)."""
 
+    @abstractmethod
+    def per_group(
+        self, stats: Stats, groups: np.ndarray, n_groups: int | None, metric: str | None = None
+    ) -> np.ndarray:
+        """The score per metric group (image or object), (V, G): its mean over groups is `reduce`'s score."""
+
 
 class SegmentTask(Task):
     """Binary masks: IoU pooled by the protocol (mIoU in percent) and Dice + CE loss."""
@@ -107,6 +113,15 @@ class SegmentTask(Task):
 
     def reduce(self, stats, groups, n_groups, metric=None):
         return reduce(stats, groups, n_groups)
+
+    def per_group(self, stats, groups, n_groups, metric=None):
+        n = n_groups or int(groups.max()) + 1
+        evaluated = np.flatnonzero(groups >= 0)
+        onehot = np.zeros((len(groups), n))
+        onehot[evaluated, groups[evaluated]] = 1.0
+        inter = stats.column(0).astype(np.float64) @ onehot
+        union = stats.column(1).astype(np.float64) @ onehot
+        return 100.0 * inter / np.maximum(union, 1.0)
 
 
 def _evaluated(stats: Stats, groups: np.ndarray) -> np.ndarray:
@@ -134,6 +149,9 @@ class ClassifyTask(Task):
     def reduce(self, stats, groups, n_groups, metric=None):
         v = _evaluated(stats, groups).astype(np.float64)
         return 100.0 * v[..., 0].mean(1), v[..., 1].mean(1)
+
+    def per_group(self, stats, groups, n_groups, metric=None):
+        return 100.0 * _evaluated(stats, groups).astype(np.float64)[..., 0]
 
 
 class DepthTask(Task):
@@ -176,6 +194,11 @@ class DepthTask(Task):
         name = self.metric(metric).name
         score = {"rmse": -np.sqrt(mse).mean(1), "absrel": -absrel.mean(1), "delta1": delta1.mean(1)}[name]
         return score, mse.mean(1)
+
+    def per_group(self, stats, groups, n_groups, metric=None):
+        v = _evaluated(stats, groups).astype(np.float64)
+        name = self.metric(metric).name
+        return {"rmse": lambda: -np.sqrt(v[..., 0]), "absrel": lambda: -v[..., 1], "delta1": lambda: v[..., 2]}[name]()
 
 
 TASK_TYPES: dict[str, type[Task]] = {SEGMENT: SegmentTask, CLASSIFY: ClassifyTask, DEPTH: DepthTask}
