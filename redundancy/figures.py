@@ -239,10 +239,16 @@ def topn_bars(run: Run) -> plt.Figure:
     ax = fig.add_subplot()
     gains = [p["gain"] for p in top]
     ax.bar(range(len(top)), gains, color=[GOOD if g > 0 else BAD for g in gains])
+    conf = [p.get("confidence") for p in top]
+    if all(conf) and run.topn.get("metric") != "loss":  # intervals are of the score's gain
+        lo = [g - c["lo"] for g, c in zip(gains, conf)]
+        hi = [c["hi"] - g for g, c in zip(gains, conf)]
+        ax.errorbar(range(len(top)), gains, yerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.set_xticks(range(len(top)), [f"{p['source']}←{p['target']}" for p in top], rotation=45, ha="right")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_ylabel(f"single-pair gain ({run.topn['metric']}{'' if run.metric.higher_is_better else ' decrease'})")
-    ax.set_title(f"top {len(top)} pairs")
+    whiskers = f"; whiskers: {conf[0]['level']:.0%} CI" if all(conf) and run.topn.get("metric") != "loss" else ""
+    ax.set_title(f"top {len(top)} pairs{whiskers}")
     return fig
 
 
