@@ -443,7 +443,7 @@ def search_confidence(ev: Evaluator, scorer: PairScorer, combos: CombinationResu
     run saved before they were kept).
     """
     per_image = combos.per_image
-    if per_image is None or not np.isfinite(per_image).all() or getattr(scorer, "baseline_stats", None) is None:
+    if per_image is None or not np.isfinite(per_image).all() or scorer.baseline_stats is None:
         return None
     base = ev.per_group(scorer.baseline_stats, scorer.metric)[0]
     variants = ev.per_group(Stats(per_image), scorer.metric)  # (subsets, G)

@@ -404,6 +404,7 @@ class PairScorer:
         self.score_metric = task.metric(self.metric).name  # the score reported beside (or ranked by)
         self.evaluator = evaluator
         self._baseline: tuple[float, float] | None = None
+        self.baseline_stats: Stats | None = None  # per image, once `baseline` has run
 
     def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
         """(mIoU %, loss) of the unmodified features, computed once."""
