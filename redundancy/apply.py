@@ -16,7 +16,7 @@ from .models.heads import load_head
 from .replace import identity_map, pairs_map, parse_replacements
 from .rundir import RunDir
 from .score import EvalSet, Evaluator
-from .tasks import MAX_DEPTH, MIN_DEPTH, SEGMENT, Task, get_task
+from .tasks import SEGMENT, Task, get_task
 
 
 @dataclass
@@ -158,10 +158,7 @@ def apply_pairs(
     elif task.name == "classify":
         zip_path = write_labels(Path(out), evalset.names, patched, baseline, list(classes))
     else:
-        depth = [z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in patched]
-        zip_path = write_depths(
-            Path(out), evalset.names, images, depth, [z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in baseline]
-        )
+        zip_path = write_depths(Path(out), evalset.names, images, patched, baseline)
     base = after = None
     m = task.metric(metric)
     if all(t is not None for t in evalset.targets):

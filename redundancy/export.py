@@ -16,6 +16,7 @@ from .io import atomic_write, write_json
 from .pipeline import SearchResult, SearchSettings, Session, config_dict, search_key
 from .rundir import ABLATION, HEAD, RunDir
 from .screen import ModeReport
+from .tasks import MAX_DEPTH, MIN_DEPTH
 
 
 def _csv(rows: list[list]) -> str:
@@ -190,19 +191,13 @@ def write_predictions(
 ) -> Path:
     """masks/NAME.png (0/255), overlays/NAME.png, optionally baseline_masks/NAME.png (unpatched model),
     and predictions.zip holding them all; returns the zip."""
-    out = Path(out)
-    zip_path = out / "predictions.zip"
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for k, (name, image, mask) in enumerate(zip(names, images, masks)):
-            files = {"masks": png_bytes(mask.astype(np.uint8) * 255), "overlays": png_bytes(overlay(image, mask))}
-            if baseline is not None:
-                files["baseline_masks"] = png_bytes(baseline[k].astype(np.uint8) * 255)
-            for folder, data in files.items():
-                atomic_write(out / folder / f"{name}.png", data)
-                zf.writestr(f"{folder}/{name}.png", data)
-    atomic_write(zip_path, buf.getvalue())
-    return zip_path
+    files = {}
+    for k, (name, image, mask) in enumerate(zip(names, images, masks)):
+        files[f"masks/{name}.png"] = png_bytes(mask.astype(np.uint8) * 255)
+        files[f"overlays/{name}.png"] = png_bytes(overlay(image, mask))
+        if baseline is not None:
+            files[f"baseline_masks/{name}.png"] = png_bytes(baseline[k].astype(np.uint8) * 255)
+    return _zip_files(Path(out), files)
 
 
 def _zip_files(out: Path, files: dict[str, bytes]) -> Path:
@@ -235,10 +230,12 @@ def write_labels(
 
 
 def write_depths(
-    out: Path, names: list[str], images: list[np.ndarray], depth: list[np.ndarray], baseline: list[np.ndarray]
+    out: Path, names: list[str], images: list[np.ndarray], depth: list[torch.Tensor], baseline: list[torch.Tensor]
 ) -> Path:
     """depth/NAME.png and baseline_depth/NAME.png (16-bit millimetres), previews/NAME.png (image | baseline |
-    patched, one colour scale per image) and predictions.zip of them all."""
+    patched, one colour scale per image) and predictions.zip of them all; depths in metres, clamped to the
+    evaluation range as they are measured."""
+    depth, baseline = ([z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in zs] for zs in (depth, baseline))
     files = {}
     for name, image, d, b in zip(names, images, depth, baseline):
         lo, hi = float(min(d.min(), b.min())), float(max(d.max(), b.max()))

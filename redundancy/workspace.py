@@ -370,8 +370,7 @@ class Workspace:
         if s.task.name == "classify":
             return write_labels(out, names, outs, base, list(s.dataset.classes))
         if s.task.name == "depth":
-            depth = [[z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in zs] for zs in (outs, base)]
-            return write_depths(out, names, images, *depth)
+            return write_depths(out, names, images, outs, base)
         masks = [[(z > 0).cpu().numpy() for z in zs] for zs in (outs, base)]
         return write_predictions(out, names, images, *masks)
 
