@@ -880,6 +880,18 @@ def guide_tab() -> SimpleNamespace:
     return components(locals())
 
 
+# (label, id, builder) of every tab, in order; short labels so that all of them fit a phone's width.
+TABS = (
+    ("Data", "data", data_tab),
+    ("Channels", "explore", explorer_tab),
+    ("Ablation", "ablate", ablation_tab),
+    ("Search", "search", search_tab),
+    ("Results", "results", results_tab),
+    ("Figures", "figures", figures_tab),
+    ("Guide", "teach", guide_tab),
+)
+
+
 def build_demo() -> gr.Blocks:
     # delete_cache: Gradio's copies of the files handlers returned go after the session TTL as well.
     with gr.Blocks(
@@ -895,25 +907,11 @@ def build_demo() -> gr.Blocks:
             "([paper](https://arxiv.org/abs/2504.08915))."
         )
         weights_md = gr.Markdown(badge(None))
-        parts = []
-        with gr.Tabs():
-            with gr.Tab("Data", id="data"):
-                parts.append(data_tab())
-            with gr.Tab("Channels", id="explore"):
-                parts.append(explorer_tab())
-            with gr.Tab("Ablation", id="ablate"):
-                parts.append(ablation_tab())
-            with gr.Tab("Search", id="search"):
-                parts.append(search_tab())
-            with gr.Tab("Results", id="results"):
-                parts.append(results_tab())
-            with gr.Tab("Figures", id="figures"):
-                parts.append(figures_tab())
-            with gr.Tab("Guide", id="teach"):
-                parts.append(guide_tab())
         ui = SimpleNamespace(ws=ws, workspace_id=workspace_id, weights_md=weights_md)
-        for part in parts:
-            ui.__dict__.update(vars(part))
+        with gr.Tabs():
+            for label, tab_id, build in TABS:
+                with gr.Tab(label, id=tab_id):
+                    ui.__dict__.update(vars(build()))
         wire(demo, ui)
     return demo
 
