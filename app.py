@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 
+from redundancy.confidence import describe
 from redundancy.data import load_image
 from redundancy.errors import RedundancyError, RunError
 from redundancy.gains import best_gain_per_source, scored_scope
@@ -493,11 +494,8 @@ def ci_range(conf: dict | None) -> str:
 
 
 def ci_text(conf: dict, m) -> str:
-    """'+1.55 (95% CI +0.71 to +2.59, p 0.065)', flagged when the interval holds 0 (within noise)."""
-    fmt = "+.2f" if m.percent else "+.4f"
-    noise = " · **within noise**" if conf["within_noise"] else ""
-    interval = f"{conf['level']:.0%} CI {conf['lo']:{fmt}} to {conf['hi']:{fmt}}"
-    return f"{conf['gain']:{fmt}} ({interval}, p {conf['p']:.2g}){noise}"
+    """The interval line the CLI prints too, in the metric's units."""
+    return describe(conf, "+.2f" if m.percent else "+.4f")
 
 
 def results_text(ws: Workspace) -> str:
@@ -513,7 +511,7 @@ def results_text(ws: Workspace) -> str:
     ]
     conf = (r.confidence or {}).get("best")
     if conf:
-        lines.append(f"  - gain {ci_text(conf, m)} over the search set's {conf['groups']} {r.confidence['unit']}s")
+        lines.append(f"  - gain {ci_text(conf, m)} ({r.confidence['unit']}s of the search set)")
     if r.heldout:
         h = r.heldout
         lines.append(f"- held-out ({h['images']} images): {m.show(h['baseline_miou'])} → {m.show(h['patched_miou'])}")

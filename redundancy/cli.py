@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from .apply import apply_run, backend_for_run, open_run_data
+from .confidence import describe
 from .demo import DEMO_BASES, DEMO_DIR, TrainConfig, train_and_save
 from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
@@ -378,13 +379,8 @@ def _delta(m: Metric, before: float, after: float) -> str:
 
 def _interval(conf: dict, m: Metric) -> str:
     """A confidence record as one line, in the metric's units (a lower-is-better metric: its decrease)."""
-    fmt = "+.2f" if m.percent else "+.4f"
     what = "" if m.higher_is_better else f" ({m.label} decrease)"
-    noise = "; within noise" if conf["within_noise"] else ""
-    return (
-        f"{conf['gain']:{fmt}}{what}, {conf['level']:.0%} CI {conf['lo']:{fmt}} to {conf['hi']:{fmt}} over "
-        f"{conf['groups']} groups, paired p {conf['p']:.3g}{noise}"
-    )
+    return describe(conf, "+.2f" if m.percent else "+.4f") + what
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -37,10 +37,15 @@ class Interval:
     def to_dict(self) -> dict:
         return {**asdict(self), "level": LEVEL, "within_noise": self.within_noise}
 
-    def text(self, fmt: str = "+.2f") -> str:
-        """'+3.47 (95% CI +1.21 to +5.60, p 0.004)', with 'within noise' when the interval holds 0."""
-        noise = "; within noise" if self.within_noise else ""
-        return f"{self.gain:{fmt}} ({LEVEL:.0%} CI {self.lo:{fmt}} to {self.hi:{fmt}}, p {self.p:.3g}{noise})"
+
+def describe(conf: dict, fmt: str = "+.2f") -> str:
+    """An interval record (`Interval.to_dict`) as one line: '+3.47, 95% CI +0.17 to +7.76 over 4 groups,
+    paired p 0.252', with '; within noise' when the interval holds 0."""
+    noise = "; within noise" if conf["within_noise"] else ""
+    return (
+        f"{conf['gain']:{fmt}}, {conf['level']:.0%} CI {conf['lo']:{fmt}} to {conf['hi']:{fmt}} over "
+        f"{conf['groups']} groups, paired p {conf['p']:.3g}{noise}"
+    )
 
 
 def paired(base: np.ndarray, variant: np.ndarray, seed: int = SEED) -> Interval:

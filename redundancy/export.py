@@ -16,7 +16,7 @@ from .io import atomic_write, write_json
 from .pipeline import SearchResult, SearchSettings, Session, config_dict, search_key
 from .rundir import ABLATION, HEAD, RunDir
 from .screen import ModeReport
-from .tasks import MAX_DEPTH, MIN_DEPTH
+from .tasks import clamp_depth
 
 
 def _csv(rows: list[list]) -> str:
@@ -235,7 +235,7 @@ def write_depths(
     """depth/NAME.png and baseline_depth/NAME.png (16-bit millimetres), previews/NAME.png (image | baseline |
     patched, one colour scale per image) and predictions.zip of them all; depths in metres, clamped to the
     evaluation range as they are measured."""
-    depth, baseline = ([z.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy() for z in zs] for zs in (depth, baseline))
+    depth, baseline = ([clamp_depth(z).cpu().numpy() for z in zs] for zs in (depth, baseline))
     files = {}
     for name, image, d, b in zip(names, images, depth, baseline):
         lo, hi = float(min(d.min(), b.min())), float(max(d.max(), b.max()))

@@ -47,6 +47,11 @@ class Metric:
         return f"{self.label} {v:.2f}" if self.percent else f"{self.label} {v:.4f}"
 
 
+def clamp_depth(depth: torch.Tensor) -> torch.Tensor:
+    """Predicted depth in metres within the evaluation range, as it is measured and written."""
+    return depth.clamp(MIN_DEPTH, MAX_DEPTH)
+
+
 class Task(ABC):
     """What a search optimises: targets, per-image statistics and their pooling."""
 
@@ -174,7 +179,7 @@ class DepthTask(Task):
     def _valid(outputs: torch.Tensor, gt: torch.Tensor, upscale) -> tuple[torch.Tensor, torch.Tensor]:
         """(predictions (P, n), GT (n,)) at the n valid GT pixels, predictions clamped to the range."""
         valid = gt > 0
-        return upscale(outputs.float()).clamp(MIN_DEPTH, MAX_DEPTH)[:, valid], gt[valid].float()
+        return clamp_depth(upscale(outputs.float()))[:, valid], gt[valid].float()
 
     def measure(self, outputs, target, upscale):
         p, g = self._valid(outputs, target, upscale)

@@ -39,7 +39,7 @@ from .pipeline import (
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
-from .tasks import MAX_DEPTH, MIN_DEPTH
+from .tasks import MAX_DEPTH, MIN_DEPTH, clamp_depth
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
 RECONNECT_S = env_number("REDUNDANCY_RECONNECT_S", 900)  # a page that went away may come back this long
@@ -185,12 +185,8 @@ class Workspace:
         f = edit_map(edit, c) if edit else pairs_map(pairs, c) if pairs else identity_map(c)
         return s.evaluator("search").logits(f, [index])[0]
 
-    def predict(self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None) -> np.ndarray:
-        """Binary prediction (H, W) of search image `index` (segmentation) with no edit, one edit or a set."""
-        return (self.output(index, edit, pairs) > 0).cpu().numpy()
-
     def target_view(self, index: int) -> np.ndarray:
-        """Search image `index` with its ground truth: mask tinted, class label below, or depth beside it."""
+        """Search image `index` with its ground truth: mask tinted, class label above, or depth beside it."""
         s = self.require()
         sample = s.search_set.samples[index]
         image = load_image(sample.image_path)
@@ -217,7 +213,7 @@ class Workspace:
             k, classes = int(prob.argmax()), s.dataset.classes
             text = f"{classes[k]} {float(prob[k]):.0%} (label {classes[sample.label]})"
             return captioned(load_image(sample.image_path), text)
-        pred = out.clamp(MIN_DEPTH, MAX_DEPTH).cpu().numpy()
+        pred = clamp_depth(out).cpu().numpy()
         return depth_colour(pred, *_depth_range(load_depth(sample.mask_path)))
 
     def start_sweep(self, channels: list[int]) -> Job:

@@ -118,8 +118,7 @@ class Dinov2Backend(Backend):
         return hasattr(self.head, "pair_outputs")
 
     def pair_output_size(self) -> int:
-        head = self._head()
-        return len(head.weight) if head.weight.dim() == 2 else self.grid[0] * self.grid[1]
+        return self._head().output_size
 
     def pair_outputs(self, feats: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         return self._head().pair_outputs(feats, pairs)

@@ -51,6 +51,7 @@ class LinearClassifier(torch.nn.Module):
             )
         self.pooling = CLS if parts == 1 else CLS_MEAN
         self.classes = list(classes)
+        self.output_size = len(classes)  # numbers per (pair, image) from `pair_outputs`: one logit a class
         self.register_buffer("weight", weight.double())
         self.register_buffer("bias", bias.double())
 
@@ -82,6 +83,7 @@ class LinearDepth(torch.nn.Module):
                 f"model's {channels} channels; got weight {tuple(weight.shape)}, bias {tuple(bias.shape)}."
             )
         self.grid = grid
+        self.output_size = grid[0] * grid[1]  # numbers per (pair, image) from `pair_outputs`: one depth a patch
         self.register_buffer("weight", weight.double())
         self.register_buffer("bias", bias.double().reshape(()))
 
