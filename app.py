@@ -24,7 +24,14 @@ from redundancy.gains import best_gain_per_source, scored_scope
 from redundancy.imaging import captioned
 from redundancy.io import env_number
 from redundancy.models import REGISTRY
-from redundancy.pipeline import SessionConfig, estimate_basis, estimate_seconds, format_seconds, parse_channels
+from redundancy.pipeline import (
+    SearchSettings,
+    SessionConfig,
+    estimate_basis,
+    estimate_seconds,
+    format_seconds,
+    parse_channels,
+)
 from redundancy.prompts import PROMPT_MODES
 from redundancy.replace import edit_map, parse_edits
 from redundancy.screen import MODES
@@ -39,6 +46,7 @@ from redundancy.viz import (
     mosaic_cell,
 )
 from redundancy.workspace import Workspace, start_janitor
+from redundancy.zerogpu import MAX_S as ZEROGPU_MAX_S
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT / "assets" / "sample"
@@ -91,7 +99,8 @@ def badge(ws: Workspace | None) -> str:
     label = flag + b.weights.label
     s = ws.session
     head = f" · head: {s.head.label}" if s.head else ""
-    return f"**{b.name}** on {b.device} · task **{s.task.name}** · {label}{head}"
+    device = f"ZeroGPU (views on {b.device})" if ws.remote else b.device
+    return f"**{b.name}** on {device} · task **{s.task.name}** · {label}{head}"
 
 
 def dataset_path(source: str, zip_file: str | None) -> Path:
@@ -267,6 +276,14 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
         scoped, full = estimate_seconds(ev, n, int(top_n)), estimate_seconds(ev, c * c - c, int(top_n))
     except RedundancyError as e:
         return f"⚠ {e}"
+    gpu = ws.gpu_seconds(SearchSettings(top_n=int(top_n), sources=sources, targets=targets))
+    if gpu is not None:  # ZeroGPU: the GPU worker runs it; this process's CPU rates say nothing about that
+        fits = "fits" if gpu <= ZEROGPU_MAX_S else "is more than ZeroGPU grants; narrow it or run it locally"
+        return (
+            f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets: it asks "
+            f"ZeroGPU for **{format_seconds(gpu)}** of GPU (limit {format_seconds(ZEROGPU_MAX_S)} a call), which "
+            f"{fits}. The estimate starts cautious and uses the GPU's measured rates after the first task."
+        )
     return (
         f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets ≈ "
         f"**{format_seconds(scoped)}** on {dev}. The full search ({c * c - c:,} pairs) would take ≈ "
@@ -554,8 +571,6 @@ def show_results(ws):
 
 @guard
 def apply_uploaded(ws, repl_file, images_zip):
-    from redundancy.apply import apply_pairs
-
     s = need(ws).session
     if repl_file is None:
         raise RedundancyError("upload a replacements.json (from a search's downloads) first.")
@@ -565,19 +580,14 @@ def apply_uploaded(ws, repl_file, images_zip):
         raise RedundancyError(
             f"that file is not valid JSON ({e}); upload the replacements.json a search wrote."
         ) from None
-    data = Path(images_zip) if images_zip else s.dataset.root
-    out = ws.dir / f"apply-{time.strftime('%H%M%S')}"
-    res = apply_pairs(
-        s.backend, repl, data, out, "none", s.cfg.mask_choice, None, ws.cache, out / "_data", s.cfg.rows,
-        s.task, s.dataset.classes, ws.settings.metric,
-    )  # fmt: skip
-    zip_path = res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip"))  # not the export's name
+    res = ws.apply(repl, Path(images_zip) if images_zip else None)
     score = (
         f" · {res.metric_label} {res.baseline_miou:.4g} → {res.patched_miou:.4g}"
         if res.baseline_miou is not None
         else ""
     )
-    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({s.backend.weights.label}).", str(zip_path)
+    label = s.backend.weights.label
+    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({label}).", str(res.zip_path)
 
 
 @guard
@@ -696,7 +706,9 @@ def data_tab() -> SimpleNamespace:
             "start.\n\n**Duplicate this Space** (top right on the Hub) to get your own copy and "
             "hardware, or run it locally:\n\n```\ngit clone https://huggingface.co/spaces/OWNER/"
             "redundancy && cd redundancy\npip install -r requirements.txt\npython app.py\n```\n"
-            "Everything here is also a command: `python -m redundancy --help`."
+            "Everything here is also a command: `python -m redundancy --help`.\n\n**On ZeroGPU hardware** "
+            "encoding, search, sweep, comparison and apply each borrow a GPU for the time their work needs "
+            "(at most 5 minutes a call); a bigger scope is refused with the command that runs it locally."
         )
     load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
     info = gr.Markdown(elem_id="load-info")

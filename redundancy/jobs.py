@@ -6,6 +6,7 @@ moves `state` through its stages (`enter_stage`), and a UI polls `state` and set
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +48,8 @@ class Job:
         self.state = JobState(stage="starting")
         self.cancel = threading.Event()
         self.result: Any = None
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        # in the caller's context: a ZeroGPU task started from the job finds the request it serves there
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run, fn), daemon=True)
         self.thread.start()
 
     def _run(self, fn) -> None:

@@ -177,6 +177,9 @@ def resolve_task(requested: str | None, backend: Backend, dataset: Dataset) -> T
     return get_task(name)
 
 
+ENCODE_CHUNK = 16  # images per `FeatureCache.encode` call when a session encodes everything ahead
+
+
 class Session:
     """A model, a dataset split into search / held-out sets, and their cached features."""
 
@@ -239,6 +242,20 @@ class Session:
             self._evaluators[which] = Evaluator(self.backend, evalset, cfg.mask_choice, cfg.rows, cfg.precision)
             self.encode_seconds[which] = time.perf_counter() - t0
         return self._evaluators[which]
+
+    def encode_all(
+        self, on_progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None
+    ) -> int:
+        """Encode every image this session uses (head split, search, held-out) into the feature cache; how many
+        were not cached yet. Another process with the same config then reads them instead of encoding."""
+        sets = [d for d in (self.head_set, self.search_set, self.heldout_set) if d is not None]
+        paths = list(dict.fromkeys(s.image_path for d in sets for s in d.samples))
+        encoded = 0
+        for start in range(0, len(paths), ENCODE_CHUNK):  # in chunks: only the cache keeps every image's features
+            done = (lambda d, _t, s0=start: on_progress(s0 + d, len(paths))) if on_progress else None
+            self.cache.encode(self.backend, paths[start : start + ENCODE_CHUNK], done, cancel)
+            encoded += self.cache.misses
+        return encoded
 
     def ensure_head(
         self, on_progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None

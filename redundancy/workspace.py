@@ -12,13 +12,17 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import load_depth, load_image, load_mask
+from . import zerogpu  # on ZeroGPU, importing `spaces` patches torch: before anything touches CUDA
+from .apply import ApplyResult, apply_pairs
+from .commands import command_line
+from .data import IMAGE_EXTS, load_depth, load_image, load_mask
 from .errors import RunError
 from .export import write_comparison, write_depths, write_labels, write_predictions, write_run
 from .features import FeatureCache
@@ -40,8 +44,10 @@ from .replace import Edit, edit_map, identity_map, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
 from .tasks import MAX_DEPTH, MIN_DEPTH, clamp_depth
+from .zerogpu import GpuJob, Work
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
+GRADIENT_ROWS = 4  # taylor screening: one gradient pass per image, counted as a few decoder rows
 RECONNECT_S = env_number("REDUNDANCY_RECONNECT_S", 900)  # a page that went away may come back this long
 _LIVE: dict[str, Workspace] = {}  # every open workspace by id: what a reloaded page reconnects to
 _LIVE_LOCK = threading.Lock()
@@ -51,6 +57,16 @@ def _depth_range(depth: np.ndarray) -> tuple[float, float]:
     """The colour scale of a ground-truth depth map: its valid range (every view of one image shares it)."""
     valid = depth[depth > 0]
     return (float(valid.min()), float(valid.max())) if valid.size else (MIN_DEPTH, MAX_DEPTH)
+
+
+def _count_images(path: Path) -> int:
+    """Image files in a folder or zip, masks included (an upper bound, to size a GPU task before it opens them)."""
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    else:
+        names = [str(p) for p in path.rglob("*")]
+    return sum(Path(n).suffix.lower() in IMAGE_EXTS for n in names)
 
 
 def start_janitor(root: Path = APP_ROOT, max_age_s: float = 6 * 3600, every_s: float = 600) -> threading.Event:
@@ -96,8 +112,12 @@ def remove_stale(root: Path = APP_ROOT, max_age_s: float = 6 * 3600) -> int:
 class Workspace:
     """One user's session: model + data, ablation and sweep results, search runs, a private folder."""
 
-    def __init__(self, root: Path | None = None, cache: FeatureCache | None = None):
+    def __init__(self, root: Path | None = None, cache: FeatureCache | None = None, remote: bool | None = None):
         self.id = uuid.uuid4().hex
+        # ZeroGPU: encode, search, sweep, compare and apply run as GPU tasks in a worker process (`zerogpu`);
+        # this process keeps a CPU session over the same cached features for the cheap views
+        self.remote = zerogpu.ON if remote is None else remote
+        self.gpu: GpuJob | None = None
         self.dir = (root or APP_ROOT) / self.id
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache = cache or FeatureCache()
@@ -166,11 +186,53 @@ class Workspace:
         """Open model and dataset (a zip is extracted into this workspace) and encode the search set."""
         self.busy()
         extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
+        if self.remote:
+            cfg = replace(cfg, device="cpu")  # the GPU is the worker's; this process only reads the cache
         session = Session.open(cfg, self.cache, extract_to=extract, progress=True)  # tqdm: UI tracks it
+        if self.remote:
+            self.gpu = self._encode_remote(session, extract, on_progress)
         session.evaluator("search", on_progress)
+        if self.remote and session.head is not None:  # the worker scores with this process's head
+            self.gpu = replace(self.gpu, head=str(self._save_head(session)), head_record=session.head.to_dict())
         self.session, self.result, self.run_dir, self.gain = session, None, None, None
         self.sweep, self.sweep_live, self.sweep_rows, self.comparison = {}, {}, None, []
         return session
+
+    def _encode_remote(self, session: Session, extract: Path, on_progress: Callable[[int, int], None] | None) -> GpuJob:
+        """ZeroGPU: encode the session's images on the GPU worker into the shared cache; the job for later tasks."""
+        cfg = replace(session.cfg, device=zerogpu.WORKER_DEVICE)
+        job = GpuJob(cfg, str(self.cache.root), str(extract.with_name(extract.name + "-gpu")))
+        sets = (session.head_set, session.search_set, session.heldout_set)
+        images = len({x.image_path for d in sets if d is not None for x in d.samples})
+        command = self._command("search", session.cfg)
+        cb = Callbacks(encode=on_progress)
+        self._gpu(zerogpu.encode_task, job, Work(images=images), "encoding the dataset", command, callbacks=cb)
+        return job
+
+    def _command(self, verb: str, cfg: SessionConfig | None = None, settings: SearchSettings | None = None) -> str:
+        """The CLI line that runs this job on a user's own machine (for a job too long for ZeroGPU)."""
+        cfg = cfg or self.require().cfg
+        data = Path(cfg.data)
+        if data.is_absolute() and Path.cwd() in data.parents:  # a bundled dataset: as the repository names it
+            data = data.relative_to(Path.cwd())
+        elif self.dir in data.parents or Path(tempfile.gettempdir()) in data.parents:  # an upload: the user's file
+            data = Path(data.name)
+        if verb == "compare" and settings is not None:
+            settings = replace(settings, mode=SearchSettings.mode)  # compare runs every mode; it takes no --mode
+        return command_line(verb, replace(cfg, data=str(data)), settings, out=None if verb == "compare" else "run")
+
+    def _save_head(self, session: Session) -> Path:
+        path = self.dir / f"head-{uuid.uuid4().hex[:8]}.pt"
+        torch.save(session.backend.head.state(), path)
+        return path
+
+    def _gpu(self, task, job: GpuJob, work: Work, what: str, command: str, *args, **kwargs):
+        """Run a ZeroGPU task for `work`, asking for the duration it needs; refused, with the command that runs
+        it locally, when that is more than ZeroGPU grants."""
+        seconds = zerogpu.seconds_needed(job.cfg.model, work)
+        zerogpu.check_fits(seconds, what, command)
+        rows = self.session.cfg.rows if self.session is not None else job.cfg.rows
+        return zerogpu.run(task, replace(job, cfg=replace(job.cfg, rows=rows), seconds=seconds), *args, **kwargs)
 
     def features(self, index: int) -> np.ndarray:
         """Search-set image `index`'s channel maps (C, h, w) as numpy (DINOv2: its patch tokens on the grid)."""
@@ -237,7 +299,15 @@ class Workspace:
                 state.updates += 1
 
             edits = [Edit("zero", k) for k in channels]
-            self.sweep_rows = ablate(s, edits, callbacks=Callbacks(edits=on_edits), cancel=cancel, on_row=on_row)
+            cb = Callbacks(edits=on_edits)
+            if self.remote:
+                work = Work(rows=(len(edits) + 1) * len(s.search_set))
+                self.sweep_rows = self._gpu(
+                    zerogpu.sweep_task, self.gpu, work, "this sweep", self._command("ablate"), edits,
+                    callbacks=cb, cancel=cancel, on_row=on_row,
+                )  # fmt: skip
+            else:
+                self.sweep_rows = ablate(s, edits, callbacks=cb, cancel=cancel, on_row=on_row)
             self.sweep = dict(self.sweep_live)
             return self.sweep
 
@@ -270,7 +340,14 @@ class Workspace:
                 state.updates += 1
 
             stage("scoring pairs", len(pairs))
-            result = run_search(s, settings, Callbacks(pairs=on_pairs, combos=on_combos), cancel)
+            cb = Callbacks(pairs=on_pairs, combos=on_combos)
+            if self.remote:
+                work = self._search_work(settings, len(pairs))
+                command = self._command("search", settings=settings)
+                result = self._gpu(zerogpu.search_task, self.gpu, work, "this search", command, settings,
+                                   callbacks=cb, cancel=cancel)  # fmt: skip
+            else:
+                result = run_search(s, settings, cb, cancel)
             stage("writing run files", 1)
             write_run(run_dir, s, result)
             self.result, self.run_dir = result, run_dir
@@ -306,6 +383,32 @@ class Workspace:
 
         return on_pairs
 
+    def gpu_seconds(self, settings: SearchSettings) -> float | None:
+        """ZeroGPU: the GPU time a search with `settings` would ask for (None when this process computes itself)."""
+        if not self.remote:
+            return None
+        return zerogpu.seconds_needed(
+            self.gpu.cfg.model, self._search_work(settings, len(self.require().channel_pairs(settings)))
+        )
+
+    def _search_work(self, settings: SearchSettings, n_pairs: int) -> Work:
+        """Decoder work of a search of `n_pairs` pairs: its mode's pair scoring, 2^N - 1 subsets, the held-out check."""
+        s = self.require()
+        n, held = len(s.search_set), len(s.heldout_set)
+        exact = n_pairs * n
+        pair_rows = {
+            "exact": exact,
+            "taylor": min(exact, settings.candidates * n) + GRADIENT_ROWS * n,
+            "halving": min(exact, 2 * n_pairs * settings.halving_start),  # rounds shrink geometrically
+        }[settings.mode]
+        return Work(rows=(2**settings.top_n - 1 + 1) * n + 2 * held, pair_rows=pair_rows)
+
+    def _compare_work(self, settings: SearchSettings, n_pairs: int, exact_done: bool) -> Work:
+        """A comparison: every mode's search (the exact one's pair scoring saved when it already ran)."""
+        works = [self._search_work(replace(settings, mode=m), n_pairs) for m in ("exact", "taylor", "halving")]
+        pair_rows = sum(w.pair_rows for w in works) - (works[0].pair_rows if exact_done else 0)
+        return Work(rows=sum(w.rows for w in works), pair_rows=pair_rows)
+
     def exact_search(self, pairs: torch.Tensor, metric: str) -> SearchResult | None:
         """The finished exact search if its scores cover `pairs` in `metric` (to reuse)."""
         r = self.result
@@ -335,7 +438,13 @@ class Workspace:
                 state.updates += 1
 
             cb = Callbacks(pairs=self._live_pairs(state), combos=on_combos, log=log)
-            reports = compare_search_modes(s, settings, exact, cb, cancel)
+            if self.remote:
+                work = self._compare_work(settings, len(pairs), exact is not None)
+                command = self._command("compare", settings=settings)
+                reports = self._gpu(zerogpu.compare_task, self.gpu, work, "this comparison", command, settings,
+                                    exact, callbacks=cb, cancel=cancel)  # fmt: skip
+            else:
+                reports = compare_search_modes(s, settings, exact, cb, cancel)
             write_comparison(self.dir / "modes", s, settings, reports)
             self.comparison = reports
             enter_stage(state, "comparison finished", 1)
@@ -369,6 +478,27 @@ class Workspace:
             return write_depths(out, names, images, outs, base)
         masks = [[(z > 0).cpu().numpy() for z in zs] for zs in (outs, base)]
         return write_predictions(out, names, images, *masks)
+
+    def apply(self, replacements: dict, images: Path | None = None) -> ApplyResult:
+        """Apply a replacement set to `images` (a folder or zip; default: this dataset) with this session's model;
+        the predictions' zip is named apart from the Results tab's export."""
+        s = self.require()
+        self.busy()
+        data = images or s.dataset.root
+        out = self.dir / f"apply-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        metric = self.settings.metric
+        if self.remote:
+            n = len(s.dataset) if images is None else _count_images(images)
+            work = Work(images=n, rows=2 * n)
+            command = f"python -m redundancy apply --replacements replacements.json --data {Path(data).name} --out out"
+            res = self._gpu(zerogpu.apply_task, self.gpu, work, "applying the set", command, replacements,
+                            str(data), str(out), metric)  # fmt: skip
+        else:
+            res = apply_pairs(
+                s.backend, replacements, data, out, "none", s.cfg.mask_choice, None, self.cache, out / "_data",
+                s.cfg.rows, s.task, s.dataset.classes, metric,
+            )  # fmt: skip
+        return replace(res, zip_path=res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip")))
 
     def render_figures(self, formats: tuple[str, ...] = ("png",)) -> tuple[list[Path], Path]:
         """Publication figures of the latest run (with the zero sweep, if one ran) and a zip of them."""

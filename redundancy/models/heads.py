@@ -32,6 +32,12 @@ def token_parts(feats: torch.Tensor, pooling: str) -> torch.Tensor:
     return torch.stack([cls, feats[:, :, 0, 1:].mean(-1)], 1)
 
 
+def _stored(t: torch.Tensor) -> torch.Tensor:
+    """A head tensor as it is saved (float32), held in float64 for the products: a fitted head then scores
+    exactly as its head.pt does when a run is reused (`ablate --run`, `apply`, a ZeroGPU worker)."""
+    return t.float().double()
+
+
 class LinearClassifier(torch.nn.Module):
     """logits = W [cls, mean patch] + b over the last block's normed tokens (DINOv2's linear evaluation)."""
 
@@ -52,8 +58,8 @@ class LinearClassifier(torch.nn.Module):
         self.pooling = CLS if parts == 1 else CLS_MEAN
         self.classes = list(classes)
         self.output_size = len(classes)  # numbers per (pair, image) from `pair_outputs`: one logit a class
-        self.register_buffer("weight", weight.double())
-        self.register_buffer("bias", bias.double())
+        self.register_buffer("weight", _stored(weight))
+        self.register_buffer("bias", _stored(bias))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (V, C, 1, T) -> logits (V, K)."""
@@ -84,8 +90,8 @@ class LinearDepth(torch.nn.Module):
             )
         self.grid = grid
         self.output_size = grid[0] * grid[1]  # numbers per (pair, image) from `pair_outputs`: one depth a patch
-        self.register_buffer("weight", weight.double())
-        self.register_buffer("bias", bias.double().reshape(()))
+        self.register_buffer("weight", _stored(weight))
+        self.register_buffer("bias", _stored(bias).reshape(()))
 
     def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
         c = len(self.weight) // 2

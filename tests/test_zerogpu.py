@@ -1,0 +1,161 @@
+"""ZeroGPU: the heavy steps as plain-data GPU tasks give the local numbers, through the real `spaces` wrapper too."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from redundancy import zerogpu
+from redundancy.cli import _config, _settings, build_parser
+from redundancy.commands import command_line
+from redundancy.errors import RunError
+from redundancy.pipeline import SearchSettings, SessionConfig
+from redundancy.workspace import Workspace
+
+from .conftest import ROOT, SAMPLE
+
+SCOPE = "every:16"
+
+
+def _run(ws: Workspace, data=SAMPLE, model="sam_tiny") -> dict:
+    """Load, sweep, search and apply in one workspace; the numbers each step produced."""
+    ws.load(SessionConfig(model=model, data=str(data), random_init=True, search_images=6, heldout_images=4))
+    job = ws.start_sweep([0, 8, 16])
+    job.thread.join()
+    job = ws.start_search(3, None, SCOPE, SCOPE, None)
+    job.thread.join()
+    assert job.state.error is None, job.state.error
+    repl = json.loads((ws.run_dir / "replacements.json").read_text())
+    applied = ws.apply(repl)
+    r = ws.result
+    return {
+        "sweep": ws.sweep,
+        "best": r.best_pairs,
+        "best_score": r.combos.best.miou if r.combos.best else None,
+        "heldout": r.heldout,
+        "applied": [applied.baseline_miou, applied.patched_miou, applied.zip_path.name],
+    }
+
+
+@pytest.mark.parametrize("model,data", [("sam_tiny", SAMPLE), ("dinov2_tiny", ROOT / "assets" / "classify_sample")])
+def test_gpu_tasks_give_the_local_numbers(model, data, monkeypatch):
+    monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
+    local = _run(Workspace(remote=False), data, model)
+    ws = Workspace(remote=True)
+    remote = _run(ws, data, model)
+    assert remote == local
+    assert ws.gpu is not None and ws.gpu.cfg.device == "cpu" and ws.session.backend.device.type == "cpu"
+    assert (ws.gpu.head is not None) == (model != "sam_tiny")  # the worker scores with the head fitted here
+
+
+def test_a_task_longer_than_zerogpu_grants_is_refused_with_the_local_command(monkeypatch):
+    monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
+    ws = Workspace(remote=True)
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    monkeypatch.setattr(zerogpu, "MAX_S", 1)
+    job = ws.start_search(3, None, "all", "all", None)
+    job.thread.join()
+    assert "more than ZeroGPU grants" in job.state.error
+    assert "python -m redundancy search --model sam_tiny --data assets/sample --random-init" in job.state.error
+    assert job.state.error.count("\n") == 0 and ws.result is None
+
+
+def test_requested_duration_grows_with_the_work_and_learns_the_gpu_rate(monkeypatch):
+    monkeypatch.setattr(zerogpu, "_RATES", {})
+    small, big = zerogpu.Work(rows=1_000), zerogpu.Work(rows=100_000)
+    assert zerogpu.START_S < zerogpu.seconds_needed("m", small) < zerogpu.seconds_needed("m", big)
+    zerogpu._RATES["m"] = {"row_s": 1e-5}  # a worker measured a faster GPU
+    assert zerogpu.seconds_needed("m", big) == pytest.approx(zerogpu.START_S + zerogpu.MARGIN * 1.0)
+
+
+def test_command_line_parses_back_to_the_same_session_and_settings():
+    cfg = SessionConfig(
+        model="sam_vit_b", data="my data.zip", random_init=True, seed=3, search_images=20, mask_choice="best",
+        rows=64, prompt="box", device="cuda",
+    )  # fmt: skip
+    settings = SearchSettings("loss", 6, "0-31", "every:4", "taylor", 100)
+    line = command_line("search", cfg, settings, out="run")
+    args = build_parser().parse_args(__import__("shlex").split(line)[3:])
+    assert _config(args) == replace(cfg, device="auto") and _settings(args) == settings and args.out == "run"
+
+
+SIMULATED = r"""
+import json, os, sys, time
+from redundancy import zerogpu
+import spaces.zero.client as client
+import spaces.zero.torch as ztorch
+from spaces.zero.api import ScheduleResponse
+
+asked = []
+def schedule(task_id, request=None, duration=None, gpu_size=None, **kwargs):  # the device API, answered here
+    asked.append(duration.total_seconds())
+    return ScheduleResponse(idle=False, nvidiaIndex=0, nvidiaUUID="simulated", allowToken="simulated")
+client.schedule, client.release, client.allow = schedule, lambda *a, **k: None, lambda *a, **k: None
+ztorch.init = ztorch.move = ztorch.unpatch = lambda *a, **k: None  # no CUDA device to hand the worker
+ztorch.size = lambda *a, **k: 0
+
+from tests.test_zerogpu import _run
+from redundancy.workspace import Workspace
+tasks = [zerogpu.encode_task, zerogpu.search_task, zerogpu.sweep_task, zerogpu.compare_task, zerogpu.apply_task]
+ws = Workspace()
+out = {"on": zerogpu.ON, "remote": ws.remote, "decorated": [hasattr(t, "zerogpu") for t in tasks]}
+out["numbers"] = _run(ws)
+out["asked"] = list(asked)
+job = ws.start_search(3, None, "all", "all", None)  # long enough to cancel part-way
+while job.state.done == 0 and job.running:
+    time.sleep(0.05)
+job.cancel.set()
+job.thread.join(120)
+out["cancelled"] = [job.state.cancelled, job.state.done < job.state.total, job.state.error]
+print("RESULT " + json.dumps(out, default=str))
+"""
+
+
+def test_real_spaces_wrapper_forks_a_worker_and_streams_plain_data(tmp_path):
+    """ZeroGPU simulated as far as `spaces` allows: its device API is answered locally and the worker gets no
+    CUDA device; everything else is the package's own code: the decorator, the forked worker, pickled
+    arguments and streamed results, the stop on cancel."""
+    env = {
+        **os.environ,
+        "SPACES_ZERO_GPU": "true",
+        "SPACES_ZERO_DEVICE_API_URL": "http://127.0.0.1:9/",  # never reached: `schedule` is answered in-process
+        "REDUNDANCY_ZEROGPU_DEVICE": "cpu",
+        "REDUNDANCY_ZEROGPU_MAX_S": "3600",  # this CPU "GPU" would need more than 5 min for the all-pairs search
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", SIMULATED], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = json.loads(line[0].removeprefix("RESULT "))
+    assert out["on"] and out["remote"] and all(out["decorated"])
+    local = json.loads(json.dumps(_run(Workspace(remote=False)), default=str))
+    assert out["numbers"] == local
+    # encode, sweep, search, apply: each asked for the duration its work needs (first at the priors)
+    assert len(out["asked"]) == 4 and all(zerogpu.START_S < s <= 300 for s in out["asked"])
+    assert out["cancelled"] == [True, True, None]
+
+
+def test_outside_zerogpu_nothing_is_decorated_and_spaces_is_not_imported():
+    assert not zerogpu.ON and zerogpu.spaces is None and "spaces" not in sys.modules
+    assert not hasattr(zerogpu.search_task, "zerogpu") and Workspace().remote is False
+    with pytest.raises(RunError, match="narrow the sources"):
+        zerogpu.check_fits(zerogpu.MAX_S + 1, "this search", "python -m redundancy search ...")
+
+
+def test_the_app_shows_zerogpu_durations_not_cpu_times(monkeypatch):
+    import app
+
+    monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
+    ws = Workspace(remote=True)
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    text = app.search_estimate(ws, SCOPE, SCOPE, 3)
+    assert "asks ZeroGPU for" in text and "which fits" in text and "on cpu" not in text
+    assert "more than ZeroGPU grants" in app.search_estimate(ws, "all", "all", 16)
+    assert "ZeroGPU" in app.badge(ws)
