@@ -35,6 +35,7 @@ from redundancy.pipeline import (
 from redundancy.prompts import PROMPT_MODES
 from redundancy.replace import edit_map, parse_edits
 from redundancy.screen import MODES
+from redundancy.share import push_allowed
 from redundancy.synthetic import TARGET_DOMAINS
 from redundancy.tasks import TASKS
 from redundancy.viz import (
@@ -591,6 +592,12 @@ def apply_uploaded(ws, repl_file, images_zip):
 
 
 @guard
+def share_run(ws, repo, private):
+    url = need(ws).push(repo, bool(private))
+    return f"Pushed to [{url}]({url}) ({'private' if private else 'public'})."
+
+
+@guard
 def make_figures(ws, formats):
     pngs, zip_path = need(ws).render_figures(tuple(formats) or ("png",))
     return [(str(p), p.stem.replace("_", " ")) for p in pngs], str(zip_path)
@@ -855,6 +862,17 @@ def results_tab() -> SimpleNamespace:
     apply_btn = gr.Button("Apply")
     apply_md = gr.Markdown()
     apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
+    with gr.Group(visible=push_allowed()):  # only with the user's own Hub token (see `push_allowed`)
+        gr.Markdown(
+            "### Share this run on the Hugging Face Hub\nUploads the run's replacement set, config, metrics, "
+            "figures and a model card made from them. Others apply it with "
+            "`python -m redundancy apply --replacements hf://OWNER/NAME`."
+        )
+        with gr.Row():
+            share_repo = gr.Textbox(label="Hub repository", placeholder="you/my-found-set", scale=3)
+            share_private = gr.Checkbox(label="private", value=True, scale=1)
+        share_btn = gr.Button("Push to the Hub", elem_id="share-btn")
+        share_md = gr.Markdown()
     return components(locals())
 
 
@@ -1028,6 +1046,7 @@ def wire(demo: gr.Blocks, ui: SimpleNamespace) -> None:
     )
     ui.refresh.click(show_results, [ws], [ui.summary, ui.res_gallery, ui.downloads])
     ui.apply_btn.click(apply_uploaded, [ws, ui.repl_in, ui.imgs_in], [ui.apply_md, ui.apply_out])
+    ui.share_btn.click(share_run, [ws, ui.share_repo, ui.share_private], ui.share_md)
     ui.fig_btn.click(make_figures, [ws, ui.fig_formats], [ui.fig_gallery, ui.fig_zip])
     ui.teach_btn.click(
         teach, [ws], [ui.teach_md, ui.teach_fmap, ui.teach_one, ui.teach_heat, ui.teach_top, ui.teach_combo]

@@ -8,6 +8,8 @@ brings a shared run back as a local run directory (`--replacements hf://OWNER/RE
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from .rundir import ABLATION, MANIFEST, SEARCH_FILES, RunDir
 from .tasks import get_task
 
 CARD = "README.md"
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # the Hub's OWNER/NAME
 
 
 def _value(config: dict, score: float | None) -> str:
@@ -118,8 +121,30 @@ def bundle(run: Path, out: Path, repo: str) -> Path:
     return out
 
 
+def push_allowed() -> bool:
+    """Whether a front end offers a push button: a Hub token is configured and it is the user's own.
+
+    On a Space the token is the owner's secret, and every visitor would push with it; there the button
+    shows only where the owner opts in (REDUNDANCY_ALLOW_PUSH=1, e.g. on a private duplicate).
+    """
+    from huggingface_hub import get_token
+
+    if os.environ.get("SPACE_ID") and os.environ.get("REDUNDANCY_ALLOW_PUSH") != "1":
+        return False
+    return get_token() is not None
+
+
+def check_repo_id(repo: str) -> str:
+    """`repo` stripped, if it names a Hub repository as OWNER/NAME; else one line saying so."""
+    repo = (repo or "").strip()
+    if not REPO_ID.fullmatch(repo):
+        raise RunError(f"'{repo}' is not a Hub repository name; write it as OWNER/NAME (e.g. you/my-found-set).")
+    return repo
+
+
 def push(run: Path, repo: str, private: bool = False, staging: Path | None = None) -> str:
     """Upload a finished run to the Hub repository `repo` (created if needed); returns its URL."""
+    repo = check_repo_id(repo)
     import tempfile
 
     from huggingface_hub import HfApi

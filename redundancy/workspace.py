@@ -500,6 +500,15 @@ class Workspace:
             )  # fmt: skip
         return replace(res, zip_path=res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip")))
 
+    def push(self, repo: str, private: bool = True) -> str:
+        """Upload the latest run (its figures included) to the Hub repository `repo`; its URL."""
+        from .share import check_repo_id, push
+
+        repo = check_repo_id(repo)  # before anything is drawn or uploaded
+        if self.result is None or self.run_dir is None:
+            raise RunError("no finished search yet; run one on the Search tab first.")
+        return push(self.run_dir, repo, private, staging=self.dir / f"push-{uuid.uuid4().hex[:8]}")
+
     def render_figures(self, formats: tuple[str, ...] = ("png",)) -> tuple[list[Path], Path]:
         """Publication figures of the latest run (with the zero sweep, if one ran) and a zip of them."""
         from .export import save_ablation

@@ -83,3 +83,50 @@ def test_push_refuses_an_unfinished_run(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{}")
     assert main(["push", str(tmp_path), "me/x", "--to", str(tmp_path / "o")]) == 2
     assert "not a finished run" in capsys.readouterr().err
+
+
+def test_push_button_only_with_the_users_own_token(monkeypatch, tmp_path):
+    from redundancy.share import push_allowed
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # no stored login
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not push_allowed()
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    assert push_allowed()
+    monkeypatch.setenv("SPACE_ID", "owner/redundancy")  # a Space: the token is the owner's, visitors must not push
+    assert not push_allowed()
+    monkeypatch.setenv("REDUNDANCY_ALLOW_PUSH", "1")
+    assert push_allowed()
+
+
+def test_app_push_uploads_the_sessions_run(monkeypatch):
+    import gradio as gr
+    import huggingface_hub
+
+    import app
+    from redundancy.pipeline import SessionConfig
+    from redundancy.workspace import Workspace
+
+    uploaded = []
+
+    class FakeApi:
+        def create_repo(self, repo, private=False, exist_ok=False):
+            pass
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            names = {p.name for p in __import__("pathlib").Path(folder_path).rglob("*")}
+            uploaded.append((repo_id, "replacements.json" in names and "README.md" in names))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    ws = Workspace()
+    with pytest.raises(gr.Error, match="no model and dataset"):
+        app.share_run(None, "me/x", True)
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=4))
+    with pytest.raises(gr.Error, match="no finished search"):
+        app.share_run(ws, "me/x", True)
+    ws.start_search(2, None, "every:64", "every:64", None).thread.join()
+    with pytest.raises(gr.Error, match="OWNER/NAME"):
+        app.share_run(ws, "not a repo", True)
+    assert "https://huggingface.co/me/found" in app.share_run(ws, " me/found ", True)
+    assert uploaded == [("me/found", True)]
