@@ -265,7 +265,7 @@ def model_hint(name: str, source: str, weights: str):
     return gr.update(info=spec.description), source, weights
 
 
-def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int) -> str:
+def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int, select: str = "search") -> str:
     if ws is None or ws.session is None:
         return "Load a model and dataset first."
     try:
@@ -274,10 +274,11 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
         n = len(parse_channels(sources, c, dev)) * len(parse_channels(targets, c, dev))
         n -= len(set(parse_channels(sources, c, dev)) & set(parse_channels(targets, c, dev)))
         ev = s.evaluator("search")
-        scoped, full = estimate_seconds(ev, n, int(top_n)), estimate_seconds(ev, c * c - c, int(top_n))
+        folds = SearchSettings.folds if select == "cv" else 0
+        scoped, full = estimate_seconds(ev, n, int(top_n), folds), estimate_seconds(ev, c * c - c, int(top_n), folds)
     except RedundancyError as e:
         return f"⚠ {e}"
-    gpu = ws.gpu_seconds(SearchSettings(top_n=int(top_n), sources=sources, targets=targets))
+    gpu = ws.gpu_seconds(SearchSettings(top_n=int(top_n), sources=sources, targets=targets, select=select))
     if gpu is not None:  # ZeroGPU: the GPU worker runs it; this process's CPU rates say nothing about that
         fits = "fits" if gpu <= ZEROGPU_MAX_S else "is more than ZeroGPU grants; narrow it or run it locally"
         return (
@@ -286,8 +287,9 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
             f"{fits}. The estimate starts cautious and uses the GPU's measured rates after the first task."
         )
     return (
-        f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets ≈ "
-        f"**{format_seconds(scoped)}** on {dev}. The full search ({c * c - c:,} pairs) would take ≈ "
+        f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets"
+        + (f" (and again in each of {folds} folds)" if folds else "")
+        + f" ≈ **{format_seconds(scoped)}** on {dev}. The full search ({c * c - c:,} pairs) would take ≈ "
         f"{format_seconds(full)} here. Basis: {estimate_basis(ev)}."
     )
 
@@ -418,10 +420,10 @@ def cancel(ws):
     return gr.update()
 
 
-def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512):
+def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512, select="search"):
     try:
         need(ws).start_search(
-            int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, mode, int(candidates)
+            int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, mode, int(candidates), select
         )
     except RedundancyError as e:  # e.g. a search already running: say so once, keep every finished output
         gr.Warning(str(e))
@@ -530,6 +532,15 @@ def results_text(ws: Workspace) -> str:
     conf = (r.confidence or {}).get("best")
     if conf:
         lines.append(f"  - gain {ci_text(conf, m)} ({r.confidence['unit']}s of the search set)")
+    cv = r.selection
+    if cv:
+        curve = ", ".join(f"{g:+.3g}" for g in cv["curve"])  # oriented: positive is better, as every gain here
+        lines.append(
+            f"- chosen by {cv['folds']}-fold cross-validation: N = {cv['chosen_n']} (held-out gain for N = 1, 2, ...: "
+            f"{curve})"
+        )
+        if cv["estimate"]:
+            lines.append(f"  - gain on unseen {cv['unit']}s (cross-validated) {ci_text(cv['estimate'], m)}")
     if r.heldout:
         h = r.heldout
         lines.append(f"- held-out ({h['images']} images): {m.show(h['baseline_miou'])} → {m.show(h['patched_miou'])}")
@@ -802,6 +813,13 @@ def search_tab() -> SimpleNamespace:
             info="exact = the paper; taylor / halving score only promising pairs exactly",
         )
         candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates")
+        select = gr.Radio(
+            [("best on the search set (the paper)", "search"), ("cross-validated (5 folds)", "cv")],
+            value="search",
+            label="Choose the set",
+            info="cross-validated: N and the subset that gain on images the choice did not see (mode exact)",
+            elem_id="select",
+        )
     with gr.Row():
         sources = gr.Textbox(
             "auto",
@@ -1027,15 +1045,15 @@ def wire(demo: gr.Blocks, ui: SimpleNamespace) -> None:
     )
     ui.sweep_btn.click(sweep, [ws], [ui.sweep_plot, ui.sweep_status])
     ui.sweep_cancel.click(cancel, [ws], [ui.sweep_status], queue=False)
-    for box in (ui.sources, ui.targets, ui.top_n):
-        box.change(search_estimate, [ws, ui.sources, ui.targets, ui.top_n], [ui.estimate])
+    for box in (ui.sources, ui.targets, ui.top_n, ui.select):
+        box.change(search_estimate, [ws, ui.sources, ui.targets, ui.top_n, ui.select], [ui.estimate])
     ui.model.change(model_hint, [ui.model, ui.source, ui.weights], [ui.model, ui.source, ui.weights])
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.ckpt)  # upload boxes only where they are used
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.hub_ckpt)
     ui.source.change(shown_for(UPLOAD), ui.source, ui.zip_in)
     ui.start_btn.click(
         search,
-        [ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.mode, ui.candidates],
+        [ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.mode, ui.candidates, ui.select],
         [ui.heatmap, ui.status, ui.top_table, ui.combo_plot, ui.best_md],
     )
     ui.stop_btn.click(cancel, [ws], [ui.status], queue=False)

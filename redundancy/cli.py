@@ -39,6 +39,7 @@ from .resume import RunState, claim_run_dir
 from .rundir import RunDir
 from .score import PRECISIONS
 from .screen import MODES, TEMPERATURE
+from .select import SELECT_MODES
 from .tasks import ALL_METRICS, TASK_TYPES, TASKS, Metric
 
 
@@ -148,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODES,
         help="exact (the paper) or a screening mode that scores only promising pairs exactly",
     )
+    s.add_argument(
+        "--select",
+        default="search",
+        choices=SELECT_MODES,
+        help="search: the best subset on the search set (the paper); cv: N and the subset chosen by k-fold "
+        "cross-validation on the search set, with an estimate of the gain on unseen images (mode exact)",
+    )
+    s.add_argument("--folds", type=int, default=5, help="select cv: folds of the search set")
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
     s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
     s.add_argument(
@@ -363,6 +372,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"  gain on the search set: {_interval(result.confidence['best'], m)}")
     else:
         print("best set: empty (no subset of the top pairs beat the baseline)")
+    if result.selection:
+        cv = result.selection
+        print(
+            f"chosen by {cv['folds']}-fold cross-validation: N = {cv['chosen_n']} of {len(result.top)} (held-out gain "
+            "per N: " + ", ".join(f"{g:+.3g}" for g in cv["curve"]) + ")"
+        )
+        if cv["estimate"]:
+            print(f"  cross-validated gain on unseen {cv['unit']}s: {_interval(cv['estimate'], m)}")
     if result.heldout:
         h = result.heldout
         print(f"held-out ({h['images']} images): {m.show(h['baseline_miou'])} -> {m.show(h['patched_miou'])}")

@@ -78,6 +78,7 @@ def replacements_dict(result: SearchResult) -> dict:
             "confidence": (result.confidence or {}).get("best"),  # bootstrap over search images (or objects)
         },
         "heldout": result.heldout,
+        "selection": result.selection,  # select cv: the cross-validation report; None for the paper's rule
     }
 
 

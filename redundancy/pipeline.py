@@ -41,8 +41,9 @@ from .score import (
     check_rows,
 )
 from .screen import MODES, TEMPERATURE, ModeReport, compare_modes, halving_screen, taylor_screen
-from .search import CombinationResult, RankedPair, search_combinations, top_pairs
-from .tasks import ALL_METRICS, SEGMENT, TASKS, Task, get_task
+from .search import CombinationResult, RankedPair, best_of_first, search_combinations, subsets, top_pairs
+from .select import CV, SELECT_MODES, cross_validate
+from .tasks import ALL_METRICS, LOSS, SEGMENT, TASKS, Task, get_task
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
 
@@ -107,6 +108,8 @@ class SearchSettings:
     taylor_temperature: float = TEMPERATURE  # taylor, miou: soft-mIoU tau as a fraction of the logits' std
     halving_start: int = 2  # halving: images in the first round (doubles each round)
     halving_keep: float = 0.25  # halving: fraction of pairs kept per round
+    select: str = "search"  # search: best subset on the search set (the paper) | cv: chosen by k-fold CV
+    folds: int = 5  # select cv: folds of the search set's images (objects)
 
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: unusable settings never reach a search
@@ -120,6 +123,12 @@ class SearchSettings:
             raise ConfigError(f"top N must be 1 to 16 (got {self.top_n}): it means 2^N - 1 combinations to evaluate.")
         if self.candidates < 1 or not 0 < self.halving_keep < 1 or self.halving_start < 1:
             raise ConfigError("candidates and halving start must be >= 1 and halving keep in (0, 1).")
+        _choice("selection", self.select, SELECT_MODES)
+        if self.select == CV and (self.mode != "exact" or self.metric == LOSS or not 2 <= self.folds <= 20):
+            raise ConfigError(
+                "select cv needs mode exact (every pair's per-image scores), the task's score as the metric (not "
+                f"loss) and 2 to 20 folds (got mode {self.mode}, metric {self.metric}, {self.folds} folds)."
+            )
         if not self.taylor_temperature > 0:
             raise ConfigError(f"taylor temperature must be > 0 (got {self.taylor_temperature}); 0.1 is the default.")
 
@@ -177,6 +186,7 @@ def resolve_task(requested: str | None, backend: Backend, dataset: Dataset) -> T
     return get_task(name)
 
 
+CV_MAX_BYTES = 2**30  # select cv: every scored pair's per-image scores are kept in memory
 ENCODE_CHUNK = 16  # images per `FeatureCache.encode` call when a session encodes everything ahead
 
 
@@ -341,11 +351,12 @@ def evaluate(
     return evaluator.summarize(stats, metric)
 
 
-def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int) -> float:
+def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int, folds: int = 0) -> float:
     """Predicted search time: pairs x images (at the pair-scoring rate: a linear head's shortcut where it has
-    one) plus 2^N - 1 subsets x images (decoded), at rates measured on this machine."""
+    one) plus 2^N - 1 subsets x images (decoded; once more per cross-validation fold), at rates measured here."""
     n = len(evaluator.set)
-    return n_pairs * n * evaluator.seconds_per_pair_row() + (2**top_n - 1) * n * evaluator.seconds_per_row()
+    subsets = (1 + min(folds, n)) * (2**top_n - 1)
+    return n_pairs * n * evaluator.seconds_per_pair_row() + subsets * n * evaluator.seconds_per_row()
 
 
 def estimate_basis(evaluator: Evaluator) -> str:
@@ -446,6 +457,7 @@ class SearchResult:
     timings: dict = field(default_factory=dict)
     pairs_in_scope: int = 0
     confidence: dict | None = None  # search-set intervals of the top pairs' and best set's gains
+    selection: dict | None = None  # select cv: the cross-validation report (`select.CvReport`)
 
     @property
     def best_pairs(self) -> list[tuple[int, int]]:
@@ -504,6 +516,7 @@ def search_key(session: Session, settings: SearchSettings, pairs: torch.Tensor) 
             "device": session.backend.device.type,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
             "mode": [st.mode, st.candidates, st.halving_start, st.halving_keep, st.taylor_temperature],
+            **({"select": [st.select, st.folds]} if st.select != "search" else {}),  # older runs' keys stay valid
         }
     )
 
@@ -528,7 +541,12 @@ def run_search(
     timings["encode_search_s"] = session.encode_seconds["search"]  # wherever it was first built
     pairs = session.channel_pairs(cfg)
     c = session.backend.channels
-    known = state.pairs(c) if state else None
+    known = state.pairs(c) if state and cfg.select != CV else None  # cv needs per-image scores: not saved
+    if cfg.select == CV and len(pairs) * len(ev.set) * 4 > CV_MAX_BYTES:
+        raise ConfigError(
+            f"select cv keeps {len(pairs):,} pairs x {len(ev.set)} images of scores, over "
+            f"{CV_MAX_BYTES / 2**30:.0f} GiB; narrow the sources / targets or use select search."
+        )
     resumed = 0 if known is None else int(np.isfinite(known[0][pairs[:, 0].numpy(), pairs[:, 1].numpy()]).sum())
     say(
         f"scoring {len(pairs):,} pairs on {len(ev.set)} images ({session.backend.weights.label})"
@@ -543,6 +561,7 @@ def run_search(
                 cb.pairs(ev_)
 
     scorer = PairScorer(ev, cfg.metric)
+    scorer.keep_groups = cfg.select == CV
     if cfg.mode == "taylor":
         say(f"taylor screening: rescoring the {min(cfg.candidates, len(pairs)):,} most promising pairs exactly")
         scores = taylor_screen(scorer, pairs, cfg.candidates, on_pairs, cancel, cfg.taylor_temperature)
@@ -553,6 +572,8 @@ def run_search(
         scores = scorer.score(mine, on_progress=on_pairs, cancel=cancel, known=known)
         if dist:  # every rank gets the full matrices
             scores.miou_gain, scores.loss_gain = dist.merge(scores.miou_gain, scores.loss_gain)
+            if scorer.keep_groups:
+                scorer.group_scores, scorer.group_pairs = dist.merge(scorer.group_scores)[0], pairs.numpy()
     timings["score_s"] = scores.seconds
     top, skipped = top_pairs(scores, cfg.top_n)
     if len(top) < cfg.top_n:
@@ -568,6 +589,19 @@ def run_search(
         scores_, losses_ = np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows])
         state.save_combos(top_ij, scores_, losses_, combos.per_image, force=True)
     timings["combinations_s"] = combos.seconds
+    selection = None
+    if cfg.select == CV:
+        t = time.perf_counter()
+        report = cross_validate(
+            ev, scorer.group_pairs, scorer.group_scores, ev.per_group(scorer.baseline_stats, scorer.metric)[0],
+            len(top), cfg.folds, scorer.metric, subsets(len(top)),
+            lambda f, k: say(f"cross-validation: fold {f + 1}/{k}"), cancel,
+        )  # fmt: skip
+        say(f"cross-validation chose N = {report.chosen_n} (held-out gain per N: "
+            + ", ".join(f"{g:+.3g}" for g in report.curve) + ")")  # fmt: skip
+        combos = replace(combos, best=best_of_first(combos, report.chosen_n))
+        selection = report.to_dict()
+        timings["cv_s"] = time.perf_counter() - t
     heldout = None
     if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
@@ -598,6 +632,7 @@ def run_search(
         timings,
         len(pairs),
         search_confidence(ev, scorer, combos),
+        selection,
     )
 
 

@@ -405,6 +405,9 @@ class PairScorer:
         self.evaluator = evaluator
         self._baseline: tuple[float, float] | None = None
         self.baseline_stats: Stats | None = None  # per image, once `baseline` has run
+        self.keep_groups = False  # keep every scored pair's per-group scores (cross-validated selection)
+        self.group_pairs: np.ndarray | None = None  # (P, 2): the pairs of the latest `score`
+        self.group_scores: np.ndarray | None = None  # (P, G): their per-group scores (NaN: not scored here)
 
     def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
         """(mIoU %, loss) of the unmodified features, computed once."""
@@ -435,13 +438,22 @@ class PairScorer:
             loss_gain = np.full((c, c), np.nan, np.float32)
         else:
             miou_gain, loss_gain = known[0].copy(), known[1].copy()
-        todo = pairs[torch.from_numpy(np.isnan(miou_gain[pairs[:, 0].numpy(), pairs[:, 1].numpy()]))]
+        pending = np.isnan(miou_gain[pairs[:, 0].numpy(), pairs[:, 1].numpy()])
+        todo = pairs[torch.from_numpy(pending)]
+        position = np.flatnonzero(pending)  # of each todo pair in `pairs`
+        if self.keep_groups:
+            self.group_pairs, self.group_scores = pairs.numpy(), None  # allocated once G is known
         t0 = time.perf_counter()
         done = len(pairs) - len(todo)
 
         def record(start: int, chunk: Stats) -> None:
             nonlocal done
             miou, loss = self.evaluator.summarize(chunk, self.score_metric)
+            if self.keep_groups:
+                per = self.evaluator.per_group(chunk, self.score_metric)
+                if self.group_scores is None:
+                    self.group_scores = np.full((len(pairs), per.shape[1]), np.nan, np.float32)
+                self.group_scores[position[start : start + len(miou)]] = per
             ij = todo[start : start + len(miou)].numpy()
             miou_gain[ij[:, 0], ij[:, 1]] = miou - base_miou
             loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss

@@ -15,6 +15,7 @@ from .distributed import Dist
 from .errors import ReplacementError
 from .replace import pairs_map
 from .score import Evaluator, PairScores
+from .select import distinct_sources
 from .tasks import LOSS
 
 
@@ -43,17 +44,12 @@ def top_pairs(scores: PairScores, n: int) -> tuple[list[RankedPair], list[Ranked
     if len(ii) == 0:
         raise ReplacementError("no pair has been scored yet; run the pair scoring first.")
     order = np.lexsort((jj, ii, -np.nan_to_num(tb[ii, jj], nan=-np.inf), -gain[ii, jj]))
-    chosen, skipped, taken = [], [], set()
-    for k in order:
-        pair = RankedPair(int(ii[k]), int(jj[k]), float(gain[ii[k], jj[k]]), float(tb[ii[k], jj[k]]))
-        if pair.source in taken:
-            skipped.append(pair)
-            continue
-        chosen.append(pair)
-        taken.add(pair.source)
-        if len(chosen) == n:
-            break
-    return chosen, skipped
+    kept, skipped = distinct_sources(ii, order, n)
+
+    def ranked(k: int) -> RankedPair:
+        return RankedPair(int(ii[k]), int(jj[k]), float(gain[ii[k], jj[k]]), float(tb[ii[k], jj[k]]))
+
+    return [ranked(k) for k in kept], [ranked(k) for k in skipped]
 
 
 def subsets(n: int) -> list[tuple[int, ...]]:
@@ -147,3 +143,14 @@ def search_combinations(
     if best is not None and not _better(best, base, metric):
         best = None  # nothing beats the unmodified model: the honest answer is the empty set
     return CombinationResult(rows, baseline[0], baseline[1], best, metric, time.perf_counter() - t0, per_image)
+
+
+def best_of_first(combos: CombinationResult, n: int) -> Combination | None:
+    """The best evaluated subset using only the first n top pairs (None: n = 0, or none beats the baseline)."""
+    rows = [r for r in combos.rows if r.members and max(r.members) < n]
+    best = None
+    for row in rows:
+        if best is None or _better(row, best, combos.metric):
+            best = row
+    base = Combination((), [], combos.baseline_miou, combos.baseline_loss)
+    return best if best is not None and _better(best, base, combos.metric) else None

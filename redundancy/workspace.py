@@ -43,6 +43,7 @@ from .pipeline import (
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
+from .select import CV
 from .tasks import MAX_DEPTH, MIN_DEPTH, clamp_depth
 from .zerogpu import GpuJob, Work
 
@@ -323,9 +324,10 @@ class Workspace:
         rows: int | None,
         mode: str = "exact",
         candidates: int = 512,
+        select: str = "search",
     ) -> Job:
         """Run the whole search in the background; the live gain matrix is `self.gain`."""
-        settings = SearchSettings(metric, top_n, sources, targets, mode, candidates)
+        settings = SearchSettings(metric, top_n, sources, targets, mode, candidates, select=select)
         s, pairs = self._prepare(settings, rows)
         run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
@@ -401,7 +403,8 @@ class Workspace:
             "taylor": min(exact, settings.candidates * n) + GRADIENT_ROWS * n,
             "halving": min(exact, 2 * n_pairs * settings.halving_start),  # rounds shrink geometrically
         }[settings.mode]
-        return Work(rows=(2**settings.top_n - 1 + 1) * n + 2 * held, pair_rows=pair_rows)
+        folds = min(settings.folds, n) if settings.select == CV else 0  # each fold: another combination stage
+        return Work(rows=(1 + folds) * (2**settings.top_n - 1) * n + n + 2 * held, pair_rows=pair_rows)
 
     def _compare_work(self, settings: SearchSettings, n_pairs: int, exact_done: bool) -> Work:
         """A comparison: every mode's search (the exact one's pair scoring saved when it already ran)."""

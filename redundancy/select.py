@@ -1,0 +1,162 @@
+"""Choosing the replacement set for unseen images: k-fold cross-validation on the search set (`select cv`).
+
+The paper picks the best subset of the top N pairs on the same images it ranked them with, so the
+reported gain is optimistic and N is fixed. Here the search set's groups (images, or objects for the
+PerSeg protocols) are split into k folds. For each fold, pairs are ranked and subsets chosen on the
+other folds only (every pair's per-group scores from the one exact scan: a pair's fold score is a
+mean of them, so ranking needs no decoding), and the chosen set is measured on the fold held out. That
+is done for every N' <= N at once (subsets of the top N' are among the top N's subsets), which gives a
+cross-validated held-out gain for each N'. The N' with the best one is chosen (none at all when no N'
+gains held out), and the final set is the best subset of the first N' pairs on the whole search set.
+
+Costs: k more combination stages of 2^N - 1 subsets, nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .confidence import paired
+from .replace import pairs_map
+from .score import Evaluator
+
+SEARCH, CV = "search", "cv"
+SELECT_MODES = (SEARCH, CV)
+CV_SEED = 0  # the folds' split: fixed, so a rerun is identical
+
+
+def distinct_sources(ii: np.ndarray, order: np.ndarray, n: int) -> tuple[list[int], list[int]]:
+    """Walk `order` (indices into the pair arrays) keeping pairs whose source `ii` is not taken yet, up to n.
+
+    (kept, skipped): skipped are the pairs passed over for reusing a source before n were kept.
+    """
+    kept, skipped, taken = [], [], set()
+    for k in order:
+        if ii[k] in taken:
+            skipped.append(int(k))
+            continue
+        kept.append(int(k))
+        taken.add(ii[k])
+        if len(kept) == n:
+            break
+    return kept, skipped
+
+
+def assign_folds(groups: int, k: int, seed: int = CV_SEED) -> np.ndarray:
+    """Fold index (G,) of each group: a seeded permutation dealt round-robin, so fold sizes differ by at most 1."""
+    folds = np.empty(groups, np.int64)
+    folds[np.random.default_rng(seed).permutation(groups)] = np.arange(groups) % k
+    return folds
+
+
+def rank_on(pairs: np.ndarray, group_scores: np.ndarray, train: np.ndarray, n: int) -> list[int]:
+    """The top n pairs (rows of `pairs` (P, 2)) by mean score over the `train` groups, one per source channel."""
+    score = group_scores[:, train].mean(1)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0], -score))
+    return distinct_sources(pairs[:, 0], order, n)[0]
+
+
+def best_per_size(members: list[tuple[int, ...]], subset_scores: np.ndarray, base: float, n_max: int) -> list[int]:
+    """For each N' = 1..n_max: index of the best subset using only the first N' pairs (-1: none beats `base`).
+
+    Ties go to the smaller subset, as in the paper's selection.
+    """
+    out = []
+    for n in range(1, n_max + 1):
+        ok = [s for s, m in enumerate(members) if max(m) < n]
+        best = max(ok, key=lambda s: (subset_scores[s], -len(members[s])))
+        out.append(best if subset_scores[best] > base else -1)
+    return out
+
+
+@dataclass
+class CvReport:
+    """What cross-validation found: the held-out gain per N', the N' chosen and its interval."""
+
+    folds: int
+    unit: str  # "image" | "object"
+    curve: list[float]  # cross-validated held-out gain (score points) for N' = 1..N
+    chosen_n: int  # 0: no N' gains held out; the empty set is chosen
+    estimate: dict | None  # paired interval of the chosen rule's held-out gain (every group held out once)
+    fold_sets: list[list[tuple[int, int]]]  # each fold's chosen set at chosen_n
+    rows: int  # decoder rows the folds' combination stages ran
+
+    def to_dict(self) -> dict:
+        return {"select": CV, **vars(self)}
+
+
+def fold_choice(
+    pairs: np.ndarray,
+    group_scores: np.ndarray,
+    base_groups: np.ndarray,
+    train: np.ndarray,
+    top_n: int,
+    subsets: list[tuple[int, ...]],
+    evaluate: Callable[[list[list[tuple[int, int]]]], np.ndarray],
+) -> tuple[list[int], list[list[tuple[int, int]]], np.ndarray]:
+    """One fold: rank pairs and choose a subset per N' on the `train` groups only.
+
+    `evaluate(sets)` gives each pair set's per-group scores (S, G) on every group. Returns (the chosen
+    subset's row per N' (-1: none beats the baseline on train), the evaluated sets, their scores).
+    """
+    top = rank_on(pairs, group_scores, train, top_n)
+    top_ij = [(int(pairs[k, 0]), int(pairs[k, 1])) for k in top]
+    usable = [m for m in subsets if max(m) < len(top)]
+    sets = [[top_ij[k] for k in m] for m in usable]
+    per = evaluate(sets)
+    picks = best_per_size(usable, per[:, train].mean(1), base_groups[train].mean(), len(top))
+    picks += [picks[-1]] * (top_n - len(picks))  # fewer usable pairs than N: larger N' choose the same
+    return picks, sets, per
+
+
+def cross_validate(
+    ev: Evaluator,
+    pairs: np.ndarray,
+    group_scores: np.ndarray,
+    base_groups: np.ndarray,
+    top_n: int,
+    folds: int,
+    metric: str,
+    subsets: list[tuple[int, ...]],
+    on_fold: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> CvReport:
+    """k-fold cross-validation of "top N' pairs, then their best subset" on the search set (module doc).
+
+    `pairs` (P, 2) and `group_scores` (P, G): every scored pair's per-group score; `base_groups` (G,):
+    the baseline's. A fold's choice reads only its training groups' numbers (`fold_choice`).
+    """
+    g = len(base_groups)
+    folds = min(folds, g)
+    fold = assign_folds(g, folds)
+    held_gain = np.zeros((top_n, g))  # per N', per group: the gain of the set its fold chose
+    fold_sets: list[list[list[tuple[int, int]]]] = []  # per fold, per N'
+    rows = 0
+
+    def evaluate(sets: list[list[tuple[int, int]]]) -> np.ndarray:
+        nonlocal rows
+        rows += len(sets) * len(ev.set)
+        maps = torch.stack([pairs_map(p, ev.channels) for p in sets])
+        return ev.per_group(ev.stats(maps, cancel=cancel), metric)
+
+    for f in range(folds):
+        if on_fold:
+            on_fold(f, folds)
+        test = fold == f
+        picks, sets, per = fold_choice(pairs, group_scores, base_groups, ~test, top_n, subsets, evaluate)
+        for n, s in enumerate(picks):
+            if s >= 0:
+                held_gain[n, test] = per[s, test] - base_groups[test]
+        fold_sets.append([sets[s] if s >= 0 else [] for s in picks])
+    curve = held_gain.mean(1)
+    best = int(np.argmax(curve))  # first maximum: the smaller N' on ties
+    chosen = best + 1 if curve[best] > 0 else 0
+    estimate = paired(np.zeros(g), held_gain[chosen - 1]).to_dict() if chosen else None
+    unit = "object" if ev.set.n_groups and ev.set.n_groups < len(ev.set) else "image"
+    sets = [s[chosen - 1] if chosen else [] for s in fold_sets]
+    return CvReport(folds, unit, [float(x) for x in curve], chosen, estimate, sets, rows)

@@ -1,0 +1,73 @@
+"""Choosing the set by cross-validation (`--select cv`): folds, no leak from a held-out fold, the run's report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from redundancy.cli import main
+from redundancy.search import subsets
+from redundancy.select import assign_folds, best_per_size, fold_choice
+
+from .conftest import search_argv
+
+
+def test_folds_cover_every_group_once_and_are_balanced():
+    folds = assign_folds(23, 5)
+    assert sorted(np.bincount(folds)) == [4, 4, 5, 5, 5]
+    assert (assign_folds(23, 5) == folds).all()  # seeded: a rerun splits the same way
+
+
+def test_a_folds_choice_never_reads_its_held_out_groups():
+    """Whatever the held-out groups' numbers (pair scan and subset scores alike), the fold chooses the same."""
+    rng = np.random.default_rng(0)
+    pairs = np.array([(i, j) for i in range(8) for j in range(8) if i != j])
+    g, top_n = 12, 4
+    train = assign_folds(g, 4) != 0
+    scan = rng.normal(size=(len(pairs), g))
+    base = rng.normal(size=g)
+    table = {}  # a pair set's per-group scores, fixed per set
+
+    def evaluate(sets):
+        return np.stack([table.setdefault(tuple(s), rng.normal(size=g)) for s in sets])
+
+    picks, sets, _ = fold_choice(pairs, scan, base, train, top_n, subsets(top_n), evaluate)
+    chosen = [sets[s] if s >= 0 else [] for s in picks]
+    scan2, base2 = scan.copy(), base.copy()
+    scan2[:, ~train] = rng.normal(size=(len(pairs), (~train).sum())) * 100  # the held-out fold, rewritten
+    base2[~train] = -1e6
+    for key in table:
+        table[key] = np.where(train, table[key], rng.normal(size=g) * 100)
+    picks2, sets2, _ = fold_choice(pairs, scan2, base2, train, top_n, subsets(top_n), evaluate)
+    assert [sets2[s] if s >= 0 else [] for s in picks2] == chosen
+
+
+def test_best_per_size_uses_only_the_first_pairs_and_prefers_smaller_sets():
+    members = subsets(3)  # (0,), (1,), (2,), (0,1), (0,2), (1,2), (0,1,2)
+    scores = np.array([1.0, 3.0, 9.0, 3.0, 2.0, 0.0, 9.0])
+    assert best_per_size(members, scores, 0.0, 3) == [0, 1, 2]  # N'=2: (1,) ties (0,1) and is smaller
+    assert best_per_size(members, scores, 5.0, 3) == [-1, -1, 2]  # nothing beats the baseline until N'=3
+
+
+def test_cv_search_writes_its_report_and_picks_from_the_first_n_pairs(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = search_argv(images=8, heldout=2, top_n=3, channels="every:32")
+    assert main([*argv, "--select", "cv", "--folds", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    repl = json.loads((out / "replacements.json").read_text())
+    cv = repl["selection"]
+    assert cv["select"] == "cv" and cv["folds"] == 4 and len(cv["curve"]) == 3 and cv["unit"] in ("image", "object")
+    assert "cross-validation" in printed
+    top = [(p["source"], p["target"]) for p in json.loads((out / "topn.json").read_text())["top"]]
+    chosen = [(p["source"], p["target"]) for p in repl["pairs"]]
+    assert set(chosen) <= set(top[: cv["chosen_n"]])  # N' = 0: the empty set
+    assert (cv["estimate"] is None) == (cv["chosen_n"] == 0)
+    assert cv["chosen_n"] == 0 or cv["curve"][cv["chosen_n"] - 1] == pytest.approx(cv["estimate"]["gain"])
+
+
+def test_cv_refuses_what_it_cannot_cross_validate(tmp_path, capsys):
+    argv = search_argv(images=4, heldout=0, top_n=2, channels="every:64")
+    assert main([*argv, "--select", "cv", "--mode", "taylor", "--out", str(tmp_path / "r")]) == 2
+    assert "select cv needs mode exact" in capsys.readouterr().err
