@@ -436,11 +436,16 @@ def search_view(ws: Workspace, finished):
     """The Search tab's outputs: live heatmap, progress, and (once `finished`) top N, subsets, best set."""
     s = ws.session
     top = finished.top if finished else None
+    notes = None
+    if top:
+        cis = (finished.confidence or {}).get("top") or [None] * len(top)
+        notes = [f"gain {p.gain:+.4g}, 95% CI {ci_range(c)}" for p, c in zip(top, cis)]
     fig = gain_heatmap(
         ws.gain,
         [(p.source, p.target) for p in top] if top else None,
         f"pair gains ({ws.settings.metric}), {s.backend.weights.label}",
         *ws.scope,
+        top_notes=notes,
     )
     table, combos, best = [], None, ""
     if finished is not None:

@@ -24,7 +24,9 @@ from redundancy.pipeline import SearchSettings, Session, SessionConfig, run_sear
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(model: str, domain: str, n_search: int, seed: int, args: argparse.Namespace, cache: FeatureCache) -> dict:
+def run(
+    model: str, domain: str, n_search: int, seed: int, args: argparse.Namespace, cache: FeatureCache, select: str
+) -> dict:
     """One search; the gains in mIoU points on the search set and on every image outside it."""
     cfg = SessionConfig(
         model=model,
@@ -34,7 +36,7 @@ def run(model: str, domain: str, n_search: int, seed: int, args: argparse.Namesp
         protocol=args.protocol,
         device=args.device,
     )
-    settings = SearchSettings(top_n=args.top_n, sources=args.sources, targets=args.targets)
+    settings = SearchSettings(top_n=args.top_n, sources=args.sources, targets=args.targets, select=select)
     r = run_search(Session.open(cfg, cache, progress=False), settings)
     c, held = r.combos, r.heldout
     best = c.best.miou if c.best else c.baseline_miou
@@ -45,32 +47,39 @@ def run(model: str, domain: str, n_search: int, seed: int, args: argparse.Namesp
         "search_images": n_search,
         "heldout_images": held["images"],
         "seed": seed,
+        "select": select,
         "pairs": r.pairs_in_scope,
         "best_set": [list(p) for p in r.best_pairs],
         "search_baseline": round(c.baseline_miou, 3),
         "search_gain": round(best - c.baseline_miou, 3),
         "heldout_baseline": round(held["baseline_miou"], 3),
         "heldout_gain": round(held["patched_miou"] - held["baseline_miou"], 3),
+        "cv_estimate": round(r.selection["estimate"]["gain"], 3) if r.selection and r.selection["estimate"] else None,
+        "chosen_n": r.selection["chosen_n"] if r.selection else len(r.top),
         "seconds": round(sum(r.timings.values()), 1),
     }
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: one line per search-set size, mean +- std over seeds, and the held-out losses counted."""
+    """Markdown: one line per selection rule and search-set size, mean +- std over seeds, held-out losses counted."""
     out = [
-        "| search images | seeds | baseline (search) | gain on search set | baseline (held-out) | held-out gain | "
-        "held-out losses |",
-        "|---|---|---|---|---|---|---|",
+        "| select | search images | seeds | baseline (search) | gain on search set | cv estimate | "
+        "baseline (held-out) | held-out gain | held-out losses |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n in sorted({r["search_images"] for r in rows}):
-        sel = [r for r in rows if r["search_images"] == n]
-        col = {k: np.array([r[k] for r in sel]) for k in sel[0] if isinstance(sel[0][k], (int, float))}
-        held = col["heldout_gain"]
-        out.append(
-            f"| {n} | {len(sel)} | {col['search_baseline'].mean():.2f} | {col['search_gain'].mean():+.2f} ± "
-            f"{col['search_gain'].std():.2f} | {col['heldout_baseline'].mean():.2f} | {held.mean():+.2f} ± "
-            f"{held.std():.2f} (min {held.min():+.2f}, max {held.max():+.2f}) | {int((held < 0).sum())}/{len(sel)} |"
-        )
+        for select in dict.fromkeys(r["select"] for r in rows):
+            sel = [r for r in rows if r["search_images"] == n and r["select"] == select]
+            col = {k: np.array([r[k] for r in sel]) for k in sel[0] if isinstance(sel[0][k], (int, float))}
+            held = col["heldout_gain"]
+            cv = [r["cv_estimate"] or 0.0 for r in sel] if select == "cv" else None
+            out.append(
+                f"| {select} | {n} | {len(sel)} | {col['search_baseline'].mean():.2f} | "
+                f"{col['search_gain'].mean():+.2f} ± {col['search_gain'].std():.2f} | "
+                f"{f'{np.mean(cv):+.2f}' if cv else '-'} | "
+                f"{col['heldout_baseline'].mean():.2f} | {held.mean():+.2f} ± {held.std():.2f} (min {held.min():+.2f}, "
+                f"max {held.max():+.2f}) | {int((held < 0).sum())}/{len(sel)} |"
+            )
     return "\n".join(out)
 
 
@@ -85,14 +94,16 @@ def main() -> None:
     ap.add_argument("--top-n", type=int, default=10)
     ap.add_argument("--protocol", default="image", help="image (per-image mean) or perseg (pooled per object)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--select", default="search,cv", help="selection rules to compare: search (the paper), cv")
     args = ap.parse_args()
     cache = FeatureCache()
     for domain in args.domains.split(","):
         rows = []
         for n in map(int, args.search_images.split(",")):
             for seed in map(int, args.seeds.split(",")):
-                rows.append(run(args.model, domain, n, seed, args, cache))
-                print(json.dumps(rows[-1]), flush=True)
+                for select in args.select.split(","):
+                    rows.append(run(args.model, domain, n, seed, args, cache, select))
+                    print(json.dumps(rows[-1]), flush=True)
         print(f"\n{domain} ({rows[0]['weights']}, {rows[0]['pairs']:,} pairs, top {args.top_n}):\n{table(rows)}\n")
 
 

@@ -68,8 +68,12 @@ def gain_heatmap(
     title: str = "",
     sources: list[int] | None = None,
     targets: list[int] | None = None,
+    top_notes: list[str] | None = None,
 ) -> go.Figure:
-    """Pair gains (row = source i, column = target j) over the scored channels; NaN cells stay blank."""
+    """Pair gains (row = source i, column = target j) over the scored channels; NaN cells stay blank.
+
+    `top_notes`: a hover line per top pair (its confidence interval), shown on its marker.
+    """
     sources = list(range(gain.shape[0])) if sources is None else sources
     targets = list(range(gain.shape[1])) if targets is None else targets
     sub = gain[np.ix_(sources, targets)]
@@ -97,6 +101,8 @@ def gain_heatmap(
                 mode="markers",
                 name="top N",
                 marker={"symbol": "circle-open", "size": 12, "color": "black", "line": {"width": 2}},
+                text=[f"#{k + 1}: {note}" for k, note in enumerate(top_notes)] if top_notes else None,
+                hovertemplate="channel %{y} takes %{x}<br>%{text}<extra>top N</extra>" if top_notes else None,
             )
         )
     fig.update_layout(

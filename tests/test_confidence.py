@@ -63,3 +63,20 @@ def test_a_search_writes_intervals_for_top_pairs_best_set_and_held_out(tmp_path,
     if repl["pairs"]:
         best = repl["search"]["confidence"]
         assert best["gain"] == pytest.approx(repl["search"]["patched_miou"] - repl["search"]["baseline_miou"], abs=1e-6)
+
+
+def test_heatmap_hover_gives_each_top_pairs_interval():
+    import app
+    from redundancy.pipeline import SessionConfig
+    from redundancy.workspace import Workspace
+
+    from .conftest import SAMPLE
+
+    ws = Workspace()
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    ws.start_search(3, None, "every:32", "every:32", None).thread.join()
+    fig = app.search_view(ws, ws.result)[0]
+    marks = fig.data[1]
+    conf = ws.result.confidence["top"]
+    assert len(marks.text) == 3 and all("95% CI" in t for t in marks.text)
+    assert f"{conf[0]['lo']:+.3g} to {conf[0]['hi']:+.3g}" in marks.text[0] and "%{text}" in marks.hovertemplate
