@@ -572,8 +572,12 @@ def run_search(
         scores = scorer.score(mine, on_progress=on_pairs, cancel=cancel, known=known)
         if dist:  # every rank gets the full matrices
             scores.miou_gain, scores.loss_gain = dist.merge(scores.miou_gain, scores.loss_gain)
-            if scorer.keep_groups:
-                scorer.group_scores, scorer.group_pairs = dist.merge(scorer.group_scores)[0], pairs.numpy()
+            if scorer.keep_groups:  # this rank's rows into the full pair list, then merged like the matrices
+                full = np.full((len(pairs), scorer.group_scores.shape[1]), np.nan, np.float32)
+                row_of = np.full(c * c, -1)
+                row_of[pairs[:, 0].numpy() * c + pairs[:, 1].numpy()] = np.arange(len(pairs))
+                full[row_of[mine[:, 0].numpy() * c + mine[:, 1].numpy()]] = scorer.group_scores
+                scorer.group_scores, scorer.group_pairs = dist.merge(full)[0], pairs.numpy()
     timings["score_s"] = scores.seconds
     top, skipped = top_pairs(scores, cfg.top_n)
     if len(top) < cfg.top_n:

@@ -442,7 +442,9 @@ class PairScorer:
         todo = pairs[torch.from_numpy(pending)]
         position = np.flatnonzero(pending)  # of each todo pair in `pairs`
         if self.keep_groups:
-            self.group_pairs, self.group_scores = pairs.numpy(), None  # allocated once G is known
+            groups = self.evaluator.per_group(self.baseline_stats, self.score_metric).shape[1]
+            self.group_pairs = pairs.numpy()
+            self.group_scores = np.full((len(pairs), groups), np.nan, np.float32)
         t0 = time.perf_counter()
         done = len(pairs) - len(todo)
 
@@ -450,10 +452,9 @@ class PairScorer:
             nonlocal done
             miou, loss = self.evaluator.summarize(chunk, self.score_metric)
             if self.keep_groups:
-                per = self.evaluator.per_group(chunk, self.score_metric)
-                if self.group_scores is None:
-                    self.group_scores = np.full((len(pairs), per.shape[1]), np.nan, np.float32)
-                self.group_scores[position[start : start + len(miou)]] = per
+                self.group_scores[position[start : start + len(miou)]] = self.evaluator.per_group(
+                    chunk, self.score_metric
+                )
             ij = todo[start : start + len(miou)].numpy()
             miou_gain[ij[:, 0], ij[:, 1]] = miou - base_miou
             loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT, search_argv
 
 ARGS = search_argv()
@@ -16,11 +18,12 @@ def _env(tmp_path):
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def test_two_gloo_ranks_merge_to_the_single_process_result(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--select", "cv", "--folds", "3"]], ids=["paper", "cv"])
+def test_two_gloo_ranks_merge_to_the_single_process_result(tmp_path, extra):
     env = _env(tmp_path)
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     subprocess.run(
-        [sys.executable, "-m", "redundancy", *ARGS, "--out", str(single)],
+        [sys.executable, "-m", "redundancy", *ARGS, *extra, "--out", str(single)],
         cwd=ROOT,
         env=env,
         check=True,
@@ -38,6 +41,7 @@ def test_two_gloo_ranks_merge_to_the_single_process_result(tmp_path):
             "-m",
             "redundancy",
             *ARGS,
+            *extra,
             "--out",
             str(sharded),
         ],
