@@ -274,11 +274,11 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
         n = len(parse_channels(sources, c, dev)) * len(parse_channels(targets, c, dev))
         n -= len(set(parse_channels(sources, c, dev)) & set(parse_channels(targets, c, dev)))
         ev = s.evaluator("search")
-        folds = SearchSettings.folds if select == "cv" else 0
-        scoped, full = estimate_seconds(ev, n, int(top_n), folds), estimate_seconds(ev, c * c - c, int(top_n), folds)
+        st = SearchSettings(top_n=int(top_n), sources=sources, targets=targets, select=select)
+        scoped, full = estimate_seconds(ev, n, st.top_n, st), estimate_seconds(ev, c * c - c, st.top_n, st)
     except RedundancyError as e:
         return f"⚠ {e}"
-    gpu = ws.gpu_seconds(SearchSettings(top_n=int(top_n), sources=sources, targets=targets, select=select))
+    gpu = ws.gpu_seconds(st)
     if gpu is not None:  # ZeroGPU: the GPU worker runs it; this process's CPU rates say nothing about that
         fits = "fits" if gpu <= ZEROGPU_MAX_S else "is more than ZeroGPU grants; narrow it or run it locally"
         return (
@@ -288,7 +288,7 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
         )
     return (
         f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets"
-        + (f" (and again in each of {folds} folds)" if folds else "")
+        + (f" (and the {select} selection's {st.folds} folds)" if select != "search" else "")
         + f" ≈ **{format_seconds(scoped)}** on {dev}. The full search ({c * c - c:,} pairs) would take ≈ "
         f"{format_seconds(full)} here. Basis: {estimate_basis(ev)}."
     )
@@ -541,11 +541,13 @@ def results_text(ws: Workspace) -> str:
     if cv:
         curve = ", ".join(f"{g:+.3g}" for g in cv["curve"])  # oriented: positive is better, as every gain here
         lines.append(
-            f"- chosen by {cv['folds']}-fold cross-validation: N = {cv['chosen_n']} (held-out gain for N = 1, 2, ...: "
+            f"- {cv['select']} selection, {cv['folds']}-fold cross-validated: N = {cv['chosen_n']} (held-out gain for "
+            "N = 1, 2, ...: "
             f"{curve})"
         )
-        if cv["estimate"]:
-            lines.append(f"  - gain on unseen {cv['unit']}s (cross-validated) {ci_text(cv['estimate'], m)}")
+        lines.append(f"  - gain on unseen {cv['unit']}s at N = {cv['best_n']} (cross-validated) {ci_text(cv['estimate'], m)}")
+        if not cv["chosen_n"]:
+            lines.append("  - its interval holds 0: no set is chosen, the model stays as it is")
     if r.heldout:
         h = r.heldout
         lines.append(f"- held-out ({h['images']} images): {m.show(h['baseline_miou'])} → {m.show(h['patched_miou'])}")
@@ -819,10 +821,15 @@ def search_tab() -> SimpleNamespace:
         )
         candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates")
         select = gr.Radio(
-            [("best on the search set (the paper)", "search"), ("cross-validated (5 folds)", "cv")],
+            [
+                ("best on the search set (the paper)", "search"),
+                ("cross-validated N and subset", "cv"),
+                ("greedy, cross-validated size", "greedy"),
+            ],
             value="search",
             label="Choose the set",
-            info="cross-validated: N and the subset that gain on images the choice did not see (mode exact)",
+            info="cv / greedy: the set size (and subset) that gains on images the choice did not see, from 5 "
+            "folds of the search set (mode exact); greedy grows the set from the top 4N pairs",
             elem_id="select",
         )
     with gr.Row():

@@ -72,7 +72,7 @@ def table(rows: list[dict]) -> str:
             sel = [r for r in rows if r["search_images"] == n and r["select"] == select]
             col = {k: np.array([r[k] for r in sel]) for k in sel[0] if isinstance(sel[0][k], (int, float))}
             held = col["heldout_gain"]
-            cv = [r["cv_estimate"] or 0.0 for r in sel] if select == "cv" else None
+            cv = [r["cv_estimate"] or 0.0 for r in sel] if select != "search" else None
             out.append(
                 f"| {select} | {n} | {len(sel)} | {col['search_baseline'].mean():.2f} | "
                 f"{col['search_gain'].mean():+.2f} ± {col['search_gain'].std():.2f} | "
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--top-n", type=int, default=10)
     ap.add_argument("--protocol", default="image", help="image (per-image mean) or perseg (pooled per object)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--select", default="search,cv", help="selection rules to compare: search (the paper), cv")
+    ap.add_argument("--select", default="search,cv,greedy", help="selection rules: search (the paper), cv, greedy")
     args = ap.parse_args()
     cache = FeatureCache()
     for domain in args.domains.split(","):

@@ -154,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="search",
         choices=SELECT_MODES,
         help="search: the best subset on the search set (the paper); cv: N and the subset chosen by k-fold "
-        "cross-validation on the search set, with an estimate of the gain on unseen images (mode exact)",
+        "cross-validation on the search set, with an estimate of the gain on unseen images; greedy: the set grown "
+        "one pair at a time from a larger pool, its size chosen by cross-validation (cv, greedy: mode exact)",
     )
-    s.add_argument("--folds", type=int, default=5, help="select cv: folds of the search set")
+    s.add_argument("--folds", type=int, default=5, help="select cv / greedy: folds of the search set")
+    s.add_argument("--pool", type=int, help="select greedy: candidate pairs (default 4 x top N)")
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
     s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
     s.add_argument(
@@ -375,11 +377,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if result.selection:
         cv = result.selection
         print(
-            f"chosen by {cv['folds']}-fold cross-validation: N = {cv['chosen_n']} of {len(result.top)} (held-out gain "
+            f"{cv['select']} selection, {cv['folds']}-fold cross-validated: N = {cv['chosen_n']} (held-out gain "
             "per N: " + ", ".join(f"{g:+.3g}" for g in cv["curve"]) + ")"
         )
-        if cv["estimate"]:
-            print(f"  cross-validated gain on unseen {cv['unit']}s: {_interval(cv['estimate'], m)}")
+        print(f"  cross-validated gain on unseen {cv['unit']}s at N = {cv['best_n']}: {_interval(cv['estimate'], m)}")
+        if not cv["chosen_n"]:
+            print("  within noise: no set is chosen (the empty set leaves the model as it is)")
     if result.heldout:
         h = result.heldout
         print(f"held-out ({h['images']} images): {m.show(h['baseline_miou'])} -> {m.show(h['patched_miou'])}")

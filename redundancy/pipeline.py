@@ -41,8 +41,8 @@ from .score import (
     check_rows,
 )
 from .screen import MODES, TEMPERATURE, ModeReport, compare_modes, halving_screen, taylor_screen
-from .search import CombinationResult, RankedPair, best_of_first, search_combinations, subsets, top_pairs
-from .select import CV, SELECT_MODES, cross_validate
+from .search import Combination, CombinationResult, RankedPair, best_of_first, search_combinations, subsets, top_pairs
+from .select import CV, GREEDY, POOL_PER_N, SEARCH, SELECT_MODES, cross_validate, greedy_path, rank_on
 from .tasks import ALL_METRICS, LOSS, SEGMENT, TASKS, Task, get_task
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
@@ -108,8 +108,9 @@ class SearchSettings:
     taylor_temperature: float = TEMPERATURE  # taylor, miou: soft-mIoU tau as a fraction of the logits' std
     halving_start: int = 2  # halving: images in the first round (doubles each round)
     halving_keep: float = 0.25  # halving: fraction of pairs kept per round
-    select: str = "search"  # search: best subset on the search set (the paper) | cv: chosen by k-fold CV
-    folds: int = 5  # select cv: folds of the search set's images (objects)
+    select: str = "search"  # search: the paper's best subset | cv, greedy: chosen by k-fold cross-validation
+    folds: int = 5  # select cv / greedy: folds of the search set's images (objects)
+    pool: int | None = None  # select greedy: candidate pairs (None: 4 x top N)
 
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: unusable settings never reach a search
@@ -124,10 +125,12 @@ class SearchSettings:
         if self.candidates < 1 or not 0 < self.halving_keep < 1 or self.halving_start < 1:
             raise ConfigError("candidates and halving start must be >= 1 and halving keep in (0, 1).")
         _choice("selection", self.select, SELECT_MODES)
-        if self.select == CV and (self.mode != "exact" or self.metric == LOSS or not 2 <= self.folds <= 20):
+        if self.pool is not None and self.pool < 1:
+            raise ConfigError(f"the greedy pool must be at least 1 pair (got {self.pool}).")
+        if self.select != SEARCH and (self.mode != "exact" or self.metric == LOSS or not 2 <= self.folds <= 20):
             raise ConfigError(
-                "select cv needs mode exact (every pair's per-image scores), the task's score as the metric (not "
-                f"loss) and 2 to 20 folds (got mode {self.mode}, metric {self.metric}, {self.folds} folds)."
+                f"select {self.select} needs mode exact (every pair's per-image scores), the task's score as the "
+                f"metric (not loss) and 2 to 20 folds (got mode {self.mode}, metric {self.metric}, {self.folds} folds)."
             )
         if not self.taylor_temperature > 0:
             raise ConfigError(f"taylor temperature must be > 0 (got {self.taylor_temperature}); 0.1 is the default.")
@@ -351,12 +354,23 @@ def evaluate(
     return evaluator.summarize(stats, metric)
 
 
-def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int, folds: int = 0) -> float:
+def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int, settings: SearchSettings | None = None) -> float:
     """Predicted search time: pairs x images (at the pair-scoring rate: a linear head's shortcut where it has
-    one) plus 2^N - 1 subsets x images (decoded; once more per cross-validation fold), at rates measured here."""
+    one) plus 2^N - 1 subsets x images (decoded) and a cross-validated selection's own rows, at rates measured here."""
     n = len(evaluator.set)
-    subsets = (1 + min(folds, n)) * (2**top_n - 1)
-    return n_pairs * n * evaluator.seconds_per_pair_row() + subsets * n * evaluator.seconds_per_row()
+    rows = (2**top_n - 1) * n + (selection_rows(settings, top_n, n) if settings else 0)
+    return n_pairs * n * evaluator.seconds_per_pair_row() + rows * evaluator.seconds_per_row()
+
+
+def selection_rows(settings: SearchSettings, top_n: int, images: int) -> int:
+    """Decoder rows a selection rule adds to the search (an upper bound for greedy): cv, a combination stage per
+    fold; greedy, N steps over the pool per fold and once more on the whole search set."""
+    folds = min(settings.folds, images)
+    if settings.select == CV:
+        return folds * (2**top_n - 1) * images
+    if settings.select == GREEDY:
+        return (folds + 1) * top_n * (settings.pool or POOL_PER_N * top_n) * images
+    return 0
 
 
 def estimate_basis(evaluator: Evaluator) -> str:
@@ -464,6 +478,30 @@ class SearchResult:
         return self.combos.best_pairs
 
 
+def _greedy_choice(
+    ev: Evaluator, scorer: PairScorer, combos: CombinationResult, steps: int, pool: int, cancel=None
+) -> CombinationResult:
+    """select greedy: `steps` greedy steps over the top `pool` pairs on the whole search set; each step's set
+    joins the evaluated rows (outside the top-N subsets: no members) and the last one is the choice."""
+    everyone = np.ones(scorer.group_scores.shape[1], bool)
+    ranked = rank_on(scorer.group_pairs, scorer.group_scores, everyone, pool)
+    candidates = [(int(scorer.group_pairs[k, 0]), int(scorer.group_pairs[k, 1])) for k in ranked]
+
+    def evaluate(sets: list[list[tuple[int, int]]]) -> np.ndarray:
+        maps = torch.stack([pairs_map(p, ev.channels) for p in sets])
+        return ev.per_group(ev.stats(maps, cancel=cancel), scorer.metric)
+
+    path = [p for p, _ in greedy_path(candidates, steps, evaluate, everyone)]
+    if not path:
+        return replace(combos, best=None)
+    stats = ev.stats(torch.stack([pairs_map(p, ev.channels) for p in path]), cancel=cancel)
+    score, loss = ev.summarize(stats, scorer.metric)
+    rows = [Combination((), p, float(m), float(lo)) for p, m, lo in zip(path, score, loss)]
+    per_image = None if combos.per_image is None else np.concatenate([combos.per_image, stats.values])
+    best = rows[-1] if rows[-1].miou > combos.baseline_miou else None  # it must gain on the search set too
+    return replace(combos, rows=combos.rows + rows, best=best, per_image=per_image)
+
+
 def search_confidence(ev: Evaluator, scorer: PairScorer, combos: CombinationResult) -> dict | None:
     """Bootstrap intervals (over search images, or objects) of each top pair's gain and of the best set's.
 
@@ -516,7 +554,7 @@ def search_key(session: Session, settings: SearchSettings, pairs: torch.Tensor) 
             "device": session.backend.device.type,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
             "mode": [st.mode, st.candidates, st.halving_start, st.halving_keep, st.taylor_temperature],
-            **({"select": [st.select, st.folds]} if st.select != "search" else {}),  # older runs' keys stay valid
+            **({"select": [st.select, st.folds, st.pool]} if st.select != SEARCH else {}),  # older keys stay valid
         }
     )
 
@@ -541,8 +579,8 @@ def run_search(
     timings["encode_search_s"] = session.encode_seconds["search"]  # wherever it was first built
     pairs = session.channel_pairs(cfg)
     c = session.backend.channels
-    known = state.pairs(c) if state and cfg.select != CV else None  # cv needs per-image scores: not saved
-    if cfg.select == CV and len(pairs) * len(ev.set) * 4 > CV_MAX_BYTES:
+    known = state.pairs(c) if state and cfg.select == SEARCH else None  # cv needs per-image scores: not saved
+    if cfg.select != SEARCH and len(pairs) * len(ev.set) * 4 > CV_MAX_BYTES:
         raise ConfigError(
             f"select cv keeps {len(pairs):,} pairs x {len(ev.set)} images of scores, over "
             f"{CV_MAX_BYTES / 2**30:.0f} GiB; narrow the sources / targets or use select search."
@@ -561,7 +599,7 @@ def run_search(
                 cb.pairs(ev_)
 
     scorer = PairScorer(ev, cfg.metric)
-    scorer.keep_groups = cfg.select == CV
+    scorer.keep_groups = cfg.select != SEARCH
     if cfg.mode == "taylor":
         say(f"taylor screening: rescoring the {min(cfg.candidates, len(pairs)):,} most promising pairs exactly")
         scores = taylor_screen(scorer, pairs, cfg.candidates, on_pairs, cancel, cfg.taylor_temperature)
@@ -594,16 +632,20 @@ def run_search(
         state.save_combos(top_ij, scores_, losses_, combos.per_image, force=True)
     timings["combinations_s"] = combos.seconds
     selection = None
-    if cfg.select == CV:
+    if cfg.select != SEARCH:
         t = time.perf_counter()
+        pool = cfg.pool or POOL_PER_N * cfg.top_n
+        base_groups = ev.per_group(scorer.baseline_stats, scorer.metric)[0]
         report = cross_validate(
-            ev, scorer.group_pairs, scorer.group_scores, ev.per_group(scorer.baseline_stats, scorer.metric)[0],
-            len(top), cfg.folds, scorer.metric, subsets(len(top)),
-            lambda f, k: say(f"cross-validation: fold {f + 1}/{k}"), cancel,
+            ev, scorer.group_pairs, scorer.group_scores, base_groups, len(top), cfg.folds, scorer.metric,
+            subsets(len(top)), lambda f, k: say(f"cross-validation: fold {f + 1}/{k}"), cancel, cfg.select, pool,
         )  # fmt: skip
         say(f"cross-validation chose N = {report.chosen_n} (held-out gain per N: "
             + ", ".join(f"{g:+.3g}" for g in report.curve) + ")")  # fmt: skip
-        combos = replace(combos, best=best_of_first(combos, report.chosen_n))
+        if cfg.select == CV:
+            combos = replace(combos, best=best_of_first(combos, report.chosen_n))
+        else:
+            combos = _greedy_choice(ev, scorer, combos, report.chosen_n, pool, cancel)
         selection = report.to_dict()
         timings["cv_s"] = time.perf_counter() - t
     heldout = None

@@ -6,8 +6,10 @@ PerSeg protocols) are split into k folds. For each fold, pairs are ranked and su
 other folds only (every pair's per-group scores from the one exact scan: a pair's fold score is a
 mean of them, so ranking needs no decoding), and the chosen set is measured on the fold held out. That
 is done for every N' <= N at once (subsets of the top N' are among the top N's subsets), which gives a
-cross-validated held-out gain for each N'. The N' with the best one is chosen (none at all when no N'
-gains held out), and the final set is the best subset of the first N' pairs on the whole search set.
+cross-validated held-out gain for each N'. The N' with the best one is chosen if its bootstrap 95%
+interval lies above zero, else none (the empty set: the model is left as it is, the honest answer when
+the data cannot tell a gain from noise), and the final set is the best subset of the first N' pairs on
+the whole search set. `greedy` grows sets one pair at a time from a larger pool instead (adaptive N).
 
 Costs: k more combination stages of 2^N - 1 subsets, nothing else.
 """
@@ -25,8 +27,9 @@ from .confidence import paired
 from .replace import pairs_map
 from .score import Evaluator
 
-SEARCH, CV = "search", "cv"
-SELECT_MODES = (SEARCH, CV)
+SEARCH, CV, GREEDY = "search", "cv", "greedy"
+SELECT_MODES = (SEARCH, CV, GREEDY)
+POOL_PER_N = 4  # greedy: candidate pairs per allowed set size, by default
 CV_SEED = 0  # the folds' split: fixed, so a rerun is identical
 
 
@@ -76,18 +79,21 @@ def best_per_size(members: list[tuple[int, ...]], subset_scores: np.ndarray, bas
 
 @dataclass
 class CvReport:
-    """What cross-validation found: the held-out gain per N', the N' chosen and its interval."""
+    """What cross-validation found: the held-out gain per N' (set size), the N' chosen and its interval."""
 
+    select: str  # cv: best subset of the top N' | greedy: N' pairs grown one at a time from a larger pool
     folds: int
     unit: str  # "image" | "object"
     curve: list[float]  # cross-validated held-out gain (score points) for N' = 1..N
-    chosen_n: int  # 0: no N' gains held out; the empty set is chosen
-    estimate: dict | None  # paired interval of the chosen rule's held-out gain (every group held out once)
+    best_n: int  # the N' with the best cross-validated held-out gain
+    chosen_n: int  # best_n if that gain's 95% interval is above 0; else 0: the empty set (no change) is chosen
+    estimate: dict  # paired interval of best_n's held-out gain (every group held out once)
     fold_sets: list[list[tuple[int, int]]]  # each fold's chosen set at chosen_n
-    rows: int  # decoder rows the folds' combination stages ran
+    rows: int  # decoder rows the folds' combination stages (greedy: steps) ran
+    pool: int | None = None  # greedy: candidate pairs each step chooses from
 
     def to_dict(self) -> dict:
-        return {"select": CV, **vars(self)}
+        return dict(vars(self))
 
 
 def fold_choice(
@@ -114,6 +120,29 @@ def fold_choice(
     return picks, sets, per
 
 
+def greedy_path(
+    candidates: list[tuple[int, int]],
+    steps: int,
+    evaluate: Callable[[list[list[tuple[int, int]]]], np.ndarray],
+    train: np.ndarray,
+) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+    """Grow a set one pair at a time: each step adds the candidate (with a source not used yet) that gives the
+    best mean score over the `train` groups. (set, its per-group scores) after each step; ties: the candidate
+    ranked first."""
+    current: list[tuple[int, int]] = []
+    path = []
+    for _ in range(steps):
+        taken = {i for i, _ in current}
+        sets = [current + [p] for p in candidates if p[0] not in taken]
+        if not sets:
+            break
+        per = evaluate(sets)
+        k = int(np.argmax(per[:, train].mean(1)))
+        current = sets[k]
+        path.append((current, per[k]))
+    return path
+
+
 def cross_validate(
     ev: Evaluator,
     pairs: np.ndarray,
@@ -125,11 +154,14 @@ def cross_validate(
     subsets: list[tuple[int, ...]],
     on_fold: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    rule: str = CV,
+    pool: int | None = None,
 ) -> CvReport:
-    """k-fold cross-validation of "top N' pairs, then their best subset" on the search set (module doc).
+    """k-fold cross-validation of a selection rule on the search set (module doc): "top N' pairs, then their
+    best subset" (cv) or "N' greedy steps over the top `pool` pairs" (greedy), for every N' <= `top_n`.
 
     `pairs` (P, 2) and `group_scores` (P, G): every scored pair's per-group score; `base_groups` (G,):
-    the baseline's. A fold's choice reads only its training groups' numbers (`fold_choice`).
+    the baseline's. A fold's choice reads only its training groups' numbers (`fold_choice`, `greedy_path`).
     """
     g = len(base_groups)
     folds = min(folds, g)
@@ -148,6 +180,14 @@ def cross_validate(
         if on_fold:
             on_fold(f, folds)
         test = fold == f
+        if rule == GREEDY:
+            candidates = [(int(pairs[k, 0]), int(pairs[k, 1])) for k in rank_on(pairs, group_scores, ~test, pool)]
+            path = greedy_path(candidates, top_n, evaluate, ~test)
+            path += path[-1:] * (top_n - len(path))  # fewer candidates than steps: larger N' keep the last set
+            for n, (_, per) in enumerate(path):
+                held_gain[n, test] = per[test] - base_groups[test]
+            fold_sets.append([p for p, _ in path])
+            continue
         picks, sets, per = fold_choice(pairs, group_scores, base_groups, ~test, top_n, subsets, evaluate)
         for n, s in enumerate(picks):
             if s >= 0:
@@ -155,8 +195,8 @@ def cross_validate(
         fold_sets.append([sets[s] if s >= 0 else [] for s in picks])
     curve = held_gain.mean(1)
     best = int(np.argmax(curve))  # first maximum: the smaller N' on ties
-    chosen = best + 1 if curve[best] > 0 else 0
-    estimate = paired(np.zeros(g), held_gain[chosen - 1]).to_dict() if chosen else None
+    estimate = paired(np.zeros(g), held_gain[best]).to_dict()
+    chosen = best + 1 if estimate["lo"] > 0 else 0  # a gain the data cannot tell from none: keep the model as is
     unit = "object" if ev.set.n_groups and ev.set.n_groups < len(ev.set) else "image"
     sets = [s[chosen - 1] if chosen else [] for s in fold_sets]
-    return CvReport(folds, unit, [float(x) for x in curve], chosen, estimate, sets, rows)
+    return CvReport(rule, folds, unit, [float(x) for x in curve], best + 1, chosen, estimate, sets, rows, pool)

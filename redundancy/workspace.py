@@ -39,11 +39,11 @@ from .pipeline import (
     ablate,
     compare_search_modes,
     run_search,
+    selection_rows,
 )
 from .replace import Edit, edit_map, identity_map, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
-from .select import CV
 from .tasks import MAX_DEPTH, MIN_DEPTH, clamp_depth
 from .zerogpu import GpuJob, Work
 
@@ -403,8 +403,8 @@ class Workspace:
             "taylor": min(exact, settings.candidates * n) + GRADIENT_ROWS * n,
             "halving": min(exact, 2 * n_pairs * settings.halving_start),  # rounds shrink geometrically
         }[settings.mode]
-        folds = min(settings.folds, n) if settings.select == CV else 0  # each fold: another combination stage
-        return Work(rows=(1 + folds) * (2**settings.top_n - 1) * n + n + 2 * held, pair_rows=pair_rows)
+        rows = (2**settings.top_n - 1) * n + selection_rows(settings, settings.top_n, n) + n + 2 * held
+        return Work(rows=rows, pair_rows=pair_rows)
 
     def _compare_work(self, settings: SearchSettings, n_pairs: int, exact_done: bool) -> Work:
         """A comparison: every mode's search (the exact one's pair scoring saved when it already ran)."""
