@@ -545,7 +545,8 @@ def results_text(ws: Workspace) -> str:
             "N = 1, 2, ...: "
             f"{curve})"
         )
-        lines.append(f"  - gain on unseen {cv['unit']}s at N = {cv['best_n']} (cross-validated) {ci_text(cv['estimate'], m)}")
+        unseen = f"{cv['unit']}s at N = {cv['best_n']}"
+        lines.append(f"  - gain on unseen {unseen} (cross-validated) {ci_text(cv['estimate'], m)}")
         if not cv["chosen_n"]:
             lines.append("  - its interval holds 0: no set is chosen, the model stays as it is")
     if r.heldout:
