@@ -97,3 +97,19 @@ def test_greedy_path_adds_the_best_training_candidate_each_step():
 
     path = greedy_path(list(gains), 3, evaluate, train)
     assert [p for p, _ in path] == [[(0, 3)], [(0, 3), (2, 3)]]  # (0, 1) reuses source 0: never a candidate again
+
+
+def test_the_app_reports_the_selection_and_its_cost():
+    import app
+    from redundancy.pipeline import SessionConfig
+    from redundancy.workspace import Workspace
+
+    from .conftest import SAMPLE
+
+    ws = Workspace()
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    plain, cv = (app.search_estimate(ws, "every:32", "every:32", 3, s) for s in ("search", "cv"))
+    assert "folds" in cv and "folds" not in plain
+    ws.start_search(3, None, "every:32", "every:32", None, select="cv").thread.join()
+    text = app.results_text(ws)
+    assert "cv selection, 5-fold cross-validated" in text and "gain on unseen" in text
