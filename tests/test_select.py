@@ -112,4 +112,4 @@ def test_the_app_reports_the_selection_and_its_cost():
     assert "folds" in cv and "folds" not in plain
     ws.start_search(3, None, "every:32", "every:32", None, select="cv").thread.join()
     text = app.results_text(ws)
-    assert "cv selection, 5-fold cross-validated" in text and "gain on unseen" in text
+    assert "cv selection" in text and "-fold cross-validated" in text and "gain on unseen" in text
