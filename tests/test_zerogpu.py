@@ -42,6 +42,16 @@ def _run(ws: Workspace, data=SAMPLE, model="sam_tiny") -> dict:
     }
 
 
+def _compare(ws: Workspace, data=None, model="sam_tiny") -> list[tuple]:
+    """The mode comparison's rows (a fresh workspace is loaded first)."""
+    if ws.session is None:
+        ws.load(SessionConfig(model=model, data=str(data), random_init=True, search_images=6, heldout_images=4))
+    job = ws.start_compare(3, None, SCOPE, SCOPE, None, 8)
+    job.thread.join()
+    assert job.state.error is None, job.state.error
+    return [(r.mode, r.overlap, r.scored, r.best_miou) for r in ws.comparison]
+
+
 @pytest.mark.parametrize("model,data", [("sam_tiny", SAMPLE), ("dinov2_tiny", ROOT / "assets" / "classify_sample")])
 def test_gpu_tasks_give_the_local_numbers(model, data, monkeypatch):
     monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
@@ -49,6 +59,7 @@ def test_gpu_tasks_give_the_local_numbers(model, data, monkeypatch):
     ws = Workspace(remote=True)
     remote = _run(ws, data, model)
     assert remote == local
+    assert _compare(ws) == _compare(Workspace(remote=False), data, model)
     assert ws.gpu is not None and ws.gpu.cfg.device == "cpu" and ws.session.backend.device.type == "cpu"
     assert (ws.gpu.head is not None) == (model != "sam_tiny")  # the worker scores with the head fitted here
 
