@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +86,9 @@ def write_pair(folder: Path, stem: str, size=(40, 30), box=(5, 5, 20, 20), mask_
     Image.fromarray(mask).save(folder / "masks" / f"{stem}.png")
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """`python app.py` on a free 127.0.0.1 port with its own cache; stopped after the session."""
+@contextmanager
+def running_app(folder: Path, command: list[str] | None = None, env: dict | None = None):
+    """`python app.py` (or `command`) on a free 127.0.0.1 port with its own cache under `folder`; its URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -96,11 +97,14 @@ def app_url(tmp_path_factory):
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "REDUNDANCY_POLL_S": "0.25",
-        "REDUNDANCY_CACHE": str(tmp_path_factory.mktemp("app-cache")),
+        "REDUNDANCY_CACHE": str(folder / "app-cache"),
+        **(env or {}),
     }
-    log_path = tmp_path_factory.mktemp("log") / "app.log"
+    log_path = folder / "app.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command or [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         url = f"http://127.0.0.1:{port}"
         for _ in range(240):
             try:
@@ -115,6 +119,15 @@ def app_url(tmp_path_factory):
             pytest.fail(f"app did not start; see {log_path}")
         if proc.poll() is not None:
             pytest.fail(f"app exited; see {log_path}: {log_path.read_text()[-2000:]}")
+        try:
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """The app on a free port, shared by the browser and client tests; stopped after the session."""
+    with running_app(tmp_path_factory.mktemp("app")) as url:
         yield url
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -17,7 +17,7 @@ from redundancy.errors import RunError
 from redundancy.pipeline import SearchSettings, SessionConfig
 from redundancy.workspace import Workspace
 
-from .conftest import ROOT, SAMPLE
+from .conftest import ROOT, SAMPLE, running_app
 
 SCOPE = "every:16"
 
@@ -95,9 +95,7 @@ def test_command_line_parses_back_to_the_same_session_and_settings():
     assert _config(args) == replace(cfg, device="auto") and _settings(args) == settings and args.out == "run"
 
 
-SIMULATED = r"""
-import json, os, sys, time
-from redundancy import zerogpu
+ZERO_DEVICE_API = r"""
 import spaces.zero.client as client
 import spaces.zero.torch as ztorch
 from spaces.zero.api import ScheduleResponse
@@ -105,10 +103,27 @@ from spaces.zero.api import ScheduleResponse
 asked = []
 def schedule(task_id, request=None, duration=None, gpu_size=None, **kwargs):  # the device API, answered here
     asked.append(duration.total_seconds())
+    print("SCHEDULE", duration.total_seconds(), request is not None, flush=True)
     return ScheduleResponse(idle=False, nvidiaIndex=0, nvidiaUUID="simulated", allowToken="simulated")
 client.schedule, client.release, client.allow = schedule, lambda *a, **k: None, lambda *a, **k: None
+client.startup_report = lambda *a, **k: None
 ztorch.init = ztorch.move = ztorch.unpatch = lambda *a, **k: None  # no CUDA device to hand the worker
 ztorch.size = lambda *a, **k: 0
+"""
+ZERO_ENV = {
+    "SPACES_ZERO_GPU": "true",
+    "SPACES_ZERO_DEVICE_API_URL": "http://127.0.0.1:9/",  # never reached: the API is answered in-process
+    "REDUNDANCY_ZEROGPU_DEVICE": "cpu",
+    "REDUNDANCY_ZEROGPU_MAX_S": "3600",  # this CPU "GPU" would need more than 5 min for the all-pairs search
+    "PYTHONPATH": str(ROOT),
+}
+SIMULATED = (
+    r"""
+import json, os, sys, time
+from redundancy import zerogpu
+"""
+    + ZERO_DEVICE_API
+    + r"""
 
 from tests.test_zerogpu import _run
 from redundancy.workspace import Workspace
@@ -125,20 +140,14 @@ job.thread.join(120)
 out["cancelled"] = [job.state.cancelled, job.state.done < job.state.total, job.state.error]
 print("RESULT " + json.dumps(out, default=str))
 """
+)
 
 
 def test_real_spaces_wrapper_forks_a_worker_and_streams_plain_data(tmp_path):
     """ZeroGPU simulated as far as `spaces` allows: its device API is answered locally and the worker gets no
     CUDA device; everything else is the package's own code: the decorator, the forked worker, pickled
     arguments and streamed results, the stop on cancel."""
-    env = {
-        **os.environ,
-        "SPACES_ZERO_GPU": "true",
-        "SPACES_ZERO_DEVICE_API_URL": "http://127.0.0.1:9/",  # never reached: `schedule` is answered in-process
-        "REDUNDANCY_ZEROGPU_DEVICE": "cpu",
-        "REDUNDANCY_ZEROGPU_MAX_S": "3600",  # this CPU "GPU" would need more than 5 min for the all-pairs search
-        "PYTHONPATH": str(ROOT),
-    }
+    env = {**os.environ, **ZERO_ENV}
     proc = subprocess.run(
         [sys.executable, "-c", SIMULATED], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
@@ -170,3 +179,25 @@ def test_the_app_shows_zerogpu_durations_not_cpu_times(monkeypatch):
     assert "asks ZeroGPU for" in text and "which fits" in text and "on cpu" not in text
     assert "more than ZeroGPU grants" in app.search_estimate(ws, "all", "all", 16)
     assert "ZeroGPU" in app.badge(ws)
+
+
+def test_the_app_served_on_simulated_zerogpu_runs_load_and_search_as_gpu_tasks(tmp_path):
+    """Through Gradio itself: each GPU task is scheduled with the visitor's request (ZeroGPU's quota needs it),
+    the background search included, and the page gets the same results as on a plain server."""
+    from gradio_client import Client
+
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(ZERO_DEVICE_API + "import runpy\nrunpy.run_path('app.py', run_name='__main__')\n")
+    with running_app(tmp_path, [sys.executable, str(launcher)], ZERO_ENV) as url:
+        client = Client(url, verbose=False)
+        badge = client.predict(
+            "sam_tiny", "random weights (seeded, for trying the tool)", None, None, 0,
+            "bundled sample (random shapes, 32 images)", None, 8, "none", api_name="/load",
+        )[0]  # fmt: skip
+        status = client.predict(3, "miou", "every:32", "every:32", 0, api_name="/search")[1]
+        summary = client.predict(api_name="/show_results")[0]
+    scheduled = [
+        line.split() for line in (tmp_path / "app.log").read_text().splitlines() if line.startswith("SCHEDULE")
+    ]
+    assert "on ZeroGPU" in badge and "Search finished" in status and "Best set" in summary
+    assert len(scheduled) == 2 and all(request == "True" for _, _, request in scheduled)  # encode, search
