@@ -256,13 +256,20 @@ class Session:
             self.encode_seconds[which] = time.perf_counter() - t0
         return self._evaluators[which]
 
-    def encode_all(
-        self, on_progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None
-    ) -> int:
-        """Encode every image this session uses (head split, search, held-out) into the feature cache; how many
-        were not cached yet. Another process with the same config then reads them instead of encoding."""
+    def image_paths(self) -> list[Path]:
+        """Every image this session uses (head split, search, held-out), each once, in that order."""
         sets = [d for d in (self.head_set, self.search_set, self.heldout_set) if d is not None]
-        paths = list(dict.fromkeys(s.image_path for d in sets for s in d.samples))
+        return list(dict.fromkeys(s.image_path for d in sets for s in d.samples))
+
+    def encode_all(
+        self,
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+        part: slice = slice(None),
+    ) -> int:
+        """Encode this session's images (`part` of `image_paths()`) into the feature cache; how many were not
+        cached yet. Another process with the same config then reads them instead of encoding."""
+        paths = self.image_paths()[part]
         encoded = 0
         for start in range(0, len(paths), ENCODE_CHUNK):  # in chunks: only the cache keeps every image's features
             done = (lambda d, _t, s0=start: on_progress(s0 + d, len(paths))) if on_progress else None

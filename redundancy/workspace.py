@@ -203,11 +203,16 @@ class Workspace:
         """ZeroGPU: encode the session's images on the GPU worker into the shared cache; the job for later tasks."""
         cfg = replace(session.cfg, device=zerogpu.WORKER_DEVICE)
         job = GpuJob(cfg, str(self.cache.root), str(extract.with_name(extract.name + "-gpu")))
-        sets = (session.head_set, session.search_set, session.heldout_set)
-        images = len({x.image_path for d in sets if d is not None for x in d.samples})
+        images = len(session.image_paths())
+        n = zerogpu.parts(images, zerogpu.encode_seconds_each(cfg.model))  # a large dataset: several calls
+        size = -(-images // n)
         command = self._command("search", session.cfg)
-        cb = Callbacks(encode=on_progress)
-        self._gpu(zerogpu.encode_task, job, Work(images=images), "encoding the dataset", command, callbacks=cb)
+        for k in range(n):
+            part = slice(k * size, (k + 1) * size)
+            done = (lambda d, _t, s0=k * size: on_progress(s0 + d, images)) if on_progress else None
+            work = Work(images=len(range(images)[part]))
+            self._gpu(zerogpu.encode_task, job, work, "encoding the dataset", command, part,
+                      callbacks=Callbacks(encode=done))  # fmt: skip
         return job
 
     def _command(self, verb: str, cfg: SessionConfig | None = None, settings: SearchSettings | None = None) -> str:

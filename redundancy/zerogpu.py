@@ -83,6 +83,17 @@ def seconds_needed(model: str, work: Work) -> float:
     return START_S + MARGIN * t
 
 
+def parts(items: int, seconds_each: float, fixed: float = START_S) -> int:
+    """How many calls split `items` so that each fits ZeroGPU's limit (encoding a large dataset)."""
+    per_call = max(1, int((MAX_S - fixed) / max(seconds_each, 1e-9)))
+    return -(-items // per_call)
+
+
+def encode_seconds_each(model: str) -> float:
+    """Requested seconds per image to encode (measured, else the prior), margin included."""
+    return MARGIN * _RATES.get(model, {}).get("encode_s", PRIOR_ENCODE_S)
+
+
 def check_fits(seconds: float, what: str, command: str) -> None:
     """Refuse a task longer than ZeroGPU grants, with the command that runs it on the user's own machine."""
     if seconds > MAX_S:
@@ -169,13 +180,13 @@ def _stream(work: Callable[[Callbacks, threading.Event, Callable], Any]) -> Iter
 
 
 @gpu_task
-def encode_task(job: GpuJob) -> Iterator[tuple[str, Any]]:
-    """Encode every image the session will use (head split, search and held-out sets) into the disk cache."""
+def encode_task(job: GpuJob, part: slice = slice(None)) -> Iterator[tuple[str, Any]]:
+    """Encode the session's images (`part` of them: head split, search and held-out sets) into the disk cache."""
 
     def work(cb: Callbacks, cancel: threading.Event, emit: Callable) -> tuple[int, dict]:
         s = _session(job)
         t0 = time.perf_counter()
-        encoded = s.encode_all(cb.encode, cancel)
+        encoded = s.encode_all(cb.encode, cancel, part)
         return encoded, {"encode_s": (time.perf_counter() - t0) / encoded} if encoded else {}
 
     yield from _stream(work)

@@ -201,3 +201,17 @@ def test_the_app_served_on_simulated_zerogpu_runs_load_and_search_as_gpu_tasks(t
     ]
     assert "on ZeroGPU" in badge and "Search finished" in status and "Best set" in summary
     assert len(scheduled) == 2 and all(request == "True" for _, _, request in scheduled)  # encode, search
+
+
+def test_a_large_dataset_is_encoded_in_calls_that_each_fit(monkeypatch):
+    monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
+    monkeypatch.setattr(zerogpu, "_RATES", {})  # at the prior encoding rate
+    monkeypatch.setattr(zerogpu, "MAX_S", zerogpu.START_S + 10 * zerogpu.MARGIN * zerogpu.PRIOR_ENCODE_S)  # 10/call
+    calls = []
+    task = zerogpu.encode_task
+    monkeypatch.setattr(zerogpu, "encode_task", lambda job, part: calls.append((job.seconds, part)) or task(job, part))
+    ws = Workspace(remote=True)
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    assert len(calls) == 4 and all(seconds <= zerogpu.MAX_S for seconds, _ in calls)  # 32 images, 10 a call
+    assert [p.start for _, p in calls] == [0, 8, 16, 24]
+    assert ws.session.cache_hits == 6  # the search set came from the worker's cache entries
