@@ -189,7 +189,7 @@ def resolve_task(requested: str | None, backend: Backend, dataset: Dataset) -> T
     return get_task(name)
 
 
-CV_MAX_BYTES = 2**30  # select cv: every scored pair's per-image scores are kept in memory
+CV_MAX_BYTES = 2**30  # select cv / greedy: every scored pair's per-image scores are kept in memory
 ENCODE_CHUNK = 16  # images per `FeatureCache.encode` call when a session encodes everything ahead
 
 
@@ -478,7 +478,7 @@ class SearchResult:
     timings: dict = field(default_factory=dict)
     pairs_in_scope: int = 0
     confidence: dict | None = None  # search-set intervals of the top pairs' and best set's gains
-    selection: dict | None = None  # select cv: the cross-validation report (`select.CvReport`)
+    selection: dict | None = None  # select cv / greedy: the cross-validation report (`select.CvReport`)
 
     @property
     def best_pairs(self) -> list[tuple[int, int]]:
@@ -586,10 +586,10 @@ def run_search(
     timings["encode_search_s"] = session.encode_seconds["search"]  # wherever it was first built
     pairs = session.channel_pairs(cfg)
     c = session.backend.channels
-    known = state.pairs(c) if state and cfg.select == SEARCH else None  # cv needs per-image scores: not saved
+    known = state.pairs(c) if state and cfg.select == SEARCH else None  # cv / greedy: per-image scores, not saved
     if cfg.select != SEARCH and len(pairs) * len(ev.set) * 4 > CV_MAX_BYTES:
         raise ConfigError(
-            f"select cv keeps {len(pairs):,} pairs x {len(ev.set)} images of scores, over "
+            f"select {cfg.select} keeps {len(pairs):,} pairs x {len(ev.set)} images of scores, over "
             f"{CV_MAX_BYTES / 2**30:.0f} GiB; narrow the sources / targets or use select search."
         )
     resumed = 0 if known is None else int(np.isfinite(known[0][pairs[:, 0].numpy(), pairs[:, 1].numpy()]).sum())
