@@ -2,6 +2,10 @@
 
 A map f of length C takes values in [0, C]: X'[:, c] = X[:, f[c]], and the value C means
 "zero this channel". A set of pairs is applied at once, every read from the original X.
+
+A pair may be soft, (i, j, a): X'[:, i] = (1 - a) X[:, i] + a X[:, j], a in (0, 1]; a = 1 is the paper's
+replacement and is written as the plain pair (i, j). A soft set is the map plus an alpha per channel
+(`ChannelMap`); hard sets keep the plain map, so their numbers stay bit-identical.
 """
 
 from __future__ import annotations
@@ -64,13 +68,22 @@ def check_channel(c: object, channels: int) -> int:
     return c
 
 
-def validate_pairs(pairs: list[tuple[int, int]], channels: int) -> list[tuple[int, int]]:
-    """Checked (source, target) pairs: in range, source != target, each source used once."""
+def check_alpha(a: object) -> float:
+    """A soft pair's mixing weight in (0, 1], or a ReplacementError saying what is wrong."""
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < float(a) <= 1:
+        raise ReplacementError(f"alpha {a!r} must be a number in (0, 1]: the share of the target channel mixed in.")
+    return float(a)
+
+
+def validate_pairs(pairs: list[tuple], channels: int) -> list[tuple]:
+    """Checked (source, target[, alpha]) pairs: in range, source != target, each source used once, alpha in
+    (0, 1]; alpha 1 is dropped (the plain pair), so a hard set always reads as pairs of two."""
     out, seen = [], {}
     for pair in pairs:
-        if len(pair) != 2:
-            raise ReplacementError(f"pair {pair} must have exactly two channels (source, target).")
+        if len(pair) not in (2, 3):
+            raise ReplacementError(f"pair {pair} must be (source, target) or (source, target, alpha).")
         i, j = check_channel(pair[0], channels), check_channel(pair[1], channels)
+        a = check_alpha(pair[2]) if len(pair) == 3 else 1.0
         if i == j:
             raise ReplacementError(f"pair ({i}, {j}) replaces a channel with itself; source and target must differ.")
         if i in seen:
@@ -79,8 +92,13 @@ def validate_pairs(pairs: list[tuple[int, int]], channels: int) -> list[tuple[in
                 "other channel's values. Drop one of them."
             )
         seen[i] = j
-        out.append((i, j))
+        out.append((i, j) if a == 1.0 else (i, j, a))
     return out
+
+
+def pair_text(pair: tuple) -> str:
+    """'216<-19', or '216<-19@0.5' for a soft pair."""
+    return f"{pair[0]}<-{pair[1]}" + (f"@{pair[2]:g}" if len(pair) == 3 else "")
 
 
 def identity_map(channels: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -88,11 +106,11 @@ def identity_map(channels: int, device: torch.device | str = "cpu") -> torch.Ten
     return torch.arange(channels, device=device)
 
 
-def pairs_map(pairs: list[tuple[int, int]], channels: int) -> torch.Tensor:
+def pairs_map(pairs: list[tuple], channels: int) -> torch.Tensor:
     """Map for a replacement set: every pair (i, j) makes channel i a copy of channel j."""
     f = identity_map(channels)
-    for i, j in validate_pairs(pairs, channels):
-        f[i] = j
+    for p in validate_pairs(pairs, channels):  # a soft pair's alpha: `pairs_alpha`
+        f[p[0]] = p[1]
     return f
 
 
@@ -114,6 +132,44 @@ def edit_map(edit: Edit, channels: int) -> torch.Tensor:
     return f
 
 
+def pairs_alpha(pairs: list[tuple], channels: int) -> torch.Tensor | None:
+    """Alpha per channel (C,) of a set with soft pairs (1 elsewhere); None for a hard set."""
+    pairs = validate_pairs(pairs, channels)
+    if all(len(p) == 2 for p in pairs):
+        return None
+    alpha = torch.ones(channels)
+    for p in pairs:
+        if len(p) == 3:
+            alpha[p[0]] = p[2]
+    return alpha
+
+
+def channel_map(pairs: list[tuple], channels: int) -> torch.Tensor | ChannelMap:
+    """What a set applies: the plain index map for a hard set, a `ChannelMap` when some pairs are soft."""
+    f, alpha = pairs_map(pairs, channels), pairs_alpha(pairs, channels)
+    return f if alpha is None else ChannelMap(f, alpha)
+
+
+def set_maps(sets: list[list[tuple]], channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Maps (V, C) of several sets, with their alphas (V, C) when any pair is soft (else None)."""
+    maps = torch.stack([pairs_map(p, channels) for p in sets])
+    alphas = [pairs_alpha(p, channels) for p in sets]
+    if all(a is None for a in alphas):
+        return maps, None
+    return maps, torch.stack([torch.ones(channels) if a is None else a for a in alphas])
+
+
+@dataclass(frozen=True)
+class ChannelMap:
+    """A soft set: X'[:, c] = X[:, c] + alpha[c] (X[:, index[c]] - X[:, c])."""
+
+    index: torch.Tensor  # (C,) as a plain map
+    alpha: torch.Tensor  # (C,) in [0, 1]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
 def pair_maps(pairs: torch.Tensor, channels: int) -> torch.Tensor:
     """Maps for single pairs, batched: pairs (P, 2) long -> maps (P, C)."""
     maps = identity_map(channels, pairs.device).repeat(len(pairs), 1)
@@ -127,8 +183,8 @@ def apply_maps(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     return ext[maps]
 
 
-def apply_map(feats: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Features (B, C, h, w) under one map (C,) -> (B, C, h, w)."""
+def apply_map(feats: torch.Tensor, f: torch.Tensor | ChannelMap) -> torch.Tensor:
+    """Features (B, C, h, w) under one map (C,) or soft `ChannelMap` -> (B, C, h, w)."""
     if not isinstance(feats, torch.Tensor) or feats.dim() != 4 or feats.shape[1] != len(f):
         got = (
             f"{feats.shape[1]} channels"
@@ -140,6 +196,9 @@ def apply_map(feats: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
             "patch the module whose output the pairs were found on (SAM: image_encoder; SAM2: use sam2_patch)."
         )
     ext = torch.cat([feats, feats.new_zeros(feats.shape[0], 1, *feats.shape[2:])], dim=1)
+    if isinstance(f, ChannelMap):
+        alpha = f.alpha.to(feats.device, feats.dtype)[None, :, None, None]
+        return feats + alpha * (ext[:, f.index.to(feats.device)] - feats)
     return ext[:, f.to(feats.device)]
 
 
@@ -157,11 +216,11 @@ class ReplacementPatch:
     def __init__(
         self,
         module: torch.nn.Module,
-        pairs: list[tuple[int, int]],
+        pairs: list[tuple],
         channels: int = 256,
         remap: Callable[[Any, torch.Tensor], Any] | None = None,
     ):
-        self.map = pairs_map(pairs, channels)
+        self.map = channel_map(pairs, channels)
         self.module = module
         self.remap = remap or apply_map
         self.handle = None
@@ -183,13 +242,12 @@ class ReplacementPatch:
         self.remove()
 
 
-REPLACEMENTS_SHAPE = '{"pairs": [{"source": i, "target": j}, ...]} as written by a search'
+REPLACEMENTS_SHAPE = '{"pairs": [{"source": i, "target": j[, "alpha": a]}, ...]} as written by a search'
 
 
-def parse_replacements(
-    data: object, source: str, model: str | None = None, channels: int | None = None
-) -> list[tuple[int, int]]:
-    """Pairs from a decoded replacements.json object, checked against the model and channel count.
+def parse_replacements(data: object, source: str, model: str | None = None, channels: int | None = None) -> list[tuple]:
+    """Pairs (soft ones with their alpha) from a decoded replacements.json object, checked against the model
+    and channel count.
 
     Channels must be JSON integers: 2.7, "3" or true are refused, never rounded or coerced.
     """
@@ -204,7 +262,10 @@ def parse_replacements(
                 raise ReplacementError(
                     f"{source}: pair {k} has {key} {json.dumps(p[key])}, which is not a whole channel number."
                 )
-        pairs.append((p["source"], p["target"]))
+        alpha = p.get("alpha", 1.0)
+        if alpha is None or isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise ReplacementError(f"{source}: pair {k} has alpha {json.dumps(alpha)}; alpha is a number in (0, 1].")
+        pairs.append((p["source"], p["target"], alpha))
     if model is not None and data.get("model") not in (None, model):
         raise ReplacementError(
             f"{source} was found for model '{data.get('model')}' but is being applied to '{model}'; "
@@ -215,7 +276,7 @@ def parse_replacements(
     return validate_pairs(pairs, channels or 10**9)
 
 
-def load_replacements(path: str | Path, model: str | None = None, channels: int | None = None) -> list[tuple[int, int]]:
+def load_replacements(path: str | Path, model: str | None = None, channels: int | None = None) -> list[tuple]:
     """Pairs from a replacements.json file, checked against the model and channel count it is used with."""
     path = Path(path)
     try:

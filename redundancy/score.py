@@ -196,14 +196,25 @@ class Evaluator:
         out = self.backend.decode(feats, self.set.context.take([b]), self.mask_choice)
         return self.set.task.row_loss(out, self.set.targets[b], self.upscaler(b))
 
-    def _decode(self, maps: torch.Tensor, img: torch.Tensor, reference: bool = False) -> torch.Tensor:
-        """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call."""
+    def _decode(
+        self, maps: torch.Tensor, img: torch.Tensor, reference: bool = False, alphas: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call.
+
+        `alphas` (R, C) make the maps soft: channel c becomes X_c + alpha_c (X_map[c] - X_c) (None: 1, a copy).
+        """
         if reference:
             feats = self._ext[img[:, None], maps]  # (R, C, h, w): row r is image img[r] under maps[r]
+            if alphas is not None:
+                own = self.set.feats[img]
+                feats = own + alphas[:, :, None, None].to(own.dtype) * (feats - own)
             return self.backend.decode(feats, self.set.context.take(img), self.mask_choice, reference=True)
         # The same values in channels-last memory, the layout the re-associated decoder reads.
         rows = self._ext_tokens[img]
         tokens = torch.gather(rows, 2, maps[:, None, :].expand(-1, rows.shape[1], -1))  # (R, h*w, C)
+        if alphas is not None:
+            own = rows[:, :, : self.channels]
+            tokens = own + alphas[:, None, :].to(own.dtype) * (tokens - own)
         feats = tokens.transpose(1, 2).unflatten(2, self.set.feats.shape[2:])
         dtype = PRECISIONS[self.precision]
         # bf16 autocast: matrix products in bfloat16, softmax / norms in fp32; logits leave as fp32, so
@@ -222,7 +233,14 @@ class Evaluator:
         )
 
     @torch.inference_mode()
-    def _rows_stats(self, maps: torch.Tensor, map_idx: torch.Tensor, img_idx: torch.Tensor, pad: bool) -> torch.Tensor:
+    def _rows_stats(
+        self,
+        maps: torch.Tensor,
+        map_idx: torch.Tensor,
+        img_idx: torch.Tensor,
+        pad: bool,
+        alphas: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Stats (N, K) for N (map, image) rows: fixed-size calls (padded), or the plain reference loop.
 
         The plain loop (`pad=False`) is one row per call through the package's own decoder modules.
@@ -232,7 +250,8 @@ class Evaluator:
         for start in range(0, len(map_idx), size):
             sel = torch.arange(start, min(start + size, len(map_idx)), device=map_idx.device)
             call = _pad(sel, size) if pad else sel
-            low = self._decode(maps[map_idx[call]], img_idx[call], reference=not pad)[: len(sel)]
+            soft = alphas[map_idx[call]] if alphas is not None else None
+            low = self._decode(maps[map_idx[call]], img_idx[call], reference=not pad, alphas=soft)[: len(sel)]
             imgs = img_idx[sel]
             for b in imgs.unique().tolist():
                 hit = (imgs == b).nonzero()[:, 0]
@@ -244,9 +263,14 @@ class Evaluator:
         maps: torch.Tensor,
         on_chunk: Callable[[int, Stats], None] | None = None,
         cancel: threading.Event | None = None,
+        alphas: torch.Tensor | None = None,
     ) -> Stats:
-        """Batched: maps (V, C) -> Stats (V, B); `on_chunk(start, chunk_stats)` after each map chunk."""
+        """Batched: maps (V, C) -> Stats (V, B); `on_chunk(start, chunk_stats)` after each map chunk.
+
+        `alphas` (V, C): soft maps (`_decode`); None: every map copies fully (the paper's replacement).
+        """
         maps = maps.to(self.device)
+        alphas = alphas.to(self.device) if alphas is not None else None
         n_img = len(self.set)
         chunks: list[Stats] = []
         start = 0
@@ -255,9 +279,11 @@ class Evaluator:
                 raise Cancelled("cancelled by the user; finished results are kept.")
             per_chunk = self.rows // math.gcd(self.rows, n_img)  # maps per chunk: a whole number of calls
             chunk_maps = maps[start : start + per_chunk]
+            chunk_alphas = alphas[start : start + per_chunk] if alphas is not None else None
             try:
                 t0 = time.perf_counter()
-                block = self._rows_stats(chunk_maps, *_rows(len(chunk_maps), n_img, maps.device), pad=True)
+                rows = _rows(len(chunk_maps), n_img, maps.device)
+                block = self._rows_stats(chunk_maps, *rows, pad=True, alphas=chunk_alphas)
             except torch.OutOfMemoryError:
                 if self.rows == 1:
                     raise
@@ -319,22 +345,26 @@ class Evaluator:
             self.pair_stats(probe, lambda *_: None)
         return self.pair_seconds / self.pair_rows
 
-    def stats_plain(self, maps: torch.Tensor) -> Stats:
+    def stats_plain(self, maps: torch.Tensor, alphas: torch.Tensor | None = None) -> Stats:
         """Reference path: one variant on one image per call of the package's decoder, no batching."""
         maps = maps.to(self.device)
+        alphas = alphas.to(self.device) if alphas is not None else None
         n_img = len(self.set)
-        block = self._rows_stats(maps, *_rows(len(maps), n_img, maps.device), pad=False)
+        block = self._rows_stats(maps, *_rows(len(maps), n_img, maps.device), pad=False, alphas=alphas)
         return Stats(block.view(len(maps), n_img, -1).cpu().numpy())
 
     @torch.inference_mode()
-    def logits(self, f: torch.Tensor | None = None, images: list[int] | None = None) -> list[torch.Tensor]:
-        """Predicted logits (H, W) per image under map f (identity when None), via same-shape calls."""
+    def logits(
+        self, f: torch.Tensor | None = None, images: list[int] | None = None, alpha: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Predicted logits (H, W) per image under map f (identity when None; `alpha` (C,): soft), same-shape calls."""
         f = (identity_map(self.channels) if f is None else f).to(self.device)[None]
+        soft = alpha.to(self.device)[None].expand(self.rows, -1) if alpha is not None else None
         wanted = torch.tensor(list(range(len(self.set))) if images is None else images, device=f.device)
         out: list[torch.Tensor] = []
         for start in range(0, len(wanted), self.rows):
             img = wanted[start : start + self.rows]
-            low = self._decode(f.expand(self.rows, -1), _pad(img, self.rows))[: len(img)]
+            low = self._decode(f.expand(self.rows, -1), _pad(img, self.rows), alphas=soft)[: len(img)]
             out += [self.backend.upscale(low[k : k + 1], self.set.metas[b])[0] for k, b in enumerate(img.tolist())]
         return out
 
