@@ -33,7 +33,7 @@ from redundancy.pipeline import (
     parse_channels,
 )
 from redundancy.prompts import PROMPT_MODES
-from redundancy.replace import edit_map, parse_edits
+from redundancy.replace import edit_map, pair_text, parse_edits
 from redundancy.screen import MODES
 from redundancy.share import push_allowed
 from redundancy.synthetic import TARGET_DOMAINS
@@ -265,7 +265,9 @@ def model_hint(name: str, source: str, weights: str):
     return gr.update(info=spec.description), source, weights
 
 
-def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int, select: str = "search") -> str:
+def search_estimate(
+    ws: Workspace | None, sources: str, targets: str, top_n: int, select: str = "search", alphas: str = ""
+) -> str:
     if ws is None or ws.session is None:
         return "Load a model and dataset first."
     try:
@@ -274,7 +276,7 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
         n = len(parse_channels(sources, c, dev)) * len(parse_channels(targets, c, dev))
         n -= len(set(parse_channels(sources, c, dev)) & set(parse_channels(targets, c, dev)))
         ev = s.evaluator("search")
-        st = SearchSettings(top_n=int(top_n), sources=sources, targets=targets, select=select)
+        st = SearchSettings(top_n=int(top_n), sources=sources, targets=targets, select=select, alphas=alphas or "")
         scoped, full = estimate_seconds(ev, n, st.top_n, st), estimate_seconds(ev, c * c - c, st.top_n, st)
     except RedundancyError as e:
         return f"⚠ {e}"
@@ -289,6 +291,7 @@ def search_estimate(ws: Workspace | None, sources: str, targets: str, top_n: int
     return (
         f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets"
         + (f" (and the {select} selection's {st.folds} folds)" if select != "search" else "")
+        + (f" (and every pair again at alpha {', '.join(map(str, st.alpha_grid))})" if st.alpha_grid else "")
         + f" ≈ **{format_seconds(scoped)}** on {dev}. The full search ({c * c - c:,} pairs) would take ≈ "
         f"{format_seconds(full)} here. Basis: {estimate_basis(ev)}."
     )
@@ -420,11 +423,12 @@ def cancel(ws):
     return gr.update()
 
 
-def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512, select="search"):
+def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512, select="search", alphas=""):
     try:
         need(ws).start_search(
-            int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, mode, int(candidates), select
-        )
+            int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, mode, int(candidates), select,
+            (alphas or "").strip(),
+        )  # fmt: skip
     except RedundancyError as e:  # e.g. a search already running: say so once, keep every finished output
         gr.Warning(str(e))
         return
@@ -528,7 +532,7 @@ def results_text(ws: Workspace) -> str:
     if r is None:
         return "No finished search yet: run one on the **Search** tab."
     c, m = r.combos, ws.metric(r.settings.metric)
-    pairs = ", ".join(f"{i}←{j}" for i, j in c.best_pairs) or "empty set (no subset beat the baseline)"
+    pairs = ", ".join(pair_text(p) for p in c.best_pairs) or "empty set (no subset beat the baseline)"
     lines = [
         f"**Best set**: {pairs}",
         f"- search set ({r.search_images} images): {m.show(c.baseline_miou)} → "
@@ -833,6 +837,13 @@ def search_tab() -> SimpleNamespace:
             "folds of the search set (mode exact); greedy grows the set from the top 4N pairs",
             elem_id="select",
         )
+    alphas = gr.Textbox(
+        "",
+        label="Soft replacement: alphas besides 1 (empty = the paper's copies)",
+        placeholder="0.25,0.5,0.75",
+        info="pair (i, j, a) makes channel i (1 - a) X_i + a X_j; each pair keeps its best alpha (select: the paper)",
+        elem_id="alphas",
+    )
     with gr.Row():
         sources = gr.Textbox(
             "auto",
@@ -1058,15 +1069,15 @@ def wire(demo: gr.Blocks, ui: SimpleNamespace) -> None:
     )
     ui.sweep_btn.click(sweep, [ws], [ui.sweep_plot, ui.sweep_status])
     ui.sweep_cancel.click(cancel, [ws], [ui.sweep_status], queue=False)
-    for box in (ui.sources, ui.targets, ui.top_n, ui.select):
-        box.change(search_estimate, [ws, ui.sources, ui.targets, ui.top_n, ui.select], [ui.estimate])
+    for box in (ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas):
+        box.change(search_estimate, [ws, ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas], [ui.estimate])
     ui.model.change(model_hint, [ui.model, ui.source, ui.weights], [ui.model, ui.source, ui.weights])
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.ckpt)  # upload boxes only where they are used
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.hub_ckpt)
     ui.source.change(shown_for(UPLOAD), ui.source, ui.zip_in)
     ui.start_btn.click(
         search,
-        [ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.mode, ui.candidates, ui.select],
+        [ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.mode, ui.candidates, ui.select, ui.alphas],
         [ui.heatmap, ui.status, ui.top_table, ui.combo_plot, ui.best_md],
     )
     ui.stop_btn.click(cancel, [ws], [ui.status], queue=False)

@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .data import Dataset, load_image, open_dataset
 from .errors import DataError, RunError
 from .export import read_run, write_depths, write_json, write_labels, write_predictions
 from .features import FeatureCache
 from .models import Backend, build_backend
 from .models.heads import load_head
-from .replace import identity_map, pairs_map, parse_replacements
+from .replace import pairs_alpha, pairs_map, parse_replacements, set_maps
 from .rundir import RunDir
 from .score import EvalSet, Evaluator
 from .tasks import SEGMENT, Task, get_task
@@ -149,8 +147,8 @@ def apply_pairs(
     protocol = protocol or dataset.default_protocol
     evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), prompt, protocol, task=task)
     ev = Evaluator(backend, evalset, mask_choice, rows)
-    f = pairs_map(pairs, backend.channels)
-    patched, baseline = ev.logits(f), ev.logits()  # the baseline too, for any external evaluator to compare
+    f, alpha = pairs_map(pairs, backend.channels), pairs_alpha(pairs, backend.channels)
+    patched, baseline = ev.logits(f, alpha=alpha), ev.logits()  # the baseline too, for an external evaluator
     images = [load_image(s.image_path) for s in dataset.samples]
     if task.name == SEGMENT:
         masks, base_masks = ([(z > 0).cpu().numpy() for z in zs] for zs in (patched, baseline))
@@ -162,7 +160,8 @@ def apply_pairs(
     base = after = None
     m = task.metric(metric)
     if all(t is not None for t in evalset.targets):
-        score, _ = ev.summarize(ev.stats(torch.stack([identity_map(backend.channels), f])), m.name)
+        maps, alphas = set_maps([[], pairs], backend.channels)
+        score, _ = ev.summarize(ev.stats(maps, alphas=alphas), m.name)
         base, after = m.value(float(score[0])), m.value(float(score[1]))
     write_json(
         Path(out) / "apply.json",

@@ -34,7 +34,7 @@ from .pipeline import (
     search_key,
 )
 from .prompts import PROMPT_MODES
-from .replace import Edit, parse_edits
+from .replace import Edit, pair_text, parse_edits
 from .resume import RunState, claim_run_dir
 from .rundir import RunDir
 from .score import PRECISIONS
@@ -119,6 +119,11 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
         type=float,
         default=TEMPERATURE,
         help="taylor with --metric miou: soft-mIoU sigmoid temperature as a fraction of the logits' std",
+    )
+    p.add_argument(
+        "--alphas",
+        help="soft replacement: alphas in (0, 1) scored besides 1, e.g. 0.25,0.5,0.75; pair (i, j, a) makes "
+        "channel i (1 - a) X_i + a X_j, and each pair keeps its best alpha (select search)",
     )
     p.add_argument("--halving-start", type=int, default=2, help="halving: images in the first round")
     p.add_argument("--halving-keep", type=float, default=0.25, help="halving: fraction kept per round")
@@ -364,10 +369,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(
         f"\n{session.backend.weights.label}: baseline {m.show(c.baseline_miou)} on {result.search_images} search images"
     )
-    print("top pairs (source <- target, gain):", ", ".join(f"{p.source}<-{p.target} {p.gain:+.4g}" for p in result.top))
+    print(
+        "top pairs (source <- target[@alpha], gain):",
+        ", ".join(f"{pair_text(p.pair)} {p.gain:+.4g}" for p in result.top),
+    )
     if c.best:
         print(
-            f"best set: {' '.join(f'{i}<-{j}' for i, j in c.best.pairs)}  {m.show(c.best.miou)} "
+            f"best set: {' '.join(pair_text(p) for p in c.best.pairs)}  {m.show(c.best.miou)} "
             f"({_delta(m, c.baseline_miou, c.best.miou)})"
         )
         if result.confidence and result.confidence["best"]:

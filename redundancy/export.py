@@ -14,6 +14,7 @@ import torch
 from .imaging import depth_colour, depth_png, overlay, png_bytes
 from .io import atomic_write, write_json
 from .pipeline import SearchResult, SearchSettings, Session, config_dict, search_key
+from .replace import pair_dict, pair_text
 from .rundir import ABLATION, HEAD, RunDir
 from .screen import ModeReport
 from .tasks import clamp_depth
@@ -47,7 +48,7 @@ def combinations_table(result: SearchResult) -> str:
     rows += [
         [
             len(r.pairs),
-            " ".join(f"{i}<-{j}" for i, j in r.pairs),
+            " ".join(pair_text(p) for p in r.pairs),
             f"{r.miou:.6f}",
             f"{r.loss:.6f}",
             f"{r.miou - c.baseline_miou:.6f}",
@@ -61,13 +62,13 @@ def combinations_table(result: SearchResult) -> str:
 def replacements_dict(result: SearchResult) -> dict:
     """replacements.json: the found set with baseline vs patched numbers on both sets."""
     c, best = result.combos, result.combos.best
-    gains = {(p.source, p.target): p.gain for p in result.top}
+    gains = {p.pair: p.gain for p in result.top}
     return {
         **result.header,
         "metric": result.settings.metric,
         "prompt": result.config.prompt,
         "mask_choice": result.config.mask_choice,
-        "pairs": [{"source": i, "target": j, "single_pair_gain": gains.get((i, j))} for i, j in c.best_pairs],
+        "pairs": [{**pair_dict(p), "single_pair_gain": gains.get(p)} for p in c.best_pairs],
         "note": None if best else "no subset of the top pairs beat the baseline; the empty set is returned",
         "search": {
             "images": result.search_images,
@@ -145,12 +146,12 @@ def save_ablation(run: Path, base, rows) -> Path:
     return path
 
 
-def preview_npz(session: Session, pairs: list[tuple[int, int]], k: int = 4) -> bytes:
+def preview_npz(session: Session, pairs: list[tuple], k: int = 4) -> bytes:
     """A few search images with GT, baseline and patched masks and their channel maps, so figures need
     only the run directory: keys image_i, gt_i, base_i, patched_i (i < k; masks for segmentation
     only), feats (k, C, h, w), names."""
     from .data import load_image, load_mask
-    from .replace import identity_map, pairs_map
+    from .replace import identity_map, pairs_alpha, pairs_map
 
     ev = session.evaluator("search")
     idx = list(range(min(k, len(ev.set))))
@@ -162,7 +163,7 @@ def preview_npz(session: Session, pairs: list[tuple[int, int]], k: int = 4) -> b
     segment = session.task.name == "segment"
     if segment:
         base = ev.logits(identity_map(c), idx)
-        patched = ev.logits(pairs_map(pairs, c), idx)
+        patched = ev.logits(pairs_map(pairs, c), idx, pairs_alpha(pairs, c))
     for i in idx:
         sample = session.search_set.samples[i]
         arrays[f"image_{i}"] = load_image(sample.image_path)

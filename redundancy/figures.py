@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from .errors import RunError  # noqa: E402
 from .gains import best_gain_per_source  # noqa: E402
 from .imaging import overlay  # noqa: E402
+from .replace import pair_of, pair_text  # noqa: E402
 from .rundir import RunDir  # noqa: E402
 from .tasks import Metric, get_task  # noqa: E402
 
@@ -275,7 +276,7 @@ def combinations_scatter(run: Run) -> plt.Figure:
 def pairs_curve(run: Run) -> plt.Figure:
     """mIoU against the number of pairs applied: the best subset of each size k, and the top k by single-pair gain."""
     by_pairs = {r["pairs"]: float(r["miou"]) for r in run.combos}
-    top = [f"{p['source']}<-{p['target']}" for p in run.topn["top"]]
+    top = [pair_text(pair_of(p)) for p in run.topn["top"]]
     ks = list(range(1, len(top) + 1))
     best_of_k = [max(float(r["miou"]) for r in run.combos if int(r["size"]) == k) for k in ks]
     top_k = [by_pairs[" ".join(top[:k])] for k in ks]

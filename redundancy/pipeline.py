@@ -27,7 +27,7 @@ from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .models.heads import HeadInfo, fit_head, load_head
 from .prompts import PROMPT_MODES
-from .replace import Edit, edit_map, identity_map, pairs_map
+from .replace import Edit, edit_map, identity_map, pairs_map, set_maps
 from .resume import RunState, fingerprint
 from .score import (
     CALIBRATED_CALLS,
@@ -41,7 +41,16 @@ from .score import (
     check_rows,
 )
 from .screen import MODES, TEMPERATURE, ModeReport, compare_modes, halving_screen, taylor_screen
-from .search import Combination, CombinationResult, RankedPair, best_of_first, search_combinations, subsets, top_pairs
+from .search import (
+    Combination,
+    CombinationResult,
+    RankedPair,
+    best_alpha,
+    best_of_first,
+    search_combinations,
+    subsets,
+    top_pairs,
+)
 from .select import CV, GREEDY, POOL_PER_N, SEARCH, SELECT_MODES, cross_validate, greedy_path, rank_on
 from .tasks import ALL_METRICS, LOSS, SEGMENT, TASKS, Task, get_task
 
@@ -111,9 +120,21 @@ class SearchSettings:
     select: str = "search"  # search: the paper's best subset | cv, greedy: chosen by k-fold cross-validation
     folds: int = 5  # select cv / greedy: folds of the search set's images (objects)
     pool: int | None = None  # select greedy: candidate pairs (None: 4 x top N)
+    alphas: str = ""  # soft replacement: alphas in (0, 1) scored besides 1, "0.25,0.5" ("": the paper's copies)
 
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: unusable settings never reach a search
+
+    @property
+    def alpha_grid(self) -> tuple[float, ...]:
+        """The soft alphas to score besides 1 (the paper's copy), sorted; () for hard replacement only."""
+        try:
+            grid = sorted({float(a) for a in self.alphas.replace(" ", "").split(",") if a})
+        except ValueError:
+            raise ConfigError(f"alphas '{self.alphas}' must be numbers in (0, 1) like 0.25,0.5,0.75.") from None
+        if any(not 0 < a < 1 for a in grid):
+            raise ConfigError(f"alphas '{self.alphas}' must lie in (0, 1): 1 (the plain copy) is always scored.")
+        return tuple(grid)
 
     def check(self) -> None:
         """Raise a ConfigError naming the setting whose value no search could use."""
@@ -125,6 +146,9 @@ class SearchSettings:
         if self.candidates < 1 or not 0 < self.halving_keep < 1 or self.halving_start < 1:
             raise ConfigError("candidates and halving start must be >= 1 and halving keep in (0, 1).")
         _choice("selection", self.select, SELECT_MODES)
+        self.alpha_grid  # noqa: B018 (parsed here so a bad grid is refused when the settings are made)
+        if self.alphas and self.select != SEARCH:
+            raise ConfigError("soft alphas are chosen on the search set: use them with select search, not cv / greedy.")
         if self.pool is not None and self.pool < 1:
             raise ConfigError(f"the greedy pool must be at least 1 pair (got {self.pool}).")
         if self.select != SEARCH and (self.mode != "exact" or self.metric == LOSS or not 2 <= self.folds <= 20):
@@ -363,10 +387,17 @@ def evaluate(
 
 def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int, settings: SearchSettings | None = None) -> float:
     """Predicted search time: pairs x images (at the pair-scoring rate: a linear head's shortcut where it has
-    one) plus 2^N - 1 subsets x images (decoded) and a cross-validated selection's own rows, at rates measured here."""
+    one) plus 2^N - 1 subsets x images (decoded) and the settings' extra passes, at rates measured here."""
     n = len(evaluator.set)
-    rows = (2**top_n - 1) * n + (selection_rows(settings, top_n, n) if settings else 0)
+    rows = (2**top_n - 1) * n + (
+        selection_rows(settings, top_n, n) + soft_rows(settings, n_pairs, n) if settings else 0
+    )
     return n_pairs * n * evaluator.seconds_per_pair_row() + rows * evaluator.seconds_per_row()
+
+
+def soft_rows(settings: SearchSettings, n_pairs: int, images: int) -> int:
+    """Decoder rows of the soft passes: every pair again at each alpha (decoded; no linear-head shortcut)."""
+    return len(settings.alpha_grid) * n_pairs * images
 
 
 def selection_rows(settings: SearchSettings, top_n: int, images: int) -> int:
@@ -485,6 +516,36 @@ class SearchResult:
         return self.combos.best_pairs
 
 
+def _soft_passes(
+    scorer: PairScorer,
+    hard: PairScores,
+    pairs: torch.Tensor,
+    grid: tuple[float, ...],
+    cb: Callbacks,
+    cancel: threading.Event | None,
+    dist: Dist | None,
+) -> PairScores:
+    """Soft replacement: every pair the hard scan scored, again at each alpha of `grid` (decoded, batched); each
+    pair keeps its best alpha (`search.best_alpha`). The live view shows the best gain so far."""
+    pi, pj = pairs[:, 0].numpy(), pairs[:, 1].numpy()
+    scored = pairs[torch.from_numpy(np.isfinite(hard.gain[pi, pj]))]
+    mine = dist.shard(scored) if dist else scored
+    soft: dict[float, PairScores] = {}
+    for a in grid:
+        if cb.log:
+            cb.log(f"soft replacement: rescoring {len(scored):,} pairs with alpha {a:g}")
+
+        def shown(ev: ScoreProgress) -> None:  # never below what the pair already reached
+            if cb.pairs:
+                cb.pairs(replace(ev, gains=np.fmax(ev.gains, hard.gain[ev.pairs[:, 0], ev.pairs[:, 1]])))
+
+        s = scorer.score(mine, on_progress=shown, cancel=cancel, alpha=a)
+        if dist:
+            s.miou_gain, s.loss_gain = dist.merge(s.miou_gain, s.loss_gain)
+        soft[a] = s
+    return best_alpha(hard, soft)
+
+
 def _greedy_choice(
     ev: Evaluator, scorer: PairScorer, combos: CombinationResult, steps: int, pool: int, cancel=None
 ) -> CombinationResult:
@@ -562,6 +623,7 @@ def search_key(session: Session, settings: SearchSettings, pairs: torch.Tensor) 
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
             "mode": [st.mode, st.candidates, st.halving_start, st.halving_keep, st.taylor_temperature],
             **({"select": [st.select, st.folds, st.pool]} if st.select != SEARCH else {}),  # older keys stay valid
+            **({"alphas": list(st.alpha_grid)} if st.alpha_grid else {}),
         }
     )
 
@@ -623,12 +685,14 @@ def run_search(
                 row_of[pairs[:, 0].numpy() * c + pairs[:, 1].numpy()] = np.arange(len(pairs))
                 full[row_of[mine[:, 0].numpy() * c + mine[:, 1].numpy()]] = scorer.group_scores
                 scorer.group_scores, scorer.group_pairs = dist.merge(full)[0], pairs.numpy()
+    if cfg.alpha_grid:
+        scores = _soft_passes(scorer, scores, pairs, cfg.alpha_grid, cb, cancel, dist)
     timings["score_s"] = scores.seconds
     top, skipped = top_pairs(scores, cfg.top_n)
     if len(top) < cfg.top_n:
         say(f"only {len(top)} usable pairs for top N = {cfg.top_n}")
     say(f"trying {2 ** len(top) - 1:,} combinations of the top {len(top)} pairs")
-    top_ij = [(p.source, p.target) for p in top]
+    top_ij = [p.pair for p in top]
     known_c = state.combos(2 ** len(top) - 1, top_ij) if state else None
     save_c = (lambda m, lo, pi: state.save_combos(top_ij, m, lo, pi)) if state else None
     combos = search_combinations(
@@ -659,8 +723,8 @@ def run_search(
     if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode, cancel)
-        maps = torch.stack([identity_map(c), pairs_map(combos.best_pairs, c)])
-        held_stats = hev.stats(maps, cancel=cancel)
+        maps, alphas = set_maps([[], combos.best_pairs], c)
+        held_stats = hev.stats(maps, cancel=cancel, alphas=alphas)
         miou, loss = hev.summarize(held_stats, scorer.metric)
         held_groups = hev.per_group(held_stats, scorer.metric)
         heldout = {

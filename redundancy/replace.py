@@ -96,6 +96,17 @@ def validate_pairs(pairs: list[tuple], channels: int) -> list[tuple]:
     return out
 
 
+def pair_dict(pair: tuple) -> dict:
+    """A pair's JSON form: {"source", "target"}, plus "alpha" when soft."""
+    return {"source": pair[0], "target": pair[1], **({"alpha": pair[2]} if len(pair) == 3 else {})}
+
+
+def pair_of(item: dict) -> tuple:
+    """A pair as a replacement set lists it, from its JSON form {"source", "target"[, "alpha"]}."""
+    a = item.get("alpha", 1.0)
+    return (item["source"], item["target"]) if a == 1.0 else (item["source"], item["target"], a)
+
+
 def pair_text(pair: tuple) -> str:
     """'216<-19', or '216<-19@0.5' for a soft pair."""
     return f"{pair[0]}<-{pair[1]}" + (f"@{pair[2]:g}" if len(pair) == 3 else "")
@@ -161,7 +172,7 @@ def set_maps(sets: list[list[tuple]], channels: int) -> tuple[torch.Tensor, torc
 
 @dataclass(frozen=True)
 class ChannelMap:
-    """A soft set: X'[:, c] = X[:, c] + alpha[c] (X[:, index[c]] - X[:, c])."""
+    """A soft set: X'[:, c] = (1 - alpha[c]) X[:, c] + alpha[c] X[:, index[c]]."""
 
     index: torch.Tensor  # (C,) as a plain map
     alpha: torch.Tensor  # (C,) in [0, 1]
@@ -175,6 +186,13 @@ def pair_maps(pairs: torch.Tensor, channels: int) -> torch.Tensor:
     maps = identity_map(channels, pairs.device).repeat(len(pairs), 1)
     maps[torch.arange(len(pairs), device=pairs.device), pairs[:, 0]] = pairs[:, 1]
     return maps
+
+
+def pair_alphas(pairs: torch.Tensor, alpha: float, channels: int) -> torch.Tensor:
+    """Alphas (P, C) for single soft pairs (P, 2): `alpha` at each pair's source channel, 1 elsewhere."""
+    alphas = torch.ones(len(pairs), channels, device=pairs.device)
+    alphas[torch.arange(len(pairs), device=pairs.device), pairs[:, 0]] = alpha
+    return alphas
 
 
 def apply_maps(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -198,7 +216,7 @@ def apply_map(feats: torch.Tensor, f: torch.Tensor | ChannelMap) -> torch.Tensor
     ext = torch.cat([feats, feats.new_zeros(feats.shape[0], 1, *feats.shape[2:])], dim=1)
     if isinstance(f, ChannelMap):
         alpha = f.alpha.to(feats.device, feats.dtype)[None, :, None, None]
-        return feats + alpha * (ext[:, f.index.to(feats.device)] - feats)
+        return (1 - alpha) * feats + alpha * ext[:, f.index.to(feats.device)]  # alpha 1: the copy, exactly
     return ext[:, f.to(feats.device)]
 
 

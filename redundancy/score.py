@@ -24,7 +24,7 @@ from .io import env_number
 from .metrics import Stats, group_ids
 from .models import FEATURES, Backend, DecodeContext, ImageMeta
 from .prompts import prompt_from_mask
-from .replace import check_channel, identity_map, pair_maps
+from .replace import check_channel, identity_map, pair_alphas, pair_maps
 from .tasks import LOSS, SEGMENT, SegmentTask, Task
 
 # Feature tokens x decoder rows per call, by device. On CPU big decoder batches are no faster per
@@ -201,20 +201,20 @@ class Evaluator:
     ) -> torch.Tensor:
         """Low-res logits (R, h', w') for rows (maps (R, C), image index (R,)), one decoder call.
 
-        `alphas` (R, C) make the maps soft: channel c becomes X_c + alpha_c (X_map[c] - X_c) (None: 1, a copy).
+        `alphas` (R, C) make the maps soft: channel c becomes (1 - alpha_c) X_c + alpha_c X_map[c] (None: 1, a copy).
         """
         if reference:
             feats = self._ext[img[:, None], maps]  # (R, C, h, w): row r is image img[r] under maps[r]
             if alphas is not None:
-                own = self.set.feats[img]
-                feats = own + alphas[:, :, None, None].to(own.dtype) * (feats - own)
+                a = alphas[:, :, None, None].to(feats.dtype)
+                feats = (1 - a) * self.set.feats[img] + a * feats  # alpha 1 reads the copy exactly
             return self.backend.decode(feats, self.set.context.take(img), self.mask_choice, reference=True)
         # The same values in channels-last memory, the layout the re-associated decoder reads.
         rows = self._ext_tokens[img]
         tokens = torch.gather(rows, 2, maps[:, None, :].expand(-1, rows.shape[1], -1))  # (R, h*w, C)
         if alphas is not None:
-            own = rows[:, :, : self.channels]
-            tokens = own + alphas[:, None, :].to(own.dtype) * (tokens - own)
+            a = alphas[:, None, :].to(tokens.dtype)
+            tokens = (1 - a) * rows[:, :, : self.channels] + a * tokens  # alpha 1 reads the copy exactly
         feats = tokens.transpose(1, 2).unflatten(2, self.set.feats.shape[2:])
         dtype = PRECISIONS[self.precision]
         # bf16 autocast: matrix products in bfloat16, softmax / norms in fp32; logits leave as fp32, so
@@ -402,6 +402,11 @@ class PairScores:
     baseline_loss: float
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    alpha: np.ndarray | None = None  # soft scan: the alpha of each pair's best gain (1: the plain replacement)
+
+    def alpha_of(self, i: int, j: int) -> float:
+        """The alpha pair (i, j) is used with (1 unless a soft scan found a better one)."""
+        return 1.0 if self.alpha is None else float(self.alpha[i, j])
 
     @property
     def gain(self) -> np.ndarray:
@@ -455,10 +460,13 @@ class PairScorer:
         cancel: threading.Event | None = None,
         plain: bool = False,
         known: tuple[np.ndarray, np.ndarray] | None = None,
+        alpha: float = 1.0,
     ) -> PairScores:
         """Score `pairs` (P, 2) (default: all C^2 - C) batched, or one call at a time if `plain`.
 
         `known` (miou_gain, loss_gain) from an interrupted run: pairs already scored there are kept.
+        `alpha` < 1 scores soft pairs (i, j, alpha) through the decoder (the linear heads' shortcut is exact
+        for alpha 1 only).
         """
         c = self.evaluator.channels
         pairs = channel_pairs(range(c), range(c), c) if pairs is None else pairs
@@ -493,12 +501,13 @@ class PairScorer:
                 gains = (loss_gain if self.metric == LOSS else miou_gain)[ij[:, 0], ij[:, 1]]
                 on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, miou_gain, loss_gain))
 
+        soft = pair_alphas(todo, alpha, c) if alpha != 1.0 else None
         if plain:
             maps = pair_maps(todo, c)
             for k in range(len(maps)):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("cancelled by the user.")
-                record(k, self.evaluator.stats_plain(maps[k : k + 1]))
-        elif not self.evaluator.pair_stats(todo, on_chunk=record, cancel=cancel):
-            self.evaluator.stats(pair_maps(todo, c), on_chunk=record, cancel=cancel)
+                record(k, self.evaluator.stats_plain(maps[k : k + 1], None if soft is None else soft[k : k + 1]))
+        elif soft is not None or not self.evaluator.pair_stats(todo, on_chunk=record, cancel=cancel):
+            self.evaluator.stats(pair_maps(todo, c), on_chunk=record, cancel=cancel, alphas=soft)
         return PairScores(self.metric, miou_gain, loss_gain, base_miou, base_loss, time.perf_counter() - t0)

@@ -6,14 +6,13 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 
 from .distributed import Dist
 from .errors import ReplacementError
-from .replace import pairs_map
+from .replace import set_maps
 from .score import Evaluator, PairScores
 from .select import distinct_sources
 from .tasks import LOSS
@@ -27,9 +26,34 @@ class RankedPair:
     target: int
     gain: float
     tiebreak: float
+    alpha: float = 1.0  # soft: the share of the target mixed in (1: a copy, the paper's replacement)
+
+    @property
+    def pair(self) -> tuple:
+        """(source, target), or (source, target, alpha) when soft: what a replacement set lists."""
+        return (self.source, self.target) if self.alpha == 1.0 else (self.source, self.target, self.alpha)
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "target": self.target, "gain": self.gain, "tiebreak": self.tiebreak}
+        out = {"source": self.source, "target": self.target, "gain": self.gain, "tiebreak": self.tiebreak}
+        return out if self.alpha == 1.0 else {**out, "alpha": self.alpha}
+
+
+def best_alpha(hard: PairScores, soft: dict[float, PairScores]) -> PairScores:
+    """Each pair at its best alpha: the hard scan's scores, replaced where a soft pass (alpha: its scores) ranks
+    strictly higher (ties keep the plain replacement); `alpha` records the choice."""
+    miou, loss = hard.miou_gain.copy(), hard.loss_gain.copy()
+    best = hard.gain.copy()
+    alpha = np.where(np.isnan(best), np.nan, 1.0)
+    for a, s in sorted(soft.items(), reverse=True):
+        better = np.nan_to_num(s.gain, nan=-np.inf) > np.nan_to_num(best, nan=np.inf)
+        miou[better], loss[better], best[better], alpha[better] = (
+            s.miou_gain[better],
+            s.loss_gain[better],
+            s.gain[better],
+            a,
+        )
+    seconds = hard.seconds + sum(s.seconds for s in soft.values())
+    return replace(hard, miou_gain=miou, loss_gain=loss, seconds=seconds, alpha=alpha)
 
 
 def top_pairs(scores: PairScores, n: int) -> tuple[list[RankedPair], list[RankedPair]]:
@@ -47,7 +71,8 @@ def top_pairs(scores: PairScores, n: int) -> tuple[list[RankedPair], list[Ranked
     kept, skipped = distinct_sources(ii, order, n)
 
     def ranked(k: int) -> RankedPair:
-        return RankedPair(int(ii[k]), int(jj[k]), float(gain[ii[k], jj[k]]), float(tb[ii[k], jj[k]]))
+        i, j = int(ii[k]), int(jj[k])
+        return RankedPair(i, j, float(gain[i, j]), float(tb[i, j]), scores.alpha_of(i, j))
 
     return [ranked(k) for k in kept], [ranked(k) for k in skipped]
 
@@ -62,7 +87,7 @@ class Combination:
     """One evaluated subset of the top pairs."""
 
     members: tuple[int, ...]  # indices into the top-N list
-    pairs: list[tuple[int, int]]
+    pairs: list[tuple]  # (source, target[, alpha])
     miou: float
     loss: float
 
@@ -80,7 +105,7 @@ class CombinationResult:
     per_image: np.ndarray | None = None  # (subsets, images, K) task stats of every subset, for confidence
 
     @property
-    def best_pairs(self) -> list[tuple[int, int]]:
+    def best_pairs(self) -> list[tuple]:
         return self.best.pairs if self.best else []
 
 
@@ -108,7 +133,7 @@ def search_combinations(
     """
     t0 = time.perf_counter()
     members = subsets(len(top))
-    pair_lists = [[(top[k].source, top[k].target) for k in m] for m in members]
+    pair_lists = [[top[k].pair for k in m] for m in members]
     shape = (len(members), len(evaluator.set), len(evaluator.set.task.columns))
     miou = np.full(len(members), np.nan) if known is None else known[0].copy()
     loss = np.full(len(members), np.nan) if known is None else known[1].copy()
@@ -130,8 +155,8 @@ def search_combinations(
             on_progress(done, len(members))
 
     if len(todo):
-        maps = torch.stack([pairs_map(pair_lists[k], evaluator.channels) for k in todo])
-        evaluator.stats(maps, on_chunk=chunk, cancel=cancel)
+        maps, alphas = set_maps([pair_lists[k] for k in todo], evaluator.channels)
+        evaluator.stats(maps, on_chunk=chunk, cancel=cancel, alphas=alphas)
     if dist:
         miou, loss, per_image = dist.merge(miou, loss, per_image)
     rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from .errors import RunError
+from .replace import pair_of, pair_text
 from .rundir import ABLATION, MANIFEST, SEARCH_FILES, RunDir
 from .tasks import get_task
 
@@ -36,7 +37,7 @@ def model_card(run: RunDir, repo: str) -> str:
     weights = c["weights"]
     hub = weights.get("hub") or {}
     base_model = hub.get("repo")
-    pairs = [(p["source"], p["target"]) for p in r["pairs"]]
+    pairs = [pair_of(p) for p in r["pairs"]]
     task = c.get("task", "segment")
     tags = ["redundancy", "parameter-free", "channel-replacement", task, c["model"].split("_")[0]]
     front = ["---", "library_name: redundancy", "tags:"] + [f"- {t}" for t in tags]
@@ -56,7 +57,7 @@ def model_card(run: RunDir, repo: str) -> str:
         else "| held-out | none | none |"
     )
     family = {"sam": "SAM", "sam2": "SAM2", "dinov2": "DINOv2 (timm)"}.get(c["model"].split("_")[0], c["model"])
-    pair_list = ", ".join(f"{i}←{j}" for i, j in pairs) or "the empty set (nothing beat the baseline)"
+    pair_list = ", ".join(pair_text(p) for p in pairs) or "the empty set (nothing beat the baseline)"
     return "\n".join(
         [
             *front,

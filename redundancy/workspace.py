@@ -40,8 +40,9 @@ from .pipeline import (
     compare_search_modes,
     run_search,
     selection_rows,
+    soft_rows,
 )
-from .replace import Edit, edit_map, identity_map, pairs_map
+from .replace import Edit, edit_map, identity_map, pairs_alpha, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
 from .tasks import MAX_DEPTH, MIN_DEPTH, clamp_depth
@@ -251,7 +252,8 @@ class Workspace:
         s = self.require()
         c = s.backend.channels
         f = edit_map(edit, c) if edit else pairs_map(pairs, c) if pairs else identity_map(c)
-        return s.evaluator("search").logits(f, [index])[0]
+        alpha = pairs_alpha(pairs, c) if pairs and not edit else None
+        return s.evaluator("search").logits(f, [index], alpha)[0]
 
     def target_view(self, index: int) -> np.ndarray:
         """Search image `index` with its ground truth: mask tinted, class label above, or depth beside it."""
@@ -330,9 +332,10 @@ class Workspace:
         mode: str = "exact",
         candidates: int = 512,
         select: str = "search",
+        alphas: str = "",
     ) -> Job:
         """Run the whole search in the background; the live gain matrix is `self.gain`."""
-        settings = SearchSettings(metric, top_n, sources, targets, mode, candidates, select=select)
+        settings = SearchSettings(metric, top_n, sources, targets, mode, candidates, select=select, alphas=alphas)
         s, pairs = self._prepare(settings, rows)
         run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
@@ -409,6 +412,7 @@ class Workspace:
             "halving": min(exact, 2 * n_pairs * settings.halving_start),  # rounds shrink geometrically
         }[settings.mode]
         rows = (2**settings.top_n - 1) * n + selection_rows(settings, settings.top_n, n) + n + 2 * held
+        rows += soft_rows(settings, n_pairs, n)  # an upper bound for screening modes (they rescore fewer)
         return Work(rows=rows, pair_rows=pair_rows)
 
     def _compare_work(self, settings: SearchSettings, n_pairs: int, exact_done: bool) -> Work:
@@ -470,12 +474,12 @@ class Workspace:
             raise RunError("no finished search yet; run one on the Search tab first.")
         names, images, outs, base = [], [], [], []
         c = s.backend.channels
-        f = pairs_map(self.result.best_pairs, c)
+        f, alpha = pairs_map(self.result.best_pairs, c), pairs_alpha(self.result.best_pairs, c)
         for which, data in (("search", s.search_set), ("heldout", s.heldout_set)):
             if not len(data):
                 continue
             ev = s.evaluator(which)
-            outs += ev.logits(f)
+            outs += ev.logits(f, alpha=alpha)
             base += ev.logits(identity_map(c))
             names += ev.set.names
             images += [load_image(x.image_path) for x in data.samples]
