@@ -18,7 +18,9 @@ def _env(tmp_path):
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-@pytest.mark.parametrize("extra", [[], ["--select", "cv", "--folds", "3"]], ids=["paper", "cv"])
+@pytest.mark.parametrize(
+    "extra", [[], ["--select", "cv", "--folds", "3"], ["--alphas", "0.5"]], ids=["paper", "cv", "soft"]
+)
 def test_two_gloo_ranks_merge_to_the_single_process_result(tmp_path, extra):
     env = _env(tmp_path)
     single, sharded = tmp_path / "single", tmp_path / "sharded"
