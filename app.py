@@ -353,7 +353,9 @@ def run_ablation(ws, kind, text, index):
 
     edits = parse_edits(kind, text)
     if not edits:
-        raise RedundancyError("type at least one channel (zero: 6,216) or pair (swap / replace: 3:7).")
+        raise RedundancyError(
+            "type at least one channel (zero: 6,216), pair (swap / replace: 3:7) or channel:factor (scale: 6:0.5)."
+        )
     for e in edits:
         edit_map(e, s.backend.channels)  # validate before any compute
     base, rows = ablate(s, edits)
@@ -781,13 +783,13 @@ def ablation_tab() -> SimpleNamespace:
     """The Ablation tab's components (layout only; `wire` connects them)."""
     with gr.Row():
         kind = gr.Radio(
-            ["zero", "swap", "replace"],
+            ["zero", "swap", "replace", "scale"],
             value="zero",
             label="Edit",
-            info="replace i:j makes channel i a copy of channel j",
+            info="replace i:j makes channel i a copy of channel j; scale i:s multiplies channel i by s",
         )
         edits = gr.Textbox(
-            "6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7", elem_id="ablate-edits"
+            "6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7 · scale: 6:0.5", elem_id="ablate-edits"
         )
         abl_img = gr.Dropdown(label="Image for before/after", choices=[])
     abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")

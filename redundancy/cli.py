@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216 (or 'all': the full sweep)")
     a.add_argument("--swap", default="", help="pairs to swap, one edit each: 1:2,5:9")
     a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
+    a.add_argument("--scale", default="", help="i:s multiplies channel i by s (0 zeroes it): 6:0.5,216:2")
     a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
     a.add_argument("--unverified", action="store_true", help="use a --run whose files do not match its manifest")
 
@@ -236,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_edit_flags(zero: str, swap: str, replace: str) -> list[Edit]:
+def parse_edit_flags(zero: str, swap: str, replace: str, scale: str = "") -> list[Edit]:
     """Edits from the ablate flags, in flag order (range checks happen against the model)."""
-    return [e for kind, text in (("zero", zero), ("swap", swap), ("replace", replace)) for e in parse_edits(kind, text)]
+    flags = (("zero", zero), ("swap", swap), ("replace", replace), ("scale", scale))
+    return [e for kind, text in flags for e in parse_edits(kind, text)]
 
 
 def _fields(cls: type, args: argparse.Namespace, **override) -> dict:
@@ -443,7 +445,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     zero_all = args.zero.strip().lower() == "all"
-    edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace)
+    edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace, args.scale)
     if args.run:
         config, _ = read_run(Path(args.run), verify=not args.unverified)
         cfg = SessionConfig(**{**config["config"], "device": args.device})

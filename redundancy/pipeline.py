@@ -27,7 +27,7 @@ from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .models.heads import HeadInfo, fit_head, load_head
 from .prompts import PROMPT_MODES
-from .replace import Edit, edit_map, identity_map, pairs_map, set_maps
+from .replace import Edit, edit_alpha, edit_map, identity_map, pairs_map, set_maps
 from .resume import RunState, fingerprint
 from .score import (
     CALIBRATED_CALLS,
@@ -467,6 +467,12 @@ def ablate(
     cb = callbacks or Callbacks()
     c = session.backend.channels
     maps = torch.stack([identity_map(c)] + [edit_map(e, c) for e in edits])
+    soft = [edit_alpha(e, c) for e in edits]  # scale edits
+    alphas = (
+        torch.stack([torch.ones(c)] + [torch.ones(c) if a is None else a for a in soft])
+        if any(a is not None for a in soft)
+        else None
+    )
     ev = session.evaluator("search", cb.encode, cancel)
     names = ["baseline"] + [str(e) for e in edits]
     rows: list[AblationRow] = []
@@ -487,9 +493,9 @@ def ablate(
         for k in range(len(maps)):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled by the user; finished results are kept.")
-            chunk(k, ev.stats_plain(maps[k : k + 1]))
+            chunk(k, ev.stats_plain(maps[k : k + 1], None if alphas is None else alphas[k : k + 1]))
     else:
-        ev.stats(maps, on_chunk=chunk, cancel=cancel)
+        ev.stats(maps, on_chunk=chunk, cancel=cancel, alphas=alphas)
     return rows[0], rows[1:]
 
 

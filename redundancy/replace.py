@@ -20,35 +20,45 @@ import torch
 
 from .errors import ReplacementError
 
-EDIT_KINDS = ("zero", "swap", "replace")
+EDIT_KINDS = ("zero", "swap", "replace", "scale")
+MAX_SCALE = 10.0  # scale edits: s in [0, MAX_SCALE]
 
 
 @dataclass(frozen=True)
 class Edit:
-    """One ablation: zero channel i, swap i <-> j, or replace i with j (i takes j's values)."""
+    """One ablation: zero channel i, swap i <-> j, replace i with j (i takes j's values), or scale i by s."""
 
     kind: str
     i: int
     j: int | None = None
+    scale: float | None = None  # scale: X'_i = s X_i (0 zeroes it, as Table 1 does)
 
     def __str__(self) -> str:
         return {
             "zero": f"zero {self.i}",
             "swap": f"swap {self.i}<->{self.j}",
             "replace": f"replace {self.i}<-{self.j}",
+            "scale": f"scale {self.i}x{self.scale:g}" if self.scale is not None else "",
         }[self.kind]
 
 
 def parse_edits(kind: str, text: str) -> list[Edit]:
-    """Edits of one kind from text: '6,216' for zero, '1:2,5:9' for swap / replace (one edit per item)."""
+    """Edits of one kind from text: '6,216' for zero, '1:2,5:9' for swap / replace, '6:0.5' for scale (channel:
+    factor); one edit per item."""
     edits = []
     for item in filter(None, (t.strip() for t in (text or "").split(","))):
         i, sep, j = item.partition(":")
         if (kind != "zero") != bool(sep):
-            want = "channels like 6,216" if kind == "zero" else "pairs like 3:7"
+            want = {"zero": "channels like 6,216", "scale": "channel:factor like 6:0.5"}.get(kind, "pairs like 3:7")
             raise ReplacementError(f"{kind} expects {want}, got '{item}'.")
         try:
-            edits.append(Edit(kind, int(i), int(j) if sep else None))
+            if kind == "scale":
+                s = float(j)
+                if not 0 <= s <= MAX_SCALE:
+                    raise ReplacementError(f"scale factor {j} must be in [0, {MAX_SCALE:g}] (0 zeroes the channel).")
+                edits.append(Edit(kind, int(i), scale=s))
+            else:
+                edits.append(Edit(kind, int(i), int(j) if sep else None))
         except ValueError:
             raise ReplacementError(f"'{item}' is not a channel number (integers like 6 or 216).") from None
     return edits
@@ -131,7 +141,7 @@ def edit_map(edit: Edit, channels: int) -> torch.Tensor:
         raise ReplacementError(f"unknown edit '{edit.kind}'; use one of {', '.join(EDIT_KINDS)}.")
     f = identity_map(channels)
     i = check_channel(edit.i, channels)
-    if edit.kind == "zero":
+    if edit.kind in ("zero", "scale"):  # scale: mixed with the zero channel (`edit_alpha`)
         f[i] = channels
         return f
     j = check_channel(edit.j, channels)
@@ -141,6 +151,15 @@ def edit_map(edit: Edit, channels: int) -> torch.Tensor:
     if edit.kind == "swap":
         f[j] = i
     return f
+
+
+def edit_alpha(edit: Edit, channels: int) -> torch.Tensor | None:
+    """Alphas (C,) of a scale edit (its channel mixes 1 - s of the zero channel in: s X_i); None for the others."""
+    if edit.kind != "scale":
+        return None
+    alpha = torch.ones(channels)
+    alpha[check_channel(edit.i, channels)] = 1.0 - edit.scale
+    return alpha
 
 
 def pairs_alpha(pairs: list[tuple], channels: int) -> torch.Tensor | None:

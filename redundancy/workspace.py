@@ -42,7 +42,7 @@ from .pipeline import (
     selection_rows,
     soft_rows,
 )
-from .replace import Edit, edit_map, identity_map, pairs_alpha, pairs_map
+from .replace import Edit, edit_alpha, edit_map, identity_map, pairs_alpha, pairs_map
 from .score import ScoreProgress
 from .screen import ModeReport
 from .tasks import MAX_DEPTH, MIN_DEPTH, clamp_depth
@@ -252,7 +252,7 @@ class Workspace:
         s = self.require()
         c = s.backend.channels
         f = edit_map(edit, c) if edit else pairs_map(pairs, c) if pairs else identity_map(c)
-        alpha = pairs_alpha(pairs, c) if pairs and not edit else None
+        alpha = edit_alpha(edit, c) if edit else pairs_alpha(pairs, c) if pairs else None
         return s.evaluator("search").logits(f, [index], alpha)[0]
 
     def target_view(self, index: int) -> np.ndarray:

@@ -114,3 +114,20 @@ def test_alpha_grid_is_checked():
             SearchSettings(alphas=bad)
     with pytest.raises(ConfigError, match="select search"):
         SearchSettings(alphas="0.5", select="cv")
+
+
+def test_scale_edits_span_zeroing_and_no_change(session):
+    from redundancy.pipeline import ablate
+    from redundancy.replace import Edit, parse_edits
+
+    edits = [Edit("zero", 6), *parse_edits("scale", "6:0,6:1,6:0.5")]
+    assert [str(e) for e in edits[1:]] == ["scale 6x0", "scale 6x1", "scale 6x0.5"]
+    base, (zero, scale0, scale1, half) = ablate(session, edits)
+    assert (scale0.miou, scale0.loss) == (zero.miou, zero.loss)  # s = 0 is Table 1's zeroing, exactly
+    assert (scale1.miou, scale1.loss) == (base.miou, base.loss)  # s = 1 changes nothing
+    plain = ablate(session, edits[-1:], plain=True)[1][0]
+    assert plain.loss == pytest.approx(half.loss, rel=1e-4)  # batched and reference paths agree
+    with pytest.raises(ReplacementError, match="scale factor"):
+        parse_edits("scale", "6:-1")
+    with pytest.raises(ReplacementError, match="channel:factor"):
+        parse_edits("scale", "6")
