@@ -6,8 +6,9 @@ Run from the repository root (CPU; ~1-4 min per run with the default scope):
     python -m benchmarks.demo_domains --domains gray --search-images 50 --seeds 0,1,2,3,4 --sources all
 
 Every run is the tool's own search (`redundancy.pipeline.run_search`) on assets/domains/<domain>
-with the split seed varied: the search set and the held-out set change, the model does not. Prints a
-JSON line per run and a markdown table per domain: mean and spread of the gains over seeds.
+with the split seed varied: the search set and the held-out set change, the model does not. `--select`
+compares how the set is chosen (the paper's rule, cross-validated, greedy; `soft`: the paper's rule over
+soft pairs). Prints a JSON line per run and a markdown table per domain: mean and spread over seeds.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def run(
         protocol=args.protocol,
         device=args.device,
     )
-    settings = SearchSettings(top_n=args.top_n, sources=args.sources, targets=args.targets, select=select)
+    soft = select == "soft"  # the paper's selection over soft pairs (--alphas)
+    settings = SearchSettings(
+        top_n=args.top_n, sources=args.sources, targets=args.targets, select="search" if soft else select,
+        alphas=args.alphas if soft else "",
+    )  # fmt: skip
     r = run_search(Session.open(cfg, cache, progress=False), settings)
     c, held = r.combos, r.heldout
     best = c.best.miou if c.best else c.baseline_miou
@@ -49,7 +54,7 @@ def run(
         "seed": seed,
         "select": select,
         "pairs": r.pairs_in_scope,
-        "best_set": [list(p) for p in r.best_pairs],
+        "best_set": [list(p) for p in r.best_pairs],  # soft pairs: [i, j, alpha]
         "search_baseline": round(c.baseline_miou, 3),
         "search_gain": round(best - c.baseline_miou, 3),
         "heldout_baseline": round(held["baseline_miou"], 3),
@@ -94,7 +99,10 @@ def main() -> None:
     ap.add_argument("--top-n", type=int, default=10)
     ap.add_argument("--protocol", default="image", help="image (per-image mean) or perseg (pooled per object)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--select", default="search,cv,greedy", help="selection rules: search (the paper), cv, greedy")
+    ap.add_argument(
+        "--select", default="search,cv,greedy", help="rules: search (the paper), cv, greedy, soft (search + --alphas)"
+    )
+    ap.add_argument("--alphas", default="0.25,0.5,0.75", help="soft: the alphas scored besides 1")
     args = ap.parse_args()
     cache = FeatureCache()
     for domain in args.domains.split(","):
