@@ -11,6 +11,7 @@ from .export import read_run, write_depths, write_json, write_labels, write_pred
 from .features import FeatureCache
 from .models import Backend, build_backend
 from .models.heads import load_head
+from .models.layers import at_block
 from .replace import pairs_alpha, pairs_map, parse_replacements, set_maps
 from .rundir import RunDir
 from .score import EvalSet, Evaluator
@@ -41,6 +42,7 @@ def backend_for_run(config: dict, device: str = "auto") -> Backend:
         device,
         finetuned=cfg.get("finetuned"),
     )
+    backend = at_block(backend, cfg.get("layer"))  # a set found inside the encoder applies there
     recorded, now = config.get("weights", {}), backend.weights
     state_changed = recorded.get("state_sha256") not in (None, now.state_sha256)  # runs before the hash: label only
     if state_changed or recorded.get("label") != now.label:

@@ -68,6 +68,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "separate head split of the data",
     )
     p.add_argument("--head-images", type=int, help="images in that head split (default: a third of the data)")
+    p.add_argument(
+        "--layer",
+        type=int,
+        help="SAM ViT encoders: replace channels at the output of this encoder block (0-based; its width, e.g. 768 "
+        "for ViT-B) and re-run the blocks after it per candidate; default: the encoder output, as the paper",
+    )
     p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
     p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
     p.add_argument("--prompt", default="none", choices=PROMPT_MODES, help="prompts from GT")

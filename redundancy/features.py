@@ -36,7 +36,11 @@ class FeatureCache:
 
     def path(self, backend: Backend, image_sha: str) -> Path:
         """Where one image's features live."""
-        key = hashlib.sha256(f"{CACHE_VERSION}|{backend.name}|{backend.weights.key}|{self.dtype}".encode())
+        layer = getattr(backend, "layer", None)  # features inside the encoder (block k): their own entries
+        tag = f"{CACHE_VERSION}|{backend.name}|{backend.weights.key}|{self.dtype}" + (
+            f"|block{layer}" if layer is not None else ""
+        )
+        key = hashlib.sha256(tag.encode())
         return self.root / backend.name / key.hexdigest()[:24] / f"{image_sha}.pt"
 
     def _store(self, path: Path, encoded: dict[str, torch.Tensor]) -> None:

@@ -26,6 +26,7 @@ from .metrics import PROTOCOLS, Stats
 from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .models.heads import HeadInfo, fit_head, load_head
+from .models.layers import at_block
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_alpha, edit_map, identity_map, pairs_map, set_maps
 from .resume import RunState, fingerprint
@@ -86,6 +87,7 @@ class SessionConfig:
     task: str | None = None  # segment | classify | depth; None: the data's (and the model's) task
     head: str | None = None  # classify / depth: a head state dict (weight, bias); None: fit one on a head split
     head_images: int | None = None  # images of that head split; None: a third of the data
+    layer: int | None = None  # SAM ViT encoders: replace at the output of this block (None: the encoder output)
 
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: an unusable session config never exists
@@ -99,6 +101,10 @@ class SessionConfig:
             _choice("protocol", self.protocol, PROTOCOLS)
         if self.task is not None:
             _choice("task", self.task, TASKS)
+        if self.layer is not None and (
+            isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0
+        ):
+            raise ConfigError(f"layer must be an encoder block index (0, 1, ...), got {self.layer!r}.")
         if self.head_images is not None and self.head_images < 1:
             raise ConfigError(f"head images must be at least 1 (got {self.head_images}).")
         check_rows(self.rows)
@@ -258,6 +264,7 @@ class Session:
         backend = build_backend(
             cfg.model, cfg.checkpoint, cfg.random_init, cfg.seed, cfg.device, progress, cfg.finetuned
         )
+        backend = at_block(backend, cfg.layer)  # replacement inside the encoder: the blocks after it re-run
         return cls(backend, open_dataset(cfg.data, extract_to=extract_to), cfg, cache)
 
     def evaluator(
@@ -365,6 +372,8 @@ class Session:
             "channels": self.backend.channels,
             "device": str(self.backend.device),
         }
+        if self.cfg.layer is not None:  # channels are the encoder block's width; `patch` and `apply` read it
+            header["layer"] = self.cfg.layer
         if self.task.name != SEGMENT:  # the *_miou fields then hold this task's score (README, Run directory)
             header.update(task=self.task.name, score_metric=metric.name, score_higher_is_better=metric.higher_is_better)
             header["head"] = self.head.to_dict() if self.head else None
@@ -615,6 +624,7 @@ def search_key(session: Session, settings: SearchSettings, pairs: torch.Tensor) 
     return fingerprint(
         {
             "model": session.backend.name,
+            **({"layer": cfg.layer} if cfg.layer is not None else {}),
             "weights": session.backend.weights.key,
             "data": session.dataset.content_hash(),
             "search_set": ev.set.names,

@@ -35,7 +35,8 @@ def test_demo_domains_compares_the_selection_rules(monkeypatch, capsys):
     from benchmarks import demo_domains
 
     argv = ["demo_domains", "--domains", "gray", "--search-images", "6", "--seeds", "0", "--sources", "every:64",
-            "--targets", "every:64", "--top-n", "2", "--select", "search,cv,greedy,soft", "--alphas", "0.5"]  # fmt: skip
+            "--targets", "every:64", "--top-n", "2", "--select", "search,cv,greedy,soft",
+            "--alphas", "0.5"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     demo_domains.main()
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -11,18 +12,34 @@ from timm.models.vision_transformer import VisionTransformer
 from ..errors import ReplacementError
 from ..replace import ReplacementPatch, apply_map, load_replacements
 from .dinov2 import dinov2_patch
+from .layers import block_patch
 from .sam import PROMPT_DIM
 from .sam2 import sam2_patch
 
 
-def patch(model: torch.nn.Module, pairs: list[tuple[int, int]] | str | Path) -> ReplacementPatch:
+def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | None = None) -> ReplacementPatch:
     """Apply `pairs` (or a replacements.json path) to `model`'s encoder output; `.remove()` undoes it.
 
     SAM (`segment_anything`'s Sam, or its image encoder; or a transformers `SamModel`) gets a hook on
     the image encoder's output (the image embeddings); SAM2
     (`SAM2Base`) the hook that acts on `image_embed` after `no_mem_embed`, as the search did; a
     DINOv2 ViT (timm's VisionTransformer) a hook on its final norm, the tokens the heads read.
+    A set found inside a SAM encoder (`layer`, read from its replacements.json when not given) hooks
+    the output of that encoder block.
     """
+    if isinstance(pairs, (str, Path)) and layer is None:
+        layer = _recorded_layer(pairs)
+    if layer is not None:
+        encoder = model.image_encoder if isinstance(model, Sam) else model
+        if not isinstance(encoder, ImageEncoderViT):
+            raise ReplacementError(
+                f"a set found inside the encoder (layer {layer}) patches segment_anything SAM models (Sam or its "
+                f"ImageEncoderViT), not {type(model).__name__}."
+            )
+        width = encoder.patch_embed.proj.out_channels
+        if isinstance(pairs, (str, Path)):
+            pairs = load_replacements(pairs, channels=width)
+        return block_patch(encoder, pairs, layer)
     if all(hasattr(model, m) for m in ("vision_encoder", "prompt_encoder", "mask_decoder")):  # transformers SamModel
         if isinstance(pairs, (str, Path)):
             pairs = load_replacements(pairs, channels=PROMPT_DIM)
@@ -44,6 +61,16 @@ def patch(model: torch.nn.Module, pairs: list[tuple[int, int]] | str | Path) -> 
         f"not {type(model).__name__}; "
         "for another module use redundancy.replace.ReplacementPatch(module, pairs, channels)."
     )
+
+
+def _recorded_layer(path: str | Path) -> int | None:
+    """The encoder block a replacements.json was found at (None: the encoder output, or an unreadable file,
+    which `load_replacements` then reports)."""
+    try:
+        layer = json.loads(Path(path).read_text()).get("layer")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return layer if isinstance(layer, int) and not isinstance(layer, bool) else None
 
 
 def _remap_output(out, f: torch.Tensor):
