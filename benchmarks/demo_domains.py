@@ -36,6 +36,7 @@ def run(
         search_images=n_search,
         protocol=args.protocol,
         device=args.device,
+        layer=args.layer,
     )
     soft = select == "soft"  # the paper's selection over soft pairs (--alphas)
     settings = SearchSettings(
@@ -53,6 +54,7 @@ def run(
         "heldout_images": held["images"],
         "seed": seed,
         "select": select,
+        "layer": args.layer,
         "pairs": r.pairs_in_scope,
         "best_set": [list(p) for p in r.best_pairs],  # soft pairs: [i, j, alpha]
         "search_baseline": round(c.baseline_miou, 3),
@@ -103,6 +105,7 @@ def main() -> None:
         "--select", default="search,cv,greedy", help="rules: search (the paper), cv, greedy, soft (search + --alphas)"
     )
     ap.add_argument("--alphas", default="0.25,0.5,0.75", help="soft: the alphas scored besides 1")
+    ap.add_argument("--layer", type=int, help="replace at this encoder block's output (default: the encoder output)")
     args = ap.parse_args()
     cache = FeatureCache()
     for domain in args.domains.split(","):
