@@ -100,6 +100,7 @@ def badge(ws: Workspace | None) -> str:
     label = flag + b.weights.label
     s = ws.session
     head = f" · head: {s.head.label}" if s.head else ""
+    head += f" · searching at encoder block {s.cfg.layer} ({b.channels} channels)" if s.cfg.layer is not None else ""
     device = f"ZeroGPU (views on {b.device})" if ws.remote else b.device
     return f"**{b.name}** on {device} · task **{s.task.name}** · {label}{head}"
 
@@ -166,6 +167,7 @@ def load(
     top_n=10,
     hub_ckpt="",
     task=TASK_AUTO,
+    layer=None,
     progress=gr.Progress(track_tqdm=True),
 ):
     ws = ws if ws is not None else Workspace()
@@ -188,6 +190,7 @@ def load(
         prompt=prompt,
         finetuned=ft_file or None,
         task=None if task == TASK_AUTO else task,
+        layer=None if layer in (None, "") else int(layer),
     )
     progress(0, desc="building model and reading data")
     ws.load(cfg, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
@@ -729,6 +732,13 @@ def data_tab() -> SimpleNamespace:
                     label="Task",
                     info="segment: SAM / SAM2; classify, depth: DINOv2",
                 )
+                layer = gr.Number(
+                    None,
+                    precision=0,
+                    label="Encoder block (empty = encoder output)",
+                    info="SAM ViT models: search at this block's output; the blocks after it re-run per pair",
+                    elem_id="layer",
+                )
     with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):
         gr.Markdown(
             "On a free CPU Space (2 vCPU) the defaults (the demo model, the gray domain, 50 search "
@@ -1042,6 +1052,7 @@ def wire(demo: gr.Blocks, ui: SimpleNamespace) -> None:
             ui.top_n,
             ui.hub_ckpt,
             ui.task,
+            ui.layer,
         ],
         [ws, weights_md, ui.info, ui.gallery, ui.img_pick, ui.abl_img, ui.estimate, ui.metric],
     ).success(functools.partial(blank, len(results)), None, results).then(lambda w: w.id, ws, workspace_id)

@@ -71,3 +71,16 @@ def test_a_layer_outside_the_encoder_or_model_is_refused(base):
         at_block(dino, 0)
     with pytest.raises(ConfigError, match="encoder block index"):
         redundancy.pipeline.SessionConfig(model="sam_tiny", data="x", layer=-1)
+
+
+def test_the_app_loads_a_session_at_a_block():
+    import app
+
+    ws, badge, *_ = app.load(
+        None, "sam_tiny", app.WEIGHTS[0], None, None, 0, app.BUNDLED, None, 4, "none", layer=0,
+        progress=lambda *a, **k: None,
+    )  # fmt: skip
+    assert "encoder block 0 (96 channels)" in badge and ws.features(0).shape == (96, 8, 8)
+    job = ws.start_search(2, None, "every:24", "every:24", None)
+    job.thread.join()
+    assert job.state.error is None and ws.result.header["layer"] == 0
