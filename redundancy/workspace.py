@@ -426,6 +426,8 @@ class Workspace:
         r = self.result
         if r is None or r.settings.mode != "exact" or r.settings.metric != metric:
             return None
+        if r.settings.select != "search" or r.settings.alpha_grid:  # its set was chosen another way than the modes'
+            return None
         ij = pairs.numpy()
         return r if np.isfinite(r.scores.gain[ij[:, 0], ij[:, 1]]).all() else None
 
