@@ -126,11 +126,6 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
         default=TEMPERATURE,
         help="taylor with --metric miou: soft-mIoU sigmoid temperature as a fraction of the logits' std",
     )
-    p.add_argument(
-        "--alphas",
-        help="soft replacement: alphas in (0, 1) scored besides 1, e.g. 0.25,0.5,0.75; pair (i, j, a) makes "
-        "channel i (1 - a) X_i + a X_j, and each pair keeps its best alpha (select search)",
-    )
     p.add_argument("--halving-start", type=int, default=2, help="halving: images in the first round")
     p.add_argument("--halving-keep", type=float, default=0.25, help="halving: fraction kept per round")
 
@@ -169,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         "one pair at a time from a larger pool, its size chosen by cross-validation (cv, greedy: mode exact)",
     )
     s.add_argument("--folds", type=int, default=5, help="select cv / greedy: folds of the search set")
+    s.add_argument(
+        "--alphas",
+        help="soft replacement: alphas in (0, 1) scored besides 1, e.g. 0.25,0.5,0.75; pair (i, j, a) makes "
+        "channel i (1 - a) X_i + a X_j, and each pair keeps its best alpha (select search)",
+    )
     s.add_argument("--pool", type=int, help="select greedy: candidate pairs (default 4 x top N)")
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
     s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
