@@ -79,7 +79,7 @@ def table(rows: list[dict]) -> str:
             sel = [r for r in rows if r["search_images"] == n and r["select"] == select]
             col = {k: np.array([r[k] for r in sel]) for k in sel[0] if isinstance(sel[0][k], (int, float))}
             held = col["heldout_gain"]
-            cv = [r["cv_estimate"] or 0.0 for r in sel] if select != "search" else None
+            cv = [r["cv_estimate"] or 0.0 for r in sel] if select in ("cv", "greedy") else None
             out.append(
                 f"| {select} | {n} | {len(sel)} | {col['search_baseline'].mean():.2f} | "
                 f"{col['search_gain'].mean():+.2f} ± {col['search_gain'].std():.2f} | "
