@@ -114,6 +114,16 @@ def dataset_path(source: str, zip_file: str | None) -> Path:
     return TASK_SAMPLES.get(source, SAMPLE)
 
 
+def parse_layer(text: str | None) -> int | None:
+    """The Data tab's encoder block: empty for the encoder output, else a block number."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise RedundancyError(f"encoder block '{text}' is not a block number (0, 1, ...); leave it empty for the end.")
+    return int(text)
+
+
 def need(ws: Workspace | None) -> Workspace:
     """The session's workspace with a model and data loaded, or a message saying what to do first."""
     if ws is None or ws.session is None:
@@ -190,7 +200,7 @@ def load(
         prompt=prompt,
         finetuned=ft_file or None,
         task=None if task == TASK_AUTO else task,
-        layer=None if layer in (None, "") else int(layer),
+        layer=parse_layer(layer),
     )
     progress(0, desc="building model and reading data")
     ws.load(cfg, lambda d, t: progress(d / t, desc=f"encoding image {d}/{t}"))
@@ -732,10 +742,10 @@ def data_tab() -> SimpleNamespace:
                     label="Task",
                     info="segment: SAM / SAM2; classify, depth: DINOv2",
                 )
-                layer = gr.Number(
-                    None,
-                    precision=0,
+                layer = gr.Textbox(
+                    "",
                     label="Encoder block (empty = encoder output)",
+                    placeholder="e.g. 10",
                     info="SAM ViT models: search at this block's output; the blocks after it re-run per pair",
                     elem_id="layer",
                 )

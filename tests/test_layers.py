@@ -77,10 +77,13 @@ def test_the_app_loads_a_session_at_a_block():
     import app
 
     ws, badge, *_ = app.load(
-        None, "sam_tiny", app.WEIGHTS[0], None, None, 0, app.BUNDLED, None, 4, "none", layer=0,
+        None, "sam_tiny", app.WEIGHTS[0], None, None, 0, app.BUNDLED, None, 4, "none", layer=" 0 ",
         progress=lambda *a, **k: None,
     )  # fmt: skip
     assert "encoder block 0 (96 channels)" in badge and ws.features(0).shape == (96, 8, 8)
     job = ws.start_search(2, None, "every:24", "every:24", None)
     job.thread.join()
     assert job.state.error is None and ws.result.header["layer"] == 0
+    assert app.parse_layer("") is None and app.parse_layer(None) is None
+    with pytest.raises(Exception, match="not a block number"):
+        app.parse_layer("-1")
