@@ -120,7 +120,9 @@ def parse_layer(text: str | None) -> int | None:
     if not text:
         return None
     if not text.isdigit():
-        raise RedundancyError(f"encoder block '{text}' is not a block number (0, 1, ...); leave it empty for the end.")
+        raise RedundancyError(
+            f"encoder block '{text}' is not a block number (0, 1, ...); leave it empty to search the encoder output."
+        )
     return int(text)
 
 
