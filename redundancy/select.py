@@ -1,4 +1,5 @@
-"""Choosing the replacement set for unseen images: k-fold cross-validation on the search set (`select cv`).
+"""Choosing the replacement set for unseen images: k-fold cross-validation on the search set (`select cv`,
+`select greedy`).
 
 The paper picks the best subset of the top N pairs on the same images it ranked them with, so the
 reported gain is optimistic and N is fixed. Here the search set's groups (images, or objects for the
@@ -11,7 +12,7 @@ interval lies above zero, else none (the empty set: the model is left as it is, 
 the data cannot tell a gain from noise), and the final set is the best subset of the first N' pairs on
 the whole search set. `greedy` grows sets one pair at a time from a larger pool instead (adaptive N).
 
-Costs: k more combination stages of 2^N - 1 subsets, nothing else.
+Costs: cv, k more combination stages of 2^N - 1 subsets; greedy, up to (k + 1) x N x pool decoded sets.
 """
 
 from __future__ import annotations
