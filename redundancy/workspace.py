@@ -205,7 +205,7 @@ class Workspace:
         cfg = replace(session.cfg, device=zerogpu.WORKER_DEVICE)
         job = GpuJob(cfg, str(self.cache.root), str(extract.with_name(extract.name + "-gpu")))
         images = len(session.image_paths())
-        n = zerogpu.parts(images, zerogpu.encode_seconds_each(cfg.model))  # a large dataset: several calls
+        n = zerogpu.parts(images, zerogpu.encode_seconds_each(job.rates_key))  # a large dataset: several calls
         size = -(-images // n)
         command = self._command("search", session.cfg)
         for k in range(n):
@@ -236,7 +236,7 @@ class Workspace:
     def _gpu(self, task, job: GpuJob, work: Work, what: str, command: str, *args, **kwargs):
         """Run a ZeroGPU task for `work`, asking for the duration it needs; refused, with the command that runs
         it locally, when that is more than ZeroGPU grants."""
-        seconds = zerogpu.seconds_needed(job.cfg.model, work)
+        seconds = zerogpu.seconds_needed(job.rates_key, work)
         zerogpu.check_fits(seconds, what, command)
         rows = self.session.cfg.rows if self.session is not None else job.cfg.rows
         return zerogpu.run(task, replace(job, cfg=replace(job.cfg, rows=rows), seconds=seconds), *args, **kwargs)
@@ -398,7 +398,7 @@ class Workspace:
         if not self.remote:
             return None
         return zerogpu.seconds_needed(
-            self.gpu.cfg.model, self._search_work(settings, len(self.require().channel_pairs(settings)))
+            self.gpu.rates_key, self._search_work(settings, len(self.require().channel_pairs(settings)))
         )
 
     def _search_work(self, settings: SearchSettings, n_pairs: int) -> Work:

@@ -47,22 +47,24 @@ PRIOR_ROW_S = env_number("REDUNDANCY_ZEROGPU_ROW_S", 1e-3, float)  # seconds per
 PRIOR_ENCODE_S = env_number("REDUNDANCY_ZEROGPU_ENCODE_S", 0.5, float)  # seconds per encoded image
 START_S = env_number("REDUNDANCY_ZEROGPU_START_S", 20.0, float)  # fork, model to GPU, first CUDA calls
 MARGIN = 1.5
-_RATES: dict[str, dict[str, float]] = {}  # model -> rates measured in a worker: row_s, pair_row_s, encode_s
+_RATES: dict[str, dict[str, float]] = {}  # `GpuJob.rates_key` -> rates a worker measured: row_s, pair_row_s, encode_s
 
 
 @dataclass(frozen=True)
 class GpuJob:
     """What a GPU task needs to rebuild its session in another process: all of it plain, picklable data."""
 
-    cfg: SessionConfig  # with the worker's device and the dataset's opened folder (a zip extracted once)
+    cfg: SessionConfig  # the session's, on the worker's device
     cache_root: str
     extract_to: str | None = None  # where the worker unpacks a zipped dataset (its own copy)
     head: str | None = None  # classify / depth: the head the app fitted and saved, so both sides score alike
     head_record: dict | None = field(default=None, compare=False, hash=False)
     seconds: float = 60.0  # the duration this call asks ZeroGPU for
 
-    def with_seconds(self, seconds: float) -> GpuJob:
-        return replace(self, seconds=seconds)
+    @property
+    def rates_key(self) -> str:
+        """Whose measured rates apply: the model, and the encoder block searched (a row there costs more)."""
+        return self.cfg.model if self.cfg.layer is None else f"{self.cfg.model}@block{self.cfg.layer}"
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,9 @@ class Work:
     pair_rows: int = 0
 
 
-def seconds_needed(model: str, work: Work) -> float:
-    """The duration to request for `work` on `model`: measured rates where a worker reported them, with a margin."""
-    r = _RATES.get(model, {})
+def seconds_needed(key: str, work: Work) -> float:
+    """The duration to request for `work` (rates of `GpuJob.rates_key`: measured by a worker, else the priors)."""
+    r = _RATES.get(key, {})
     row_s = r.get("row_s", PRIOR_ROW_S)
     pair_row_s = r.get("pair_row_s", row_s)
     t = work.images * r.get("encode_s", PRIOR_ENCODE_S) + work.rows * row_s + work.pair_rows * pair_row_s
@@ -89,9 +91,9 @@ def parts(items: int, seconds_each: float, fixed: float = START_S) -> int:
     return -(-items // per_call)
 
 
-def encode_seconds_each(model: str) -> float:
+def encode_seconds_each(key: str) -> float:
     """Requested seconds per image to encode (measured, else the prior), margin included."""
-    return MARGIN * _RATES.get(model, {}).get("encode_s", PRIOR_ENCODE_S)
+    return MARGIN * _RATES.get(key, {}).get("encode_s", PRIOR_ENCODE_S)
 
 
 def check_fits(seconds: float, what: str, command: str) -> None:
@@ -270,7 +272,7 @@ def run(
         for kind, payload in stream:
             if kind == "result":
                 value, rates = payload
-                _RATES.setdefault(job.cfg.model, {}).update(rates)
+                _RATES.setdefault(job.rates_key, {}).update(rates)
                 return value
             if kind == "error":
                 raise RunError(payload)
