@@ -41,7 +41,7 @@ def run(
     soft = select == "soft"  # the paper's selection over soft pairs (--alphas)
     settings = SearchSettings(
         top_n=args.top_n, sources=args.sources, targets=args.targets, select="search" if soft else select,
-        alphas=args.alphas if soft else "",
+        alphas=args.alphas if soft else "", pool=args.pool,
     )  # fmt: skip
     r = run_search(Session.open(cfg, cache, progress=False), settings)
     c, held = r.combos, r.heldout
@@ -63,6 +63,7 @@ def run(
         "heldout_gain": round(held["patched_miou"] - held["baseline_miou"], 3),
         "cv_estimate": round(r.selection["estimate"]["gain"], 3) if r.selection and r.selection["estimate"] else None,
         "chosen_n": r.selection["chosen_n"] if r.selection else len(r.top),
+        "selection_rows": r.selection["rows"] if r.selection else 0,  # decoder rows the folds ran
         "seconds": round(sum(r.timings.values()), 1),
     }
 
@@ -106,6 +107,7 @@ def main() -> None:
     )
     ap.add_argument("--alphas", default="0.25,0.5,0.75", help="soft: the alphas scored besides 1")
     ap.add_argument("--layer", type=int, help="replace at this encoder block's output (default: the encoder output)")
+    ap.add_argument("--pool", type=int, help="greedy: candidate pairs (default 4 x top N)")
     args = ap.parse_args()
     cache = FeatureCache()
     for domain in args.domains.split(","):
