@@ -12,7 +12,7 @@ from .features import FeatureCache
 from .models import Backend, build_backend
 from .models.heads import load_head
 from .models.layers import at_block
-from .replace import pairs_alpha, pairs_map, parse_replacements, set_maps
+from .replace import pairs_alpha, pairs_map, parse_replacements
 from .rundir import RunDir
 from .score import EvalSet, Evaluator
 from .tasks import SEGMENT, Task, get_task
@@ -162,8 +162,7 @@ def apply_pairs(
     base = after = None
     m = task.metric(metric)
     if all(t is not None for t in evalset.targets):
-        maps, alphas = set_maps([[], pairs], backend.channels)
-        score, _ = ev.summarize(ev.stats(maps, alphas=alphas), m.name)
+        score, _ = ev.summarize(ev.set_stats([[], pairs]), m.name)
         base, after = m.value(float(score[0])), m.value(float(score[1]))
     write_json(
         Path(out) / "apply.json",

@@ -28,7 +28,7 @@ from .models.base import MASK_CHOICES
 from .models.heads import HeadInfo, fit_head, load_head
 from .models.layers import at_block
 from .prompts import PROMPT_MODES
-from .replace import Edit, edit_alpha, edit_map, identity_map, pairs_map, set_maps
+from .replace import Edit, edit_alpha, edit_map, identity_map, stack_alphas
 from .resume import RunState, fingerprint
 from .score import (
     CALIBRATED_CALLS,
@@ -398,10 +398,13 @@ def estimate_seconds(evaluator: Evaluator, n_pairs: int, top_n: int, settings: S
     """Predicted search time: pairs x images (at the pair-scoring rate: a linear head's shortcut where it has
     one) plus 2^N - 1 subsets x images (decoded) and the settings' extra passes, at rates measured here."""
     n = len(evaluator.set)
-    rows = (2**top_n - 1) * n + (
-        selection_rows(settings, top_n, n) + soft_rows(settings, n_pairs, n) if settings else 0
-    )
+    rows = decoded_rows(settings, top_n, n_pairs, n) if settings else (2**top_n - 1) * n
     return n_pairs * n * evaluator.seconds_per_pair_row() + rows * evaluator.seconds_per_row()
+
+
+def decoded_rows(settings: SearchSettings, top_n: int, n_pairs: int, images: int) -> int:
+    """Decoder rows of a search beyond its pair scan: 2^N - 1 subsets, the selection rule's and the soft passes'."""
+    return (2**top_n - 1) * images + selection_rows(settings, top_n, images) + soft_rows(settings, n_pairs, images)
 
 
 def soft_rows(settings: SearchSettings, n_pairs: int, images: int) -> int:
@@ -476,12 +479,7 @@ def ablate(
     cb = callbacks or Callbacks()
     c = session.backend.channels
     maps = torch.stack([identity_map(c)] + [edit_map(e, c) for e in edits])
-    soft = [edit_alpha(e, c) for e in edits]  # scale edits
-    alphas = (
-        torch.stack([torch.ones(c)] + [torch.ones(c) if a is None else a for a in soft])
-        if any(a is not None for a in soft)
-        else None
-    )
+    alphas = stack_alphas([None] + [edit_alpha(e, c) for e in edits], c)  # scale edits are soft
     ev = session.evaluator("search", cb.encode, cancel)
     names = ["baseline"] + [str(e) for e in edits]
     rows: list[AblationRow] = []
@@ -570,14 +568,17 @@ def _greedy_choice(
     ranked = rank_on(scorer.group_pairs, scorer.group_scores, everyone, pool)
     candidates = [(int(scorer.group_pairs[k, 0]), int(scorer.group_pairs[k, 1])) for k in ranked]
 
+    seen: dict[tuple, np.ndarray] = {}  # every evaluated set's stats: the path's rows need no second decode
+
     def evaluate(sets: list[list[tuple[int, int]]]) -> np.ndarray:
-        maps = torch.stack([pairs_map(p, ev.channels) for p in sets])
-        return ev.per_group(ev.stats(maps, cancel=cancel), scorer.metric)
+        stats = ev.set_stats(sets, cancel=cancel)
+        seen.update((tuple(p), v) for p, v in zip(sets, stats.values))
+        return ev.per_group(stats, scorer.metric)
 
     path = [p for p, _ in greedy_path(candidates, steps, evaluate, everyone)]
     if not path:
         return replace(combos, best=None)
-    stats = ev.stats(torch.stack([pairs_map(p, ev.channels) for p in path]), cancel=cancel)
+    stats = Stats(np.stack([seen[tuple(p)] for p in path]))
     score, loss = ev.summarize(stats, scorer.metric)
     rows = [Combination((), p, float(m), float(lo)) for p, m, lo in zip(path, score, loss)]
     per_image = None if combos.per_image is None else np.concatenate([combos.per_image, stats.values])
@@ -739,8 +740,7 @@ def run_search(
     if len(session.heldout_set) and (dist is None or dist.main):
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode, cancel)
-        maps, alphas = set_maps([[], combos.best_pairs], c)
-        held_stats = hev.stats(maps, cancel=cancel, alphas=alphas)
+        held_stats = hev.set_stats([[], combos.best_pairs], cancel=cancel)
         miou, loss = hev.summarize(held_stats, scorer.metric)
         held_groups = hev.per_group(held_stats, scorer.metric)
         heldout = {

@@ -183,10 +183,14 @@ def channel_map(pairs: list[tuple], channels: int) -> torch.Tensor | ChannelMap:
 def set_maps(sets: list[list[tuple]], channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Maps (V, C) of several sets, with their alphas (V, C) when any pair is soft (else None)."""
     maps = torch.stack([pairs_map(p, channels) for p in sets])
-    alphas = [pairs_alpha(p, channels) for p in sets]
+    return maps, stack_alphas([pairs_alpha(p, channels) for p in sets], channels)
+
+
+def stack_alphas(alphas: list[torch.Tensor | None], channels: int) -> torch.Tensor | None:
+    """Per-variant alphas (V, C) for the evaluator (a hard variant's: ones); None when every variant is hard."""
     if all(a is None for a in alphas):
-        return maps, None
-    return maps, torch.stack([torch.ones(channels) if a is None else a for a in alphas])
+        return None
+    return torch.stack([torch.ones(channels) if a is None else a for a in alphas])
 
 
 @dataclass(frozen=True)

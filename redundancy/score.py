@@ -24,7 +24,7 @@ from .io import env_number
 from .metrics import Stats, group_ids
 from .models import FEATURES, Backend, DecodeContext, ImageMeta
 from .prompts import prompt_from_mask
-from .replace import check_channel, identity_map, pair_alphas, pair_maps
+from .replace import check_channel, identity_map, pair_alphas, pair_maps, set_maps
 from .tasks import LOSS, SEGMENT, SegmentTask, Task
 
 # Feature tokens x decoder rows per call, by device. On CPU big decoder batches are no faster per
@@ -305,6 +305,16 @@ class Evaluator:
         if not chunks:
             return Stats(np.zeros((0, n_img, len(self.set.task.columns))))
         return Stats.concat(chunks, 0)
+
+    def set_stats(
+        self,
+        sets: list[list[tuple]],
+        on_chunk: Callable[[int, Stats], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Stats:
+        """Batched stats (V, B) of V replacement sets (lists of (i, j) or soft (i, j, a) pairs; [] is the baseline)."""
+        maps, alphas = set_maps(sets, self.channels)
+        return self.stats(maps, on_chunk=on_chunk, cancel=cancel, alphas=alphas)
 
     @torch.inference_mode()
     def pair_stats(

@@ -12,7 +12,6 @@ import numpy as np
 
 from .distributed import Dist
 from .errors import ReplacementError
-from .replace import set_maps
 from .score import Evaluator, PairScores
 from .select import distinct_sources
 from .tasks import LOSS
@@ -155,8 +154,7 @@ def search_combinations(
             on_progress(done, len(members))
 
     if len(todo):
-        maps, alphas = set_maps([pair_lists[k] for k in todo], evaluator.channels)
-        evaluator.stats(maps, on_chunk=chunk, cancel=cancel, alphas=alphas)
+        evaluator.set_stats([pair_lists[k] for k in todo], on_chunk=chunk, cancel=cancel)
     if dist:
         miou, loss, per_image = dist.merge(miou, loss, per_image)
     rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]

@@ -22,10 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .confidence import paired
-from .replace import pairs_map
 from .score import Evaluator
 
 SEARCH, CV, GREEDY = "search", "cv", "greedy"
@@ -174,8 +172,7 @@ def cross_validate(
     def evaluate(sets: list[list[tuple[int, int]]]) -> np.ndarray:
         nonlocal rows
         rows += len(sets) * len(ev.set)
-        maps = torch.stack([pairs_map(p, ev.channels) for p in sets])
-        return ev.per_group(ev.stats(maps, cancel=cancel), metric)
+        return ev.per_group(ev.set_stats(sets, cancel=cancel), metric)
 
     for f in range(folds):
         if on_fold:

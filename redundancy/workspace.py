@@ -38,9 +38,8 @@ from .pipeline import (
     SessionConfig,
     ablate,
     compare_search_modes,
+    decoded_rows,
     run_search,
-    selection_rows,
-    soft_rows,
 )
 from .replace import Edit, edit_alpha, edit_map, identity_map, pairs_alpha, pairs_map
 from .score import ScoreProgress
@@ -411,8 +410,8 @@ class Workspace:
             "taylor": min(exact, settings.candidates * n) + GRADIENT_ROWS * n,
             "halving": min(exact, 2 * n_pairs * settings.halving_start),  # rounds shrink geometrically
         }[settings.mode]
-        rows = (2**settings.top_n - 1) * n + selection_rows(settings, settings.top_n, n) + n + 2 * held
-        rows += soft_rows(settings, n_pairs, n)  # an upper bound for screening modes (they rescore fewer)
+        # + the baseline and the held-out check; soft passes: an upper bound for screening modes (they rescore fewer)
+        rows = decoded_rows(settings, settings.top_n, n_pairs, n) + n + 2 * held
         return Work(rows=rows, pair_rows=pair_rows)
 
     def _compare_work(self, settings: SearchSettings, n_pairs: int, exact_done: bool) -> Work:
