@@ -565,7 +565,7 @@ def _greedy_choice(
     """select greedy: `steps` greedy steps over the top `pool` pairs on the whole search set; each step's set
     joins the evaluated rows (outside the top-N subsets: no members) and the last one is the choice."""
     everyone = np.ones(scorer.group_scores.shape[1], bool)
-    ranked = rank_on(scorer.group_pairs, scorer.group_scores, everyone, pool)
+    ranked = rank_on(scorer.group_pairs, scorer.group_scores, everyone, pool, distinct=False)
     candidates = [(int(scorer.group_pairs[k, 0]), int(scorer.group_pairs[k, 1])) for k in ranked]
 
     seen: dict[tuple, np.ndarray] = {}  # every evaluated set's stats: the path's rows need no second decode

@@ -56,11 +56,12 @@ def assign_folds(groups: int, k: int, seed: int = CV_SEED) -> np.ndarray:
     return folds
 
 
-def rank_on(pairs: np.ndarray, group_scores: np.ndarray, train: np.ndarray, n: int) -> list[int]:
-    """The top n pairs (rows of `pairs` (P, 2)) by mean score over the `train` groups, one per source channel."""
+def rank_on(pairs: np.ndarray, group_scores: np.ndarray, train: np.ndarray, n: int, distinct: bool = True) -> list[int]:
+    """The top n pairs (rows of `pairs` (P, 2)) by mean score over the `train` groups: one per source channel
+    (a set's members), or any (`distinct=False`: a greedy pool, whose steps skip sources already taken)."""
     score = group_scores[:, train].mean(1)
     order = np.lexsort((pairs[:, 1], pairs[:, 0], -score))
-    return distinct_sources(pairs[:, 0], order, n)[0]
+    return distinct_sources(pairs[:, 0], order, n)[0] if distinct else [int(k) for k in order[:n]]
 
 
 def best_per_size(members: list[tuple[int, ...]], subset_scores: np.ndarray, base: float, n_max: int) -> list[int]:
@@ -89,7 +90,7 @@ class CvReport:
     estimate: dict  # paired interval of best_n's held-out gain (every group held out once)
     fold_sets: list[list[tuple[int, int]]]  # each fold's chosen set at chosen_n
     rows: int  # decoder rows the folds' combination stages (greedy: steps) ran
-    pool: int | None = None  # greedy: candidate pairs each step chooses from
+    pool: int | None = None  # greedy: candidate pairs (the top `pool`, any source) each step chooses from
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -179,7 +180,8 @@ def cross_validate(
             on_fold(f, folds)
         test = fold == f
         if rule == GREEDY:
-            candidates = [(int(pairs[k, 0]), int(pairs[k, 1])) for k in rank_on(pairs, group_scores, ~test, pool)]
+            pool_ = rank_on(pairs, group_scores, ~test, pool, distinct=False)
+            candidates = [(int(pairs[k, 0]), int(pairs[k, 1])) for k in pool_]
             path = greedy_path(candidates, top_n, evaluate, ~test)
             path += path[-1:] * (top_n - len(path))  # fewer candidates than steps: larger N' keep the last set
             for n, (_, per) in enumerate(path):

@@ -99,6 +99,20 @@ def test_greedy_path_adds_the_best_training_candidate_each_step():
     assert [p for p, _ in path] == [[(0, 3)], [(0, 3), (2, 3)]]  # (0, 1) reuses source 0: never a candidate again
 
 
+def test_a_greedy_pool_may_hold_several_pairs_per_source_but_a_set_never_does():
+    from redundancy.select import greedy_path, rank_on
+
+    pairs = np.array([[0, 1], [0, 2], [0, 3], [1, 2], [2, 0]])
+    scores = np.array([[5.0, 5], [4, 4], [3, 3], [2, 2], [1, 1]])
+    every = np.ones(2, bool)
+    assert rank_on(pairs, scores, every, 3) == [0, 3, 4]  # a set's top N: one per source
+    assert rank_on(pairs, scores, every, 3, distinct=False) == [0, 1, 2]  # a pool: the best pairs, any source
+    pool = [tuple(map(int, pairs[k])) for k in rank_on(pairs, scores, every, 4, distinct=False)]
+    value = {tuple(map(int, p)): s[0] for p, s in zip(pairs, scores)}
+    path = greedy_path(pool, 3, lambda sets: np.array([[sum(value[p] for p in s)] * 2 for s in sets]), every)
+    assert [p for p, _ in path] == [[(0, 1)], [(0, 1), (1, 2)]]  # after (0, 1), source 0's other donors drop out
+
+
 def test_the_app_reports_the_selection_and_its_cost():
     import app
     from redundancy.pipeline import SessionConfig
