@@ -865,7 +865,8 @@ def search_tab() -> SimpleNamespace:
         "",
         label="Soft replacement: alphas besides 1 (empty = the paper's copies)",
         placeholder="0.25,0.5,0.75",
-        info="pair (i, j, a) makes channel i (1 - a) X_i + a X_j; each pair keeps its best alpha (select: the paper)",
+        info="pair (i, j, a) makes channel i (1 - a) X_i + a X_j; each pair keeps its best alpha (cv / greedy: "
+        "chosen by the folds, like the set)",
         elem_id="alphas",
     )
     with gr.Row():

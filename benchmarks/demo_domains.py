@@ -7,8 +7,9 @@ Run from the repository root (CPU; ~1-4 min per run with the default scope):
 
 Every run is the tool's own search (`redundancy.pipeline.run_search`) on assets/domains/<domain>
 with the split seed varied: the search set and the held-out set change, the model does not. `--select`
-compares how the set is chosen (the paper's rule, cross-validated, greedy; `soft`: the paper's rule over
-soft pairs). Prints a JSON line per run and a markdown table per domain: mean and spread over seeds.
+compares how the set is chosen (the paper's rule, cross-validated, greedy; `+soft`: a rule over soft
+pairs too, e.g. `cv+soft`; `soft` alone is the paper's rule over soft pairs). Prints a JSON line per run
+and a markdown table per domain: mean and spread over seeds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from redundancy.pipeline import SearchSettings, Session, SessionConfig, run_sear
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def select_rule(name: str) -> tuple[str, bool]:
+    """A --select entry as (rule, soft pairs?): "cv", "cv+soft" (cv over soft pairs), "soft" (search+soft)."""
+    rule, _, soft = ("search+soft" if name == "soft" else name).partition("+")
+    if soft not in ("", "soft"):
+        raise SystemExit(f"--select entry '{name}': use a rule (search, cv, greedy), optionally with +soft.")
+    return rule, soft == "soft"
+
+
 def run(
     model: str, domain: str, n_search: int, seed: int, args: argparse.Namespace, cache: FeatureCache, select: str
 ) -> dict:
@@ -38,10 +47,10 @@ def run(
         device=args.device,
         layer=args.layer,
     )
-    soft = select == "soft"  # the paper's selection over soft pairs (--alphas)
+    rule, soft = select_rule(select)
     settings = SearchSettings(
-        top_n=args.top_n, sources=args.sources, targets=args.targets, select="search" if soft else select,
-        alphas=args.alphas if soft else "", pool=args.pool,
+        top_n=args.top_n, sources=args.sources, targets=args.targets, select=rule, alphas=args.alphas if soft else "",
+        pool=args.pool,
     )  # fmt: skip
     r = run_search(Session.open(cfg, cache, progress=False), settings)
     c, held = r.combos, r.heldout
@@ -80,7 +89,7 @@ def table(rows: list[dict]) -> str:
             sel = [r for r in rows if r["search_images"] == n and r["select"] == select]
             col = {k: np.array([r[k] for r in sel]) for k in sel[0] if isinstance(sel[0][k], (int, float))}
             held = col["heldout_gain"]
-            cv = [r["cv_estimate"] or 0.0 for r in sel] if select in ("cv", "greedy") else None
+            cv = [r["cv_estimate"] or 0.0 for r in sel] if select_rule(select)[0] != "search" else None
             out.append(
                 f"| {select} | {n} | {len(sel)} | {col['search_baseline'].mean():.2f} | "
                 f"{col['search_gain'].mean():+.2f} ± {col['search_gain'].std():.2f} | "
@@ -103,7 +112,9 @@ def main() -> None:
     ap.add_argument("--protocol", default="image", help="image (per-image mean) or perseg (pooled per object)")
     ap.add_argument("--device", default="auto")
     ap.add_argument(
-        "--select", default="search,cv,greedy", help="rules: search (the paper), cv, greedy, soft (search + --alphas)"
+        "--select",
+        default="search,cv,greedy",
+        help="rules: search (the paper), cv, greedy; '+soft' adds --alphas' soft pairs (cv+soft; soft = search+soft)",
     )
     ap.add_argument("--alphas", default="0.25,0.5,0.75", help="soft: the alphas scored besides 1")
     ap.add_argument("--layer", type=int, help="replace at this encoder block's output (default: the encoder output)")

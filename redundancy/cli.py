@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--alphas",
         help="soft replacement: alphas in (0, 1) scored besides 1, e.g. 0.25,0.5,0.75; pair (i, j, a) makes "
-        "channel i (1 - a) X_i + a X_j, and each pair keeps its best alpha (select search)",
+        "channel i (1 - a) X_i + a X_j; each pair keeps its best alpha (select cv / greedy: chosen per fold)",
     )
     s.add_argument("--pool", type=int, help="select greedy: candidate pairs (default 4 x top N)")
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")

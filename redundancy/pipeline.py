@@ -28,7 +28,7 @@ from .models.base import MASK_CHOICES
 from .models.heads import HeadInfo, fit_head, load_head
 from .models.layers import at_block
 from .prompts import PROMPT_MODES
-from .replace import Edit, edit_alpha, edit_map, identity_map, stack_alphas
+from .replace import Edit, edit_alpha, edit_map, identity_map, pair_rows, row_pair, stack_alphas
 from .resume import RunState, fingerprint
 from .score import (
     CALIBRATED_CALLS,
@@ -153,8 +153,6 @@ class SearchSettings:
             raise ConfigError("candidates and halving start must be >= 1 and halving keep in (0, 1).")
         _choice("selection", self.select, SELECT_MODES)
         self.alpha_grid  # noqa: B018 (parsed here so a bad grid is refused when the settings are made)
-        if self.alphas and self.select != SEARCH:
-            raise ConfigError("soft alphas are chosen on the search set: use them with select search, not cv / greedy.")
         if self.pool is not None and self.pool < 1:
             raise ConfigError(f"the greedy pool must be at least 1 pair (got {self.pool}).")
         if self.select != SEARCH and (self.mode != "exact" or self.metric == LOSS or not 2 <= self.folds <= 20):
@@ -544,6 +542,7 @@ def _soft_passes(
     scored = pairs[torch.from_numpy(np.isfinite(hard.gain[pi, pj]))]
     mine = dist.shard(scored) if dist else scored
     soft: dict[float, PairScores] = {}
+    groups = [(scorer.group_pairs, scorer.group_scores)] if scorer.keep_groups else []
     for a in grid:
         if cb.log:
             cb.log(f"soft replacement: rescoring {len(scored):,} pairs with alpha {a:g}")
@@ -555,8 +554,26 @@ def _soft_passes(
         s = scorer.score(mine, on_progress=shown, cancel=cancel, alpha=a)
         if dist:
             s.miou_gain, s.loss_gain = dist.merge(s.miou_gain, s.loss_gain)
+            if scorer.keep_groups:
+                _gather_groups(scorer, scored, mine, dist, a)
         soft[a] = s
+        if scorer.keep_groups:  # every (pair, alpha) is a candidate of the cross-validated selection
+            groups.append((scorer.group_pairs, scorer.group_scores))
+    if groups:
+        scorer.group_pairs = np.concatenate([g for g, _ in groups])
+        scorer.group_scores = np.concatenate([v for _, v in groups])
     return best_alpha(hard, soft)
+
+
+def _gather_groups(scorer: PairScorer, pairs: torch.Tensor, mine: torch.Tensor, dist: Dist, alpha: float) -> None:
+    """torchrun: this rank's per-group scores (for its shard `mine` of `pairs`) placed in the full pair list and
+    merged across ranks like the gain matrices, so every rank holds every candidate's rows."""
+    c = scorer.evaluator.channels
+    full = np.full((len(pairs), scorer.group_scores.shape[1]), np.nan, np.float32)
+    row_of = np.full(c * c, -1)
+    row_of[pairs[:, 0].numpy() * c + pairs[:, 1].numpy()] = np.arange(len(pairs))
+    full[row_of[mine[:, 0].numpy() * c + mine[:, 1].numpy()]] = scorer.group_scores
+    scorer.group_scores, scorer.group_pairs = dist.merge(full)[0], pair_rows(pairs.numpy(), alpha)
 
 
 def _greedy_choice(
@@ -566,11 +583,11 @@ def _greedy_choice(
     joins the evaluated rows (outside the top-N subsets: no members) and the last one is the choice."""
     everyone = np.ones(scorer.group_scores.shape[1], bool)
     ranked = rank_on(scorer.group_pairs, scorer.group_scores, everyone, pool, distinct=False)
-    candidates = [(int(scorer.group_pairs[k, 0]), int(scorer.group_pairs[k, 1])) for k in ranked]
+    candidates = [row_pair(scorer.group_pairs[k]) for k in ranked]
 
     seen: dict[tuple, np.ndarray] = {}  # every evaluated set's stats: the path's rows need no second decode
 
-    def evaluate(sets: list[list[tuple[int, int]]]) -> np.ndarray:
+    def evaluate(sets: list[list[tuple]]) -> np.ndarray:
         stats = ev.set_stats(sets, cancel=cancel)
         seen.update((tuple(p), v) for p, v in zip(sets, stats.values))
         return ev.per_group(stats, scorer.metric)
@@ -666,9 +683,10 @@ def run_search(
     pairs = session.channel_pairs(cfg)
     c = session.backend.channels
     known = state.pairs(c) if state and cfg.select == SEARCH else None  # cv / greedy: per-image scores, not saved
-    if cfg.select != SEARCH and len(pairs) * len(ev.set) * 4 > CV_MAX_BYTES:
+    candidates = len(pairs) * (1 + len(cfg.alpha_grid))  # each pair at each alpha
+    if cfg.select != SEARCH and candidates * len(ev.set) * 4 > CV_MAX_BYTES:
         raise ConfigError(
-            f"select {cfg.select} keeps {len(pairs):,} pairs x {len(ev.set)} images of scores, over "
+            f"select {cfg.select} keeps {candidates:,} candidates x {len(ev.set)} images of scores, over "
             f"{CV_MAX_BYTES / 2**30:.0f} GiB; narrow the sources / targets or use select search."
         )
     resumed = 0 if known is None else int(np.isfinite(known[0][pairs[:, 0].numpy(), pairs[:, 1].numpy()]).sum())
@@ -696,12 +714,8 @@ def run_search(
         scores = scorer.score(mine, on_progress=on_pairs, cancel=cancel, known=known)
         if dist:  # every rank gets the full matrices
             scores.miou_gain, scores.loss_gain = dist.merge(scores.miou_gain, scores.loss_gain)
-            if scorer.keep_groups:  # this rank's rows into the full pair list, then merged like the matrices
-                full = np.full((len(pairs), scorer.group_scores.shape[1]), np.nan, np.float32)
-                row_of = np.full(c * c, -1)
-                row_of[pairs[:, 0].numpy() * c + pairs[:, 1].numpy()] = np.arange(len(pairs))
-                full[row_of[mine[:, 0].numpy() * c + mine[:, 1].numpy()]] = scorer.group_scores
-                scorer.group_scores, scorer.group_pairs = dist.merge(full)[0], pairs.numpy()
+            if scorer.keep_groups:
+                _gather_groups(scorer, pairs, mine, dist, 1.0)
     if cfg.alpha_grid:
         scores = _soft_passes(scorer, scores, pairs, cfg.alpha_grid, cb, cancel, dist)
     timings["score_s"] = scores.seconds

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import ReplacementError
@@ -115,6 +116,17 @@ def pair_of(item: dict) -> tuple:
     """A pair as a replacement set lists it, from its JSON form {"source", "target"[, "alpha"]}."""
     a = item.get("alpha", 1.0)
     return (item["source"], item["target"]) if a == 1.0 else (item["source"], item["target"], a)
+
+
+def pair_rows(ij: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Pairs (P, 2) as rows (P, 3) of (source, target, alpha): the form scored candidates are ranked in."""
+    return np.column_stack([ij, np.full(len(ij), alpha)])
+
+
+def row_pair(row: np.ndarray) -> tuple:
+    """A (source, target, alpha) row as a set lists it: (i, j), or (i, j, alpha) when soft."""
+    i, j, a = int(row[0]), int(row[1]), float(row[2])
+    return (i, j) if a == 1.0 else (i, j, a)
 
 
 def pair_text(pair: tuple) -> str:

@@ -24,7 +24,7 @@ from .io import env_number
 from .metrics import Stats, group_ids
 from .models import FEATURES, Backend, DecodeContext, ImageMeta
 from .prompts import prompt_from_mask
-from .replace import check_channel, identity_map, pair_alphas, pair_maps, set_maps
+from .replace import check_channel, identity_map, pair_alphas, pair_maps, pair_rows, set_maps
 from .tasks import LOSS, SEGMENT, SegmentTask, Task
 
 # Feature tokens x decoder rows per call, by device. On CPU big decoder batches are no faster per
@@ -451,7 +451,7 @@ class PairScorer:
         self._baseline: tuple[float, float] | None = None
         self.baseline_stats: Stats | None = None  # per image, once `baseline` has run
         self.keep_groups = False  # keep every scored pair's per-group scores (cross-validated selection)
-        self.group_pairs: np.ndarray | None = None  # (P, 2): the pairs of the latest `score`
+        self.group_pairs: np.ndarray | None = None  # (P, 3): the (source, target, alpha) rows of the latest `score`
         self.group_scores: np.ndarray | None = None  # (P, G): their per-group scores (NaN: not scored here)
 
     def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
@@ -491,7 +491,7 @@ class PairScorer:
         position = np.flatnonzero(pending)  # of each todo pair in `pairs`
         if self.keep_groups:
             groups = self.evaluator.per_group(self.baseline_stats, self.score_metric).shape[1]
-            self.group_pairs = pairs.numpy()
+            self.group_pairs = pair_rows(pairs.numpy(), alpha)
             self.group_scores = np.full((len(pairs), groups), np.nan, np.float32)
         t0 = time.perf_counter()
         done = len(pairs) - len(todo)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .confidence import paired
+from .replace import row_pair
 from .score import Evaluator
 
 SEARCH, CV, GREEDY = "search", "cv", "greedy"
@@ -57,10 +58,11 @@ def assign_folds(groups: int, k: int, seed: int = CV_SEED) -> np.ndarray:
 
 
 def rank_on(pairs: np.ndarray, group_scores: np.ndarray, train: np.ndarray, n: int, distinct: bool = True) -> list[int]:
-    """The top n pairs (rows of `pairs` (P, 2)) by mean score over the `train` groups: one per source channel
-    (a set's members), or any (`distinct=False`: a greedy pool, whose steps skip sources already taken)."""
+    """The top n candidates (rows of `pairs` (P, 3): source, target, alpha) by mean score over the `train`
+    groups: one per source channel (a set's members: a soft pair's alpha is chosen here too), or any
+    (`distinct=False`: a greedy pool, whose steps skip sources already taken). Ties: the plain copy first."""
     score = group_scores[:, train].mean(1)
-    order = np.lexsort((pairs[:, 1], pairs[:, 0], -score))
+    order = np.lexsort((-pairs[:, 2], pairs[:, 1], pairs[:, 0], -score))
     return distinct_sources(pairs[:, 0], order, n)[0] if distinct else [int(k) for k in order[:n]]
 
 
@@ -88,7 +90,7 @@ class CvReport:
     best_n: int  # the N' with the best cross-validated held-out gain
     chosen_n: int  # best_n if that gain's 95% interval is above 0; else 0: the empty set (no change) is chosen
     estimate: dict  # paired interval of best_n's held-out gain (every group held out once)
-    fold_sets: list[list[tuple[int, int]]]  # each fold's chosen set at chosen_n
+    fold_sets: list[list[tuple]]  # each fold's chosen set at chosen_n
     rows: int  # decoder rows the folds' combination stages (greedy: steps) ran
     pool: int | None = None  # greedy: candidate pairs (the top `pool`, any source) each step chooses from
 
@@ -103,15 +105,15 @@ def fold_choice(
     train: np.ndarray,
     top_n: int,
     subsets: list[tuple[int, ...]],
-    evaluate: Callable[[list[list[tuple[int, int]]]], np.ndarray],
-) -> tuple[list[int], list[list[tuple[int, int]]], np.ndarray]:
+    evaluate: Callable[[list[list[tuple]]], np.ndarray],
+) -> tuple[list[int], list[list[tuple]], np.ndarray]:
     """One fold: rank pairs and choose a subset per N' on the `train` groups only.
 
     `evaluate(sets)` gives each pair set's per-group scores (S, G) on every group. Returns (the chosen
     subset's row per N' (-1: none beats the baseline on train), the evaluated sets, their scores).
     """
     top = rank_on(pairs, group_scores, train, top_n)
-    top_ij = [(int(pairs[k, 0]), int(pairs[k, 1])) for k in top]
+    top_ij = [row_pair(pairs[k]) for k in top]
     usable = [m for m in subsets if max(m) < len(top)]
     sets = [[top_ij[k] for k in m] for m in usable]
     per = evaluate(sets)
@@ -121,18 +123,18 @@ def fold_choice(
 
 
 def greedy_path(
-    candidates: list[tuple[int, int]],
+    candidates: list[tuple],
     steps: int,
-    evaluate: Callable[[list[list[tuple[int, int]]]], np.ndarray],
+    evaluate: Callable[[list[list[tuple]]], np.ndarray],
     train: np.ndarray,
-) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+) -> list[tuple[list[tuple], np.ndarray]]:
     """Grow a set one pair at a time: each step adds the candidate (with a source not used yet) that gives the
     best mean score over the `train` groups. (set, its per-group scores) after each step; ties: the candidate
     ranked first."""
-    current: list[tuple[int, int]] = []
+    current: list[tuple] = []
     path = []
     for _ in range(steps):
-        taken = {i for i, _ in current}
+        taken = {p[0] for p in current}
         sets = [current + [p] for p in candidates if p[0] not in taken]
         if not sets:
             break
@@ -167,10 +169,10 @@ def cross_validate(
     folds = min(folds, g)
     fold = assign_folds(g, folds)
     held_gain = np.zeros((top_n, g))  # per N', per group: the gain of the set its fold chose
-    fold_sets: list[list[list[tuple[int, int]]]] = []  # per fold, per N'
+    fold_sets: list[list[list[tuple]]] = []  # per fold, per N'
     rows = 0
 
-    def evaluate(sets: list[list[tuple[int, int]]]) -> np.ndarray:
+    def evaluate(sets: list[list[tuple]]) -> np.ndarray:
         nonlocal rows
         rows += len(sets) * len(ev.set)
         return ev.per_group(ev.set_stats(sets, cancel=cancel), metric)
@@ -181,7 +183,7 @@ def cross_validate(
         test = fold == f
         if rule == GREEDY:
             pool_ = rank_on(pairs, group_scores, ~test, pool, distinct=False)
-            candidates = [(int(pairs[k, 0]), int(pairs[k, 1])) for k in pool_]
+            candidates = [row_pair(pairs[k]) for k in pool_]
             path = greedy_path(candidates, top_n, evaluate, ~test)
             path += path[-1:] * (top_n - len(path))  # fewer candidates than steps: larger N' keep the last set
             for n, (_, per) in enumerate(path):

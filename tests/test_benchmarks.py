@@ -35,12 +35,12 @@ def test_demo_domains_compares_the_selection_rules(monkeypatch, capsys):
     from benchmarks import demo_domains
 
     argv = ["demo_domains", "--domains", "gray", "--search-images", "6", "--seeds", "0", "--sources", "every:64",
-            "--targets", "every:64", "--top-n", "2", "--select", "search,cv,greedy,soft",
+            "--targets", "every:64", "--top-n", "2", "--select", "search,cv,greedy,soft,greedy+soft",
             "--alphas", "0.5"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     demo_domains.main()
     out = capsys.readouterr().out
     runs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    assert [r["select"] for r in runs] == ["search", "cv", "greedy", "soft"]
+    assert [r["select"] for r in runs] == ["search", "cv", "greedy", "soft", "greedy+soft"]
     assert all(r["heldout_images"] == 114 and "not SAM" in r["weights"] for r in runs)
     assert "| soft | 6 | 1 |" in out and "| cv | 6 | 1 |" in out

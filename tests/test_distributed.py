@@ -19,8 +19,8 @@ def _env(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "extra", [[], ["--select", "cv", "--folds", "3"], ["--alphas", "0.5"]], ids=["paper", "cv", "soft"]
-)
+    "extra", [[], ["--select", "cv", "--folds", "3", "--alphas", "0.5"]], ids=["paper", "soft-cv"]
+)  # soft-cv: the soft passes and every candidate's per-image scores merged across ranks
 def test_two_gloo_ranks_merge_to_the_single_process_result(tmp_path, extra):
     env = _env(tmp_path)
     single, sharded = tmp_path / "single", tmp_path / "sharded"

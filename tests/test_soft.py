@@ -112,8 +112,7 @@ def test_alpha_grid_is_checked():
     for bad in ("1", "0", "x"):
         with pytest.raises(ConfigError, match="alphas"):
             SearchSettings(alphas=bad)
-    with pytest.raises(ConfigError, match="select search"):
-        SearchSettings(alphas="0.5", select="cv")
+    assert SearchSettings(alphas="0.5", select="cv").alpha_grid == (0.5,)  # alphas are cross-validated too
 
 
 def test_scale_edits_span_zeroing_and_no_change(session):
