@@ -748,7 +748,7 @@ def data_tab() -> SimpleNamespace:
                     "",
                     label="Encoder block (empty = encoder output)",
                     placeholder="e.g. 10",
-                    info="SAM ViT models: search at this block's output; the blocks after it re-run per pair",
+                    info="search at this encoder block's output (SAM, SAM2, DINOv2); later blocks re-run per pair",
                     elem_id="layer",
                 )
     with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):

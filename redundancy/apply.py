@@ -11,7 +11,7 @@ from .export import read_run, write_depths, write_json, write_labels, write_pred
 from .features import FeatureCache
 from .models import Backend, build_backend
 from .models.heads import load_head
-from .models.layers import at_block
+from .models.layers import at_block, output_backend
 from .replace import pairs_alpha, pairs_map, parse_replacements
 from .rundir import RunDir
 from .score import EvalSet, Evaluator
@@ -71,7 +71,7 @@ def attach_run_head(run: Path, config: dict, backend: Backend) -> None:
     head = RunDir(run).head()
     if head is None:
         raise RunError(f"{run} is a {config['task']} run without its head.pt; rerun the search.")
-    module, info = load_head(head, config["task"], backend, tuple(config.get("classes", ())))
+    module, info = load_head(head, config["task"], output_backend(backend), tuple(config.get("classes", ())))
     if info.sha256 != (config.get("head") or {}).get("sha256"):
         raise RunError(f"{head} is not the head this run recorded (its sha256 differs); rerun the search.")
     backend.head = module

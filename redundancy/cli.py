@@ -71,8 +71,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--layer",
         type=int,
-        help="SAM ViT encoders: replace channels at the output of this encoder block (0-based; its width, e.g. 768 "
-        "for ViT-B) and re-run the blocks after it per candidate; default: the encoder output, as the paper",
+        help="replace channels at the output of this encoder block (0-based; SAM's ViT, DINOv2's ViT, SAM2's Hiera "
+        "trunk; its width, e.g. 768 for SAM ViT-B) and re-run the blocks after it per candidate; default: the "
+        "encoder output, as the paper",
     )
     p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
     p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")

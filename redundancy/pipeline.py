@@ -26,7 +26,7 @@ from .metrics import PROTOCOLS, Stats
 from .models import Backend, build_backend
 from .models.base import MASK_CHOICES
 from .models.heads import HeadInfo, fit_head, load_head
-from .models.layers import at_block
+from .models.layers import at_block, output_backend
 from .prompts import PROMPT_MODES
 from .replace import Edit, edit_alpha, edit_map, identity_map, pair_rows, row_pair, stack_alphas
 from .resume import RunState, fingerprint
@@ -312,21 +312,18 @@ class Session:
         """Classify / depth: load the head file, or fit the head on the head split (encoded through the cache)."""
         if self.task.name == SEGMENT or self.head is not None:
             return
+        encoder = output_backend(self.backend)  # the head reads the encoder output, wherever the search replaces
         if self.cfg.head:
-            module, self.head = load_head(self.cfg.head, self.task.name, self.backend, self.dataset.classes)
+            module, self.head = load_head(self.cfg.head, self.task.name, encoder, self.dataset.classes)
         else:
-            evalset = EvalSet.build(
-                self.backend, self.head_set, self.cache, "none", "image", on_progress, cancel, self.task
-            )
-            module, self.head = fit_head(
-                self.task.name, self.backend, evalset.feats, evalset.targets, self.dataset.classes
-            )
+            evalset = EvalSet.build(encoder, self.head_set, self.cache, "none", "image", on_progress, cancel, self.task)
+            module, self.head = fit_head(self.task.name, encoder, evalset.feats, evalset.targets, self.dataset.classes)
             self.head = replace(self.head, images=[s.name for s in self.head_set.samples])
         self.backend.head = module
 
     def use_head(self, path: Path, recorded: dict | None = None) -> None:
         """Score with a saved head (a run's head.pt); with the run's record, its tensors must hash the same."""
-        module, info = load_head(path, self.task.name, self.backend, self.dataset.classes)
+        module, info = load_head(path, self.task.name, output_backend(self.backend), self.dataset.classes)
         if recorded is not None:
             if recorded.get("sha256") != info.sha256:
                 raise RunError(

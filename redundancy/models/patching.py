@@ -12,7 +12,7 @@ from timm.models.vision_transformer import VisionTransformer
 from ..errors import ReplacementError
 from ..replace import ReplacementPatch, apply_map, load_replacements
 from .dinov2 import dinov2_patch
-from .layers import block_patch
+from .layers import block_patch, block_width, check_block, encoder_blocks
 from .sam import PROMPT_DIM
 from .sam2 import sam2_patch
 
@@ -24,22 +24,24 @@ def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | 
     the image encoder's output (the image embeddings); SAM2
     (`SAM2Base`) the hook that acts on `image_embed` after `no_mem_embed`, as the search did; a
     DINOv2 ViT (timm's VisionTransformer) a hook on its final norm, the tokens the heads read.
-    A set found inside a SAM encoder (`layer`, read from its replacements.json when not given) hooks
-    the output of that encoder block.
+    A set found inside the encoder (`layer`, read from its replacements.json when not given) hooks the
+    output of that encoder block (SAM's ViT, DINOv2's ViT or SAM2's Hiera trunk).
     """
     if isinstance(pairs, (str, Path)) and layer is None:
         layer = _recorded_layer(pairs)
     if layer is not None:
-        encoder = model.image_encoder if isinstance(model, Sam) else model
-        if not isinstance(encoder, ImageEncoderViT):
+        found = encoder_blocks(model)
+        if found is None:
             raise ReplacementError(
-                f"a set found inside the encoder (layer {layer}) patches segment_anything SAM models (Sam or its "
-                f"ImageEncoderViT), not {type(model).__name__}."
+                f"a set found inside the encoder (layer {layer}) patches SAM (Sam or its ImageEncoderViT), DINOv2 "
+                f"(timm VisionTransformer) or SAM2 (SAM2Base) models, not {type(model).__name__}."
             )
-        width = encoder.patch_embed.proj.out_channels
         if isinstance(pairs, (str, Path)):
-            pairs = load_replacements(pairs, channels=width)
-        return block_patch(encoder, pairs, layer)
+            blocks, family = found
+            pairs = load_replacements(
+                pairs, channels=block_width(blocks, check_block(blocks, layer, "this model"), family)
+            )
+        return block_patch(model, pairs, layer)
     if all(hasattr(model, m) for m in ("vision_encoder", "prompt_encoder", "mask_decoder")):  # transformers SamModel
         if isinstance(pairs, (str, Path)):
             pairs = load_replacements(pairs, channels=PROMPT_DIM)

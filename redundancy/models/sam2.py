@@ -75,11 +75,14 @@ class Sam2Backend(Backend):
         return self.transforms(image).to(self.device)
 
     def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        backbone_out = self.model.forward_image(batch)
+        return self.from_backbone(self.model.forward_image(batch))
+
+    def from_backbone(self, backbone_out: dict) -> dict[str, torch.Tensor]:
+        """SAM2's backbone output -> {FEATURES: image_embed + no_mem_embed, the two high-res skips}."""
         _, vision_feats, _, _ = self.model._prepare_backbone_features(backbone_out)
         if self.model.directly_add_no_mem_embed:
             vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
-        b = len(batch)
+        b = vision_feats[-1].shape[1]
         feats = [f.permute(1, 2, 0).reshape(b, -1, *hw) for f, hw in zip(vision_feats, self.feat_sizes)]
         return {"high_res_0": feats[0], "high_res_1": feats[1], FEATURES: feats[2]}
 
@@ -152,6 +155,19 @@ class Sam2Backend(Backend):
 
     def patch(self, pairs: list[tuple[int, int]]) -> ReplacementPatch:
         return sam2_patch(self.model, pairs)
+
+
+def backbone_from_trunk(model: torch.nn.Module, outputs: list[torch.Tensor]) -> dict:
+    """What `model.forward_image` returns, from the Hiera trunk's stage outputs: the package's own steps after
+    the trunk (FPN neck, scalp, the decoder's high-res projections), for a trunk resumed after a block."""
+    encoder = model.image_encoder
+    features, pos = encoder.neck(outputs)
+    if encoder.scalp > 0:
+        features, pos = features[: -encoder.scalp], pos[: -encoder.scalp]
+    if model.use_high_res_features_in_sam:
+        features[0] = model.sam_mask_decoder.conv_s0(features[0])
+        features[1] = model.sam_mask_decoder.conv_s1(features[1])
+    return {"vision_features": features[-1], "vision_pos_enc": pos, "backbone_fpn": features}
 
 
 def sam2_patch(model: torch.nn.Module, pairs: list[tuple[int, int]]) -> ReplacementPatch:
