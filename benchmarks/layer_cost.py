@@ -1,12 +1,14 @@
 """What a decoder row costs inside the encoder (`--layer k`) against at its output, on one device.
 
 For each layer (the encoder output, then encoder blocks), the same number of random pairs over that
-layer's channels is scored on the same images through the engine's batched evaluator; a row at block
-k runs blocks k+1.. and the neck as well as the mask decoder. Seeded random weights (timing only: the
-architecture, not the weights, sets the cost). Run from the repository root:
+layer's channels is scored on the same images through the engine's session and batched evaluator; a
+row at block k runs blocks k+1.. and what follows them as well as the decoder (or head). Seeded random
+weights (timing only: the architecture, not the weights, sets the cost). Use enough pairs to fill the
+output's calls (its rows per call are larger). Run from the repository root:
 
     python -m benchmarks.layer_cost --model sam_tiny --layers out,1,0
-    python -m benchmarks.layer_cost --model sam_vit_b --layers out,10,8,5,2 --images 2 --pairs 32 --device cuda
+    python -m benchmarks.layer_cost --model sam_vit_b --layers out,10,8,5,2 --pairs 256 --device cuda
+    python -m benchmarks.layer_cost --model dinov2_vitl14 --layers out,20,12     # classify head
 
 Prints one JSON line per layer: encode seconds per image, rows per second, seconds per row, the
 row cost relative to the output's, and the hours a full scan of every pair on 50 images would take.
@@ -23,11 +25,9 @@ from pathlib import Path
 
 import torch
 
-from redundancy.data import open_dataset, split
 from redundancy.features import FeatureCache
-from redundancy.models import build_backend
-from redundancy.models.layers import at_block
-from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
+from redundancy.pipeline import Session, SessionConfig
+from redundancy.score import PairScorer, channel_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,31 +41,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="sam_tiny")
     ap.add_argument("--layers", default="out,1,0", help="'out' (encoder output) and/or encoder block indices")
-    ap.add_argument("--data", default=str(ROOT / "assets" / "sample"))
+    ap.add_argument("--data", help="default: assets/sample (SAM, SAM2), assets/classify_sample (DINOv2)")
     ap.add_argument("--images", type=int, default=2)
-    ap.add_argument("--pairs", type=int, default=32)
+    ap.add_argument("--pairs", type=int, default=32, help="pairs scored per layer (rows: pairs x images)")
     ap.add_argument("--rows", type=int, help="decoder rows per batched call (default per device)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
 
-    base = build_backend(args.model, random_init=True, seed=0, device=args.device, progress=False)
-    search, _ = split(open_dataset(args.data), args.images, seed=0)
-    sync = torch.cuda.synchronize if base.device.type == "cuda" else (lambda: None)
+    data = args.data or str(ROOT / "assets" / ("classify_sample" if args.model.startswith("dinov2") else "sample"))
     out_row_s = None
     for layer in parse_layers(args.layers):
-        backend = at_block(base, layer)
-        sync()
-        t = time.perf_counter()
+        cfg = SessionConfig(
+            model=args.model, data=data, random_init=True, search_images=args.images, heldout_images=0,
+            head_images=4, device=args.device, rows=args.rows, layer=layer,
+        )  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:  # a fresh cache: the encoder really runs
-            ev = Evaluator(backend, EvalSet.build(backend, search, FeatureCache(tmp), "none", "perseg"), rows=args.rows)
-        sync()
-        encode_s = (time.perf_counter() - t) / args.images
-        c = backend.channels
+            session = Session.open(cfg, FeatureCache(tmp), progress=False)
+            session.ensure_head()  # DINOv2: its head, fitted on the encoder output (not timed)
+            sync = torch.cuda.synchronize if session.backend.device.type == "cuda" else (lambda: None)
+            sync()
+            t = time.perf_counter()
+            ev = session.evaluator("search")
+            sync()
+            encode_s = (time.perf_counter() - t) / args.images
+        c = session.backend.channels
         every = channel_pairs(range(c), range(c), c)
         pairs = every[torch.randperm(len(every), generator=torch.Generator().manual_seed(0))[: args.pairs]]
         scorer = PairScorer(ev)
         scorer.baseline()
-        scorer.score(pairs[:2])  # warm-up (kernels, allocator)
+        scorer.score(pairs[:2])  # warm-up (kernels, allocator, a smaller row size after running out of memory)
         sync()
         t = time.perf_counter()
         scorer.score(pairs)
@@ -74,18 +78,20 @@ def main() -> None:
         rows = len(pairs) * args.images
         row_s = seconds / rows
         out_row_s = row_s if layer is None else out_row_s
+        cuda = session.backend.device.type == "cuda"
         print(
             json.dumps(
                 {
                     "model": args.model,
-                    "weights": base.weights.label,
-                    "device": torch.cuda.get_device_name() if base.device.type == "cuda" else platform.machine(),
+                    "weights": session.backend.weights.label,
+                    "device": torch.cuda.get_device_name() if cuda else platform.machine(),
                     "threads": torch.get_num_threads(),
                     "layer": "output" if layer is None else f"block {layer}",
                     "channels": c,
                     "images": args.images,
                     "pairs": len(pairs),
                     "rows_per_call": ev.rows,
+                    "calls": -(-rows // ev.rows),
                     "encode_s_per_image": round(encode_s, 3),
                     "rows_per_s": round(rows / seconds, 1),
                     "ms_per_row": round(1000 * row_s, 3),

@@ -87,7 +87,7 @@ class SessionConfig:
     task: str | None = None  # segment | classify | depth; None: the data's (and the model's) task
     head: str | None = None  # classify / depth: a head state dict (weight, bias); None: fit one on a head split
     head_images: int | None = None  # images of that head split; None: a third of the data
-    layer: int | None = None  # SAM ViT encoders: replace at the output of this block (None: the encoder output)
+    layer: int | None = None  # replace at the output of this encoder block (None: the encoder output)
 
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: an unusable session config never exists

@@ -213,13 +213,17 @@ def _kind(module: torch.nn.Module) -> str:
 
 
 def fit_head(task: str, backend, feats: torch.Tensor, targets: list, classes: tuple[str, ...]):
-    """(head module, HeadInfo) fitted on a head split's features and targets."""
+    """(head module, HeadInfo) fitted on a head split's features and targets.
+
+    Fitted on the CPU in float64 wherever the features live: the head is then the same on any device
+    (a GPU session used to mix its CUDA features with CPU parameters)."""
+    feats, targets = feats.cpu(), [t.cpu() for t in targets]
     if task == "classify":
         if len({int(t) for t in targets}) < 2:
             raise ConfigError(
                 "the head split holds a single class, so no classifier can be fitted; use more head images."
             )
-        module = fit_classifier(feats, torch.stack(targets).cpu(), list(classes))
+        module = fit_classifier(feats, torch.stack(targets), list(classes))
         method = "L-BFGS logistic regression, float64"
     else:
         module = fit_depth(feats, targets, backend.grid)
