@@ -135,11 +135,11 @@ class Dinov2Backend(Backend):
         return dinov2_patch(self.model, pairs)
 
 
-def _remap_tokens(out: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def remap_tokens(out: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Normed tokens (B, T, C) under a channel map (C,)."""
     return apply_map(out.transpose(1, 2)[..., None], f)[..., 0].transpose(1, 2)
 
 
 def dinov2_patch(model: VisionTransformer, pairs: list[tuple[int, int]]) -> ReplacementPatch:
     """Install `pairs` on a timm DINOv2 ViT: a forward hook on its final norm (the tensor the search edited)."""
-    return ReplacementPatch(model.norm, pairs, model.embed_dim, remap=_remap_tokens)
+    return ReplacementPatch(model.norm, pairs, model.embed_dim, remap=remap_tokens)

@@ -27,10 +27,10 @@ import torch
 from segment_anything.modeling import ImageEncoderViT, Sam
 from timm.models.vision_transformer import VisionTransformer
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReplacementError
 from ..replace import ReplacementPatch, apply_map
 from .base import FEATURES, Backend, DecodeContext, ImageMeta
-from .dinov2 import _remap_tokens
+from .dinov2 import remap_tokens
 from .sam2 import backbone_from_trunk
 
 
@@ -67,17 +67,28 @@ def block_width(blocks: torch.nn.ModuleList, block: int, family: str) -> int:
     return b.dim_out if family == "hiera" else b.norm1.normalized_shape[0]
 
 
-def block_patch(model: torch.nn.Module, pairs: list[tuple], block: int) -> ReplacementPatch:
-    """A live patch on the output of encoder block `block` of a SAM (or its ViT encoder), DINOv2 or SAM2 model."""
+def _patchable(model: torch.nn.Module, block: int) -> tuple[torch.nn.ModuleList, str]:
+    """`model`'s blocks and family for a patch at `block`, or a ReplacementError saying what is wrong."""
     found = encoder_blocks(model)
     if found is None:
-        raise ConfigError(
-            f"a set found inside the encoder patches SAM (Sam or its ImageEncoderViT), DINOv2 (timm "
-            f"VisionTransformer) or SAM2 (SAM2Base) models, not {type(model).__name__}."
+        raise ReplacementError(
+            f"a set found inside the encoder (layer {block}) patches SAM (Sam or its ImageEncoderViT), DINOv2 "
+            f"(timm VisionTransformer) or SAM2 (SAM2Base) models, not {type(model).__name__}."
         )
-    blocks, family = found
-    check_block(blocks, block, "this model")
-    remap = _remap_tokens if family == "dinov2" else _remap_hwc
+    check_block(found[0], block, "this model")
+    return found
+
+
+def block_channels(model: torch.nn.Module, block: int) -> int:
+    """Channels of encoder block `block`'s output in a user's model (what a set found there indexes)."""
+    blocks, family = _patchable(model, block)
+    return block_width(blocks, block, family)
+
+
+def block_patch(model: torch.nn.Module, pairs: list[tuple], block: int) -> ReplacementPatch:
+    """A live patch on the output of encoder block `block` of a SAM (or its ViT encoder), DINOv2 or SAM2 model."""
+    blocks, family = _patchable(model, block)
+    remap = remap_tokens if family == "dinov2" else _remap_hwc
     return ReplacementPatch(blocks[block], pairs, block_width(blocks, block, family), remap=remap)
 
 
@@ -126,8 +137,9 @@ class BlockBackend(Backend):
         """Blocks 0..k: {FEATURES: block k's output in (B, D, h, w) layout, extras the rest needs}."""
         raise NotImplementedError
 
-    def rest(self, feats: torch.Tensor, extras: dict | None = None) -> torch.Tensor:
-        """Blocks k+1.. and what follows them: block-k features (V, D, h, w) -> the base backend's features."""
+    def rest(self, feats: torch.Tensor, extras: dict | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Blocks k+1.. and what follows them: block-k features (V, D, h, w) (and the extras cached with them)
+        -> the base backend's features (SAM2: its features and high-res skips)."""
         raise NotImplementedError
 
     def decode(

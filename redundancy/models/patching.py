@@ -12,7 +12,7 @@ from timm.models.vision_transformer import VisionTransformer
 from ..errors import ReplacementError
 from ..replace import ReplacementPatch, apply_map, load_replacements
 from .dinov2 import dinov2_patch
-from .layers import block_patch, block_width, check_block, encoder_blocks
+from .layers import block_channels, block_patch
 from .sam import PROMPT_DIM
 from .sam2 import sam2_patch
 
@@ -30,17 +30,8 @@ def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | 
     if isinstance(pairs, (str, Path)) and layer is None:
         layer = _recorded_layer(pairs)
     if layer is not None:
-        found = encoder_blocks(model)
-        if found is None:
-            raise ReplacementError(
-                f"a set found inside the encoder (layer {layer}) patches SAM (Sam or its ImageEncoderViT), DINOv2 "
-                f"(timm VisionTransformer) or SAM2 (SAM2Base) models, not {type(model).__name__}."
-            )
         if isinstance(pairs, (str, Path)):
-            blocks, family = found
-            pairs = load_replacements(
-                pairs, channels=block_width(blocks, check_block(blocks, layer, "this model"), family)
-            )
+            pairs = load_replacements(pairs, channels=block_channels(model, layer))
         return block_patch(model, pairs, layer)
     if all(hasattr(model, m) for m in ("vision_encoder", "prompt_encoder", "mask_decoder")):  # transformers SamModel
         if isinstance(pairs, (str, Path)):
