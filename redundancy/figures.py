@@ -303,6 +303,37 @@ def pairs_curve(run: Run) -> plt.Figure:
     return fig
 
 
+def selection_curve(run: Run) -> plt.Figure:
+    """select cv / greedy: the cross-validated held-out gain per set size N' against the search set's own gain
+    (best subset of the first N' pairs, in-sample); the chosen N' and its 95% interval marked."""
+    sel = run.replacements["selection"]
+    curve = sel["curve"]
+    ks = list(range(1, len(curve) + 1))
+    top = [pair_text(pair_of(p)) for p in run.topn["top"]]
+    base = run.topn["baseline_miou"]
+    in_sample = [  # the paper's view of each N': scores are stored higher-is-better, gains in score points
+        max(float(r["miou"]) for r in run.combos if r["pairs"] and set(r["pairs"].split()) <= set(top[:k])) - base
+        for k in ks
+    ]
+    fig = _fig(4.0, 2.4)
+    ax = fig.add_subplot()
+    ax.plot(ks, in_sample, marker=".", color="0.5", ls=":", label="search set (best subset of the first N')")
+    ax.plot(ks, curve, marker="o", color=ACCENT, label=f"{sel['folds']}-fold cross-validated, held out")
+    est, best = sel["estimate"], sel["best_n"]
+    if est:
+        ax.errorbar([best], [est["gain"]], yerr=[[est["gain"] - est["lo"]], [est["hi"] - est["gain"]]],
+                    fmt="none", ecolor="black", elinewidth=0.8, capsize=3)  # fmt: skip
+    ax.axhline(0, color="black", ls="--", lw=0.8, label="no change")
+    chosen = sel["chosen_n"]
+    note = f"chosen N' = {chosen}" if chosen else f"no set chosen: N' = {best}'s interval holds 0"
+    ax.set_title(f"select {sel['select']}: {note}", fontsize=8)
+    ax.set_xlabel("pairs in the set (N')")
+    ax.set_ylabel(run.axis(delta=True))
+    ax.set_xticks(ks)
+    ax.legend(frameon=False, fontsize=6)
+    return fig
+
+
 def before_after(run: Run, images: int = 4) -> plt.Figure:
     """Baseline vs patched predictions (tinted) with the GT outline, for the preview images."""
     p = _need_preview(run)
@@ -364,6 +395,7 @@ SINGLE = {
     "topn": topn_bars,
     "combinations": combinations_scatter,
     "pairs_curve": pairs_curve,
+    "selection": selection_curve,
     "before_after": before_after,
 }
 
@@ -383,6 +415,8 @@ def render(run_dirs: list[str | Path], out: str | Path, formats: tuple[str, ...]
             for name, build in SINGLE.items():
                 if name == "ablation" and not run.ablation:
                     continue  # optional: only after `ablate --run`
+                if name == "selection" and not run.replacements.get("selection"):
+                    continue  # select cv / greedy runs only
                 if name == "before_after" and "gt_0" not in (run.preview or {}):
                     continue  # masks: segmentation runs only
                 written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, run.caption())

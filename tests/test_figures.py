@@ -37,7 +37,10 @@ def rendered(runs, tmp_path_factory):
 
 def test_every_figure_in_every_format_is_a_valid_file(rendered):
     out, written = rendered
-    names = [f"sample_a_{n}" for n in SINGLE] + [f"sample_b_{n}" for n in SINGLE if n != "ablation"]
+    optional = ("ablation", "selection")  # sample_a has an ablation; neither is a cv run
+    names = [f"sample_a_{n}" for n in SINGLE if n != "selection"] + [
+        f"sample_b_{n}" for n in SINGLE if n not in optional
+    ]
     for name in [*names, "consistency"]:
         png = Image.open(out / f"{name}.png")
         assert round(png.info["dpi"][0]) == DPI and min(png.size) >= 300
@@ -86,3 +89,19 @@ def test_consistency_counts_and_errors(tmp_path):
     with pytest.raises(RunError, match="not a finished run"):
         render([tmp_path], tmp_path / "o")
     assert main(["figures", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_a_cv_run_gets_its_selection_curve(tmp_path):
+    from redundancy.figures import selection_curve
+
+    run = tmp_path / "cv"
+    argv = search_argv("--out", str(run), "--select", "cv", "--folds", "3", images=6, heldout=0, top_n=3)
+    assert main(argv) == 0
+    written = render([run], tmp_path / "figs", ("png",))
+    assert tmp_path / "figs" / "selection.png" in written
+    loaded = Run.load(run)
+    sel = loaded.replacements["selection"]
+    in_sample, held = (line.get_ydata() for line in selection_curve(loaded).axes[0].lines[:2])
+    assert list(held) == pytest.approx(sel["curve"])
+    scores = {r["pairs"]: float(r["miou"]) for r in loaded.combos}
+    assert in_sample[-1] == pytest.approx(max(scores.values()) - loaded.topn["baseline_miou"])  # N' = N: every subset
