@@ -61,12 +61,17 @@ def test_best_per_size_uses_only_the_first_pairs_and_prefers_smaller_sets():
     assert best_per_size(members, scores, 5.0, 3) == [-1, -1, 2]  # nothing beats the baseline until N'=3
 
 
+def _selected(out, *flags: str) -> dict:
+    """replacements.json of a small selection run (8 search images, every 32nd channel, top 3) with `flags`."""
+    argv = search_argv(images=8, heldout=2, top_n=3, channels="every:32")
+    assert main([*argv, *flags, "--out", str(out)]) == 0
+    return json.loads((out / "replacements.json").read_text())
+
+
 def test_cv_search_writes_its_report_and_picks_from_the_first_n_pairs(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = search_argv(images=8, heldout=2, top_n=3, channels="every:32")
-    assert main([*argv, "--select", "cv", "--folds", "4", "--out", str(out)]) == 0
+    repl = _selected(out, "--select", "cv", "--folds", "4")
     printed = capsys.readouterr().out
-    repl = json.loads((out / "replacements.json").read_text())
     cv = repl["selection"]
     assert cv["select"] == "cv" and cv["folds"] == 4 and len(cv["curve"]) == 3 and cv["unit"] in ("image", "object")
     assert "cross-validation" in printed
@@ -79,9 +84,7 @@ def test_cv_search_writes_its_report_and_picks_from_the_first_n_pairs(tmp_path, 
 
 def test_soft_pairs_are_cross_validated_candidates(tmp_path):
     out = tmp_path / "run"
-    argv = search_argv(images=8, heldout=2, top_n=3, channels="every:32")
-    assert main([*argv, "--select", "cv", "--folds", "3", "--alphas", "0.5", "--out", str(out)]) == 0
-    repl = json.loads((out / "replacements.json").read_text())
+    repl = _selected(out, "--select", "cv", "--folds", "3", "--alphas", "0.5")
     cv = repl["selection"]
     assert len(cv["curve"]) == 3 and cv["chosen_n"] in (0, 1, 2, 3)
     top = json.loads((out / "topn.json").read_text())["top"]
@@ -101,9 +104,7 @@ def test_cv_refuses_what_it_cannot_cross_validate(tmp_path, capsys):
 
 def test_greedy_grows_from_a_pool_and_its_choice_is_a_path_prefix(tmp_path):
     out = tmp_path / "run"
-    argv = search_argv(images=8, heldout=2, top_n=3, channels="every:32")
-    assert main([*argv, "--select", "greedy", "--folds", "3", "--pool", "6", "--out", str(out)]) == 0
-    repl = json.loads((out / "replacements.json").read_text())
+    repl = _selected(out, "--select", "greedy", "--folds", "3", "--pool", "6")
     cv = repl["selection"]
     assert cv["select"] == "greedy" and cv["pool"] == 6 and len(cv["curve"]) == 3
     assert len(repl["pairs"]) == cv["chosen_n"]  # greedy adds one pair per step
