@@ -162,8 +162,9 @@ def cross_validate(
     """k-fold cross-validation of a selection rule on the search set (module doc): "top N' pairs, then their
     best subset" (cv) or "N' greedy steps over the top `pool` pairs" (greedy), for every N' <= `top_n`.
 
-    `pairs` (P, 2) and `group_scores` (P, G): every scored pair's per-group score; `base_groups` (G,):
-    the baseline's. A fold's choice reads only its training groups' numbers (`fold_choice`, `greedy_path`).
+    `pairs` (P, 3) and `group_scores` (P, G): every scored candidate (source, target, alpha) and its
+    per-group scores; `base_groups` (G,): the baseline's. A fold's choice reads only its training groups'
+    numbers (`fold_choice`, `greedy_path`).
     """
     g = len(base_groups)
     folds = min(folds, g)
@@ -182,8 +183,8 @@ def cross_validate(
             on_fold(f, folds)
         test = fold == f
         if rule == GREEDY:
-            pool_ = rank_on(pairs, group_scores, ~test, pool, distinct=False)
-            candidates = [row_pair(pairs[k]) for k in pool_]
+            ranked = rank_on(pairs, group_scores, ~test, pool, distinct=False)
+            candidates = [row_pair(pairs[k]) for k in ranked]
             path = greedy_path(candidates, top_n, evaluate, ~test)
             path += path[-1:] * (top_n - len(path))  # fewer candidates than steps: larger N' keep the last set
             for n, (_, per) in enumerate(path):
