@@ -44,3 +44,14 @@ def test_demo_domains_compares_the_selection_rules(monkeypatch, capsys):
     assert [r["select"] for r in runs] == ["search", "cv", "greedy", "soft", "greedy+soft"]
     assert all(r["heldout_images"] == 114 and "not SAM" in r["weights"] for r in runs)
     assert "| soft | 6 | 1 |" in out and "| cv | 6 | 1 |" in out
+
+
+def test_layer_cost_times_a_row_at_the_output_and_inside_the_encoder(monkeypatch, capsys):
+    from benchmarks import layer_cost
+
+    argv = ["layer_cost", "--model", "dinov2_tiny", "--layers", "out,0", "--images", "2", "--pairs", "4"]
+    monkeypatch.setattr(sys, "argv", argv)
+    layer_cost.main()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["layer"] for r in rows] == ["output", "block 0"] and rows[0]["vs_output"] == 1.0
+    assert all(r["ms_per_row"] > 0 and r["channels"] == 64 and "random weights" in r["weights"] for r in rows)
