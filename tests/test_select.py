@@ -155,3 +155,5 @@ def test_the_app_reports_the_selection_and_its_cost():
     ws.start_search(3, None, "every:32", "every:32", None, select="cv").thread.join()
     text = app.results_text(ws)
     assert "cv selection" in text and "-fold cross-validated" in text and "gain on unseen" in text
+    pngs, _ = ws.render_figures()  # the Figures tab
+    assert "selection.png" in {p.name for p in pngs}
