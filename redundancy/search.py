@@ -158,22 +158,21 @@ def search_combinations(
     if dist:
         miou, loss, per_image = dist.merge(miou, loss, per_image)
     rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]
+    best = _best(rows, baseline, metric)
+    return CombinationResult(rows, baseline[0], baseline[1], best, metric, time.perf_counter() - t0, per_image)
+
+
+def _best(rows: list[Combination], baseline: tuple[float, float], metric: str) -> Combination | None:
+    """The best of `rows` (ties: the smaller set), or None when it does not beat the unmodified model: the
+    honest answer is then the empty set."""
     best = None
     for row in rows:
         if best is None or _better(row, best, metric):
             best = row
-    base = Combination((), [], *baseline)
-    if best is not None and not _better(best, base, metric):
-        best = None  # nothing beats the unmodified model: the honest answer is the empty set
-    return CombinationResult(rows, baseline[0], baseline[1], best, metric, time.perf_counter() - t0, per_image)
+    return best if best is not None and _better(best, Combination((), [], *baseline), metric) else None
 
 
 def best_of_first(combos: CombinationResult, n: int) -> Combination | None:
     """The best evaluated subset using only the first n top pairs (None: n = 0, or none beats the baseline)."""
     rows = [r for r in combos.rows if r.members and max(r.members) < n]
-    best = None
-    for row in rows:
-        if best is None or _better(row, best, combos.metric):
-            best = row
-    base = Combination((), [], combos.baseline_miou, combos.baseline_loss)
-    return best if best is not None and _better(best, base, combos.metric) else None
+    return _best(rows, (combos.baseline_miou, combos.baseline_loss), combos.metric)
