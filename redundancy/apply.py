@@ -12,7 +12,7 @@ from .features import FeatureCache
 from .models import Backend, build_backend
 from .models.heads import load_head
 from .models.layers import at_block, output_backend
-from .replace import pairs_alpha, pairs_map, parse_replacements
+from .replace import parse_replacements, set_map
 from .rundir import RunDir
 from .score import EvalSet, Evaluator
 from .tasks import SEGMENT, Task, get_task
@@ -149,7 +149,7 @@ def apply_pairs(
     protocol = protocol or dataset.default_protocol
     evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), prompt, protocol, task=task)
     ev = Evaluator(backend, evalset, mask_choice, rows)
-    f, alpha = pairs_map(pairs, backend.channels), pairs_alpha(pairs, backend.channels)
+    f, alpha = set_map(pairs, backend.channels)
     patched, baseline = ev.logits(f, alpha=alpha), ev.logits()  # the baseline too, for an external evaluator
     images = [load_image(s.image_path) for s in dataset.samples]
     if task.name == SEGMENT:

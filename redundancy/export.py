@@ -151,7 +151,7 @@ def preview_npz(session: Session, pairs: list[tuple], k: int = 4) -> bytes:
     only the run directory: keys image_i, gt_i, base_i, patched_i (i < k; masks for segmentation
     only), feats (k, C, h, w), names."""
     from .data import load_image, load_mask
-    from .replace import identity_map, pairs_alpha, pairs_map
+    from .replace import identity_map, set_map
 
     ev = session.evaluator("search")
     idx = list(range(min(k, len(ev.set))))
@@ -163,7 +163,8 @@ def preview_npz(session: Session, pairs: list[tuple], k: int = 4) -> bytes:
     segment = session.task.name == "segment"
     if segment:
         base = ev.logits(identity_map(c), idx)
-        patched = ev.logits(pairs_map(pairs, c), idx, pairs_alpha(pairs, c))
+        f, alpha = set_map(pairs, c)
+        patched = ev.logits(f, idx, alpha)
     for i in idx:
         sample = session.search_set.samples[i]
         arrays[f"image_{i}"] = load_image(sample.image_path)

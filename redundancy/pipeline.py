@@ -520,7 +520,7 @@ class SearchResult:
     selection: dict | None = None  # select cv / greedy: the cross-validation report (`select.CvReport`)
 
     @property
-    def best_pairs(self) -> list[tuple[int, int]]:
+    def best_pairs(self) -> list[tuple]:
         return self.combos.best_pairs
 
 

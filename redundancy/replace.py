@@ -140,11 +140,20 @@ def identity_map(channels: int, device: torch.device | str = "cpu") -> torch.Ten
 
 
 def pairs_map(pairs: list[tuple], channels: int) -> torch.Tensor:
-    """Map for a replacement set: every pair (i, j) makes channel i a copy of channel j."""
-    f = identity_map(channels)
-    for p in validate_pairs(pairs, channels):  # a soft pair's alpha: `pairs_alpha`
+    """Map for a replacement set: every pair (i, j) makes channel i a copy of channel j (alphas: `set_map`)."""
+    return set_map(pairs, channels)[0]
+
+
+def set_map(pairs: list[tuple], channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A set's map (C,) and, when some pairs are soft, its alpha per channel (C,) (1 elsewhere; None for a hard
+    set), from one validation of the pairs."""
+    f, alpha = identity_map(channels), None
+    for p in validate_pairs(pairs, channels):
         f[p[0]] = p[1]
-    return f
+        if len(p) == 3:
+            alpha = torch.ones(channels) if alpha is None else alpha
+            alpha[p[0]] = p[2]
+    return f, alpha
 
 
 def edit_map(edit: Edit, channels: int) -> torch.Tensor:
@@ -174,28 +183,16 @@ def edit_alpha(edit: Edit, channels: int) -> torch.Tensor | None:
     return alpha
 
 
-def pairs_alpha(pairs: list[tuple], channels: int) -> torch.Tensor | None:
-    """Alpha per channel (C,) of a set with soft pairs (1 elsewhere); None for a hard set."""
-    pairs = validate_pairs(pairs, channels)
-    if all(len(p) == 2 for p in pairs):
-        return None
-    alpha = torch.ones(channels)
-    for p in pairs:
-        if len(p) == 3:
-            alpha[p[0]] = p[2]
-    return alpha
-
-
 def channel_map(pairs: list[tuple], channels: int) -> torch.Tensor | ChannelMap:
     """What a set applies: the plain index map for a hard set, a `ChannelMap` when some pairs are soft."""
-    f, alpha = pairs_map(pairs, channels), pairs_alpha(pairs, channels)
+    f, alpha = set_map(pairs, channels)
     return f if alpha is None else ChannelMap(f, alpha)
 
 
 def set_maps(sets: list[list[tuple]], channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Maps (V, C) of several sets, with their alphas (V, C) when any pair is soft (else None)."""
-    maps = torch.stack([pairs_map(p, channels) for p in sets])
-    return maps, stack_alphas([pairs_alpha(p, channels) for p in sets], channels)
+    each = [set_map(p, channels) for p in sets]
+    return torch.stack([f for f, _ in each]), stack_alphas([a for _, a in each], channels)
 
 
 def stack_alphas(alphas: list[torch.Tensor | None], channels: int) -> torch.Tensor | None:

@@ -41,7 +41,7 @@ from .pipeline import (
     decoded_rows,
     run_search,
 )
-from .replace import Edit, edit_alpha, edit_map, identity_map, pairs_alpha, pairs_map
+from .replace import Edit, edit_alpha, edit_map, identity_map, set_map
 from .score import ScoreProgress
 from .screen import ModeReport
 from .tasks import MAX_DEPTH, MIN_DEPTH, clamp_depth
@@ -250,8 +250,7 @@ class Workspace:
         mask logits (H, W), class logits (K,) or depth (H, W)."""
         s = self.require()
         c = s.backend.channels
-        f = edit_map(edit, c) if edit else pairs_map(pairs, c) if pairs else identity_map(c)
-        alpha = edit_alpha(edit, c) if edit else pairs_alpha(pairs, c) if pairs else None
+        f, alpha = (edit_map(edit, c), edit_alpha(edit, c)) if edit else set_map(pairs or [], c)
         return s.evaluator("search").logits(f, [index], alpha)[0]
 
     def target_view(self, index: int) -> np.ndarray:
@@ -475,7 +474,7 @@ class Workspace:
             raise RunError("no finished search yet; run one on the Search tab first.")
         names, images, outs, base = [], [], [], []
         c = s.backend.channels
-        f, alpha = pairs_map(self.result.best_pairs, c), pairs_alpha(self.result.best_pairs, c)
+        f, alpha = set_map(self.result.best_pairs, c)
         for which, data in (("search", s.search_set), ("heldout", s.heldout_set)):
             if not len(data):
                 continue
