@@ -33,6 +33,7 @@ from redundancy.pipeline import (
     parse_channels,
 )
 from redundancy.prompts import PROMPT_MODES
+from redundancy.redact import PUBLIC
 from redundancy.replace import edit_map, pair_text, parse_edits
 from redundancy.screen import MODES
 from redundancy.share import push_allowed
@@ -133,21 +134,27 @@ def need(ws: Workspace | None) -> Workspace:
     return ws
 
 
+def shown(ws: Workspace | None, message: str) -> str:
+    """A message as the visitor sees it: no server paths or session folders, escaped for the page."""
+    return (ws.redactor if ws is not None else PUBLIC).html(message)
+
+
 def guard(fn):
     """Turn errors into a readable message in the page, never a traceback; the session's results stay."""
 
     @functools.wraps(fn)  # keeps the signature, so Gradio still sees gr.Progress / gr.SelectData parameters
     def wrapped(*args, **kwargs):
+        ws = next((a for a in args if isinstance(a, Workspace)), None)
         try:
             return fn(*args, **kwargs)
         except RedundancyError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise gr.Error(shown(ws, str(e)), print_exception=False) from None
         except gr.Error:
             raise
         except Exception as e:  # a bug must still leave the page usable; the server log keeps the traceback
             traceback.print_exc()
             raise gr.Error(
-                f"unexpected error ({e.__class__.__name__}: {e}); your loaded data and results are kept.",
+                shown(ws, f"unexpected error ({e.__class__.__name__}: {e}); your loaded data and results are kept."),
                 print_exception=False,
             ) from None
 
@@ -401,7 +408,7 @@ def stream_job(ws: Workspace, render):
 def progress_line(ws: Workspace) -> str:
     st = ws.job.state
     if st.error:
-        return f"⚠ {st.error}"
+        return f"⚠ {shown(ws, st.error)}"
     if st.cancelled:
         return f"Cancelled at {st.done:,}/{st.total:,} in '{st.stage}'. Results finished before the cancel are kept."
     if st.finished and st.stage.endswith(" finished"):
@@ -418,7 +425,7 @@ def sweep(ws):
         s = need(ws).session
         ws.start_sweep(list(range(s.backend.channels)))
     except RedundancyError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+        raise gr.Error(shown(ws, str(e)), print_exception=False) from None
 
     def render():
         live = ws.sweep_live  # as far as this sweep got; a complete earlier sweep stays in ws.sweep
@@ -447,7 +454,7 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
             (alphas or "").strip(),
         )  # fmt: skip
     except RedundancyError as e:  # e.g. a search already running: say so once, keep every finished output
-        gr.Warning(str(e))
+        gr.Warning(shown(ws, str(e)))
         return
 
     yield from stream_job(ws, lambda: search_view(ws, ws.job.result))  # this search's own result, when done
@@ -493,7 +500,7 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
             int(top_n), metric, sources or "auto", targets or "auto", int(rows) or None, int(candidates)
         )
     except RedundancyError as e:  # as for a search: one message, finished outputs kept
-        gr.Warning(str(e))
+        gr.Warning(shown(ws, str(e)))
         return
 
     def render():
@@ -617,9 +624,9 @@ def apply_uploaded(ws, repl_file, images_zip):
         raise RedundancyError("upload a replacements.json (from a search's downloads) first.")
     try:
         repl = json.loads(Path(repl_file).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise RedundancyError(
-            f"that file is not valid JSON ({e}); upload the replacements.json a search wrote."
+            f"that file is not valid JSON ({e.__class__.__name__}); upload the replacements.json a search wrote."
         ) from None
     res = ws.apply(repl, Path(images_zip) if images_zip else None)
     score = (
@@ -1068,7 +1075,7 @@ def wire(demo: gr.Blocks, ui: SimpleNamespace) -> None:
             ui.layer,
         ],
         [ws, weights_md, ui.info, ui.gallery, ui.img_pick, ui.abl_img, ui.estimate, ui.metric],
-    ).success(functools.partial(blank, len(results)), None, results).then(lambda w: w.id, ws, workspace_id)
+    ).success(functools.partial(blank, len(results)), None, results).then(lambda w: w.key, ws, workspace_id)
     reconnected = [
         ws,
         weights_md,

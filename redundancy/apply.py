@@ -9,6 +9,7 @@ from .data import Dataset, load_image, open_dataset
 from .errors import DataError, RunError
 from .export import read_run, write_depths, write_json, write_labels, write_predictions
 from .features import FeatureCache
+from .io import ensure_folder
 from .models import Backend, build_backend
 from .models.heads import load_head
 from .models.layers import at_block, output_backend
@@ -125,6 +126,29 @@ def _check_task_data(dataset: Dataset, task: Task, classes: tuple[str, ...]) -> 
         )
 
 
+APPLY_RECORD = "apply.json"  # written last by every apply: a folder holding it is an apply's own output
+APPLY_WRITES = ("masks", "baseline_masks", "overlays", "predictions.csv", "depth", "baseline_depth", "previews",
+                "predictions.zip", APPLY_RECORD)  # fmt: skip
+
+
+def check_apply_out(out: Path, data: Path) -> None:
+    """Refuse an --out where predictions would overwrite files apply did not write: inside the dataset (its masks
+    are ground truth), or a folder of other files with the names apply writes."""
+    out_abs = out.resolve()
+    if data.is_dir() and out_abs.is_relative_to(data.resolve()):
+        raise RunError(
+            f"--out {out} is inside the dataset folder {data}: predictions there would overwrite its ground truth. "
+            "Write them to a folder outside the data."
+        )
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file; give a folder for the predictions.")
+    if out.is_dir() and not (out / APPLY_RECORD).is_file():
+        clash = next((n for n in APPLY_WRITES if (out / n).exists()), None)
+        if clash:
+            raise RunError(f"--out {out} already holds {clash} that apply did not write; choose a new or empty folder.")
+    ensure_folder(out)
+
+
 def apply_pairs(
     backend: Backend,
     replacements: dict,
@@ -143,6 +167,7 @@ def apply_pairs(
     """Apply a replacements.json dict to the images of `data` (targets optional) and write the task's predictions:
     masks and overlays (segment), a labels CSV (classify) or 16-bit depth PNGs with previews (depth)."""
     task = task or get_task(SEGMENT)
+    check_apply_out(Path(out), Path(data))
     pairs = parse_replacements(replacements, "the replacement set", backend.name, backend.channels)
     dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
     _check_task_data(dataset, task, classes)
@@ -165,7 +190,7 @@ def apply_pairs(
         score, _ = ev.summarize(ev.set_stats([[], pairs]), m.name)
         base, after = m.value(float(score[0])), m.value(float(score[1]))
     write_json(
-        Path(out) / "apply.json",
+        Path(out) / APPLY_RECORD,
         {
             "model": backend.name,
             "weights_label": backend.weights.label,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import sys
@@ -19,6 +20,7 @@ from .distributed import setup as setup_distributed
 from .distributed import teardown as teardown_distributed
 from .errors import RedundancyError
 from .export import read_run, save_ablation, write_comparison, write_run
+from .io import ensure_folder
 from .metrics import PROTOCOLS
 from .models import REGISTRY
 from .models.base import MASK_CHOICES
@@ -35,7 +37,7 @@ from .pipeline import (
 )
 from .prompts import PROMPT_MODES
 from .replace import Edit, pair_text, parse_edits
-from .resume import RunState, claim_run_dir
+from .resume import RunState, check_out_folder, claim_run_dir, search_lock
 from .rundir import RunDir
 from .score import PRECISIONS
 from .screen import MODES, TEMPERATURE
@@ -207,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("runs", nargs="+", help="run directories (several: adds the cross-dataset consistency figure)")
     f.add_argument("--format", default="png,svg,pdf", help="comma list of png, svg, pdf")
     f.add_argument("--out", required=True, help="folder for the figures and their caption .txt files")
+    f.add_argument("--unverified", action="store_true", help="draw runs whose files do not match their manifest")
 
     p = add("apply", help="apply a run's replacement set to images and write the patched predictions")
     src = p.add_mutually_exclusive_group(required=True)
@@ -347,26 +350,28 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise RedundancyError(f"--mode {settings.mode} runs in one process; launch it without torchrun.")
     cfg = _config(args, device=f"cuda:{job.local_rank}") if job and torch.cuda.is_available() else _config(args)
     quiet = job is not None and not job.main  # one rank talks
-    session = Session.open(cfg, _feature_cache(args), progress=not quiet)
-    say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
-    _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
     out = Path(args.out)
-    callbacks = Callbacks() if quiet else _bar_callbacks(args)
-    pairs = session.channel_pairs(settings)  # a bad channel list fails before anything is encoded
-    session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
-    key = search_key(session, settings, pairs)
-    claim_run_dir(RunDir(out), key, args.overwrite)
-    state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
-    result = run_search(session, settings, callbacks, state=state, dist=job)
-    if job and not job.main:
-        teardown_distributed(job)
-        return 0
-    say(
-        f"feature cache: {session.cache_hits} of {len(session.search_set) + len(session.heldout_set)} images "
-        "were already encoded"
-    )
-    write_run(out, session, result)
-    state.finish()
+    check_out_folder(out)  # before anything is encoded: a folder of the user's own is never written into
+    with search_lock(out) if not quiet else contextlib.nullcontext():  # rank 0 holds the folder for all ranks
+        session = Session.open(cfg, _feature_cache(args), progress=not quiet)
+        say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
+        _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
+        callbacks = Callbacks() if quiet else _bar_callbacks(args)
+        pairs = session.channel_pairs(settings)  # a bad channel list fails before anything is encoded
+        session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
+        key = search_key(session, settings, pairs)
+        claim_run_dir(RunDir(out), key, args.overwrite)
+        state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
+        result = run_search(session, settings, callbacks, state=state, dist=job)
+        if job and not job.main:
+            teardown_distributed(job)
+            return 0
+        say(
+            f"feature cache: {session.cache_hits} of {len(session.search_set) + len(session.heldout_set)} images "
+            "were already encoded"
+        )
+        write_run(out, session, result)
+        state.finish()
     teardown_distributed(job)
     repl = json.loads((out / "replacements.json").read_text())
     if args.json:
@@ -422,12 +427,14 @@ def _interval(conf: dict, m: Metric) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     _require_data(args)
+    settings = _settings(args)
+    if args.out:
+        ensure_folder(Path(args.out))  # checked before the comparison runs, not after
     session = Session.open(_config(args), _feature_cache(args))
     say = lambda m: _log(args, m)  # noqa: E731
     _describe(session, say)
     cb = _bar_callbacks(args)
     cb.log = lambda m: say(f"- {m}")
-    settings = _settings(args)
     reports = compare_search_modes(session, settings, callbacks=cb)
     if args.out:
         write_comparison(Path(args.out), session, settings, reports)
@@ -495,7 +502,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
     from .figures import render
 
-    written = render(args.runs, args.out, tuple(f.strip() for f in args.format.split(",") if f.strip()))
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    written = render(args.runs, args.out, formats, verify=not args.unverified)
     print(f"{len(written)} files written to {args.out}")
     return 0
 
@@ -571,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             "train-demo": cmd_train_demo,
         }[args.command](args)
     except RedundancyError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message holds
         return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()

@@ -8,13 +8,16 @@ masks). Depth maps are NYUv2's convention: 16-bit PNG in millimetres or .npy in 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
+import lzma
 import os
 import random
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,7 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
 DEPTH_EXTS = (".png", ".npy")  # 16-bit PNG in millimetres, or float metres
 DEPTH_PNG_SCALE = 1000.0  # NYUv2's PNGs store millimetres
+MAX_GT_DEPTH = 1000.0  # metres: a larger ground-truth value is a unit mistake, not a depth
 LAYOUT_TASK = {"perseg": "segment", "folder": "segment", "images": "segment", "classes": "classify",
                "csv": "classify", "depth": "depth"}  # fmt: skip
 # Limits (environment variables override them; README "Limits and safety").
@@ -140,19 +144,33 @@ def _open(path: Path, image: bool = True) -> Image.Image:
 
 def load_image(path: Path) -> np.ndarray:
     """RGB uint8 array (H, W, 3); grayscale, RGBA, 16-bit and palette images are converted."""
-    img = _open(Path(path))
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 else 255.0
-        img = Image.fromarray((arr / peak * 255.0).round().astype(np.uint8))
-    elif img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray((255.0 * (arr - arr.min()) / max(np.ptp(arr), 1e-12)).astype(np.uint8))
+    path = Path(path)
+    img = _open(path)
+    if img.mode in WIDE_MODES:
+        img = Image.fromarray(_to_uint8(np.asarray(img, dtype=np.float64), path))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  # 16-bit, 32-bit integer and float images: converted to 8 bits
+
+
+def _to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float image as 8 bits: 0-255 and 0-65535 data keep their scale, any
+    other range (negative, above 16 bits, floats) is stretched from its minimum to its maximum."""
+    if not np.isfinite(arr).all():
+        raise DataError(
+            f"{path.name}: a float image with NaN or Inf pixels; replace those pixels with numbers (or save it "
+            "as an 8-bit PNG)."
+        )
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo >= 0 and hi <= 65535 and np.equal(np.mod(arr, 1), 0).all():
+        peak = 65535.0 if hi > 255 else 255.0
+        return (arr / peak * 255.0).round().astype(np.uint8)
+    return np.clip((255.0 * (arr - lo) / max(hi - lo, 1e-12)).round(), 0, 255).astype(np.uint8)
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -211,10 +229,22 @@ def load_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     return _mask_of(path, img)[0]
 
 
+def _utf8_name(p: Path) -> None:
+    """Refuse a file name that is not valid UTF-8 (it could not be shown, logged or written to a run file)."""
+    try:
+        p.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise DataError(
+            f"{p.parent.name}/{shown}: the file name is not valid UTF-8 (made on another system?); rename it."
+        ) from None
+
+
 def _files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."):
+            _utf8_name(p)
             if p.stem in out:
                 raise DataError(
                     f"{folder.name}/: two files share the name '{p.stem}' ({out[p.stem].name}, {p.name}); "
@@ -279,6 +309,11 @@ def load_depth(path: Path) -> np.ndarray:
         arr = arr.astype(np.float32)
         if not np.isfinite(arr).all() or (arr < 0).any():
             raise DataError(f"{path.name}: depth holds NaN, Inf or negative values; store invalid pixels as 0.")
+        if arr.max() > MAX_GT_DEPTH:
+            raise DataError(
+                f"{path.name}: depth reaches {arr.max():.3g} m, more than {MAX_GT_DEPTH:g} m; depth maps are in "
+                "metres (.npy) or millimetres (16-bit PNG): check the unit, or store invalid pixels as 0."
+            )
         return arr
     img = _open(path, image=False)
     if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
@@ -310,13 +345,17 @@ def _scan_classes(root: Path, class_dirs: list[Path]) -> tuple[list[Sample], tup
     return samples, classes
 
 
-def _scan_csv(table: Path) -> tuple[list[Sample], tuple[str, ...]]:
-    """A CSV of (image, label) rows with a header; image paths relative to the CSV's folder."""
+def _scan_csv(table: Path, base: Path) -> tuple[list[Sample], tuple[str, ...]]:
+    """A CSV of (image, label) rows with a header; image paths relative to the CSV's folder, inside `base`."""
     try:
         with table.open(newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{table.name}: cannot read this CSV ({e}); save it as UTF-8 text.") from e
+    except csv.Error as e:
+        raise DataError(
+            f"{table.name}: not a CSV of image,label rows ({e}); save one row per image, comma-separated."
+        ) from e
     header = [h.strip().lower() for h in rows[0]] if rows else []
     col_img = next((header.index(h) for h in ("image", "path", "file", "filename") if h in header), None)
     col_lab = next((header.index(h) for h in ("label", "class", "category") if h in header), None)
@@ -333,6 +372,11 @@ def _scan_csv(table: Path) -> tuple[list[Sample], tuple[str, ...]]:
         if len(row) <= max(col_img, col_lab) or not row[col_lab].strip():
             raise DataError(f"{table.name} line {n}: needs an image and a label; fill in or delete that line.")
         path = (table.parent / row[col_img].strip()).resolve()
+        if not path.is_relative_to(base):  # checked before the file is touched: nothing outside is probed
+            raise DataError(
+                f"{table.name} line {n}: image '{row[col_img].strip()}' is outside the dataset folder; list images "
+                "by paths relative to the CSV, inside the dataset."
+            )
         if not path.is_file():
             raise DataError(
                 f"{table.name} line {n}: image '{row[col_img].strip()}' does not exist next to the CSV; fix the path."
@@ -343,9 +387,8 @@ def _scan_csv(table: Path) -> tuple[list[Sample], tuple[str, ...]]:
     seen: set[str] = set()
     samples = []
     for path, lab in entries:
-        name = (
-            str(path.relative_to(table.parent.resolve())) if path.is_relative_to(table.parent.resolve()) else path.name
-        )
+        folder = table.parent.resolve()
+        name = str(path.relative_to(folder if path.is_relative_to(folder) else base))
         if name in seen:
             raise DataError(f"{table.name}: image '{name}' is listed twice; keep one row per image.")
         seen.add(name)
@@ -353,24 +396,25 @@ def _scan_csv(table: Path) -> tuple[list[Sample], tuple[str, ...]]:
     return samples, classes
 
 
-def _scan(root: Path, require_masks: bool) -> tuple[str, list[Sample], tuple[str, ...]]:
-    """(layout, samples, class names) of the dataset at `root`."""
-    layout, samples = _scan_masks(root, require_masks)
+def _scan(root: Path, require_masks: bool, base: Path, where: str) -> tuple[str, list[Sample], tuple[str, ...]]:
+    """(layout, samples, class names) of the dataset at `root` (inside `base`, the folder the user gave;
+    `where` names it in messages)."""
+    layout, samples = _scan_masks(root, require_masks, where)
     if layout != "classify":
         return layout, samples, ()
     tables = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
     if len(tables) > 1:
         raise DataError(
-            f"{root}: {len(tables)} CSV files ({', '.join(t.name for t in tables)}); "
+            f"{where}: {len(tables)} CSV files ({', '.join(t.name for t in tables)}); "
             "keep the one of (image, label) rows."
         )
     if tables:
-        return "csv", *_scan_csv(tables[0])
+        return "csv", *_scan_csv(tables[0], base)
     dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
     return "classes", *_scan_classes(root, dirs)
 
 
-def _scan_masks(root: Path, require_masks: bool) -> tuple[str, list[Sample]]:
+def _scan_masks(root: Path, require_masks: bool, where: str) -> tuple[str, list[Sample]]:
     images_dir = _child(root, "images")
     annotations_dir = _child(root, "annotations")
     masks_dir = _child(root, "masks")
@@ -401,7 +445,7 @@ def _scan_masks(root: Path, require_masks: bool) -> tuple[str, list[Sample]]:
         folder = images_dir or root
         return "images", [Sample(s, p, None, s) for s, p in _files(folder, IMAGE_EXTS).items()]
     raise DataError(
-        f"{root}: no dataset layout found. Expected images/ + masks/ folders (matched by file name), "
+        f"{where}: no dataset layout found. Expected images/ + masks/ folders (matched by file name), "
         "the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png, class folders <class>/*.jpg or a "
         "CSV of image,label rows (classification), or images/ + depth/ (depth)." + _nested_archives(root)
     )
@@ -460,70 +504,169 @@ def open_dataset(path: str | Path, extract_to: str | Path | None = None, require
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; pass a dataset folder or a .zip of one.")
-    if path.is_file():
+    archive = path if path.is_file() else None
+    if archive is not None:
         path = extract_zip(path, Path(extract_to)) if extract_to is not None else extract_cached(path)
+    base = path.resolve()
     root = _find_root(path)
-    layout, samples, classes = _scan(root, require_masks)
+    where = str(root) if archive is None else "/".join((archive.name, *root.relative_to(path).parts))
+    layout, samples, classes = _scan(root, require_masks, base, where)
+    _check_inside(samples, base)
     if not samples:
         raise DataError(
-            f"{root}: the dataset holds no images; add images (and masks) and try again." + _nested_archives(root)
+            f"{where}: the dataset holds no images; add images (and masks) and try again." + _nested_archives(root)
         )
     if len(samples) > MAX_IMAGES:
         raise DataError(
-            f"{root}: {len(samples):,} images is over the limit of {MAX_IMAGES:,}; use a subset "
+            f"{where}: {len(samples):,} images is over the limit of {MAX_IMAGES:,}; use a subset "
             "(the search needs ~50) or raise REDUNDANCY_MAX_IMAGES."
         )
     for s in samples:  # unreadable images fail here, naming the file, not half-way through a search
-        with _open(s.image_path):
-            pass
+        with _open(s.image_path) as img:
+            if img.mode in WIDE_MODES:  # their conversion can fail (NaN pixels): checked now too
+                _to_uint8(np.asarray(img, dtype=np.float64), s.image_path)
     if layout in ("classes", "csv") and len(classes) < 2:
         raise DataError(
-            f"{root}: classification needs at least 2 classes, found {len(classes)}; add the other classes."
+            f"{where}: classification needs at least 2 classes, found {len(classes)}; add the other classes."
         )
     validate = {"depth": _validate_depth, "folder": _validate, "perseg": _validate}.get(layout)
     warnings = validate(samples) if validate else []
     return Dataset(root, layout, samples, warnings, classes)
 
 
+def _check_inside(samples: list[Sample], base: Path) -> None:
+    """Every file a dataset names stays inside its folder once links are resolved (a link out is refused)."""
+    for s in samples:
+        for p in (s.image_path, s.mask_path):
+            if p is not None and not Path(p).resolve().is_relative_to(base):
+                raise DataError(
+                    f"{s.name}: {Path(p).name} is a link to a file outside the dataset folder; copy the file into "
+                    "the dataset instead."
+                )
+
+
 def extract_zip(zip_path: Path, dest: Path) -> Path:
-    """Extract a dataset zip safely (no path escapes, links or bombs) into `dest`; return `dest`."""
+    """Extract a dataset zip safely (no path escapes, links, bombs or half-read entries) into `dest`; return it.
+
+    Everything that can be checked from the archive's directory is checked before a byte is written; what
+    only shows while reading (damaged data, sizes that lie, a full disk) stops with one line naming the entry.
+    """
+    zip_path = Path(zip_path)
     if not zipfile.is_zipfile(zip_path):
         raise DataError(f"{zip_path.name}: not a zip archive; upload a .zip of a dataset folder.")
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    base = dest.resolve()
-    with zipfile.ZipFile(zip_path) as zf:
-        infos = zf.infolist()
-        if len(infos) > ZIP_MAX_FILES:
-            raise DataError(f"{zip_path.name}: {len(infos)} entries is over the limit of {ZIP_MAX_FILES}.")
-        total = sum(i.file_size for i in infos)
-        packed = max(1, sum(i.compress_size for i in infos))
-        if total > ZIP_MAX_BYTES or total / packed > ZIP_MAX_RATIO:
-            raise DataError(
-                f"{zip_path.name}: unpacks to {total:,} bytes ({total / packed:.0f}x its size); the limits are "
-                f"{ZIP_MAX_BYTES:,} bytes and {ZIP_MAX_RATIO}x. Is it a decompression bomb?"
-            )
-        seen: dict[Path, str] = {}
-        for info in infos:
-            name = info.filename.replace("\\", "/")  # archives made on Windows may use backslashes
-            target = (base / name).resolve()
-            if target in seen and not info.is_dir():
-                raise DataError(
-                    f"{zip_path.name}: entries '{seen[target]}' and '{info.filename}' name the same file once "
-                    "path separators are normalised; refused as ambiguous. Re-create the zip."
-                )
-            seen[target] = info.filename
-            if name.startswith(("/", "\\")) or ":" in name.split("/")[0] or not target.is_relative_to(base):
-                raise DataError(f"{zip_path.name}: entry '{name}' points outside the archive; refused.")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise DataError(f"{zip_path.name}: entry '{name}' is a symbolic link; refused.")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise DataError(f"{zip_path.name}: cannot open this zip ({_reason(e)}); re-create it.") from None
+    with zf:
+        plan = _zip_plan(zip_path.name, zf.infolist(), dest.resolve())
+        budget = ZIP_MAX_BYTES
+        for info, target in plan:
             if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
+                _zip_io(zip_path.name, info, lambda t=target: t.mkdir(parents=True, exist_ok=True))
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            budget -= _zip_io(zip_path.name, info, lambda i=info, t=target, b=budget: _copy_entry(zf, i, t, b))
     return dest
+
+
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+MAX_NAME_BYTES = 255  # per path component, as Linux file systems allow
+
+
+def _zip_plan(archive: str, infos: list[zipfile.ZipInfo], base: Path) -> list[tuple[zipfile.ZipInfo, Path]]:
+    """(entry, target) for every entry, after the checks the archive's directory allows; DataError on the first
+    entry that is unsafe (outside, a link, encrypted, a method Python lacks) or ambiguous."""
+    if len(infos) > ZIP_MAX_FILES:
+        raise DataError(f"{archive}: {len(infos)} entries is over the limit of {ZIP_MAX_FILES}.")
+    total = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if total > ZIP_MAX_BYTES or total / packed > ZIP_MAX_RATIO:
+        raise DataError(
+            f"{archive}: unpacks to {total:,} bytes ({total / packed:.0f}x its size); the limits are "
+            f"{ZIP_MAX_BYTES:,} bytes and {ZIP_MAX_RATIO}x. Is it a decompression bomb?"
+        )
+    plan, files, dirs = [], {}, {}
+    for info in infos:
+        name = info.filename.replace("\\", "/")  # archives made on Windows may use backslashes
+        target = (base / name).resolve()
+        if name.startswith("/") or ":" in name.split("/")[0] or not target.is_relative_to(base):
+            raise DataError(f"{archive}: entry '{name}' points outside the archive; refused.")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataError(f"{archive}: entry '{name}' is a symbolic link; refused.")
+        if info.flag_bits & 0x1:
+            raise DataError(f"{archive}: entry '{name}' is encrypted; re-create the zip without a password.")
+        if info.compress_type not in ZIP_METHODS:
+            raise DataError(
+                f"{archive}: entry '{name}' uses a compression method this tool cannot read (number "
+                f"{info.compress_type}); re-create the zip with standard (deflate) compression."
+            )
+        long = next((part for part in name.split("/") if len(part.encode()) > MAX_NAME_BYTES), None)
+        if long is not None:
+            raise DataError(f"{archive}: entry '{long[:40]}...' has a name over {MAX_NAME_BYTES} bytes; shorten it.")
+        if target in files and not info.is_dir():
+            raise DataError(
+                f"{archive}: entries '{files[target]}' and '{info.filename}' name the same file once "
+                "path separators are normalised; refused as ambiguous. Re-create the zip."
+            )
+        (dirs if info.is_dir() else files)[target] = info.filename
+        for parent in target.parents:  # every folder above a file or folder is a folder too
+            if parent == base:
+                break
+            dirs.setdefault(parent, info.filename)
+        plan.append((info, target))
+    clash = next((t for t in files if t in dirs), None)
+    if clash is not None:
+        raise DataError(
+            f"{archive}: '{files[clash]}' is a file and also the folder of '{dirs[clash]}'; rename one and "
+            "re-create the zip."
+        )
+    return plan
+
+
+def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Write one entry to `target`, at most `budget` bytes (whatever its header claims); bytes written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zf.open(info) as src, open(target, "wb") as dst:
+        while block := src.read(1 << 20):
+            written += len(block)
+            if written > budget:
+                raise DataError(
+                    f"entry '{info.filename}' unpacks to more than the {ZIP_MAX_BYTES:,}-byte limit; is it a "
+                    "decompression bomb?"
+                )
+            dst.write(block)
+    return written
+
+
+def _zip_io(archive: str, info: zipfile.ZipInfo, step):
+    """Run one extraction step; damaged data and file-system failures become one line naming the entry."""
+    try:
+        return step()
+    except DataError as e:
+        raise DataError(f"{archive}: {e}") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError) as e:
+        raise DataError(
+            f"{archive}: entry '{info.filename}' is damaged ({_reason(e)}: its data or recorded size is wrong); "
+            "re-create the zip."
+        ) from None
+    except OSError as e:
+        fix = {
+            errno.ENOSPC: "the server's disk is full; try a smaller zip, or free space (or set REDUNDANCY_CACHE)",
+            errno.ENAMETOOLONG: "its name is too long for this file system; shorten it",
+            errno.EEXIST: "a file and a folder share that name; rename one",
+            errno.ENOTDIR: "a file and a folder share that name; rename one",
+            errno.EISDIR: "a file and a folder share that name; rename one",
+        }.get(e.errno, "re-create the zip, or extract it yourself and give the folder")
+        raise DataError(f"{archive}: cannot extract '{info.filename}' ({e.strerror or _reason(e)}); {fix}.") from None
+
+
+def _reason(e: Exception) -> str:
+    """An exception as a short reason: its class and first line, without server paths."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{e.__class__.__name__}: {text[:120]}" if text else e.__class__.__name__
 
 
 def extract_cached(zip_path: Path) -> Path:

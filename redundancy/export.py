@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -83,9 +84,13 @@ def replacements_dict(result: SearchResult) -> dict:
     }
 
 
-def write_run(out: Path, session: Session, result: SearchResult) -> Path:
-    """Write every run file into `out` (created if needed); return `out`."""
+def write_run(out: Path, session: Session, result: SearchResult, public: Callable[[dict], dict] | None = None) -> Path:
+    """Write every run file into `out` (created if needed); return `out`.
+
+    `public` rewrites the JSON records before they are written (the app: without server paths, for visitors).
+    """
     out = Path(out)
+    public = public or (lambda record: record)
     s = result.scores
     conf = result.confidence
     top = {
@@ -97,11 +102,11 @@ def write_run(out: Path, session: Session, result: SearchResult) -> Path:
         "top": [{**p.to_dict(), "confidence": conf["top"][k] if conf else None} for k, p in enumerate(result.top)],
         "skipped_same_source": [p.to_dict() for p in result.skipped],
     }
-    repl = replacements_dict(result)
-    write_json(out / "config.json", config_dict(session, result))
+    repl = public(replacements_dict(result))
+    write_json(out / "config.json", public(config_dict(session, result)))
     atomic_write(out / "pair_scores.npy", _npy(s.gain.astype(np.float32)))
     atomic_write(out / "pair_scores.csv", pair_table(result))
-    write_json(out / "topn.json", top)
+    write_json(out / "topn.json", public(top))
     atomic_write(out / "combinations.csv", combinations_table(result))
     atomic_write(out / "preview.npz", preview_npz(session, result.best_pairs))
     if session.backend.head is not None and session.task.name != "segment":

@@ -44,14 +44,21 @@ class FeatureCache:
         return self.root / backend.name / key.hexdigest()[:24] / f"{image_sha}.pt"
 
     def _store(self, path: Path, encoded: dict[str, torch.Tensor]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
             torch.save({k: v.to("cpu", self.dtype).clone() for k, v in encoded.items()}, tmp)
             os.replace(tmp, path)  # atomic: readers never see half a file
+        except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+            reason = getattr(e, "strerror", None) or "write failed: read-only or full?"
+            raise RunError(
+                f"cannot write the feature cache {self.root} ({reason}); pass a "
+                "writable folder with --cache (or set REDUNDANCY_CACHE)."
+            ) from None
         finally:
-            if os.path.exists(tmp):
+            if tmp and os.path.exists(tmp):
                 os.unlink(tmp)
 
     def _load(self, path: Path) -> dict[str, torch.Tensor] | None:

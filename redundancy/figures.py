@@ -62,8 +62,11 @@ class Run:
     preview: dict | None
 
     @classmethod
-    def load(cls, path: str | Path) -> Run:
+    def load(cls, path: str | Path, verify: bool = True) -> Run:
+        """A run's files; a run whose files no longer match their manifest is refused unless not `verify`."""
         rd = RunDir(path)
+        if verify:
+            rd.verify()
         return cls(
             rd.path,
             rd.config(),
@@ -242,8 +245,9 @@ def topn_bars(run: Run) -> plt.Figure:
     ax.bar(range(len(top)), gains, color=[GOOD if g > 0 else BAD for g in gains])
     conf = [p.get("confidence") for p in top]
     if all(conf) and run.topn.get("metric") != "loss":  # intervals are of the score's gain
-        lo = [g - c["lo"] for g, c in zip(gains, conf)]
-        hi = [c["hi"] - g for g, c in zip(gains, conf)]
+        # a percentile interval of a few images need not hold its point estimate: bars never go negative
+        lo = [max(0.0, g - c["lo"]) for g, c in zip(gains, conf)]
+        hi = [max(0.0, c["hi"] - g) for g, c in zip(gains, conf)]
         ax.errorbar(range(len(top)), gains, yerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.set_xticks(range(len(top)), [f"{p['source']}←{p['target']}" for p in top], rotation=45, ha="right")
     ax.axhline(0, color="black", lw=0.6)
@@ -321,7 +325,7 @@ def selection_curve(run: Run) -> plt.Figure:
     ax.plot(ks, curve, marker="o", color=ACCENT, label=f"{sel['folds']}-fold cross-validated, held out")
     est, best = sel["estimate"], sel["best_n"]
     if est:
-        ax.errorbar([best], [est["gain"]], yerr=[[est["gain"] - est["lo"]], [est["hi"] - est["gain"]]],
+        ax.errorbar([best], [est["gain"]], yerr=[[max(0.0, est["gain"] - est["lo"])], [max(0.0, est["hi"] - est["gain"])]],
                     fmt="none", ecolor="black", elinewidth=0.8, capsize=3)  # fmt: skip
     ax.axhline(0, color="black", ls="--", lw=0.8, label="no change")
     chosen = sel["chosen_n"]
@@ -400,14 +404,20 @@ SINGLE = {
 }
 
 
-def render(run_dirs: list[str | Path], out: str | Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Write every figure the runs support (one set per run, plus consistency for several runs)."""
+def render(
+    run_dirs: list[str | Path], out: str | Path, formats: tuple[str, ...] = FORMATS, verify: bool = True
+) -> list[Path]:
+    """Write every figure the runs support (one set per run, plus consistency for several runs); runs whose files
+    changed after their search are refused unless not `verify`."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise RunError(f"unknown figure format '{bad[0]}'; use {', '.join(FORMATS)}.")
-    runs = [Run.load(p) for p in run_dirs]
+    runs = [Run.load(p, verify) for p in run_dirs]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create the figures folder {out} ({e.strerror}); pick another --out.") from None
     written: list[Path] = []
     with plt.rc_context(STYLE):
         for run in runs:

@@ -39,6 +39,21 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
     return path
 
 
+def ensure_folder(path: str | Path, what: str = "--out") -> Path:
+    """`path` as an existing, writable folder (created if needed), checked before any work that would write
+    into it starts; RunError naming the problem otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{what} {path} is a file, not a folder; give a folder to write into.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create {what} {path} ({e.strerror}); pick a writable folder.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunError(f"{what} {path} is not writable; pick a writable folder.")
+    return path
+
+
 def write_json(path: Path, obj: dict) -> Path:
     """Atomically write `obj` as indented JSON."""
     return atomic_write(path, json.dumps(obj, indent=2) + "\n")

@@ -6,6 +6,7 @@ CLI and app both call these; they hold no math of their own.
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import threading
 import time
@@ -107,6 +108,12 @@ class SessionConfig:
             raise ConfigError(f"layer must be an encoder block index (0, 1, ...), got {self.layer!r}.")
         if self.head_images is not None and self.head_images < 1:
             raise ConfigError(f"head images must be at least 1 (got {self.head_images}).")
+        if self.search_images < 1:
+            raise ConfigError(f"search images must be at least 1 (got {self.search_images}); the paper uses 50.")
+        if self.heldout_images is not None and self.heldout_images < 0:
+            raise ConfigError(
+                f"held-out images must be 0 (none) or more (got {self.heldout_images}); leave it unset for all."
+            )
         check_rows(self.rows)
 
 
@@ -160,8 +167,10 @@ class SearchSettings:
                 f"select {self.select} needs mode exact (every pair's per-image scores), the task's score as the "
                 f"metric (not loss) and 2 to 20 folds (got mode {self.mode}, metric {self.metric}, {self.folds} folds)."
             )
-        if not self.taylor_temperature > 0:
-            raise ConfigError(f"taylor temperature must be > 0 (got {self.taylor_temperature}); 0.1 is the default.")
+        if not 0 < self.taylor_temperature < math.inf:
+            raise ConfigError(
+                f"taylor temperature must be a finite number > 0 (got {self.taylor_temperature}); 0.1 is the default."
+            )
 
 
 def parse_channels(spec: str | list[int], channels: int, device: torch.device, name: str = "channels") -> list[int]:

@@ -333,7 +333,7 @@ def load_replacements(path: str | Path, model: str | None = None, channels: int 
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ReplacementError(f"{path}: no such file; pass the replacements.json of a finished search.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError, RecursionError) as e:
         raise ReplacementError(
             f"{path.name} is not a valid replacements.json ({e.__class__.__name__}: {e}); "
             f"it needs {REPLACEMENTS_SHAPE}."

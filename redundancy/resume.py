@@ -6,18 +6,26 @@ pairs after a restart gives exactly the numbers an uninterrupted run would have 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .errors import RunError
-from .io import atomic_write, write_json
-from .rundir import RunDir
+from .io import atomic_write, ensure_folder, write_json
+from .rundir import MANIFEST, RunDir
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 def fingerprint(parts: dict) -> str:
@@ -25,9 +33,54 @@ def fingerprint(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+STATE = "state"
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether a folder holds a search of this tool: a finished run (manifest.json) or an unfinished one (its
+    saved state)."""
+    return (path / MANIFEST).is_file() or (path / STATE / "manifest.json").is_file()
+
+
+def check_out_folder(path: Path) -> None:
+    """Refuse a search's --out that holds files this tool did not write (they would be replaced or deleted)."""
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--out {path} is a file; give a folder for the run.")
+    if path.is_dir() and not is_run_folder(path):
+        theirs = sorted(p.name for p in path.iterdir())
+        if theirs:
+            raise RunError(
+                f"--out {path} already holds files that are not a run of this tool (e.g. {theirs[0]}); choose a new "
+                "or empty folder, so that nothing of yours is replaced."
+            )
+
+
+@contextlib.contextmanager
+def search_lock(path: Path) -> Iterator[None]:
+    """Hold the run folder for one search at a time: a second search into it (even with --restart) is refused
+    while the first runs. The lock is the folder's own (flock on it), so nothing is left behind and a killed
+    search releases it."""
+    ensure_folder(path)
+    if fcntl is None:  # no flock on this platform: the run folder is not guarded
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"another search is writing to {path} right now; wait for it to finish, or choose another --out."
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def claim_run_dir(run: RunDir, key: str, overwrite: bool = False) -> None:
     """Make `run` ready for a search with fingerprint `key`: a finished run of other settings is refused
     (or, with `overwrite`, removed with everything it owns); a finished run of the same settings is redone."""
+    check_out_folder(run.path)
     manifest = run.manifest()
     if not (manifest and manifest.get("complete")) or manifest.get("fingerprint") == key:
         return
@@ -43,7 +96,7 @@ class RunState:
     """Saved progress of one search: pair gains so far and evaluated combinations so far."""
 
     def __init__(self, run_dir: Path, key: str, min_interval_s: float = 1.0, restart: bool = False, rank: int = 0):
-        self.dir = Path(run_dir) / "state"
+        self.dir = Path(run_dir) / STATE
         self.key = key
         self.rank = rank  # each torchrun rank saves its own files; loading merges them all
         self.min_interval_s = min_interval_s
@@ -54,7 +107,7 @@ class RunState:
         elif manifest.exists():
             try:
                 saved = json.loads(manifest.read_text()).get("fingerprint")
-            except json.JSONDecodeError:
+            except (ValueError, AttributeError, RecursionError):  # unreadable saved state: not this search's
                 saved = None
             if saved != key:
                 raise RunError(

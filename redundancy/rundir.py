@@ -32,6 +32,7 @@ HEAD = "head.pt"  # classify / depth runs also write the head the search scored 
 SEARCH_FILES = (*RUN_FILES, HEAD)  # what a search may write (all hashed in the manifest)
 MANIFEST = "manifest.json"
 ABLATION = "ablation.json"
+OPTIONAL = (HEAD, ABLATION)  # hashed in the manifest whenever present
 # Everything a run owns besides RUN_FILES: removed with it when a new search overwrites the folder.
 OWNED = (MANIFEST, ABLATION, "applied", "figures", "state", "_data")
 
@@ -63,7 +64,19 @@ class RunDir:
                 f"{self.path} is not a finished run (no complete {MANIFEST}): its search was interrupted or is "
                 "still running. Rerun the same search command to finish it, or pass --unverified to use it as is."
             )
-        for name, digest in m.get("files", {}).items():
+        files = m.get("files")
+        if not isinstance(files, dict):
+            raise RunError(f"{self.path}: {MANIFEST} lists no files; rerun the search.")
+        for name in files:  # before any file is opened: a manifest names only files inside its run
+            if not isinstance(name, str) or not self.inside(name):
+                raise RunError(f"{self.path}: {MANIFEST} names {name!r}, which is not a file of this run; refused.")
+        unlisted = [n for n in (*RUN_FILES, *OPTIONAL) if n not in files and (n in RUN_FILES or self.has(n))]
+        if unlisted:
+            raise RunError(
+                f"{self.path}: {unlisted[0]} is not covered by {MANIFEST} (edited after the run?); rerun the search, "
+                "or pass --unverified to use the files as they are."
+            )
+        for name, digest in files.items():
             p = self.path / name
             if not p.is_file():
                 raise RunError(f"{self.path}: {name} is listed in {MANIFEST} but missing; rerun the search.")
@@ -73,9 +86,19 @@ class RunDir:
                     "rerun the search, or pass --unverified to use the files as they are."
                 )
 
+    def inside(self, name: str) -> bool:
+        """Whether `name` is a plain relative path to a file inside this run folder (links resolved)."""
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            return False
+        return (self.path / rel).resolve().is_relative_to(self.path.resolve())
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
     def seal(self, fingerprint: str | None = None) -> None:
         """Write manifest.json last: the run is complete, with the hash of every run file present."""
-        files = {name: sha256_file(self.path / name) for name in SEARCH_FILES if (self.path / name).is_file()}
+        files = {name: sha256_file(self.path / name) for name in (*SEARCH_FILES, ABLATION) if self.has(name)}
         write_json(self.path / MANIFEST, {"complete": True, "fingerprint": fingerprint, "files": files})
 
     def record(self, name: str) -> None:
@@ -103,12 +126,24 @@ class RunDir:
 
     def _json(self, name: str) -> dict:
         try:
-            return json.loads(self._need(name).read_text())
+            data = json.loads(self._need(name).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise RunError(f"{self.path}: {name} is not valid JSON ({e}); rerun the search.") from None
+        except RecursionError:
+            raise RunError(f"{self.path}: {name} is nested too deeply to be a run file; rerun the search.") from None
+        if not isinstance(data, dict):
+            raise RunError(f"{self.path}: {name} is not a JSON object; rerun the search.")
+        return data
 
     def config(self) -> dict:
-        return self._json("config.json")
+        """config.json, checked for the fields every reader of a run relies on."""
+        config = self._json("config.json")
+        problem = config_problem(config)
+        if problem:
+            raise RunError(
+                f"{self.path}: config.json is malformed ({problem}); rerun the search (or restore the file)."
+            )
+        return config
 
     def replacements(self) -> dict:
         return self._json("replacements.json")
@@ -138,3 +173,34 @@ class RunDir:
             return None
         with np.load(p) as data:
             return {k: data[k] for k in data.files}
+
+
+# What readers of config.json rely on: (dotted field, type); `config_problem` names the first one that is off.
+CONFIG_FIELDS = (
+    ("model", str),
+    ("channels", int),
+    ("weights", dict),
+    ("weights.label", str),
+    ("config", dict),
+    ("config.model", str),
+    ("config.data", str),
+    ("config.seed", int),
+    ("config.prompt", str),
+    ("data", dict),
+    ("data.path", str),
+    ("data.sha256", str),
+    ("data.search_set", list),
+    ("protocol", str),
+    ("search", dict),
+)
+
+
+def config_problem(config: dict) -> str | None:
+    """What is wrong with a config.json's fields (None when every field readers use has its type)."""
+    for field, kind in CONFIG_FIELDS:
+        value: object = config
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"'{field}' should be {'a ' + kind.__name__ if kind is not dict else 'an object'}"
+    return None

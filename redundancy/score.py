@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .data import Dataset, image_size, load_target
-from .errors import Cancelled, DataError, ReplacementError
+from .errors import Cancelled, DataError, DeviceError, ReplacementError
 from .features import FeatureCache
 from .io import env_number
 from .metrics import Stats, group_ids
@@ -34,6 +34,8 @@ from .tasks import LOSS, SEGMENT, SegmentTask, Task
 # 128 rows ~ 2.7 GB, inside issue 6's 4 GB budget with the cached features (untested on a GPU).
 ROW_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 19}
 MAX_ROWS = {"cpu": 32, "cuda": 1024}
+MAX_BATCH_ROWS = 1 << 16  # what a user may ask for: beyond it even a GPU's calls stop fitting (and out-of-memory
+# back-off would start from a request that allocates for minutes)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # decoder compute dtype of the batched path
 CALIBRATED_CALLS = 4  # batched calls timed before their mean replaces the one-call estimate
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
@@ -88,12 +90,17 @@ class EvalSet:
 
 
 def check_rows(rows: object) -> None:
-    """Decoder rows per call: None (the device default) or a whole number >= 1."""
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+    """Decoder rows per call: None (the device default) or a whole number from 1 to MAX_BATCH_ROWS."""
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= MAX_BATCH_ROWS):
         raise ReplacementError(
-            f"decoder rows per call (batch rows) must be a whole number of at least 1, got {rows!r}; "
+            f"decoder rows per call (batch rows) must be a whole number from 1 to {MAX_BATCH_ROWS:,}, got {rows!r}; "
             "leave it empty for the device default."
         )
+
+
+def _out_of_memory(e: Exception) -> bool:
+    """Whether an error is an allocation failure: CUDA's OutOfMemoryError, or the CPU allocator's RuntimeError."""
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
 
 
 def default_rows(device: torch.device, tokens: int) -> int:
@@ -284,9 +291,14 @@ class Evaluator:
                 t0 = time.perf_counter()
                 rows = _rows(len(chunk_maps), n_img, maps.device)
                 block = self._rows_stats(chunk_maps, *rows, pad=True, alphas=chunk_alphas)
-            except torch.OutOfMemoryError:
-                if self.rows == 1:
+            except (torch.OutOfMemoryError, RuntimeError) as e:
+                if not _out_of_memory(e):
                     raise
+                if self.rows == 1:
+                    raise DeviceError(
+                        f"out of memory on {self.device} even with one decoder row per call; use fewer or smaller "
+                        "images, or a device with more memory."
+                    ) from None
                 # Back off: smaller calls from here on (the chunk restarts). Later rows round
                 # differently from an unconstrained run; `rows_backoff` records it.
                 self.rows //= 2

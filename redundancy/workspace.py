@@ -5,6 +5,7 @@ The app keeps one Workspace per browser session (in gr.State); nothing here impo
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 import threading
@@ -41,6 +42,7 @@ from .pipeline import (
     decoded_rows,
     run_search,
 )
+from .redact import Redactor
 from .replace import Edit, edit_alpha, edit_map, identity_map, set_map
 from .score import ScoreProgress
 from .screen import ModeReport
@@ -114,7 +116,8 @@ class Workspace:
     """One user's session: model + data, ablation and sweep results, search runs, a private folder."""
 
     def __init__(self, root: Path | None = None, cache: FeatureCache | None = None, remote: bool | None = None):
-        self.id = uuid.uuid4().hex
+        self.id = uuid.uuid4().hex  # names its folder (which messages and run files never show)
+        self.key = secrets.token_urlsafe(32)  # the reconnect secret: kept by its browser only, never in a file
         # ZeroGPU: encode, search, sweep, compare and apply run as GPU tasks in a worker process (`zerogpu`);
         # this process keeps a CPU session over the same cached features for the cheap views
         self.remote = zerogpu.ON if remote is None else remote
@@ -135,18 +138,21 @@ class Workspace:
         self.settings = SearchSettings()  # of the latest search or comparison
         self.compared_with_search = False  # whether it reused the finished exact search's scores
         self.detached_at: float | None = None  # when its page went away (None: a page holds it)
+        self.redactor = Redactor()  # what its visitor sees of server paths (messages, downloaded run files)
+        for folder in (self.dir, root or APP_ROOT, Path.cwd()):
+            self.redactor.add(folder, "")
         with _LIVE_LOCK:
-            _LIVE[self.id] = self
+            _LIVE[self.key] = self
 
     @classmethod
-    def reconnect(cls, workspace_id: str | None) -> Workspace | None:
-        """The open workspace with this id (a reloaded page's own, kept in its browser), or None.
+    def reconnect(cls, key: str | None) -> Workspace | None:
+        """The open workspace with this reconnect key (a reloaded page's own, kept in its browser), or None.
 
-        Ids are random 128-bit values a browser only learns for its own workspace, so a page can only
-        come back to what it created.
+        Keys are random 256-bit values a browser only learns for its own workspace and that appear in no
+        file, message or folder name, so a page can only come back to what it created.
         """
         with _LIVE_LOCK:
-            ws = _LIVE.get(workspace_id or "")
+            ws = _LIVE.get(key or "")
         if ws is not None:
             ws.detached_at = None
         return ws
@@ -169,7 +175,7 @@ class Workspace:
     def close(self) -> None:
         """Cancel what runs, forget the workspace and delete the private folder."""
         with _LIVE_LOCK:
-            _LIVE.pop(self.id, None)
+            _LIVE.pop(self.key, None)
         if self.job and self.job.running:
             self.job.cancel.set()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -187,6 +193,8 @@ class Workspace:
         """Open model and dataset (a zip is extracted into this workspace) and encode the search set."""
         self.busy()
         extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
+        if Path(cfg.data).is_file():  # an upload: messages and run files name the visitor's own file
+            self.redactor.add(extract, Path(cfg.data).name)
         if self.remote:
             cfg = replace(cfg, device="cpu")  # the GPU is the worker's; this process only reads the cache
         session = Session.open(cfg, self.cache, extract_to=extract, progress=True)  # tqdm: UI tracks it
@@ -357,7 +365,7 @@ class Workspace:
             else:
                 result = run_search(s, settings, cb, cancel)
             stage("writing run files", 1)
-            write_run(run_dir, s, result)
+            write_run(run_dir, s, result, public=self.redactor.record)
             self.result, self.run_dir = result, run_dir
             stage("search finished", 1)
             state.done = 1

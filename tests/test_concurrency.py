@@ -129,13 +129,13 @@ def test_a_workspace_is_found_only_by_its_own_id(tmp_path):
 
     a, b = Workspace(root=tmp_path), Workspace(root=tmp_path)
     try:
-        assert Workspace.reconnect(a.id) is a and Workspace.reconnect(b.id) is b
+        assert Workspace.reconnect(a.key) is a and Workspace.reconnect(b.key) is b
         assert Workspace.reconnect("") is None and Workspace.reconnect("0" * 32) is None
         a.detach()
-        assert close_detached(max_age_s=3600) == 0 and Workspace.reconnect(a.id) is a  # came back: kept
+        assert close_detached(max_age_s=3600) == 0 and Workspace.reconnect(a.key) is a  # came back: kept
         a.detach()
         a.detached_at -= 7200
-        assert close_detached(max_age_s=3600) == 1 and Workspace.reconnect(a.id) is None and not a.dir.exists()
+        assert close_detached(max_age_s=3600) == 1 and Workspace.reconnect(a.key) is None and not a.dir.exists()
     finally:
         a.close()
         b.close()

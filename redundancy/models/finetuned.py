@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from .weights import load_state_dict
+from .weights import check_dtypes, load_state_dict
 
 PREFIXES = ("module.", "model.", "sam.")
 LORA_SUFFIXES = (".lora_A", ".lora_B", ".lora_alpha")
@@ -100,6 +100,7 @@ def apply_finetuned(
             f"{Path(path).name} is not a fine-tune of {model_name}: {'; '.join(parts)}. "
             "Pick the model it was trained from; accepted formats are listed in the README."
         )
+    check_dtypes(own, {**plain, **lora}, Path(path).name)
     merged = []
     with torch.no_grad():
         for b in bases:
@@ -107,13 +108,21 @@ def apply_finetuned(
             if a is None or bm is None:
                 raise WeightsError(f"{Path(path).name}: LoRA for {b} needs both lora_A and lora_B.")
             w = own[f"{b}.weight"]
-            if (bm.shape[0], a.shape[1]) != tuple(w.shape) or a.shape[0] != bm.shape[1]:
+            fits = a.dim() == bm.dim() == w.dim() == 2 and a.shape[0] == bm.shape[1] >= 1
+            if not (a.is_floating_point() and bm.is_floating_point()):
+                raise WeightsError(f"{Path(path).name}: LoRA factors of {b} must hold floating-point values.")
+            if not fits or (bm.shape[0], a.shape[1]) != tuple(w.shape):
                 raise WeightsError(
-                    f"{Path(path).name}: LoRA for {b} has A {tuple(a.shape)} and B {tuple(bm.shape)}, "
-                    f"which do not fit the weight {tuple(w.shape)}."
+                    f"{Path(path).name}: LoRA for {b} has A {tuple(a.shape)} and B {tuple(bm.shape)}, which do not "
+                    f"fit the weight {tuple(w.shape)}: A must be (rank, {w.shape[-1]}) and B ({w.shape[0]}, rank), "
+                    "rank >= 1."
                 )
-            alpha = float(lora.get(f"{b}.lora_alpha", torch.tensor(float(a.shape[0]))))
-            plain[f"{b}.weight"] = w + (alpha / a.shape[0]) * (bm.float() @ a.float()).to(w.dtype)
+            alpha = lora.get(f"{b}.lora_alpha", torch.tensor(float(a.shape[0])))
+            if alpha.numel() != 1 or not bool(torch.isfinite(alpha.float()).all()):
+                raise WeightsError(
+                    f"{Path(path).name}: lora_alpha of {b} must be one finite number (got shape {tuple(alpha.shape)})."
+                )
+            plain[f"{b}.weight"] = w + (float(alpha) / a.shape[0]) * (bm.float() @ a.float()).to(w.dtype)
             merged.append(b)
     kind = "lora" if merged else "full" if len(plain) == len(own) else "partial"
     model.load_state_dict({**own, **plain}, strict=True)

@@ -120,9 +120,12 @@ def peft_alpha(adapter: Path) -> dict[str, float] | None:
         return None
     try:
         data = json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{config}: not valid JSON ({e}); restore the file peft wrote.") from None
-    return {"*": float(data["lora_alpha"])} if "lora_alpha" in data else None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise WeightsError(f"{config.name}: not valid JSON ({e}); restore the file peft wrote.") from None
+    alpha = data.get("lora_alpha") if isinstance(data, dict) else None
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, int | float)):
+        raise WeightsError(f"{config.name}: lora_alpha {alpha!r} is not a number; restore the file peft wrote.")
+    return {"*": float(alpha)} if alpha is not None else None
 
 
 def infer_config(state: dict[str, torch.Tensor]) -> SamConfig:

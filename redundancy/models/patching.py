@@ -61,7 +61,7 @@ def _recorded_layer(path: str | Path) -> int | None:
     which `load_replacements` then reports)."""
     try:
         layer = json.loads(Path(path).read_text()).get("layer")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return layer if isinstance(layer, int) and not isinstance(layer, bool) else None
 

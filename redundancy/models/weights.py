@@ -135,28 +135,58 @@ def load_state_dict(path: Path, expected_sha256: str | None = None, fix: str = O
     digest = sha256_of(path)
     if expected_sha256 and digest != expected_sha256:
         raise WeightsError(f"{path.name} has sha256 {digest[:16]}..., expected {expected_sha256[:16]}...; {fix}")
-    if path.suffix == ".safetensors":  # a format that holds tensors only: safe by construction
+    if path.suffix == ".safetensors" or _is_safetensors(path):  # tensors only: safe by construction
         try:
-            return load_safetensors(str(path)), digest
+            return _checked(load_safetensors(str(path)), path.name), digest
+        except WeightsError:
+            raise
         except Exception as e:  # safetensors raises its own SafetensorError for a damaged file
             raise WeightsError(f"{path.name} is not a readable .safetensors file ({e}); re-download it.") from e
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        found = next((line.strip() for line in str(e).splitlines() if "Unsupported global" in line), None)
+        if found is None:  # the unpickler met bytes that are no pickle at all
+            raise WeightsError(
+                f"{path.name} is not a readable PyTorch checkpoint (not a pickle or zip of tensors); re-download it."
+            ) from e
         raise WeightsError(
-            f"{path.name} holds more than tensors (pickled code or objects), which safe loading refuses: {e}. "
+            f"{path.name} holds more than tensors (pickled code or objects: {found}), which safe loading refuses. "
             "Re-save it as a plain state dict: torch.save(model.state_dict(), path)."
         ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # torch.load raises many kinds (zip, pickle, storage) for a file it cannot read
+        first = str(e).splitlines()[0][:160] if str(e) else e.__class__.__name__
         raise WeightsError(
-            f"{path.name} is not a readable PyTorch checkpoint (truncated or wrong format: {e}); re-download it."
+            f"{path.name} is not a readable PyTorch checkpoint (truncated or wrong format: {first}); re-download it."
         ) from e
     for key in ("model", "state_dict"):  # training scripts often wrap the weights
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path.name} does not hold a state dict of tensors; save model.state_dict().")
-    return state, digest
+    return _checked(state, path.name), digest
+
+
+def _is_safetensors(path: Path) -> bool:
+    """Whether a file is in the safetensors format: an 8-byte header length, then a JSON header."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _checked(state: dict, name: str) -> dict:
+    """A state dict whose keys are names and whose values are ordinary (dense, real) tensors."""
+    bad_key = next((k for k in state if not isinstance(k, str)), None)
+    if bad_key is not None:
+        raise WeightsError(f"{name}: key {bad_key!r} is not a tensor name; save model.state_dict() (string keys).")
+    for k, v in state.items():
+        if v.layout != torch.strided or v.is_meta or v.is_complex() or v.is_quantized:
+            kind = "meta (no data)" if v.is_meta else "complex" if v.is_complex() else f"{v.layout}"
+            raise WeightsError(
+                f"{name}: tensor {k} is {kind}, not ordinary weights; save the model's dense weights "
+                "(model.state_dict() after loading them)."
+            )
+    return state
 
 
 def load_into(model: torch.nn.Module, state: dict, name: str, model_name: str) -> None:
@@ -165,6 +195,7 @@ def load_into(model: torch.nn.Module, state: dict, name: str, model_name: str) -
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    check_dtypes(own, state, name)
     if missing or unexpected or shapes:
         parts = []
         if shapes:
@@ -182,6 +213,18 @@ def load_into(model: torch.nn.Module, state: dict, name: str, model_name: str) -
             "Pick the model that matches the file."
         )
     model.load_state_dict(state, strict=True)
+
+
+def check_dtypes(own: dict, state: dict, name: str) -> None:
+    """Refuse tensors whose kind differs from the model's: integer or boolean values where it holds floats
+    (a quantised or corrupted file would otherwise load, silently cast)."""
+    for k, v in state.items():
+        if k in own and own[k].is_floating_point() and not v.is_floating_point():
+            raise WeightsError(
+                f"{name}: tensor {k} holds {str(v.dtype).removeprefix('torch.')} values where the model has "
+                f"{str(own[k].dtype).removeprefix('torch.')} weights (a quantised or damaged file?); give the "
+                "checkpoint in floating point."
+            )
 
 
 def state_sha256(model: torch.nn.Module, source: str) -> str:
