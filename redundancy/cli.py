@@ -462,7 +462,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace, args.scale)
     if args.run:
         config, _ = read_run(Path(args.run), verify=not args.unverified)
-        cfg = SessionConfig(**{**config["config"], "device": args.device})
+        cfg = SessionConfig.recorded(config["config"], device=args.device)
         data = open_run_data(config, args.data)
         session = Session(backend_for_run(config, args.device), data, cfg, _feature_cache(args))
         if RunDir(args.run).head():

@@ -93,6 +93,15 @@ class SessionConfig:
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: an unusable session config never exists
 
+    @classmethod
+    def recorded(cls, record: dict, **override) -> SessionConfig:
+        """The config a run recorded (config.json's "config"), with `override`; RunError if it is malformed."""
+        known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**{**known, **override})
+        except (TypeError, ValueError) as e:
+            raise RunError(f"config.json's settings are malformed ({e}); rerun the search.") from None
+
     def check(self) -> None:
         """Raise a ConfigError naming the setting whose value no step could use."""
         _choice("prompt", self.prompt, PROMPT_MODES)
