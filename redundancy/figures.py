@@ -325,8 +325,10 @@ def selection_curve(run: Run) -> plt.Figure:
     ax.plot(ks, curve, marker="o", color=ACCENT, label=f"{sel['folds']}-fold cross-validated, held out")
     est, best = sel["estimate"], sel["best_n"]
     if est:
-        ax.errorbar([best], [est["gain"]], yerr=[[max(0.0, est["gain"] - est["lo"])], [max(0.0, est["hi"] - est["gain"])]],
-                    fmt="none", ecolor="black", elinewidth=0.8, capsize=3)  # fmt: skip
+        below, above = max(0.0, est["gain"] - est["lo"]), max(0.0, est["hi"] - est["gain"])
+        ax.errorbar(
+            [best], [est["gain"]], yerr=[[below], [above]], fmt="none", ecolor="black", elinewidth=0.8, capsize=3
+        )
     ax.axhline(0, color="black", ls="--", lw=0.8, label="no change")
     chosen = sel["chosen_n"]
     note = f"chosen N' = {chosen}" if chosen else f"no set chosen: N' = {best}'s interval holds 0"

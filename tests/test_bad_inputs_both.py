@@ -274,13 +274,19 @@ CASES: dict[str, tuple] = {
     "depth of 1e30 m": (lambda t, m: Input(_deep_depth(t), model="dinov2_tiny"), "more than 1000 m"),
     # checkpoints
     "int8 tensors in a safetensors checkpoint": (
-        lambda t, m: Input(checkpoint=_ckpt(t, m, _retyped("mask_decoder.iou_token.weight", torch.int8),
-                                            "w.safetensors", safetensors=True)),
+        lambda t, m: Input(
+            checkpoint=_ckpt(
+                t, m, _retyped("mask_decoder.iou_token.weight", torch.int8), "w.safetensors", safetensors=True
+            )
+        ),
         "holds int8 values where the model has float32",
     ),  # fmt: skip
     "bool tensors in a safetensors checkpoint": (
-        lambda t, m: Input(checkpoint=_ckpt(t, m, _retyped("mask_decoder.iou_token.weight", torch.bool),
-                                            "w.safetensors", safetensors=True)),
+        lambda t, m: Input(
+            checkpoint=_ckpt(
+                t, m, _retyped("mask_decoder.iou_token.weight", torch.bool), "w.safetensors", safetensors=True
+            )
+        ),
         "holds bool values",
     ),  # fmt: skip
     "int64 tensors in a .pth checkpoint": (
@@ -292,13 +298,17 @@ CASES: dict[str, tuple] = {
         "key 7 is not a tensor name",
     ),
     "checkpoint with a sparse tensor": (
-        lambda t, m: Input(checkpoint=_ckpt(t, m, lambda s: {**s, "mask_decoder.iou_token.weight":
-                                                             s["mask_decoder.iou_token.weight"].to_sparse()})),
+        lambda t, m: Input(
+            checkpoint=_ckpt(
+                t, m, lambda s: {**s, "mask_decoder.iou_token.weight": s["mask_decoder.iou_token.weight"].to_sparse()}
+            )
+        ),
         "not ordinary weights",
     ),  # fmt: skip
     "checkpoint with a meta tensor": (
-        lambda t, m: Input(checkpoint=_ckpt(t, m, lambda s: {**s, "mask_decoder.iou_token.weight":
-                                                             torch.empty(1, 256, device="meta")})),
+        lambda t, m: Input(
+            checkpoint=_ckpt(t, m, lambda s: {**s, "mask_decoder.iou_token.weight": torch.empty(1, 256, device="meta")})
+        ),
         "meta",
     ),  # fmt: skip
     "checkpoint that is not a checkpoint": (
@@ -324,8 +334,11 @@ CASES: dict[str, tuple] = {
         "floating-point",
     ),
     "fine-tune with int8 tensors": (
-        lambda t, m: Input(finetuned=_ckpt(t, m, lambda s: {"mask_decoder.iou_token.weight":
-                                                            s["mask_decoder.iou_token.weight"].to(torch.int8)})),
+        lambda t, m: Input(
+            finetuned=_ckpt(
+                t, m, lambda s: {"mask_decoder.iou_token.weight": s["mask_decoder.iou_token.weight"].to(torch.int8)}
+            )
+        ),
         "holds int8 values",
     ),  # fmt: skip
 }
@@ -435,8 +448,10 @@ SCOPE = ["--sources", "0,1", "--targets", "0,1", "--top-n", "1"]
 # name -> (prepare(run copy, tmp) -> argv, message)
 RUN_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
     "manifest naming a file outside the run": (
-        lambda r, t: (_manifest(r, lambda m: {**m, "files": {**m["files"], "../../etc/shadow": "0" * 64}}),
-                      _apply(r, t))[1],
+        lambda r, t: (
+            _manifest(r, lambda m: {**m, "files": {**m["files"], "../../etc/shadow": "0" * 64}}),
+            _apply(r, t),
+        )[1],
         "names '../../etc/shadow', which is not a file of this run",
     ),  # fmt: skip
     "manifest naming an absolute path": (
@@ -464,8 +479,10 @@ RUN_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         "not a finished run",
     ),
     "figures of a config.json without its model": (
-        lambda r, t: (_edit_json(r / "config.json", lambda c: {k: v for k, v in c.items() if k != "model"}),
-                      _figures(r, t, "--unverified"))[1],
+        lambda r, t: (
+            _edit_json(r / "config.json", lambda c: {k: v for k, v in c.items() if k != "model"}),
+            _figures(r, t, "--unverified"),
+        )[1],
         "config.json is malformed \\('model' should be a str\\)",
     ),  # fmt: skip
     "apply with a config.json whose data is a number": (
@@ -481,9 +498,10 @@ RUN_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         "config.json is not a JSON object",
     ),
     "replacements.json nested too deeply": (
-        lambda r, t: ((r / "replacements.json").write_text(_deep()),
-                      ["apply", "--replacements", str(r), "--data", str(SAMPLE), "--out", str(t / "o"),
-                       "--unverified"])[1],
+        lambda r, t: (
+            (r / "replacements.json").write_text(_deep()),
+            ["apply", "--replacements", str(r), "--data", str(SAMPLE), "--out", str(t / "o"), "--unverified"],
+        )[1],
         "replacements.json is nested too deeply",
     ),  # fmt: skip
     "apply --out inside the dataset": (
@@ -491,13 +509,18 @@ RUN_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         "is inside the dataset folder",
     ),
     "apply --out holding masks apply did not write": (
-        lambda r, t: ((t / "mine" / "masks").mkdir(parents=True), ["apply", "--run", str(r), "--data", str(SAMPLE),
-                                                                   "--out", str(t / "mine")])[1],
+        lambda r, t: (
+            (t / "mine" / "masks").mkdir(parents=True),
+            ["apply", "--run", str(r), "--data", str(SAMPLE), "--out", str(t / "mine")],
+        )[1],
         "already holds masks that apply did not write",
     ),  # fmt: skip
     "search --out into a folder of the user's own": (
-        lambda r, t: ((t / "mine").mkdir(), (t / "mine" / "config.json").write_text("{}"),
-                      ["search", *TINY, *SCOPE, "--out", str(t / "mine")])[2],
+        lambda r, t: (
+            (t / "mine").mkdir(),
+            (t / "mine" / "config.json").write_text("{}"),
+            ["search", *TINY, *SCOPE, "--out", str(t / "mine")],
+        )[2],
         "already holds files that are not a run of this tool \\(e.g. config.json\\)",
     ),  # fmt: skip
     "search --out that is a file": (
@@ -512,8 +535,10 @@ RUN_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         lambda r, t: ["search", *TINY, *SCOPE, "--heldout-images", "-1", "--out", str(t / "o")],
         "held-out images must be 0",
     ),
-    "search images 0": (lambda r, t: ["search", *TINY, *SCOPE, "--search-images", "0", "--out", str(t / "o")],
-                        "search images must be at least 1"),  # fmt: skip
+    "search images 0": (
+        lambda r, t: ["search", *TINY, *SCOPE, "--search-images", "0", "--out", str(t / "o")],
+        "search images must be at least 1",
+    ),  # fmt: skip
     "taylor temperature inf": (
         lambda r, t: ["search", *TINY, *SCOPE, "--mode", "taylor", "--taylor-temperature", "inf", "--out", str(t)],
         "finite number > 0",
@@ -527,8 +552,10 @@ RUN_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
         "from 1 to 65,536",
     ),
     "feature cache that cannot be written": (
-        lambda r, t: ((t / "file").write_text("x"), ["search", *TINY, *SCOPE, "--cache", str(t / "file" / "sub"),
-                                                     "--out", str(t / "o")])[1],
+        lambda r, t: (
+            (t / "file").write_text("x"),
+            ["search", *TINY, *SCOPE, "--cache", str(t / "file" / "sub"), "--out", str(t / "o")],
+        )[1],
         "cannot write the feature cache",
     ),  # fmt: skip
 }
