@@ -6,8 +6,8 @@
 
 `record` runs every case through the CLI into `<out>/<case>/` and writes `<out>/golden.json`: the
 sha256 of `pair_scores.npy`, `topn.json` and `combinations.csv`, and the scores of
-`replacements.json` (search and held-out, baseline and patched) per case, plus the apply's
-scores and the hash of its masks. `diff` lists every value that differs (exit 1 if any).
+`replacements.json` (search and held-out, baseline and patched) per case, plus the hash of the
+apply's masks (`summarize` recomputes that from runs already on disk). `diff` lists every value that differs (exit 1 if any).
 Numbers are bit-exact only on the same machine and library versions.
 """
 
@@ -54,21 +54,31 @@ def _scores(block: dict | None) -> dict:
 
 def record(out: Path) -> dict:
     """Run every case and the apply into `out`; the golden values."""
-    golden: dict[str, dict] = {}
     for name, args in CASES.items():
+        _cli("search", *args, "--out", str(out / name), "--overwrite", "--restart")
+    _cli("apply", "--run", str(out / "gray"), "--data", "assets/domains/camouflage", "--out", str(out / "apply"))
+    return summarize(out)
+
+
+TOPN_FIELDS = ("top_n", "metric", "baseline_miou", "baseline_loss", "top", "skipped_same_source")  # not the header
+
+
+def summarize(out: Path) -> dict:
+    """The golden values of the runs in `out` (written to `out/golden.json`): file hashes and scores; topn.json
+    without its header, which names where the weights file lies."""
+    golden: dict[str, dict] = {}
+    for name in CASES:
         run = out / name
-        _cli("search", *args, "--out", str(run), "--overwrite", "--restart")
         repl = json.loads((run / "replacements.json").read_text())
+        topn = json.loads((run / "topn.json").read_text())
         golden[name] = {
-            **{f: _sha(run / f) for f in HASHED},
+            **{f: _sha(run / f) for f in HASHED if f != "topn.json"},
+            "topn": hashlib.sha256(json.dumps({k: topn.get(k) for k in TOPN_FIELDS}).encode()).hexdigest(),
             "pairs": repl.get("pairs"),
             "search": _scores(repl.get("search")),
             "heldout": _scores(repl.get("heldout")),
         }
-        print(f"{name}: {golden[name]['search']}", flush=True)
-    applied = out / "apply"
-    _cli("apply", "--run", str(out / "gray"), "--data", "assets/domains/camouflage", "--out", str(applied), "--json")
-    masks = sorted((applied / "masks").glob("*.png"))
+    masks = sorted((out / "apply" / "masks").glob("*.png"))
     digest = hashlib.sha256(b"".join(_sha(p).encode() for p in masks)).hexdigest()
     golden["apply"] = {"masks": digest, "count": len(masks)}
     (out / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
@@ -87,12 +97,14 @@ def main() -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("record")
     r.add_argument("--out", type=Path, required=True)
+    m = sub.add_parser("summarize", help="recompute golden.json from the runs already in a folder")
+    m.add_argument("out", type=Path)
     d = sub.add_parser("diff")
     d.add_argument("before", type=Path)
     d.add_argument("after", type=Path)
     args = p.parse_args()
-    if args.cmd == "record":
-        record(args.out)
+    if args.cmd in ("record", "summarize"):
+        (record if args.cmd == "record" else summarize)(args.out)
         return 0
     read = lambda d: json.loads((d / "golden.json").read_text())  # noqa: E731
     lines = diff(read(args.before), read(args.after))
