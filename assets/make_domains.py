@@ -1,4 +1,4 @@
-"""Generate the demo's target domains (assets/domains/<domain>/) with redundancy.synthetic: no external data, CC0.
+"""Generate the demo's target domains (assets/domains/<domain>/) with redundancy.data.synthetic: no external data, CC0.
 
 PerSeg layout per domain: Images/<kind>/NN.jpg and Annotations/<kind>/NN.png, 5 object kinds x 24
 images = 120 images (a 50-image search set and a held-out set of 70). Rerun with
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redundancy.synthetic import TARGET_DOMAINS, write_perseg  # noqa: E402
+from redundancy.data.synthetic import TARGET_DOMAINS, write_perseg  # noqa: E402
 
 PER_KIND = 24
 SEEDS = {domain: 100 + k for k, domain in enumerate(TARGET_DOMAINS)}  # one fixed seed per domain

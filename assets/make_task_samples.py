@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redundancy.synthetic import write_classes, write_depth  # noqa: E402
+from redundancy.data.synthetic import write_classes, write_depth  # noqa: E402
 
 PER_CLASS, DEPTH_IMAGES = 24, 120
 SEEDS = {"classify_sample": 200, "depth_sample": 201}

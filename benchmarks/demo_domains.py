@@ -5,7 +5,7 @@ Run from the repository root (CPU; ~1-4 min per run with the default scope):
     python -m benchmarks.demo_domains
     python -m benchmarks.demo_domains --domains gray --search-images 50 --seeds 0,1,2,3,4 --sources all
 
-Every run is the tool's own search (`redundancy.pipeline.run_search`) on assets/domains/<domain>
+Every run is the tool's own search (`redundancy.engine.run_search`) on assets/domains/<domain>
 with the split seed varied: the search set and the held-out set change, the model does not. `--select`
 compares how the set is chosen (the paper's rule, cross-validated, greedy; `+soft`: a rule over soft
 pairs too, e.g. `cv+soft`; `soft` alone is the paper's rule over soft pairs). Prints a JSON line per run
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from redundancy.features import FeatureCache
-from redundancy.pipeline import SearchSettings, Session, SessionConfig, run_search
+from redundancy.engine import SearchSettings, Session, SessionConfig, run_search
+from redundancy.engine.features import FeatureCache
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,11 +26,13 @@ from pathlib import Path
 import torch
 
 from redundancy.data import Dataset, open_dataset
-from redundancy.features import FeatureCache
+from redundancy.engine import parse_channels
+from redundancy.engine.combinations import search_combinations, top_pairs
+from redundancy.engine.evalset import EvalSet
+from redundancy.engine.evaluator import Evaluator
+from redundancy.engine.features import FeatureCache
+from redundancy.engine.scorer import PairScorer, channel_pairs
 from redundancy.models import build_backend
-from redundancy.pipeline import parse_channels
-from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
-from redundancy.search import search_combinations, top_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,8 @@
 `record` runs every case through the CLI into `<out>/<case>/` and writes `<out>/golden.json`: the
 sha256 of `pair_scores.npy`, `topn.json` and `combinations.csv`, and the scores of
 `replacements.json` (search and held-out, baseline and patched) per case, plus the hash of the
-apply's masks (`summarize` recomputes that from runs already on disk). `diff` lists every value that differs (exit 1 if any).
+apply's masks (`summarize` recomputes that from runs already on disk). `diff` lists every value
+that differs (exit 1 if any).
 Numbers are bit-exact only on the same machine and library versions.
 """
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from redundancy.features import FeatureCache
-from redundancy.pipeline import Session, SessionConfig
-from redundancy.score import PairScorer, channel_pairs
+from redundancy.engine import Session, SessionConfig
+from redundancy.engine.features import FeatureCache
+from redundancy.engine.scorer import PairScorer, channel_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,10 +22,12 @@ import numpy as np
 import torch
 
 from redundancy.data import open_dataset, split
-from redundancy.features import FeatureCache
+from redundancy.engine.combinations import top_pairs
+from redundancy.engine.evalset import EvalSet
+from redundancy.engine.evaluator import Evaluator
+from redundancy.engine.features import FeatureCache
+from redundancy.engine.scorer import PairScorer, channel_pairs
 from redundancy.models import build_backend
-from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
-from redundancy.search import top_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 

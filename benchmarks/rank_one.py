@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from redundancy.features import FeatureCache
-from redundancy.pipeline import Session, SessionConfig, parse_channels
+from redundancy.engine import Session, SessionConfig, parse_channels
+from redundancy.engine.features import FeatureCache
+from redundancy.engine.scorer import channel_pairs
 from redundancy.replace import pair_maps
-from redundancy.score import channel_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 

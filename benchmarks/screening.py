@@ -8,7 +8,7 @@ Run from the repository root (CPU default: the trained demo model on its three t
     python -m benchmarks.screening --model sam_tiny --random-init --data assets/sample   # the random-weight figures
 
 Prints one JSON line per (dataset, mode) (the same measurement as `python -m redundancy compare`
-and the app's "Compare modes" panel: `redundancy.screen.compare_modes`). `cost` counts decoder rows
+and the app's "Compare modes" panel: `redundancy.engine.screening.compare_modes`). `cost` counts decoder rows
 relative to the exact scan (Taylor's backward passes are counted as 3 rows per image).
 """
 
@@ -19,11 +19,13 @@ import json
 from pathlib import Path
 
 from redundancy.data import open_dataset, split
-from redundancy.features import FeatureCache
+from redundancy.engine import SearchSettings, parse_channels
+from redundancy.engine.evalset import EvalSet
+from redundancy.engine.evaluator import Evaluator
+from redundancy.engine.features import FeatureCache
+from redundancy.engine.scorer import PairScorer, channel_pairs
+from redundancy.engine.screening import compare_modes
 from redundancy.models import build_backend
-from redundancy.pipeline import parse_channels
-from redundancy.score import EvalSet, Evaluator, PairScorer, channel_pairs
-from redundancy.screen import compare_modes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ev = Evaluator(backend, EvalSet.build(backend, search, FeatureCache(), "none", args.protocol))
         chans = parse_channels(args.channels, backend.channels, backend.device)
         pairs = channel_pairs(chans, chans, backend.channels)
-        for r in compare_modes(PairScorer(ev, args.metric), pairs, args.top_n, args.candidates):
+        settings = SearchSettings(metric=args.metric, top_n=args.top_n, options={"candidates": args.candidates})
+        for r in compare_modes(PairScorer(ev, args.metric), pairs, settings):
             row = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.row().items()}
             info = {"model": args.model, "weights": backend.weights.label, "data": path.name, "metric": args.metric}
             rows.append({**info, "pairs": len(pairs), "images": len(ev.set), **row})

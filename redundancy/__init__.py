@@ -8,28 +8,28 @@ The public API (README, "From Python"):
     run_search(session, settings, Callbacks())  score pairs, keep the top N, try every subset, held-out numbers
     write_run(out, session, result)   the run directory (config, scores, top N, combinations, replacements)
     RunDir(path)                      read a run directory back
-    patch(model, pairs)               install a found set on your own SAM / SAM2 model
+    patch(model, pairs)               install a found set on your own SAM / SAM2 / DINOv2 / CLIP / MAE model
 """
 
 __version__ = "0.1.0"
 
 import importlib
 
-# name -> module: imported on first use (PEP 562), so `import redundancy.figures` or `redundancy.viz`
+# name -> module: imported on first use (PEP 562), so `import redundancy.report.figures` or `.report.viz`
 # does not load the model stack just because the package exports it.
 _API = {
     "REGISTRY": ".models",
     "build_backend": ".models",
     "patch": ".models.patching",
-    "Callbacks": ".pipeline",
-    "SearchResult": ".pipeline",
-    "SearchSettings": ".pipeline",
-    "Session": ".pipeline",
-    "SessionConfig": ".pipeline",
-    "run_search": ".pipeline",
+    "Callbacks": ".engine",
+    "SearchResult": ".engine",
+    "SearchSettings": ".engine",
+    "Session": ".engine",
+    "SessionConfig": ".engine",
+    "run_search": ".engine",
     "load_replacements": ".replace",
-    "RunDir": ".rundir",
-    "write_run": ".export",
+    "RunDir": ".runs.rundir",
+    "write_run": ".runs.writers",
 }
 __all__ = sorted(_API)
 

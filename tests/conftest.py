@@ -38,6 +38,17 @@ def tiny():
     return build_backend("sam_tiny", random_init=True, seed=0, device="cpu")
 
 
+def load_app(model="sam_tiny", weights=0, source=None, n_search=4, ws=None, **form) -> list:
+    """The Data tab's Load with these controls (weights: an index into its weights choices; source: its bundled
+    sample by default): [workspace, badge, summary, gallery, image pickers x 2, estimate, metric]."""
+    from redundancy.ui.tabs import data
+
+    source = data.BUNDLED if source is None else source
+    form = data.LoadForm(model=model, weights=data.WEIGHTS[weights], source=source, n_search=n_search, **form)
+    values = [getattr(form, name) for name in data.LOAD_FIELDS]
+    return data.load(ws, *values, progress=lambda *a, **k: None)  # the button's own (guarded) handler
+
+
 def search_argv(*extra: str, model="sam_tiny", seed=0, images=4, heldout=2, top_n=3, channels="every:32"):
     """argv for a small random-weight `search` on the sample data; `extra` flags come last (and win)."""
     return [

@@ -14,13 +14,15 @@ import torch
 from PIL import Image
 
 import redundancy.data as D
+import redundancy.data.datasets as DS
+import redundancy.data.images as DI
 from redundancy.cli import main
+from redundancy.engine import SearchSettings, Session, SessionConfig
 from redundancy.errors import RedundancyError
 from redundancy.models import build_backend
-from redundancy.pipeline import SearchSettings, Session, SessionConfig
 from redundancy.replace import Edit, edit_map, load_replacements, pairs_map
 
-from .conftest import SAMPLE, search_argv, write_pair
+from .conftest import SAMPLE, load_app, search_argv, write_pair
 
 
 def _img(path, size=(32, 32)) -> None:
@@ -69,7 +71,7 @@ def _head_file(tmp, shape):
 
 def _search_dino(tmp, data, **kw):
     session = _dino(tmp, data, search_images=1)
-    from redundancy.pipeline import run_search
+    from redundancy.engine import run_search
 
     return run_search(session, SearchSettings(sources="0-1", targets="0-1", **kw))
 
@@ -180,8 +182,8 @@ CASES = {
     "no dataset layout": (lambda t, m: ((t / "x").mkdir(), D.open_dataset(t / "x")), "no dataset layout"),
     "missing path": (lambda t, m: D.open_dataset(t / "nowhere"), "no such file"),
     "fewer images than the search set": (lambda t, m: _search(t, search_images=99), "32 or fewer search images"),
-    "huge image": (lambda t, m: (m.setattr(D, "MAX_PIXELS", 100), D.open_dataset(_ds(t))), "over the limit"),
-    "too many images": (lambda t, m: (m.setattr(D, "MAX_IMAGES", 1), D.open_dataset(_ds(t))), "over the limit of 1"),
+    "huge image": (lambda t, m: (m.setattr(DI, "MAX_PIXELS", 100), D.open_dataset(_ds(t))), "over the limit"),
+    "too many images": (lambda t, m: (m.setattr(DS, "MAX_IMAGES", 1), D.open_dataset(_ds(t))), "over the limit of 1"),
     "extreme aspect ratio": (
         lambda t, m: (Image.new("RGB", (1000, 2)).save(_ds(t) / "images" / "im0.png"), D.open_dataset(t / "ds")),
         "1000x2 pixels is too small or too elongated",
@@ -190,7 +192,7 @@ CASES = {
     "feature cache is a file": (
         lambda t, m: (
             (t / "c").write_text("x"),
-            __import__("redundancy.features", fromlist=["x"]).FeatureCache(t / "c"),
+            __import__("redundancy.engine.features", fromlist=["x"]).FeatureCache(t / "c"),
         ),
         "is a file, not a folder",
     ),
@@ -238,7 +240,7 @@ CASES = {
         "e.pth",
     ),
     "sha256 mismatch": (
-        lambda t, m: __import__("redundancy.models.weights", fromlist=["x"]).load_state_dict(
+        lambda t, m: __import__("redundancy.models._weights", fromlist=["x"]).load_state_dict(
             _tiny_ckpt(t, m.tiny), "0" * 64
         ),
         "expected",
@@ -282,7 +284,7 @@ CASES = {
         "target true, which is not a whole channel",
     ),
     "apply_pairs given a list": (
-        lambda t, m: __import__("redundancy.apply", fromlist=["x"]).apply_pairs(m.tiny, [[3, 7]], SAMPLE, t / "o"),
+        lambda t, m: __import__("redundancy.runs.apply", fromlist=["x"]).apply_pairs(m.tiny, [[3, 7]], SAMPLE, t / "o"),
         "not a valid replacements.json",
     ),
     "patch on a module of another width": (
@@ -299,7 +301,7 @@ CASES = {
     "encoder output with NaN": (
         lambda t, m: (
             m.setattr(m.tiny, "encode", lambda ims: {"features": torch.full((1, 256, 8, 8), float("nan"))}),
-            __import__("redundancy.features", fromlist=["x"])
+            __import__("redundancy.engine.features", fromlist=["x"])
             .FeatureCache(t / "c")
             .encode(m.tiny, [SAMPLE / "Images" / "disc" / "00.jpg"]),
         ),
@@ -331,15 +333,15 @@ CASES = {
         "NaN, Inf or negative",
     ),
     "classification head for other channels": (
-        lambda t, m: _dino(t, _classes(t), head=_head_file(t, (2, 100))).ensure_head(),
+        lambda t, m: _dino(t, _classes(t), head=_head_file(t, (2, 100))).evaluator(),
         "weight \\(classes, 64 or 128\\)",
     ),
     "classification head for other classes": (
-        lambda t, m: _dino(t, _classes(t), head=_head_file(t, (7, 128))).ensure_head(),
+        lambda t, m: _dino(t, _classes(t), head=_head_file(t, (7, 128))).evaluator(),
         "7 classes but the dataset has 2",
     ),
     "head file that does not exist": (
-        lambda t, m: _dino(t, _classes(t), head=str(t / "nope.pt")).ensure_head(),
+        lambda t, m: _dino(t, _classes(t), head=str(t / "nope.pt")).evaluator(),
         "does not exist",
     ),
     "segmentation model on classification data": (
@@ -411,19 +413,9 @@ def test_top_n_larger_than_the_scored_pairs_uses_what_exists(tmp_path, capsys):
 def test_app_without_uploads_explains_what_is_missing():
     import gradio as gr
 
-    import app
+    from redundancy.ui.tabs import data
 
-    args = dict(
-        ws=None,
-        model="sam_tiny",
-        ft_file=None,
-        seed=0,
-        zip_file=None,
-        n_search=2,
-        prompt="none",
-        progress=lambda *a, **k: None,
-    )
     with pytest.raises(gr.Error, match="choose a .zip"):
-        app.load(weights=app.WEIGHTS[0], ckpt_file=None, source="upload a .zip", **args)
+        load_app(source=data.UPLOAD)
     with pytest.raises(gr.Error, match="upload a checkpoint"):
-        app.load(weights=app.WEIGHTS[2], ckpt_file=None, source="bundled sample", **args)
+        load_app(weights=2)

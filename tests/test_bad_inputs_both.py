@@ -25,10 +25,11 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-import app
 from redundancy.cli import main
+from redundancy.ui.tabs import data as data_tab
+from redundancy.ui.tabs import results, search
 
-from .conftest import SAMPLE, write_pair
+from .conftest import SAMPLE, load_app, write_pair
 
 
 def _png(size=(40, 30), value=200) -> bytes:
@@ -202,11 +203,10 @@ def _app_load(inp: Input):
                 if p.is_file():
                     zf.write(p.resolve(), p.relative_to(data).as_posix())
         data = zipped
-    weights = app.WEIGHTS[2] if inp.checkpoint else app.WEIGHTS[0]
-    return app.load(
-        None, inp.model, weights, str(inp.checkpoint) if inp.checkpoint else None,
-        str(inp.finetuned) if inp.finetuned else None, 0, app.UPLOAD if data else app.BUNDLED,
-        str(data) if data else None, 2, "none", progress=lambda *a, **k: None,
+    return load_app(
+        model=inp.model, weights=2 if inp.checkpoint else 0, source=data_tab.UPLOAD if data else None,
+        ckpt=str(inp.checkpoint) if inp.checkpoint else None, ft=str(inp.finetuned) if inp.finetuned else None,
+        zip_in=str(data) if data else None, n_search=2,
     )  # fmt: skip
 
 
@@ -378,7 +378,7 @@ def test_the_app_gives_the_same_message_without_server_paths(case, tmp_path, tin
 
 
 def test_a_full_disk_while_extracting_is_one_line(tmp_path, monkeypatch, capsys):
-    import redundancy.data as D
+    import redundancy.data.archives as D
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "server" / "spot"))
@@ -581,9 +581,7 @@ def test_the_whole_catalogue_has_grown_by_forty():
 
 @pytest.fixture(scope="module")
 def ws():
-    workspace = app.load(
-        None, "sam_tiny", app.WEIGHTS[0], None, None, 0, app.BUNDLED, None, 2, "none", progress=lambda *a, **k: None
-    )[0]
+    workspace = load_app(n_search=2)[0]
     yield workspace
     workspace.close()
 
@@ -602,13 +600,13 @@ def test_the_apply_box_gets_one_line(ws, tmp_path, content, message):
     path = tmp_path / "replacements.json"
     path.write_text(content, errors="surrogateescape")
     with pytest.raises(gr.Error, match=message) as caught:
-        app.apply_uploaded(ws, str(path), None)
+        results.apply_uploaded(ws, str(path), None)
     assert str(tmp_path) not in caught.value.message
 
 
 def test_batch_rows_far_too_large_in_the_app_is_one_warning(ws):
     with pytest.warns(UserWarning, match="from 1 to 65,536"):
-        assert list(app.search(ws, 1, "miou", "0,1", "0,1", 10**9)) == []
+        assert list(search.search(ws, 1, "miou", "0,1", "0,1", 10**9)) == []
 
 
 def test_ablate_on_a_run_with_malformed_settings_is_one_line(finished_run, tmp_path, capsys):

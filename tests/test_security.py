@@ -19,25 +19,23 @@ import gradio as gr
 import numpy as np
 import pytest
 
-import app
 from redundancy.cli import main
 from redundancy.data import open_dataset
 from redundancy.errors import DataError, RunError
-from redundancy.resume import search_lock
-from redundancy.rundir import RunDir
-from redundancy.workspace import APP_ROOT, Workspace
+from redundancy.interactive.workspace import APP_ROOT, Workspace
+from redundancy.runs.resume import search_lock
+from redundancy.runs.rundir import RunDir
+from redundancy.ui.tabs import channels, figures, results, search
+from redundancy.ui.tabs import data as data_tab
 
-from .conftest import SAMPLE, write_pair
+from .conftest import SAMPLE, load_app, write_pair
 from .test_bad_inputs_both import TINY, _csv_zip, _outside_image, _png, _zip
 
 SCOPE = ["--sources", "0,1", "--targets", "0,1", "--top-n", "1"]
 
 
-def _load_zip(path: Path):
-    return app.load(
-        None, "dinov2_tiny", app.WEIGHTS[0], None, None, 0, app.UPLOAD, str(path), 2, "none",
-        progress=lambda *a, **k: None,
-    )  # fmt: skip
+def _load_zip(path: Path, model: str = "dinov2_tiny", n_search: int = 2):
+    return load_app(model=model, source=data_tab.UPLOAD, zip_in=str(path), n_search=n_search)
 
 
 def test_a_label_csv_cannot_make_the_gallery_serve_a_server_file(tmp_path):
@@ -80,7 +78,7 @@ def test_links_out_of_a_dataset_folder_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def searched():
     """A workspace that loaded a zip upload, searched and prepared every download."""
-    upload = Path(app.ROOT / "assets" / "sample")  # zipped as a visitor would upload it
+    upload = SAMPLE  # zipped as a visitor would upload it
     folder = APP_ROOT.parent / "security-upload"
     folder.mkdir(exist_ok=True)
     zipped = folder / "visitor data.zip"
@@ -88,14 +86,11 @@ def searched():
         for p in sorted(upload.rglob("*")):
             if p.is_file():
                 zf.write(p, p.relative_to(upload).as_posix())
-    ws = app.load(
-        None, "sam_tiny", app.WEIGHTS[0], None, None, 0, app.UPLOAD, str(zipped), 3, "none",
-        progress=lambda *a, **k: None,
-    )[0]  # fmt: skip
-    *_, last = app.search(ws, 2, "miou", "0-3", "0-3", 0)
+    ws = _load_zip(zipped, "sam_tiny", 3)[0]
+    *_, last = search.search(ws, 2, "miou", "0-3", "0-3", 0)
     assert "Search finished" in last[1]
-    summary, _, files = app.show_results(ws)
-    pngs, fig_zip = app.make_figures(ws, ["png"])
+    summary, _, files = results.show_results(ws)
+    pngs, fig_zip = figures.make_figures(ws, ["png"])
     yield ws, summary, [Path(f) for f in files], Path(fig_zip)
     ws.close()
     shutil.rmtree(folder, ignore_errors=True)
@@ -133,10 +128,7 @@ def test_the_reconnect_key_is_not_derivable_from_what_a_visitor_gets(searched):
 def test_app_error_messages_name_the_visitors_file_never_a_server_path(tmp_path):
     odd = _zip(tmp_path, {"images": b"x", "images/a.png": _png()})  # a file and a folder of one name
     with pytest.raises(gr.Error) as caught:
-        app.load(
-            None, "sam_tiny", app.WEIGHTS[0], None, None, 0, app.UPLOAD, str(odd), 2, "none",
-            progress=lambda *a, **k: None,
-        )  # fmt: skip
+        _load_zip(odd, "sam_tiny")
     text = html.unescape(caught.value.message)
     assert "mydata.zip" in text and "redundancy-app" not in text and str(tmp_path) not in text
     empty = _zip(tmp_path / "e", {"readme.txt": b"hi"})
@@ -155,7 +147,7 @@ def test_an_unexpected_error_is_redacted_too(searched, monkeypatch):
 
     monkeypatch.setattr(Workspace, "features", broken)
     with pytest.raises(gr.Error, match="unexpected error") as caught:
-        app.explore(ws, 0, "index")
+        channels.explore(ws, 0, "index")
     assert ws.id not in caught.value.message and "redundancy-app" not in caught.value.message
 
 
@@ -167,7 +159,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def test_verify_never_opens_a_file_outside_the_run(run_dir, tmp_path, monkeypatch):
-    import redundancy.rundir as R
+    import redundancy.runs.rundir as R
 
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
@@ -234,7 +226,7 @@ def test_a_second_search_into_a_busy_folder_is_refused(tmp_path, capsys):
 
 
 def test_compare_checks_its_out_before_the_comparison_runs(tmp_path, capsys, monkeypatch):
-    import redundancy.cli as C
+    import redundancy.cli.verbs as C
 
     ran = []
     monkeypatch.setattr(C, "compare_search_modes", lambda *a, **k: ran.append(1) or [])
@@ -246,9 +238,10 @@ def test_compare_checks_its_out_before_the_comparison_runs(tmp_path, capsys, mon
 def test_out_of_memory_on_the_cpu_halves_the_batch(tiny, tmp_path, monkeypatch):
     """The CPU allocator's failure is an out-of-memory too: calls shrink and the numbers stay the ones a run of
     that batch size gives (the README's promise, which only held on CUDA)."""
-    from redundancy.features import FeatureCache
+    from redundancy.engine.evalset import EvalSet
+    from redundancy.engine.evaluator import Evaluator
+    from redundancy.engine.features import FeatureCache
     from redundancy.replace import identity_map, pair_maps
-    from redundancy.score import EvalSet, Evaluator
 
     data = open_dataset(SAMPLE).subset([0, 1, 2])
     evalset = EvalSet.build(tiny, data, FeatureCache(tmp_path / "c"))

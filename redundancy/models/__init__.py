@@ -1,19 +1,30 @@
-"""Model registry and backends (SAM now; SAM2 plugs in through the same Backend interface)."""
+"""Models: one module per family (sam, sam2, dinov2, clip, mae), each registering its specs; the registry,
+weights and loader machinery (`_registry`, `_weights`, `_loader`); the backend interface the engine sees
+(`base`); shared machinery (the re-associated decoder, timm ViTs, encoder blocks, heads, live patches)."""
 
-from ..io import cache_dir
+# isort: off
+from . import sam, sam2, dinov2, clip, mae  # noqa: F401  (each family registers itself and its models, in this order)
+
+# isort: on
+from ._loader import build_backend
+from ._registry import FAMILIES, REGISTRY, Family, ModelSpec, families_with, family_of, get_spec, register_demo_models
+from ._weights import WeightsInfo
 from .base import FEATURES, Backend, DecodeContext, ImageMeta
-from .registry import REGISTRY, ModelSpec, build_backend, get_spec
-from .weights import WeightsInfo
+
+register_demo_models()  # after the families: a demo model is one of their architectures with shipped weights
 
 __all__ = [
+    "FAMILIES",
+    "FEATURES",
     "REGISTRY",
     "Backend",
+    "DecodeContext",
+    "Family",
     "ImageMeta",
     "ModelSpec",
-    "DecodeContext",
-    "FEATURES",
     "WeightsInfo",
     "build_backend",
-    "cache_dir",
+    "families_with",
+    "family_of",
     "get_spec",
 ]

@@ -1,4 +1,4 @@
-"""The backend interface the engine uses: encode images, embed prompts, decode features to logits."""
+"""The backend interface the engine uses: encode images, embed prompts, decode features to head outputs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..prompts import Prompt
+from ..data.prompts import Prompt
 from ..replace import ReplacementPatch
-from .weights import WeightsInfo
+from ._weights import WeightsInfo
 
 MASK_CHOICES = ("single", "best")
 ALL_MASKS = "all"  # decode every mask token's output (V, M, h', w'): training, not a user choice
@@ -46,7 +46,7 @@ FEATURES = "features"  # the key of the replaced tensor in `Backend.encode`'s ou
 
 
 class Backend(ABC):
-    """A frozen segmentation model split at the encoder output.
+    """A frozen model split at the tensor the search edits (its encoder output).
 
     The engine only calls these methods; features are (B, C, h, w) with C = `channels`.
     """
@@ -58,8 +58,9 @@ class Backend(ABC):
     model: torch.nn.Module
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
     image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
-    tasks: tuple[str, ...] = ("segment",)  # what its head does (tasks.TASKS)
+    tasks: tuple[str, ...] = ("segment",)  # what its head does (task names)
     head: torch.nn.Module | None = None  # a head the session attaches (DINOv2); SAM's decoder is its own
+    family = None  # its `Family` (set when the registry builds it): patch hooks and encoder blocks
 
     encode_batch = 4  # images per encoder call
 
@@ -104,6 +105,10 @@ class Backend(ABC):
     def upscale(self, logits: torch.Tensor, meta: ImageMeta) -> torch.Tensor:
         """Low-res logits (V, h', w') of one image -> logits at its original size (V, H, W)."""
 
+    def attach_head(self, module: torch.nn.Module) -> None:
+        """Score with this head from now on (a session attaches its head once, before anything decodes)."""
+        self.head = module
+
     @abstractmethod
     def feature_module(self) -> torch.nn.Module:
         """The module whose output is the features that replacement edits (for forward hooks)."""
@@ -125,8 +130,8 @@ class Backend(ABC):
         raise NotImplementedError
 
     def patch(self, pairs: list[tuple[int, int]]) -> ReplacementPatch:
-        """A live forward-hook patch applying `pairs` to this model's encoder output."""
-        return ReplacementPatch(self.feature_module(), pairs, self.channels)
+        """A live forward-hook patch applying `pairs` to this model's encoder output (its family's hook)."""
+        return self.family.patch(self.model, pairs)
 
     def batch_context(self, context: DecodeContext) -> DecodeContext:
         """The same context laid out for the batched decoder path (read once per image set).

@@ -13,7 +13,7 @@ does the same sums with two N x C x (heads * T) products instead:
 About 2.3x fewer transformer FLOPs for a 64 x 64 grid, and no N x C copies for head reshapes.
 The output upscaling's 2x2 stride-2 deconvolutions run as matrix products in a channels-last
 sub-pixel layout (`upscale_masks`). Results equal the package's modules up to float rounding
-(tests/test_decoder.py); `Evaluator.stats_plain` keeps the package's own modules as the reference.
+(tests/models/test_decoder.py); `Evaluator.stats_plain` keeps the package's own modules as the reference.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from .weights import check_dtypes, load_state_dict
+from ._weights import check_dtypes, load_state_dict
 
 PREFIXES = ("module.", "model.", "sam.")
 LORA_SUFFIXES = (".lora_A", ".lora_B", ".lora_alpha")

@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from .sam import SamConfig
 
 # (pattern, replacement) applied in order to each key; the first that matches renames it.
 RULES: tuple[tuple[str, str], ...] = (
@@ -128,8 +127,9 @@ def peft_alpha(adapter: Path) -> dict[str, float] | None:
     return {"*": float(alpha)} if alpha is not None else None
 
 
-def infer_config(state: dict[str, torch.Tensor]) -> SamConfig:
-    """The SAM encoder size a segment_anything-layout state dict was made for, read from its tensors.
+def infer_config(state: dict[str, torch.Tensor]) -> dict:
+    """The SAM encoder size a segment_anything-layout state dict was made for, read from its tensors: the
+    keyword arguments of `sam.SamConfig`.
 
     Width from the patch embedding, depth from the block count, head size from the relative
     position tables (2 x window - 1 rows: global blocks have 2 x grid - 1), input from pos_embed.
@@ -145,4 +145,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> SamConfig:
     global_blocks = tuple(b for b, r in zip(blocks, rel) if r.shape[0] == 2 * grid - 1)
     local = [r.shape[0] for r in rel if r.shape[0] != 2 * grid - 1]
     window = (local[0] + 1) // 2 if local else 14
-    return SamConfig(embed, len(blocks), embed // head_dim, global_blocks, image_size=grid * 16, window_size=window)
+    return dict(
+        embed_dim=embed, depth=len(blocks), num_heads=embed // head_dim, global_attn_indexes=global_blocks,
+        image_size=grid * 16, window_size=window,
+    )  # fmt: skip

@@ -1,4 +1,5 @@
-"""SAM (segment-anything) family: builders from the package's own classes, and its backend."""
+"""SAM (segment-anything): builders from the package's own classes, its backend, its checkpoints (Meta's and
+transformers' `SamModel`), the patch hook, the ViT block split for `--layer`, and its registry entries."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from ..data.prompts import Prompt
 from ..errors import ModelError
-from ..prompts import Prompt
+from ..replace import ReplacementPatch, apply_map
+from ._registry import Family, ModelSpec, register, register_family
+from ._weights import WeightsInfo
 from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, ImageMeta
 from .decoder import predict_masks
-from .weights import WeightsInfo
+from .hf_sam import infer_config, is_transformers_sam, peft_alpha, to_segment_anything
+from .layers import BlockBackend, remap_channels_last
 
 PROMPT_DIM = 256  # the neck's output channels: C in the paper
 
@@ -152,3 +157,111 @@ class SamBackend(Backend):
 
     def feature_module(self) -> torch.nn.Module:
         return self.model.image_encoder
+
+
+class VitBlocks(BlockBackend):
+    """SAM's ViT encoder split after block k: its output (B, D, h, w), D the ViT's width (768 for ViT-B, not the
+    neck's 256); the rest is the later blocks and the neck."""
+
+    def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        enc = self.model.image_encoder
+        x = enc.patch_embed(batch)
+        if enc.pos_embed is not None:
+            x = x + enc.pos_embed
+        for blk in self.blocks[: self.block + 1]:
+            x = blk(x)
+        return {FEATURES: x.permute(0, 3, 1, 2)}
+
+    def rest(self, feats: torch.Tensor, extras: dict | None = None) -> torch.Tensor:
+        x = feats.permute(0, 2, 3, 1)
+        for blk in self.blocks[self.block + 1 :]:
+            x = blk(x)
+        return self.model.image_encoder.neck(x.permute(0, 3, 1, 2))
+
+
+def _is_sammodel(model: torch.nn.Module) -> bool:
+    """A transformers `SamModel` (its own module names)."""
+    return all(hasattr(model, m) for m in ("vision_encoder", "prompt_encoder", "mask_decoder"))
+
+
+def _remap_output(out, f: torch.Tensor):
+    """A transformers vision encoder's output (ModelOutput or tuple; the embeddings first) under a channel map."""
+    if isinstance(out, tuple):
+        return (apply_map(out[0], f), *out[1:])
+    out["last_hidden_state"] = apply_map(out["last_hidden_state"], f)  # ModelOutput: item and attribute
+    return out
+
+
+@register_family
+class SamFamily(Family):
+    """SAM: the image encoder's output (`image_embeddings`) is what the search edits."""
+
+    name = "sam"
+    label = "SAM"
+    backend = SamBackend
+    block_backend = VitBlocks
+    block_remap = staticmethod(remap_channels_last)
+
+    def read(self, state):
+        if not is_transformers_sam(state):
+            return state, None, None
+        state = to_segment_anything(state)
+        cfg = SamConfig(**infer_config(state))  # its size comes from its tensors
+        name = next((n for n, c in SAM_CONFIGS.items() if c == cfg), None)
+        return state, lambda: build_sam(cfg), name
+
+    def finetune_converter(self, path):
+        return lambda state: to_segment_anything(state, peft_alpha(path)) if is_transformers_sam(state) else state
+
+    def owns(self, model):
+        return isinstance(model, (Sam, ImageEncoderViT)) or _is_sammodel(model)
+
+    def patch(self, model, pairs):
+        if _is_sammodel(model):
+            return ReplacementPatch(model.vision_encoder, pairs, PROMPT_DIM, remap=_remap_output)
+        return ReplacementPatch(model.image_encoder if isinstance(model, Sam) else model, pairs, PROMPT_DIM)
+
+    def output_channels(self, model):
+        return PROMPT_DIM
+
+    def blocks(self, model):
+        encoder = model.image_encoder if isinstance(model, Sam) else model
+        return encoder.blocks if isinstance(encoder, ImageEncoderViT) else None
+
+    def block_width(self, blocks, block):
+        return blocks[block].norm1.normalized_shape[0]
+
+
+SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+def _sam(name: str, description: str, file: str | None = None, sha256: str | None = None, hub: str | None = None):
+    cfg = SAM_CONFIGS[name]
+    url = SAM_URL + file if file else None
+    return ModelSpec(name, "sam", description, lambda: build_sam(cfg), url, sha256, hub=hub, test_size=file is None)
+
+
+register(
+    _sam(
+        "sam_vit_b",
+        "SAM ViT-B (91M), official Meta checkpoint",
+        "sam_vit_b_01ec64.pth",
+        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        "facebook/sam-vit-base/model.safetensors",
+    ),
+    _sam(
+        "sam_vit_l",
+        "SAM ViT-L (308M), official Meta checkpoint",
+        "sam_vit_l_0b3195.pth",
+        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        "facebook/sam-vit-large/model.safetensors",
+    ),
+    _sam(
+        "sam_vit_h",
+        "SAM ViT-H (636M), official Meta checkpoint",
+        "sam_vit_h_4b8939.pth",
+        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        "facebook/sam-vit-huge/model.safetensors",
+    ),
+    _sam("sam_tiny", "SAM classes at test size (2 blocks, 128 px, real 256-ch decoder); no official weights"),
+)

@@ -1,4 +1,5 @@
-"""SAM 2 / 2.1 (Hiera) family: built with the sam2 package's own configs and classes, and its backend.
+"""SAM 2 / 2.1 (Hiera): built with the sam2 package's own configs and classes, its backend, the patch hook, the
+Hiera block split for `--layer`, and its registry entries.
 
 Conventions, following `SAM2ImagePredictor` (the parity reference):
 - Replacement acts on `image_embed` (B, 256, 64, 64 at 1024 px), the last encoder output the mask
@@ -19,12 +20,14 @@ import torch
 from sam2.build_sam import build_sam2
 from sam2.utils.transforms import SAM2Transforms
 
+from ..data.prompts import Prompt
 from ..errors import ModelError
-from ..prompts import Prompt
 from ..replace import ReplacementPatch, apply_map
+from ._registry import Family, ModelSpec, register, register_family
+from ._weights import WeightsInfo
 from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, ImageMeta
 from .decoder import predict_masks, to_subpixel
-from .weights import WeightsInfo
+from .layers import BlockBackend, remap_channels_last
 
 CONFIGS = {
     "t": "configs/sam2.1/sam2.1_hiera_t.yaml",
@@ -153,9 +156,6 @@ class Sam2Backend(Backend):
 
     image_path = IMAGE_PATH
 
-    def patch(self, pairs: list[tuple[int, int]]) -> ReplacementPatch:
-        return sam2_patch(self.model, pairs)
-
 
 def backbone_from_trunk(model: torch.nn.Module, outputs: list[torch.Tensor]) -> dict:
     """What `model.forward_image` returns, from the Hiera trunk's stage outputs: the package's own steps after
@@ -185,3 +185,148 @@ def sam2_patch(model: torch.nn.Module, pairs: list[tuple[int, int]]) -> Replacem
         return out
 
     return ReplacementPatch(model.image_encoder, pairs, model.sam_prompt_encoder.embed_dim, remap)
+
+
+STAGE = "stage_"  # extras: the outputs of the stages that end before the split block
+
+
+class HieraBlocks(BlockBackend):
+    """SAM2's Hiera trunk split after block k; earlier stages' outputs are cached extras for the FPN neck."""
+
+    def _emits(self, i: int) -> bool:
+        trunk = self.model.image_encoder.trunk
+        return i == trunk.stage_ends[-1] or (i in trunk.stage_ends and trunk.return_interm_layers)
+
+    def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        trunk = self.model.image_encoder.trunk  # Hiera.forward, stopped after block k
+        x = trunk.patch_embed(batch)
+        x = x + trunk._get_pos_embed(x.shape[1:3])
+        out = {}
+        for i, blk in enumerate(self.blocks[: self.block + 1]):
+            x = blk(x)
+            if i < self.block and self._emits(i):
+                out[f"{STAGE}{len(out)}"] = x.permute(0, 3, 1, 2)
+        return {**out, FEATURES: x.permute(0, 3, 1, 2)}
+
+    def rest(self, feats: torch.Tensor, extras: dict | None = None) -> dict[str, torch.Tensor]:
+        """Block-k features -> the SAM2 backend's features and high-res skips (plain layout)."""
+        stages = sorted((k for k in (extras or {}) if k.startswith(STAGE)), key=lambda k: int(k[len(STAGE) :]))
+        outputs = [extras[k] for k in stages]
+        if self._emits(self.block):
+            outputs.append(feats)
+        x = feats.permute(0, 2, 3, 1)
+        for i in range(self.block + 1, len(self.blocks)):
+            x = self.blocks[i](x)
+            if self._emits(i):
+                outputs.append(x.permute(0, 3, 1, 2))
+        return self.base.from_backbone(backbone_from_trunk(self.model, outputs))
+
+    def batch_context(self, context: DecodeContext) -> DecodeContext:
+        return Backend.batch_context(self, context)  # stage extras stay as they are: the skips are made per row
+
+    def decode(
+        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
+    ) -> torch.Tensor:
+        out = self.rest(feats, context.extras)
+        ctx = DecodeContext(context.sparse, context.dense, {k: v for k, v in out.items() if k != FEATURES})
+        ctx = ctx if reference else self.base.batch_context(ctx)  # the batched decoder's skip layout
+        return self.base.decode(out[FEATURES], ctx, mask_choice, reference)
+
+
+@register_family
+class Sam2Family(Family):
+    """SAM2: `image_embed` after `no_mem_embed` (the tensor SAM2's image predictor decodes) is what the search edits."""
+
+    name = "sam2"
+    label = "SAM2"
+    backend = Sam2Backend
+    block_backend = HieraBlocks
+    block_remap = staticmethod(remap_channels_last)
+
+    def owns(self, model):
+        return hasattr(model, "sam_mask_decoder") and hasattr(model, "no_mem_embed")
+
+    def patch(self, model, pairs):
+        return sam2_patch(model, pairs)
+
+    def output_channels(self, model):
+        return model.sam_prompt_encoder.embed_dim
+
+    def blocks(self, model):
+        trunk = getattr(getattr(model, "image_encoder", None), "trunk", None)  # SAM2Base's Hiera
+        return trunk.blocks if hasattr(trunk, "stage_ends") else None
+
+    def block_width(self, blocks, block):
+        return blocks[block].dim_out
+
+
+SAM2_1_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+SAM2_0_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
+_SIZES = (
+    ("t", "tiny", "Hiera-T (39M)"),
+    ("s", "small", "Hiera-S (46M)"),
+    ("b+", "base_plus", "Hiera-B+ (81M)"),
+    ("l", "large", "Hiera-L (224M)"),
+)
+_SAM2_1_SHA256 = {  # published sha256 of the official SAM 2.1 checkpoints
+    "t": "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69",
+    "s": "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38",
+    "b+": "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
+    "l": "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
+}
+
+
+def _sam2(
+    name: str,
+    description: str,
+    config: str,
+    file: str | None,
+    sha256: str | None = None,
+    base_url: str = SAM2_1_URL,
+    overrides: list[str] | None = None,
+    hub: str | None = None,
+) -> ModelSpec:
+    url = base_url + file if file else None
+    build_fn = lambda: build(config, overrides)  # noqa: E731
+    return ModelSpec(name, "sam2", description, build_fn, url, sha256, hub=hub, test_size=file is None)
+
+
+register(
+    *(
+        _sam2(
+            f"sam2_hiera_{k}",
+            f"SAM 2.1 {label}, official Meta checkpoint",
+            CONFIGS[k],
+            f"sam2.1_hiera_{file}.pt",
+            _SAM2_1_SHA256[k],
+            hub=f"facebook/sam2.1-hiera-{file.replace('_', '-')}/sam2.1_hiera_{file}.pt",
+        )
+        for k, file, label in _SIZES
+    ),
+    *(
+        _sam2(
+            f"sam2.0_hiera_{k}",
+            f"SAM 2 (July 2024) {label}; no published sha256, the file's hash is recorded",
+            SAM2_0_CONFIGS[k],
+            f"sam2_hiera_{file}.pt",
+            None,
+            SAM2_0_URL,
+            hub=f"facebook/sam2-hiera-{file.replace('_', '-')}/sam2_hiera_{file}.pt",
+        )
+        for k, file, label in _SIZES
+    ),
+    _sam2(
+        "sam2_tiny",
+        "SAM 2.1 Hiera classes at test size (128 px, 5 blocks); no official weights",
+        CONFIGS["t"],
+        None,
+        overrides=TINY_OVERRIDES,
+    ),
+    _sam2(
+        "sam2_tiny_narrow",
+        "sam2_tiny with a 32-wide Hiera trunk (the SAM2 demo model's base); no official weights",
+        CONFIGS["t"],
+        None,
+        overrides=NARROW_OVERRIDES,
+    ),
+)

@@ -1,0 +1,244 @@
+"""The command line's flags: one parser for every verb, its choices read from the registries (tasks, metrics,
+search modes and their options, protocols), and the frozen configs the flags build."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+
+from ..data.prompts import PROMPT_MODES
+from ..engine import SearchSettings, SessionConfig
+from ..engine.evaluator import PRECISIONS
+from ..engine.screening import MODES, all_options
+from ..engine.select import SELECT_MODES
+from ..models.base import MASK_CHOICES
+from ..replace import Edit, parse_edits
+from ..tasks import PROTOCOLS, all_metrics, get_task, task_names
+from ..training.demo import DEMO_BASES, DEMO_DIR, TrainConfig
+
+DESCRIPTION = "Command line `python -m redundancy VERB`: a shell over the engine (every verb has --help)."
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="sam_vit_b", help="registry name (see `models`)")
+    p.add_argument(
+        "--checkpoint",
+        help="weights instead of the official download: a local file (.pt/.pth/.safetensors; transformers SamModel "
+        "files too), hf://OWNER/REPO[/FILE][@REVISION], or 'hub' for the registry's Hub copy (see `models`)",
+    )
+    p.add_argument(
+        "--finetuned",
+        help="your fine-tuned weights over the base: full, decoder-only or LoRA (peft adapters too), a file or hf://",
+    )
+    p.add_argument("--random-init", action="store_true", help="seeded random weights (pipeline tests only)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights and the search-set split")
+    p.add_argument(
+        "--data",
+        help="dataset folder or .zip: images/+masks/ or PerSeg (segment), class folders or a CSV of image,label "
+        "(classify), images/+depth/ (depth)",
+    )
+    p.add_argument(
+        "--task",
+        choices=task_names(),
+        help="the task; default: the data's (masks: segment; class folders or a label CSV: classify; images/ + "
+        "depth/: depth)",
+    )
+    p.add_argument(
+        "--head",
+        help="classify / depth: a head state dict (weight, bias) over the model's tokens; default: fit one on a "
+        "separate head split of the data",
+    )
+    p.add_argument("--head-images", type=int, help="images in that head split (default: a third of the data)")
+    p.add_argument(
+        "--layer",
+        type=int,
+        help="replace channels at the output of this encoder block (0-based; SAM's ViT, DINOv2's ViT, SAM2's Hiera "
+        "trunk; its width, e.g. 768 for SAM ViT-B) and re-run the blocks after it per candidate; default: the "
+        "encoder output, as the paper",
+    )
+    p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
+    p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
+    p.add_argument("--prompt", default="none", choices=PROMPT_MODES, help="prompts from GT")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="mIoU: image (per-image mean), perseg (pooled per object) or persam (PerSAM's eval_miou.py: "
+        "as perseg without each object's 00 reference image); default: the dataset's own",
+    )
+    p.add_argument(
+        "--mask",
+        dest="mask_choice",
+        default="single",
+        choices=MASK_CHOICES,
+        help="single-mask output, or the multimask output with the best predicted IoU",
+    )
+    p.add_argument(
+        "--metric",
+        choices=all_metrics(),
+        help="what pair gains measure: "
+        + "; ".join(f"{name}: {', '.join(get_task(name).metric_names)}" for name in task_names())
+        + " (default: the task's first)",
+    )
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--batch-rows", dest="rows", type=int, help="decoder rows per call (default per device)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=tuple(PRECISIONS),
+        help="decoder matrix products in fp32 (default) or bfloat16 autocast, for GPUs with bf16 units "
+        "(unmeasured here; several times slower on CPUs without them); metrics stay fp32",
+    )
+    p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+
+
+def _add_scope(p: argparse.ArgumentParser) -> None:
+    """Which pairs to score and the search modes' own options (search and compare)."""
+    p.add_argument("--top-n", type=int, default=10, help="pairs kept for the 2^N - 1 combination stage")
+    p.add_argument("--sources", default="auto", help="channels that may be replaced: auto|all|every:K|0-31,40")
+    p.add_argument(
+        "--targets",
+        default="auto",
+        help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
+    )
+    for option in all_options():  # each mode's own parameters (screening/), as the mode declares them
+        p.add_argument(
+            "--" + option.name.replace("_", "-"), type=option.kind, help=f"{option.help} (default: {option.default})"
+        )
+
+
+class DEFAULTS(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m redundancy", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = functools.partial(sub.add_parser, formatter_class=DEFAULTS)  # subparsers do not inherit it
+    m = add("models", help="list the model registry")
+    m.add_argument("--json", action="store_true", help="print the registry as JSON")
+
+    s = add("search", help="score channel pairs, pick the top N, search their combinations")
+    _add_common(s)
+    _add_scope(s)
+    s.add_argument(
+        "--mode",
+        default="exact",
+        choices=tuple(MODES),
+        help="; ".join(f"{name}: {mode.summary}" for name, mode in MODES.items()),
+    )
+    s.add_argument(
+        "--select",
+        default="search",
+        choices=SELECT_MODES,
+        help="search: the best subset on the search set (the paper); cv: N and the subset chosen by k-fold "
+        "cross-validation on the search set, with an estimate of the gain on unseen images; greedy: the set grown "
+        "one pair at a time from a larger pool, its size chosen by cross-validation (cv, greedy: mode exact)",
+    )
+    s.add_argument("--folds", type=int, default=5, help="select cv / greedy: folds of the search set")
+    s.add_argument(
+        "--alphas",
+        help="soft replacement: alphas in (0, 1) scored besides 1, e.g. 0.25,0.5,0.75; pair (i, j, a) makes "
+        "channel i (1 - a) X_i + a X_j; each pair keeps its best alpha (select cv / greedy: chosen per fold)",
+    )
+    s.add_argument("--pool", type=int, help="select greedy: candidate pairs (default 4 x top N)")
+    s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
+    s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run of other settings in --out (everything it owns is removed first)",
+    )
+
+    c = add(
+        "compare",
+        help="exact vs taylor vs halving on the same pairs: top-N overlap, rank correlation, mIoU, time",
+    )
+    _add_common(c)
+    _add_scope(c)
+    c.add_argument("--out", help="folder for modes.json and modes.csv")
+
+    a = add(
+        "ablate",
+        help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7",
+    )
+    _add_common(a)
+    a.add_argument("--run", help="take model, data and split from a finished run")
+    a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216 (or 'all': the full sweep)")
+    a.add_argument("--swap", default="", help="pairs to swap, one edit each: 1:2,5:9")
+    a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
+    a.add_argument("--scale", default="", help="i:s multiplies channel i by s (0 zeroes it): 6:0.5,216:2")
+    a.add_argument("--plain", action="store_true", help="use the unbatched reference path (one call per image)")
+    a.add_argument("--unverified", action="store_true", help="use a --run whose files do not match its manifest")
+
+    f = add(
+        "figures",
+        help="publication figures (PNG 300 dpi, SVG, PDF) from one or more run dirs",
+    )
+    f.add_argument("runs", nargs="+", help="run directories (several: adds the cross-dataset consistency figure)")
+    f.add_argument("--format", default="png,svg,pdf", help="comma list of png, svg, pdf")
+    f.add_argument("--out", required=True, help="folder for the figures and their caption .txt files")
+    f.add_argument("--unverified", action="store_true", help="draw runs whose files do not match their manifest")
+
+    p = add("apply", help="apply a run's replacement set to images and write the patched predictions")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="a finished run directory (its replacements.json and model)")
+    src.add_argument(
+        "--replacements", help="a shared set: a run folder, or hf://OWNER/REPO[@REVISION] as `push` uploads it"
+    )
+    p.add_argument("--checkpoint", help="the run's weights file where its recorded path is not on this machine")
+    p.add_argument("--data", required=True, help="images to predict: a folder or .zip, with masks for mIoU or without")
+    p.add_argument("--out", required=True, help="folder for masks/, baseline_masks/, overlays/ and predictions.zip")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
+    p.add_argument("--protocol", choices=PROTOCOLS, help="mIoU protocol for the report (default: the run's)")
+
+    u = add("push", help="share a finished run on the Hugging Face Hub: run files, figures and a model card")
+    u.add_argument("run", help="a finished run directory")
+    u.add_argument("repo", help="OWNER/REPO on the Hub (created if needed; your token: HF_TOKEN or `hf auth login`)")
+    u.add_argument("--private", action="store_true", help="create the repository as private")
+    u.add_argument("--to", help="write the repository's content to this folder instead of uploading (to check it)")
+
+    t = add(
+        "train-demo",
+        help="train a demo model (sam_tiny / sam2_tiny classes) on synthetic shapes: not SAM",
+    )
+    defaults = TrainConfig()
+    t.add_argument("--model", default=defaults.base, choices=DEMO_BASES, help="architecture to train")
+    t.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps (cosine schedule)")
+    t.add_argument("--batch", type=int, default=defaults.batch, help="source images per step")
+    t.add_argument("--lr", type=float, default=defaults.lr, help="peak AdamW learning rate")
+    t.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights and the image stream")
+    t.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps between source-mIoU checks")
+    t.add_argument("--out", default=str(DEMO_DIR), help="folder for <model>_demo.pt and models.json")
+    return parser
+
+
+def parse_edit_flags(zero: str, swap: str, replace: str, scale: str = "") -> list[Edit]:
+    """Edits from the ablate flags, in flag order (range checks happen against the model)."""
+    flags = (("zero", zero), ("swap", swap), ("replace", replace), ("scale", scale))
+    return [e for kind, text in flags for e in parse_edits(kind, text)]
+
+
+def _fields(cls: type, args: argparse.Namespace, **override) -> dict:
+    """The dataclass `cls`'s fields among the parsed flags (unset flags keep the class defaults)."""
+    given = {k: v for k, v in vars(args).items() if k in cls.__dataclass_fields__ and v is not None}
+    return {**given, **override}
+
+
+def session_config(args: argparse.Namespace, **override) -> SessionConfig:
+    """The session config the flags describe."""
+    return SessionConfig(**_fields(SessionConfig, args, **override))
+
+
+def search_settings(args: argparse.Namespace) -> SearchSettings:
+    """The search settings the flags describe; a mode option is set only where its flag is given."""
+    options = {o.name: getattr(args, o.name) for o in all_options() if getattr(args, o.name, None) is not None}
+    return SearchSettings(**_fields(SearchSettings, args), options=options)

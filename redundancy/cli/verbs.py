@@ -1,0 +1,304 @@
+"""The command line's verbs: each a few lines around an engine, runs or report call, printing what it found."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..engine import Callbacks, Session, SessionConfig, ablate, compare_search_modes, run_search
+from ..engine.distributed import setup as setup_distributed
+from ..engine.distributed import teardown as teardown_distributed
+from ..engine.features import FeatureCache
+from ..engine.provenance import search_key
+from ..errors import RedundancyError
+from ..io import ensure_folder
+from ..models import REGISTRY
+from ..replace import Edit
+from ..report.summary import format_seconds, summary_text
+from ..runs.apply import apply_run, backend_for_run, open_run_data, run_head
+from ..runs.resume import RunState, check_out_folder, claim_run_dir, search_lock
+from ..runs.rundir import RunDir
+from ..runs.writers import read_run, save_ablation, write_comparison, write_run
+from ..training.demo import TrainConfig, train_and_save
+from .parser import build_parser, parse_edit_flags, search_settings, session_config
+
+
+def _feature_cache(args: argparse.Namespace) -> FeatureCache | None:
+    return FeatureCache(args.cache) if getattr(args, "cache", None) else None
+
+
+def _log(args: argparse.Namespace, msg: str) -> None:
+    print(msg, file=sys.stderr if args.json else sys.stdout)
+
+
+def _bar_callbacks(args: argparse.Namespace) -> Callbacks:
+    """tqdm bars on stderr; each bar closes itself when its stage completes."""
+    bars: dict[str, tqdm] = {}
+
+    def step(name: str, unit: str, done: int, total: int) -> None:
+        bar = bars.get(name)
+        if bar is None or bar.total != total or done < bar.n:
+            # The first report comes after the first block of work: it is the bar's start, so the rate
+            # counts only what follows (not "11244 img/s" for a block that took seconds).
+            bar = bars[name] = tqdm(
+                total=total, initial=done, desc=name, unit=unit, file=sys.stderr, dynamic_ncols=True
+            )
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return Callbacks(
+        encode=lambda d, t: step("encoding", "img", d, t),
+        pairs=lambda ev: step("scoring pairs", "pair", ev.done, ev.total),
+        combos=lambda d, t: step("combinations", "set", d, t),
+        edits=lambda d, t: step("ablating", "edit", d, t),
+        log=lambda m: _log(args, m),
+    )
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "name": s.name,
+            "family": s.family,
+            "tasks": list(s.tasks),
+            "description": s.description,
+            "url": s.url,
+            "hub": s.hub and f"hf://{s.hub}",
+        }
+        for s in REGISTRY.values()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['name']:<18} {'/'.join(r['tasks']):<15} {r['description']}")
+    return 0
+
+
+def _describe(session: Session, say: Callable[[str], None], extra: str = "") -> None:
+    """The model, weights, device and data split of a session, as log lines."""
+    b = session.backend
+    say(f"model {b.name} | {b.weights.label} | device {b.device}{extra} | task {session.task.name}")
+    head = f"head split {len(session.head_set)}, " if session.head_set is not None else ""
+    say(
+        f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): {head}search set "
+        f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}"
+    )
+    if session.task.needs_head:
+        say(f"head: {session.cfg.head or 'fitted on the head split when the search set is first encoded'}")
+    for w in session.dataset.warnings:
+        say(f"warning: {w}")
+
+
+def _require_data(args: argparse.Namespace) -> None:
+    if not args.data:
+        raise RedundancyError("--data is required: a dataset folder or .zip (try assets/sample).")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    _require_data(args)
+    settings = search_settings(args)  # checked when made, before any distributed set-up
+    job = setup_distributed()  # None unless launched by torchrun
+    if job and not settings.search_mode.exact:
+        raise RedundancyError(f"--mode {settings.mode} runs in one process; launch it without torchrun.")
+    cuda = job and torch.cuda.is_available()
+    cfg = session_config(args, device=f"cuda:{job.local_rank}") if cuda else session_config(args)
+    quiet = job is not None and not job.main  # one rank talks
+    out = Path(args.out)
+    check_out_folder(out)  # before anything is encoded: a folder of the user's own is never written into
+    with search_lock(out) if not quiet else contextlib.nullcontext():  # rank 0 holds the folder for all ranks
+        session = Session.open(cfg, _feature_cache(args), progress=not quiet)
+        say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
+        _describe(session, say, f" | rank {job.rank} of {job.world}" if job else "")
+        callbacks = Callbacks() if quiet else _bar_callbacks(args)
+        pairs = session.channel_pairs(settings)  # a bad channel list fails before anything is encoded
+        session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
+        key = search_key(session, settings, pairs)
+        claim_run_dir(RunDir(out), key, args.overwrite)
+        state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
+        result = run_search(session, settings, callbacks, state=state, dist=job)
+        if job and not job.main:
+            teardown_distributed(job)
+            return 0
+        say(
+            f"feature cache: {session.cache_hits} of {len(session.search_set) + len(session.heldout_set)} images "
+            "were already encoded"
+        )
+        write_run(out, result)
+        state.finish()
+    teardown_distributed(job)
+    if args.json:
+        print(json.dumps(RunDir(out).replacements(), indent=2))
+        return 0
+    if session.head:
+        print(f"\nhead: {session.head.label}")
+    print("\n" + summary_text(result, session.task.metric(result.settings.metric)))
+    print(f"run written to {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    _require_data(args)
+    settings = search_settings(args)
+    if args.out:
+        ensure_folder(Path(args.out))  # checked before the comparison runs, not after
+    session = Session.open(session_config(args), _feature_cache(args))
+    say = lambda m: _log(args, m)  # noqa: E731
+    _describe(session, say)
+    cb = _bar_callbacks(args)
+    cb.log = lambda m: say(f"- {m}")
+    reports = compare_search_modes(session, settings, callbacks=cb)
+    if args.out:
+        write_comparison(Path(args.out), session, settings, reports)
+    if args.json:
+        print(json.dumps([r.row() for r in reports], indent=2))
+        return 0
+    m = session.task.metric(settings.metric)
+    print(f"\n{session.backend.weights.label}: baseline {m.show(reports[0].baseline_miou)}")
+    best = f"best {m.label}"
+    head = f"{'mode':<9}{'top-N overlap':>14}{'Spearman':>10}{'scored':>9}{best:>13}{'time':>9}"
+    print(head + f"{'time/exact':>12}{'rows/exact':>12}")
+    for r in reports:
+        print(
+            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{m.value(r.best_miou):>13.4g}"
+            f"{format_seconds(r.seconds):>9}{r.time_share:>12.3f}{r.cost:>12.3f}"
+        )
+    print("time/exact: measured on this machine; rows/exact: decoder rows counted (a forward + backward = 3 rows)")
+    if args.out:
+        print(f"written to {Path(args.out) / 'modes.json'} and modes.csv")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    zero_all = args.zero.strip().lower() == "all"
+    edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace, args.scale)
+    if args.run:
+        config, _ = read_run(Path(args.run), verify=not args.unverified)
+        cfg = SessionConfig.recorded(config["config"], device=args.device)
+        data = open_run_data(config, args.data)
+        head = run_head(Path(args.run), config)
+        session = Session(backend_for_run(config, args.device), data, cfg, _feature_cache(args), head)
+    else:
+        if not args.data:
+            raise RedundancyError("--data (or --run) is required.")
+        session = Session.open(session_config(args), _feature_cache(args))
+    if zero_all:  # the full sweep: every channel zeroed alone
+        edits = [Edit("zero", c) for c in range(session.backend.channels)] + edits
+    base, rows = ablate(session, edits, plain=args.plain, callbacks=_bar_callbacks(args))
+    if args.run:
+        save_ablation(Path(args.run), base, rows)
+    label = session.backend.weights.label
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    **session.header(),
+                    "protocol": session.protocol,
+                    "images": len(session.search_set),
+                    "baseline": vars(base),
+                    "edits": [vars(r) for r in rows],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    m = session.task.metric()
+    print(f"{session.backend.name} | {label} | {len(session.search_set)} search images | protocol {session.protocol}")
+    print(f"{'edit':<22}{m.label:>10}{'delta':>10}{'loss':>10}")
+    for r in [base, *rows]:
+        print(f"{r.edit:<22}{m.value(r.miou):>10.4g}{m.value(r.miou) - m.value(base.miou):>+10.4f}{r.loss:>10.4f}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from ..report.figures import render  # matplotlib: loaded for this verb only
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    written = render(args.runs, args.out, formats, verify=not args.unverified)
+    print(f"{len(written)} files written to {args.out}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from ..report.share import bundle, push
+
+    if args.to:
+        out = bundle(Path(args.run), Path(args.to), args.repo)
+        print(f"repository content for {args.repo} written to {out} (nothing uploaded)")
+        return 0
+    print(f"uploaded to {push(Path(args.run), args.repo, args.private)}")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from ..report.share import fetch_run
+
+    cache = FeatureCache(args.cache) if args.cache else None
+    run = Path(args.run) if args.run else fetch_run(args.replacements)
+    backend = None
+    if args.checkpoint:
+        config, _ = read_run(run, verify=not args.unverified)
+        config = {**config, "config": {**config["config"], "checkpoint": args.checkpoint}}
+        backend = backend_for_run(config, args.device)
+    res = apply_run(
+        run,
+        Path(args.data),
+        Path(args.out),
+        args.device,
+        cache,
+        extract_to=Path(args.out) / "_data",
+        backend=backend,
+        verify=not args.unverified,
+        protocol=args.protocol,
+    )
+    summary = {
+        "images": res.images,
+        "zip": str(res.zip_path),
+        "pairs": [list(p) for p in res.pairs],
+        "metric": res.metric,
+        f"baseline_{res.metric}": res.baseline_miou,
+        f"patched_{res.metric}": res.patched_miou,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{res.images} patched predictions written to {Path(args.out)} (zip: {res.zip_path})")
+        if res.baseline_miou is not None:
+            print(f"{res.metric_label} {res.baseline_miou:.4g} -> {res.patched_miou:.4g} with {len(res.pairs)} pairs")
+    return 0
+
+
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(args.model, args.steps, args.batch, args.lr, seed=args.seed, eval_every=args.eval_every)
+    train_and_save(cfg, args.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one clear line and exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return {
+            "models": cmd_models,
+            "search": cmd_search,
+            "compare": cmd_compare,
+            "ablate": cmd_ablate,
+            "apply": cmd_apply,
+            "figures": cmd_figures,
+            "push": cmd_push,
+            "train-demo": cmd_train_demo,
+        }[args.command](args)
+    except RedundancyError as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message holds
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0

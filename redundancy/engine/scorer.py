@@ -1,0 +1,145 @@
+"""The pair scorer: one verb, `score`: every ordered pair (i, j), channel i taking channel j's values, scored
+on an evaluator against the unmodified features; `[i, j]` of its matrices is that pair's gain."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import Cancelled, ReplacementError
+from ..replace import check_channel, identity_map, pair_alphas, pair_maps, pair_rows
+from ..tasks import LOSS, Stats
+from .evaluator import Evaluator
+from .progress import ScoreProgress
+
+
+@dataclass
+class PairScores:
+    """Pair gains. `gain[i, j]` is the gain when channel i takes channel j's values (NaN: not scored).
+
+    miou_gain = score(X') - score(X): the task's score (mIoU points for segmentation; accuracy points,
+    or minus RMSE / AbsRel, elsewhere: always positive is better); loss_gain = loss(X) - loss(X').
+    `gain` is the one the search ranks by (`metric`), the other breaks ties.
+    """
+
+    metric: str
+    miou_gain: np.ndarray
+    loss_gain: np.ndarray
+    baseline_miou: float
+    baseline_loss: float
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+    alpha: np.ndarray | None = None  # soft scan: the alpha of each pair's best gain (1: the plain replacement)
+
+    def alpha_of(self, i: int, j: int) -> float:
+        """The alpha pair (i, j) is used with (1 unless a soft scan found a better one)."""
+        return 1.0 if self.alpha is None else float(self.alpha[i, j])
+
+    @property
+    def gain(self) -> np.ndarray:
+        return self.loss_gain if self.metric == LOSS else self.miou_gain
+
+    @property
+    def tiebreak(self) -> np.ndarray:
+        return self.miou_gain if self.metric == LOSS else self.loss_gain
+
+
+def channel_pairs(sources: list[int], targets: list[int], channels: int) -> torch.Tensor:
+    """All ordered (i, j), i in sources, j in targets, i != j, sorted -> (P, 2) long."""
+    src = sorted({check_channel(c, channels) for c in sources})
+    tgt = sorted({check_channel(c, channels) for c in targets})
+    if not src or not tgt:
+        raise ReplacementError("no channels to score; give at least one source and one target channel.")
+    grid = torch.cartesian_prod(torch.tensor(src), torch.tensor(tgt)).reshape(-1, 2)
+    grid = grid[grid[:, 0] != grid[:, 1]]
+    if len(grid) == 0:
+        raise ReplacementError("every source equals its only target; add more channels.")
+    return grid
+
+
+class PairScorer:
+    """Scores channel-replacement pairs on an evaluator; one verb: `score`."""
+
+    def __init__(self, evaluator: Evaluator, metric: str | None = None, keep_groups: bool = False):
+        task = evaluator.set.task
+        self.metric = metric or task.metrics[0].name
+        self.score_metric = task.metric(self.metric).name  # the score reported beside (or ranked by)
+        self.evaluator = evaluator
+        self._baseline: tuple[float, float] | None = None
+        self.baseline_stats: Stats | None = None  # per image, once `baseline` has run
+        self.keep_groups = keep_groups  # keep every scored pair's per-group scores (cross-validated selection)
+        self.group_pairs: np.ndarray | None = None  # (P, 3): the (source, target, alpha) rows of the latest `score`
+        self.group_scores: np.ndarray | None = None  # (P, G): their per-group scores (NaN: not scored here)
+
+    def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
+        """(mIoU %, loss) of the unmodified features, computed once."""
+        if self._baseline is None:
+            stats = self.evaluator.stats(identity_map(self.evaluator.channels)[None], cancel=cancel)
+            miou, loss = self.evaluator.summarize(stats, self.score_metric)
+            self._baseline = (float(miou[0]), float(loss[0]))
+            self.baseline_stats = stats  # per image, for confidence intervals of every gain against it
+        return self._baseline
+
+    def score(
+        self,
+        pairs: torch.Tensor | None = None,
+        on_progress: Callable[[ScoreProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        plain: bool = False,
+        known: tuple[np.ndarray, np.ndarray] | None = None,
+        alpha: float = 1.0,
+    ) -> PairScores:
+        """Score `pairs` (P, 2) (default: all C^2 - C) batched, or one call at a time if `plain`.
+
+        `known` (miou_gain, loss_gain) from an interrupted run: pairs already scored there are kept.
+        `alpha` < 1 scores soft pairs (i, j, alpha) through the decoder (the linear heads' shortcut is exact
+        for alpha 1 only).
+        """
+        c = self.evaluator.channels
+        pairs = channel_pairs(range(c), range(c), c) if pairs is None else pairs
+        base_miou, base_loss = self.baseline(cancel)
+        if known is None:
+            miou_gain = np.full((c, c), np.nan, np.float32)
+            loss_gain = np.full((c, c), np.nan, np.float32)
+        else:
+            miou_gain, loss_gain = known[0].copy(), known[1].copy()
+        pending = np.isnan(miou_gain[pairs[:, 0].numpy(), pairs[:, 1].numpy()])
+        todo = pairs[torch.from_numpy(pending)]
+        position = np.flatnonzero(pending)  # of each todo pair in `pairs`
+        if self.keep_groups:
+            groups = self.evaluator.per_group(self.baseline_stats, self.score_metric).shape[1]
+            self.group_pairs = pair_rows(pairs.numpy(), alpha)
+            self.group_scores = np.full((len(pairs), groups), np.nan, np.float32)
+        t0 = time.perf_counter()
+        done = len(pairs) - len(todo)
+
+        def record(start: int, chunk: Stats) -> None:
+            nonlocal done
+            miou, loss = self.evaluator.summarize(chunk, self.score_metric)
+            if self.keep_groups:
+                self.group_scores[position[start : start + len(miou)]] = self.evaluator.per_group(
+                    chunk, self.score_metric
+                )
+            ij = todo[start : start + len(miou)].numpy()
+            miou_gain[ij[:, 0], ij[:, 1]] = miou - base_miou
+            loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss
+            done += len(miou)
+            if on_progress:
+                gains = (loss_gain if self.metric == LOSS else miou_gain)[ij[:, 0], ij[:, 1]]
+                on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, miou_gain, loss_gain))
+
+        soft = pair_alphas(todo, alpha, c) if alpha != 1.0 else None
+        if plain:
+            maps = pair_maps(todo, c)
+            for k in range(len(maps)):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled by the user.")
+                record(k, self.evaluator.stats_plain(maps[k : k + 1], None if soft is None else soft[k : k + 1]))
+        elif soft is not None or not self.evaluator.pair_stats(todo, on_chunk=record, cancel=cancel):
+            self.evaluator.stats(pair_maps(todo, c), on_chunk=record, cancel=cancel, alphas=soft)
+        return PairScores(self.metric, miou_gain, loss_gain, base_miou, base_loss, time.perf_counter() - t0)

@@ -1,0 +1,74 @@
+"""Background jobs for interactive front ends: a thread per job, a state a UI polls, errors kept as text.
+
+Nothing here knows the method: the workspace gives a job its work (`fn(state, cancel)`), the work
+moves `state` through its stages (`enter_stage`), and a UI polls `state` and sets `cancel`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Cancelled, RedundancyError
+
+
+@dataclass
+class JobState:
+    """A snapshot a UI can poll: what stage a background job is at and what it has produced so far."""
+
+    stage: str = "idle"
+    done: int = 0
+    total: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    stage_started: float = field(default_factory=time.perf_counter)
+    error: str | None = None
+    finished: bool = False
+    cancelled: bool = False
+    updates: int = 0  # bumps on every new partial result, so a UI redraws only when something changed
+
+    def rate(self) -> float:
+        """Items per second in the current stage."""
+        dt = time.perf_counter() - self.stage_started
+        return self.done / dt if dt > 0 and self.done else 0.0
+
+    def eta(self) -> float | None:
+        r = self.rate()
+        return (self.total - self.done) / r if r else None
+
+
+class Job:
+    """Runs `fn(state, cancel)` in a thread; errors become readable text, never lost tracebacks."""
+
+    def __init__(self, fn: Callable[[JobState, threading.Event], Any], kind: str = "job"):
+        self.kind = kind  # what it is ("search", "sweep", "compare"): a reconnecting page shows it again
+        self.state = JobState(stage="starting")
+        self.cancel = threading.Event()
+        self.result: Any = None
+        # in the caller's context: a ZeroGPU task started from the job finds the request it serves there
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run, fn), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn) -> None:
+        try:
+            self.result = fn(self.state, self.cancel)
+        except Cancelled:
+            self.state.cancelled = True
+        except RedundancyError as e:
+            self.state.error = str(e)
+        except Exception as e:  # an unexpected failure must still reach the user as one line
+            self.state.error = f"unexpected error ({e.__class__.__name__}: {e}); finished results are kept."
+        finally:
+            self.state.finished = True
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+
+def enter_stage(state: JobState, name: str, total: int) -> None:
+    """Enter a new stage of a job: its name, size, and a fresh clock for its rate."""
+    state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()

@@ -1,0 +1,387 @@
+"""Per-user state for interactive front ends: a Session, its results, its own folder, background jobs.
+
+The app keeps one Workspace per browser session (in gr.State); nothing here imports gradio. Heavy steps run
+through the workspace's executor, chosen once (`executor.py`: this process, or ZeroGPU tasks).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cli.commandline import command_line
+from ..data import load_image
+from ..engine import AblationRow, Callbacks, ScoreProgress, SearchResult, SearchSettings, Session, SessionConfig
+from ..engine.cost import search_cost
+from ..engine.evaluator import check_rows
+from ..engine.features import FeatureCache
+from ..engine.screening import MODES, ModeReport
+from ..errors import RunError
+from ..io import env_number
+from ..replace import Edit, edit_alpha, edit_map, identity_map, set_map
+from ..runs.apply import ApplyResult
+from ..runs.writers import save_ablation, write_comparison, write_files, write_run
+from . import zerogpu  # on ZeroGPU, importing `spaces` patches torch: before anything touches CUDA
+from .executor import LocalExecutor, ZeroGpuExecutor
+from .jobs import Job, JobState, enter_stage
+from .redact import Redactor
+
+APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
+RECONNECT_S = env_number("REDUNDANCY_RECONNECT_S", 900)  # a page that went away may come back this long
+_LIVE: dict[str, Workspace] = {}  # every open workspace by reconnect key: what a reloaded page comes back to
+_LIVE_LOCK = threading.Lock()
+
+
+def live_workspaces() -> list[Workspace]:
+    """Every open workspace (the janitor closes those nobody came back for)."""
+    with _LIVE_LOCK:
+        return list(_LIVE.values())
+
+
+class Workspace:
+    """One user's session: model + data, ablation and sweep results, search runs, a private folder."""
+
+    def __init__(self, root: Path | None = None, cache: FeatureCache | None = None, remote: bool | None = None):
+        self.id = uuid.uuid4().hex  # names its folder (which messages and run files never show)
+        self.key = secrets.token_urlsafe(32)  # the reconnect secret: kept by its browser only, never in a file
+        self.dir = (root or APP_ROOT) / self.id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cache = cache or FeatureCache()
+        remote = zerogpu.ON if remote is None else remote
+        self.executor = ZeroGpuExecutor(self.dir, self.cache.root, self._command) if remote else LocalExecutor()
+        self.session: Session | None = None
+        self.result: SearchResult | None = None
+        self.run_dir: Path | None = None
+        self.sweep: dict[int, float] = {}  # the latest complete zero sweep: channel -> delta score
+        self.sweep_live: dict[int, float] = {}  # the sweep running now (or the last one, as far as it got)
+        self.sweep_rows: tuple[AblationRow, list[AblationRow]] | None = None  # the complete sweep's Table 1 rows
+        self.job: Job | None = None
+        self.gain: np.ndarray | None = None  # live pair-gain matrix while a search runs
+        self.scope: tuple[list[int], list[int]] = ([], [])  # (sources, targets) of the current search
+        self.comparison: list[ModeReport] = []  # the latest search-mode comparison
+        self.settings = SearchSettings()  # of the latest search or comparison
+        self.rows: int | None = None  # decoder rows per call of the latest job (None: the device default)
+        self.compared_with_search = False  # whether it reused the finished exact search's scores
+        self.detached_at: float | None = None  # when its page went away (None: a page holds it)
+        self.redactor = Redactor()  # what its visitor sees of server paths (messages, downloaded run files)
+        for folder in (self.dir, root or APP_ROOT, Path.cwd()):
+            self.redactor.add(folder, "")
+        with _LIVE_LOCK:
+            _LIVE[self.key] = self
+
+    @property
+    def remote(self) -> bool:
+        """Whether its heavy steps run on a ZeroGPU worker."""
+        return self.executor.remote
+
+    @classmethod
+    def reconnect(cls, key: str | None) -> Workspace | None:
+        """The open workspace with this reconnect key (a reloaded page's own, kept in its browser), or None.
+
+        Keys are random 256-bit values a browser only learns for its own workspace and that appear in no
+        file, message or folder name, so a page can only come back to what it created.
+        """
+        with _LIVE_LOCK:
+            ws = _LIVE.get(key or "")
+        if ws is not None:
+            ws.detached_at = None
+        return ws
+
+    def detach(self) -> None:
+        """Its page went away (closed or reloading): keep everything for RECONNECT_S, then the janitor closes it."""
+        self.detached_at = time.time()
+
+    def close(self) -> None:
+        """Cancel what runs, forget the workspace and delete the private folder."""
+        with _LIVE_LOCK:
+            _LIVE.pop(self.key, None)
+        if self.job and self.job.running:
+            self.job.cancel.set()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def metric(self, name: str | None = None):
+        """The loaded task's score metric (`name`, else the latest search's, else the task's default)."""
+        return self.require().task.metric(name or self.settings.metric)
+
+    def combination_view(self, result: SearchResult) -> tuple[list[int], list[float], float, int | None]:
+        """(subset sizes, scores, baseline, index of the best) of a search, in the metric's own units."""
+        value = self.metric(result.settings.metric).value
+        rows = result.combos.rows
+        best = rows.index(result.combos.best) if result.combos.best else None
+        return [len(x.pairs) for x in rows], [value(x.miou) for x in rows], value(result.combos.baseline_miou), best
+
+    def require(self) -> Session:
+        if self.session is None:
+            raise RunError("no model and dataset loaded yet; open the Data tab and press Load.")
+        return self.session
+
+    def busy(self) -> None:
+        if self.job and self.job.running:
+            raise RunError("a long job is still running in this session; wait for it or press Cancel.")
+
+    def load(self, cfg: SessionConfig, on_progress: Callable[[int, int], None] | None = None) -> Session:
+        """Open model and dataset (a zip is extracted into this workspace) and encode the search set."""
+        self.busy()
+        extract = self.dir / f"data-{uuid.uuid4().hex[:8]}"
+        if Path(cfg.data).is_file():  # an upload: messages and run files name the visitor's own file
+            for folder in (extract, extract.with_name(extract.name + "-gpu")):
+                self.redactor.add(folder, Path(cfg.data).name)
+        if self.remote:
+            cfg = replace(cfg, device="cpu")  # the GPU is the worker's; this process only reads the cache
+        session = Session.open(cfg, self.cache, extract_to=extract, progress=True)  # tqdm: UI tracks it
+        self.executor.prepare(session, extract, on_progress)
+        session.evaluator("search", on_progress)
+        self.session, self.result, self.run_dir, self.gain = session, None, None, None
+        self.sweep, self.sweep_live, self.sweep_rows, self.comparison = {}, {}, None, []
+        self.settings, self.rows = SearchSettings(), None
+        return session
+
+    def _command(self, verb: str, cfg: SessionConfig | None = None, settings: SearchSettings | None = None) -> str:
+        """The CLI line that runs this job on a user's own machine (for a job too long for ZeroGPU)."""
+        cfg = cfg or self.require().cfg
+        data = Path(cfg.data)
+        if data.is_absolute() and Path.cwd() in data.parents:  # a bundled dataset: as the repository names it
+            data = data.relative_to(Path.cwd())
+        elif self.dir in data.parents or Path(tempfile.gettempdir()) in data.parents:  # an upload: the user's file
+            data = Path(data.name)
+        if verb == "compare" and settings is not None:
+            settings = replace(settings, mode=SearchSettings.mode)  # compare runs every mode; it takes no --mode
+        return command_line(verb, replace(cfg, data=str(data)), settings, out=None if verb == "compare" else "run")
+
+    # ---------- views (cheap: this process) ----------
+
+    def features(self, index: int) -> np.ndarray:
+        """Search-set image `index`'s channel maps (C, h, w) as numpy (a ViT's patch tokens on its grid)."""
+        s = self.require()
+        return s.backend.channel_maps(s.evaluator("search").set.feats[index : index + 1])[0].cpu().numpy()
+
+    def output(self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None) -> torch.Tensor:
+        """The head's output for search image `index` with no edit, one edit or a replacement set, at its size:
+        mask logits (H, W), class logits (K,) or depth (H, W)."""
+        s = self.require()
+        c = s.backend.channels
+        f, alpha = (edit_map(edit, c), edit_alpha(edit, c)) if edit else set_map(pairs or [], c)
+        return s.evaluator("search").logits(f, [index], alpha)[0]
+
+    def target_view(self, index: int) -> np.ndarray:
+        """Search image `index` with its ground truth, as its task pictures it."""
+        s = self.require()
+        sample = s.search_set.samples[index]
+        return s.task.target_view(load_image(sample.image_path), s.task.load_target(sample), s.dataset.classes)
+
+    def prediction_view(
+        self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None
+    ) -> np.ndarray:
+        """Search image `index`'s prediction (no edit, one edit or a set) as its task pictures it."""
+        s = self.require()
+        sample = s.search_set.samples[index]
+        image, target = load_image(sample.image_path), s.task.load_target(sample)
+        return s.task.prediction_view(image, self.output(index, edit, pairs), target, s.dataset.classes)
+
+    # ---------- background jobs ----------
+
+    def start_sweep(self, channels: list[int]) -> Job:
+        """Zero each channel alone on the search set (`engine.ablate`, batched) in the background.
+
+        `sweep_live` fills as edits finish; `sweep` (what the explorer sorts by) is replaced only when
+        the new sweep completes, so a cancelled re-run never replaces a complete sweep with part of one.
+        """
+        s = self.require()
+        self.busy()
+        self.sweep_live = {}
+
+        def work(state: JobState, cancel: threading.Event) -> dict[int, float]:
+            enter_stage(state, "zeroing channels", len(channels))
+
+            def on_row(row: AblationRow) -> None:
+                self.sweep_live[int(row.edit.split()[1])] = row.delta_miou
+
+            def on_edits(done: int, total: int) -> None:
+                state.done = done
+                state.updates += 1
+
+            edits = [Edit("zero", k) for k in channels]
+            self.sweep_rows = self.executor.sweep(s, edits, self.rows, Callbacks(edits=on_edits), cancel, on_row)
+            self.sweep = dict(self.sweep_live)
+            return self.sweep
+
+        self.job = Job(work, "sweep")
+        return self.job
+
+    def start_search(self, settings: SearchSettings, rows: int | None = None) -> Job:
+        """Run the whole search in the background; the live gain matrix is `self.gain`."""
+        s, pairs = self._prepare(settings, rows)
+        run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+        def work(state: JobState, cancel: threading.Event) -> SearchResult:
+            stage = partial(enter_stage, state)
+            on_pairs = self._live_pairs(state, "scoring pairs")
+
+            def on_combos(done: int, total: int) -> None:
+                if state.stage != "combinations":
+                    stage("combinations", total)
+                state.done = done
+                state.updates += 1
+
+            stage("scoring pairs", len(pairs))
+            result = self.executor.search(s, settings, rows, Callbacks(pairs=on_pairs, combos=on_combos), cancel)
+            stage("writing run files", 1)
+            write_run(run_dir, result, public=self.redactor.record)
+            self.result, self.run_dir = result, run_dir
+            stage("search finished", 1)
+            state.done = 1
+            state.updates += 1
+            return result
+
+        self.job = Job(work, "search")
+        return self.job
+
+    def _prepare(self, settings: SearchSettings, rows: int | None) -> tuple[Session, torch.Tensor]:
+        """Check a new job's settings (and that nothing runs) and reset the live view; (session, pairs (P, 2))."""
+        s = self.require()
+        self.busy()
+        pairs = s.channel_pairs(settings)  # validates the channel lists before anything starts
+        check_rows(rows)  # a bad batch size is refused before anything starts
+        self.settings, self.rows = settings, rows
+        self.scope = (sorted(set(pairs[:, 0].tolist())), sorted(set(pairs[:, 1].tolist())))
+        c = s.backend.channels
+        self.gain = np.full((c, c), np.nan, np.float32)
+        return s, pairs
+
+    def _live_pairs(self, state: JobState, name: str | None = None) -> Callable[[ScoreProgress], None]:
+        """A pair-scoring callback filling `self.gain` and the job state (stage `name`, or the current one)."""
+
+        def on_pairs(ev: ScoreProgress) -> None:
+            if (name and state.stage != name) or state.total != ev.total or ev.done < state.done:
+                enter_stage(state, name or state.stage, ev.total)
+            self.gain[ev.pairs[:, 0], ev.pairs[:, 1]] = ev.gains
+            state.done = ev.done
+            state.updates += 1
+
+        return on_pairs
+
+    def search_cost(self, settings: SearchSettings):
+        """The decoder rows of each stage of a search with `settings` on this session (`engine.cost`)."""
+        s = self.require()
+        settings = s.resolve(settings)
+        n_pairs = len(s.channel_pairs(settings))
+        shortcut = s.backend.has_pair_outputs()
+        return search_cost(settings, n_pairs, len(s.search_set), len(s.heldout_set), s.task, shortcut)
+
+    def estimate_seconds(self, settings: SearchSettings) -> float:
+        """Predicted time of a search with `settings` here: every stage's rows at the rates measured on this
+        session's search set (`Evaluator.seconds_per_row`, `seconds_per_pair_row`)."""
+        ev = self.require().evaluator("search")
+        return self.search_cost(settings).seconds(ev.seconds_per_row(), ev.seconds_per_pair_row())
+
+    def gpu_seconds(self, settings: SearchSettings) -> float | None:
+        """ZeroGPU: the GPU time a search with `settings` would ask for (None when this process computes itself)."""
+        return self.executor.seconds(self.require(), self.search_cost(settings))
+
+    def exact_search(self, pairs: torch.Tensor, metric: str) -> SearchResult | None:
+        """The finished exact search if its scores cover `pairs` in `metric` (to reuse)."""
+        r = self.result
+        if r is None or not MODES[r.settings.mode].exact or r.settings.metric != metric:
+            return None
+        if r.settings.select != "search" or r.settings.alpha_grid:  # its set was chosen another way than the modes'
+            return None
+        ij = pairs.numpy()
+        return r if np.isfinite(r.scores.gain[ij[:, 0], ij[:, 1]]).all() else None
+
+    def start_compare(self, settings: SearchSettings, rows: int | None = None) -> Job:
+        """Every search mode on the current scope in the background; reuses a finished exact search."""
+        settings = replace(settings, mode="exact", select="search", alphas="")
+        s, pairs = self._prepare(settings, rows)
+        exact = self.exact_search(pairs, s.resolve(settings).metric)
+        self.comparison, self.compared_with_search = [], exact is not None
+
+        def work(state: JobState, cancel: threading.Event) -> list[ModeReport]:
+            def log(message: str) -> None:
+                enter_stage(state, message, 0)
+                state.updates += 1
+
+            def on_combos(done: int, total: int) -> None:  # a count and an ETA for each mode's combination stage
+                if state.total != total:
+                    state.total, state.stage_started = total, time.perf_counter()
+                state.done = done
+                state.updates += 1
+
+            cb = Callbacks(pairs=self._live_pairs(state), combos=on_combos, log=log)
+            reports = self.executor.compare(s, settings, exact, rows, cb, cancel)
+            write_comparison(self.dir / "modes", s, settings, reports)
+            self.comparison = reports
+            enter_stage(state, "comparison finished", 1)
+            state.done = 1
+            state.updates += 1
+            return reports
+
+        self.job = Job(work, "compare")
+        return self.job
+
+    # ---------- results ----------
+
+    def export_predictions(self) -> Path:
+        """predictions.zip of the best set on the search and held-out images, in the run folder."""
+        s = self.require()
+        if self.result is None or self.run_dir is None:
+            raise RunError("no finished search yet; run one on the Search tab first.")
+        names, images, outs, base = [], [], [], []
+        c = s.backend.channels
+        f, alpha = set_map(self.result.best_pairs, c)
+        for which, data in (("search", s.search_set), ("heldout", s.heldout_set)):
+            if not len(data):
+                continue
+            ev = s.evaluator(which)
+            outs += ev.logits(f, alpha=alpha)
+            base += ev.logits(identity_map(c))
+            names += ev.set.names
+            images += [load_image(x.image_path) for x in data.samples]
+        files = s.task.prediction_files(names, images, outs, base, s.dataset.classes)
+        return write_files(self.run_dir / "predictions", files)
+
+    def apply(self, replacements: dict, images: Path | None = None) -> ApplyResult:
+        """Apply a replacement set to `images` (a folder or zip; default: this dataset) with this session's model;
+        the predictions' zip is named apart from the Results tab's export."""
+        s = self.require()
+        self.busy()
+        data = images or s.dataset.root
+        out = self.dir / f"apply-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        res = self.executor.apply(s, replacements, data, out, self.settings.metric, self.rows)
+        return replace(res, zip_path=res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip")))
+
+    def push(self, repo: str, private: bool = True) -> str:
+        """Upload the latest run (its figures included) to the Hub repository `repo`; its URL."""
+        from ..report.share import check_repo_id, push
+
+        repo = check_repo_id(repo)  # before anything is drawn or uploaded
+        if self.result is None or self.run_dir is None:
+            raise RunError("no finished search yet; run one on the Search tab first.")
+        return push(self.run_dir, repo, private, staging=self.dir / f"push-{uuid.uuid4().hex[:8]}")
+
+    def render_figures(self, formats: tuple[str, ...] = ("png",)) -> tuple[list[Path], Path]:
+        """Publication figures of the latest run (with the zero sweep, if one ran) and a zip of them."""
+        from ..report.figures import render
+
+        if self.result is None or self.run_dir is None:
+            raise RunError("no finished search yet; run one on the Search tab first.")
+        if self.sweep_rows:
+            save_ablation(self.run_dir, *self.sweep_rows)
+        out = self.run_dir / "figures"
+        written = render([self.run_dir], out, formats)
+        zip_path = out / "figures.zip"
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in written:
+                zf.write(path, path.name)
+        return [p for p in written if p.suffix == ".png"], zip_path

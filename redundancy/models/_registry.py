@@ -1,0 +1,164 @@
+"""The model registry: machinery only. Each family module (sam.py, sam2.py, dinov2.py, clip.py, mae.py)
+registers its `Family` and its `ModelSpec`s when imported (timm's `@register_model` + `default_cfgs` style);
+nothing here knows a family. Unknown names raise an error listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from ..errors import ModelError
+from ..replace import ReplacementPatch
+from ._weights import DEMO_LABEL
+from .base import Backend
+from .layers import BlockBackend
+
+HUB_SOURCE = "hub"  # --checkpoint hub: the registry's Hugging Face Hub copy of the official weights
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
+DEMO_MANIFEST = "models.json"  # in DEMO_DIR: each shipped demo checkpoint's file, sha256, base and training record
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: how to build the architecture and where its official weights live."""
+
+    name: str
+    family: str  # a registered `Family`'s name
+    description: str
+    build: Callable[[], torch.nn.Module]
+    url: str | None = None
+    sha256: str | None = None
+    shipped: Path | None = None  # a checkpoint shipped in this repository (the demo models), checked by sha256
+    tasks: tuple[str, ...] = ("segment",)  # what its head can do; the first is the default
+    hub: str | None = None  # the same weights' Hugging Face Hub repository (another source, its own format)
+    test_size: bool = False  # small enough to build with random weights in a test (the contract test runs it)
+
+
+class Family(ABC):
+    """What one model family knows: its backend, its checkpoints' layout, the hooks `patch` and `--layer` use.
+
+    The loader, `layers`, `patching` and the run writers ask the family; none of them checks a name or a type.
+    """
+
+    name: ClassVar[str]  # as `ModelSpec.family` names it
+    label: ClassVar[str]  # as papers and model cards name it: "SAM", "DINOv2", ...
+    backend: ClassVar[type[Backend]]
+    block_backend: ClassVar[type[BlockBackend]]  # the backend split after an encoder block (`--layer`)
+
+    def make_backend(self, name: str, model: torch.nn.Module, weights, device: torch.device) -> Backend:
+        """The backend over a built, loaded model."""
+        backend = self.backend(name, model, weights, device)
+        backend.family = self
+        return backend
+
+    def read(self, state: dict) -> tuple[dict, Callable[[], torch.nn.Module] | None, str | None]:
+        """A checkpoint's tensors in this family's own layout, with the builder (and registry name) its tensors
+        call for when they say which size they are (transformers' SAM files); (state, None, None) otherwise."""
+        return state, None, None
+
+    def convert(self, state: dict, model: torch.nn.Module) -> dict:
+        """A checkpoint's keys -> `model`'s (official layouts, position embeddings resized)."""
+        return state
+
+    def finetune_converter(self, path: Path) -> Callable[[dict], dict] | None:
+        """A renaming of another layout's fine-tune keys (None: the file uses the model's own)."""
+        return None
+
+    @abstractmethod
+    def owns(self, model: torch.nn.Module) -> bool:
+        """Whether a user's model (for `patch`) is one of this family's."""
+
+    @abstractmethod
+    def patch(self, model: torch.nn.Module, pairs: list[tuple]) -> ReplacementPatch:
+        """A live patch of `pairs` on the tensor the search edits, in a user's own model."""
+
+    @abstractmethod
+    def output_channels(self, model: torch.nn.Module) -> int:
+        """Channels of that tensor."""
+
+    @abstractmethod
+    def blocks(self, model: torch.nn.Module) -> torch.nn.ModuleList | None:
+        """The encoder blocks `--layer` indexes (None: this model has none the family can split)."""
+
+    @abstractmethod
+    def block_width(self, blocks: torch.nn.ModuleList, block: int) -> int:
+        """Channels of block `block`'s output."""
+
+    def block_patch(self, model: torch.nn.Module, pairs: list[tuple], block: int) -> ReplacementPatch:
+        """A live patch on the output of encoder block `block` of a user's model."""
+        blocks = self.blocks(model)
+        return ReplacementPatch(blocks[block], pairs, self.block_width(blocks, block), remap=self.block_remap)
+
+    @staticmethod
+    @abstractmethod
+    def block_remap(output, f):
+        """A block's output under a channel map (its layout: channels last, or tokens)."""
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: type[Family]) -> type[Family]:
+    """Class decorator: make a family known by its name."""
+    FAMILIES[family.name] = family()
+    return family
+
+
+def register(*specs: ModelSpec) -> None:
+    """Add registry entries (a family module calls it for its own)."""
+    for spec in specs:
+        if spec.family not in FAMILIES:
+            raise ModelError(f"{spec.name}: family '{spec.family}' is not registered.")
+        REGISTRY[spec.name] = spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for `name`; unknown names list the valid ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ModelError(f"unknown model '{name}'; choose one of: {', '.join(REGISTRY)}.") from None
+
+
+def family_of(name: str) -> Family:
+    """The family of registry entry `name`."""
+    return FAMILIES[get_spec(name).family]
+
+
+def families_with(task: str) -> list[str]:
+    """Labels of the families whose models have a head for `task` (for messages)."""
+    return list(dict.fromkeys(FAMILIES[s.family].label for s in REGISTRY.values() if task in s.tasks))
+
+
+def register_demo_models(directory: Path = DEMO_DIR) -> None:
+    """Registry entries for the demo checkpoints listed in `directory`/models.json (trained here: not SAM)."""
+    manifest = directory / DEMO_MANIFEST
+    if not manifest.exists():
+        return
+    for name, entry in json.loads(manifest.read_text()).items():
+        base = get_spec(entry["base"])
+        score = entry.get("source_score") or {"label": "mIoU", "value": entry["source_miou"]}
+        description = (
+            f"{entry.get('label', DEMO_LABEL)}; {base.name} classes, {score['value']:.1f} {score['label']} on its "
+            "synthetic source domain"
+        )
+        register(
+            replace(
+                base,
+                name=name,
+                description=description,
+                sha256=entry["sha256"],
+                shipped=directory / entry["file"],
+                url=None,
+                hub=None,
+                test_size=True,
+            )  # fmt: skip
+        )

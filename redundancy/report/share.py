@@ -1,0 +1,201 @@
+"""Share a found set on the Hugging Face Hub: a run directory plus a model card, and fetching one back.
+
+`bundle` lays out what a Hub repository of a run holds (the verified run files, its figures and a
+README.md model card written from the run); `push` uploads that folder with huggingface_hub (its
+token handling: HF_TOKEN or `hf auth login`; the token is never printed or stored here); `fetch_run`
+brings a shared run back as a local run directory (`--replacements hf://OWNER/REPO`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from ..errors import RedundancyError, RunError
+from ..replace import pair_of, pair_text
+from ..runs.rundir import ABLATION, MANIFEST, SEARCH_FILES, RunDir
+from ..tasks import SEGMENT, get_task
+from .figures import render
+
+CARD = "README.md"
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # the Hub's OWNER/NAME
+
+
+def _value(config: dict, score: float | None) -> str:
+    """A stored score as a user reads it, in the run's metric."""
+    if score is None:
+        return "n/a"
+    metric = get_task(config.get("task", SEGMENT)).metric(config.get("search", {}).get("metric"))
+    return metric.show(score)
+
+
+def family_label(config: dict) -> str:
+    """How papers name the run's model family ("SAM", "DINOv2", ...): as the run recorded it, or (runs written
+    before the family was recorded) as the registry knows the model."""
+    if "family_label" in config:
+        return config["family_label"]
+    from ..models import family_of  # only for older runs: the registry loads the model classes
+
+    try:
+        return family_of(config["model"]).label
+    except RedundancyError:
+        return config["model"]
+
+
+def model_card(run: RunDir, repo: str) -> str:
+    """README.md for a shared run: what was searched, on what, what it gained, and how to apply it."""
+    c, r = run.config(), run.replacements()
+    s, h = r["search"], r.get("heldout")
+    weights = c["weights"]
+    hub = weights.get("hub") or {}
+    base_model = hub.get("repo")
+    pairs = [pair_of(p) for p in r["pairs"]]
+    task = c.get("task", SEGMENT)
+    family = family_label(c)
+    tags = ["redundancy", "parameter-free", "channel-replacement", task, family.lower()]
+    front = ["---", "library_name: redundancy", "tags:"] + [f"- {t}" for t in tags]
+    if base_model:
+        front.append(f"base_model: {base_model}")
+    front.append("---")
+    kind = weights.get("kind")
+    warning = {
+        "random": "> **Random weights.** This set was found on a seeded random-weight model: a pipeline check, "
+        "not a result.\n",
+        "demo": "> **Demo model.** Found on a model trained by the redundancy repository on synthetic shapes: "
+        "not SAM.\n",
+    }.get(kind, "")
+    heldout = (
+        f"| held-out ({h['images']} images) | {_value(c, h['baseline_miou'])} | {_value(c, h['patched_miou'])} |"
+        if h
+        else "| held-out | none | none |"
+    )
+    pair_list = ", ".join(pair_text(p) for p in pairs) or "the empty set (nothing beat the baseline)"
+    return "\n".join(
+        [
+            *front,
+            "",
+            f"# Redundant-channel replacement set for `{c['model']}`",
+            "",
+            warning,
+            "A zero-parameter patch found by [redundancy](https://arxiv.org/abs/2504.08915): on the encoder "
+            "output, channel i takes channel j's values for every pair below. Nothing was trained.",
+            "",
+            f"- model: `{c['model']}` ({c['channels']} channels), task `{task}`",
+            f"- weights: {weights['label']}",
+            f"- data: sha256 `{c['data']['sha256'][:16]}...`, {c['data']['images']} images, search set "
+            f"{len(c['data']['search_set'])}, protocol `{c['protocol']}`",
+            f"- search: metric `{c['search']['metric']}`, top N {c['search']['top_n']}, mode `{c['search']['mode']}`, "
+            f"{c['pairs_scored']:,} pairs scored",
+            *([f"- head: {c['head']['label']}"] if c.get("head") else []),
+            f"- pairs (source ← target): {pair_list}",
+            "",
+            "| set | baseline | patched |",
+            "|---|---|---|",
+            f"| search ({s['images']} images) | {_value(c, s['baseline_miou'])} | {_value(c, s['patched_miou'])} |",
+            heldout,
+            "",
+            "## Apply it",
+            "",
+            "```python",
+            "from redundancy import patch",
+            "",
+            f"handle = patch(model, {pairs!r})  # your {family} model; handle.remove() undoes it",
+            "```",
+            "",
+            "or with the command line, on your images (masks, labels or depth maps optional):",
+            "",
+            "```",
+            f"redundancy apply --replacements hf://{repo} --data my_images/ --out predictions/",
+            "```",
+            "",
+            "The repository is the search's run directory (`manifest.json` holds every file's sha256; "
+            "`config.json` everything needed to repeat the search).",
+            "",
+        ]
+    )
+
+
+def bundle(run: Path, out: Path, repo: str) -> Path:
+    """Write the Hub repository's content for a finished run into `out`: run files, figures, model card."""
+    rd = RunDir(run)
+    rd.verify()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*SEARCH_FILES, ABLATION, MANIFEST):
+        if (rd.path / name).is_file():
+            shutil.copy2(rd.path / name, out / name)
+    figures = rd.path / "figures"
+    if not figures.is_dir():
+        render([rd.path], figures, ("png",))
+    shutil.copytree(figures, out / "figures", dirs_exist_ok=True)
+    (out / CARD).write_text(model_card(rd, repo))
+    return out
+
+
+def push_allowed() -> bool:
+    """Whether a front end offers a push button: a Hub token is configured and it is the user's own.
+
+    On a Space the token is the owner's secret, and every visitor would push with it; there the button
+    shows only where the owner opts in (REDUNDANCY_ALLOW_PUSH=1, e.g. on a private duplicate).
+    """
+    from huggingface_hub import get_token
+
+    if os.environ.get("SPACE_ID") and os.environ.get("REDUNDANCY_ALLOW_PUSH") != "1":
+        return False
+    return get_token() is not None
+
+
+def check_repo_id(repo: str) -> str:
+    """`repo` stripped, if it names a Hub repository as OWNER/NAME; else one line saying so."""
+    repo = (repo or "").strip()
+    if not REPO_ID.fullmatch(repo):
+        raise RunError(f"'{repo}' is not a Hub repository name; write it as OWNER/NAME (e.g. you/my-found-set).")
+    return repo
+
+
+def push(run: Path, repo: str, private: bool = False, staging: Path | None = None) -> str:
+    """Upload a finished run to the Hub repository `repo` (created if needed); returns its URL."""
+    repo = check_repo_id(repo)
+    import tempfile
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = bundle(run, Path(staging or tempfile.mkdtemp(prefix="redundancy-push-")), repo)
+    api = HfApi()
+    try:
+        api.create_repo(repo, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo, commit_message=f"redundancy run {Path(run).name}")
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        raise RunError(
+            f"could not upload to {repo} ({e.__class__.__name__}); check the repository name, that you are logged "
+            "in (`hf auth login` or HF_TOKEN) with write access, and the network."
+        ) from None
+    return f"https://huggingface.co/{repo}"
+
+
+def fetch_run(source: str) -> Path:
+    """A shared run as a local run directory: a folder, or hf://OWNER/REPO[@REVISION] (through the Hub cache)."""
+    if not source.startswith("hf://"):
+        path = Path(source)
+        if path.is_file() and path.name == "replacements.json":
+            path = path.parent
+        if not (path / "replacements.json").is_file():
+            raise RunError(f"{source} holds no replacements.json; give a run folder or hf://OWNER/REPO.")
+        return path
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, _, revision = source.removeprefix("hf://").partition("@")
+    try:
+        return Path(snapshot_download(repo.strip("/"), revision=revision or None))
+    except LocalEntryNotFoundError:
+        raise RunError(
+            f"{source}: not in the local Hub cache and the Hub cannot be reached; try again online."
+        ) from None
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        raise RunError(
+            f"{source}: the Hub refused or failed ({e.__class__.__name__}); check the repository name."
+        ) from None

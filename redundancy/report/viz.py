@@ -1,0 +1,158 @@
+"""Pictures and interactive figures from arrays (plotly for the app); no engine state in here."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw
+from plotly.colors import sample_colorscale
+
+_LUT: dict[str, np.ndarray] = {}
+
+
+def colormap(name: str = "Viridis") -> np.ndarray:
+    """A (256, 3) uint8 lookup table from a plotly colour scale (colour-blind safe by default)."""
+    if name not in _LUT:
+        rgb = sample_colorscale(name, list(np.linspace(0, 1, 256)), colortype="tuple")
+        _LUT[name] = (np.array(rgb) * (255 if max(max(c) for c in rgb) <= 1 else 1)).astype(np.uint8)
+    return _LUT[name]
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Scale to 0..1 per map (constant maps become 0)."""
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x, dtype=np.float64)
+
+
+def feature_image(fmap: np.ndarray, size: int = 256) -> np.ndarray:
+    """One channel's map (h, w) -> colour image (size, size, 3), nearest-neighbour so cells stay visible."""
+    idx = (normalize(fmap.astype(np.float64)) * 255).astype(np.uint8)
+    img = Image.fromarray(colormap()[idx])
+    return np.asarray(img.resize((size, size), Image.NEAREST))
+
+
+MOSAIC_LABEL = 14  # pixels above each tile for its channel number
+
+
+def mosaic_cell(x: float, y: float, cols: int = 16, tile: int = 48) -> int:
+    """Position in `channel_mosaic`'s order of the tile under pixel (x, y)."""
+    return int(y // (tile + MOSAIC_LABEL)) * cols + int(x // tile)
+
+
+def channel_mosaic(
+    feats: np.ndarray,
+    order: list[int] | None = None,
+    cols: int = 16,
+    tile: int = 48,
+    labels: dict[int, str] | None = None,
+) -> np.ndarray:
+    """All channel maps (C, h, w) as a labelled grid image, in `order` (default 0..C-1)."""
+    order = list(range(len(feats))) if order is None else order
+    rows = -(-len(order) // cols)
+    pad = MOSAIC_LABEL
+    canvas = Image.new("RGB", (cols * tile, rows * (tile + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for k, c in enumerate(order):
+        x, y = (k % cols) * tile, (k // cols) * (tile + pad)
+        canvas.paste(Image.fromarray(feature_image(feats[c], tile - 2)), (x + 1, y + pad))
+        text = f"{c}" + (f" {labels[c]}" if labels and c in labels else "")
+        draw.text((x + 2, y + 1), text, fill=(20, 20, 20))
+    return np.asarray(canvas)
+
+
+def gain_heatmap(
+    gain: np.ndarray,
+    top: list[tuple[int, int]] | None = None,
+    title: str = "",
+    sources: list[int] | None = None,
+    targets: list[int] | None = None,
+    top_notes: list[str] | None = None,
+) -> go.Figure:
+    """Pair gains (row = source i, column = target j) over the scored channels; NaN cells stay blank.
+
+    `top_notes`: a hover line per top pair (its confidence interval), shown on its marker.
+    """
+    sources = list(range(gain.shape[0])) if sources is None else sources
+    targets = list(range(gain.shape[1])) if targets is None else targets
+    sub = gain[np.ix_(sources, targets)]
+    finite = sub[np.isfinite(sub)]
+    bound = float(np.abs(finite).max()) if finite.size else 1.0
+    bound = bound or 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.where(np.isfinite(sub), sub, None),
+            x=[str(c) for c in targets],  # categories: one even cell per scored channel
+            y=[str(c) for c in sources],
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            colorbar={"title": "gain"},
+            hovertemplate="channel %{y} takes %{x}: %{z:+.3f}<extra></extra>",
+        )
+    )
+    if top:
+        fig.add_trace(
+            go.Scatter(
+                x=[str(j) for _, j in top],
+                y=[str(i) for i, _ in top],
+                mode="markers",
+                name="top N",
+                marker={"symbol": "circle-open", "size": 12, "color": "black", "line": {"width": 2}},
+                text=[f"#{k + 1}: {note}" for k, note in enumerate(top_notes)] if top_notes else None,
+                hovertemplate="channel %{y} takes %{x}<br>%{text}<extra>top N</extra>" if top_notes else None,
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="target channel j (copied)",
+        yaxis_title="source channel i (replaced)",
+        xaxis={"type": "category"},
+        yaxis={"type": "category", "autorange": "reversed"},
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        height=520,
+        showlegend=bool(top),
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right"},
+    )
+    return fig
+
+
+def delta_bars(
+    channels: list[int], deltas: list[float], title: str = "", total: int = 256, label: str = "delta mIoU (points)"
+) -> go.Figure:
+    """Bar chart of the score's change per channel (zero sweep / ablation); `label` names the score."""
+    colors = ["#1b7837" if d > 0 else "#762a83" for d in deltas]
+    fig = go.Figure(
+        go.Bar(x=channels, y=deltas, marker_color=colors, hovertemplate="channel %{x}: %{y:+.3f}<extra></extra>")
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="channel",
+        yaxis_title=label,
+        height=320,
+        xaxis={"range": [-1, total]},
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+    )
+    return fig
+
+
+def combination_scatter(
+    sizes: list[int], mious: list[float], baseline: float, best: int | None, label: str = "mIoU (%)"
+) -> go.Figure:
+    """The score (`label`) of every evaluated subset against its size, baseline line, best marked."""
+    fig = go.Figure(go.Scatter(x=sizes, y=mious, mode="markers", name="subsets", marker={"opacity": 0.6}))
+    fig.add_hline(y=baseline, line_dash="dash", annotation_text="baseline")
+    if best is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[sizes[best]],
+                y=[mious[best]],
+                mode="markers",
+                name="best",
+                marker={"symbol": "star", "size": 16, "color": "#d95f02"},
+            )
+        )
+    fig.update_layout(
+        xaxis_title="pairs in subset", yaxis_title=label, height=320, margin={"l": 60, "r": 20, "t": 30, "b": 50}
+    )
+    return fig

@@ -1,0 +1,114 @@
+"""Segmentation: binary masks, IoU pooled by the protocol (mIoU in percent, as in the paper) and Dice + CE.
+
+A mask is predicted where the logits are > 0, at the image's original resolution. The smooth stand-in for
+mIoU (taylor screening) is the soft IoU: sigmoid(logit / tau) in place of logit > 0, pooled the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import Sample, load_mask
+from ..data.pictures import mask_overlay, overlay, png_bytes
+from .base import Metric, SmoothScore, Stats, Task, register
+from .protocols import PROTOCOLS, group_onehot
+
+SEG_COLUMNS = ("inter", "union", "loss")  # segmentation's per-(variant, image) stats
+GT_COLOUR = (40, 200, 90)  # ground truth tinted green; predictions orange (`overlay`'s default)
+
+
+def mask_stats(logits: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits (V, H, W) vs one GT mask (H, W) bool -> intersection, union, Dice + CE loss, each (V,)."""
+    pred = logits > 0
+    inter = (pred & gt).sum((1, 2))
+    union = (pred | gt).sum((1, 2))
+    target = gt.expand_as(logits).float()
+    ce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").mean((1, 2))
+    prob = logits.float().sigmoid()
+    dice = 1 - (2 * (prob * target).sum((1, 2)) + 1) / (prob.sum((1, 2)) + target.sum((1, 2)) + 1)
+    return inter, union, dice + ce
+
+
+def pooled_counts(stats: Stats, groups: np.ndarray, n_groups: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(intersections, unions) pooled per variant and group, each (V, G), and the evaluated images. A group
+    without pixels (no evaluated image) has IoU 0, as PerSAM's I / (U + 1e-10) gives."""
+    onehot, evaluated = group_onehot(groups, n_groups)
+    inter = stats.column(0).astype(np.float64) @ onehot
+    union = stats.column(1).astype(np.float64) @ onehot
+    return inter, np.maximum(union, 1.0), evaluated
+
+
+class SoftIoU(SmoothScore):
+    """mIoU with sigmoid(logits / tau) for the hard mask: terms (soft intersection, soft union) per image."""
+
+    def terms(self, outputs, target, upscale, tau):
+        p, g = torch.sigmoid(upscale(outputs)[0].float() / tau), target.float()
+        return (p * g).sum(), (p + g - p * g).sum()
+
+    def value(self, pooled):
+        return float(100.0 * (pooled[:, 0] / pooled[:, 1]).mean())
+
+    def weights(self, pooled):
+        inter, union, g = pooled[:, 0], pooled[:, 1], len(pooled)
+        return np.stack([100.0 / g / union, -100.0 / g * inter / union**2], 1)
+
+
+@register
+class SegmentTask(Task):
+    """Binary masks: IoU pooled by the protocol (mIoU in percent) and Dice + CE loss."""
+
+    order = 0
+    name = "segment"
+    metrics = (Metric("miou", "mIoU", percent=True),)
+    columns = SEG_COLUMNS
+    loss_label = "Dice + CE loss"
+    protocols = PROTOCOLS
+    layouts = ("folder", "perseg", "images")
+    data_hint = "images/ + masks/ (or PerSeg)"
+    needs_head = False
+    takes_prompts = True
+    picture_note = "prediction in orange, ground truth outlined in white (the target view tints it green)"
+
+    def load_target(self, sample: Sample) -> np.ndarray | None:
+        return None if sample.mask_path is None else load_mask(sample.mask_path)
+
+    def prompt_mask(self, target):
+        return target
+
+    def measure(self, outputs, target, upscale):
+        return torch.stack([t.double() for t in mask_stats(upscale(outputs), target)], 1)
+
+    def row_loss(self, outputs, target, upscale):
+        return mask_stats(upscale(outputs), target)[2]
+
+    def reduce(self, stats, groups, n_groups, metric=None):
+        inter, union, evaluated = pooled_counts(stats, groups, n_groups)
+        loss = stats.column(2).astype(np.float64)
+        return 100.0 * (inter / union).mean(axis=1), (loss[:, evaluated] if len(evaluated) else loss).mean(axis=1)
+
+    def per_group(self, stats, groups, n_groups, metric=None):
+        inter, union, _ = pooled_counts(stats, groups, n_groups)
+        return 100.0 * inter / union
+
+    def smooth_score(self, metric):
+        return SoftIoU() if metric == "miou" else None
+
+    def prediction_files(self, names, images, patched, baseline, classes):
+        files = {}
+        for name, image, z, b in zip(names, images, patched, baseline):
+            mask = (z > 0).cpu().numpy()
+            files[f"masks/{name}.png"] = png_bytes(mask.astype(np.uint8) * 255)
+            files[f"overlays/{name}.png"] = png_bytes(overlay(image, mask))
+            files[f"baseline_masks/{name}.png"] = png_bytes((b > 0).cpu().numpy().astype(np.uint8) * 255)
+        return files
+
+    def preview_arrays(self, target, baseline, patched):
+        return {"gt": target, "base": (baseline > 0).cpu().numpy(), "patched": (patched > 0).cpu().numpy()}
+
+    def target_view(self, image, target, classes):
+        return overlay(image, target, GT_COLOUR)
+
+    def prediction_view(self, image, output, target, classes):
+        return mask_overlay(image, (output > 0).cpu().numpy(), target)

@@ -1,0 +1,57 @@
+"""The web app: one module per tab (`tabs/`), what they share (`common`), and the page that assembles them.
+
+`build_demo()` lays out the page and wires every tab; `launch(demo)` starts the janitor and serves it.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import gradio as gr
+
+from ..interactive.janitor import start_janitor
+from ..io import env_number
+from .common import CSS, JANITOR_S, SESSION_TTL_S, badge
+from .tabs import TABS
+
+
+def build_demo() -> gr.Blocks:
+    """The page: title, the weights badge, every tab, wired."""
+    # delete_cache: Gradio's copies of the files handlers returned go after the session TTL as well.
+    with gr.Blocks(
+        title="redundancy: parameter-free channel replacement", delete_cache=(JANITOR_S, SESSION_TTL_S)
+    ) as demo:
+        # A page that goes away (closed, reloaded) only detaches its workspace: a reload within RECONNECT_S finds
+        # it again through the key this browser keeps; the janitor closes what nobody came back for.
+        ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.detach() if w else None)
+        workspace_id = gr.BrowserState("", storage_key="redundancy-workspace")
+        gr.Markdown(
+            "# redundancy\nFind channels of a vision foundation model's encoder (SAM, SAM2, DINOv2, CLIP, MAE) that "
+            "hurt on your data and replace them with copies of useful ones: zero trained parameters "
+            "([paper](https://arxiv.org/abs/2504.08915))."
+        )
+        weights_md = gr.Markdown(badge(None))
+        ui = SimpleNamespace(demo=demo, ws=ws, workspace_id=workspace_id, weights_md=weights_md)
+        with gr.Tabs():
+            for label, tab_id, tab in TABS:
+                with gr.Tab(label, id=tab_id):
+                    ui.__dict__.update(vars(tab.build()))
+        ui.resets = [getattr(ui, name) for _, _, tab in TABS for name in tab.RESETS]
+        for _, _, tab in TABS:
+            tab.wire(ui)
+    return demo
+
+
+def launch(demo: gr.Blocks) -> None:
+    """Serve the app (and reclaim expired session folders on a timer while it runs)."""
+    # Session folders older than the TTL go: leftovers of a previous server run at once, and those of clients
+    # that left without the server hearing of it within JANITOR_S of their TTL.
+    start_janitor(max_age_s=SESSION_TTL_S, every_s=JANITOR_S)
+    # At most 4 handlers run at once across all users (each session also runs one long job at a time).
+    demo.queue(default_concurrency_limit=env_number("REDUNDANCY_CONCURRENCY", 4)).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        css=CSS,
+        allowed_paths=[],
+        max_file_size=os.environ.get("REDUNDANCY_MAX_UPLOAD", "500mb"),
+    )

@@ -1,0 +1,133 @@
+"""The Results tab: the latest search's summary, baseline vs patched pictures, the run's files to download,
+applying a saved replacement set to new images, and pushing the run to the Hub with the user's own token."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+
+from ...errors import RedundancyError
+from ...interactive.workspace import Workspace
+from ...replace import pair_text
+from ...report.share import push_allowed
+from ...report.summary import summary_markdown
+from ...runs.rundir import HEAD, RunDir
+from ..common import components, guard, need
+
+DOWNLOADS = (
+    "replacements.json",
+    "pair_scores.npy",
+    "pair_scores.csv",
+    "combinations.csv",
+    "topn.json",
+    "config.json",
+    HEAD,
+)  # fmt: skip  (a run's files a visitor may download, those it has)
+RESETS = ("summary", "res_gallery", "downloads", "apply_md", "apply_out")  # what a new Load empties
+
+
+def ci_range(conf: dict | None) -> str:
+    """A top pair's 95% interval as a table cell ('n/a' for a run resumed from older state)."""
+    return (
+        "n/a"
+        if conf is None
+        else f"{conf['lo']:+.3g} to {conf['hi']:+.3g}" + (" (noise)" if conf["within_noise"] else "")
+    )
+
+
+def results_text(ws: Workspace) -> str:
+    """The latest search's summary (the CLI's text, as a markdown list) and where its run folder is."""
+    r = ws.result
+    if r is None:
+        return "No finished search yet: run one on the **Search** tab."
+    pairs = ", ".join(pair_text(p) for p in r.best_pairs) or "empty set (no subset beat the baseline)"
+    return (
+        f"**Best set**: {pairs}\n\n"
+        + summary_markdown(r, ws.metric(r.settings.metric))
+        + (f"\n- run folder `{ws.run_dir.name}`")
+    )
+
+
+@guard
+def show_results(ws):
+    if ws is None or ws.result is None:
+        return results_text(ws) if ws else "No finished search yet.", [], None
+    s = ws.session
+    zip_path = ws.export_predictions()
+    gallery = []
+    for k, sample in enumerate(s.search_set.samples[:8]):
+        gallery += [
+            (ws.prediction_view(k), f"{sample.name} baseline"),
+            (ws.prediction_view(k, pairs=ws.result.best_pairs), f"{sample.name} patched"),
+        ]
+    run = RunDir(ws.run_dir)
+    files = [str(run.path / f) for f in DOWNLOADS if run.has(f)] + [str(zip_path)]
+    return results_text(ws), gallery, files
+
+
+@guard
+def apply_uploaded(ws, repl_file, images_zip):
+    s = need(ws).session
+    if repl_file is None:
+        raise RedundancyError("upload a replacements.json (from a search's downloads) first.")
+    try:
+        repl = json.loads(Path(repl_file).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise RedundancyError(
+            f"that file is not valid JSON ({e.__class__.__name__}); upload the replacements.json a search wrote."
+        ) from None
+    res = ws.apply(repl, Path(images_zip) if images_zip else None)
+    score = (
+        f" · {res.metric_label} {res.baseline_miou:.4g} → {res.patched_miou:.4g}"
+        if res.baseline_miou is not None
+        else ""
+    )
+    label = s.backend.weights.label
+    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({label}).", str(res.zip_path)
+
+
+@guard
+def share_run(ws, repo, private):
+    url = need(ws).push(repo, bool(private))
+    return f"Pushed to [{url}]({url}) ({'private' if private else 'public'})."
+
+
+def build() -> SimpleNamespace:
+    """The Results tab's components (layout only; `wire` connects them)."""
+    refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
+    summary = gr.Markdown(elem_id="summary")
+    res_gallery = gr.Gallery(
+        label="Baseline vs patched (GT outline in white)", columns=4, height=360, object_fit="contain"
+    )
+    downloads = gr.File(
+        label="Downloads", file_count="multiple", interactive=False, elem_id="downloads", elem_classes="out"
+    )
+    gr.Markdown("### Apply a saved replacement set to new images")
+    with gr.Row():
+        repl_in = gr.File(label="replacements.json", file_types=[".json"], height=150)
+        imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=150)
+    apply_btn = gr.Button("Apply")
+    apply_md = gr.Markdown()
+    apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
+    with gr.Group(visible=push_allowed()):  # only with the user's own Hub token (see `push_allowed`)
+        gr.Markdown(
+            "### Share this run on the Hugging Face Hub\nUploads the run's replacement set, config, metrics, "
+            "figures and a model card made from them. Others apply it with "
+            "`python -m redundancy apply --replacements hf://OWNER/NAME`."
+        )
+        with gr.Row():
+            share_repo = gr.Textbox(label="Hub repository", placeholder="you/my-found-set", scale=3)
+            share_private = gr.Checkbox(label="private", value=True, scale=1)
+        share_btn = gr.Button("Push to the Hub", elem_id="share-btn")
+        share_md = gr.Markdown()
+    return components(locals())
+
+
+def wire(ui: SimpleNamespace) -> None:
+    """Connect the Results tab's components to their handlers."""
+    ui.refresh.click(show_results, [ui.ws], [ui.summary, ui.res_gallery, ui.downloads])
+    ui.apply_btn.click(apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], [ui.apply_md, ui.apply_out])
+    ui.share_btn.click(share_run, [ui.ws, ui.share_repo, ui.share_private], ui.share_md)

@@ -1,0 +1,81 @@
+"""Confidence in every gain: per-group scores that average to the reported score, bootstrap intervals, a paired
+test, and the intervals a search writes (from statistics it already computed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from redundancy.cli import main
+from redundancy.engine.confidence import paired
+from redundancy.tasks import Stats, get_task
+
+from ..conftest import search_argv
+
+
+@pytest.mark.parametrize(
+    "task, metric, cols",
+    [("segment", None, 3), ("classify", None, 2), ("depth", "rmse", 3), ("depth", "absrel", 3), ("depth", "delta1", 3)],
+)
+@pytest.mark.parametrize("grouped", [False, True])
+def test_per_group_scores_average_to_the_reported_score(task, metric, cols, grouped):
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.1, 5.0, (4, 9, cols))
+    if task == "segment":
+        values[..., 1] += values[..., 0]  # union >= intersection
+    if task == "classify":
+        values[..., 0] = rng.integers(0, 2, (4, 9))
+    groups = np.array([0, 0, 1, 1, 1, 2, 3, 3, -1]) if grouped and task == "segment" else np.arange(9)
+    n = int(groups.max()) + 1
+    t = get_task(task)
+    score, _ = t.reduce(Stats(values), groups, n, metric)
+    np.testing.assert_allclose(t.per_group(Stats(values), groups, n, metric).mean(1), score)
+
+
+def test_paired_interval_and_test():
+    rng = np.random.default_rng(1)
+    base = rng.normal(50, 10, 40)
+    same = paired(base, base)
+    assert same.gain == 0 and same.within_noise and same.p == 1.0
+    better = paired(base, base + 2 + rng.normal(0, 0.5, 40))
+    assert better.lo > 0 and not better.within_noise and better.p < 0.01 and better.groups == 40
+    noisy = paired(base, base + rng.normal(0, 5, 40))
+    assert noisy.lo < noisy.gain < noisy.hi
+    assert paired(base, base + 1).to_dict()["level"] == 0.95
+
+
+def test_a_search_writes_intervals_for_top_pairs_best_set_and_held_out(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*search_argv(images=6, heldout=6, top_n=3, channels="every:32"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gain on held-out images:" in printed and "CI" in printed
+    top = json.loads((out / "topn.json").read_text())["top"]
+    assert len(top) == 3 and all(p["confidence"]["lo"] <= p["confidence"]["hi"] for p in top)
+    for p in top:  # a top pair's interval is around its own single-pair gain
+        assert p["confidence"]["gain"] == pytest.approx(p["gain"], abs=1e-4)
+    repl = json.loads((out / "replacements.json").read_text())
+    held = repl["heldout"]["confidence"]
+    assert held["groups"] >= 1 and 0 < held["p"] <= 1
+    assert held["gain"] == pytest.approx(repl["heldout"]["patched_miou"] - repl["heldout"]["baseline_miou"], abs=1e-6)
+    if repl["pairs"]:
+        best = repl["search"]["confidence"]
+        assert best["gain"] == pytest.approx(repl["search"]["patched_miou"] - repl["search"]["baseline_miou"], abs=1e-6)
+
+
+def test_heatmap_hover_gives_each_top_pairs_interval():
+    from redundancy.engine import SearchSettings, SessionConfig
+    from redundancy.interactive.workspace import Workspace
+    from redundancy.ui.tabs import search
+
+    from ..conftest import SAMPLE
+
+    ws = Workspace()
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    ws.start_search(SearchSettings(top_n=3, sources="every:32", targets="every:32")).thread.join()
+    fig = search.search_view(ws, ws.result)[0]
+    marks = fig.data[1]
+    conf = ws.result.confidence["top"]
+    assert len(marks.text) == 3 and all("95% CI" in t for t in marks.text)
+    assert f"{conf[0]['lo']:+.3g} to {conf[0]['hi']:+.3g}" in marks.text[0] and "%{text}" in marks.hovertemplate

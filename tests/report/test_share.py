@@ -1,0 +1,132 @@
+"""Sharing a found set: `push` (model card, repository content, upload through huggingface_hub) and the
+round trip back through `apply --replacements` (a folder, or hf:// through the Hub cache)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from redundancy.cli import main
+from redundancy.report.share import model_card
+from redundancy.runs.rundir import RunDir
+
+from ..conftest import SAMPLE, search_argv
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("share") / "run"
+    assert main([*search_argv(images=4, top_n=2, channels="every:64"), "--out", str(out)]) == 0
+    return out
+
+
+def test_card_says_what_was_found_on_what(run):
+    card = model_card(RunDir(run), "me/found-set")
+    config = json.loads((run / "config.json").read_text())
+    repl = json.loads((run / "replacements.json").read_text())
+    assert card.startswith("---\nlibrary_name: redundancy\n")
+    assert "**Random weights.**" in card and config["weights_label"] in card
+    assert config["data"]["sha256"][:16] in card and "search set 4" in card
+    assert f"| search (4 images) | mIoU {repl['search']['baseline_miou']:.2f} |" in card
+    assert "redundancy apply --replacements hf://me/found-set" in card and "from redundancy import patch" in card
+
+
+def test_push_to_a_folder_then_apply_from_it_and_from_hf(run, tmp_path, monkeypatch, capsys):
+    repo_dir = tmp_path / "repo"
+    assert main(["push", str(run), "me/found-set", "--to", str(repo_dir)]) == 0
+    assert "nothing uploaded" in capsys.readouterr().out
+    RunDir(repo_dir).verify()  # the shared files are the run's, hash for hash
+    assert (repo_dir / "README.md").is_file() and any((repo_dir / "figures").glob("*.png"))
+    out = tmp_path / "applied"
+    assert main(["apply", "--replacements", str(repo_dir), "--data", str(SAMPLE), "--out", str(out), "--json"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(
+        huggingface_hub,
+        "snapshot_download",
+        lambda repo, revision=None, **k: calls.append((repo, revision)) or str(repo_dir),
+    )
+    out2 = tmp_path / "applied2"
+    argv = ["apply", "--replacements", "hf://me/found-set@v1", "--data", str(SAMPLE), "--out", str(out2), "--json"]
+    assert main(argv) == 0
+    assert calls == [("me/found-set", "v1")]
+    assert json.loads(capsys.readouterr().out) == {**local, "zip": str(out2 / "predictions.zip")}
+
+
+def test_push_uploads_through_huggingface_hub_and_never_shows_the_token(run, monkeypatch, capsys, tmp_path):
+    import huggingface_hub
+
+    token = "hf_secretTOKEN1234567890"
+    monkeypatch.setenv("HF_TOKEN", token)
+    made, uploaded = [], []
+
+    class FakeApi:
+        def create_repo(self, repo, private=False, exist_ok=False):
+            made.append((repo, private, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            uploaded.append((folder_path, repo_id))
+            files = [p for p in __import__("pathlib").Path(folder_path).rglob("*") if p.is_file()]
+            assert not any(token.encode() in p.read_bytes() for p in files)  # nothing staged holds the token
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert main(["push", str(run), "me/found-set", "--private"]) == 0
+    printed = capsys.readouterr()
+    assert made == [("me/found-set", True, True)] and uploaded[0][1] == "me/found-set"
+    assert "https://huggingface.co/me/found-set" in printed.out and token not in printed.out + printed.err
+
+
+def test_push_refuses_an_unfinished_run(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    assert main(["push", str(tmp_path), "me/x", "--to", str(tmp_path / "o")]) == 2
+    assert "not a finished run" in capsys.readouterr().err
+
+
+def test_push_button_only_with_the_users_own_token(monkeypatch, tmp_path):
+    from redundancy.report.share import push_allowed
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # no stored login
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not push_allowed()
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    assert push_allowed()
+    monkeypatch.setenv("SPACE_ID", "owner/redundancy")  # a Space: the token is the owner's, visitors must not push
+    assert not push_allowed()
+    monkeypatch.setenv("REDUNDANCY_ALLOW_PUSH", "1")
+    assert push_allowed()
+
+
+def test_app_push_uploads_the_sessions_run(monkeypatch):
+    import gradio as gr
+    import huggingface_hub
+
+    from redundancy.engine import SearchSettings, SessionConfig
+    from redundancy.interactive.workspace import Workspace
+    from redundancy.ui.tabs import results
+
+    uploaded = []
+
+    class FakeApi:
+        def create_repo(self, repo, private=False, exist_ok=False):
+            pass
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            names = {p.name for p in __import__("pathlib").Path(folder_path).rglob("*")}
+            uploaded.append((repo_id, "replacements.json" in names and "README.md" in names))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    ws = Workspace()
+    with pytest.raises(gr.Error, match="no model and dataset"):
+        results.share_run(None, "me/x", True)
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=4))
+    with pytest.raises(gr.Error, match="no finished search"):
+        results.share_run(ws, "me/x", True)
+    ws.start_search(SearchSettings(top_n=2, sources="every:64", targets="every:64")).thread.join()
+    with pytest.raises(gr.Error, match="OWNER/NAME"):
+        results.share_run(ws, "not a repo", True)
+    assert "https://huggingface.co/me/found" in results.share_run(ws, " me/found ", True)
+    assert uploaded == [("me/found", True)]

@@ -1,0 +1,184 @@
+"""Callback-level tests of the app's tabs with sam_tiny (random weights) and the sample data."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from redundancy.ui import common
+from redundancy.ui.tabs import ablation, channels, data, figures, guide, results, search
+
+from ..conftest import load_app
+
+
+def _load(n_search=4, model="sam_tiny", source=None):
+    return load_app(model=model, source=source, n_search=n_search)
+
+
+@pytest.fixture(scope="module")
+def ws():
+    workspace = _load()[0]
+    yield workspace
+    workspace.close()
+    assert not workspace.dir.exists()  # closing a session deletes its folder
+
+
+def test_load_reports_counts_and_the_random_weights_badge(ws):
+    _, badge, info, gallery, pick, _, estimate, metric = _load()
+    assert "RANDOM WEIGHTS" in badge and "random weights (seed 0)" in badge
+    assert "**32** images" in info and "search set **4**" in info
+    assert len(gallery) == 4 and gallery[0][0].ndim == 3
+    assert "992 pairs" in estimate and "65,280" in estimate
+    assert metric["choices"] == ["miou", "loss"] and metric["value"] == "miou"  # the task's own metrics
+
+
+def test_explorer_grid_and_channel_pick(ws):
+    mosaic, order, story, view, first, big = channels.explore(ws, 0, "activation spread (std)")
+    assert first == order[0] and big.shape == (320, 320, 3)
+    assert mosaic.shape == (16 * (channels.MOSAIC_TILE + 14), 16 * channels.MOSAIC_TILE, 3)
+    from redundancy.report.viz import mosaic_cell
+
+    assert mosaic_cell(3 * 48 + 5, 62 + 20) == 19  # row 1, column 3
+    assert sorted(order) == list(range(256)) and story is None  # no sweep yet
+    channel, enlarged = channels.pick_channel(ws, 0, 7)
+    assert channel == 7 and enlarged.shape == (320, 320, 3)
+    with pytest.raises(gr.Error, match="out of range"):
+        channels.pick_channel(ws, 0, 300)
+
+
+def test_ablation_table_matches_the_engine(ws):
+    table, before, after, note = ablation.run_ablation(ws, "zero", "6,216", 0)
+    from redundancy.engine import ablate
+    from redundancy.replace import Edit
+
+    base, rows = ablate(ws.session, [Edit("zero", 6), Edit("zero", 216)])
+    data = table["data"]
+    assert table["headers"] == ["edit", "mIoU", "delta", "loss"]
+    assert [r[0] for r in data] == ["baseline", "zero 6", "zero 216"]
+    assert data[2][2] == round(rows[1].delta_miou, 4) and data[0][1] == round(base.miou, 4)
+    assert before.shape == after.shape and before.ndim == 3 and "random weights" in note
+    for bad, message in (("300", "out of range"), ("x", "not a channel"), ("", "at least one")):
+        with pytest.raises(gr.Error, match=message):
+            ablation.run_ablation(ws, "zero", bad, 0)
+    with pytest.raises(gr.Error, match="pairs like"):
+        ablation.run_ablation(ws, "swap", "4", 0)
+
+
+def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
+    frames = list(ablation.sweep(ws))
+    assert len(ws.sweep) == 256 and "256/256" in frames[-1][1]
+    _, _, story, _, _, _ = channels.explore(ws, 0, "zero-sweep delta")
+    assert story is not None
+    outs = list(search.search(ws, 3, "miou", "every:32", "every:32", 0))
+    fig, status, top, combos, best = outs[-1]
+    assert "Search finished" in status and len(top) == 3 and "Best set" in best
+    assert np.isfinite(ws.gain).sum() == 56
+    summary, gallery, files = results.show_results(ws)
+    assert "random weights" in summary and len(gallery) == 8
+    names = {f.rsplit("/", 1)[-1] for f in files}
+    assert {"replacements.json", "pair_scores.npy", "pair_scores.csv", "combinations.csv", "predictions.zip"} <= names
+    repl = next(f for f in files if f.endswith("replacements.json"))
+    msg, zip_path = results.apply_uploaded(ws, repl, None)
+    assert "32 images" in msg and "mIoU" in msg
+    with zipfile.ZipFile(zip_path) as zf:
+        assert len([n for n in zf.namelist() if n.startswith("masks/")]) == 32
+    previews, fig_zip = figures.make_figures(ws, ["png", "svg"])
+    with zipfile.ZipFile(fig_zip) as zf:
+        names = zf.namelist()
+    assert {"pair_heatmap.png", "pair_heatmap.svg", "ablation.png", "pair_heatmap.txt"} <= set(names)
+    assert len(previews) == sum(n.endswith(".png") for n in names)
+    steps, fmap, one, heat, top_rows, combo = guide.teach(ws)
+    assert "65,280 ordered pairs" in steps and "ms per image" in steps and len(one) == 2
+    assert fmap.shape == (256, 256, 3) and len(top_rows) == 3 and heat is not None
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        results.apply_uploaded(ws, str(bad), None)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"model": "sam_vit_b", "pairs": []}))
+    with pytest.raises(gr.Error, match="sam_vit_b"):
+        results.apply_uploaded(ws, str(other), None)
+
+
+def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
+    *_, (_, status, top, _, _) = search.search(ws, 2, "miou", "every:64", "every:64", 0)
+    assert "Search finished" in status
+    *_, (status, table, note) = search.compare(ws, 2, "miou", "every:64", "every:64", 0, 4)
+    assert "Comparison finished" in status and ws.compared_with_search and "no second full scan" in note
+    assert [r[0] for r in table] == ["exact", "taylor", "halving"] and table[0][1] == "2/2"
+    combos = ws.result.combos
+    assert table[0][4] == round(combos.best.miou if combos.best else combos.baseline_miou, 4)  # the search's best set
+    assert table[1][3] == 4  # taylor rescored its 4 candidates exactly
+    saved = json.loads((ws.dir / "modes" / "modes.json").read_text())
+    assert [m["mode"] for m in saved["modes"]] == ["exact", "taylor", "halving"] and "random" in saved["weights_label"]
+    *_, (status, table, note) = search.compare(ws, 2, "miou", "every:64", "0-3", 0, 4)  # another scope: fresh scan
+    assert not ws.compared_with_search and "fresh exact scan" in note and table[0][3] == 4 * 4 - 1
+    # "How it works" still shows the finished search's heatmap, not the comparison's last (sparse) map
+    heat = guide.teach(ws)[3]
+    z = np.array(heat.data[0].z, dtype=float)
+    gain = ws.result.scores.gain
+    assert z.shape == (4, 4) and np.allclose(z[np.isfinite(z)], gain[::64, ::64][np.isfinite(gain[::64, ::64])])
+
+
+def test_nothing_loaded_gives_a_message_not_a_traceback(capsys):
+    with pytest.raises(gr.Error, match="Load"):
+        channels.explore(None, 0, "index")
+    # a search that cannot start warns once and yields nothing: the page keeps every finished output
+    with pytest.warns(UserWarning, match="Load"):
+        assert list(search.search(None, 3, "miou", "auto", "auto", 0)) == []
+    assert common.cancel(None) == gr.update()  # a finished job's status is not overwritten
+    assert "Nothing is running" in capsys.readouterr().out
+
+
+def test_bad_search_scope_is_reported(ws):
+    with pytest.warns(UserWarning, match="out of range"):
+        assert list(search.search(ws, 3, "miou", "0-300", "auto", 0)) == []
+    assert "⚠" in search.search_estimate(ws, "every:x", "auto", 3)
+
+
+def test_sam2_runs_every_tab():
+    ws = _load(3, "sam2_tiny")[0]
+    try:
+        assert ws.session.backend.name == "sam2_tiny"
+        mosaic, *_ = channels.explore(ws, 0, "index")
+        assert mosaic.shape[1] == 16 * channels.MOSAIC_TILE
+        table, *_ = ablation.run_ablation(ws, "replace", "3:7", 0)
+        assert table["data"][1][0] == "replace 3<-7"
+        *_, (_, status, top, _, best) = search.search(ws, 2, "miou", "every:64", "every:64", 0, "halving")
+        assert "Search finished" in status and len(top) == 2 and "mode halving" in best
+        summary, gallery, files = results.show_results(ws)
+        assert "Best set" in summary and any(f.endswith("predictions.zip") for f in files)
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("source, metric", [(data.CLASSIFY_SAMPLE, "accuracy"), (data.DEPTH_SAMPLE, "rmse")])
+def test_dinov2_runs_every_tab(source, metric):
+    """DINOv2 on both samples: explorer (patch-token maps), ablation and sweep in the task's metric, search,
+    results and downloads, figures, how it works."""
+    ws, badge, info, gallery, *_, metric_update = _load(10, "dinov2_tiny", source)
+    try:
+        assert metric_update["value"] == metric and "head:" in badge and "Head split" in info
+        assert gallery[0][0].ndim == 3
+        mosaic, order, _, view, first, big = channels.explore(ws, 0, "index")
+        assert sorted(order) == list(range(64)) and big.shape == (320, 320, 3)
+        table, before, after, note = ablation.run_ablation(ws, "zero", "6,20", 0)
+        label = ws.metric().label
+        assert table["headers"][1] == label and len(table["data"]) == 3 and label in note and before.ndim == 3
+        frames = list(ablation.sweep(ws))
+        assert len(ws.sweep) == 64 and "64/64" in frames[-1][1]
+        *_, (_, status, top, _, best) = search.search(ws, 3, metric, "every:8", "every:8", 0)
+        assert "Search finished" in status and len(top) == 3 and f"): {label} " in best
+        summary, shown, files = results.show_results(ws)
+        names = {f.rsplit("/", 1)[-1] for f in files}
+        assert {"head.pt", "replacements.json", "predictions.zip"} <= names and len(shown) == 16
+        previews, fig_zip = figures.make_figures(ws, ["png"])
+        assert any(p[1] == "pair heatmap" for p in previews)
+        steps, fmap, one, heat, top_rows, combo = guide.teach(ws)
+        assert "head" in steps and len(one) == 2 and fmap.shape == (256, 256, 3)
+    finally:
+        ws.close()
