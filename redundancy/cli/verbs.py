@@ -113,7 +113,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = session_config(args, device=f"cuda:{job.local_rank}") if cuda else session_config(args)
     quiet = job is not None and not job.main  # one rank talks
     out = Path(args.out)
-    check_out_folder(out)  # before anything is encoded: a folder of the user's own is never written into
+    if not quiet:
+        check_out_folder(out)  # before anything is encoded: a folder of the user's own is never written into
     with search_lock(out) if not quiet else contextlib.nullcontext():  # rank 0 holds the folder for all ranks
         session = Session.open(cfg, _feature_cache(args), progress=not quiet)
         say = (lambda _m: None) if quiet else (lambda m: _log(args, m))
@@ -122,8 +123,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         pairs = session.channel_pairs(settings)  # a bad channel list fails before anything is encoded
         session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
         key = search_key(session, settings, pairs)
-        claim_run_dir(RunDir(out), key, args.overwrite)
-        state = RunState(out, key, restart=args.restart, rank=job.rank if job else 0)
+        rank = job.rank if job else 0
+        if not quiet:  # rank 0 checks and claims the folder (and restarts its state) before any rank writes
+            claim_run_dir(RunDir(out), key, args.overwrite)
+            state = RunState(out, key, restart=args.restart, rank=rank)
+        if job:
+            job.barrier()
+        if quiet:
+            state = RunState(out, key, rank=rank)
         result = run_search(session, settings, callbacks, state=state, dist=job)
         if job and not job.main:
             teardown_distributed(job)
