@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from redundancy.data import Dataset, open_dataset
-from redundancy.engine import parse_channels
+from redundancy.engine import Session, SessionConfig, parse_channels
 from redundancy.engine.combinations import search_combinations, top_pairs
 from redundancy.engine.evalset import EvalSet
-from redundancy.engine.evaluator import Evaluator
+from redundancy.engine.evaluator import PRECISIONS, Evaluator
 from redundancy.engine.features import FeatureCache
 from redundancy.engine.scorer import PairScorer, channel_pairs
 from redundancy.models import build_backend
@@ -51,16 +51,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--channels", default="all", help="sources = targets: all | every:K | 0-31,...")
     ap.add_argument("--top-n", type=int, default=10)
     ap.add_argument("--rows", type=int, help="decoder rows per call (default per device)")
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the decoder call (CUDA graphs on a GPU)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
 
     backend = build_backend(args.model, random_init=True, seed=0, device=args.device, progress=False)
+    # the data's task; a head-fitting task (a ViT's linear head) fits it on a head split first, as a session does
+    cfg = SessionConfig(model=args.model, data=args.data, random_init=True, search_images=1, heldout_images=0)
+    session = Session(backend, open_dataset(args.data), cfg)
+    session.ensure_head()
+    task = session.task
     cuda = backend.device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     t = time.perf_counter()
-    evalset = EvalSet.build(backend, search_set(args.data, args.images), FeatureCache(), "none", "image")
-    ev = Evaluator(backend, evalset, rows=args.rows, precision=args.precision)
+    evalset = EvalSet.build(backend, search_set(args.data, args.images), FeatureCache(), "none", "image", task=task)
+    ev = Evaluator(backend, evalset, rows=args.rows, precision=args.precision, compile=args.compile)
     encode_s = time.perf_counter() - t
     chans = parse_channels(args.channels, backend.channels, backend.device)
     pairs = channel_pairs(chans, chans, backend.channels)
@@ -84,11 +90,13 @@ def main(argv: list[str] | None = None) -> dict:
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result = {
         "model": args.model,
+        "task": task.name,
         "weights": backend.weights.label,
         "device": torch.cuda.get_device_name()
         if cuda
         else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
         "precision": args.precision,
+        "compile": args.compile,
         "images": len(evalset),
         "pairs": len(pairs),
         "decoder_rows_per_call": ev.rows,
@@ -101,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         "combinations_s": round(combo_s, 3),
         "peak_memory_gb": round(peak / 2**30, 3),
         "peak_memory_kind": "cuda max_memory_allocated" if cuda else "process peak RSS",
+        "top": [[p.source, p.target] for p in top],
         "best_set": [list(p) for p in combos.best_pairs],
     }
     print(json.dumps(result))

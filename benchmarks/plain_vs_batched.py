@@ -32,7 +32,7 @@ from redundancy.models import build_backend
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="sam_vit_b")
     ap.add_argument("--data", default=str(ROOT / "assets" / "sample"))
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=16, help="number of (source, target) pairs to score")
     ap.add_argument("--rows", type=int, help="decoder rows per batched call (default per device)")
     ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     backend = build_backend(args.model, random_init=True, seed=0, device=args.device, progress=False)
     search, _ = split(open_dataset(args.data), args.images, seed=0)
@@ -70,9 +70,7 @@ def main() -> None:
     same_top = [(p.source, p.target) for p in top_pairs(batched, n)[0]] == [
         (p.source, p.target) for p in top_pairs(plain, n)[0]
     ]
-    print(
-        json.dumps(
-            {
+    result = {
                 "model": args.model,
                 "weights": backend.weights.label,
                 "device": str(backend.device),
@@ -91,9 +89,9 @@ def main() -> None:
                 "max_abs_gain_diff": diff,
                 "same_top_10_in_order": same_top,
                 "full_search_estimate_h": round(65280 * 50 / (calls / batched_s) / 3600, 2),
-            }
-        )
-    )
+    }  # fmt: skip
+    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

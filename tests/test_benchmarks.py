@@ -15,10 +15,9 @@ def test_full_search_reports_both_stages_and_memory(capsys):
     assert "random weights" in r["weights"] and json.loads(capsys.readouterr().out) == r
 
 
-def test_plain_vs_batched_agree(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["plain_vs_batched", "--model", "sam_tiny", "--images", "2", "--pairs", "4"])
-    plain_vs_batched.main()
-    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+def test_plain_vs_batched_agree(capsys):
+    r = plain_vs_batched.main(["--model", "sam_tiny", "--images", "2", "--pairs", "4"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == r
     assert r["decoder_calls"] == 8 and r["max_abs_gain_diff"] < 0.05 and r["speedup"] > 0
     assert r["same_top_10_in_order"] is True
 
@@ -55,3 +54,30 @@ def test_layer_cost_times_a_row_at_the_output_and_inside_the_encoder(monkeypatch
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [r["layer"] for r in rows] == ["output", "block 0"] and rows[0]["vs_output"] == 1.0
     assert all(r["ms_per_row"] > 0 and r["channels"] == 64 and "random weights" in r["weights"] for r in rows)
+
+
+def test_precision_benchmark_counts_flops_and_compares_with_fp32(capsys):
+    from benchmarks import precision
+
+    argv = ["--model", "sam_tiny_demo", "--images", "3", "--channels", "every:64", "--top-n", "2",
+            "--options", "fp32,tf32,bf16"]  # fmt: skip
+    rows = precision.main(argv)
+    assert [r["option"] for r in rows] == ["fp32", "tf32", "bf16"]
+    assert all(r["row_gflop"] > 0 and r["share_of_probe"] > 0 and r["rows_per_s"] > 0 for r in rows)
+    assert rows[0]["same_top_n_in_order"] and rows[0]["max_abs_gain_diff"] == 0
+    assert rows[1]["max_abs_gain_diff"] == 0  # tf32 on a CPU is fp32
+    assert "not SAM" in rows[0]["weights"] and "| bf16 |" in capsys.readouterr().out
+
+
+def test_gpu_suite_runs_every_step_at_test_size_and_reports_each(tmp_path):
+    from benchmarks import gpu_suite
+
+    r = gpu_suite.main(["--out", str(tmp_path), "--size", "test", "--skip", "pytest,torchrun", "--device", "cpu"])
+    failed = {k: v["failed"] for k, v in r.items() if isinstance(v, dict) and "failed" in v}
+    assert not failed, failed
+    assert set(r["timings_s"]) == {"environment", "reference", "profile", "batched", "families"}
+    assert [x["option"] for x in r["reference"]] == list(gpu_suite.PRECISION_RUNS)
+    assert r["reference"][0]["same_best_set_as_fp32"] is True and r["reference"][0]["full_scan_estimate_s"] > 0
+    assert [x["task"] for x in r["families"]] == ["segment", "classify"]
+    assert json.loads((tmp_path / "suite.json").read_text())["size"] == "test"
+    assert "| fp32 | 12 |" in (tmp_path / "suite.md").read_text()

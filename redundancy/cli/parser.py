@@ -84,9 +84,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=tuple(PRECISIONS),
-        help="decoder matrix products in fp32 (default) or bfloat16 autocast, for GPUs with bf16 units "
-        "(unmeasured here; several times slower on CPUs without them); metrics stay fp32",
+        choices=PRECISIONS,
+        help="how the decoder multiplies: fp32; tf32 (CUDA's TF32 tensor cores; the same as fp32 on a CPU); bf16 "
+        "autocast (GPUs, and CPUs with bf16 units: ~2x for SAM ViT-B here, but the top 10 can change); metrics "
+        "stay fp32 / fp64 (benchmarks/RESULTS.md: top-10 agreement with fp32)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the fixed-shape decoder call (CUDA graphs on a GPU); the first call compiles (tens of "
+        "seconds), results agree with eager to float rounding",
     )
     p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")

@@ -32,7 +32,10 @@ ROW_TOKENS = {"cpu": 1 << 14, "cuda": 1 << 19}
 MAX_ROWS = {"cpu": 32, "cuda": 1024}
 MAX_BATCH_ROWS = 1 << 16  # what a user may ask for: beyond it even a GPU's calls stop fitting (and out-of-memory
 # back-off would start from a request that allocates for minutes)
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # decoder compute dtype of the batched path
+# How the batched path's decoder multiplies: fp32; tf32 (float32 matmuls on CUDA's TF32 tensor cores: the same as
+# fp32 on a CPU); bf16 (autocast: matrix products in bfloat16, norms and softmax in fp32; fast on GPUs and on CPUs
+# with bf16 units). Logits leave in fp32 and the metrics accumulate in fp64 in every case.
+PRECISIONS = ("fp32", "tf32", "bf16")
 CALIBRATED_CALLS = 4  # batched calls timed before their mean replaces the one-call estimate
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
 PROBE_PAIRS = 256  # pairs timed to estimate the pair shortcut's rate before real work has run
@@ -47,6 +50,34 @@ def check_rows(rows: object) -> None:
             f"decoder rows per call (batch rows) must be a whole number from 1 to {MAX_BATCH_ROWS:,}, got {rows!r}; "
             "leave it empty for the device default."
         )
+
+
+_TF32_LOCK = threading.Lock()  # TF32 is a process-wide switch: held while a tf32 call runs
+
+
+@contextlib.contextmanager
+def precision_context(precision: str, device: torch.device):
+    """The decoder's arithmetic for one call (`PRECISIONS`); logits leave in fp32, so upscaling and the metric
+    sums are the same code in every precision."""
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32" and device.type == "cuda":
+        with _TF32_LOCK:
+            before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+            try:
+                yield
+            finally:
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    else:
+        yield
+
+
+def _compiled(fn: Callable, device: torch.device) -> Callable:
+    """`fn` through torch.compile for fixed shapes (CUDA: with CUDA graphs, "reduce-overhead")."""
+    mode = "reduce-overhead" if device.type == "cuda" else None
+    return torch.compile(fn, dynamic=False, mode=mode)
 
 
 def _out_of_memory(e: Exception) -> bool:
@@ -88,9 +119,13 @@ class Evaluator:
         mask_choice: str = "single",
         rows: int | None = None,
         precision: str = "fp32",
+        compile: bool = False,
     ):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+        self.compile = compile
+        # the batched decoder call has one shape (padded), so it compiles once: `torch.compile` (CUDA graphs on GPU)
+        self._decode_fn = _compiled(backend.decode, backend.device) if compile else backend.decode
         check_rows(rows)
         self.backend = backend
         self.set = evalset
@@ -174,21 +209,65 @@ class Evaluator:
             a = alphas[:, None, :].to(tokens.dtype)
             tokens = (1 - a) * rows[:, :, : self.channels] + a * tokens  # alpha 1 reads the copy exactly
         feats = tokens.transpose(1, 2).unflatten(2, self.set.feats.shape[2:])
-        dtype = PRECISIONS[self.precision]
-        # bf16 autocast: matrix products in bfloat16, softmax / norms in fp32; logits leave as fp32, so
-        # upscaling and the metric sums are unchanged (metrics accumulate in fp64).
-        with torch.autocast(feats.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-            out = self.backend.decode(feats, self._context_cl.take(img), self.mask_choice)
+        with precision_context(self.precision, feats.device):
+            out = self._decode_fn(feats, self._context_cl.take(img), self.mask_choice)
         return out if out.dtype == torch.float64 else out.float()  # linear heads compute in float64: kept
 
-    def _measure(self, low: torch.Tensor, b: int, budget: int = UPSCALE_BUDGET) -> torch.Tensor:
-        """Head outputs (P, ...) of image b -> (P, K) task stats at the target's resolution, `budget` floats a step."""
+    def _measure(self, low: torch.Tensor, b: int, budget: int = UPSCALE_BUDGET, targets=None) -> torch.Tensor:
+        """Head outputs (P, ...) of image b -> (P, K) task stats at the target's resolution, `budget` floats a step.
+
+        `targets` (P, ...): one target per row, for rows of several images of b's size (`_measure_rows`).
+        """
         h, w = self.set.metas[b].original_hw
         step = max(1, budget // (h * w + self.backend.model_input_pixels))
         up = self.upscaler(b)
-        return torch.cat(
-            [self.set.task.measure(low[s : s + step], self.set.targets[b], up) for s in range(0, len(low), step)]
-        )
+        measure = self.set.task.measure
+        if targets is None:
+            return torch.cat([measure(low[s : s + step], self.set.targets[b], up) for s in range(0, len(low), step)])
+        return torch.cat([measure(low[s : s + step], targets[s : s + step], up) for s in range(0, len(low), step)])
+
+    @functools.cached_property
+    def _size_groups(self) -> tuple[torch.Tensor, list[int], list[torch.Tensor]] | None:
+        """Images grouped by size (same original and input size: the same upscaling) with their targets stacked,
+        so one measuring step covers the rows of many images: (group of each image (B,), an image of each
+        group, each group's targets stacked in image order). None when the task measures image by image."""
+        es = self.set
+        if not es.task.stackable or any(t is None for t in es.targets):
+            return None
+        sizes = [(m.original_hw, m.input_hw) for m in es.metas]
+        kinds = list(dict.fromkeys(sizes))
+        group = torch.tensor([kinds.index(k) for k in sizes], device=self.device)
+        first = [sizes.index(k) for k in kinds]
+        stacked = [torch.stack([t for t, k in zip(es.targets, sizes) if k == kind]) for kind in kinds]
+        return group, first, stacked
+
+    def _measure_rows(self, low: torch.Tensor, imgs: torch.Tensor) -> torch.Tensor:
+        """Stats (R, K) of one call's rows (head outputs `low` of images `imgs`): a measuring step per image size
+        (the same numbers as image by image: each row's upscaling and sums do not depend on its neighbours)."""
+        out = torch.empty(len(imgs), len(self.set.task.columns), dtype=torch.float64, device=self.device)
+        groups = self._size_groups
+        if groups is None:
+            for b in imgs.unique().tolist():
+                hit = (imgs == b).nonzero()[:, 0]
+                out[hit] = self._measure(low[hit], b)
+            return out
+        group, first, stacked = groups
+        position = self._group_position
+        row_group = group[imgs]
+        for g in row_group.unique().tolist():
+            hit = (row_group == g).nonzero()[:, 0]
+            out[hit] = self._measure(low[hit], first[g], targets=stacked[g][position[imgs[hit]]])
+        return out
+
+    @functools.cached_property
+    def _group_position(self) -> torch.Tensor:
+        """Each image's index among the images of its size group (B,)."""
+        group = self._size_groups[0]
+        position = torch.empty_like(group)
+        for g in group.unique().tolist():
+            members = (group == g).nonzero()[:, 0]
+            position[members] = torch.arange(len(members), device=self.device)
+        return position
 
     @torch.inference_mode()
     def _rows_stats(
@@ -210,10 +289,7 @@ class Evaluator:
             call = _pad(sel, size) if pad else sel
             soft = alphas[map_idx[call]] if alphas is not None else None
             low = self._decode(maps[map_idx[call]], img_idx[call], reference=not pad, alphas=soft)[: len(sel)]
-            imgs = img_idx[sel]
-            for b in imgs.unique().tolist():
-                hit = (imgs == b).nonzero()[:, 0]
-                out[sel[hit]] = self._measure(low[hit], b)
+            out[sel] = self._measure_rows(low, img_idx[sel])
         return out
 
     def stats(

@@ -38,6 +38,7 @@ def search_key(session, settings, pairs: torch.Tensor) -> str:
             "top_n": st.top_n,
             "rows": ev.rows,
             "precision": cfg.precision,
+            **({"compile": True} if cfg.compile else {}),  # older keys stay valid
             "device": session.backend.device.type,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
             "mode": [st.mode, *(st.option(o.name) for o in st.search_mode.options)],

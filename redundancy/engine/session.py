@@ -150,7 +150,7 @@ class Session:
             )
             self.cache_hits += self.cache.hits
             self.encode_seconds[which] = time.perf_counter() - t0
-        ev = Evaluator(self.backend, evalset, self.cfg.mask_choice, requested, self.cfg.precision)
+        ev = Evaluator(self.backend, evalset, self.cfg.mask_choice, requested, self.cfg.precision, self.cfg.compile)
         self._evaluators[which] = (rows, ev)
         return ev
 

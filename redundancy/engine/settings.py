@@ -44,7 +44,8 @@ class SessionConfig:
     mask_choice: str = "single"
     device: str = "auto"
     rows: int | None = None  # decoder rows per call; None: the device default
-    precision: str = "fp32"  # fp32 | bf16: decoder matrix products in bfloat16 (metrics stay fp32/fp64)
+    precision: str = "fp32"  # fp32 | tf32 | bf16: how the batched decoder multiplies (`evaluator.PRECISIONS`)
+    compile: bool = False  # torch.compile the fixed-shape decoder call (CUDA graphs on a GPU)
     task: str | None = None  # a task name (segment, classify, depth); None: the data's (and the model's) task
     head: str | None = None  # classify / depth: a head state dict (weight, bias); None: fit one on a head split
     head_images: int | None = None  # images of that head split; None: a third of the data
@@ -70,7 +71,9 @@ class SessionConfig:
         """Raise a ConfigError naming the setting whose value no step could use."""
         _choice("prompt", self.prompt, PROMPT_MODES)
         _choice("mask choice", self.mask_choice, MASK_CHOICES)
-        _choice("precision", self.precision, tuple(PRECISIONS))
+        _choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile is on or off (true / false), got {self.compile!r}.")
         if self.protocol is not None:
             _choice("protocol", self.protocol, PROTOCOLS)
         if self.task is not None:

@@ -97,6 +97,7 @@ class Task(ABC):
     takes_prompts: ClassVar[bool] = False  # prompts derived from its targets (segmentation's box and point)
     picture_note: ClassVar[str] = ""  # how its pictures read (the app's galleries)
     order: ClassVar[int] = 0  # where it is listed among the tasks (choices, help)
+    stackable: ClassVar[bool] = False  # `measure` takes one target per row (R, ...): rows of many images at once
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -142,7 +143,8 @@ class Task(ABC):
     def measure(self, outputs: torch.Tensor, target: torch.Tensor, upscale) -> torch.Tensor:
         """Head outputs (P, ...) of one image vs its target -> (P, K) float64 stats (K = len(columns)).
 
-        `upscale(outputs)` maps head outputs to the target's resolution (the backend's, for this image).
+        `upscale(outputs)` maps head outputs to the target's resolution (the backend's, for this image). A
+        `stackable` task also takes targets stacked per row (P, ...), for rows of images of one size.
         """
 
     @abstractmethod

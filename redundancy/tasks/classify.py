@@ -32,6 +32,7 @@ class ClassifyTask(Task):
     metrics = (Metric("accuracy", "accuracy", percent=True),)
     columns = ("correct", "ce")
     loss_label = "cross-entropy"
+    stackable = True
     layouts = ("classes", "csv")
     data_hint = "class folders or a CSV of image,label"
     picture_note = "the label above each image; predictions with their confidence"

@@ -65,6 +65,7 @@ class SegmentTask(Task):
     columns = SEG_COLUMNS
     loss_label = "Dice + CE loss"
     protocols = PROTOCOLS
+    stackable = True
     layouts = ("folder", "perseg", "images")
     data_hint = "images/ + masks/ (or PerSeg)"
     needs_head = False

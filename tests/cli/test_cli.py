@@ -70,6 +70,16 @@ def test_same_seed_gives_an_identical_run(run, sample, tmp_path):
         assert (tmp_path / name).read_bytes() == (run / name).read_bytes(), name
 
 
+def test_compiled_tf32_search_records_its_arithmetic_and_finds_the_same_set(run, sample, tmp_path):
+    argv = [*SEARCH, "--data", str(sample), "--sources", "every:32", "--precision", "tf32", "--compile"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert (cfg["config"]["precision"], cfg["config"]["compile"]) == ("tf32", True)
+    got, want = (json.loads((d / "replacements.json").read_text()) for d in (tmp_path, run))
+    assert got["pairs"] == want["pairs"]
+    np.testing.assert_allclose(np.load(tmp_path / "pair_scores.npy"), np.load(run / "pair_scores.npy"), atol=1e-3)
+
+
 def test_apply_writes_patched_masks_and_a_zip(run, sample, tmp_path, capsys):
     assert main(["apply", "--run", str(run), "--data", str(sample), "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

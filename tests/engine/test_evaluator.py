@@ -161,6 +161,27 @@ def test_bf16_autocast_stays_close_and_is_part_of_the_run_identity(evaluator, ti
         SessionConfig("sam_tiny", "x", precision="fp8").check()
 
 
+def test_tf32_is_fp32_on_a_cpu_and_compile_agrees_with_eager(evaluator, tiny):
+    pairs = channel_pairs(range(0, 256, 64), range(0, 256, 64), 256)
+    eager = PairScorer(evaluator).score(pairs).miou_gain
+    tf32 = PairScorer(Evaluator(tiny, evaluator.set, rows=6, precision="tf32")).score(pairs).miou_gain
+    np.testing.assert_array_equal(tf32, eager)  # TF32 is a CUDA tensor-core mode; a CPU multiplies in fp32
+    compiled = Evaluator(tiny, evaluator.set, rows=6, compile=True)
+    got = PairScorer(compiled).score(pairs).miou_gain
+    assert compiled._decode_fn is not tiny.decode  # the compiled call ran, not the eager one
+    np.testing.assert_allclose(got, eager, atol=1e-3)  # fused kernels round differently, nothing more
+
+
+def test_batched_measuring_by_image_size_gives_the_image_by_image_numbers(evaluator, tiny):
+    pairs = channel_pairs(range(0, 256, 64), range(0, 256, 64), 256)
+    grouped = Evaluator(tiny, evaluator.set, rows=6)
+    assert grouped._size_groups is not None  # segmentation targets of one size stack: one step for many images
+    per_image = Evaluator(tiny, evaluator.set, rows=6)
+    per_image.__dict__["_size_groups"] = None  # the image-by-image path
+    a, b = PairScorer(grouped).score(pairs), PairScorer(per_image).score(pairs)
+    np.testing.assert_array_equal(a.miou_gain, b.miou_gain)
+
+
 def test_time_estimate_rests_on_the_rate_measured_while_working(evaluator):
     from dataclasses import replace
 

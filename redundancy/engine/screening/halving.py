@@ -24,7 +24,7 @@ def halving_rounds(
     alive, m = pairs, max(1, min(start_images, n))
     rounds, estimate = [], np.full((ev.channels, ev.channels), np.nan, np.float32)
     while m < n and len(alive) > 1:
-        part = Evaluator(ev.backend, subset(ev.set, order[:m]), ev.mask_choice, ev.rows, ev.precision)
+        part = Evaluator(ev.backend, subset(ev.set, order[:m]), ev.mask_choice, ev.rows, ev.precision, ev.compile)
         s = PairScorer(part, scorer.metric).score(alive, cancel=cancel)
         ij = alive.numpy()
         gains = s.gain[ij[:, 0], ij[:, 1]]
