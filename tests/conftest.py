@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,9 +98,27 @@ def write_pair(folder: Path, stem: str, size=(40, 30), box=(5, 5, 20, 20), mask_
     Image.fromarray(mask).save(folder / "masks" / f"{stem}.png")
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a process started with `start_new_session=True` and everything it started (its process group): SIGTERM,
+    then SIGKILL for what is left. `proc.terminate()` alone reaches only the parent, and an app's forked workers
+    (ZeroGPU's) outlive it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:  # the whole group is gone
+            break
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(0.2)  # the parent is gone; its children get the next signal if they linger
+    proc.wait(timeout=timeout)
+
+
 @contextmanager
 def running_app(folder: Path, command: list[str] | None = None, env: dict | None = None):
-    """`python app.py` (or `command`) on a free 127.0.0.1 port with its own cache under `folder`; its URL."""
+    """`python app.py` (or `command`) on a free 127.0.0.1 port with its own cache under `folder`; its URL. The app
+    runs in its own process group, stopped whole when the block ends."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -114,7 +133,12 @@ def running_app(folder: Path, command: list[str] | None = None, env: dict | None
     log_path = folder / "app.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            command or [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            command or [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `stop_group` reaches the workers it forks
         )
         url = f"http://127.0.0.1:{port}"
         for _ in range(240):
@@ -126,15 +150,15 @@ def running_app(folder: Path, command: list[str] | None = None, env: dict | None
                     break
                 time.sleep(0.5)
         else:
-            proc.kill()
+            stop_group(proc)
             pytest.fail(f"app did not start; see {log_path}")
         if proc.poll() is not None:
+            stop_group(proc)
             pytest.fail(f"app exited; see {log_path}: {log_path.read_text()[-2000:]}")
         try:
             yield url
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_group(proc)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from redundancy.errors import RunError
 from redundancy.interactive import zerogpu
 from redundancy.interactive.workspace import Workspace
 
-from ..conftest import ROOT, SAMPLE, running_app
+from ..conftest import ROOT, SAMPLE, running_app, stop_group
 
 SCOPE = "every:16"
 
@@ -151,11 +151,21 @@ def test_real_spaces_wrapper_forks_a_worker_and_streams_plain_data(tmp_path):
     CUDA device; everything else is the package's own code: the decorator, the forked worker, pickled
     arguments and streamed results, the stop on cancel."""
     env = {**os.environ, **ZERO_ENV}
-    proc = subprocess.run(
-        [sys.executable, "-c", SIMULATED], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIMULATED],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the workers `spaces` forks are stopped with it
     )
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        stop_group(proc)
+    line = [x for x in stdout.splitlines() if x.startswith("RESULT ")]
+    assert line, stdout[-2000:] + stderr[-3000:]
     out = json.loads(line[0].removeprefix("RESULT "))
     assert out["on"] and out["remote"] and all(out["decorated"])
     local = json.loads(json.dumps(_run(Workspace(remote=False)), default=str))

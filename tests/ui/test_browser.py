@@ -1,6 +1,7 @@
 """Real-browser tests: app.py on 127.0.0.1 driven through Debian's Chromium with Playwright.
 
-Screenshots land in screenshots/ (git-ignored) for a person to look at.
+Screenshots land in $REDUNDANCY_SHOTS (default: redundancy-screenshots/ under the system's temporary folder), for a
+person to look at; never in the repository.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "screenshots"
+SHOTS = Path(os.environ.get("REDUNDANCY_SHOTS") or Path(os.environ.get("TMPDIR") or "/tmp") / "redundancy-screenshots")
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
 
 
