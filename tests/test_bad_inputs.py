@@ -348,9 +348,18 @@ CASES = {
         lambda t, m: Session.open(
             SessionConfig(model="sam_tiny", data=str(_classes(t)), random_init=True), progress=False
         ),
-        "has no classify head",
+        "sam_tiny does segment, but the data reads as classify data \\(class folders a/, b/ of images, no masks\\)",
     ),
-    "DINOv2 on segmentation data": (lambda t, m: _dino(t, SAMPLE), "has no segment head"),
+    "DINOv2 on segmentation data": (
+        lambda t, m: _dino(t, SAMPLE),
+        "dinov2_tiny does classify and depth, but the data reads as segment data .*pick a model that does it \\(SAM",
+    ),
+    "segmentation model asked for classification": (
+        lambda t, m: Session.open(
+            SessionConfig(model="sam_tiny", data=str(_classes(t)), random_init=True, task="classify"), progress=False
+        ),
+        "sam_tiny has no classify head",
+    ),
     "task that is not the data's": (lambda t, m: _dino(t, _classes(t), task="depth"), "is a classify dataset"),
     "box prompts for classification": (lambda t, m: _dino(t, _classes(t), prompt="box"), "takes prompt none"),
     "metric of another task": (lambda t, m: _search_dino(t, _classes(t), metric="rmse"), "not one of the classify"),

@@ -239,6 +239,19 @@ CASES: dict[str, tuple] = {
         "mydata.zip: no dataset layout found.*Images/<object>/",
     ),
     "empty zip": (lambda t, m: Input(_zip(t, {})), "mydata.zip: no dataset layout found"),
+    "zip of two datasets": (
+        lambda t, m: Input(_zip(t, {f"{d}/{k}": v for d in ("gray", "blur") for k, v in _dataset_entries().items()})),
+        r"mydata.zip is a folder of datasets \(blur/, gray/\), not one dataset; zip one of them on its own",
+    ),
+    "zip of a run folder": (
+        lambda t, m: Input(_zip(t, {"run/pair_scores.npy": b"x", "run/pair_scores.csv": b"a,b\n", "run/x.csv": b""})),
+        r"mydata.zip/run holds a search's results \(a run folder of this tool\), not a dataset",
+    ),
+    "images in two folders, no masks, for a segmentation model": (
+        lambda t, m: Input(_zip(t, {f"{c}/{k}.png": _png() for c in ("cats", "dogs") for k in range(2)})),
+        r"sam_tiny does segment, but the data reads as classify data \(class folders cats/, dogs/ of images, no "
+        r"masks\); for segment give images/ \+ masks/ \(or PerSeg\) data",
+    ),
     # paths a dataset names
     "label CSV naming an absolute server path": (
         lambda t, m: Input(_csv_zip(t, str(_outside_image(t)))),

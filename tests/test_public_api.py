@@ -40,3 +40,19 @@ def test_patch_changes_the_encoder_output_and_undoes(name):
 def test_patch_refuses_an_unknown_model():
     with pytest.raises(ReplacementError, match="patch\\(\\) knows SAM"):
         redundancy.patch(torch.nn.Linear(2, 2), [(0, 1)])
+
+
+def _anchor(title: str) -> str:
+    """A heading's anchor as GitHub and the Hub write it: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def test_readme_opens_with_what_the_tool_is_and_a_contents_list_of_every_section():
+    text = (ROOT / "README.md").read_text()
+    body = text.split("\n---\n", 1)[1]  # after the Space's front matter
+    intro = body.split("**Contents**")[0]
+    assert "zero" in intro and "trained parameters" in intro and len(intro.strip().splitlines()) <= 10
+    contents = re.search(r"\*\*Contents\*\*:(.*?)\n\n", body, re.S).group(1)
+    linked = re.findall(r"\]\(#([^)]+)\)", contents)
+    sections = [_anchor(t) for t in re.findall(r"^## (.+)$", body, re.M)]
+    assert linked == sections  # every section, in order, each link to an anchor that exists

@@ -4,23 +4,79 @@ search modes and their options, protocols), and the frozen configs the flags bui
 from __future__ import annotations
 
 import argparse
-import functools
+from pathlib import Path
+from typing import NoReturn
 
 from ..data.prompts import PROMPT_MODES
 from ..engine import SearchSettings, SessionConfig
 from ..engine.evaluator import PRECISIONS
 from ..engine.screening import MODES, all_options
 from ..engine.select import SELECT_MODES
+from ..errors import DeviceError
+from ..models import DEFAULT_MODEL, check_device
 from ..models.base import MASK_CHOICES
 from ..replace import Edit, parse_edits
 from ..tasks import PROTOCOLS, all_metrics, get_task, task_names
-from ..training.demo import DEMO_BASES, DEMO_DIR, TrainConfig
+from ..training.demo import DEMO_BASES, TrainConfig
 
-DESCRIPTION = "Command line `python -m redundancy VERB`: a shell over the engine (every verb has --help)."
+DESCRIPTION = (
+    "Find redundant channels in a vision foundation model's encoder (SAM, SAM2, DINOv2, ...) and replace them with "
+    "copies of useful ones: the model adapts to your data with zero trained parameters. Every verb has --help."
+)
+EPILOG = (
+    "a first run (offline, about a minute on a 2-core CPU, from the repository root): python -m redundancy search "
+    "--data assets/domains/gray --search-images 16 --top-n 6 --out runs/gray"
+)
+TRAIN_OUT = Path("runs") / "train-demo"  # train-demo's default --out: never the shipped assets/demo
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="sam_vit_b", help="registry name (see `models`)")
+class Parser(argparse.ArgumentParser):
+    """argparse with one line per mistake (not the whole usage first): the problem, what a missing option is for,
+    and where the rest is (`--help`)."""
+
+    def error(self, message: str) -> NoReturn:
+        missing = "the following arguments are required: "
+        if message.startswith(missing):
+            names = message[len(missing) :].split(", ")
+            message = "missing " + "; ".join(f"{n}: {self._what(n)}" if self._what(n) else n for n in names)
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. See `{self.prog} --help`.\n")
+
+    def _what(self, name: str) -> str:
+        """What the argument called `name` in an error is for: its help, or the verbs to choose from."""
+        for a in self._actions:
+            if name in (*a.option_strings, a.dest, a.metavar):
+                if isinstance(a, argparse._SubParsersAction):
+                    return "one of " + ", ".join(a.choices)
+                return a.help or ""
+        return ""
+
+
+def device_choice(text: str) -> str:
+    """--device: auto, cpu, cuda or cuda:N, checked when parsed (one line naming the choices, not free text)."""
+    try:
+        return check_device(text)
+    except DeviceError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        type=device_choice,
+        metavar="{auto,cpu,cuda,cuda:N}",
+        help="where the model runs: auto (a CUDA GPU when one is visible, else the CPU), cpu, cuda, or cuda:N "
+        "(the GPU of index N)",
+    )
+
+
+def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="registry name (see `models`); the default is the shipped demo model (not SAM: works offline), "
+        "e.g. sam_vit_b for SAM ViT-B (downloaded on first use)",
+    )
     p.add_argument(
         "--checkpoint",
         help="weights instead of the official download: a local file (.pt/.pth/.safetensors; transformers SamModel "
@@ -34,8 +90,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and the search-set split")
     p.add_argument(
         "--data",
+        required=data_required,
         help="dataset folder or .zip: images/+masks/ or PerSeg (segment), class folders or a CSV of image,label "
-        "(classify), images/+depth/ (depth)",
+        "(classify), images/+depth/ (depth); bundled ones are in the repository's assets/ folder"
+        + ("" if data_required else " (required without --run)"),
     )
     p.add_argument(
         "--task",
@@ -46,7 +104,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--head",
         help="classify / depth: a head state dict (weight, bias) over the model's tokens; default: fit one on a "
-        "separate head split of the data",
+        "head split of the data (images set aside only to fit the head: never searched, never held out)",
     )
     p.add_argument("--head-images", type=int, help="images in that head split (default: a third of the data)")
     p.add_argument(
@@ -56,9 +114,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "trunk; its width, e.g. 768 for SAM ViT-B) and re-run the blocks after it per candidate; default: the "
         "encoder output, as the paper",
     )
-    p.add_argument("--search-images", type=int, default=50, help="images in the search set (paper: 50)")
-    p.add_argument("--heldout-images", type=int, help="cap on held-out images evaluated (default: all)")
-    p.add_argument("--prompt", default="none", choices=PROMPT_MODES, help="prompts from GT")
+    p.add_argument(
+        "--search-images", type=int, default=50, help="images the pairs are scored on (the search set; paper: 50)"
+    )
+    p.add_argument(
+        "--heldout-images",
+        type=int,
+        help="cap on the held-out images (never searched; they check the found set) evaluated (default: all)",
+    )
+    p.add_argument(
+        "--prompt",
+        default="none",
+        choices=PROMPT_MODES,
+        help="segmentation prompts, taken from the ground-truth (GT) masks: none, each mask's box, or a point in it",
+    )
     p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
@@ -79,8 +148,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         + "; ".join(f"{name}: {', '.join(get_task(name).metric_names)}" for name in task_names())
         + " (default: the task's first)",
     )
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--batch-rows", dest="rows", type=int, help="decoder rows per call (default per device)")
+    _add_device(p)
+    p.add_argument(
+        "--batch-rows",
+        dest="rows",
+        type=int,
+        help="decoder rows per call, a row being one (channel edit, image) pass through the head (SAM's mask decoder, "
+        "a linear head); more rows per call use more memory (default: per device)",
+    )
     p.add_argument(
         "--precision",
         default="fp32",
@@ -115,18 +190,23 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
 
 
 class DEFAULTS(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows each option's default, where it has one worth showing."""
+    """Help that shows each option's default, where it has one worth showing (0 is one; unset, off or "" are not)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS):
+            return action.help or ""
+        if "(default" in (action.help or ""):  # the help says it in words
             return action.help or ""
         return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m redundancy", description=DESCRIPTION)
-    sub = parser.add_subparsers(dest="command", required=True)
-    add = functools.partial(sub.add_parser, formatter_class=DEFAULTS)  # subparsers do not inherit it
+    parser = Parser(prog="python -m redundancy", description=DESCRIPTION, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="VERB", help="one of:")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:  # a verb's own --help opens with what it does
+        return sub.add_parser(name, help=help, description=help, formatter_class=DEFAULTS)  # (not inherited)
+
     m = add("models", help="list the model registry")
     m.add_argument("--json", action="store_true", help="print the registry as JSON")
 
@@ -172,11 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = add(
         "ablate",
-        help="baseline and single edits (Table 1): --zero 6,216 --swap 1:2 --replace 3:7",
+        help="baseline and single-channel edits (the paper's Table 1: a channel zeroed, swapped, replaced or scaled, "
+        "one edit at a time): --zero 6,216 --swap 1:2 --replace 3:7; each zeroed channel is called useful, redundant "
+        "or harmful",
     )
-    _add_common(a)
+    _add_common(a, data_required=False)
     a.add_argument("--run", help="take model, data and split from a finished run")
-    a.add_argument("--zero", default="", help="channels to zero, one edit each: 6,216 (or 'all': the full sweep)")
+    a.add_argument(
+        "--zero",
+        default="",
+        help="channels to zero, one edit each: 6,216 (or 'all': every channel, sorted by the change); a zeroed "
+        "channel is useful when the 95%% interval of the change is below 0 (zeroing makes the score worse), "
+        "redundant when it holds 0 (no change beyond noise), harmful when above 0 (zeroing makes it better)",
+    )
     a.add_argument("--swap", default="", help="pairs to swap, one edit each: 1:2,5:9")
     a.add_argument("--replace", default="", help="i:j makes channel i a copy of channel j: 3:7")
     a.add_argument("--scale", default="", help="i:s multiplies channel i by s (0 zeroes it): 6:0.5,216:2")
@@ -201,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="the run's weights file where its recorded path is not on this machine")
     p.add_argument("--data", required=True, help="images to predict: a folder or .zip, with masks for mIoU or without")
     p.add_argument("--out", required=True, help="folder for masks/, baseline_masks/, overlays/ and predictions.zip")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    _add_device(p)
     p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
@@ -224,7 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=defaults.lr, help="peak AdamW learning rate")
     t.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights and the image stream")
     t.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps between source-mIoU checks")
-    t.add_argument("--out", default=str(DEMO_DIR), help="folder for <model>_demo.pt and models.json")
+    t.add_argument(
+        "--out",
+        help=f"folder for <model>_demo.pt and models.json (default: {TRAIN_OUT}; with --replace-shipped: assets/demo)",
+    )
+    t.add_argument(
+        "--replace-shipped",
+        action="store_true",
+        help="write into the repository's assets/demo (the default --out then), replacing the shipped demo model "
+        "every command uses; without it, that folder is refused",
+    )
     return parser
 
 

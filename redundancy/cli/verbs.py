@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..engine import Callbacks, Session, SessionConfig, ablate, compare_search_modes, run_search
+from ..engine import AblationRow, Callbacks, Session, SessionConfig, ablate, compare_search_modes, run_search
+from ..engine.ablate import VERDICT_RULE, VERDICTS
 from ..engine.distributed import setup as setup_distributed
 from ..engine.distributed import teardown as teardown_distributed
 from ..engine.features import FeatureCache
@@ -20,6 +21,7 @@ from ..engine.provenance import search_key
 from ..errors import RedundancyError
 from ..io import ensure_folder
 from ..models import REGISTRY
+from ..models._registry import DEMO_DIR
 from ..replace import Edit
 from ..report.summary import format_seconds, summary_text
 from ..runs.apply import apply_run, backend_for_run, open_run_data, run_head
@@ -27,7 +29,9 @@ from ..runs.resume import RunState, check_out_folder, claim_run_dir, search_lock
 from ..runs.rundir import RunDir
 from ..runs.writers import read_run, save_ablation, write_comparison, write_run
 from ..training.demo import TrainConfig, train_and_save
-from .parser import build_parser, parse_edit_flags, search_settings, session_config
+from .parser import TRAIN_OUT, build_parser, parse_edit_flags, search_settings, session_config
+
+REPO = Path(__file__).resolve().parents[2]  # the repository: its assets/ folder holds the bundled datasets
 
 
 def _feature_cache(args: argparse.Namespace) -> FeatureCache | None:
@@ -98,13 +102,21 @@ def _describe(session: Session, say: Callable[[str], None], extra: str = "") -> 
         say(f"warning: {w}")
 
 
-def _require_data(args: argparse.Namespace) -> None:
-    if not args.data:
-        raise RedundancyError("--data is required: a dataset folder or .zip (try assets/sample).")
+def _check_data(data: str | None) -> None:
+    """A --data path that does not exist here but names one of the repository's bundled datasets (the README's
+    commands run from the repository root): say where that dataset is, rather than only that the path is missing."""
+    if not data or Path(data).exists() or Path(data).is_absolute():
+        return
+    bundled = REPO / data
+    if bundled.exists() and Path(data).parts[0] == "assets":
+        raise RedundancyError(
+            f"--data {data}: no such folder in {Path.cwd()}; the repository's bundled data is at {bundled} "
+            f"(give that path, or run from {REPO})."
+        )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    _require_data(args)
+    _check_data(args.data)
     settings = search_settings(args)  # checked when made, before any distributed set-up
     job = setup_distributed()  # None unless launched by torchrun
     if job and not settings.search_mode.exact:
@@ -153,7 +165,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    _require_data(args)
+    _check_data(args.data)
     settings = search_settings(args)
     if args.out:
         ensure_folder(Path(args.out))  # checked before the comparison runs, not after
@@ -175,7 +187,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(head + f"{'time/exact':>12}{'rows/exact':>12}")
     for r in reports:
         print(
-            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{m.value(r.best_miou):>13.4g}"
+            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{m.value(r.best_miou):>13.{m.digits}f}"
             f"{format_seconds(r.seconds):>9}{r.time_share:>12.3f}{r.cost:>12.3f}"
         )
     print("time/exact: measured on this machine; rows/exact: decoder rows counted (a forward + backward = 3 rows)")
@@ -187,6 +199,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_ablate(args: argparse.Namespace) -> int:
     zero_all = args.zero.strip().lower() == "all"
     edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace, args.scale)
+    _check_data(args.data)
     if args.run:
         config, _ = read_run(Path(args.run), verify=not args.unverified)
         cfg = SessionConfig.recorded(config["config"], device=args.device)
@@ -195,14 +208,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         session = Session(backend_for_run(config, args.device), data, cfg, _feature_cache(args), head)
     else:
         if not args.data:
-            raise RedundancyError("--data (or --run) is required.")
+            raise RedundancyError(
+                "ablate needs --data (a dataset folder or .zip) or --run (a finished search's folder)."
+            )
         session = Session.open(session_config(args), _feature_cache(args))
     if zero_all:  # the full sweep: every channel zeroed alone
         edits = [Edit("zero", c) for c in range(session.backend.channels)] + edits
     base, rows = ablate(session, edits, plain=args.plain, callbacks=_bar_callbacks(args))
     if args.run:
         save_ablation(Path(args.run), base, rows)
-    label = session.backend.weights.label
     if args.json:
         print(
             json.dumps(
@@ -217,12 +231,38 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    m = session.task.metric()
-    print(f"{session.backend.name} | {label} | {len(session.search_set)} search images | protocol {session.protocol}")
-    print(f"{'edit':<22}{m.label:>10}{'delta':>10}{'loss':>10}")
-    for r in [base, *rows]:
-        print(f"{r.edit:<22}{m.value(r.miou):>10.4g}{m.value(r.miou) - m.value(base.miou):>+10.4f}{r.loss:>10.4f}")
+    b = session.backend
+    print(f"{b.name} | {b.weights.label} | {len(session.search_set)} search images | protocol {session.protocol}")
+    print(_ablation_table(session, base, rows, sweep=zero_all))
     return 0
+
+
+def _ablation_table(session: Session, base: AblationRow, rows: list[AblationRow], sweep: bool) -> str:
+    """Table 1 as text: the baseline, then each edit's score, change (with its 95% interval), loss and verdict; the
+    zero sweep sorted by the change (the largest first) and counted by verdict."""
+    m = session.task.metric()
+    d = m.digits
+    w = 9 + d  # room for a signed number at the metric's decimals
+
+    def change(r: AblationRow) -> tuple[float, float, float]:  # as a user reads it (RMSE: lower is better)
+        lo, hi = sorted((m.value(r.delta_lo), m.value(r.delta_hi)))
+        return m.value(r.miou) - m.value(base.miou), lo, hi
+
+    header = f"{'edit':<22}{m.label:>{w}}{'change':>{w}}  {'95% interval':<{2 * w}}{'loss':>9}  verdict"
+    lines = [header, f"{'baseline':<22}{m.value(base.miou):>{w}.{d}f}{'':>{w}}  {'':<{2 * w}}{base.loss:>9.4f}"]
+    shown = sorted(rows, key=lambda r: -r.delta_miou) if sweep else rows
+    for r in shown:
+        delta, lo, hi = change(r)
+        interval = f"{lo:+.{d}f} to {hi:+.{d}f}"
+        lines.append(
+            f"{r.edit:<22}{m.value(r.miou):>{w}.{d}f}{delta:>+{w}.{d}f}  {interval:<{2 * w}}{r.loss:>9.4f}  {r.verdict}"
+        )
+    if sweep:
+        counts = {v: sum(r.verdict == v for r in rows) for v in reversed(VERDICTS["zero"])}
+        lines.append(f"{len(rows)} edits, sorted by the change: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    groups = session.evaluator("search").set.n_groups
+    lines.append(f"({VERDICT_RULE}; here {groups} groups of {len(session.search_set)} search images)")
+    return "\n".join(lines)
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
@@ -248,6 +288,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from ..report.share import fetch_run
 
+    _check_data(args.data)
     cache = FeatureCache(args.cache) if args.cache else None
     run = Path(args.run) if args.run else fetch_run(args.replacements)
     backend = None
@@ -278,14 +319,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{res.images} patched predictions written to {Path(args.out)} (zip: {res.zip_path})")
-        if res.baseline_miou is not None:
-            print(f"{res.metric_label} {res.baseline_miou:.4g} -> {res.patched_miou:.4g} with {len(res.pairs)} pairs")
+        if res.score_text() is not None:
+            print(res.score_text())
     return 0
 
 
 def cmd_train_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else DEMO_DIR if args.replace_shipped else TRAIN_OUT
+    if out.resolve() == DEMO_DIR.resolve() and not args.replace_shipped:
+        raise RedundancyError(
+            f"--out {args.out} is the shipped demo folder: training there replaces the demo models every command "
+            "uses; pass --replace-shipped to mean it, or choose another --out."
+        )
     cfg = TrainConfig(args.model, args.steps, args.batch, args.lr, seed=args.seed, eval_every=args.eval_every)
-    train_and_save(cfg, args.out)
+    train_and_save(cfg, out)
     return 0
 
 

@@ -30,7 +30,7 @@ def extract_zip(zip_path: Path, dest: Path) -> Path:
     """
     zip_path = Path(zip_path)
     if not zipfile.is_zipfile(zip_path):
-        raise DataError(f"{zip_path.name}: not a zip archive; upload a .zip of a dataset folder.")
+        raise DataError(f"{zip_path.name}: not a zip archive; make it a .zip of a dataset folder.")
     dest = Path(dest)
     try:
         dest.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,17 @@ from .images import (
 )
 
 MAX_IMAGES = env_number("REDUNDANCY_MAX_IMAGES", 5_000)  # per dataset
+# Files only a search of this tool writes into its run folder (a finished one, one under way); the run files are
+# runs/rundir.py's (a layer above, so named here; tests/data/test_datasets.py holds the two together).
+RUN_MARKERS = ("pair_scores.npy", "state/manifest.json")
+LAYOUT_WORDS = {  # how a layout reads in messages
+    "folder": "images/ + masks/",
+    "perseg": "PerSeg folders Images/ + Annotations/",
+    "images": "images without targets",
+    "classes": "class folders {} of images, no masks",
+    "csv": "a CSV of image,label rows",
+    "depth": "images/ + depth/",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,12 @@ class Dataset:
     @property
     def has_masks(self) -> bool:
         return all(s.mask_path is not None for s in self.samples)
+
+    @property
+    def described(self) -> str:
+        """Its layout in words, for messages: 'class folders cat/, dog/ of images, no masks'."""
+        names = ", ".join(c + "/" for c in self.classes[:3]) + (", ..." if len(self.classes) > 3 else "")
+        return LAYOUT_WORDS.get(self.layout, self.layout).format(names)
 
     @property
     def default_protocol(self) -> str:
@@ -215,10 +233,12 @@ def _scan_csv(table: Path, base: Path) -> tuple[list[Sample], tuple[str, ...]]:
     return samples, classes
 
 
-def _scan(root: Path, require_masks: bool, base: Path, where: str) -> tuple[str, list[Sample], tuple[str, ...]]:
-    """(layout, samples, class names) of the dataset at `root` (inside `base`, the folder the user gave;
-    `where` names it in messages)."""
-    layout, samples = _scan_masks(root, require_masks, where)
+def _scan(
+    root: Path, require_masks: bool, base: Path, where: str, zipped: bool = False
+) -> tuple[str, list[Sample], tuple[str, ...]]:
+    """(layout, samples, class names) of the dataset at `root` (inside `base`, the folder the user gave, or the
+    folder a zip was extracted to; `where` names it in messages)."""
+    layout, samples = _scan_masks(root, require_masks, where, zipped)
     if layout != "classify":
         return layout, samples, ()
     tables = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
@@ -233,7 +253,38 @@ def _scan(root: Path, require_masks: bool, base: Path, where: str) -> tuple[str,
     return "classes", *_scan_classes(root, dirs)
 
 
-def _scan_masks(root: Path, require_masks: bool, where: str) -> tuple[str, list[Sample]]:
+def looks_like_data(folder: Path) -> bool:
+    """Whether a folder holds images (directly, in class folders or in a layout's folders): a dataset, for the
+    message of a step that wanted something else there. Never raises."""
+
+    def has_images(d: Path) -> bool:
+        return any(p.is_file() and p.suffix.lower() in IMAGE_EXTS for p in d.iterdir())
+
+    try:
+        subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+        return has_images(folder) or any(has_images(d) for d in subdirs) or _looks_like_dataset(folder)
+    except OSError:
+        return False
+
+
+def _looks_like_dataset(folder: Path) -> bool:
+    """Whether a folder is a dataset of its own (a layout's folders inside, or datasets inside it), not a class."""
+    if _child(folder, "images", "annotations", "masks"):
+        return True
+    subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    return any(_child(d, "images", "annotations", "masks") for d in subdirs)
+
+
+def _refuse_datasets_folder(subdirs: list[Path], where: str, zipped: bool) -> None:
+    """A folder that holds datasets (e.g. the repository's assets/) is not class folders nor images: say so."""
+    datasets = sorted(d.name for d in subdirs if _looks_like_dataset(d))
+    if datasets:
+        listed = ", ".join(d + "/" for d in datasets[:4]) + (", ..." if len(datasets) > 4 else "")
+        one = f"zip one of them on its own, e.g. {datasets[0]}/" if zipped else f"give one, e.g. {where}/{datasets[0]}"
+        raise DataError(f"{where} is a folder of datasets ({listed}), not one dataset; {one}.")
+
+
+def _scan_masks(root: Path, require_masks: bool, where: str, zipped: bool = False) -> tuple[str, list[Sample]]:
     images_dir = _child(root, "images")
     annotations_dir = _child(root, "annotations")
     masks_dir = _child(root, "masks")
@@ -257,6 +308,8 @@ def _scan_masks(root: Path, require_masks: bool, where: str) -> tuple[str, list[
         pairs = _pair(_files(images_dir, IMAGE_EXTS), _files(depth_dir, DEPTH_EXTS), "images/ vs depth/")
         return "depth", [Sample(s, i, m, s) for s, i, m in pairs]
     subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    if not images_dir:
+        _refuse_datasets_folder(subdirs, where, zipped)
     has_csv = any(p.suffix.lower() == ".csv" for p in root.iterdir() if p.is_file())
     if has_csv or (not images_dir and len(subdirs) >= 2 and not _files(root, IMAGE_EXTS)):
         return "classify", []  # class folders or a CSV of labels: read by `_scan`
@@ -324,12 +377,19 @@ def open_dataset(path: str | Path, extract_to: str | Path | None = None, require
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; pass a dataset folder or a .zip of one.")
     archive = path if path.is_file() else None
+    if archive is not None and archive.suffix.lower() != ".zip" and not zipfile.is_zipfile(archive):
+        raise DataError(f"{path.name} is a file, not a dataset: give a dataset folder or a .zip of one.")
     if archive is not None:
         path = extract_zip(path, Path(extract_to)) if extract_to is not None else extract_cached(path)
     base = path.resolve()
     root = _find_root(path)
     where = str(root) if archive is None else "/".join((archive.name, *root.relative_to(path).parts))
-    layout, samples, classes = _scan(root, require_masks, base, where)
+    if any((root / marker).is_file() for marker in RUN_MARKERS):
+        raise DataError(
+            f"{where} holds a search's results (a run folder of this tool), not a dataset; give the data it searched "
+            "(its config.json names it under data.path) or another dataset folder."
+        )
+    layout, samples, classes = _scan(root, require_masks, base, where, zipped=archive is not None)
     _check_inside(samples, base)
     if not samples:
         raise DataError(

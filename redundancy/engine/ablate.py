@@ -7,24 +7,49 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..errors import Cancelled
 from ..replace import Edit, edit_alpha, edit_map, identity_map, stack_alphas
 from ..tasks import Stats
+from .confidence import LEVEL, bootstrap_bounds
 from .progress import Callbacks
 from .session import Session
+
+# What a row's verdict says: its delta's 95% bootstrap interval over the search set's metric groups (images, or
+# objects for the PerSeg protocols) is below 0, holds 0, or is above 0. A zeroed channel is then useful (removing
+# it lowers the score), redundant (no change the search set can tell from noise) or harmful (removing it helps).
+VERDICTS = {"zero": ("useful", "redundant", "harmful"), "other": ("hurts", "within noise", "helps")}
+VERDICT_RULE = (
+    f"the verdict reads the change's {LEVEL:.0%} bootstrap interval over the search set's images (objects for "
+    "PerSeg): below 0 = useful (zeroing makes the score worse), holding 0 = redundant (no change beyond noise), above "
+    "0 = harmful (zeroing makes it better); other edits: hurts, within noise, helps"
+)
 
 
 @dataclass
 class AblationRow:
-    """One Table 1 row: an edit and its effect on the search set."""
+    """One Table 1 row: an edit and its effect on the search set.
+
+    `delta_lo`, `delta_hi`: the 95% bootstrap interval of `delta_miou` over the search set's metric groups;
+    `verdict`: what that interval says (`VERDICTS`; "" for the baseline).
+    """
 
     edit: str
     miou: float
     loss: float
     delta_miou: float
     delta_loss: float
+    delta_lo: float = 0.0
+    delta_hi: float = 0.0
+    verdict: str = ""
+
+
+def verdict(kind: str, lo: float, hi: float) -> str:
+    """An edit's verdict from its delta's interval: (below 0, holds 0, above 0) worded for zeroing or any edit."""
+    below, holds, above = VERDICTS["zero" if kind == "zero" else "other"]
+    return below if hi < 0 else above if lo > 0 else holds
 
 
 def ablate(
@@ -49,16 +74,29 @@ def ablate(
     alphas = stack_alphas([None] + [edit_alpha(e, c) for e in edits], c)  # scale edits are soft
     ev = session.evaluator("search", cb.encode, cancel, rows=rows)
     names = ["baseline"] + [str(e) for e in edits]
+    kinds = [""] + [e.kind for e in edits]
     done: list[AblationRow] = []
+    base_groups = np.zeros(0)  # the baseline's score per metric group (G,)
 
     def chunk(start: int, stats: Stats) -> None:
+        nonlocal base_groups
         miou, loss = ev.summarize(stats)
-        for k, (m, lo) in enumerate(zip(miou, loss), start):
-            base = done[0] if done else None
-            delta = (float(m) - base.miou, float(lo) - base.loss) if base else (0.0, 0.0)
-            row = AblationRow(names[k], float(m), float(lo), *delta)
+        groups = ev.per_group(stats)  # (V, G): each variant's score per metric group
+        if not done:  # the first chunk starts with map 0, the baseline
+            base_groups = groups[0]
+            done.append(AblationRow(names[0], float(miou[0]), float(loss[0]), 0.0, 0.0))
+        base = done[0]
+        lows, highs = bootstrap_bounds(groups - base_groups)
+        for v in range(len(miou)):
+            k = start + v
+            if k == 0:
+                continue
+            score, ls, low, high = float(miou[v]), float(loss[v]), float(lows[v]), float(highs[v])
+            row = AblationRow(
+                names[k], score, ls, score - base.miou, ls - base.loss, low, high, verdict(kinds[k], low, high)
+            )
             done.append(row)
-            if on_row and k:
+            if on_row:
                 on_row(row)
         if cb.edits:
             cb.edits(len(done) - 1, len(edits))  # the baseline (map 0) is not an edit

@@ -51,3 +51,21 @@ def paired(base: np.ndarray, variant: np.ndarray, seed: int = SEED) -> Interval:
     flips = (rng.choice([-1.0, 1.0], (FLIPS, g)) * d).mean(1)
     p = (np.count_nonzero(np.abs(flips) >= observed - 1e-12) + 1) / (FLIPS + 1)
     return Interval(float(d.mean()), float(lo), float(hi), float(p), g)
+
+
+def bootstrap_bounds(d: np.ndarray, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The bootstrap interval of each row's mean for per-group differences d (V, G): (lo (V,), hi (V,)).
+
+    Every row is resampled with the same draws `paired` makes, so row v's bounds are `paired`'s for d[v] (to
+    float rounding) and do not depend on which rows are computed together.
+    """
+    d = np.asarray(d, np.float64)
+    v, g = d.shape
+    if g == 0:
+        return np.full(v, np.nan), np.full(v, np.nan)
+    draws = np.random.default_rng(seed).integers(0, g, (RESAMPLES, g))
+    counts = np.zeros((RESAMPLES, g))
+    np.add.at(counts, (np.arange(RESAMPLES)[:, None], draws), 1.0)  # how often each group is drawn
+    means = d @ counts.T / g  # (V, RESAMPLES)
+    lo, hi = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=1)
+    return lo, hi

@@ -57,6 +57,13 @@ def load_saved_head(task: Task, saved: SavedHead, encoder: Backend, classes: tup
 def resolve_task(requested: str | None, backend: Backend, dataset: Dataset) -> Task:
     """The session's task: the requested one, else the data's; it must suit both the model's heads and the data."""
     task = get_task(requested) if requested else task_for(dataset)
+    if task.name not in backend.tasks and not requested:  # the data decided: say what the data looks like
+        own = get_task(backend.tasks[0])
+        raise DataError(
+            f"{backend.name} does {' and '.join(backend.tasks)}, but the data reads as {task.name} data "
+            f"({dataset.described}); for {own.name} give {own.data_hint} data, or for {task.name} pick a model "
+            f"that does it ({' or '.join(families_with(task.name))})."
+        )
     if task.name not in backend.tasks:
         raise ConfigError(
             f"{backend.name} has no {task.name} head (it does {', '.join(backend.tasks)}); pick a model with one "

@@ -6,14 +6,27 @@ weights and loader machinery (`_registry`, `_weights`, `_loader`); the backend i
 from . import sam, sam2, dinov2, clip, mae  # noqa: F401  (each family registers itself and its models, in this order)
 
 # isort: on
+from ._device import DEVICES, check_device
 from ._loader import build_backend
-from ._registry import FAMILIES, REGISTRY, Family, ModelSpec, families_with, family_of, get_spec, register_demo_models
+from ._registry import (
+    DEFAULT_MODEL,
+    FAMILIES,
+    REGISTRY,
+    Family,
+    ModelSpec,
+    families_with,
+    family_of,
+    get_spec,
+    register_demo_models,
+)
 from ._weights import WeightsInfo
 from .base import FEATURES, Backend, DecodeContext, ImageMeta
 
 register_demo_models()  # after the families: a demo model is one of their architectures with shipped weights
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "DEVICES",
     "FAMILIES",
     "FEATURES",
     "REGISTRY",
@@ -24,6 +37,7 @@ __all__ = [
     "ModelSpec",
     "WeightsInfo",
     "build_backend",
+    "check_device",
     "families_with",
     "family_of",
     "get_spec",

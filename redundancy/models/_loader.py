@@ -13,12 +13,15 @@ import torch
 from ..errors import WeightsError
 from . import _weights as W
 from ._device import resolve_device
-from ._registry import FAMILIES, HUB_SOURCE, ModelSpec, get_spec
+from ._registry import FAMILIES, HUB_SOURCE, REGISTRY, ModelSpec, get_spec
 from .base import Backend
 from .finetuned import apply_finetuned
 
 _BUILD_LOCK = threading.Lock()
-DEMO_FIX = "restore it with `git checkout -- assets/demo` or retrain it with `python -m redundancy train-demo`."
+DEMO_FIX = (
+    "restore it with `git checkout -- assets/demo` or retrain it with `python -m redundancy train-demo "
+    "--replace-shipped`."
+)
 
 
 def build_backend(
@@ -81,7 +84,7 @@ def _read_weights(spec: ModelSpec, checkpoint: str | Path | None, progress: bool
     elif checkpoint is None:
         if spec.url is None:
             raise WeightsError(f"{spec.name} has no official checkpoint; use random weights or a checkpoint file.")
-        checkpoint = W.fetch(spec.url, spec.sha256, progress)
+        checkpoint = W.fetch(spec.url, spec.sha256, progress, offline_fix(spec))
     elif W.is_hub(checkpoint):
         checkpoint, hub = W.hub_fetch(str(checkpoint), progress)
     path = Path(checkpoint)
@@ -92,6 +95,18 @@ def _read_weights(spec: ModelSpec, checkpoint: str | Path | None, progress: bool
     if hub is not None and spec.sha256 is not None:  # the Hub copy of an official file: is it byte for byte?
         hub = {**hub, "same_as_official_file": digest == spec.sha256}
     return _Loaded(state, path, digest, kind, hub)
+
+
+def offline_fix(spec: ModelSpec) -> str:
+    """The ways out of a failed download: a file, random weights, or a shipped demo model of the same task."""
+    demos = [f"--model {s.name}" for s in REGISTRY.values() if s.shipped is not None and s.tasks[0] == spec.tasks[0]]
+    shipped = (
+        f"; or pick a demo model this repository trained and ships, no download needed (CLI: {' or '.join(demos)})"
+    )
+    return (
+        "download the file elsewhere and give it as the checkpoint file (CLI: --checkpoint PATH); use random weights "
+        f"for a pipeline test (CLI: --random-init){shipped if demos else ''}."
+    )
 
 
 def _load_into(spec: ModelSpec, model: torch.nn.Module, loaded: _Loaded) -> W.WeightsInfo:

@@ -77,8 +77,15 @@ class WeightsInfo:
         }
 
 
-def download(url: str, sha256: str | None, dest: Path, progress: bool = True) -> Path:
-    """Download `url` to `dest` with a progress bar; verify sha256 (when published) before it appears."""
+OFFLINE_FIX = (
+    "download the file elsewhere and give it as the checkpoint file (CLI: --checkpoint PATH), or use random weights "
+    "for a pipeline test (CLI: --random-init)."
+)
+
+
+def download(url: str, sha256: str | None, dest: Path, progress: bool = True, offline_fix: str = OFFLINE_FIX) -> Path:
+    """Download `url` to `dest` with a progress bar; verify sha256 (when published) before it appears; a failed
+    connection says `offline_fix`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
     tmp = Path(tmp_name)
@@ -99,22 +106,19 @@ def download(url: str, sha256: str | None, dest: Path, progress: bool = True) ->
         tmp.replace(dest)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise WeightsError(
-            f"could not download {url} ({e}). This machine may be offline: download the file elsewhere "
-            f"and give it as the checkpoint file (CLI: --checkpoint PATH), or use random weights for a pipeline test."
-        ) from e
+        raise WeightsError(f"could not download {url} ({e}). This machine may be offline: {offline_fix}") from e
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def fetch(url: str, sha256: str | None, progress: bool = True) -> Path:
+def fetch(url: str, sha256: str | None, progress: bool = True, offline_fix: str = OFFLINE_FIX) -> Path:
     """Path of the official checkpoint in the cache, downloading it on first use (verified when a hash exists)."""
     dest = cache_dir() / "checkpoints" / url.rsplit("/", 1)[-1]
     if dest.exists():
         if sha256 is None or sha256_of(dest) == sha256:
             return dest
         dest.unlink()  # a stale or corrupted cached copy: fetch it again
-    return download(url, sha256, dest, progress)
+    return download(url, sha256, dest, progress, offline_fix)
 
 
 OFFICIAL_FIX = (

@@ -66,6 +66,17 @@ class ApplyResult:
     pairs: list[tuple[int, int]] = field(default_factory=list)
     metric: str = "miou"
     metric_label: str = "mIoU"
+    digits: int = 2  # decimals its scores are shown with (`Metric.digits`)
+
+    def score_text(self) -> str | None:
+        """'mIoU 41.67 -> 45.12 (+3.45) with 1 pair', or None where the images had no targets to score against."""
+        if self.baseline_miou is None or self.patched_miou is None:
+            return None
+        d, n = self.digits, len(self.pairs)
+        change = (
+            f"{self.baseline_miou:.{d}f} -> {self.patched_miou:.{d}f} ({self.patched_miou - self.baseline_miou:+.{d}f})"
+        )
+        return f"{self.metric_label} {change} with {n} pair{'' if n == 1 else 's'}"
 
 
 def backend_for_run(config: dict, device: str = "auto") -> Backend:
@@ -199,4 +210,4 @@ def apply_pairs(
             f"patched_{m.name}": after,
         },
     )
-    return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label)
+    return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label, m.digits)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.datasets import looks_like_data
 from ..errors import RunError
 from ..io import sha256_file, write_json
 
@@ -35,6 +36,7 @@ ABLATION = "ablation.json"
 OPTIONAL = (HEAD, ABLATION)  # hashed in the manifest whenever present
 # Everything a run owns besides RUN_FILES: removed with it when a new search overwrites the folder.
 OWNED = (MANIFEST, ABLATION, "applied", "figures", "state", "_data")
+STARTED = (MANIFEST, ABLATION, "state")  # besides SEARCH_FILES: what shows a search began here
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,25 @@ class RunDir:
         m = self.manifest()
         return bool(m and m.get("complete"))
 
+    @property
+    def started(self) -> bool:
+        """Whether the folder holds anything a search writes: a run, finished or not (else it is no run at all)."""
+        return self.path.is_dir() and any((self.path / n).exists() for n in (*SEARCH_FILES, *STARTED))
+
+    def check_is_run(self) -> None:
+        """Refuse a path that is no run at all (missing, a file, a folder of other things), naming what it is."""
+        what = "Give the --out folder of a `search` (it writes config.json, pair_scores.npy, ...)."
+        if not self.path.exists():
+            raise RunError(f"{self.path}: no such folder. {what}")
+        if not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a run folder. {what}")
+        if not self.started:
+            data = " It looks like a dataset: a dataset goes to --data." if looks_like_data(self.path) else ""
+            raise RunError(f"{self.path} is not a run folder: it holds none of the files a search writes.{data} {what}")
+
     def verify(self) -> None:
         """Refuse an unfinished run, or one whose files no longer match their manifest hashes."""
+        self.check_is_run()
         m = self.manifest()
         if not (m and m.get("complete")):
             raise RunError(
@@ -121,6 +140,7 @@ class RunDir:
     def _need(self, name: str) -> Path:
         p = self.path / name
         if not p.is_file():
+            self.check_is_run()
             raise RunError(f"{self.path} is not a finished run ({name} missing); run `search --out {self.path}` first.")
         return p
 

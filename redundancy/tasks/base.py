@@ -40,10 +40,14 @@ class Metric:
         """The number a user reads from an (oriented, higher-is-better) engine score."""
         return score if self.higher_is_better else -score
 
+    @property
+    def digits(self) -> int:
+        """Decimals its values are shown with: 2 for a percentage, 4 otherwise."""
+        return 2 if self.percent else 4
+
     def show(self, score: float) -> str:
         """'mIoU 31.04', 'accuracy 80.41', 'RMSE 0.2250'."""
-        v = self.value(score)
-        return f"{self.label} {v:.2f}" if self.percent else f"{self.label} {v:.4f}"
+        return f"{self.label} {self.value(score):.{self.digits}f}"
 
 
 @dataclass

@@ -110,7 +110,7 @@ TINY = ["--model", "sam_tiny", "--random-init", "--data", DATA]  # the flags eve
         (["ablate", *TINY, "--search-images", "2", "--replace", "4:4"], "itself"),
         (["search", *TINY, "--search-images", "99", "--out", "/tmp/x"], "32 or fewer search images"),
         (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such"),
-        (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "not a finished run"),
+        (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "/no/run: no such folder"),
         (["search", *TINY, "--seed", "12345678901234567890123", "--out", "/tmp/x"], "out of range"),
         (["search", *TINY, "--search-images", "2", "--batch-rows", "-4", "--out", "/tmp/x"], "from 1 to"),
         (["search", *TINY, "--search-images", "2", "--cache", "/etc/passwd", "--out", "/tmp/x"], "is a file"),

@@ -257,3 +257,19 @@ def test_depth_maps_read_in_metres(tmp_path):
     raw = np.asarray(Image.open(ds.samples[0].mask_path))
     np.testing.assert_allclose(png, raw / 1000.0, rtol=1e-6)
     assert (png == 0).any() and png.max() < 10
+
+
+def test_the_run_markers_are_files_only_a_search_writes(tmp_path):
+    from redundancy.data.datasets import RUN_MARKERS
+    from redundancy.runs.resume import STATE
+    from redundancy.runs.rundir import MANIFEST, SEARCH_FILES
+
+    assert set(RUN_MARKERS) <= {*SEARCH_FILES, f"{STATE}/{MANIFEST}"}  # named here, owned by runs/ (a layer above)
+    for marker in RUN_MARKERS:
+        folder = tmp_path / marker.replace("/", "_")
+        (folder / marker).parent.mkdir(parents=True)
+        (folder / marker).write_bytes(b"x")
+        for k in range(2):
+            write_pair(folder, f"im{k}")  # a dataset layout beside it does not make it data
+        with pytest.raises(DataError, match="holds a search's results"):
+            open_dataset(folder)

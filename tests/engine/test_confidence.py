@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from redundancy.cli import main
-from redundancy.engine.confidence import paired
+from redundancy.engine.confidence import bootstrap_bounds, paired
 from redundancy.tasks import Stats, get_task
 
 from ..conftest import search_argv
@@ -79,3 +79,37 @@ def test_heatmap_hover_gives_each_top_pairs_interval():
     conf = ws.result.confidence["top"]
     assert len(marks.text) == 3 and all("95% CI" in t for t in marks.text)
     assert f"{conf[0]['lo']:+.3g} to {conf[0]['hi']:+.3g}" in marks.text[0] and "%{text}" in marks.hovertemplate
+
+
+def test_bootstrap_bounds_of_many_rows_are_each_rows_paired_interval():
+    d = np.random.default_rng(2).normal(0.3, 1.0, (7, 11))  # per-group differences of 7 variants
+    lo, hi = bootstrap_bounds(d)
+    for v in range(7):
+        iv = paired(np.zeros(11), d[v])
+        assert lo[v] == pytest.approx(iv.lo, abs=1e-12) and hi[v] == pytest.approx(iv.hi, abs=1e-12)
+    alone = bootstrap_bounds(d[3:4])  # a row's bounds do not depend on its neighbours
+    assert alone[0][0] == pytest.approx(lo[3], abs=1e-12) and alone[1][0] == pytest.approx(hi[3], abs=1e-12)
+
+
+def test_an_ablation_rows_interval_and_verdict_come_from_its_per_group_scores(sample):
+    import torch
+
+    from redundancy.engine import Session, SessionConfig, ablate
+    from redundancy.engine.ablate import verdict
+    from redundancy.replace import Edit, edit_map, identity_map
+
+    cfg = SessionConfig(model="sam_tiny", data=str(sample), random_init=True, search_images=6)
+    session = Session.open(cfg, progress=False)
+    edits = [Edit("zero", 6), Edit("zero", 200), Edit("replace", 3, 7)]
+    base, rows = ablate(session, edits)
+    ev = session.evaluator("search")
+    groups = ev.per_group(ev.stats(torch.stack([identity_map(256)] + [edit_map(e, 256) for e in edits])))
+    for k, (e, r) in enumerate(zip(edits, rows), 1):
+        iv = paired(groups[0], groups[k])
+        assert r.delta_miou == pytest.approx(iv.gain, abs=1e-6)
+        assert (r.delta_lo, r.delta_hi) == pytest.approx((iv.lo, iv.hi), abs=1e-9)
+        assert r.verdict == verdict(e.kind, iv.lo, iv.hi)
+    assert verdict("zero", -2, -1) == "useful" and verdict("zero", -1, 1) == "redundant"
+    assert verdict("zero", 0.5, 1) == "harmful" and verdict("replace", 0.5, 1) == "helps"
+    assert verdict("swap", -1, -0.5) == "hurts" and verdict("scale", -1, 1) == "within noise"
+    assert base.verdict == "" and base.delta_lo == base.delta_hi == 0.0

@@ -86,7 +86,7 @@ def test_plotted_values_are_the_runs_numbers(runs):
 
 def test_consistency_counts_and_errors(tmp_path):
     assert shared_channels([{1, 2}, {2, 3}, {2}]) == [(2, 3), (1, 1), (3, 1)]
-    with pytest.raises(RunError, match="not a finished run"):
+    with pytest.raises(RunError, match="is not a run folder"):  # an empty folder: no search ever wrote there
         render([tmp_path], tmp_path / "o")
     assert main(["figures", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
 
