@@ -619,7 +619,7 @@ def test_the_apply_box_gets_one_line(ws, tmp_path, content, message):
 
 def test_batch_rows_far_too_large_in_the_app_is_one_warning(ws):
     with pytest.warns(UserWarning, match="from 1 to 65,536"):
-        assert list(search.search(ws, 1, "miou", "0,1", "0,1", 10**9)) == []
+        assert list(search.search(ws, 1, "miou", "0,1", "0,1", 10**9)) == [[gr.update()] * 9]
 
 
 def test_ablate_on_a_run_with_malformed_settings_is_one_line(finished_run, tmp_path, capsys):

@@ -90,7 +90,7 @@ def searched():
     *_, last = search.search(ws, 2, "miou", "0-3", "0-3", 0)
     assert "Search finished" in last[1]
     summary, _, files = results.show_results(ws)
-    pngs, fig_zip = figures.make_figures(ws, ["png"])
+    pngs, fig_zip, _ = figures.make_figures(ws, ["png"])
     yield ws, summary, [Path(f) for f in files], Path(fig_zip)
     ws.close()
     shutil.rmtree(folder, ignore_errors=True)

@@ -38,6 +38,18 @@ class Interval:
         return {**asdict(self), "level": LEVEL, "within_noise": self.within_noise}
 
 
+HELPS, NOISE, HURTS = "helps", "noise", "hurts"
+MIN_GROUPS = 5  # fewer groups than this resample into too few distinct means for an interval to mean much
+
+
+def verdict(conf: dict | None) -> str:
+    """An interval record in one word: HELPS (its interval above 0), HURTS (below 0), else NOISE (it holds 0, or
+    there are fewer than MIN_GROUPS groups to tell from)."""
+    if not conf or conf.get("groups", 0) < MIN_GROUPS or not np.isfinite(conf["lo"]) or conf["within_noise"]:
+        return NOISE
+    return HELPS if conf["lo"] > 0 else HURTS
+
+
 def paired(base: np.ndarray, variant: np.ndarray, seed: int = SEED) -> Interval:
     """Gain of `variant` over `base`, both per-group scores (G,) on the same groups, with its uncertainty."""
     d = np.asarray(variant, np.float64) - np.asarray(base, np.float64)

@@ -14,6 +14,7 @@ from .screening import MODES
 from .select import CV, GREEDY, POOL_PER_N
 
 PREVIEW_IMAGES = 4  # preview.npz: the first search images' baseline and patched predictions
+ENCODE_STAGE = "encoding held-out images"  # the stage whose rows are images through the encoder
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,12 @@ class SearchCost:
         return self.decoded + (self.pairs if self.shortcut else 0)
 
     def stages(self) -> list[tuple[str, int]]:
-        """(stage, rows) in the order a search runs them (stages of no rows left out)."""
+        """(stage, rows) in the order a search runs them (stages of no rows left out); the encoding stage's rows
+        are images through the encoder."""
         named = [
             ("pair scoring", self.pairs), ("soft alphas", self.soft), ("combinations", self.combinations),
-            ("selection", self.selection), ("held-out check", self.heldout + self.preview),
+            ("selection", self.selection), (ENCODE_STAGE, self.encode_images),
+            ("held-out check", self.heldout + self.preview),
         ]  # fmt: skip
         return [(name, rows) for name, rows in named if rows]
 

@@ -224,6 +224,7 @@ def run_search(
     if len(session.heldout_set) and main:
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode, cancel, rows=rows)
+        say(f"held-out check: baseline and best set on {len(hev.set)} held-out images")
         heldout = _heldout(hev, combos.best_pairs, scorer.metric, cancel)
         timings["heldout_s"] = time.perf_counter() - t
     return SearchResult(

@@ -111,8 +111,9 @@ class Session:
         self.heldout_set = rest.subset(list(range(n_held)))
         self._evaluators: dict[str, tuple[int | None, Evaluator]] = {}  # set -> (rows asked for, evaluator)
         self._head_lock = threading.Lock()
-        self.cache_hits = 0
+        self.set_cache_hits: dict[str, int] = {}  # images of each set (search, heldout) read from the cache
         self.encode_seconds: dict[str, float] = {}  # per image set: encoding (or cache reads) when first built
+        self.encoded_images: dict[str, int] = {}  # per image set: images the encoder ran on (not in the cache)
 
     @classmethod
     def open(
@@ -155,11 +156,22 @@ class Session:
             evalset = EvalSet.build(
                 self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress, cancel, self.task
             )
-            self.cache_hits += self.cache.hits
+            self.set_cache_hits[which] = self.cache.hits
             self.encode_seconds[which] = time.perf_counter() - t0
+            self.encoded_images[which] = self.cache.misses
         ev = Evaluator(self.backend, evalset, self.cfg.mask_choice, requested, self.cfg.precision, self.cfg.compile)
         self._evaluators[which] = (rows, ev)
         return ev
+
+    @property
+    def cache_hits(self) -> int:
+        """Images of the search and held-out sets read from the feature cache instead of encoded."""
+        return sum(self.set_cache_hits.values())
+
+    def encode_seconds_per_image(self) -> float | None:
+        """Encoder time of one image, as measured when a set was encoded (None: every image came from the cache)."""
+        ran = {k: n for k, n in self.encoded_images.items() if n}
+        return sum(self.encode_seconds[k] for k in ran) / sum(ran.values()) if ran else None
 
     def image_paths(self) -> list[Path]:
         """Every image this session uses (head split, search, held-out), each once, in that order."""

@@ -16,6 +16,29 @@ from typing import Any
 from ..errors import Cancelled, RedundancyError
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A job's work, known before it starts: (stage, rows, seconds a row takes) in the order it runs them. The
+    seconds are read again at every call, so the time left follows the rates measured as the work runs."""
+
+    stages: tuple[tuple[str, int, Callable[[], float]], ...]
+
+    def seconds(self) -> float:
+        """The whole job's predicted time."""
+        return sum(rows * row_s() for _, rows, row_s in self.stages)
+
+    def remaining_s(self, stage: str, fraction_done: float) -> float | None:
+        """Seconds left when `stage` is `fraction_done` through: its rest and every later stage (None: the stage is
+        not one of the plan's)."""
+        names = [name for name, _, _ in self.stages]
+        if stage not in names:
+            return None
+        k = names.index(stage)
+        _, rows, row_s = self.stages[k]
+        left = rows * (1.0 - min(max(fraction_done, 0.0), 1.0)) * row_s()
+        return left + sum(r * f() for _, r, f in self.stages[k + 1 :])
+
+
 @dataclass
 class JobState:
     """A snapshot a UI can poll: what stage a background job is at and what it has produced so far."""
@@ -29,6 +52,8 @@ class JobState:
     finished: bool = False
     cancelled: bool = False
     updates: int = 0  # bumps on every new partial result, so a UI redraws only when something changed
+    plan: Plan | None = None  # the job's stages ahead of time: the time left counts all of them
+    expected_s: float | None = None  # a job of free-form stages: its predicted whole time instead of a plan
 
     def rate(self) -> float:
         """Items per second in the current stage."""
@@ -36,8 +61,16 @@ class JobState:
         return self.done / dt if dt > 0 and self.done else 0.0
 
     def eta(self) -> float | None:
+        """Seconds left in the whole job (every stage of its plan), else in the current stage at its rate."""
+        if self.plan is not None:
+            left = self.plan.remaining_s(self.stage, self.done / self.total if self.total else 0.0)
+            if left is not None:
+                return left
         r = self.rate()
-        return (self.total - self.done) / r if r else None
+        stage_left = (self.total - self.done) / r if r else None
+        if self.expected_s is not None:  # the prediction's rest, never less than the running stage still needs
+            return max(self.expected_s - (time.perf_counter() - self.started), stage_left or 0.0)
+        return stage_left
 
 
 class Job:

@@ -24,21 +24,24 @@ import torch
 from ..cli.commandline import command_line
 from ..data import load_image
 from ..engine import AblationRow, Callbacks, ScoreProgress, SearchResult, SearchSettings, Session, SessionConfig
-from ..engine.cost import search_cost
+from ..engine.cost import ENCODE_STAGE, SearchCost, compare_cost, search_cost
 from ..engine.evaluator import check_rows
 from ..engine.features import FeatureCache
 from ..engine.screening import MODES, ModeReport
 from ..errors import RunError
 from ..io import env_number
-from ..replace import Edit, edit_alpha, edit_map, identity_map, set_map
+from ..replace import Edit, identity_map, set_map
 from ..runs.apply import ApplyResult
 from ..runs.writers import save_ablation, write_comparison, write_files, write_run
 from . import zerogpu  # on ZeroGPU, importing `spaces` patches torch: before anything touches CUDA
 from .executor import LocalExecutor, ZeroGpuExecutor
-from .jobs import Job, JobState, enter_stage
+from .jobs import Job, JobState, Plan, enter_stage
 from .redact import Redactor
+from .views import Views
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
+SWEEP_STAGE = "zeroing channels"
+STAGE_LOGS = {"selection": "cross-validation", "held-out check": "held-out check"}  # log lines that start a stage
 RECONNECT_S = env_number("REDUNDANCY_RECONNECT_S", 900)  # a page that went away may come back this long
 _LIVE: dict[str, Workspace] = {}  # every open workspace by reconnect key: what a reloaded page comes back to
 _LIVE_LOCK = threading.Lock()
@@ -50,7 +53,7 @@ def live_workspaces() -> list[Workspace]:
         return list(_LIVE.values())
 
 
-class Workspace:
+class Workspace(Views):
     """One user's session: model + data, ablation and sweep results, search runs, a private folder."""
 
     def __init__(self, root: Path | None = None, cache: FeatureCache | None = None, remote: bool | None = None):
@@ -75,6 +78,9 @@ class Workspace:
         self.rows: int | None = None  # decoder rows per call of the latest job (None: the device default)
         self.compared_with_search = False  # whether it reused the finished exact search's scores
         self.detached_at: float | None = None  # when its page went away (None: a page holds it)
+        self.page: dict = {}  # what its page's controls showed (the Load form, the open tab): a reload puts it back
+        self.last_search: dict | None = None  # the latest search started: its settings, start and how it ended
+        self._image_ev: tuple | None = None  # (search evaluator, image, an evaluator of that image alone)
         self.redactor = Redactor()  # what its visitor sees of server paths (messages, downloaded run files)
         for folder in (self.dir, root or APP_ROOT, Path.cwd()):
             self.redactor.add(folder, "")
@@ -145,7 +151,7 @@ class Workspace:
         session.evaluator("search", on_progress)
         self.session, self.result, self.run_dir, self.gain = session, None, None, None
         self.sweep, self.sweep_live, self.sweep_rows, self.comparison = {}, {}, None, []
-        self.settings, self.rows = SearchSettings(), None
+        self.settings, self.rows, self.last_search = SearchSettings(), None, None
         return session
 
     def _command(self, verb: str, cfg: SessionConfig | None = None, settings: SearchSettings | None = None) -> str:
@@ -160,36 +166,6 @@ class Workspace:
             settings = replace(settings, mode=SearchSettings.mode)  # compare runs every mode; it takes no --mode
         return command_line(verb, replace(cfg, data=str(data)), settings, out=None if verb == "compare" else "run")
 
-    # ---------- views (cheap: this process) ----------
-
-    def features(self, index: int) -> np.ndarray:
-        """Search-set image `index`'s channel maps (C, h, w) as numpy (a ViT's patch tokens on its grid)."""
-        s = self.require()
-        return s.backend.channel_maps(s.evaluator("search").set.feats[index : index + 1])[0].cpu().numpy()
-
-    def output(self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None) -> torch.Tensor:
-        """The head's output for search image `index` with no edit, one edit or a replacement set, at its size:
-        mask logits (H, W), class logits (K,) or depth (H, W)."""
-        s = self.require()
-        c = s.backend.channels
-        f, alpha = (edit_map(edit, c), edit_alpha(edit, c)) if edit else set_map(pairs or [], c)
-        return s.evaluator("search").logits(f, [index], alpha)[0]
-
-    def target_view(self, index: int) -> np.ndarray:
-        """Search image `index` with its ground truth, as its task pictures it."""
-        s = self.require()
-        sample = s.search_set.samples[index]
-        return s.task.target_view(load_image(sample.image_path), s.task.load_target(sample), s.dataset.classes)
-
-    def prediction_view(
-        self, index: int, edit: Edit | None = None, pairs: list[tuple[int, int]] | None = None
-    ) -> np.ndarray:
-        """Search image `index`'s prediction (no edit, one edit or a set) as its task pictures it."""
-        s = self.require()
-        sample = s.search_set.samples[index]
-        image, target = load_image(sample.image_path), s.task.load_target(sample)
-        return s.task.prediction_view(image, self.output(index, edit, pairs), target, s.dataset.classes)
-
     # ---------- background jobs ----------
 
     def start_sweep(self, channels: list[int]) -> Job:
@@ -202,8 +178,12 @@ class Workspace:
         self.busy()
         self.sweep_live = {}
 
+        ev = s.evaluator("search")
+        plan = Plan(((SWEEP_STAGE, len(channels) * len(ev.set), ev.seconds_per_row),))
+
         def work(state: JobState, cancel: threading.Event) -> dict[int, float]:
-            enter_stage(state, "zeroing channels", len(channels))
+            state.plan = plan
+            enter_stage(state, SWEEP_STAGE, len(channels))
 
             def on_row(row: AblationRow) -> None:
                 self.sweep_live[int(row.edit.split()[1])] = row.delta_miou
@@ -224,10 +204,19 @@ class Workspace:
         """Run the whole search in the background; the live gain matrix is `self.gain`."""
         s, pairs = self._prepare(settings, rows)
         run_dir = self.dir / f"run-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        plan = self.plan(self.search_cost(settings))
+        record = {"settings": settings, "pairs": len(pairs), "started": time.strftime("%H:%M:%S"), "ended": None}
+        self.last_search = record
 
         def work(state: JobState, cancel: threading.Event) -> SearchResult:
+            state.plan = plan
             stage = partial(enter_stage, state)
-            on_pairs = self._live_pairs(state, "scoring pairs")
+            soft, live = bool(s.resolve(settings).alpha_grid), self._live_pairs(state)
+
+            def on_pairs(ev: ScoreProgress) -> None:  # after the full pair pass, passes at the soft alphas follow
+                if soft and state.stage == "pair scoring" and state.done >= state.total and ev.done < state.done:
+                    stage("soft alphas", ev.total)
+                live(ev)
 
             def on_combos(done: int, total: int) -> None:
                 if state.stage != "combinations":
@@ -235,11 +224,30 @@ class Workspace:
                 state.done = done
                 state.updates += 1
 
-            stage("scoring pairs", len(pairs))
-            result = self.executor.search(s, settings, rows, Callbacks(pairs=on_pairs, combos=on_combos), cancel)
+            def on_encode(done: int, total: int) -> None:
+                if state.stage != ENCODE_STAGE:
+                    stage(ENCODE_STAGE, total)
+                state.done = done
+                state.updates += 1
+
+            def on_log(message: str) -> None:
+                name = next((n for n in ("selection", "held-out check") if message.startswith(STAGE_LOGS[n])), None)
+                if name and state.stage != name:
+                    stage(name, 1)
+                    state.updates += 1
+
+            stage("pair scoring", len(pairs))
+            cb = Callbacks(pairs=on_pairs, combos=on_combos, encode=on_encode, log=on_log)
+            try:
+                result = self.executor.search(s, settings, rows, cb, cancel)
+            except BaseException:
+                record["ended"] = "cancelled" if cancel.is_set() else "failed"
+                record["at"] = f"{state.stage}, {state.done:,}/{state.total:,}"
+                raise
             stage("writing run files", 1)
             write_run(run_dir, result, public=self.redactor.record)
             self.result, self.run_dir = result, run_dir
+            record["ended"] = "finished"
             stage("search finished", 1)
             state.done = 1
             state.updates += 1
@@ -247,6 +255,26 @@ class Workspace:
 
         self.job = Job(work, "search")
         return self.job
+
+    def plan(self, cost: SearchCost) -> Plan:
+        """A search's stages with the rates they run at here (measured on this session; read again as it runs)."""
+        s = self.require()
+        ev = s.evaluator("search")
+        pair_s = ev.seconds_per_pair_row if cost.shortcut else ev.seconds_per_row
+        rates = {"pair scoring": pair_s, ENCODE_STAGE: self.encode_seconds_per_image}
+        return Plan(tuple((name, rows, rates.get(name, ev.seconds_per_row)) for name, rows in cost.stages()))
+
+    def encode_seconds_per_image(self) -> float:
+        """The encoder's time for one image here: as measured at Load, else (all read from the cache) timed once."""
+        s = self.require()
+        measured = s.encode_seconds_per_image()
+        if measured is not None:
+            return measured
+        if not hasattr(s, "_timed_encode_s"):
+            t0 = time.perf_counter()
+            s.backend.encode([load_image(s.search_set.samples[0].image_path)])
+            s._timed_encode_s = time.perf_counter() - t0
+        return s._timed_encode_s
 
     def _prepare(self, settings: SearchSettings, rows: int | None) -> tuple[Session, torch.Tensor]:
         """Check a new job's settings (and that nothing runs) and reset the live view; (session, pairs (P, 2))."""
@@ -278,13 +306,27 @@ class Workspace:
         settings = s.resolve(settings)
         n_pairs = len(s.channel_pairs(settings))
         shortcut = s.backend.has_pair_outputs()
-        return search_cost(settings, n_pairs, len(s.search_set), len(s.heldout_set), s.task, shortcut)
+        unencoded = len(s.heldout_set) if "heldout" not in s.encode_seconds else 0  # encoded by the first search
+        return search_cost(settings, n_pairs, len(s.search_set), len(s.heldout_set), s.task, shortcut, unencoded)
 
     def estimate_seconds(self, settings: SearchSettings) -> float:
         """Predicted time of a search with `settings` here: every stage's rows at the rates measured on this
-        session's search set (`Evaluator.seconds_per_row`, `seconds_per_pair_row`)."""
+        session (`Evaluator.seconds_per_row`, `seconds_per_pair_row`, the encoder's time per image)."""
+        return self.plan(self.search_cost(settings)).seconds()
+
+    def compare_seconds(self, settings: SearchSettings) -> float:
+        """Predicted time of a mode comparison on this scope here (a finished exact search's scan reused)."""
+        s = self.require()
+        settings = s.resolve(replace(settings, mode="exact", select="search", alphas=""))
+        pairs = s.channel_pairs(settings)
+        done = self.exact_search(pairs, settings.metric) is not None
+        cost = compare_cost(settings, len(pairs), len(s.search_set), s.task, s.backend.has_pair_outputs(), done)
+        return self.plan(cost).seconds()
+
+    def sweep_seconds(self) -> float:
+        """Predicted time of the zero sweep (every channel zeroed alone) here."""
         ev = self.require().evaluator("search")
-        return self.search_cost(settings).seconds(ev.seconds_per_row(), ev.seconds_per_pair_row())
+        return ev.channels * len(ev.set) * ev.seconds_per_row()
 
     def gpu_seconds(self, settings: SearchSettings) -> float | None:
         """ZeroGPU: the GPU time a search with `settings` would ask for (None when this process computes itself)."""
@@ -306,8 +348,11 @@ class Workspace:
         s, pairs = self._prepare(settings, rows)
         exact = self.exact_search(pairs, s.resolve(settings).metric)
         self.comparison, self.compared_with_search = [], exact is not None
+        expected = self.compare_seconds(settings)
 
         def work(state: JobState, cancel: threading.Event) -> list[ModeReport]:
+            state.expected_s = expected
+
             def log(message: str) -> None:
                 enter_stage(state, message, 0)
                 state.updates += 1

@@ -23,6 +23,7 @@ from ..errors import RunError  # noqa: E402
 from ..replace import pair_of, pair_text  # noqa: E402
 from ..runs.rundir import RunDir  # noqa: E402
 from ..tasks import SEGMENT, Metric, get_task  # noqa: E402
+from .captions import CAPTIONS, consistency_caption, image_iou  # noqa: E402
 from .gains import best_gain_per_source  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
@@ -218,7 +219,9 @@ def pair_heatmap(run: Run) -> plt.Figure:
     _channel_ticks(ax.set_xticks, cols)
     ax.set_xlabel("target channel j (copied)")
     ax.set_ylabel("source channel i (replaced)")
-    ax.legend(loc="lower right", frameon=True)
+    corner = fig.add_subplot(grid[0, 1])  # the empty corner holds the legend: it never covers a data cell
+    corner.axis("off")
+    corner.legend(*ax.get_legend_handles_labels(), loc="center", frameon=False)
     fig.colorbar(im, ax=ax, location="bottom", shrink=0.6, label=run.axis(delta=True))
     top_ax = fig.add_subplot(grid[0, 0], sharex=ax)
     top_ax.bar(range(len(cols)), np.nanmax(np.nan_to_num(sub, nan=-np.inf), 0), color=ACCENT, width=1.0)
@@ -251,8 +254,10 @@ def topn_bars(run: Run) -> plt.Figure:
         ax.errorbar(range(len(top)), gains, yerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.set_xticks(range(len(top)), [f"{p['source']}←{p['target']}" for p in top], rotation=45, ha="right")
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_ylabel(f"single-pair gain ({run.topn['metric']}{'' if run.metric.higher_is_better else ' decrease'})")
-    whiskers = f"; whiskers: {conf[0]['level']:.0%} CI" if all(conf) and run.topn.get("metric") != "loss" else ""
+    ax.set_ylabel(
+        "single-pair gain, " + ("loss decrease" if run.topn.get("metric") == "loss" else run.axis(delta=True))
+    )
+    whiskers = f"; whiskers: {conf[0]['level']:.0%} interval" if all(conf) and run.topn.get("metric") != "loss" else ""
     ax.set_title(f"top {len(top)} pairs{whiskers}")
     return fig
 
@@ -351,7 +356,8 @@ def before_after(run: Run, images: int = 4) -> plt.Figure:
             img, gt, pred = p[f"image_{i}"], p[f"gt_{i}"], p[f"{key}_{i}"]
             ax.imshow(overlay(img, pred))
             ax.contour(gt, levels=[0.5], colors="white", linewidths=0.6)
-            ax.set_title(f"{p['names'][i]} {'baseline' if row == 0 else 'patched'}", fontsize=6)
+            ax.set_title(f"{p['names'][i]} {'baseline' if row == 0 else 'patched'}\nIoU {image_iou(pred, gt):.1f}",
+                         fontsize=6)  # fmt: skip
             ax.axis("off")
     return fig
 
@@ -431,9 +437,10 @@ def render(
                     continue  # select cv / greedy runs only
                 if name == "before_after" and "gt_0" not in (run.preview or {}):
                     continue  # masks: segmentation runs only
-                written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, run.caption())
+                caption = f"{CAPTIONS[name](run)}\n{run.caption()}"  # what it shows and its numbers, then provenance
+                written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, caption)
         if len(runs) > 1:
-            caption = "\n".join(r.caption() for r in runs)
+            caption = consistency_caption(runs) + "\n" + "\n".join(r.caption() for r in runs)
             written += _save(consistency(runs), out, "consistency", formats, caption)
     return written
 

@@ -3,6 +3,10 @@ the small formatting helpers both use (durations, intervals)."""
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
+
+from ..engine.confidence import HELPS, HURTS, MIN_GROUPS, NOISE, verdict
 from ..replace import pair_text
 from ..tasks import Metric
 
@@ -20,20 +24,49 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def describe(conf: dict, fmt: str = "+.2f") -> str:
-    """An interval record (`confidence.Interval.to_dict`) as one line: '+3.47, 95% CI +0.17 to +7.76 over 4
-    groups, paired p 0.252', with '; within noise' when the interval holds 0."""
-    noise = "; within noise" if conf["within_noise"] else ""
+UNITS = {"image": "image", "perseg": "object", "persam": "object"}  # what a protocol's metric groups are
+WORDS = {HELPS: "helps", NOISE: "can't tell from noise", HURTS: "hurts"}
+RULE = (
+    "helps / hurts: the 95% interval of the gain, from resampling the {unit}s, lies above / below 0; otherwise "
+    f"(or with fewer than {MIN_GROUPS} {{unit}}s) the data can't tell the gain from noise"
+)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a summary: its indent, its text, and the plain-words verdict with the figures behind it."""
+
+    depth: int
+    text: str
+    verdict: str = ""
+    figures: str = ""
+
+
+def describe(conf: dict, fmt: str = "+.2f", unit: str = "group") -> str:
+    """An interval record's figures in one line: '+3.47, 95% interval +0.17 to +7.76 from resampling 4 objects;
+    sign-flip test p 0.252' (with the floor few groups put on p)."""
+    g = conf["groups"]
+    units = f"{g} {unit}{'' if g == 1 else 's'}"
+    floor = f" (with {units} p cannot go below {min(1.0, 2 / 2**g):.2g})" if 0 < g <= 10 else ""
+    few = f"; only {units}: too few to tell" if g < MIN_GROUPS else ""
     return (
-        f"{conf['gain']:{fmt}}, {conf['level']:.0%} CI {conf['lo']:{fmt}} to {conf['hi']:{fmt}} over "
-        f"{conf['groups']} groups, paired p {conf['p']:.3g}{noise}"
+        f"{conf['gain']:{fmt}}, {conf['level']:.0%} interval {conf['lo']:{fmt}} to {conf['hi']:{fmt}} from "
+        f"resampling {units}; sign-flip test p {conf['p']:.3g}{floor}{few}"
     )
 
 
-def interval(conf: dict, m: Metric) -> str:
-    """A confidence record as one line, in the metric's units (a lower-is-better metric: its decrease)."""
-    what = "" if m.higher_is_better else f" ({m.label} decrease)"
-    return describe(conf, "+.2f" if m.percent else "+.4f") + what
+def interval(conf: dict, m: Metric, unit: str = "group") -> str:
+    """A confidence record's figures in the metric's units (a lower-is-better metric: its decrease)."""
+    what = f" {m.label} points" if m.percent else ("" if m.higher_is_better else f" ({m.label} decrease)")
+    return describe(conf, "+.2f" if m.percent else "+.4f", unit).replace(",", what + ",", 1)
+
+
+def judged(depth: int, text: str, conf: dict | None, m: Metric, unit: str, where: str = "") -> Line:
+    """A line whose number gets a verdict in words (`where` finishes it: 'on new images')."""
+    if not conf:
+        return Line(depth, text)
+    word = verdict(conf)
+    return Line(depth, text, WORDS[word] + (f" {where}" if where and word != NOISE else ""), interval(conf, m, unit))
 
 
 def delta(m: Metric, before: float, after: float) -> str:
@@ -42,46 +75,66 @@ def delta(m: Metric, before: float, after: float) -> str:
     return f"{d:+.2f}" if m.percent else f"{d:+.4f}"
 
 
-def summary_lines(result, m: Metric) -> list[tuple[int, str]]:
-    """(depth, text) lines of a finished search (`engine.SearchResult`) in the metric `m`."""
+def summary_lines(result, m: Metric) -> list[Line]:
+    """The lines of a finished search (`engine.SearchResult`) in the metric `m`."""
     c = result.combos
-    lines = [(0, f"{result.header['weights_label']}: baseline {m.show(c.baseline_miou)} on {result.search_images} "
-                 "search images")]  # fmt: skip
+    unit = UNITS.get(result.provenance.get("protocol", "image"), "image")
+    lines = [Line(0, f"{result.header['weights_label']}: baseline {m.show(c.baseline_miou)} on "
+                     f"{result.search_images} search images")]  # fmt: skip
     if result.top:
-        lines.append((0, "top pairs (source <- target[@alpha], gain): "
-                         + ", ".join(f"{pair_text(p.pair)} {p.gain:+.4g}" for p in result.top)))  # fmt: skip
+        lines.append(Line(0, "top pairs (source <- target[@alpha], gain): "
+                             + ", ".join(f"{pair_text(p.pair)} {p.gain:+.4g}" for p in result.top)))  # fmt: skip
     if c.best:
         pairs = " ".join(pair_text(p) for p in c.best.pairs)
-        lines.append((0, f"best set: {pairs}  {m.show(c.best.miou)} ({delta(m, c.baseline_miou, c.best.miou)})"))
+        lines.append(Line(0, f"best set: {pairs}  {m.show(c.best.miou)} ({delta(m, c.baseline_miou, c.best.miou)})"))
         if result.confidence and result.confidence["best"]:
-            lines.append((1, f"gain on the search set: {interval(result.confidence['best'], m)}"))
+            lines.append(judged(1, "on the search images it was chosen on (optimistic)", result.confidence["best"],
+                                m, unit))  # fmt: skip
     else:
-        lines.append((0, "best set: empty (no subset of the top pairs beat the baseline)"))
+        lines.append(Line(0, "best set: empty (no subset of the top pairs beat the baseline)"))
     cv = result.selection
     if cv:
         curve = ", ".join(f"{g:+.3g}" for g in cv["curve"])
-        lines.append((0, f"{cv['select']} selection, {cv['folds']}-fold cross-validated: N = {cv['chosen_n']} "
-                         f"(held-out gain per N: {curve})"))  # fmt: skip
-        lines.append((1, f"cross-validated gain on unseen {cv['unit']}s at N = {cv['best_n']}: "
-                         f"{interval(cv['estimate'], m)}"))  # fmt: skip
+        lines.append(Line(0, f"{cv['select']} selection, {cv['folds']}-fold cross-validated: N = {cv['chosen_n']} "
+                             f"(held-out gain per N: {curve})"))  # fmt: skip
+        lines.append(judged(1, f"at N = {cv['best_n']}, on {cv['unit']}s each fold did not see", cv["estimate"], m,
+                            cv["unit"], "on unseen images"))  # fmt: skip
         if not cv["chosen_n"]:
-            lines.append((1, "within noise: no set is chosen (the empty set leaves the model as it is)"))
+            lines.append(Line(1, "no set is chosen: the empty set leaves the model as it is"))
     if result.heldout:
         h = result.heldout
-        lines.append((0, f"held-out ({h['images']} images): {m.show(h['baseline_miou'])} -> "
-                         f"{m.show(h['patched_miou'])}"))  # fmt: skip
-        lines.append((1, f"gain on held-out images: {interval(h['confidence'], m)}"))
+        lines.append(judged(0, f"held-out ({h['images']} images): {m.show(h['baseline_miou'])} -> "
+                               f"{m.show(h['patched_miou'])}", h["confidence"], m, unit, "on new images"))  # fmt: skip
+        if c.best and verdict(h["confidence"]) != HELPS and result.settings.select == "search":
+            lines.append(Line(1, "this set does not carry over to new images here: it was the best subset on the "
+                                 "search images, which makes its gain there optimistic. The cross-validated rule "
+                                 "(--select cv; in the app: Choose the set, cross-validated) picks the set size on "
+                                 "images the choice did not see, and keeps the model as it is when no gain stands "
+                                 "out."))  # fmt: skip
     scored = int((result.scores.gain == result.scores.gain).sum())  # finite cells: the pairs scored exactly
-    lines.append((0, f"mode {result.settings.mode}: {scored:,} of {result.pairs_in_scope:,} pairs in scope scored "
-                     f"exactly ({result.scores.seconds:.1f} s)"))  # fmt: skip
+    lines.append(Line(0, f"mode {result.settings.mode}: {scored:,} of {result.pairs_in_scope:,} pairs in scope "
+                         f"scored exactly ({result.scores.seconds:.1f} s)"))  # fmt: skip
     return lines
 
 
 def summary_text(result, m: Metric) -> str:
-    """The summary as plain lines (the CLI)."""
-    return "\n".join("  " * depth + text for depth, text in summary_lines(result, m))
+    """The summary as plain lines (the CLI): each verdict with its figures in parentheses."""
+    return "\n".join(
+        "  " * ln.depth + ln.text + (f": {ln.verdict} ({ln.figures})" if ln.verdict else "")
+        for ln in summary_lines(result, m)
+    )
 
 
 def summary_markdown(result, m: Metric) -> str:
-    """The summary as a markdown list (the app), arrows as arrows."""
-    return "\n".join("  " * depth + "- " + text.replace(" -> ", " → ") for depth, text in summary_lines(result, m))
+    """The summary as a markdown list (the app): verdicts in bold words, their figures on hover."""
+    lines = summary_lines(result, m)
+    out = []
+    for ln in lines:
+        text = html.escape(ln.text).replace(" -&gt; ", " → ").replace("&lt;-", "←")
+        if ln.verdict:
+            text += f': <span title="{html.escape(ln.figures)}">**{ln.verdict}**</span>'
+        out.append("  " * ln.depth + "- " + text)
+    if any(ln.verdict for ln in lines):
+        unit = UNITS.get(result.provenance.get("protocol", "image"), "image")
+        out.append("\n<small>" + RULE.format(unit=unit) + "; hover a verdict for its figures.</small>")
+    return "\n".join(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from plotly.colors import sample_colorscale
 
 _LUT: dict[str, np.ndarray] = {}
@@ -56,8 +56,13 @@ def channel_mosaic(
         x, y = (k % cols) * tile, (k // cols) * (tile + pad)
         canvas.paste(Image.fromarray(feature_image(feats[c], tile - 2)), (x + 1, y + pad))
         text = f"{c}" + (f" {labels[c]}" if labels and c in labels else "")
-        draw.text((x + 2, y + 1), text, fill=(20, 20, 20))
+        draw.text((x + 2, y), text, fill=(20, 20, 20), font=_font(MOSAIC_LABEL - 2))
     return np.asarray(canvas)
+
+
+def _cells(values: np.ndarray, fmt: str) -> np.ndarray:
+    """Hover text per cell, formatted here (no d3 format string in the browser to go wrong): blank for NaN."""
+    return np.array([[format(v, fmt) if np.isfinite(v) else "not scored" for v in row] for row in values], object)
 
 
 def gain_heatmap(
@@ -67,10 +72,13 @@ def gain_heatmap(
     sources: list[int] | None = None,
     targets: list[int] | None = None,
     top_notes: list[str] | None = None,
+    unit: str = "gain",
 ) -> go.Figure:
     """Pair gains (row = source i, column = target j) over the scored channels; NaN cells stay blank.
 
-    `top_notes`: a hover line per top pair (its confidence interval), shown on its marker.
+    `top_notes`: a hover line per top pair (its confidence interval), shown on its marker; `unit`: the colour
+    bar's title (e.g. "Δ mIoU (points)"). The axes list the scope's channels in order, fixed, so a finished
+    search's markers never reorder them.
     """
     sources = list(range(gain.shape[0])) if sources is None else sources
     targets = list(range(gain.shape[1])) if targets is None else targets
@@ -78,17 +86,19 @@ def gain_heatmap(
     finite = sub[np.isfinite(sub)]
     bound = float(np.abs(finite).max()) if finite.size else 1.0
     bound = bound or 1.0
+    xs, ys = [str(c) for c in targets], [str(c) for c in sources]
     fig = go.Figure(
         go.Heatmap(
             z=np.where(np.isfinite(sub), sub, None),
-            x=[str(c) for c in targets],  # categories: one even cell per scored channel
-            y=[str(c) for c in sources],
+            x=xs,  # categories: one even cell per scored channel
+            y=ys,
+            customdata=_cells(sub, "+.3f"),
             colorscale="RdBu",
             zmid=0,
             zmin=-bound,
             zmax=bound,
-            colorbar={"title": "gain"},
-            hovertemplate="channel %{y} takes %{x}: %{z:+.3f}<extra></extra>",
+            colorbar={"title": {"text": unit, "side": "right"}, "thickness": 14},
+            hovertemplate="channel %{y} takes channel %{x}'s values: %{customdata}<extra></extra>",
         )
     )
     if top:
@@ -97,22 +107,23 @@ def gain_heatmap(
                 x=[str(j) for _, j in top],
                 y=[str(i) for i, _ in top],
                 mode="markers",
-                name="top N",
+                name="top N pairs",
                 marker={"symbol": "circle-open", "size": 12, "color": "black", "line": {"width": 2}},
                 text=[f"#{k + 1}: {note}" for k, note in enumerate(top_notes)] if top_notes else None,
                 hovertemplate="channel %{y} takes %{x}<br>%{text}<extra>top N</extra>" if top_notes else None,
             )
         )
     fig.update_layout(
-        title=title,
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
         xaxis_title="target channel j (copied)",
         yaxis_title="source channel i (replaced)",
-        xaxis={"type": "category"},
-        yaxis={"type": "category", "autorange": "reversed"},
-        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": xs},
+        yaxis={"type": "category", "categoryorder": "array", "categoryarray": ys, "autorange": "reversed"},
+        margin={"l": 60, "r": 20, "t": 70, "b": 50},
         height=520,
         showlegend=bool(top),
-        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right"},
+        # above the plot area, left of the colour bar: never over data cells
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 1, "xanchor": "right"},
     )
     return fig
 
@@ -140,8 +151,14 @@ def combination_scatter(
     sizes: list[int], mious: list[float], baseline: float, best: int | None, label: str = "mIoU (%)"
 ) -> go.Figure:
     """The score (`label`) of every evaluated subset against its size, baseline line, best marked."""
-    fig = go.Figure(go.Scatter(x=sizes, y=mious, mode="markers", name="subsets", marker={"opacity": 0.6}))
-    fig.add_hline(y=baseline, line_dash="dash", annotation_text="baseline")
+    fig = go.Figure(
+        go.Scatter(
+            x=sizes, y=mious, mode="markers", name="subsets", marker={"opacity": 0.6},
+            customdata=[format(v, ".3f") for v in mious],
+            hovertemplate="%{x} pairs: %{customdata}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.add_hline(y=baseline, line_dash="dash", annotation_text=f"baseline {baseline:.3f}")
     if best is not None:
         fig.add_trace(
             go.Scatter(
@@ -150,9 +167,48 @@ def combination_scatter(
                 mode="markers",
                 name="best",
                 marker={"symbol": "star", "size": 16, "color": "#d95f02"},
+                hovertemplate=f"best: {sizes[best]} pairs, {mious[best]:.3f}<extra></extra>",
             )
         )
+    ticks = sorted(set(sizes)) or [1]
     fig.update_layout(
-        xaxis_title="pairs in subset", yaxis_title=label, height=320, margin={"l": 60, "r": 20, "t": 30, "b": 50}
+        xaxis={"title": "pairs in the subset", "tickmode": "array", "tickvals": ticks},  # whole pairs only
+        yaxis_title=label,
+        height=320,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
     )
     return fig
+
+
+def _font(size: int):
+    """PIL's bundled scalable font at `size` pixels."""
+    return ImageFont.load_default(size=size)
+
+
+def colour_bar(lo: float, hi: float, height: int, width: int = 70) -> Image.Image:
+    """A vertical colour bar of the map colours (high at the top) with its two ends' values."""
+    lut = colormap()
+    ramp = lut[np.linspace(255, 0, height).astype(int)][:, None].repeat(14, 1)
+    bar = Image.new("RGB", (width, height), (255, 255, 255))
+    bar.paste(Image.fromarray(ramp), (0, 0))
+    draw = ImageDraw.Draw(bar)
+    draw.text((17, 0), f"{hi:.3g}", fill=(20, 20, 20), font=_font(12))
+    draw.text((17, height - 14), f"{lo:.3g}", fill=(20, 20, 20), font=_font(12))
+    return bar
+
+
+def channel_overlay(image: np.ndarray, fmap: np.ndarray, channel: int, size: int = 360, alpha: float = 0.6):
+    """One channel's map laid over its image (bilinear to the image's size), with its number, a colour bar and
+    the value range: what the channel responds to, where."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    h, w = max(1, round(h * scale)), max(1, round(w * scale))
+    base = Image.fromarray(image).convert("RGB").resize((w, h), Image.BILINEAR)
+    heat = Image.fromarray((normalize(fmap.astype(np.float64)) * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+    tinted = Image.fromarray(colormap()[np.asarray(heat)])
+    blend = Image.blend(base, tinted, alpha)
+    canvas = Image.new("RGB", (w + 80, h + 24), (255, 255, 255))
+    canvas.paste(blend, (0, 24))
+    canvas.paste(colour_bar(float(fmap.min()), float(fmap.max()), h), (w + 6, 24))
+    ImageDraw.Draw(canvas).text((2, 3), f"channel {channel}", fill=(20, 20, 20), font=_font(16))
+    return np.asarray(canvas)

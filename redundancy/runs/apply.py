@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..data import load_image, open_dataset
 from ..engine import SavedHead, Session
 from ..engine.evalset import EvalSet
@@ -20,6 +22,7 @@ from ..tasks import SEGMENT, get_task
 from .rundir import RunDir
 from .writers import read_run, write_files
 
+PREVIEWS = 6  # images whose baseline and patched predictions an apply returns as pictures
 APPLY_RECORD = "apply.json"  # written last by every apply: a folder holding it is an apply's own output
 APPLY_WRITES = ("masks", "baseline_masks", "overlays", "predictions.csv", "depth", "baseline_depth", "previews",
                 "predictions.zip", APPLY_RECORD)  # fmt: skip
@@ -67,6 +70,7 @@ class ApplyResult:
     metric: str = "miou"
     metric_label: str = "mIoU"
     digits: int = 2  # decimals its scores are shown with (`Metric.digits`)
+    previews: list = field(default_factory=list)  # (picture, caption) of the first images: baseline, then patched
 
     def score_text(self) -> str | None:
         """'mIoU 41.67 -> 45.12 (+3.45) with 1 pair', or None where the images had no targets to score against."""
@@ -190,11 +194,20 @@ def apply_pairs(
     images = [load_image(s.image_path) for s in dataset.samples]
     files = task.prediction_files(evalset.names, images, patched, baseline, options.classes)
     zip_path = write_files(Path(out), files)
-    base = after = None
+    base = after = per_image = None
     m = task.metric(options.metric)
     if all(t is not None for t in evalset.targets):
-        score, _ = ev.summarize(ev.set_stats([[], pairs]), m.name)
+        stats = ev.set_stats([[], pairs])
+        score, _ = ev.summarize(stats, m.name)
         base, after = m.value(float(score[0])), m.value(float(score[1]))
+        per_image = task.per_group(stats, np.arange(len(images)), len(images), m.name)  # (2, B): each image alone
+    previews = []
+    for k in range(min(PREVIEWS, len(images))):
+        target = task.load_target(dataset.samples[k])
+        for v, (output, what) in enumerate(((baseline[k], "baseline"), (patched[k], "patched"))):
+            score_k = f" {m.label} {m.value(float(per_image[v, k])):.{m.digits}f}" if per_image is not None else ""
+            previews.append((task.prediction_view(images[k], output, target, options.classes),
+                             f"{evalset.names[k]} {what}{score_k}"))  # fmt: skip
     write_json(
         Path(out) / APPLY_RECORD,
         {
@@ -210,4 +223,4 @@ def apply_pairs(
             f"patched_{m.name}": after,
         },
     )
-    return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label, m.digits)
+    return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label, m.digits, previews)

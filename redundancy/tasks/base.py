@@ -99,7 +99,8 @@ class Task(ABC):
     data_hint: ClassVar[str]  # what its data looks like, for messages
     needs_head: ClassVar[bool] = True  # a head is fitted or loaded on the encoder output (False: the model's own)
     takes_prompts: ClassVar[bool] = False  # prompts derived from its targets (segmentation's box and point)
-    picture_note: ClassVar[str] = ""  # how its pictures read (the app's galleries)
+    picture_note: ClassVar[str] = ""  # how its prediction pictures read (the app's galleries)
+    target_note: ClassVar[str] = ""  # how its ground-truth pictures (`target_view`) read
     order: ClassVar[int] = 0  # where it is listed among the tasks (choices, help)
     stackable: ClassVar[bool] = False  # `measure` takes one target per row (R, ...): rows of many images at once
 
@@ -203,6 +204,12 @@ class Task(ABC):
         self, image: np.ndarray, output: torch.Tensor, target: np.ndarray | None, classes: tuple[str, ...]
     ) -> np.ndarray:
         """An image's prediction (head output at image size) as a picture, its ground truth beside where it helps."""
+
+    @abstractmethod
+    def difference_view(
+        self, image: np.ndarray, before: torch.Tensor, after: torch.Tensor, target, classes: tuple[str, ...]
+    ) -> np.ndarray:
+        """What changed between two predictions of one image (an edit's before and after), as a picture."""
 
 
 UNLABELLED = "images"  # the layout of images without targets: predictions only, for any task

@@ -35,6 +35,7 @@ class ClassifyTask(Task):
     stackable = True
     layouts = ("classes", "csv")
     data_hint = "class folders or a CSV of image,label"
+    target_note = "the label above each image"
     picture_note = "the label above each image; predictions with their confidence"
 
     def check_data(self, dataset: Dataset, classes: tuple[str, ...] = ()) -> None:
@@ -97,3 +98,10 @@ class ClassifyTask(Task):
         k = int(prob.argmax())
         label = f" (label {classes[int(target)]})" if target is not None else ""
         return captioned(image, f"{classes[k]} {float(prob[k]):.0%}{label}")
+
+    def difference_view(self, image, before, after, target, classes):
+        p0, p1 = before.float().softmax(0), after.float().softmax(0)
+        k = int(target) if target is not None else int(p0.argmax())  # the label's (else the prediction's) class
+        change = f"{classes[k]} {float(p0[k]):.0%} -> {float(p1[k]):.0%}"
+        a, b = int(p0.argmax()), int(p1.argmax())
+        return captioned(image, change + ("" if a == b else f"; top class {classes[a]} -> {classes[b]}"))

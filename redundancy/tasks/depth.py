@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data import Sample, load_depth
-from ..data.pictures import depth_colour, depth_png, png_bytes
+from ..data.pictures import captioned, depth_colour, depth_png, png_bytes
 from .base import Metric, Task, register
 from .heads import LinearDepth, fit_depth
 from .protocols import evaluated
@@ -44,6 +44,7 @@ class DepthTask(Task):
     loss_label = "MSE"
     layouts = ("depth",)
     data_hint = "images/ + depth/"
+    target_note = "each image beside its ground-truth depth: near red, far blue"
     picture_note = "near red, far blue; the image beside its ground truth"
 
     def load_target(self, sample: Sample) -> np.ndarray | None:
@@ -103,3 +104,11 @@ class DepthTask(Task):
     def prediction_view(self, image, output, target, classes):
         scale = depth_range(target) if target is not None else (MIN_DEPTH, MAX_DEPTH)
         return depth_colour(clamp_depth(output).cpu().numpy(), *scale)
+
+    def difference_view(self, image, before, after, target, classes):
+        from matplotlib import colormaps
+
+        diff = (clamp_depth(after) - clamp_depth(before)).abs().cpu().numpy()
+        peak = float(diff.max())
+        heat = (colormaps["magma"](diff / peak if peak > 0 else diff)[..., :3] * 255).astype(np.uint8)
+        return captioned(heat, f"|change| mean {diff.mean():.3f} m, max {peak:.3f} m (bright: more)")

@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Sample, load_mask
-from ..data.pictures import mask_overlay, overlay, png_bytes
+from ..data.pictures import captioned, mask_overlay, overlay, png_bytes
 from .base import Metric, SmoothScore, Stats, Task, register
 from .protocols import PROTOCOLS, group_onehot
 
 SEG_COLUMNS = ("inter", "union", "loss")  # segmentation's per-(variant, image) stats
 GT_COLOUR = (40, 200, 90)  # ground truth tinted green; predictions orange (`overlay`'s default)
+GAINED, LOST = (60, 220, 90), (230, 60, 200)  # an edit's difference: mask pixels it adds / removes
 
 
 def mask_stats(logits: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,6 +71,7 @@ class SegmentTask(Task):
     data_hint = "images/ + masks/ (or PerSeg)"
     needs_head = False
     takes_prompts = True
+    target_note = "ground truth tinted green"
     picture_note = "prediction in orange, ground truth outlined in white (the target view tints it green)"
 
     def load_target(self, sample: Sample) -> np.ndarray | None:
@@ -113,3 +115,12 @@ class SegmentTask(Task):
 
     def prediction_view(self, image, output, target, classes):
         return mask_overlay(image, (output > 0).cpu().numpy(), target)
+
+    def difference_view(self, image, before, after, target, classes):
+        was, now = (before > 0).cpu().numpy(), (after > 0).cpu().numpy()
+        gained, lost = now & ~was, was & ~now
+        out = (image.astype(np.float32) * 0.45).astype(np.uint8)  # dimmed: the changed pixels stand out
+        out[gained], out[lost] = GAINED, LOST
+        if not (gained.any() or lost.any()):
+            return captioned(out, "no pixel of the mask changed")
+        return captioned(out, f"+{int(gained.sum()):,} px (green), -{int(lost.sum()):,} px (magenta)")

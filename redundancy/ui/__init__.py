@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from types import SimpleNamespace
 
@@ -27,20 +28,28 @@ def build_demo() -> gr.Blocks:
         ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.detach() if w else None)
         workspace_id = gr.BrowserState("", storage_key="redundancy-workspace")
         gr.Markdown(
-            "# redundancy\nFind channels of a vision foundation model's encoder (SAM, SAM2, DINOv2, CLIP, MAE) that "
-            "hurt on your data and replace them with copies of useful ones: zero trained parameters "
-            "([paper](https://arxiv.org/abs/2504.08915))."
+            "# redundancy\nRedundant encoder channels of SAM, SAM2, DINOv2, CLIP and MAE, found and replaced: zero "
+            "trained parameters ([paper](https://arxiv.org/abs/2504.08915)).",
+            elem_id="title",
         )
-        weights_md = gr.Markdown(badge(None))
+        weights_md = gr.Markdown(badge(None), elem_id="badge")
         ui = SimpleNamespace(demo=demo, ws=ws, workspace_id=workspace_id, weights_md=weights_md)
-        with gr.Tabs():
+        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:  # every tab one tap away on a phone
             for label, tab_id, tab in TABS:
-                with gr.Tab(label, id=tab_id):
+                with gr.Tab(label, id=tab_id) as page:
                     ui.__dict__.update(vars(tab.build()))
+                page.select(functools.partial(remember_tab, tab_id), ws, None, queue=False)
+        ui.tabs = tabs
         ui.resets = [getattr(ui, name) for _, _, tab in TABS for name in tab.RESETS]
         for _, _, tab in TABS:
             tab.wire(ui)
     return demo
+
+
+def remember_tab(tab_id: str, ws) -> None:
+    """The open tab, kept in the workspace: a reloaded page opens on it again."""
+    if ws is not None:
+        ws.page["tab"] = tab_id
 
 
 def launch(demo: gr.Blocks) -> None:

@@ -4,6 +4,7 @@ background job, and the page's constants and style."""
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 import traceback
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..interactive.redact import PUBLIC
 from ..interactive.workspace import Workspace
 from ..io import env_number
 from ..report.summary import format_seconds
+from ..tasks.base import LOSS
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: bundled data lives in its assets/
 
@@ -28,15 +30,17 @@ JANITOR_S = max(1, min(600, SESSION_TTL_S // 4))  # how often expired session fo
 CSS = (
     ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
     ".badge-demo {background:#dbeafe;color:#1e3a8a;padding:4px 10px;border-radius:6px;font-weight:600}"
-    # Phones: tighter tab buttons, and any tab Gradio would fold into its "more" menu shown in the bar
-    # itself (wrapping), so that every tab stays one tap away
-    "@media (max-width: 520px) {.tab-container button {padding: 4px 4px !important; font-size: 12.5px !important}"
-    " .tab-wrapper {flex-wrap: wrap; height: auto !important}"
-    " .overflow-menu > button {display: none !important}"
-    " .overflow-menu {position: static !important}"
-    " .overflow-dropdown {display: flex !important; position: static !important; flex-direction: row !important;"
-    " flex-wrap: wrap; box-shadow: none !important; border: none !important; padding: 0 !important}"
-    " .overflow-dropdown button {padding: 4px 4px !important; font-size: 12.5px !important; width: auto !important}}"
+    "#model-notice {font-size:1.05em}"
+    "#hero-img img {max-height:420px; object-fit:contain}"
+    # The mosaic keeps its own pixels (numbers readable) and scrolls sideways where the screen is narrower
+    "#mosaic {overflow-x:auto !important} #mosaic button, #mosaic .image-frame {justify-content:flex-start"
+    " !important; align-items:flex-start !important; width:max-content !important; max-width:none !important}"
+    " #mosaic img {max-width:none !important; width:auto !important; height:auto !important}"
+    "@media (max-width: 520px) {"
+    " #title h1 {font-size:1.4em; margin:0} #title p {font-size:0.9em; margin:2px 0}"
+    " .tab-container button, #tabs button[role=tab] {padding: 4px 5px !important; font-size: 12.5px !important}"
+    " #hero-img img {max-height:230px}"
+    "}"
     ".out .label-clear-button {display: none}"  # files the app hands out: nothing for a user to remove
 )
 
@@ -46,9 +50,9 @@ def badge(ws: Workspace | None) -> str:
     if ws is None or ws.session is None:
         return "No model loaded yet: open **Data** and press **Load**."
     b = ws.session.backend
-    flag = {
+    flag = {  # the label itself says what the weights are; the flag makes it impossible to miss
         "random": "<span class='badge-random'>RANDOM WEIGHTS: not a pretrained model</span> ",
-        "demo": f"<span class='badge-demo'>DEMO MODEL: trained here on synthetic data, not {b.family.label}</span> ",
+        "demo": "<span class='badge-demo'>DEMO MODEL</span> ",
     }.get(b.weights.kind, "")
     label = flag + b.weights.label
     s = ws.session
@@ -92,6 +96,73 @@ def guard(fn):
     return wrapped
 
 
+def _message(ws: Workspace | None, e: Exception) -> str:
+    """An error as one line for the page: a guarded handler's text as it is, anything else redacted."""
+    if isinstance(e, gr.Error):
+        return str(e.message)
+    if isinstance(e, RedundancyError):
+        return shown(ws, str(e))
+    traceback.print_exc()
+    return shown(ws, f"unexpected error ({e.__class__.__name__}: {e}); your loaded data and results are kept.")
+
+
+def listen(event, fn, inputs, outputs, note=None, **kwargs):
+    """Wire `fn` to `event` so that an error never becomes Gradio's red pills over the outputs: it shows as one
+    line (⚠) in `note` (one of `outputs`, or none) and a toast, and every other output keeps what it showed.
+    A later success replaces the line, since `note` is one of the handler's own outputs."""
+    outs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+    k = outs.index(note) if note is not None else None
+
+    def failed(args, e: Exception):
+        text = _message(next((a for a in args if isinstance(a, Workspace)), None), e)
+        gr.Warning(text)
+        values = [gr.update() for _ in outs]
+        if k is not None:
+            values[k] = f"⚠ {text}"
+        return values if len(outs) > 1 else values[0]
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kw):
+            try:
+                yield from fn(*args, **kw)
+            except Exception as e:  # noqa: BLE001 - shown as one line; the server log keeps a bug's traceback
+                yield failed(args, e)
+
+    else:
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kw):
+            try:
+                return fn(*args, **kw)
+            except Exception as e:  # noqa: BLE001 - as above
+                return failed(args, e)
+
+    kwargs.setdefault("api_name", fn.__name__)  # API clients call the handler by its own name
+    return event(wrapped, inputs, outputs, **kwargs)
+
+
+def gain_unit(ws: Workspace, metric: str | None) -> str:
+    """How a gain in `metric` reads: 'Δ mIoU (points)', 'RMSE decrease', 'loss decrease'."""
+    if metric == LOSS:
+        return "loss decrease"
+    m = ws.metric(metric)
+    if m.percent:
+        return f"Δ {m.label} (points)"
+    return f"Δ {m.label}" if m.higher_is_better else f"{m.label} decrease"
+
+
+def score_text(m, value: float, sign: bool = False) -> str:
+    """A score (or change) as a user reads it: 2 decimals for percent metrics, 4 for the others."""
+    return format(value, ("+" if sign else "") + (".2f" if m.percent else ".4f"))
+
+
+def metric_choices(task) -> list[tuple[str, str]]:
+    """The Search tab's metric choices for a task, by their labels: its scores, then its loss."""
+    return [(m.label, m.name) for m in task.metrics] + [(f"loss ({task.loss_label})", LOSS)]
+
+
 def pick(index) -> int:
     """Image index from a dropdown that may not have been rendered yet (first image then)."""
     return 0 if index in (None, "") else int(index)
@@ -114,18 +185,20 @@ def stream_job(ws: Workspace, render):
 
 
 def progress_line(ws: Workspace) -> str:
+    """The running (or last) job's stage, count and the time left in the whole job, in one line."""
     st = ws.job.state
     if st.error:
         return f"⚠ {shown(ws, st.error)}"
     if st.cancelled:
         return f"Cancelled at {st.done:,}/{st.total:,} in '{st.stage}'. Results finished before the cancel are kept."
+    elapsed = format_seconds(time.perf_counter() - st.started)
     if st.finished and st.stage.endswith(" finished"):
-        return f"**{st.stage.capitalize()}** in {format_seconds(time.perf_counter() - st.started)}."
+        return f"**{st.stage.capitalize()}** in {elapsed}."
+    eta = None if st.finished else st.eta()
+    left = f" · about **{format_seconds(eta)}** left in all ({elapsed} so far)" if eta is not None else ""
     if not st.total:  # a stage without counts (e.g. a screening step announcing itself)
-        return f"**{st.stage}**…"
-    eta = st.eta()
-    tail = f" · {st.rate():.1f}/s · ETA {format_seconds(eta)}" if eta is not None and not st.finished else ""
-    return f"**{st.stage}**: {st.done:,}/{st.total:,}{tail}" + (" · done" if st.finished else "")
+        return f"**{st.stage}**…{left}"
+    return f"**{st.stage}**: {st.done:,}/{st.total:,}{left}" + (" · done" if st.finished else "")
 
 
 def cancel(ws):

@@ -50,7 +50,7 @@ def test_a_search_writes_intervals_for_top_pairs_best_set_and_held_out(tmp_path,
     out = tmp_path / "run"
     assert main([*search_argv(images=6, heldout=6, top_n=3, channels="every:32"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "gain on held-out images:" in printed and "CI" in printed
+    assert "held-out (6 images): mIoU" in printed and "95% interval" in printed and "sign-flip test p" in printed
     top = json.loads((out / "topn.json").read_text())["top"]
     assert len(top) == 3 and all(p["confidence"]["lo"] <= p["confidence"]["hi"] for p in top)
     for p in top:  # a top pair's interval is around its own single-pair gain
@@ -77,8 +77,8 @@ def test_heatmap_hover_gives_each_top_pairs_interval():
     fig = search.search_view(ws, ws.result)[0]
     marks = fig.data[1]
     conf = ws.result.confidence["top"]
-    assert len(marks.text) == 3 and all("95% CI" in t for t in marks.text)
-    assert f"{conf[0]['lo']:+.3g} to {conf[0]['hi']:+.3g}" in marks.text[0] and "%{text}" in marks.hovertemplate
+    assert len(marks.text) == 3 and all("95% interval" in t for t in marks.text)
+    assert f"[{conf[0]['lo']:+.3g}, {conf[0]['hi']:+.3g}]" in marks.text[0] and "%{text}" in marks.hovertemplate
 
 
 def test_bootstrap_bounds_of_many_rows_are_each_rows_paired_interval():

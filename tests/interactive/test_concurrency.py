@@ -113,7 +113,7 @@ def test_what_the_server_serves_of_a_sessions_results(app_url, tmp_path):
         "none",
         api_name="/load",
     )
-    _, out = a.predict(handle_file(str(repl)), None, api_name="/apply_uploaded")
+    _, _, out = a.predict(handle_file(str(repl)), None, api_name="/apply_uploaded")
     url = out["url"]
     body = urllib.request.urlopen(url, timeout=30).read()  # a plain GET, no session: served
     assert zipfile.is_zipfile(io.BytesIO(body))

@@ -28,39 +28,42 @@ def ws():
 
 
 def test_load_reports_counts_and_the_random_weights_badge(ws):
-    _, badge, info, gallery, pick, _, estimate, metric = _load()
+    _, badge, info, gallery, pick, _, estimate, metric, sweep = _load()
     assert "RANDOM WEIGHTS" in badge and "random weights (seed 0)" in badge
-    assert "**32** images" in info and "search set **4**" in info
-    assert len(gallery) == 4 and gallery[0][0].ndim == 3
-    assert "992 pairs" in estimate and "65,280" in estimate
-    assert metric["choices"] == ["miou", "loss"] and metric["value"] == "miou"  # the task's own metrics
+    assert "**32** images" in info and "search set **4**" in info and "Next:" in info and estimate in info
+    assert len(gallery["value"]) == 4 and gallery["value"][0][0].ndim == 3 and "tinted green" in gallery["label"]
+    assert "992 pairs" in estimate and "65,280" in estimate and "in all" in estimate
+    assert [c[1] for c in metric["choices"]] == ["miou", "loss"] and metric["value"] == "miou"  # the task's own
+    assert metric["choices"][0][0] == "mIoU" and "256 channels" in sweep
 
 
 def test_explorer_grid_and_channel_pick(ws):
-    mosaic, order, story, view, first, big = channels.explore(ws, 0, "activation spread (std)")
-    assert first == order[0] and big.shape == (320, 320, 3)
+    mosaic, order, story, first, big, note = channels.explore(ws, 0, "activation spread (std)")
+    assert first == order[0] and big.ndim == 3 and "spread" in note
     assert mosaic.shape == (16 * (channels.MOSAIC_TILE + 14), 16 * channels.MOSAIC_TILE, 3)
     from redundancy.report.viz import mosaic_cell
 
     assert mosaic_cell(3 * 48 + 5, 62 + 20) == 19  # row 1, column 3
-    assert sorted(order) == list(range(256)) and story is None  # no sweep yet
+    assert sorted(order) == list(range(256)) and story["visible"] is False  # no sweep yet
     channel, enlarged = channels.pick_channel(ws, 0, 7)
-    assert channel == 7 and enlarged.shape == (320, 320, 3)
+    assert channel == 7 and enlarged.ndim == 3 and enlarged.shape[1] > enlarged.shape[0] - 24  # image + colour bar
     with pytest.raises(gr.Error, match="out of range"):
         channels.pick_channel(ws, 0, 300)
+    *_, note = channels.explore(ws, 0, "zero-sweep delta")
+    assert "needs the zero sweep" in note  # said, not silently another order
 
 
 def test_ablation_table_matches_the_engine(ws):
-    table, before, after, note = ablation.run_ablation(ws, "zero", "6,216", 0)
+    table, before, after, diff, note = ablation.run_ablation(ws, "zero", "6,216", 0)
     from redundancy.engine import ablate
     from redundancy.replace import Edit
 
     base, rows = ablate(ws.session, [Edit("zero", 6), Edit("zero", 216)])
     data = table["data"]
-    assert table["headers"] == ["edit", "mIoU", "delta", "loss"]
+    assert table["headers"] == ["edit", "mIoU", "change", "loss"]
     assert [r[0] for r in data] == ["baseline", "zero 6", "zero 216"]
-    assert data[2][2] == round(rows[1].delta_miou, 4) and data[0][1] == round(base.miou, 4)
-    assert before.shape == after.shape and before.ndim == 3 and "random weights" in note
+    assert data[2][2] == round(rows[1].delta_miou, 3) and data[0][1] == round(base.miou, 3)
+    assert before.shape == after.shape and before.ndim == 3 and diff.ndim == 3 and "random weights" in note
     for bad, message in (("300", "out of range"), ("x", "not a channel"), ("", "at least one")):
         with pytest.raises(gr.Error, match=message):
             ablation.run_ablation(ws, "zero", bad, 0)
@@ -72,27 +75,30 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
     frames = list(ablation.sweep(ws))
     assert len(ws.sweep) == 256 and "256/256" in frames[-1][1]
     _, _, story, _, _, _ = channels.explore(ws, 0, "zero-sweep delta")
-    assert story is not None
+    assert story["value"] is not None and story["visible"]
     outs = list(search.search(ws, 3, "miou", "every:32", "every:32", 0))
-    fig, status, top, combos, best = outs[-1]
+    fig, status, top, combos, best, estimate, start, stop, offer = outs[-1]
     assert "Search finished" in status and len(top) == 3 and "Best set" in best
+    assert start["interactive"] and not stop["interactive"]  # Start back, Cancel off once it is done
+    assert not outs[0][6]["interactive"] and outs[0][7]["interactive"]  # while it runs: Start off, Cancel on
     assert np.isfinite(ws.gain).sum() == 56
     summary, gallery, files = results.show_results(ws)
     assert "random weights" in summary and len(gallery) == 8
     names = {f.rsplit("/", 1)[-1] for f in files}
     assert {"replacements.json", "pair_scores.npy", "pair_scores.csv", "combinations.csv", "predictions.zip"} <= names
     repl = next(f for f in files if f.endswith("replacements.json"))
-    msg, zip_path = results.apply_uploaded(ws, repl, None)
-    assert "32 images" in msg and "mIoU" in msg
+    msg, previews, zip_path = results.apply_uploaded(ws, repl, None)
+    assert "32 images" in msg and "mIoU" in msg and len(previews) == 12 and "mIoU" in previews[1][1]
     with zipfile.ZipFile(zip_path) as zf:
         assert len([n for n in zf.namelist() if n.startswith("masks/")]) == 32
-    previews, fig_zip = figures.make_figures(ws, ["png", "svg"])
+    previews, fig_zip, _ = figures.make_figures(ws, ["png", "svg"])
     with zipfile.ZipFile(fig_zip) as zf:
         names = zf.namelist()
     assert {"pair_heatmap.png", "pair_heatmap.svg", "ablation.png", "pair_heatmap.txt"} <= set(names)
     assert len(previews) == sum(n.endswith(".png") for n in names)
-    steps, fmap, one, heat, top_rows, combo = guide.teach(ws)
-    assert "65,280 ordered pairs" in steps and "ms per image" in steps and len(one) == 2
+    steps, svg, fmap, one, heat, top_rows, combo = guide.teach(ws)
+    assert "56 ordered pairs" in steps and "All 65,280 pairs" in steps and "ms per image" in steps and len(one) == 2
+    assert "<svg" in svg and "256 channel maps" in svg
     assert fmap.shape == (256, 256, 3) and len(top_rows) == 3 and heat is not None
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")
@@ -105,9 +111,10 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
 
 
 def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
-    *_, (_, status, top, _, _) = search.search(ws, 2, "miou", "every:64", "every:64", 0)
+    *_, (_, status, top, *_) = search.search(ws, 2, "miou", "every:64", "every:64", 0)
     assert "Search finished" in status
-    *_, (status, table, note) = search.compare(ws, 2, "miou", "every:64", "every:64", 0, 4)
+    *_, (status, table, note, button) = search.compare(ws, 2, "miou", "every:64", "every:64", 0, 4)
+    assert button["interactive"]
     assert "Comparison finished" in status and ws.compared_with_search and "no second full scan" in note
     assert [r[0] for r in table] == ["exact", "taylor", "halving"] and table[0][1] == "2/2"
     combos = ws.result.combos
@@ -115,10 +122,10 @@ def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
     assert table[1][3] == 4  # taylor rescored its 4 candidates exactly
     saved = json.loads((ws.dir / "modes" / "modes.json").read_text())
     assert [m["mode"] for m in saved["modes"]] == ["exact", "taylor", "halving"] and "random" in saved["weights_label"]
-    *_, (status, table, note) = search.compare(ws, 2, "miou", "every:64", "0-3", 0, 4)  # another scope: fresh scan
+    *_, (status, table, note, _) = search.compare(ws, 2, "miou", "every:64", "0-3", 0, 4)  # another scope: fresh scan
     assert not ws.compared_with_search and "fresh exact scan" in note and table[0][3] == 4 * 4 - 1
     # "How it works" still shows the finished search's heatmap, not the comparison's last (sparse) map
-    heat = guide.teach(ws)[3]
+    heat = guide.teach(ws)[4]
     z = np.array(heat.data[0].z, dtype=float)
     gain = ws.result.scores.gain
     assert z.shape == (4, 4) and np.allclose(z[np.isfinite(z)], gain[::64, ::64][np.isfinite(gain[::64, ::64])])
@@ -127,16 +134,16 @@ def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
 def test_nothing_loaded_gives_a_message_not_a_traceback(capsys):
     with pytest.raises(gr.Error, match="Load"):
         channels.explore(None, 0, "index")
-    # a search that cannot start warns once and yields nothing: the page keeps every finished output
+    # a search that cannot start warns once and changes nothing: the page keeps every finished output
     with pytest.warns(UserWarning, match="Load"):
-        assert list(search.search(None, 3, "miou", "auto", "auto", 0)) == []
+        assert list(search.search(None, 3, "miou", "auto", "auto", 0)) == [[gr.update()] * 9]
     assert common.cancel(None) == gr.update()  # a finished job's status is not overwritten
     assert "Nothing is running" in capsys.readouterr().out
 
 
 def test_bad_search_scope_is_reported(ws):
     with pytest.warns(UserWarning, match="out of range"):
-        assert list(search.search(ws, 3, "miou", "0-300", "auto", 0)) == []
+        assert list(search.search(ws, 3, "miou", "0-300", "auto", 0)) == [[gr.update()] * 9]
     assert "⚠" in search.search_estimate(ws, "every:x", "auto", 3)
 
 
@@ -148,7 +155,7 @@ def test_sam2_runs_every_tab():
         assert mosaic.shape[1] == 16 * channels.MOSAIC_TILE
         table, *_ = ablation.run_ablation(ws, "replace", "3:7", 0)
         assert table["data"][1][0] == "replace 3<-7"
-        *_, (_, status, top, _, best) = search.search(ws, 2, "miou", "every:64", "every:64", 0, "halving")
+        *_, (_, status, top, _, best, *_) = search.search(ws, 2, "miou", "every:64", "every:64", 0, "halving")
         assert "Search finished" in status and len(top) == 2 and "mode halving" in best
         summary, gallery, files = results.show_results(ws)
         assert "Best set" in summary and any(f.endswith("predictions.zip") for f in files)
@@ -160,25 +167,72 @@ def test_sam2_runs_every_tab():
 def test_dinov2_runs_every_tab(source, metric):
     """DINOv2 on both samples: explorer (patch-token maps), ablation and sweep in the task's metric, search,
     results and downloads, figures, how it works."""
-    ws, badge, info, gallery, *_, metric_update = _load(10, "dinov2_tiny", source)
+    ws, badge, info, gallery, *_, metric_update, _ = _load(10, "dinov2_tiny", source)
     try:
         assert metric_update["value"] == metric and "head:" in badge and "Head split" in info
-        assert gallery[0][0].ndim == 3
-        mosaic, order, _, view, first, big = channels.explore(ws, 0, "index")
-        assert sorted(order) == list(range(64)) and big.shape == (320, 320, 3)
-        table, before, after, note = ablation.run_ablation(ws, "zero", "6,20", 0)
+        assert gallery["value"][0][0].ndim == 3
+        mosaic, order, _, first, big, _ = channels.explore(ws, 0, "index")
+        assert sorted(order) == list(range(64)) and big.ndim == 3
+        table, before, after, diff, note = ablation.run_ablation(ws, "zero", "6,20", 0)
         label = ws.metric().label
         assert table["headers"][1] == label and len(table["data"]) == 3 and label in note and before.ndim == 3
         frames = list(ablation.sweep(ws))
         assert len(ws.sweep) == 64 and "64/64" in frames[-1][1]
-        *_, (_, status, top, _, best) = search.search(ws, 3, metric, "every:8", "every:8", 0)
+        *_, (_, status, top, _, best, *_) = search.search(ws, 3, metric, "every:8", "every:8", 0)
         assert "Search finished" in status and len(top) == 3 and f"): {label} " in best
         summary, shown, files = results.show_results(ws)
         names = {f.rsplit("/", 1)[-1] for f in files}
         assert {"head.pt", "replacements.json", "predictions.zip"} <= names and len(shown) == 16
-        previews, fig_zip = figures.make_figures(ws, ["png"])
-        assert any(p[1] == "pair heatmap" for p in previews)
-        steps, fmap, one, heat, top_rows, combo = guide.teach(ws)
+        previews, fig_zip, _ = figures.make_figures(ws, ["png"])
+        assert any(p[1].startswith("Gain (") for p in previews)  # the heatmap's own caption
+        steps, _, fmap, one, heat, top_rows, combo = guide.teach(ws)
         assert "head" in steps and len(one) == 2 and fmap.shape == (256, 256, 3)
     finally:
         ws.close()
+
+
+def test_a_channel_edited_live_follows_the_slider_with_the_images_own_score(ws):
+    from redundancy.replace import Edit
+
+    before, after, diff, note = channels.live_edit(ws, 0, 5, channels.SCALE, 1.0, 0)
+    assert before.shape == after.shape and diff.ndim == 3 and "(+0.00)" in note  # scale 1 changes nothing
+    base, zeroed = ws.image_scores(0, [None, Edit("zero", 5)])
+    *_, note = channels.live_edit(ws, 0, 5, channels.SCALE, 0.0, 0)  # scale 0 is zeroing the channel
+    assert f"mIoU {base:.2f} → **{zeroed:.2f}**" in note
+    *_, note = channels.live_edit(ws, 0, 5, channels.REPLACE, 1.0, 9)
+    assert "replace 5<-9" in note
+    with pytest.raises(gr.Error, match="out of range"):
+        channels.live_edit(ws, 0, 5, channels.REPLACE, 1.0, 999)
+
+
+def test_your_own_image_with_a_click_prompt_and_the_found_set(ws, tmp_path):
+    from redundancy.ui.tabs import yours
+
+    image = np.zeros((90, 120, 3), np.uint8)
+    image[20:60, 30:80] = 220
+    *_, note = yours.predict(ws, image, yours.POINT, [])
+    assert "Click the image" in note  # a point prompt waits for its click
+    clicks, base, patched, diff, note = yours.click(
+        ws, image, yours.POINT, [], gr.SelectData(None, {"index": [50, 40], "value": None})
+    )
+    assert clicks == [(50, 40)] and base.shape == patched.shape and diff.ndim == 3
+    assert "latest search's set" in note or "No found set yet" in note
+    _, _, _, _, note = yours.click(
+        ws, image, yours.BOX, clicks, gr.SelectData(None, {"index": [90, 70], "value": None})
+    )
+    assert yours.prompt_of(yours.BOX, [(50, 40), (90, 70)]).box == (50.0, 40.0, 90.0, 70.0)
+    with pytest.raises(gr.Error, match="upload an image"):
+        yours.predict(ws, None, yours.POINT, [])
+
+
+def test_a_cancelled_search_is_said_so_where_the_previous_result_shows(ws):
+    from redundancy.ui.tabs.results import results_text
+
+    *_, (_, status, *_) = search.search(ws, 2, "miou", "every:64", "every:64", 0)
+    assert "Search finished" in status and ws.result is not None
+    job = ws.start_search(search.settings_from(3, "miou", "all", "all"))
+    job.cancel.set()
+    job.thread.join(60)
+    text = results_text(ws)
+    assert "Your latest search" in text and "was cancelled" in text and "previous finished search" in text
+    assert "Best set" in text  # the previous one is still there, said to be the previous one

@@ -1,5 +1,6 @@
 """The Ablation tab: the paper's Table 1 (baseline and single zero / swap / replace / scale edits) with a
-before / after picture, and the zero sweep (every channel zeroed alone) filling in live."""
+before / after / difference picture of the chosen image and its own score, and the zero sweep (every channel
+zeroed alone) filling in live."""
 
 from __future__ import annotations
 
@@ -10,15 +11,42 @@ import gradio as gr
 from ...data.pictures import captioned
 from ...engine import ablate
 from ...errors import RedundancyError
+from ...interactive.workspace import Workspace
 from ...replace import edit_map, parse_edits
+from ...report.summary import format_seconds
 from ...report.viz import delta_bars
-from ..common import cancel, components, guard, need, pick, progress_line, shown, stream_job
+from ..common import (
+    cancel,
+    components,
+    gain_unit,
+    guard,
+    listen,
+    need,
+    pick,
+    progress_line,
+    score_text,
+    shown,
+    stream_job,
+)
 
-RESETS = ("abl_note", "abl_table", "abl_before", "abl_after", "sweep_status", "sweep_plot")  # emptied on Load
+RESETS = ("abl_note", "abl_table", "abl_before", "abl_after", "abl_diff", "sweep_plot")  # Load sets the sweep's status
+
+
+def before_after(ws: Workspace, k: int, edit) -> tuple:
+    """Search image k's prediction before and after `edit`, each with the image's own score, and what changed."""
+    m = ws.metric()
+    before, after = ws.image_scores(k, [None, edit])
+    change = score_text(m, after - before, sign=True)
+    return (
+        captioned(ws.prediction_view(k), f"baseline: {m.label} {score_text(m, before)}"),
+        captioned(ws.prediction_view(k, edit=edit), f"{edit}: {m.label} {score_text(m, after)} ({change})"),
+        ws.difference_view(k, edit=edit),
+    )
 
 
 @guard
 def run_ablation(ws, kind, text, index):
+    """Table 1 on the search set for the typed edits, and the first edit's pictures on the chosen image."""
     s = need(ws).session
     edits = parse_edits(kind, text)
     if not edits:
@@ -30,32 +58,43 @@ def run_ablation(ws, kind, text, index):
     base, rows = ablate(s, edits)
     m = ws.metric()
     data = [
-        [r.edit, round(m.value(r.miou), 4), round(m.value(r.miou) - m.value(base.miou), 4), round(r.loss, 4)]
+        [r.edit, round(m.value(r.miou), 3), round(m.value(r.miou) - m.value(base.miou), 3), round(r.loss, 3)]
         for r in [base, *rows]
     ]
-    table = {"headers": ["edit", m.label, "delta", "loss"], "data": data}
-    k = pick(index)
-    before = captioned(ws.prediction_view(k), "baseline")
-    after = captioned(ws.prediction_view(k, edit=edits[0]), str(edits[0]))
-    note = f"{len(s.search_set)} search images · {m.label} · protocol `{s.protocol}` · {s.backend.weights.label}"
-    return table, before, after, note
+    table = {"headers": ["edit", m.label, "change", "loss"], "data": data}
+    note = (
+        f"{len(s.search_set)} search images · {m.label} · protocol `{s.protocol}` · {s.backend.weights.label}. "
+        f"change: the score's change from the baseline (positive: the edit helps)."
+    )
+    return (table, *before_after(ws, pick(index), edits[0]), note)
+
+
+def sweep_estimate(ws) -> str:
+    """The sweep's time here, before it starts."""
+    if ws is None or ws.session is None:
+        return "Load a model and dataset first (Data tab)."
+    c = ws.session.backend.channels
+    return f"Zeroing each of the {c} channels alone takes ≈ **{format_seconds(ws.sweep_seconds())}** here."
 
 
 def sweep(ws):
+    """Zero every channel alone in the background, the bars filling in; Sweep disabled, Cancel enabled meanwhile."""
+    s = need(ws).session
     try:
-        s = need(ws).session
         ws.start_sweep(list(range(s.backend.channels)))
     except RedundancyError as e:
-        raise gr.Error(shown(ws, str(e)), print_exception=False) from None
+        gr.Warning(shown(ws, str(e)))
+        yield gr.update(), f"⚠ {shown(ws, str(e))}", gr.update(), gr.update()
+        return
 
     def render():
         live = ws.sweep_live  # as far as this sweep got; a complete earlier sweep stays in ws.sweep
         chans = sorted(live)
-        m = ws.metric(ws.session.task.metrics[0].name)
-        label = f"delta {m.label}" if m.higher_is_better else f"{m.label} decrease"
+        label = gain_unit(ws, ws.session.task.metrics[0].name)
         title = f"{label} when each channel is zeroed (positive: zeroing helps)"
         fig = delta_bars(chans, [live[c] for c in chans], title, s.backend.channels, label)
-        return fig, progress_line(ws)
+        running = ws.job.running
+        return fig, progress_line(ws), gr.update(interactive=not running), gr.update(interactive=running)
 
     yield from stream_job(ws, render)
 
@@ -74,21 +113,26 @@ def build() -> SimpleNamespace:
         )
         abl_img = gr.Dropdown(label="Image for before/after", choices=[])
     abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
-    abl_note = gr.Markdown()
+    abl_note = gr.Markdown(elem_id="ablate-note")
     abl_table = gr.Dataframe(
-        headers=["edit", "mIoU", "delta", "loss"], label="Search-set results", elem_id="ablate-table"
+        headers=["edit", "mIoU", "change", "loss"],
+        label="Search-set results",
+        elem_id="ablate-table",
+        wrap=True,
+        column_widths=["34%", "22%", "22%", "22%"],
     )
     gr.Markdown(
-        "**Before / after** the first edit, on the chosen image (masks: prediction in orange, ground "
-        "truth outlined in white; classes: prediction and confidence above the image; depth: near red, "
-        "far blue)"
+        "**Before / after / what changed** for the first edit, on the chosen image, each with that image's own "
+        "score (masks: prediction in orange, ground truth outlined in white; the difference: mask pixels the edit "
+        "adds in green, removes in magenta; classes: the label's probability; depth: how far the depth moved)"
     )
     with gr.Row():  # whole pictures, captioned in the picture (a gallery cropped them to a band)
-        abl_before = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-before")
-        abl_after = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-after")
+        abl_before = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-before", buttons=[])
+        abl_after = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-after", buttons=[])
+        abl_diff = gr.Image(show_label=False, interactive=False, height=300, elem_id="abl-diff", buttons=[])
     with gr.Row():
         sweep_btn = gr.Button("Zero every channel (sweep)", elem_id="sweep-btn")
-        sweep_cancel = gr.Button("Cancel", variant="stop")
+        sweep_cancel = gr.Button("Cancel", variant="stop", interactive=False, elem_id="sweep-cancel")
     sweep_status = gr.Markdown(elem_id="sweep-status")
     sweep_plot = gr.Plot(label="Score change per zeroed channel")
     return components(locals())
@@ -96,10 +140,8 @@ def build() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Ablation tab's components to their handlers."""
-    ui.abl_btn.click(
-        run_ablation,
-        [ui.ws, ui.kind, ui.edits, ui.abl_img],
-        [ui.abl_table, ui.abl_before, ui.abl_after, ui.abl_note],
-    )
-    ui.sweep_btn.click(sweep, [ui.ws], [ui.sweep_plot, ui.sweep_status])
+    outputs = [ui.abl_table, ui.abl_before, ui.abl_after, ui.abl_diff, ui.abl_note]
+    listen(ui.abl_btn.click, run_ablation, [ui.ws, ui.kind, ui.edits, ui.abl_img], outputs, ui.abl_note)
+    sweep_out = [ui.sweep_plot, ui.sweep_status, ui.sweep_btn, ui.sweep_cancel]
+    listen(ui.sweep_btn.click, sweep, [ui.ws], sweep_out, ui.sweep_status)
     ui.sweep_cancel.click(cancel, [ui.ws], [ui.sweep_status], queue=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,8 +16,9 @@ from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...models import REGISTRY
 from ...tasks import SEGMENT, task_names
-from ..common import ROOT, badge, blank, components, guard, stream_job
-from .search import search_estimate, search_view
+from ..common import ROOT, badge, blank, components, guard, listen, metric_choices
+from .ablation import sweep_estimate
+from .search import SEARCH_INPUTS, SEARCH_OUTPUTS, controls, follow, search_estimate, search_view
 
 SAMPLE = ROOT / "assets" / "sample"
 DOMAINS = ROOT / "assets" / "domains"
@@ -43,7 +44,14 @@ DEFAULT_MODEL = "sam_tiny_demo"
 # the Load button's inputs, in order (`LoadForm`'s fields): what a session is made of
 LOAD_FIELDS = ("model", "weights", "ckpt", "ft", "seed", "source", "zip_in", "n_search", "prompt", "hub_ckpt", "task",
                "layer")  # fmt: skip
+FILE_FIELDS = ("ckpt", "ft", "zip_in")  # uploads among them
 RESETS = ()  # what a new Load empties on this tab: nothing (Load itself refills its summary, gallery and pickers)
+HERO = ROOT / "assets" / "hero.png"  # a real search's result (assets/make_hero.py), the first screen's picture
+WHAT = (
+    "**Some channels of a vision model's encoder hurt on new data.** This tool finds them and replaces each with "
+    "a copy of a useful channel: the model adapts with **zero trained parameters**. The picture is a real run, "
+    "measured here. Press **Load**, then **Search**."
+)
 
 
 def dataset_path(source: str, zip_file: str | None) -> Path:
@@ -120,7 +128,9 @@ def load_session(ws: Workspace | None, form: LoadForm, progress=None, scope=("au
 def load(ws, *values, progress=gr.Progress(track_tqdm=True)):
     """The Load button: the Data tab's controls (`LOAD_FIELDS`), then the Search tab's scope."""
     form, scope = LoadForm(*values[: len(LOAD_FIELDS)]), values[len(LOAD_FIELDS) :]
-    return load_session(ws, form, progress, scope or ("auto", "auto", 10))
+    out = load_session(ws, form, progress, scope or ("auto", "auto", 10))
+    out[0].page["form"] = dict(zip(LOAD_FIELDS, values[: len(LOAD_FIELDS)]))  # what a reloaded page puts back
+    return out
 
 
 def loaded_view(ws: Workspace, verb: str, sources: str = "auto", targets: str = "auto", top_n: int = 10) -> list:
@@ -134,37 +144,52 @@ def loaded_view(ws: Workspace, verb: str, sources: str = "auto", targets: str = 
         if s.head_set is not None
         else (f" Head: {s.head.label}." if s.head else "")
     )
+    hits = s.set_cache_hits.get("search", 0)
+    cached = f"{hits} of {len(s.search_set)} search images read from the feature cache, the rest encoded"
+    st = ws.settings
+    estimate = search_estimate(ws, sources, targets, top_n, st.select, st.alphas)  # the scope as set
     info = (
         f"{verb} **{len(s.dataset)}** images ({s.dataset.layout} layout, task **{s.task.name}**): search set "
         f"**{len(s.search_set)}**, held-out **{len(s.heldout_set)}**; protocol `{s.protocol}`, prompt "
-        f"`{s.cfg.prompt}`; feature cache hits {s.cache_hits}/{len(s.search_set)}.{head}{warn}"
+        f"`{s.cfg.prompt}`; {cached}.{head}{warn}\n\n**Next:** open the **Search** tab and press **Start "
+        f"search**. {estimate}"
     )
     choices = [(n, k) for k, n in enumerate(names)]
     pickers = [gr.update(choices=choices, value=0) for _ in range(2)]  # one update object per component
-    metric = gr.update(choices=list(s.task.metric_names), value=s.task.metrics[0].name)  # the task's own
-    estimate = search_estimate(ws, sources, targets, top_n)  # the scope as set
-    return [badge(ws), info, gallery, *pickers, estimate, metric]
+    metric = gr.update(choices=metric_choices(s.task), value=s.task.metrics[0].name)  # the task's own
+    gallery = gr.update(value=gallery, label=f"Search set with its ground truth ({s.task.target_note})", visible=True)
+    return [badge(ws), info, gallery, *pickers, estimate, metric, sweep_estimate(ws)]
 
 
 def reconnect(workspace_id: str):
-    """A (re)loaded page: back to this browser's own open workspace, if it has one, with what it showed."""
+    """A (re)loaded page: back to this browser's own open workspace, if it has one, with what it showed: the Data
+    tab's form as it was loaded, the Search tab's settings of the latest search, and the tab that was open."""
     ws = Workspace.reconnect(workspace_id)
+    n = 1 + 7 + len(SEARCH_INPUTS) + len(LOAD_FIELDS) + 3
     if ws is None or ws.session is None:
-        return [ws] + [gr.update()] * 10
+        return [ws] + [gr.update()] * (n - 1)
     st = ws.settings  # the latest search's scope goes back into the Search tab's controls
     view = loaded_view(ws, "Reconnected to your session:", st.sources, st.targets, st.top_n)
-    names = list(ws.session.task.metric_names)
-    view[-1] = gr.update(choices=names, value=st.metric if st.metric in names else names[0])
-    return [ws, *view, st.top_n, st.sources, st.targets]
+    del view[6]  # the metric: among the Search tab's controls
+    form = ws.page.get("form", {})
+    values = [form.get(name, gr.update()) for name in LOAD_FIELDS]
+    for k, name in enumerate(LOAD_FIELDS):  # an upload the server no longer holds cannot come back
+        if name in FILE_FIELDS and values[k] and not Path(values[k]).exists():
+            values[k] = None
+    model, weights = form.get("model", DEFAULT_MODEL), form.get("weights", WEIGHTS[1])
+    summary = load_summary(model, weights, form.get("source", SOURCES[0]), form.get("n_search", 50))
+    running = ws.job is not None and ws.job.running and ws.job.kind == "search"
+    tab = "search" if running else ws.page.get("tab", "data")
+    return [ws, *view, *controls(ws), *values, model_notice(model, weights), summary, gr.update(selected=tab)]
 
 
 def watch(ws):
     """After a reconnect: follow the session's running search to its end, or show the finished one."""
     if ws is None or ws.session is None or (ws.result is None and not (ws.job and ws.job.kind == "search")):
-        yield [gr.update()] * 5
+        yield [gr.update()] * len(SEARCH_OUTPUTS)
         return
     if ws.job is not None and ws.job.kind == "search":
-        yield from stream_job(ws, lambda: search_view(ws, ws.job.result))
+        yield from follow(ws)
     else:
         yield search_view(ws, ws.result)
 
@@ -189,17 +214,66 @@ def model_hint(name: str, source: str, weights: str):
     return gr.update(info=spec.description), source, weights
 
 
+def model_notice(name: str, weights: str) -> str:
+    """What the chosen model and weights are, in a line nobody can miss (before anything is loaded)."""
+    spec = REGISTRY[name]
+    if weights == WEIGHTS[0]:
+        return "<span class='badge-random'>RANDOM WEIGHTS</span> not a pretrained model: for trying the tool only"
+    if weights == WEIGHTS[2]:
+        return f"**{name}** with your checkpoint file"
+    if spec.shipped is not None:
+        what, _, rest = spec.description.partition("; ")
+        return f"<span class='badge-demo'>DEMO MODEL</span> **{name}**: {what}" + (f" ({rest})" if rest else "")
+    return f"**{name}**: {spec.description}; the official weights download on Load (needs internet)"
+
+
+def load_summary(model: str, weights: str, source: str, n_search) -> str:
+    """What Load will open, in one line under the button."""
+    kind = {WEIGHTS[0]: "random weights", WEIGHTS[1]: "its own weights", WEIGHTS[2]: "your checkpoint"}[weights]
+    return f"Load opens **{model}** ({kind}) on *{source}*, {int(n_search)} search images."
+
+
+def about_text() -> str:
+    """The About box: how long things take, duplicating the Space, running it locally."""
+    space = os.environ.get("SPACE_ID")  # set by Hugging Face on a Space: its owner/name
+    clone = (
+        f"git clone https://huggingface.co/spaces/{space} redundancy && cd redundancy"
+        if space
+        else "git clone <this repository's URL> redundancy && cd redundancy"
+    )
+    return (
+        "Times depend on the machine: after Load, the Search tab shows the time of the search you set up, "
+        "measured on this machine, and updates it while it runs. On a free CPU Space the demo model's default "
+        "search takes minutes; the DINOv2 samples take seconds; real SAM models on a CPU take hours for a full "
+        "scan (use a GPU for those).\n\n**Duplicate this Space** (top right on the Hub) to get your own copy "
+        f"and hardware, or run it locally:\n\n```\n{clone}\npip install -r requirements.txt\npython app.py\n```\n"
+        "Everything here is also a command: `python -m redundancy --help`.\n\n**On ZeroGPU hardware** encoding, "
+        "search, sweep, comparison and apply each borrow a GPU for the time their work needs (at most 5 minutes a "
+        "call); a bigger scope is refused with the command that runs it locally."
+    )
+
+
 def build() -> SimpleNamespace:
     """The Data tab's components (layout only; `wire` connects them)."""
-    with gr.Row():
+    with gr.Row(elem_id="hero", equal_height=False):
+        with gr.Column(scale=2, min_width=300):
+            gr.Markdown(WHAT)
+            notice = gr.Markdown(model_notice(DEFAULT_MODEL, WEIGHTS[1]), elem_id="model-notice")
+            load_btn = gr.Button("Load", variant="primary", elem_id="load-btn", size="lg")
+            load_what = gr.Markdown(load_summary(DEFAULT_MODEL, WEIGHTS[1], SOURCES[0], 50), elem_id="load-what")
+        with gr.Column(scale=3, min_width=300):
+            gr.Image(str(HERO), show_label=False, interactive=False, buttons=[], elem_id="hero-img", container=False)
+    info = gr.Markdown(elem_id="load-info")
+    with gr.Accordion("Model and data: change what Load opens", open=False, elem_id="form"), gr.Row():
         with gr.Column(min_width=280):
             model = gr.Dropdown(
                 list(REGISTRY),
                 value=DEFAULT_MODEL,
                 label="Model",
                 info=REGISTRY[DEFAULT_MODEL].description,
+                elem_id="model",
             )
-            weights = gr.Radio(WEIGHTS, value=WEIGHTS[1], label="Weights")
+            weights = gr.Radio(WEIGHTS, value=WEIGHTS[1], label="Weights", elem_id="weights")
             ckpt = gr.File(  # shown only for 'my checkpoint file'
                 label="Checkpoint file",
                 file_types=[".pth", ".pt", ".safetensors"],
@@ -221,19 +295,21 @@ def build() -> SimpleNamespace:
                 SOURCES,
                 value=SOURCES[0],
                 label="Dataset",
+                elem_id="source",
                 info="demo domains: shifted synthetic data the demo model never saw (120 images each); "
                 "your zip: images/ + masks/ or PerSeg Images/<obj>/ + Annotations/<obj>/ (segment), "
                 "<class>/ folders or a CSV of image,label (classify), images/ + depth/ (depth)",
             )
-            zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=150, visible=False)
+            zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=150, visible=False, elem_id="zip-in")
             n_search = gr.Slider(
                 1,
                 50,
                 value=50,
                 step=1,
                 label="Search-set images",
-                info="the paper uses 50; with the demo model on a 2-core CPU a first search takes about "
-                "2 minutes (fewer images: faster, but the set generalises less)",
+                elem_id="n-search",
+                info="the paper uses 50; fewer: faster, but the set generalises less (the Search tab shows the "
+                "time after Load)",
             )
             with gr.Row():
                 prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
@@ -250,43 +326,44 @@ def build() -> SimpleNamespace:
                     info="search at this encoder block's output (SAM, SAM2, DINOv2); later blocks re-run per pair",
                     elem_id="layer",
                 )
-    with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):
-        gr.Markdown(
-            "On a free CPU Space (2 vCPU) the defaults (the demo model, the gray domain, 50 search "
-            "images, every 8th channel, top 10) finish a first search in about **2 minutes**, with the "
-            "heatmap filling in live; the DINOv2 samples take seconds. Real SAM models on a CPU take "
-            "hours for a full scan: use a GPU for those. Search shows its own estimate before you "
-            "start.\n\n**Duplicate this Space** (top right on the Hub) to get your own copy and "
-            "hardware, or run it locally:\n\n```\ngit clone https://huggingface.co/spaces/OWNER/"
-            "redundancy && cd redundancy\npip install -r requirements.txt\npython app.py\n```\n"
-            "Everything here is also a command: `python -m redundancy --help`.\n\n**On ZeroGPU hardware** "
-            "encoding, search, sweep, comparison and apply each borrow a GPU for the time their work needs "
-            "(at most 5 minutes a call); a bigger scope is refused with the command that runs it locally."
-        )
-    load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
-    info = gr.Markdown(elem_id="load-info")
     gallery = gr.Gallery(
-        label="Search set with its ground truth (masks in green)",
+        label="Search set with its ground truth",
         columns=8,
         height=260,
         object_fit="contain",
+        elem_id="gallery",
+        visible=False,  # until Load fills it
     )
+    with gr.Accordion("About this demo: how long things take, duplicate it, run it locally", open=False):
+        gr.Markdown(about_text())
     return components(locals())
 
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Data tab: Load (which empties every tab's results of the previous session), a reloaded page's
     reconnect, and the controls that show or hint what a choice needs."""
-    loaded = [ui.ws, ui.weights_md, ui.info, ui.gallery, ui.img_pick, ui.abl_img, ui.estimate, ui.metric]
+    loaded = [ui.ws, ui.weights_md, ui.info, ui.gallery, ui.img_pick, ui.abl_img, ui.estimate, ui.metric,
+              ui.sweep_status]  # fmt: skip
     inputs = [ui.ws, *(getattr(ui, name) for name in LOAD_FIELDS), ui.sources, ui.targets, ui.top_n]
-    ui.load_btn.click(load, inputs, loaded).success(functools.partial(blank, len(ui.resets)), None, ui.resets).then(
-        lambda w: w.key, ui.ws, ui.workspace_id
+    n_resets = len(ui.resets)
+
+    def load_and_clear(ws, *values, progress=gr.Progress(track_tqdm=True)):
+        """Load; a Load that succeeds also empties every tab's results of the previous session (one that fails
+        keeps everything: `listen` leaves every output as it was)."""
+        return [*load(ws, *values, progress=progress), *blank(n_resets)]
+
+    listen(ui.load_btn.click, load_and_clear, inputs, [*loaded, *ui.resets], ui.info, api_name="load").then(
+        lambda w: w.key if w else "", ui.ws, ui.workspace_id
     )
-    reconnected = [*loaded, ui.top_n, ui.sources, ui.targets]
+    reconnected = [*(c for c in loaded if c is not ui.metric), *(getattr(ui, n) for n in SEARCH_INPUTS),
+                   *(getattr(ui, n) for n in LOAD_FIELDS), ui.notice, ui.load_what, ui.tabs]  # fmt: skip
     ui.demo.load(reconnect, [ui.workspace_id], reconnected).then(
-        watch, [ui.ws], [ui.heatmap, ui.status, ui.top_table, ui.combo_plot, ui.best_md]
+        watch, [ui.ws], [getattr(ui, n) for n in SEARCH_OUTPUTS]
     )
     ui.model.change(model_hint, [ui.model, ui.source, ui.weights], [ui.model, ui.source, ui.weights])
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.ckpt)  # upload boxes only where they are used
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.hub_ckpt)
     ui.source.change(shown_for(UPLOAD), ui.source, ui.zip_in)
+    for box in (ui.model, ui.weights, ui.source, ui.n_search):  # what Load will open, said before it does
+        box.change(model_notice, [ui.model, ui.weights], ui.notice)
+        box.change(load_summary, [ui.model, ui.weights, ui.source, ui.n_search], ui.load_what)

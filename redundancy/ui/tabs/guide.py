@@ -1,19 +1,57 @@
-"""The Guide tab: the method step by step, each step shown on the visitor's own session and timed here."""
+"""The Guide tab: what a channel, the encoder, the decoder, the metric and redundancy are, with a diagram of the
+pipeline, then the method step by step, each step shown on the visitor's own session and timed here."""
 
 from __future__ import annotations
 
+import html
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
+import plotly.graph_objects as go
 
 from ...data import load_image
 from ...report.gains import scored_scope
 from ...report.summary import format_seconds
 from ...report.viz import combination_scatter, feature_image, gain_heatmap
-from ..common import components, guard, need
+from ..common import components, guard, listen, need
+from .search import score_label
 
-RESETS = ("teach_md", "teach_fmap", "teach_one", "teach_heat", "teach_top", "teach_combo")  # emptied on Load
+RESETS = ("teach_md", "teach_diagram", "teach_fmap", "teach_one", "teach_heat", "teach_top", "teach_combo")
+BOX = "<rect x='{x}' y='20' width='{w}' height='64' rx='8' fill='{fill}' stroke='#444'/>"
+TEXT = "<text x='{x}' y='{y}' font-size='{size}' text-anchor='middle' fill='#111'>{t}</text>"
+
+
+def diagram(encoder: str, c: int, grid: str, head: str, metric: str) -> str:
+    """The pipeline as an inline SVG: image -> frozen encoder (once) -> C channel maps -> replace i by j -> head ->
+    metric, labelled with this session's numbers."""
+    steps = [("image", "", "#eef"), (encoder, "frozen, runs once", "#dde7f7"), (f"{c} channel maps", grid, "#e6f4e6"),
+             ("replace i by j", "X'[:, i] = X[:, j]", "#fde9c8"), (head, "runs per pair", "#dde7f7"),
+             (metric, "the gain", "#f4e1f0")]  # fmt: skip
+    w, gap = 118, 18
+    parts = []
+    for k, (title, sub, fill) in enumerate(steps):
+        x = 6 + k * (w + gap)
+        parts.append(BOX.format(x=x, w=w, fill=fill))
+        parts.append(TEXT.format(x=x + w / 2, y=48, size=13, t=html.escape(title)))
+        parts.append(TEXT.format(x=x + w / 2, y=68, size=11, t=html.escape(sub)))
+        if k:
+            parts.append(f"<line x1='{x - gap + 2}' y1='52' x2='{x - 3}' y2='52' stroke='#444' marker-end='url(#a)'/>")
+    width = 6 + len(steps) * (w + gap)
+    return (
+        f"<svg viewBox='0 0 {width} 100' style='width:100%;max-width:{width}px' role='img' "
+        "aria-label='the pipeline'><defs><marker id='a' markerWidth='8' markerHeight='8' refX='7' refY='4' "
+        "orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#444'/></marker></defs>" + "".join(parts) + "</svg>"
+    )
+
+
+def placeholder(text: str) -> go.Figure:
+    """An empty plot that says what to do first."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, font={"size": 15}, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=220, margin={"t": 10, "b": 10})
+    return fig
 
 
 @guard
@@ -31,40 +69,58 @@ def teach(ws):
     one = [(ws.prediction_view(0), "baseline"), (ws.prediction_view(0, pairs=[(i, j)]), f"channel {i} takes {j}")]
     head = f"the {s.task.name} head ({s.head.kind})" if s.head else "the model's own decoder"
     c, b = s.backend.channels, len(ev.set)
-    n = r.settings.top_n if r else ws.settings.top_n
+    st = r.settings if r else ws.settings
+    m = ws.metric(st.metric)
+    n = st.top_n
+    scope_pairs = len(s.channel_pairs(st))
+    scope_s = ws.estimate_seconds(st)
+    full_s = ws.estimate_seconds(replace(st, sources="all", targets="all"))
+    which = "your latest search's scope" if r else "the Search tab's scope"
+    grid = f"{feats.shape[1]} x {feats.shape[2]}"
+    concepts = (
+        f"**The pieces.** An *encoder* turns an image into a stack of feature maps; each map is a **channel** "
+        f"(this model has **{c}**, each a {grid} grid over the image). A *decoder* (here {head}) turns those "
+        f"channels into the task's output: a mask, a class or a depth map. The **{m.label}** measures how good "
+        f"that output is against the ground truth. A channel is **redundant** when the model does as well, or "
+        f"better, with that channel replaced by a copy of another one: the method finds such replacements on a "
+        f"few images and keeps the ones that help, changing no weight."
+    )
     steps = (
         f"**1. Cache features.** Each image goes through the frozen encoder once: {enc:.2f} s per image here; "
-        f"the result is a {c} x {feats.shape[1]} x {feats.shape[2]} block of channel maps (one shown).\n\n"
+        f"the result is a {c} x {grid} block of channel maps (one shown).\n\n"
         f"**2. Replace one channel.** `X'[:, {i}] = X[:, {j}]`, then only {head} runs: "
         f"{spr * 1000:.2f} ms per image here.\n\n"
-        f"**3. Score all pairs.** {c * c - c:,} ordered pairs x {b} images = {(c * c - c) * b:,} head rows "
-        f"≈ {format_seconds((c * c - c) * b * spr)} here (the heatmap fills in on the Search tab).\n\n"
+        f"**3. Score pairs.** In {which}, {scope_pairs:,} ordered pairs x {b} images: the whole search (every "
+        f"stage) ≈ {format_seconds(scope_s)} here. All {c * c - c:,} pairs would take ≈ {format_seconds(full_s)}."
+        "\n\n"
         f"**4. Top N.** Keep the {n} best pairs, at most one per replaced channel.\n\n"
         f"**5. Combinations.** Try all {2**n - 1:,} subsets at once ≈ {format_seconds((2**n - 1) * b * spr)} "
         f"here, keep the best (or nothing, if no subset beats the unmodified model).\n\n"
-        f"**6. Apply.** The best set is a zero-parameter patch on the encoder output for any new image."
+        f"**6. Apply.** The best set is a zero-parameter patch on the encoder output for any new image "
+        "(Results tab, Your image tab)."
     )
-    heat = None
+    svg = diagram(f"{s.backend.family.label} encoder", c, grid, "decoder / head", m.label)
+    first = "Run a search (Search tab) to fill this in"
+    heat = combos = placeholder(first)
     if r is not None:  # the finished search's own scores: a later comparison's sparse map is not this search
         gain = r.scores.gain
         heat = gain_heatmap(gain, [(p.source, p.target) for p in r.top], "step 3: pair gains", *scored_scope(gain))
-    combos = None
-    if r is not None:
-        combos = combination_scatter(*ws.combination_view(r), ws.metric(r.settings.metric).label)
+        combos = combination_scatter(*ws.combination_view(r), score_label(m))
     top = [[k + 1, p.source, p.target, round(p.gain, 4)] for k, p in enumerate(r.top)] if r else []
-    return steps, feature_image(feats[0], 256), one, heat, top, combos
+    return concepts + "\n\n" + steps, svg, feature_image(feats[0], 256), one, heat, top, combos
 
 
 def build() -> SimpleNamespace:
     """The Guide tab's components (layout only; `wire` connects them)."""
     gr.Markdown(
-        "The method in six steps, each shown with this session's own data and timed on "
-        "this machine. Load data (and run a search for steps 3-5) first."
+        "What the tool does, in six steps, each shown with this session's own data and timed on this machine. "
+        "Load data first (and run a search for steps 3-5)."
     )
     teach_btn = gr.Button("Show the steps for my session", variant="primary", elem_id="teach-btn")
+    teach_diagram = gr.HTML(elem_id="teach-diagram")
     teach_md = gr.Markdown(elem_id="teach-steps")
     with gr.Row():
-        teach_fmap = gr.Image(label="Step 1: one cached channel map", interactive=False, height=260)
+        teach_fmap = gr.Image(label="Step 1: one cached channel map", interactive=False, height=260, buttons=[])
         teach_one = gr.Gallery(
             label="Step 2: one replacement, before / after", columns=2, height=260, object_fit="contain"
         )
@@ -76,6 +132,5 @@ def build() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Guide tab's components to their handlers."""
-    ui.teach_btn.click(
-        teach, [ui.ws], [ui.teach_md, ui.teach_fmap, ui.teach_one, ui.teach_heat, ui.teach_top, ui.teach_combo]
-    )
+    outputs = [ui.teach_md, ui.teach_diagram, ui.teach_fmap, ui.teach_one, ui.teach_heat, ui.teach_top, ui.teach_combo]
+    listen(ui.teach_btn.click, teach, [ui.ws], outputs, ui.teach_md)

@@ -15,7 +15,7 @@ from ...replace import pair_text
 from ...report.share import push_allowed
 from ...report.summary import summary_markdown
 from ...runs.rundir import HEAD, RunDir
-from ..common import components, guard, need
+from ..common import components, guard, listen, need, score_text
 
 DOWNLOADS = (
     "replacements.json",
@@ -26,42 +26,63 @@ DOWNLOADS = (
     "config.json",
     HEAD,
 )  # fmt: skip  (a run's files a visitor may download, those it has)
-RESETS = ("summary", "res_gallery", "downloads", "apply_md", "apply_out")  # what a new Load empties
+RESETS = ("summary", "res_gallery", "downloads", "apply_md", "apply_gallery", "apply_out")  # what a new Load empties
 
 
 def ci_range(conf: dict | None) -> str:
     """A top pair's 95% interval as a table cell ('n/a' for a run resumed from older state)."""
-    return (
-        "n/a"
-        if conf is None
-        else f"{conf['lo']:+.3g} to {conf['hi']:+.3g}" + (" (noise)" if conf["within_noise"] else "")
-    )
+    return "n/a" if conf is None else f"{conf['lo']:+.3g}, {conf['hi']:+.3g}"
+
+
+def stale_notice(ws: Workspace) -> str:
+    """A line saying that the latest search is not the one shown (running, cancelled or failed), else ''."""
+    last = ws.last_search
+    if not last or last["ended"] == "finished":
+        return ""
+    when = f"started {last['started']}, {last['pairs']:,} pairs"
+    state = "is still running" if last["ended"] is None else f"was {last['ended']} ({last.get('at', '')})"
+    what = "the previous finished search is shown below" if ws.result is not None else "nothing finished to show"
+    return f"⚠ **Your latest search ({when}) {state}**: {what}.\n\n"
 
 
 def results_text(ws: Workspace) -> str:
-    """The latest search's summary (the CLI's text, as a markdown list) and where its run folder is."""
+    """The latest finished search's summary (the CLI's text, as a markdown list), with a notice when a later
+    search did not finish, and its run folder's name."""
     r = ws.result
+    notice = stale_notice(ws)
     if r is None:
-        return "No finished search yet: run one on the **Search** tab."
-    pairs = ", ".join(pair_text(p) for p in r.best_pairs) or "empty set (no subset beat the baseline)"
+        return notice + "No finished search yet: run one on the **Search** tab."
+    pairs = ", ".join(pair_text(p).replace("<-", "←") for p in r.best_pairs)
+    pairs = pairs or "empty set (no subset beat the baseline)"
+    st = r.settings
+    scope = (
+        f"{st.mode} search, top {st.top_n}, sources `{st.sources}`, targets `{st.targets}`, set chosen: {st.select}; "
+        f"run folder `{ws.run_dir.name}`"
+    )
     return (
-        f"**Best set**: {pairs}\n\n"
+        notice
+        + f"**Best set**: {pairs}  \n<small>{scope}</small>\n\n"
         + summary_markdown(r, ws.metric(r.settings.metric))
-        + (f"\n- run folder `{ws.run_dir.name}`")
     )
 
 
 @guard
 def show_results(ws):
+    """The Results tab's summary, baseline vs patched pictures with each image's score, and the downloads."""
     if ws is None or ws.result is None:
         return results_text(ws) if ws else "No finished search yet.", [], None
     s = ws.session
     zip_path = ws.export_predictions()
     gallery = []
-    for k, sample in enumerate(s.search_set.samples[:8]):
+    m = ws.metric(ws.result.settings.metric)
+    shown = list(range(min(8, len(s.search_set))))
+    scores = ws.images_scores(shown, [None, ws.result.best_pairs])  # each image alone, one batched pass
+    best = ws.result.best_pairs
+    for k, before, after in zip(shown, ws.prediction_views(shown), ws.prediction_views(shown, pairs=best)):
+        name = s.search_set.samples[k].name
         gallery += [
-            (ws.prediction_view(k), f"{sample.name} baseline"),
-            (ws.prediction_view(k, pairs=ws.result.best_pairs), f"{sample.name} patched"),
+            (before, f"{name} baseline {m.label} {score_text(m, scores[0, k])}"),
+            (after, f"{name} patched {m.label} {score_text(m, scores[1, k])}"),
         ]
     run = RunDir(ws.run_dir)
     files = [str(run.path / f) for f in DOWNLOADS if run.has(f)] + [str(zip_path)]
@@ -70,6 +91,7 @@ def show_results(ws):
 
 @guard
 def apply_uploaded(ws, repl_file, images_zip):
+    """Apply an uploaded replacement set to uploaded images (or the loaded dataset): its score, a preview, a zip."""
     s = need(ws).session
     if repl_file is None:
         raise RedundancyError("upload a replacements.json (from a search's downloads) first.")
@@ -80,13 +102,10 @@ def apply_uploaded(ws, repl_file, images_zip):
             f"that file is not valid JSON ({e.__class__.__name__}); upload the replacements.json a search wrote."
         ) from None
     res = ws.apply(repl, Path(images_zip) if images_zip else None)
-    score = (
-        f" · {res.metric_label} {res.baseline_miou:.4g} → {res.patched_miou:.4g}"
-        if res.baseline_miou is not None
-        else ""
-    )
-    label = s.backend.weights.label
-    return f"Applied {len(res.pairs)} pairs to {res.images} images{score} ({label}).", str(res.zip_path)
+    n = len(res.pairs)
+    score = res.score_text()
+    what = f"Applied {n} pair{'' if n == 1 else 's'} to {res.images} images" + (f": {score}" if score else "")
+    return f"{what} ({s.backend.weights.label}).", res.previews, str(res.zip_path)
 
 
 @guard
@@ -100,17 +119,22 @@ def build() -> SimpleNamespace:
     refresh = gr.Button("Show results and prepare downloads", variant="primary", elem_id="results-btn")
     summary = gr.Markdown(elem_id="summary")
     res_gallery = gr.Gallery(
-        label="Baseline vs patched (GT outline in white)", columns=4, height=360, object_fit="contain"
+        label="Baseline vs patched, each with its own score (GT outline in white)",
+        columns=4,
+        height=360,
+        object_fit="contain",
+        elem_id="res-gallery",
     )
     downloads = gr.File(
         label="Downloads", file_count="multiple", interactive=False, elem_id="downloads", elem_classes="out"
     )
     gr.Markdown("### Apply a saved replacement set to new images")
     with gr.Row():
-        repl_in = gr.File(label="replacements.json", file_types=[".json"], height=150)
+        repl_in = gr.File(label="replacements.json", file_types=[".json"], height=150, elem_id="repl-in")
         imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=150)
-    apply_btn = gr.Button("Apply")
-    apply_md = gr.Markdown()
+    apply_btn = gr.Button("Apply", elem_id="apply-btn")
+    apply_md = gr.Markdown(elem_id="apply-md")
+    apply_gallery = gr.Gallery(label="Applied: baseline vs patched", columns=4, height=300, object_fit="contain")
     apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
     with gr.Group(visible=push_allowed()):  # only with the user's own Hub token (see `push_allowed`)
         gr.Markdown(
@@ -128,6 +152,7 @@ def build() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Results tab's components to their handlers."""
-    ui.refresh.click(show_results, [ui.ws], [ui.summary, ui.res_gallery, ui.downloads])
-    ui.apply_btn.click(apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], [ui.apply_md, ui.apply_out])
-    ui.share_btn.click(share_run, [ui.ws, ui.share_repo, ui.share_private], ui.share_md)
+    listen(ui.refresh.click, show_results, [ui.ws], [ui.summary, ui.res_gallery, ui.downloads], ui.summary)
+    apply_out = [ui.apply_md, ui.apply_gallery, ui.apply_out]
+    listen(ui.apply_btn.click, apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], apply_out, ui.apply_md)
+    listen(ui.share_btn.click, share_run, [ui.ws, ui.share_repo, ui.share_private], ui.share_md, ui.share_md)

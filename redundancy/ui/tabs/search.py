@@ -10,14 +10,15 @@ import gradio as gr
 import numpy as np
 
 from ...engine import SearchSettings
+from ...engine.confidence import HELPS, verdict
 from ...engine.evaluator import CALIBRATED_CALLS, Evaluator
 from ...engine.screening import MODES
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...interactive.zerogpu import MAX_S as ZEROGPU_MAX_S
-from ...report.summary import format_seconds
+from ...report.summary import WORDS, format_seconds
 from ...report.viz import combination_scatter, gain_heatmap
-from ..common import cancel, components, need, progress_line, shown, stream_job
+from ..common import cancel, components, gain_unit, listen, metric_choices, need, progress_line, shown, stream_job
 from .results import ci_range, results_text
 
 RESETS = (
@@ -54,12 +55,17 @@ def estimate_basis(ev: Evaluator) -> str:
     return basis
 
 
+def score_label(m) -> str:
+    """How a score reads on an axis: 'mIoU (%)', 'RMSE'."""
+    return f"{m.label} (%)" if m.percent else m.label
+
+
 def search_estimate(
     ws: Workspace | None, sources: str, targets: str, top_n: int, select: str = "search", alphas: str = ""
 ) -> str:
     """The time a search of this scope takes here (or asks of ZeroGPU), every stage counted."""
     if ws is None or ws.session is None:
-        return "Load a model and dataset first."
+        return "Load a model and dataset first (Data tab)."
     try:
         s = ws.session
         c, dev = s.backend.channels, s.backend.device
@@ -69,7 +75,7 @@ def search_estimate(
         scoped = ws.estimate_seconds(st)
         full = ws.estimate_seconds(replace(st, sources="all", targets="all"))
     except RedundancyError as e:
-        return f"⚠ {e}"
+        return f"⚠ {shown(ws, str(e))}"
     gpu = ws.gpu_seconds(st)
     if gpu is not None:  # ZeroGPU: the GPU worker runs it; this process's CPU rates say nothing about that
         fits = "fits" if gpu <= ZEROGPU_MAX_S else "is more than ZeroGPU grants; narrow it or run it locally"
@@ -78,12 +84,14 @@ def search_estimate(
             f"ZeroGPU for **{format_seconds(gpu)}** of GPU (limit {format_seconds(ZEROGPU_MAX_S)} a call), which "
             f"{fits}. The estimate starts cautious and uses the GPU's measured rates after the first task."
         )
+    extra = (f", the {select} selection's {st.folds} folds" if select != "search" else "") + (
+        f", every pair again at alpha {', '.join(map(str, st.alpha_grid))}" if st.alpha_grid else ""
+    )
+    full_note = f" All {c * c - c:,} pairs would take ≈ {format_seconds(full)}." if n < c * c - c else ""
     return (
-        f"This scope: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets"
-        + (f" (and the {select} selection's {st.folds} folds)" if select != "search" else "")
-        + (f" (and every pair again at alpha {', '.join(map(str, st.alpha_grid))})" if st.alpha_grid else "")
-        + f" ≈ **{format_seconds(scoped)}** on {dev}. The full search ({c * c - c:,} pairs) would take ≈ "
-        f"{format_seconds(full)} here. Basis: {estimate_basis(ev)}."
+        f"This search: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets{extra} and the "
+        f"held-out check: ≈ **{format_seconds(scoped)}** in all on {dev}.{full_note} "
+        f"<small>Basis: {estimate_basis(ev)}.</small>"
     )
 
 
@@ -94,38 +102,71 @@ def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=5
                               int(rows) or None)  # fmt: skip
     except RedundancyError as e:  # e.g. a search already running: say so once, keep every finished output
         gr.Warning(shown(ws, str(e)))
+        yield [gr.update()] * len(SEARCH_OUTPUTS)
         return
+    yield from follow(ws)
 
-    yield from stream_job(ws, lambda: search_view(ws, ws.job.result))  # this search's own result, when done
+
+def follow(ws: Workspace):
+    """Yield the Search tab's outputs while its search runs (Start disabled, Cancel enabled), then once more."""
+    frame = [gr.update()] * len(SEARCH_OUTPUTS)  # at once: a second click cannot start anything, Cancel can stop
+    frame[1], frame[6], frame[7] = "**Starting the search…**", gr.update(interactive=False), gr.update(interactive=True)
+    yield frame
+    yield from stream_job(ws, lambda: search_view(ws, ws.job.result))
 
 
-def search_view(ws: Workspace, finished):
-    """The Search tab's outputs: live heatmap, progress, and (once `finished`) top N, subsets, best set."""
-    s = ws.session
+def search_view(ws: Workspace, finished) -> list:
+    """The Search tab's outputs (`SEARCH_OUTPUTS`): live heatmap, progress, (once `finished`) top N, subsets, best
+    set; the estimate line, and the buttons as the job allows them."""
+    running = ws.job is not None and ws.job.kind == "search" and ws.job.running
     top = finished.top if finished else None
-    notes = None
-    if top:
-        cis = (finished.confidence or {}).get("top") or [None] * len(top)
-        notes = [f"gain {p.gain:+.4g}, 95% CI {ci_range(c)}" for p, c in zip(top, cis)]
+    cis = ((finished.confidence or {}).get("top") or [None] * len(top)) if top else []
+    notes = [f"gain {p.gain:+.4g}, 95% interval [{ci_range(c)}]" for p, c in zip(top, cis)] if top else None
+    unit = gain_unit(ws, ws.settings.metric)
     fig = gain_heatmap(
-        ws.gain,
-        [(p.source, p.target) for p in top] if top else None,
-        f"pair gains ({ws.settings.metric}), {s.backend.weights.label}",
-        *ws.scope,
-        top_notes=notes,
-    )
+        ws.gain, [(p.source, p.target) for p in top] if top else None, f"Pair gains ({unit})", *ws.scope,
+        top_notes=notes, unit=unit,
+    )  # fmt: skip
     table, combos, best = [], None, ""
     if finished is not None:
         r = finished
-        cis = (r.confidence or {}).get("top") or [None] * len(r.top)
         table = [
-            [k + 1, p.source, p.target, round(p.gain, 4), ci_range(c), round(p.tiebreak, 5)]
+            [k + 1, f"{p.source} ← {p.target}", f"{p.gain:+.4g} [{ci_range(c)}]", WORDS[verdict(c)] if c else "n/a",
+             round(p.tiebreak, 5)]
             for k, (p, c) in enumerate(zip(r.top, cis))
-        ]
-        combos = combination_scatter(*ws.combination_view(r), ws.metric(r.settings.metric).label)
+        ]  # fmt: skip
+        combos = combination_scatter(*ws.combination_view(r), score_label(ws.metric(r.settings.metric)))
         best = results_text(ws)
+    elif not running and ws.result is not None:
+        best = results_text(ws)  # a cancelled or failed search: the previous finished one, said so
     status = progress_line(ws) if ws.job is not None and ws.job.kind == "search" else "**Search finished.**"
-    return fig, status, table, combos, best
+    estimate = gr.update() if running else search_estimate(ws, *_scope_of(ws))
+    offer = finished is not None and offers_cv(finished)
+    return [fig, status, table, combos, best, estimate, gr.update(interactive=not running),
+            gr.update(interactive=running), gr.update(visible=offer)]  # fmt: skip
+
+
+def _scope_of(ws: Workspace) -> tuple:
+    """The latest search's scope, as the estimate reads it."""
+    st = ws.settings
+    return st.sources, st.targets, st.top_n, st.select, st.alphas
+
+
+def offers_cv(result) -> bool:
+    """Whether to offer the cross-validated choice: the paper's rule picked a set that does not help on the
+    held-out images."""
+    h = result.heldout
+    return (
+        result.settings.select == "search"
+        and bool(result.best_pairs)
+        and h is not None
+        and (verdict(h["confidence"]) != HELPS)
+    )
+
+
+def search_with_cv(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512, select="cv", alphas=""):
+    """The offered rerun: the same scope, the set chosen by cross-validation."""
+    yield from search(ws, top_n, metric, sources, targets, rows, "exact", candidates, "cv", alphas)
 
 
 COMPARE_HEADERS = [
@@ -134,10 +175,12 @@ COMPARE_HEADERS = [
 
 
 def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
+    """Start the mode comparison in the background and follow it to its table."""
     try:
         need(ws).start_compare(settings_from(top_n, metric, sources, targets, candidates=candidates), int(rows) or None)
     except RedundancyError as e:  # as for a search: one message, finished outputs kept
         gr.Warning(shown(ws, str(e)))
+        yield [gr.update()] * 4
         return
 
     def render():
@@ -169,100 +212,140 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
                 f"counted (a forward + backward pass = 3 rows); small screening batches run at another rate than "
                 f"the full scan, so the two differ. {label}."
             )
-        return progress_line(ws), table, note
+        return progress_line(ws), table, note, gr.update(interactive=not ws.job.running)
 
+    yield [f"Comparing the modes: ≈ {format_seconds(ws.compare_seconds(ws.settings))} in all here…", gr.update(),
+           gr.update(), gr.update(interactive=False)]  # fmt: skip
     yield from stream_job(ws, render)
+
+
+def compare_estimate(ws, top_n, metric, sources, targets) -> str:
+    """The comparison's time here, before it starts."""
+    if ws is None or ws.session is None:
+        return ""
+    try:
+        seconds = ws.compare_seconds(settings_from(top_n, metric, sources, targets))
+    except RedundancyError as e:
+        return f"⚠ {shown(ws, str(e))}"
+    return f"On this scope the comparison takes ≈ **{format_seconds(seconds)}** here (every mode's work counted)."
 
 
 def build() -> SimpleNamespace:
     """The Search tab's components (layout only; `wire` connects them)."""
-    with gr.Row():
-        top_n = gr.Slider(1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 combinations", elem_id="top-n")
-        metric = gr.Radio(["miou", "loss"], value="miou", label="Metric", info="set by the task on Load")
-        rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)")
-    with gr.Row():
-        mode = gr.Radio(
-            list(MODES),
-            value="exact",
-            label="Search mode",
-            info="exact = the paper; taylor / halving score only promising pairs exactly",
-        )
-        candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates")
-        select = gr.Radio(
-            [
-                ("best on the search set (the paper)", "search"),
-                ("cross-validated N and subset", "cv"),
-                ("greedy, cross-validated size", "greedy"),
-            ],
-            value="search",
-            label="Choose the set",
-            info="cv / greedy: the set size (and subset) that gains on images the choice did not see, from 5 "
-            "folds of the search set (mode exact); greedy grows the set from the top 4N pairs",
-            elem_id="select",
-        )
-    alphas = gr.Textbox(
-        "",
-        label="Soft replacement: alphas besides 1 (empty = the paper's copies)",
-        placeholder="0.25,0.5,0.75",
-        info="pair (i, j, a) makes channel i (1 - a) X_i + a X_j; each pair keeps its best alpha (cv / greedy: "
-        "chosen by the folds, like the set)",
-        elem_id="alphas",
-    )
-    with gr.Row():
-        sources = gr.Textbox(
-            "auto",
-            label="Source channels (replaced)",
-            elem_id="sources",
-            info="auto = all on GPU, every 8th on CPU · all · every:K · 0-31,40",
-        )
-        targets = gr.Textbox("auto", label="Target channels (copied)", elem_id="targets")
-    estimate = gr.Markdown()
+    estimate = gr.Markdown("Load a model and dataset first (Data tab).", elem_id="estimate")
     with gr.Row():
         start_btn = gr.Button("Start search", variant="primary", elem_id="start-btn")
-        stop_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
+        stop_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn", interactive=False)
     status = gr.Markdown(elem_id="search-status")
+    with gr.Accordion("Settings: scope, metric, mode, how the set is chosen", open=True):
+        with gr.Row():
+            top_n = gr.Slider(1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 subsets", elem_id="top-n")
+            metric = gr.Radio([("mIoU", "miou"), ("loss (Dice + CE loss)", "loss")], value="miou", label="Metric",
+                              info="what the search ranks by; set by the task on Load", elem_id="metric")  # fmt: skip
+            rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)", info="decoder rows per call")
+        with gr.Row():
+            sources = gr.Textbox(
+                "auto",
+                label="Source channels (replaced)",
+                elem_id="sources",
+                info="auto = all on GPU, every 8th on CPU · all · every:K · 0-31,40",
+            )
+            targets = gr.Textbox("auto", label="Target channels (copied)", elem_id="targets")
+        with gr.Row():
+            mode = gr.Radio(
+                list(MODES),
+                value="exact",
+                label="Search mode",
+                info="exact = the paper; taylor / halving score only promising pairs exactly",
+            )
+            candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates")
+            select = gr.Radio(
+                [
+                    ("best on the search set (the paper)", "search"),
+                    ("cross-validated N and subset", "cv"),
+                    ("greedy, cross-validated size", "greedy"),
+                ],
+                value="search",
+                label="Choose the set",
+                info="cv / greedy: the set size (and subset) that gains on images the choice did not see, from 5 "
+                "folds of the search set (mode exact); greedy grows the set from the top 4N pairs",
+                elem_id="select",
+            )
+        alphas = gr.Textbox(
+            "",
+            label="Soft replacement: alphas besides 1 (empty = the paper's copies)",
+            placeholder="0.25,0.5,0.75",
+            info="pair (i, j, a) makes channel i (1 - a) X_i + a X_j; each pair keeps its best alpha (cv / greedy: "
+            "chosen by the folds, like the set)",
+            elem_id="alphas",
+        )
     heatmap = gr.Plot(label="Pair gains, filling in live", elem_id="heatmap")
     top_table = gr.Dataframe(
-        headers=["rank", "source i (replaced)", "target j (copied)", "gain", "95% CI of gain", "tie-break"],
-        label="Top N",
+        headers=["#", "pair i ← j", "gain [95% interval]", "verdict", "tie-break"],
+        label="Top N (channel i takes channel j's values)",
+        elem_id="top-table",
+        wrap=True,
     )
     gr.Markdown(
         "gain: the search metric's change on the search set when channel i takes channel j's values "
         "(mIoU or accuracy in points, 0-100; RMSE or AbsRel: their decrease; delta1: its increase; "
-        "with metric `loss`, the loss decrease: Dice + CE, cross-entropy or MSE); tie-break: the "
-        "other metric's change, which orders equal gains. Positive is better for both. 95% CI: a bootstrap "
-        'over the search images (objects for PerSeg protocols); "noise" when it holds 0, so the data '
-        "cannot tell that gain from none.",
+        "with metric `loss`, the loss decrease: Dice + CE, cross-entropy or MSE). 95% interval: from resampling "
+        "the search images (objects for PerSeg protocols); verdict: *helps* when the interval is above 0, *hurts* "
+        "below, else *can't tell from noise*. tie-break: the other metric's change, which orders equal gains.",
         elem_classes="legend",
     )
     combo_plot = gr.Plot(label="Every subset of the top N")
-    best_md = gr.Markdown()
+    best_md = gr.Markdown(elem_id="best")
+    cv_btn = gr.Button("Run again, the set chosen by cross-validation", visible=False, elem_id="cv-btn")
     with gr.Accordion("Compare search modes on this scope", open=False):
         gr.Markdown(
             "Runs taylor and halving on the pairs above and measures each against the exact scan: "
             "how much of the exact top N it finds, how well its screening ranks pairs, the best-set "
-            "mIoU a user of that mode gets, and its time. A finished exact search on the same pairs "
+            "score a user of that mode gets, and its time. A finished exact search on the same pairs "
             "is reused. CLI: `python -m redundancy compare`."
         )
         compare_btn = gr.Button("Compare exact, taylor and halving", elem_id="compare-btn")
         compare_status = gr.Markdown(elem_id="compare-status")
-        compare_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Modes", elem_id="compare-table")
+        compare_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Modes", elem_id="compare-table", wrap=True)
         compare_note = gr.Markdown()
     return components(locals())
 
 
+SEARCH_INPUTS = ("top_n", "metric", "sources", "targets", "rows", "mode", "candidates", "select", "alphas")
+SEARCH_OUTPUTS = (
+    "heatmap",
+    "status",
+    "top_table",
+    "combo_plot",
+    "best_md",
+    "estimate",
+    "start_btn",
+    "stop_btn",
+    "cv_btn",
+)  # fmt: skip  (`search_view`'s, in order)
+
+
+def controls(ws: Workspace) -> list:
+    """The values of `SEARCH_INPUTS` the workspace's latest search used (a reloaded page puts them back)."""
+    st = ws.settings
+    names = list(ws.session.task.metric_names)
+    metric = gr.update(choices=metric_choices(ws.session.task), value=st.metric if st.metric in names else names[0])
+    return [st.top_n, metric, st.sources, st.targets, ws.rows or 0, st.mode, int(st.option("candidates")),
+            st.select, st.alphas]  # fmt: skip
+
+
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Search tab's components to their handlers."""
+    scope = [ui.ws, ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas]
     for box in (ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas):
-        box.change(search_estimate, [ui.ws, ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas], [ui.estimate])
-    ui.start_btn.click(
-        search,
-        [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.mode, ui.candidates, ui.select, ui.alphas],
-        [ui.heatmap, ui.status, ui.top_table, ui.combo_plot, ui.best_md],
-    )
+        box.change(search_estimate, scope, [ui.estimate])
+    for box in (ui.sources, ui.targets, ui.top_n):
+        box.change(compare_estimate, [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets], [ui.compare_status])
+    inputs = [ui.ws, *(getattr(ui, n) for n in SEARCH_INPUTS)]
+    outputs = [getattr(ui, n) for n in SEARCH_OUTPUTS]
+    listen(ui.start_btn.click, search, inputs, outputs, ui.status)
     ui.stop_btn.click(cancel, [ui.ws], [ui.status], queue=False)
-    ui.compare_btn.click(
-        compare,
-        [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.candidates],
-        [ui.compare_status, ui.compare_table, ui.compare_note],
-    )
+    listen(ui.cv_btn.click(lambda: "cv", None, ui.select, queue=False).then, search_with_cv, inputs, outputs, ui.status)
+    compare_out = [ui.compare_status, ui.compare_table, ui.compare_note, ui.compare_btn]
+    compare_in = [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.candidates]
+    listen(ui.compare_btn.click, compare, compare_in, compare_out, ui.compare_status)
