@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "assets" / "sample"
+# where browser tests leave screenshots for a person to look at: never the repository
+SHOTS = Path(os.environ.get("REDUNDANCY_SHOTS") or Path(tempfile.gettempdir()) / "redundancy-screenshots")
 
 
 @pytest.fixture(scope="session", autouse=True)

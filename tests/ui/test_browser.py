@@ -7,7 +7,6 @@ person to look at; never in the repository.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 import zipfile
@@ -15,29 +14,20 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from ..conftest import SHOTS
+from .browser import choose_model, fill, launch, load, needs_chromium, open_form, tab, text, wait_text
+
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = Path(os.environ.get("REDUNDANCY_SHOTS") or Path(os.environ.get("TMPDIR") or "/tmp") / "redundancy-screenshots")
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
     from playwright.sync_api import sync_playwright
 
-    SHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(p)
         pg = browser.new_page(viewport={"width": 1280, "height": 1000})
         pg.set_default_timeout(60_000)
         pg.goto(app_url, wait_until="domcontentloaded")
@@ -45,43 +35,19 @@ def page(app_url):
         browser.close()
 
 
-def _tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-
-
-def _text(page, elem_id: str) -> str:
-    return page.locator(f"#{elem_id}").inner_text()
-
-
-def _wait_text(page, elem_id: str, needle: str, timeout: float = 90) -> str:
-    end = time.time() + timeout
-    while time.time() < end:
-        text = _text(page, elem_id)
-        if needle in text:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"#{elem_id} never showed '{needle}'; last text: {_text(page, elem_id)!r}")
-
-
-def _fill(page, elem_id: str, value: str) -> None:
-    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
-    box.fill(value)
-    box.press("Enter")
-
-
 def test_1_load_opens_on_the_demo_model_and_a_demo_domain(page):
     page.locator("#load-btn").wait_for()  # the page has rendered
     assert not page.get_by_text("Dataset .zip").is_visible()  # upload boxes show only when chosen
     page.screenshot(path=SHOTS / "0-first-visit.png", full_page=True)
     page.locator("#load-btn").click()  # the defaults a first visitor gets
-    info = _wait_text(page, "load-info", "Loaded")
+    info = wait_text(page, "load-info", "Loaded")
     assert "120" in info and "search set 50" in info and "held-out 70" in info
     assert "DEMO MODEL" in page.content() and "not SAM" in page.content()
     page.screenshot(path=SHOTS / "1-model-data.png", full_page=True)
 
 
 def test_2_explorer_grid_renders(page):
-    _tab(page, "Channels")
+    tab(page, "Channels")
     page.locator("#show-btn").click()
     img = page.locator("#mosaic img")
     img.wait_for()
@@ -98,17 +64,17 @@ def test_2_explorer_grid_renders(page):
 
 
 def test_3_ablation_table_shows_numbers(page):
-    _tab(page, "Ablation")
+    tab(page, "Ablation")
     page.locator("#ablate-btn").click()
-    text = _wait_text(page, "ablate-table", "zero 216")
-    rows = [r for r in text.splitlines() if r.strip()]
+    table = wait_text(page, "ablate-table", "zero 216")
+    rows = [r for r in table.splitlines() if r.strip()]
     numbers = [
         float(x)
         for r in rows
         for x in r.replace("\t", " ").split()
         if x.replace(".", "").replace("-", "").replace("+", "").isdigit()
     ]
-    assert "baseline" in text and len(numbers) >= 9  # 3 rows x (mIoU, delta, loss)
+    assert "baseline" in table and len(numbers) >= 9  # 3 rows x (mIoU, delta, loss)
     for side in ("abl-before", "abl-after"):  # the whole picture shows, not a band of it
         page.wait_for_function(f"() => {{ const i = document.querySelector('#{side} img'); return i && i.complete; }}")
         img, box = page.locator(f"#{side} img").bounding_box(), page.locator(f"#{side}").bounding_box()
@@ -119,33 +85,33 @@ def test_3_ablation_table_shows_numbers(page):
 
 
 def test_4_scoped_search_fills_the_heatmap_live(page):
-    _tab(page, "Search")
-    _fill(page, "sources", "every:16")
-    _fill(page, "targets", "every:16")
+    tab(page, "Search")
+    fill(page, "sources", "every:16")
+    fill(page, "targets", "every:16")
     slider = page.locator("#top-n input[type=number]")
     slider.fill("3")
     slider.press("Enter")
     page.locator("#start-btn").click()
     partial, end = set(), time.time() + 180
     while time.time() < end:
-        text = _text(page, "search-status")
-        if "scoring pairs" in text and "/240" in text.replace(",", ""):
-            partial.add(text.split("·")[0])
-        if "Search finished" in text:
+        status = text(page, "search-status")
+        if "pair scoring" in status and "/240" in status.replace(",", ""):
+            partial.add(status.split("·")[0])
+        if "Search finished" in status:
             break
         time.sleep(0.05)
-    assert "Search finished" in _text(page, "search-status")
+    assert "Search finished" in text(page, "search-status")
     assert len(partial) >= 2, partial  # the heatmap was redrawn with partial results at least twice
     assert page.locator("#heatmap .js-plotly-plot").count() == 1
     page.screenshot(path=SHOTS / "4-search.png", full_page=True)
 
 
 def test_4b_compare_modes_reuses_the_search(page):
-    _fill(page, "candidates", "24")
+    fill(page, "candidates", "24")
     page.get_by_text("Compare search modes on this scope").click()
     page.locator("#compare-btn").click()
-    _wait_text(page, "compare-status", "Comparison finished", timeout=180)
-    table = _text(page, "compare-table")
+    wait_text(page, "compare-status", "Comparison finished", timeout=180)
+    table = text(page, "compare-table")
     assert all(mode in table for mode in ("exact", "taylor", "halving")) and "3/3" in table
     assert "no second full scan" in page.content()  # the finished exact search was reused
     page.locator("#compare-table").scroll_into_view_if_needed()
@@ -153,9 +119,9 @@ def test_4b_compare_modes_reuses_the_search(page):
 
 
 def test_5_downloads_are_valid_files(page, tmp_path):
-    _tab(page, "Results")
+    tab(page, "Results")
     page.locator("#results-btn").click()
-    _wait_text(page, "summary", "Best set")
+    wait_text(page, "summary", "Best set")
     page.locator("#downloads a").first.wait_for()
     links = page.locator("#downloads a").evaluate_all("els => els.map(e => e.href)")
     files = {}
@@ -174,31 +140,31 @@ def test_5_downloads_are_valid_files(page, tmp_path):
 
 
 def test_5b_figures_and_teaching_views(page):
-    _tab(page, "Figures")
+    tab(page, "Figures")
     page.locator("#figures-btn").click()
     page.locator("#figures-zip a").first.wait_for(timeout=120_000)
     page.screenshot(path=SHOTS / "5b-figures.png", full_page=True)
-    _tab(page, "Guide")
+    tab(page, "Guide")
     page.locator("#teach-btn").click()
-    _wait_text(page, "teach-steps", "Score all pairs")
+    wait_text(page, "teach-steps", "Score pairs")
     page.screenshot(path=SHOTS / "5c-how-it-works.png", full_page=True)
 
 
 def test_6_cancel_stops_a_run(page):
-    _tab(page, "Search")
-    _fill(page, "sources", "all")
-    _fill(page, "targets", "all")
+    tab(page, "Search")
+    fill(page, "sources", "all")
+    fill(page, "targets", "all")
     page.locator("#start-btn").click()
-    _wait_text(page, "search-status", "scoring pairs")
+    wait_text(page, "search-status", "pair scoring")
     page.locator("#cancel-btn").click()
-    text = _wait_text(page, "search-status", "Cancelled", timeout=60)
+    text = wait_text(page, "search-status", "Cancelled", timeout=60)
     assert "kept" in text
     page.screenshot(path=SHOTS / "6-cancelled.png", full_page=True)
 
 
 def test_7_narrow_screen(page):
     page.set_viewport_size({"width": 400, "height": 900})
-    _tab(page, "Data")
+    tab(page, "Data")
     page.screenshot(path=SHOTS / "7-narrow.png", full_page=True)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 420  # no horizontal scrolling on a phone-sized screen
@@ -218,50 +184,41 @@ def test_7_narrow_screen(page):
 
 def test_8_a_new_load_clears_the_previous_models_results(page):
     page.set_viewport_size({"width": 1280, "height": 1000})
-    _tab(page, "Search")
+    tab(page, "Search")
     assert page.locator("#heatmap .js-plotly-plot").count() == 1  # the earlier sam_tiny_demo search
-    _tab(page, "Data")
-    box = page.get_by_label("Model", exact=True)
-    box.click()
-    box.fill("sam2_tiny_demo")
-    box.press("Enter")
+    choose_model(page, "sam2_tiny_demo")
     page.wait_for_function("() => document.body.innerText.includes('sam2_tiny_narrow classes')")  # the hint follows
-    page.locator("#load-btn").click()
-    _wait_text(page, "load-info", "Loaded")
+    load(page)
     page.wait_for_function("() => document.body.innerText.includes('sam2_tiny_demo on')")
-    _tab(page, "Search")
+    tab(page, "Search")
     end = time.time() + 30
     while time.time() < end and page.locator("#heatmap .js-plotly-plot").count():
         time.sleep(0.2)
     assert page.locator("#heatmap .js-plotly-plot").count() == 0
-    assert "Search finished" not in _text(page, "search-status") and "Cancelled" not in _text(page, "search-status")
+    assert "Search finished" not in text(page, "search-status") and "Cancelled" not in text(page, "search-status")
     page.screenshot(path=SHOTS / "8-new-model-clean.png", full_page=True)
 
 
 def test_9_dinov2_classification_flow(page):
     """Pick a DINOv2 model: the data and weights follow; load, search, ablate, read the task's metric everywhere."""
     page.set_viewport_size({"width": 1280, "height": 1000})
-    _tab(page, "Data")
-    box = page.get_by_label("Model", exact=True)
-    box.click()
-    box.fill("dinov2_tiny")
-    box.press("Enter")
+    choose_model(page, "dinov2_tiny")
     page.wait_for_function("() => document.body.innerText.includes('DINOv2 classes at test size')")
     assert page.get_by_label("classification sample (DINOv2: 5 shape classes, 120 images)").is_checked()
     assert page.get_by_label("random weights (seeded, for trying the tool)").is_checked()
     page.locator("#load-btn").click()
-    info = _wait_text(page, "load-info", "task classify")  # the earlier load's text says task segment
+    info = wait_text(page, "load-info", "task classify")  # the earlier load's text says task segment
     assert "Head split 40" in info and "L-BFGS" in info
     assert "RANDOM WEIGHTS" in page.content() and "head: linear classifier" in page.content()
     page.screenshot(path=SHOTS / "9-dinov2-data.png", full_page=True)
-    _tab(page, "Search")
+    tab(page, "Search")
     assert page.get_by_label("accuracy").is_visible()  # the metric radio follows the task
     page.locator("#start-btn").click()
-    summary = _wait_text(page, "search-status", "Search finished", timeout=120)
+    summary = wait_text(page, "search-status", "Search finished", timeout=120)
     assert "⚠" not in summary
     page.wait_for_function("() => document.body.innerText.includes('images): accuracy ')")  # the best-set summary
     page.screenshot(path=SHOTS / "9-dinov2-search.png", full_page=True)
-    _tab(page, "Ablation")
+    tab(page, "Ablation")
     page.locator("#ablate-edits textarea, #ablate-edits input").first.fill("6,20")  # this model has 64 channels
     page.locator("#ablate-btn").click()
     page.wait_for_function("() => document.querySelector('#ablate-table').innerText.includes('accuracy')")
@@ -270,19 +227,19 @@ def test_9_dinov2_classification_flow(page):
 
 def test_10_a_reloaded_page_reconnects_to_its_running_search(page):
     """Reload mid-search: the page comes back to its own session, follows the search to the end."""
-    _tab(page, "Data")
+    open_form(page)
     page.get_by_label("depth sample (DINOv2: 120 synthetic rooms)").check()
     page.locator("#load-btn").click()
-    _wait_text(page, "load-info", "task depth")
-    _tab(page, "Search")
-    _fill(page, "sources", "all")
-    _fill(page, "targets", "all")
+    wait_text(page, "load-info", "task depth")
+    tab(page, "Search")
+    fill(page, "sources", "all")
+    fill(page, "targets", "all")
     page.locator("#start-btn").click()
-    _wait_text(page, "search-status", "scoring pairs")
+    wait_text(page, "search-status", "pair scoring")
     page.reload(wait_until="domcontentloaded")
-    _wait_text(page, "load-info", "Reconnected to your session")
+    wait_text(page, "load-info", "Reconnected to your session")
     assert "dinov2_tiny" in page.content() and "task <strong>depth</strong>" in page.content()
-    _tab(page, "Search")
-    _wait_text(page, "search-status", "Search finished", timeout=180)
+    tab(page, "Search")
+    wait_text(page, "search-status", "Search finished", timeout=180)
     assert page.locator("#heatmap .js-plotly-plot").count() == 1
     page.screenshot(path=SHOTS / "10-reconnected.png", full_page=True)

@@ -50,7 +50,8 @@ def test_preloaded_files_are_the_registry_hub_copies_the_app_reads(meta):
 
 
 def test_the_app_says_how_long_a_first_search_takes_and_how_to_run_it_locally():
-    text = (ROOT / "redundancy" / "ui" / "tabs" / "data.py").read_text()  # the About box
-    assert (
-        "about **2 minutes**" in text and "Duplicate this Space" in text and "pip install -r requirements.txt" in text
-    )
+    from redundancy.ui.tabs.data import about_text
+
+    text = about_text()  # the About box: no fixed time (the Search tab measures it), how to duplicate and run
+    assert "measured on this machine" in text and "Duplicate this Space" in text
+    assert "pip install -r requirements.txt" in text
