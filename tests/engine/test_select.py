@@ -154,6 +154,6 @@ def test_the_app_reports_the_selection_and_its_cost():
     assert "folds" in cv and "folds" not in plain
     ws.start_search(SearchSettings(top_n=3, sources="every:32", targets="every:32", select="cv")).thread.join()
     text = results.results_text(ws)
-    assert "cv selection" in text and "-fold cross-validated" in text and "gain on unseen" in text
+    assert "cv selection" in text and "-fold cross-validated" in text and "each fold did not see" in text
     pngs, _ = ws.render_figures()  # the Figures tab
     assert "selection.png" in {p.name for p in pngs}
