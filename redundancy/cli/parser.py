@@ -17,7 +17,7 @@ from ..models import DEFAULT_MODEL, check_device
 from ..models.base import MASK_CHOICES
 from ..replace import Edit, parse_edits
 from ..tasks import PROTOCOLS, all_metrics, get_task, task_names
-from ..training.demo import DEMO_BASES, TrainConfig
+from ..training.demo import DEMO_BASES, RECIPES
 
 DESCRIPTION = (
     "Find redundant channels in a vision foundation model's encoder (SAM, SAM2, DINOv2, ...) and replace them with "
@@ -28,6 +28,13 @@ EPILOG = (
     "--data assets/domains/gray --search-images 16 --top-n 6 --out runs/gray"
 )
 TRAIN_OUT = Path("runs") / "train-demo"  # train-demo's default --out: never the shipped assets/demo
+TRAIN_FLAGS = (
+    ("steps", int, "optimizer steps (cosine schedule)"),
+    ("batch", int, "source images per step"),
+    ("lr", float, "peak AdamW learning rate"),
+    ("seed", int, "seed of the weights and the image stream"),
+    ("eval_every", int, "steps between source-score checks"),
+)  # train-demo's TrainConfig fields: unset ones keep the architecture's recipe (`Recipe.defaults`)
 
 
 class Parser(argparse.ArgumentParser):
@@ -303,15 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = add(
         "train-demo",
-        help="train a demo model (sam_tiny / sam2_tiny classes) on synthetic shapes: not SAM",
+        help="train a demo model on synthetic data (sam_tiny / sam2_tiny / dinov2_tiny_wide classes): not SAM, not "
+        "DINOv2",
     )
-    defaults = TrainConfig()
-    t.add_argument("--model", default=defaults.base, choices=DEMO_BASES, help="architecture to train")
-    t.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps (cosine schedule)")
-    t.add_argument("--batch", type=int, default=defaults.batch, help="source images per step")
-    t.add_argument("--lr", type=float, default=defaults.lr, help="peak AdamW learning rate")
-    t.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights and the image stream")
-    t.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps between source-mIoU checks")
+    t.add_argument("--model", default="sam_tiny", choices=DEMO_BASES, help="architecture to train")
+    for flag, kind, what in TRAIN_FLAGS:
+        shipped = ", ".join(f"{b} {getattr(r.defaults, flag)}" for b, r in RECIPES.items())
+        t.add_argument(f"--{flag.replace('_', '-')}", type=kind, help=f"{what} (default: as shipped, {shipped})")
     t.add_argument(
         "--out",
         help=f"folder for <model>_demo.pt and models.json (default: {TRAIN_OUT}; with --replace-shipped: assets/demo)",
@@ -322,6 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="write into the repository's assets/demo (the default --out then), replacing the shipped demo model "
         "every command uses; without it, that folder is refused",
     )
+
+    r = add(
+        "paper",
+        help="regenerate the paper's tables on the demo models: report.md, a CSV per table and the figures",
+    )
+    r.add_argument("--out", required=True, help="folder for the report (new, empty, or an earlier report it rewrites)")
+    r.add_argument(
+        "--tiny",
+        action="store_true",
+        help="every table on a handful of images, in seconds: a check that it all runs, not numbers to read",
+    )
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    r.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
     return parser
 
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,8 +29,8 @@ from ..runs.apply import apply_run, backend_for_run, open_run_data, run_head
 from ..runs.resume import RunState, check_out_folder, claim_run_dir, search_lock
 from ..runs.rundir import RunDir
 from ..runs.writers import read_run, save_ablation, write_comparison, write_run
-from ..training.demo import TrainConfig, train_and_save
-from .parser import TRAIN_OUT, build_parser, parse_edit_flags, search_settings, session_config
+from ..training.demo import RECIPES, train_and_save
+from .parser import TRAIN_FLAGS, TRAIN_OUT, build_parser, parse_edit_flags, search_settings, session_config
 
 REPO = Path(__file__).resolve().parents[2]  # the repository: its assets/ folder holds the bundled datasets
 
@@ -331,8 +332,16 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
             f"--out {args.out} is the shipped demo folder: training there replaces the demo models every command "
             "uses; pass --replace-shipped to mean it, or choose another --out."
         )
-    cfg = TrainConfig(args.model, args.steps, args.batch, args.lr, seed=args.seed, eval_every=args.eval_every)
-    train_and_save(cfg, out)
+    given = {f: getattr(args, f) for f, *_ in TRAIN_FLAGS if getattr(args, f) is not None}
+    train_and_save(replace(RECIPES[args.model].defaults, **given), out)
+    return 0
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from ..report.paper import DEFAULT, TINY, run_paper  # matplotlib: loaded for this verb only
+
+    report = run_paper(TINY if args.tiny else DEFAULT, args.out, device=args.device, cache=_feature_cache(args))
+    print(f"{len(report.tables)} tables, {len(report.figures)} figures: {report.markdown}")
     return 0
 
 
@@ -349,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             "figures": cmd_figures,
             "push": cmd_push,
             "train-demo": cmd_train_demo,
+            "paper": cmd_paper,
         }[args.command](args)
     except RedundancyError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message holds

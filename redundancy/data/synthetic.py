@@ -1,4 +1,4 @@
-"""Synthetic segmentation domains: the demo model's source domain and the shifted targets it adapts to.
+"""Synthetic domains: the demo models' source domain and the shifted targets they adapt to.
 
 Every image is one object on a background, rendered from a seeded numpy Generator (no external
 data, CC0). The source domain is what the demo models are trained on; each target domain keeps the
@@ -8,6 +8,9 @@ same objects and changes how they look, so a model trained on the source meets a
 - `gray`: "medical-like": gray, low contrast, blurred, with speckle noise.
 - `camouflage`: the object takes the background's own colour and texture, offset by a faint tint.
 - `texture`: striped backgrounds and objects (different stripe angle and period), muted colours.
+
+The same looks serve classification (the object's kind is the label, `write_classes`) and depth
+(synthetic rooms, `depth_scene`: `gray` and `texture` restyle a room, its depth unchanged).
 """
 
 from __future__ import annotations
@@ -90,6 +93,19 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(img, 0, 255).round().astype(np.uint8)
 
 
+def _striped(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The `texture` look of an image (H, W, 3): colours halfway to gray, a random stripe pattern over it."""
+    gray = img.mean(axis=2, keepdims=True)
+    return 0.5 * img + 0.5 * gray + 45 * _stripes(rng, img.shape[0])[..., None]
+
+
+def _blurred_speckle(lum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The `gray` look's last steps on a luminance image (H, W): blur, speckle and sensor noise, as RGB uint8."""
+    img = np.asarray(Image.fromarray(_to_uint8(lum)).filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 2.0))))
+    img = img * (1 + 0.08 * rng.standard_normal(img.shape)) + 4 * rng.standard_normal(img.shape)
+    return _to_uint8(np.repeat(img[..., None], 3, axis=2))
+
+
 def render(domain: str, kind: str, rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
     """One image (size, size, 3) uint8 and its bool mask (size, size) of `kind` in `domain`."""
     if domain not in DOMAINS:
@@ -104,8 +120,7 @@ def render(domain: str, kind: str, rng: np.random.Generator, size: int = SIZE) -
         fg = _gradient(rng, size) * 0.25 + background * 0.75 + tint + 25 * _noise(rng, size, 5)[..., None]
         return _to_uint8(_composite(background, fg, mask)), mask
     if domain == "texture":
-        gray = background.mean(axis=2, keepdims=True)
-        background = 0.5 * background + 0.5 * gray + 45 * _stripes(rng, size)[..., None]
+        background = _striped(background, rng)
         colour = rng.uniform(50, 200, 3)
         fg = 0.6 * colour + 0.4 * background.mean() + 45 * _stripes(rng, size)[..., None]
         return _to_uint8(_composite(background, fg, mask)), mask
@@ -114,10 +129,7 @@ def render(domain: str, kind: str, rng: np.random.Generator, size: int = SIZE) -
         lum = background.mean(axis=2)
         lum = lum.mean() + rng.uniform(0.3, 0.5) * (lum - lum.mean())
         step = rng.choice([-1.0, 1.0]) * rng.uniform(28, 50)
-        img = _composite(lum[..., None], lum[..., None] + step, mask)[..., 0]
-        img = np.asarray(Image.fromarray(_to_uint8(img)).filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 2.0))))
-        img = img * (1 + 0.08 * rng.standard_normal(img.shape)) + 4 * rng.standard_normal(img.shape)
-        return _to_uint8(np.repeat(img[..., None], 3, axis=2)), mask
+        return _blurred_speckle(_composite(lum[..., None], lum[..., None] + step, mask)[..., 0], rng), mask
     colour = rng.uniform(0, 255, 3)
     fg = 0.75 * (colour + rng.normal(0, 15, 3)) + 0.25 * background
     img = _composite(background, fg, mask)
@@ -147,26 +159,34 @@ def write_perseg(root: str | Path, domain: str, per_kind: int, seed: int, size: 
     return root
 
 
-def write_classes(root: str | Path, per_class: int, seed: int, size: int = 96) -> Path:
+def write_classes(root: str | Path, per_class: int, seed: int, size: int = 96, domain: str = "source") -> Path:
     """A classification set in the ImageFolder layout: <kind>/NN.jpg, the object's kind is the label.
 
-    Images are the source domain's (`render`), so the class is the shape and nothing else.
+    Images are `domain`'s (`render`), so the class is the shape and nothing else.
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
     for kind in KINDS:
         (root / kind).mkdir(parents=True, exist_ok=True)
         for k in range(per_class):
-            Image.fromarray(render("source", kind, rng, size)[0]).save(root / kind / f"{k:02d}.jpg", quality=90)
+            Image.fromarray(render(domain, kind, rng, size)[0]).save(root / kind / f"{k:02d}.jpg", quality=90)
     return root
 
 
-def depth_scene(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+DEPTH_DOMAINS = ("source", "gray", "texture")  # the rooms' looks: as rendered, and two shifts of it
+# the shifted target domains bundled for classification and depth (assets/task_domains/<task>/<domain>)
+TASK_DOMAINS = {"classify": TARGET_DOMAINS, "depth": DEPTH_DOMAINS[1:]}
+
+
+def depth_scene(rng: np.random.Generator, size: int = 96, domain: str = "source") -> tuple[np.ndarray, np.ndarray]:
     """An image (size, size, 3) uint8 and its depth in metres (size, size), 0 where invalid.
 
     A floor receding to a far wall (depth grows up the image, as indoors), one or two nearer objects,
-    fog and texture that shrink with distance, and a few invalid pixels (a sensor's holes).
+    fog and texture that shrink with distance, and a few invalid pixels (a sensor's holes). `gray` and
+    `texture` restyle the same room as the segmentation domains of those names do (the depth is unchanged).
     """
+    if domain not in DEPTH_DOMAINS:
+        raise ValueError(f"unknown depth domain '{domain}'; use one of {', '.join(DEPTH_DOMAINS)}.")
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     horizon = rng.uniform(0.3, 0.5)
     far = rng.uniform(4.0, 8.0)
@@ -181,17 +201,23 @@ def depth_scene(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, n
     fog = np.exp(-depth[..., None] / 6.0)
     img = (colour * (0.35 + 0.65 * fog) + 40 * texture + 25 * (xx[..., None] - 0.5)) * (0.8 + 0.2 * near.clip(0, 1))
     holes = rng.random((size, size)) < 0.01
-    return _to_uint8(img), np.where(holes, 0.0, depth).astype(np.float32)
+    depth = np.where(holes, 0.0, depth).astype(np.float32)
+    if domain == "gray":  # gray, low contrast, blurred, speckled
+        lum = img.mean(axis=2)
+        return _blurred_speckle(lum.mean() + rng.uniform(0.3, 0.5) * (lum - lum.mean()), rng), depth
+    if domain == "texture":  # muted colours under stripes that do not recede with the floor
+        return _to_uint8(_striped(img, rng)), depth
+    return _to_uint8(img), depth
 
 
-def write_depth(root: str | Path, n: int, seed: int, size: int = 96) -> Path:
+def write_depth(root: str | Path, n: int, seed: int, size: int = 96, domain: str = "source") -> Path:
     """A depth set: images/NNN.jpg and depth/NNN.png (16-bit millimetres, 0 invalid: NYUv2's convention)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "depth").mkdir(parents=True, exist_ok=True)
     for k in range(n):
-        img, depth = depth_scene(rng, size)
+        img, depth = depth_scene(rng, size, domain)
         Image.fromarray(img).save(root / "images" / f"{k:03d}.jpg", quality=90)
         Image.fromarray(np.round(depth * 1000).astype(np.uint16)).save(root / "depth" / f"{k:03d}.png")
     return root

@@ -105,3 +105,10 @@ class Job:
 def enter_stage(state: JobState, name: str, total: int) -> None:
     """Enter a new stage of a job: its name, size, and a fresh clock for its rate."""
     state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()
+
+
+def end_job(state: JobState, words: str) -> None:
+    """The job's last stage, complete: what a finished job says (e.g. "search finished")."""
+    enter_stage(state, words, 1)
+    state.done = 1
+    state.updates += 1

@@ -117,4 +117,5 @@ def _load_into(spec: ModelSpec, model: torch.nn.Module, loaded: _Loaded) -> W.We
         state = {**{k: torch.zeros_like(v) for k, v in model.state_dict().items() if k not in state}, **state}
     state = FAMILIES[spec.family].convert(state, model)
     W.load_into(model, state, loaded.path.name, spec.name)
-    return W.WeightsInfo(loaded.kind, sha256=loaded.digest, path=str(loaded.path), hub=loaded.hub)
+    note = spec.weights_note if loaded.kind == "demo" else None
+    return W.WeightsInfo(loaded.kind, sha256=loaded.digest, path=str(loaded.path), hub=loaded.hub, note=note)

@@ -40,6 +40,7 @@ class ModelSpec:
     tasks: tuple[str, ...] = ("segment",)  # what its head can do; the first is the default
     hub: str | None = None  # the same weights' Hugging Face Hub repository (another source, its own format)
     test_size: bool = False  # small enough to build with random weights in a test (the contract test runs it)
+    weights_note: str | None = None  # a shipped demo model's label: what its weights are (and are not)
 
 
 class Family(ABC):
@@ -140,17 +141,16 @@ def families_with(task: str) -> list[str]:
 
 
 def register_demo_models(directory: Path = DEMO_DIR) -> None:
-    """Registry entries for the demo checkpoints listed in `directory`/models.json (trained here: not SAM)."""
+    """Registry entries for the demo checkpoints listed in `directory`/models.json (trained here: not SAM, not
+    DINOv2); each entry's `label` says what it is, `source_score` what it scores on its source domain."""
     manifest = directory / DEMO_MANIFEST
     if not manifest.exists():
         return
     for name, entry in json.loads(manifest.read_text()).items():
         base = get_spec(entry["base"])
         score = entry.get("source_score") or {"label": "mIoU", "value": entry["source_miou"]}
-        description = (
-            f"{entry.get('label', DEMO_LABEL)}; {base.name} classes, {score['value']:.1f} {score['label']} on its "
-            "synthetic source domain"
-        )
+        label = entry.get("label", DEMO_LABEL)
+        description = f"{label}; {base.name} classes, {score['value']:.1f} {score['label']} on its synthetic source"
         register(
             replace(
                 base,
@@ -161,5 +161,6 @@ def register_demo_models(directory: Path = DEMO_DIR) -> None:
                 url=None,
                 hub=None,
                 test_size=True,
+                weights_note=label,
             )  # fmt: skip
         )

@@ -34,13 +34,14 @@ class WeightsInfo:
     finetuned: dict | None = None  # FinetuneReport.to_dict() of a plug-in fine-tune over these weights
     state_sha256: str | None = None  # hash of the loaded state dict's contents: what the weights really are
     hub: dict | None = None  # a Hub checkpoint: repo, file, requested revision and the commit it resolved to
+    note: str | None = None  # a demo model's own label (what it is and is not); default DEMO_LABEL
 
     @property
     def label(self) -> str:
         if self.kind == "random":
             base = f"random weights (seed {self.seed})"
         elif self.kind == "demo":
-            base = f"{DEMO_LABEL} (sha256:{self.sha256[:12]})"
+            base = f"{self.note or DEMO_LABEL} (sha256:{self.sha256[:12]})"
         elif self.hub:
             h = self.hub
             at = (h.get("commit") or h.get("revision") or "?")[:12]

@@ -113,6 +113,10 @@ class Backend(ABC):
     def feature_module(self) -> torch.nn.Module:
         """The module whose output is the features that replacement edits (for forward hooks)."""
 
+    def decoder_module(self) -> torch.nn.Module | None:
+        """The model's own mask decoder, which decoder-only fine-tuning trains (None: a head is fitted instead)."""
+        return None
+
     def channel_maps(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (B, C, ...) as spatial maps (B, C, h, w) for display (SAM's already are)."""
         return feats

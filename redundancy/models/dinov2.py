@@ -20,6 +20,7 @@ CONFIGS = {
     "l": dict(embed_dim=1024, depth=24, num_heads=16),
     "g": dict(embed_dim=1536, depth=40, num_heads=24, mlp_ratio=2.66667 * 2, mlp_layer="swiglu"),
     "tiny": dict(embed_dim=64, depth=2, num_heads=2),  # test size, same class and token layout
+    "tiny_wide": dict(embed_dim=192, depth=6, num_heads=3),  # the demo model's: wide enough for channels to specialise
 }
 TINY_INPUT = 112  # dinov2_tiny: an 8 x 8 patch grid
 
@@ -51,11 +52,15 @@ DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/"
 
 def _dinov2(name: str, size: str, registers: bool, label: str) -> ModelSpec:
     """A DINOv2 entry: timm's class, Meta's official file (no published sha256: its hash is recorded)."""
-    img = TINY_INPUT if size == "tiny" else INPUT_SIZE
+    img = TINY_INPUT if size.startswith("tiny") else INPUT_SIZE
     build_fn = lambda: build(size, registers, img)  # noqa: E731
     tasks = TimmVitFamily.tasks
-    if size == "tiny":
-        desc = f"DINOv2 classes at test size (timm ViT, 2 blocks, 64 channels, {img} px); no official weights"
+    if size.startswith("tiny"):
+        c = CONFIGS[size]
+        desc = (
+            f"DINOv2 classes at test size (timm ViT, {c['depth']} blocks, {c['embed_dim']} channels, {img} px){label}; "
+            "no official weights"
+        )
         return ModelSpec(name, "dinov2", desc, build_fn, tasks=tasks, test_size=True)
     reg = "_reg4" if registers else ""
     arch = f"vit{size}14{reg}"
@@ -84,4 +89,5 @@ register(
         for reg in (False, True)
     ),
     _dinov2("dinov2_tiny", "tiny", False, ""),
+    _dinov2("dinov2_tiny_wide", "tiny_wide", False, ": the architecture of the demo model dinov2_tiny_demo"),
 )

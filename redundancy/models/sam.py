@@ -158,6 +158,9 @@ class SamBackend(Backend):
     def feature_module(self) -> torch.nn.Module:
         return self.model.image_encoder
 
+    def decoder_module(self) -> torch.nn.Module:
+        return self.model.mask_decoder
+
 
 class VitBlocks(BlockBackend):
     """SAM's ViT encoder split after block k: its output (B, D, h, w), D the ViT's width (768 for ViT-B, not the

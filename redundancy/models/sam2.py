@@ -154,6 +154,9 @@ class Sam2Backend(Backend):
     def feature_module(self) -> torch.nn.Module:
         return self.model.image_encoder
 
+    def decoder_module(self) -> torch.nn.Module:
+        return self.model.sam_mask_decoder
+
     image_path = IMAGE_PATH
 
 

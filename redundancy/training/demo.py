@@ -1,11 +1,14 @@
-"""The demo models: the test-size SAM / SAM2 classes trained from scratch on the synthetic source domain.
+"""The demo models: test-size architectures trained from scratch here on a synthetic source domain.
 
-They are not SAM: they are small models this repository trains (seeded, on a CPU, in minutes) so
-that the method has something real to act on offline. Training: fresh seeded weights, no prompt
-(the paper's single-mask setting), Dice + BCE on every mask token's output (so the single, best and
-SAM2's stability-fallback outputs all segment the object), AdamW with warm-up and cosine decay,
-a new batch of source images every step. The held-out source mIoU is measured through the tool's
-own prediction path (`Backend.predict`, the re-associated decoder) on a fixed regenerated test set.
+They are not SAM, SAM2 or DINOv2: they are small models this repository trains (seeded, on a CPU, in
+minutes) so that the method has something real to act on offline. Each architecture has a `Recipe`
+(its batches and loss, its held-out source score, what its record says); the loop, the schedule
+(AdamW, warm-up, cosine decay, a new batch of source images every step), the float16 file and the
+models.json record are shared. This module holds that machinery and the segmentation recipe (SAM,
+SAM2): fresh seeded weights, no prompt (the paper's single-mask setting), Dice + BCE on every mask
+token's output (so the single, best and SAM2's stability-fallback outputs all segment the object);
+the held-out source mIoU is measured through the tool's own prediction path (`Backend.predict`, the
+re-associated decoder) on a fixed regenerated test set. `vit_demo.py` holds the DINOv2 recipe.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import io
 import json
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,11 +31,10 @@ from ..data import synthetic
 from ..data.prompts import Prompt
 from ..models import Backend, build_backend
 from ..models._registry import DEMO_DIR, DEMO_MANIFEST
+from ..models._weights import DEMO_LABEL
 from ..models.base import ALL_MASKS, FEATURES
 
-DEMO_NAMES = {"sam_tiny": "sam_tiny_demo", "sam2_tiny_narrow": "sam2_tiny_demo"}  # architecture -> demo model
-DEMO_BASES = tuple(DEMO_NAMES)
-TEST_SEED = 20260  # the source test set: regenerated from this seed wherever it is needed
+TEST_SEED = 20260  # the segmentation source test set: regenerated from this seed wherever it is needed
 TEST_IMAGES = 100
 
 
@@ -49,15 +52,76 @@ class TrainConfig:
     eval_every: int = 150
 
 
+class Recipe(ABC):
+    """How one architecture becomes its demo model: its batches and loss, its held-out source score, its record."""
+
+    name: str  # registry name of the demo model it makes
+    defaults: TrainConfig  # its training run as shipped (`train-demo` flags override it)
+    label: str = DEMO_LABEL  # what every output calls it
+
+    def heads(self, backend: Backend) -> torch.nn.Module | None:
+        """Modules trained beside the model and not shipped (a ViT's task heads); None: the model's own.
+
+        Called once before training starts: where a recipe also sets up the fresh model."""
+        return None
+
+    @abstractmethod
+    def loss(self, backend: Backend, heads: torch.nn.Module | None, rng: np.random.Generator, n: int) -> torch.Tensor:
+        """The loss on a fresh batch of n source images drawn from `rng` (differentiable)."""
+
+    @abstractmethod
+    def score(self, backend: Backend) -> dict[str, float]:
+        """Held-out source scores of the model as it is, {name: value}; the first is the one a curve plots."""
+
+    @abstractmethod
+    def record(self, scores: dict[str, float]) -> dict:
+        """What models.json says of the final scores (and how they were measured)."""
+
+
+class SegmentRecipe(Recipe):
+    """SAM / SAM2 at test size: unprompted Dice + BCE on every mask token, held-out source mIoU."""
+
+    def __init__(self, name: str, base: str):
+        self.name, self.defaults = name, TrainConfig(base)
+
+    def loss(self, backend, heads, rng, n):
+        images, masks = synthetic.batch("source", n, rng)
+        return dice_bce(mask_logits(backend, images), torch.from_numpy(masks).to(backend.device))
+
+    def score(self, backend):
+        return {"source_miou": source_miou(backend, *source_test_set())}
+
+    def record(self, scores):
+        return {
+            "source_miou": round(scores["source_miou"], 3),
+            "source_test": {"images": TEST_IMAGES, "seed": TEST_SEED, "protocol": "image"},
+        }
+
+
+RECIPES: dict[str, Recipe] = {}  # architecture (registry name) -> its demo model's recipe; `vit_demo` adds DINOv2's
+DEMO_BASES = RECIPES  # the architectures `train-demo` takes (a live view: every recipe module adds its own)
+
+
+def register_recipe(recipe: Recipe) -> None:
+    """Make `train-demo --model <its architecture>` train `recipe`'s demo model."""
+    RECIPES[recipe.defaults.base] = recipe
+
+
+register_recipe(SegmentRecipe("sam_tiny_demo", "sam_tiny"))
+register_recipe(SegmentRecipe("sam2_tiny_demo", "sam2_tiny_narrow"))
+
+
 def source_test_set(n: int = TEST_IMAGES, seed: int = TEST_SEED) -> tuple[np.ndarray, np.ndarray]:
     """The held-out source images (n, S, S, 3) uint8 and masks (n, S, S) bool; identical for a seed."""
     return synthetic.batch("source", n, np.random.default_rng(seed))
 
 
-def mask_logits(backend: Backend, images: np.ndarray) -> torch.Tensor:
-    """Every mask token's logits at image size (B, M, S, S) for square images, no prompt; differentiable."""
-    x = torch.stack([backend.preprocess(im) for im in images])
-    encoded = backend.forward_features(x)
+def mask_logits(backend: Backend, images: np.ndarray, encoded: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Every mask token's logits at image size (B, M, S, S) for square images, no prompt; differentiable.
+
+    `encoded`: the images' encoder outputs where the encoder is frozen (`Backend.encode`); computed here otherwise."""
+    if encoded is None:
+        encoded = backend.forward_features(torch.stack([backend.preprocess(im) for im in images]))
     metas = [backend.meta(im.shape[:2]) for im in images]
     ctx = backend.context(encoded, [Prompt() for _ in images], metas)
     low = backend.decode(encoded[FEATURES], ctx, ALL_MASKS, reference=True)  # (B, M, h', w')
@@ -87,39 +151,64 @@ def source_miou(backend: Backend, images: np.ndarray, masks: np.ndarray, batch: 
     return 100.0 * float(np.mean(ious))
 
 
-def _lr(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    return 0.5 * cfg.lr * (1 + math.cos(math.pi * (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)))
+def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up to `lr` over `warmup` steps, then cosine decay to 0 at `steps`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
 
 
-def train(backend: Backend, cfg: TrainConfig, log: Callable[[str], None] = print) -> list[dict]:
-    """Train `backend.model` in place on the source domain; returns the curve [{step, loss, source_miou, s}]."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    test_images, test_masks = source_test_set()
-    model = backend.model.requires_grad_(True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    curve, losses, t0 = [], [], time.perf_counter()
-    for step in range(cfg.steps):
+def fit(
+    params: list[torch.nn.Parameter],
+    loss_fn: Callable[[int], torch.Tensor],
+    steps: int,
+    lr: float,
+    warmup: int,
+    weight_decay: float,
+    on_step: Callable[[int, float], None] | None = None,
+) -> None:
+    """AdamW on `params` for `steps` steps of `loss_fn(step)`, warm-up + cosine lr, gradients clipped at 1.
+
+    `on_step(step, loss)` after each step (1-based): where a caller evaluates and logs."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg)
-        images, masks = synthetic.batch("source", cfg.batch, rng)
-        loss = dice_bce(mask_logits(backend, images), torch.from_numpy(masks).to(backend.device))
+            group["lr"] = cosine_lr(step, steps, lr, warmup)
+        loss = loss_fn(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        losses.append(loss.item())
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            model.requires_grad_(False)
-            miou = source_miou(backend, test_images, test_masks)
-            model.requires_grad_(True)
-            point = {"step": step + 1, "loss": float(np.mean(losses[-cfg.eval_every :])), "source_miou": miou}
-            point["s"] = round(time.perf_counter() - t0, 1)
-            curve.append(point)
-            log(f"step {point['step']:5d}  loss {point['loss']:.4f}  source mIoU {miou:6.2f}  ({point['s']:.0f} s)")
+        if on_step:
+            on_step(step + 1, loss.item())
+
+
+def train(backend: Backend, cfg: TrainConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """Train `backend.model` in place on the source domain (`cfg.base`'s recipe); the curve
+    [{step, loss, <source scores>, s}]."""
+    recipe = RECIPES[cfg.base]
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = backend.model.requires_grad_(True)
+    heads = recipe.heads(backend)
+    params = [p for m in (model, heads) if m is not None for p in m.parameters() if p.requires_grad]
+    curve, losses, t0 = [], [], time.perf_counter()
+
+    def on_step(step: int, loss: float) -> None:
+        losses.append(loss)
+        if step % cfg.eval_every and step != cfg.steps:
+            return
+        model.requires_grad_(False)
+        scores = recipe.score(backend)
+        model.requires_grad_(True)
+        point = {"step": step, "loss": float(np.mean(losses[-cfg.eval_every :])), **scores}
+        point["s"] = round(time.perf_counter() - t0, 1)
+        curve.append(point)
+        shown = "  ".join(f"{k.replace('_', ' ')} {v:6.3f}" for k, v in scores.items())
+        log(f"step {step:5d}  loss {point['loss']:.4f}  {shown}  ({point['s']:.0f} s)")
+
+    fit(params, lambda _s: recipe.loss(backend, heads, rng, cfg.batch), cfg.steps, cfg.lr, cfg.warmup,
+        cfg.weight_decay, on_step)  # fmt: skip
     model.requires_grad_(False)
     return curve
 
@@ -136,14 +225,17 @@ def fp16_state_bytes(backend: Backend) -> bytes:
     return buf.getvalue()
 
 
-def record(cfg: TrainConfig, curve: list[dict], blob: bytes, final_miou: float) -> dict:
+def record(cfg: TrainConfig, curve: list[dict], blob: bytes, final: dict[str, float]) -> dict:
     """What models.json says about one shipped demo checkpoint."""
+    recipe = RECIPES[cfg.base]
+    own = recipe.record(final)
+    label = {"label": recipe.label} if recipe.label != DEMO_LABEL else {}
     return {
         "base": cfg.base,
         "sha256": hashlib.sha256(blob).hexdigest(),
         "bytes": len(blob),
-        "source_miou": round(final_miou, 3),
-        "source_test": {"images": TEST_IMAGES, "seed": TEST_SEED, "protocol": "image"},
+        **label,
+        **own,
         "train": asdict(cfg),
         "curve": curve,
         "torch": torch.__version__,
@@ -152,28 +244,29 @@ def record(cfg: TrainConfig, curve: list[dict], blob: bytes, final_miou: float) 
 
 def demo_name(base: str) -> str:
     """Registry name of the demo model trained on architecture `base`."""
-    return DEMO_NAMES[base]
+    return RECIPES[base].name
 
 
 def train_and_save(cfg: TrainConfig, out_dir: str | Path = DEMO_DIR, log: Callable[[str], None] = print) -> dict:
     """Train the demo model for `cfg.base` from seeded weights, write `<name>.pt` (fp16) and its models.json entry."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    recipe = RECIPES[cfg.base]
     backend = build_backend(cfg.base, random_init=True, seed=cfg.seed, device="cpu", progress=False)
     log(
-        f"training {demo_name(cfg.base)}: {cfg.base} classes from seeded random weights (seed {cfg.seed}), "
-        f"{cfg.steps} steps x {cfg.batch} synthetic source images"
+        f"training {recipe.name}: {cfg.base} classes from seeded random weights (seed {cfg.seed}), "
+        f"{cfg.steps} steps x {cfg.batch} synthetic source images ({recipe.label})"
     )
     curve = train(backend, cfg, log)
     blob = fp16_state_bytes(backend)
     backend.model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True), strict=False)  # measure what ships
-    final = source_miou(backend, *source_test_set())
-    log(f"fp16 checkpoint: source mIoU {final:.2f} on {TEST_IMAGES} held-out source images")
-    path = out_dir / f"{demo_name(cfg.base)}.pt"
+    final = recipe.score(backend)
+    log("fp16 checkpoint: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in final.items()))
+    path = out_dir / f"{recipe.name}.pt"
     path.write_bytes(blob)
     manifest_path = out_dir / DEMO_MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest[demo_name(cfg.base)] = entry = {"file": path.name, **record(cfg, curve, blob, final)}
+    manifest[recipe.name] = entry = {"file": path.name, **record(cfg, curve, blob, final)}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     log(f"wrote {path} ({len(blob) / 1e6:.1f} MB, sha256 {entry['sha256']}) and {manifest_path}")
     return entry

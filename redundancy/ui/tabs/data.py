@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from ...data.prompts import PROMPT_MODES
-from ...data.synthetic import TARGET_DOMAINS
+from ...data.synthetic import TARGET_DOMAINS, TASK_DOMAINS
 from ...engine import SessionConfig
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
@@ -37,6 +37,11 @@ SAMPLES = {
     BUNDLED: (SAMPLE, SEGMENT),
     CLASSIFY_SAMPLE: (ROOT / "assets" / "classify_sample", "classify"),
     DEPTH_SAMPLE: (ROOT / "assets" / "depth_sample", "depth"),
+    **{  # the DINOv2 demo model's shifted target domains
+        f"{task} domain: {d} (for dinov2_tiny_demo)": (ROOT / "assets" / "task_domains" / task / d, task)
+        for task, domains in TASK_DOMAINS.items()
+        for d in domains
+    },
 }
 SOURCES = [*SAMPLES, UPLOAD]
 TASK_AUTO = "from the data"
