@@ -81,3 +81,12 @@ def test_gpu_suite_runs_every_step_at_test_size_and_reports_each(tmp_path):
     assert [x["task"] for x in r["families"]] == ["segment", "classify"]
     assert json.loads((tmp_path / "suite.json").read_text())["size"] == "test"
     assert "| fp32 | 12 |" in (tmp_path / "suite.md").read_text()
+
+
+def test_estimates_benchmark_times_what_the_app_estimates(capsys):
+    from benchmarks import estimates
+
+    rows = estimates.measure(2, ("search", "sweep"))
+    assert [r["job"] for r in rows] == ["search", "sweep"]
+    assert all(r["estimate_s"] > 0 and r["measured_s"] > 0 and r["ratio"] > 0 for r in rows)
+    assert "measured / estimate" in capsys.readouterr().out

@@ -101,8 +101,8 @@ def search_cost(
 
     `top_n`: the combination stage's size when fewer usable pairs than the settings' top N exist.
     """
-    top_n = min(settings.top_n, n_pairs) if top_n is None else top_n
     mode = settings.search_mode
+    top_n = min(settings.top_n, mode.survivors(n_pairs, images, settings)) if top_n is None else top_n
     return SearchCost(
         pairs=mode.pair_rows(n_pairs, images, settings, task),
         shortcut=shortcut and mode.exact,

@@ -36,7 +36,8 @@ MAX_BATCH_ROWS = 1 << 16  # what a user may ask for: beyond it even a GPU's call
 # fp32 on a CPU); bf16 (autocast: matrix products in bfloat16, norms and softmax in fp32; fast on GPUs and on CPUs
 # with bf16 units). Logits leave in fp32 and the metrics accumulate in fp64 in every case.
 PRECISIONS = ("fp32", "tf32", "bf16")
-CALIBRATED_CALLS = 4  # batched calls timed before their mean replaces the one-call estimate
+CALIBRATED_CALLS = 4  # batched calls of real work before their mean replaces the timed-call estimate
+TIMED_CALLS = 5  # calls timed (after a warm-up) for the first estimate, before any work has run
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
 PROBE_PAIRS = 256  # pairs timed to estimate the pair shortcut's rate before real work has run
 PAIR_MEASURE_BUDGET = 1 << 20  # floats per measuring step there: cache-sized blocks, 4x faster than 1 << 26 (CPU)
@@ -156,7 +157,7 @@ class Evaluator:
 
     def seconds_per_row(self) -> float:
         """Time of one (map, image) row, for honest estimates: the mean over every batched call run so far on
-        this evaluator once there are a few, else one timed full-size call (after a warm-up)."""
+        this evaluator once there are a few, else the mean of a few timed full-size calls (after a warm-up)."""
         if self.observed_rows >= CALIBRATED_CALLS * self.rows:
             return self.observed_seconds / self.observed_rows
         if not hasattr(self, "_spr"):
@@ -166,10 +167,11 @@ class Evaluator:
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            self._rows_stats(maps, idx, idx % len(self.set), pad=True)
+            for _ in range(TIMED_CALLS):  # one call alone misjudged a 2-minute search by up to 1.5x here
+                self._rows_stats(maps, idx, idx % len(self.set), pad=True)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
-            self._spr = (time.perf_counter() - t0) / self.rows
+            self._spr = (time.perf_counter() - t0) / (TIMED_CALLS * self.rows)
         return self._spr
 
     def summarize(self, stats: Stats, metric: str | None = None) -> tuple[np.ndarray, np.ndarray]:

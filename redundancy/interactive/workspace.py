@@ -35,7 +35,7 @@ from ..runs.apply import ApplyResult
 from ..runs.writers import save_ablation, write_comparison, write_files, write_run
 from . import zerogpu  # on ZeroGPU, importing `spaces` patches torch: before anything touches CUDA
 from .executor import LocalExecutor, ZeroGpuExecutor
-from .jobs import Job, JobState, Plan, enter_stage
+from .jobs import Job, JobState, Plan, end_job, enter_stage
 from .redact import Redactor
 from .views import Views
 
@@ -80,6 +80,9 @@ class Workspace(Views):
         self.detached_at: float | None = None  # when its page went away (None: a page holds it)
         self.page: dict = {}  # what its page's controls showed (the Load form, the open tab): a reload puts it back
         self.last_search: dict | None = None  # the latest search started: its settings, start and how it ended
+        # seconds a row of a stage took where it ran at its own rate (combinations: whole subsets per call, no
+        # per-pair bookkeeping, measured ~0.6x a pair-scan row on the demo model); estimates prefer these
+        self.stage_rates: dict[str, float] = {}
         self._image_ev: tuple | None = None  # (search evaluator, image, an evaluator of that image alone)
         self.redactor = Redactor()  # what its visitor sees of server paths (messages, downloaded run files)
         for folder in (self.dir, root or APP_ROOT, Path.cwd()):
@@ -151,7 +154,7 @@ class Workspace(Views):
         session.evaluator("search", on_progress)
         self.session, self.result, self.run_dir, self.gain = session, None, None, None
         self.sweep, self.sweep_live, self.sweep_rows, self.comparison = {}, {}, None, []
-        self.settings, self.rows, self.last_search = SearchSettings(), None, None
+        self.settings, self.rows, self.last_search, self.stage_rates = SearchSettings(), None, None, {}
         return session
 
     def _command(self, verb: str, cfg: SessionConfig | None = None, settings: SearchSettings | None = None) -> str:
@@ -223,6 +226,7 @@ class Workspace(Views):
                     stage("combinations", total)
                 state.done = done
                 state.updates += 1
+                self._measured_stage(state, len(s.search_set))
 
             def on_encode(done: int, total: int) -> None:
                 if state.stage != ENCODE_STAGE:
@@ -262,7 +266,13 @@ class Workspace(Views):
         ev = s.evaluator("search")
         pair_s = ev.seconds_per_pair_row if cost.shortcut else ev.seconds_per_row
         rates = {"pair scoring": pair_s, ENCODE_STAGE: self.encode_seconds_per_image}
+        rates |= {name: partial(self.stage_rates.get, name, ev.seconds_per_row()) for name in self.stage_rates}
         return Plan(tuple((name, rows, rates.get(name, ev.seconds_per_row)) for name, rows in cost.stages()))
+
+    def _measured_stage(self, state: JobState, images: int) -> None:
+        """Once a stage has run all its `state.total` items of `images` rows each: its seconds per row."""
+        if state.total and state.done >= state.total:
+            self.stage_rates[state.stage] = (time.perf_counter() - state.stage_started) / (state.total * images)
 
     def encode_seconds_per_image(self) -> float:
         """The encoder's time for one image here: as measured at Load, else (all read from the cache) timed once."""
@@ -367,9 +377,7 @@ class Workspace(Views):
             reports = self.executor.compare(s, settings, exact, rows, cb, cancel)
             write_comparison(self.dir / "modes", s, settings, reports)
             self.comparison = reports
-            enter_stage(state, "comparison finished", 1)
-            state.done = 1
-            state.updates += 1
+            end_job(state, "comparison finished")
             return reports
 
         self.job = Job(work, "compare")

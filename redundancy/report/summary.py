@@ -12,7 +12,9 @@ from ..tasks import Metric
 
 
 def format_seconds(seconds: float) -> str:
-    """'4.2 s', '42 s', '7.5 min', '3.2 h' or '2.1 days'."""
+    """'40 ms', '4.2 s', '42 s', '7.5 min', '3.2 h' or '2.1 days'."""
+    if seconds < 0.095:  # shown as milliseconds, never a "0.0 s" that reads as no time at all
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0005 else "under 1 ms"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 90:

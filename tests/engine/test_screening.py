@@ -77,3 +77,13 @@ def test_cli_modes_write_runs(tmp_path, capsys):
         repl = json.loads(capsys.readouterr().out)
         assert json.loads((out / "config.json").read_text())["search"]["mode"] == mode
         assert repl["search"]["images"] == 4
+
+
+@pytest.mark.parametrize("options", [{}, {"halving_start": 1, "halving_keep": 0.5}, {"candidates": 7}])
+def test_each_mode_says_before_it_runs_how_many_pairs_survive(ev, options):
+    """What the cost model reads (its top N, hence its 2^N - 1 subsets) is what the screen then keeps."""
+    pairs = channel_pairs(range(0, 256, 32), range(0, 256, 32), 256)
+    for name, mode in MODES.items():
+        settings = SearchSettings(mode=name, options=options)
+        kept = np.isfinite(mode.score(PairScorer(ev), pairs, settings).gain).sum()
+        assert mode.survivors(len(pairs), len(ev.set), settings) == kept, name

@@ -69,6 +69,10 @@ class SearchMode(ABC):
     def pair_rows(self, n_pairs: int, n_images: int, settings, task) -> int:
         """Decoder rows its pair stage runs (an upper bound, known before it runs)."""
 
+    def survivors(self, n_pairs: int, n_images: int, settings) -> int:
+        """How many pairs end with exact scores (so at most that many reach the top N), known before it runs."""
+        return n_pairs
+
     def rows_used(self, scores: PairScores, n_images: int) -> int:
         """Decoder rows its pair stage did run (after `score`)."""
         return int(np.isfinite(scores.gain).sum()) * n_images

@@ -3,6 +3,7 @@ the survivors end with exact scores on all images."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -60,6 +61,12 @@ class HalvingMode(SearchMode):
 
     def pair_rows(self, n_pairs, n_images, settings, task):
         return min(n_pairs * n_images, 2 * n_pairs * settings.option("halving_start"))  # rounds shrink geometrically
+
+    def survivors(self, n_pairs, n_images, settings):
+        alive, m, keep = n_pairs, max(1, settings.option("halving_start")), settings.option("halving_keep")
+        while m < n_images and alive > 1:  # the rounds of `halving_rounds`, counted
+            alive, m = max(1, math.ceil(alive * keep)), 2 * m
+        return alive
 
     def rows_used(self, scores, n_images):
         return sum(r["pairs"] * r["images"] for r in scores.extra["rounds"]) + scores.extra["survivors"] * n_images

@@ -141,6 +141,9 @@ class TaylorMode(SearchMode):
         scored = min(n_pairs, settings.option("candidates")) * n_images
         return scored + gradient_rows(task, settings.metric) * n_images
 
+    def survivors(self, n_pairs, n_images, settings):
+        return min(n_pairs, settings.option("candidates"))
+
     def rows_used(self, scores, n_images):
         return (scores.extra["candidates"] + scores.extra["rows"]) * n_images
 

@@ -49,7 +49,7 @@ def estimate_basis(ev: Evaluator) -> str:
     if ev.observed_rows >= CALIBRATED_CALLS * ev.rows:
         basis = f"{rate:,.0f} decoder rows/s, the mean of {ev.observed_rows:,} rows run so far here"
     else:
-        basis = f"{rate:,.0f} decoder rows/s from one timed call; refined as work runs"
+        basis = f"{rate:,.0f} decoder rows/s from a few timed calls; refined as work runs"
     if ev.backend.has_pair_outputs():
         basis += f"; pairs via the linear head's rank-one shortcut: {1.0 / ev.seconds_per_pair_row():,.0f} rows/s"
     return basis
