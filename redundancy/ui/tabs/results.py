@@ -29,9 +29,9 @@ DOWNLOADS = (
 RESETS = ("summary", "res_gallery", "downloads", "apply_md", "apply_gallery", "apply_out")  # what a new Load empties
 
 
-def ci_range(conf: dict | None) -> str:
-    """A top pair's 95% interval as a table cell ('n/a' for a run resumed from older state)."""
-    return "n/a" if conf is None else f"{conf['lo']:+.3g}, {conf['hi']:+.3g}"
+def ci_range(conf: dict | None, digits: int = 3) -> str:
+    """A top pair's 95% interval as a table cell, at `digits` decimals ('n/a' for a run resumed from older state)."""
+    return "n/a" if conf is None else f"{conf['lo']:+.{digits}f}, {conf['hi']:+.{digits}f}"
 
 
 def stale_notice(ws: Workspace) -> str:

@@ -121,7 +121,8 @@ def search_view(ws: Workspace, finished) -> list:
     running = ws.job is not None and ws.job.kind == "search" and ws.job.running
     top = finished.top if finished else None
     cis = ((finished.confidence or {}).get("top") or [None] * len(top)) if top else []
-    notes = [f"gain {p.gain:+.4g}, 95% interval [{ci_range(c)}]" for p, c in zip(top, cis)] if top else None
+    d = ws.metric(ws.settings.metric).digits + 1 if top else 3  # a decimal more than a score: gains are small
+    notes = [f"gain {p.gain:+.{d}f}, 95% interval [{ci_range(c, d)}]" for p, c in zip(top, cis)] if top else None
     unit = gain_unit(ws, ws.settings.metric)
     fig = gain_heatmap(
         ws.gain, [(p.source, p.target) for p in top] if top else None, f"Pair gains ({unit})", *ws.scope,
@@ -131,8 +132,8 @@ def search_view(ws: Workspace, finished) -> list:
     if finished is not None:
         r = finished
         table = [
-            [k + 1, f"{p.source} ← {p.target}", f"{p.gain:+.4g} [{ci_range(c)}]", WORDS[verdict(c)] if c else "n/a",
-             round(p.tiebreak, 5)]
+            [k + 1, f"{p.source} ← {p.target}", f"{p.gain:+.{d}f} [{ci_range(c, d)}]",
+             WORDS[verdict(c)] if c else "n/a", round(p.tiebreak, 5)]
             for k, (p, c) in enumerate(zip(r.top, cis))
         ]  # fmt: skip
         combos = combination_scatter(*ws.combination_view(r), score_label(ws.metric(r.settings.metric)))
