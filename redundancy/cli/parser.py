@@ -17,7 +17,7 @@ from ..models import DEFAULT_MODEL, check_device
 from ..models.base import MASK_CHOICES
 from ..replace import Edit, parse_edits
 from ..tasks import PROTOCOLS, all_metrics, get_task, task_names
-from ..training.demo import DEMO_BASES, RECIPES
+from ..training.demo import RECIPES
 
 DESCRIPTION = (
     "Find redundant channels in a vision foundation model's encoder (SAM, SAM2, DINOv2, ...) and replace them with "
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a demo model on synthetic data (sam_tiny / sam2_tiny / dinov2_tiny_wide classes): not SAM, not "
         "DINOv2",
     )
-    t.add_argument("--model", default="sam_tiny", choices=DEMO_BASES, help="architecture to train")
+    t.add_argument("--model", default="sam_tiny", choices=list(RECIPES), help="architecture to train")
     for flag, kind, what in TRAIN_FLAGS:
         shipped = ", ".join(f"{b} {getattr(r.defaults, flag)}" for b, r in RECIPES.items())
         t.add_argument(f"--{flag.replace('_', '-')}", type=kind, help=f"{what} (default: as shipped, {shipped})")

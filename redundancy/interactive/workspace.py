@@ -266,8 +266,12 @@ class Workspace(Views):
         ev = s.evaluator("search")
         pair_s = ev.seconds_per_pair_row if cost.shortcut else ev.seconds_per_row
         rates = {"pair scoring": pair_s, ENCODE_STAGE: self.encode_seconds_per_image}
-        rates |= {name: partial(self.stage_rates.get, name, ev.seconds_per_row()) for name in self.stage_rates}
-        return Plan(tuple((name, rows, rates.get(name, ev.seconds_per_row)) for name, rows in cost.stages()))
+        stages = cost.stages()
+        return Plan(tuple((name, rows, rates.get(name, partial(self._row_seconds, name, ev))) for name, rows in stages))
+
+    def _row_seconds(self, stage: str, ev) -> float:
+        """A decoded row's time in `stage`: as that stage last ran here where it has, else the evaluator's rate."""
+        return self.stage_rates.get(stage) or ev.seconds_per_row()
 
     def _measured_stage(self, state: JobState, images: int) -> None:
         """Once a stage has run all its `state.total` items of `images` rows each: its seconds per row."""

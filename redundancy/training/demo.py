@@ -99,7 +99,6 @@ class SegmentRecipe(Recipe):
 
 
 RECIPES: dict[str, Recipe] = {}  # architecture (registry name) -> its demo model's recipe; `vit_demo` adds DINOv2's
-DEMO_BASES = RECIPES  # the architectures `train-demo` takes (a live view: every recipe module adds its own)
 
 
 def register_recipe(recipe: Recipe) -> None:
@@ -240,11 +239,6 @@ def record(cfg: TrainConfig, curve: list[dict], blob: bytes, final: dict[str, fl
         "curve": curve,
         "torch": torch.__version__,
     }
-
-
-def demo_name(base: str) -> str:
-    """Registry name of the demo model trained on architecture `base`."""
-    return RECIPES[base].name
 
 
 def train_and_save(cfg: TrainConfig, out_dir: str | Path = DEMO_DIR, log: Callable[[str], None] = print) -> dict:

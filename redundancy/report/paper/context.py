@@ -84,6 +84,11 @@ def seg_run(ctx: Context, model: str, domain: str, finetuned: Path | None = None
     return SegRun(model, domain, session, ctx.search(session, s.scope, s.top_n), finetune)
 
 
+def span(lo: float, hi: float) -> str:
+    """An interval as a table cell: "+0.71 to +2.59"."""
+    return f"{lo:+.2f} to {hi:+.2f}"
+
+
 def interval(conf: dict | None) -> str:
-    """A gain's 95% interval as text ("+0.71 to +2.59"), "-" without one."""
-    return f"{conf['lo']:+.2f} to {conf['hi']:+.2f}" if conf else "-"
+    """A gain's 95% interval record as a table cell, "-" without one."""
+    return span(conf["lo"], conf["hi"]) if conf else "-"

@@ -52,7 +52,8 @@ def hardware() -> str:
     """This machine in a few words: CPU model and cores (or the GPU), torch version."""
     cpu = platform.processor() or platform.machine()
     info = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("model name")]
+    lines = info.read_text().splitlines() if info.exists() else []  # Linux only; elsewhere platform's name
+    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
     cpu = names[0] if names else cpu
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{os.cpu_count()}-core {cpu} CPU{gpu}, torch {torch.__version__.split('+')[0]}"

@@ -9,8 +9,8 @@ import torch
 from ...engine import AblationRow, ablate, parse_channels
 from ...replace import Edit, edit_map, identity_map, pair_text
 from . import published as P
-from .context import Context, SegRun, interval
-from .tables import Table, spread
+from .context import Context, SegRun, interval, span
+from .tables import Table
 
 Sweep = tuple[AblationRow, list[AblationRow]]  # (baseline, one row per zeroed channel)
 
@@ -104,7 +104,7 @@ def table1(run: SegRun, sweep: Sweep) -> Table:
     t.add(run.model, "baseline", None, base.miou, 0.0, None, None, float(h_scores[0]), 0.0)
     for k, (kind, r) in enumerate(picks, 1):
         h = float(h_scores[k])
-        t.add(run.model, kind, _channel(r), r.miou, r.delta_miou, f"{r.delta_lo:+.2f} to {r.delta_hi:+.2f}",
+        t.add(run.model, kind, _channel(r), r.miou, r.delta_miou, span(r.delta_lo, r.delta_hi),
               r.verdict, h, h - float(h_scores[0]))  # fmt: skip
     for kind, channel, miou in P.TABLE1:
         t.add(P.TABLE1_MODEL, kind, channel, miou, None if miou is None else miou - P.TABLE1[0][2], None, None,
@@ -153,8 +153,3 @@ def consistency_table(sweeps: dict[str, Sweep], runs: list[SegRun]) -> Table:
         "model's."
     )
     return t
-
-
-def gains_summary(runs: list[SegRun]) -> tuple[float, float]:
-    """Mean and spread of the held-out gains of some runs."""
-    return spread([r.gain for r in runs])

@@ -7,6 +7,8 @@ import io
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .published import SOURCE
 
 OURS = "measured here"
@@ -65,7 +67,5 @@ class Table:
 
 
 def spread(values: list[float]) -> tuple[float, float]:
-    """(mean, standard deviation) of a list of numbers (0 spread for one)."""
-    n = len(values)
-    mean = sum(values) / n
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    """(mean, population standard deviation) of a list of numbers (0 spread for one)."""
+    return float(np.mean(values)), float(np.std(values))
