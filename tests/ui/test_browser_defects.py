@@ -57,9 +57,12 @@ def _search(page, channels: str = "every:64", top_n: int = 2, wait: bool = True)
     fill(page, "targets", channels)
     number(page, "top-n", top_n)
     time.sleep(0.5)
+    before = text(page, "search-status")
     page.locator("#start-btn").click()
-    if wait:
-        wait_text(page, "search-status", "Starting")  # this search's own status, not the last one's
+    if wait:  # this search's own status: first a change from the last one's (its "Starting" may pass unseen)
+        end = time.time() + 60
+        while text(page, "search-status") == before and time.time() < end:
+            time.sleep(0.02)
         wait_text(page, "search-status", "Search finished")
 
 
