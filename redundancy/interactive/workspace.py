@@ -217,7 +217,9 @@ class Workspace(Views):
             soft, live = bool(s.resolve(settings).alpha_grid), self._live_pairs(state)
 
             def on_pairs(ev: ScoreProgress) -> None:  # after the full pair pass, passes at the soft alphas follow
-                if soft and state.stage == "pair scoring" and state.done >= state.total and ev.done < state.done:
+                if state.stage not in ("pair scoring", "soft alphas"):  # a ZeroGPU worker encodes before it scores
+                    stage("pair scoring", ev.total)
+                elif soft and state.stage == "pair scoring" and state.done >= state.total and ev.done < state.done:
                     stage("soft alphas", ev.total)
                 live(ev)
 

@@ -78,7 +78,8 @@ def test_heatmap_hover_gives_each_top_pairs_interval():
     marks = fig.data[1]
     conf = ws.result.confidence["top"]
     assert len(marks.text) == 3 and all("95% interval" in t for t in marks.text)
-    assert f"[{conf[0]['lo']:+.3g}, {conf[0]['hi']:+.3g}]" in marks.text[0] and "%{text}" in marks.hovertemplate
+    d = ws.metric(ws.settings.metric).digits + 1  # gains and bounds at one decimal more than a score
+    assert f"[{conf[0]['lo']:+.{d}f}, {conf[0]['hi']:+.{d}f}]" in marks.text[0] and "%{text}" in marks.hovertemplate
 
 
 def test_bootstrap_bounds_of_many_rows_are_each_rows_paired_interval():

@@ -122,6 +122,7 @@ ZERO_ENV = {
 SIMULATED = (
     r"""
 import json, os, sys, time
+import numpy as np
 from redundancy.interactive import zerogpu
 """
     + ZERO_DEVICE_API
@@ -136,11 +137,12 @@ out = {"on": zerogpu.ON, "remote": ws.remote, "decorated": [hasattr(t, "zerogpu"
 out["numbers"] = _run(ws)
 out["asked"] = list(asked)
 job = ws.start_search(SearchSettings(top_n=3, sources="all", targets="all"))  # long enough to cancel part-way
-while job.state.done == 0 and job.running:
+while (job.state.stage != "pair scoring" or job.state.done == 0) and job.running:  # the worker may encode first
     time.sleep(0.05)
 job.cancel.set()
 job.thread.join(120)
-out["cancelled"] = [job.state.cancelled, job.state.done < job.state.total, job.state.error]
+scored = int((~np.isnan(ws.gain)).sum())  # the pair pass stopped part-way, not at its end
+out["cancelled"] = [job.state.cancelled, 0 < scored < ws.last_search["pairs"], job.state.error]
 print("RESULT " + json.dumps(out, default=str))
 """
 )
@@ -229,3 +231,22 @@ def test_a_large_dataset_is_encoded_in_calls_that_each_fit(monkeypatch):
     assert len(calls) == 4 and all(seconds <= zerogpu.MAX_S for seconds, _ in calls)  # 32 images, 10 a call
     assert [p.start for _, p in calls] == [0, 8, 16, 24]
     assert ws.session.cache_hits == 6  # the search set came from the worker's cache entries
+
+
+def test_pair_scoring_is_named_so_after_a_worker_encodes_first(monkeypatch):
+    """A ZeroGPU worker encodes its images before it scores pairs: the pairs it scores then are shown under
+    'pair scoring' (with that stage's ETA), not under the encoding stage they followed."""
+    ws = Workspace(remote=False)
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=4))
+    search, seen = ws.executor.search, []
+
+    def worker_like(s, settings, rows, cb, cancel):
+        cb.encode(4, 4)  # as the worker's cold cache does
+        pairs = cb.pairs
+        cb = replace(cb, pairs=lambda ev: (pairs(ev), seen.append(ws.job.state.stage)))
+        return search(s, settings, rows, cb, cancel)
+
+    monkeypatch.setattr(ws.executor, "search", worker_like)
+    job = ws.start_search(SearchSettings(top_n=2, sources=SCOPE, targets=SCOPE))
+    job.thread.join()
+    assert job.state.error is None and seen and set(seen) == {"pair scoring"}
