@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from redundancy.engine.combinations import search_combinations, top_pairs
 from redundancy.engine.evalset import EvalSet
 from redundancy.engine.evaluator import PRECISIONS, Evaluator
 from redundancy.engine.features import FeatureCache
+from redundancy.engine.provenance import machine
 from redundancy.engine.scorer import PairScorer, channel_pairs
 from redundancy.models import build_backend
 
@@ -92,9 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model": args.model,
         "task": task.name,
         "weights": backend.weights.label,
-        "device": torch.cuda.get_device_name()
-        if cuda
-        else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": machine(backend.device),
         "precision": args.precision,
         "compile": args.compile,
         "images": len(evalset),

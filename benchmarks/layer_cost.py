@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 
 from redundancy.engine import Session, SessionConfig
 from redundancy.engine.features import FeatureCache
+from redundancy.engine.provenance import machine
 from redundancy.engine.scorer import PairScorer, channel_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,14 +78,12 @@ def main() -> None:
         rows = len(pairs) * args.images
         row_s = seconds / rows
         out_row_s = row_s if layer is None else out_row_s
-        cuda = session.backend.device.type == "cuda"
         print(
             json.dumps(
                 {
                     "model": args.model,
                     "weights": session.backend.weights.label,
-                    "device": torch.cuda.get_device_name() if cuda else platform.machine(),
-                    "threads": torch.get_num_threads(),
+                    "device": machine(session.backend.device),
                     "layer": "output" if layer is None else f"block {layer}",
                     "channels": c,
                     "images": args.images,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from redundancy.engine.combinations import top_pairs
 from redundancy.engine.evalset import EvalSet
 from redundancy.engine.evaluator import Evaluator
 from redundancy.engine.features import FeatureCache
+from redundancy.engine.provenance import machine
 from redundancy.engine.scorer import PairScorer, channel_pairs
 from redundancy.models import build_backend
 
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "model": args.model,
                 "weights": backend.weights.label,
                 "device": str(backend.device),
-                "cpu": platform.processor() or platform.machine(),
-                "threads": torch.get_num_threads(),
+                "machine": machine(backend.device),
                 "images": args.images,
                 "pairs": len(pairs),
                 "decoder_calls": calls,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from redundancy.engine.combinations import search_combinations, top_pairs
 from redundancy.engine.evalset import EvalSet
 from redundancy.engine.evaluator import Evaluator
 from redundancy.engine.features import FeatureCache
+from redundancy.engine.provenance import machine
 from redundancy.engine.scorer import PairScorer, channel_pairs
 from redundancy.models import REGISTRY, build_backend
 from redundancy.replace import identity_map
@@ -91,11 +91,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     chans = parse_channels(args.channels, backend.channels, backend.device)
     pairs = channel_pairs(chans, chans, backend.channels)
     probe = matmul_probe(backend.device)
-    device = (
-        torch.cuda.get_device_name()
-        if backend.device.type == "cuda"
-        else (f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
-    )
+    device = machine(backend.device)
     rows, reference = [], None
     for option in args.options.split(","):
         precision, _, compiled = option.partition("+")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import torch
 
 from redundancy.engine import Session, SessionConfig, parse_channels
 from redundancy.engine.features import FeatureCache
+from redundancy.engine.provenance import machine
 from redundancy.engine.scorer import channel_pairs
 from redundancy.replace import pair_maps
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         "max_abs_stat_diff": float(np.abs(fast - generic).max()),
         "device": str(ev.device),
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "machine": machine(ev.device),
     }
     print(json.dumps(result))
     return result

@@ -61,6 +61,21 @@ def environment() -> dict:
     }
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; elsewhere what `platform` knows)."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+    return names[0] if names else (platform.processor() or platform.machine())
+
+
+def machine(device: torch.device | str = "cpu") -> str:
+    """Where a measurement ran, in a few words: the GPU's name, or the CPU model with its torch threads."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({cpu_name()}, {torch.get_num_threads()} threads)"
+
+
 def _absolute_paths(cfg: SessionConfig) -> dict:
     """The config's file paths made absolute, so a run can be reused from any working directory."""
     paths = ("data", "checkpoint", "finetuned", "head")

@@ -106,17 +106,19 @@ def _message(ws: Workspace | None, e: Exception) -> str:
     return shown(ws, f"unexpected error ({e.__class__.__name__}: {e}); your loaded data and results are kept.")
 
 
-def listen(event, fn, inputs, outputs, note=None, **kwargs):
+def listen(event, fn, inputs, outputs, note=None, clear=(), **kwargs):
     """Wire `fn` to `event` so that an error never becomes Gradio's red pills over the outputs: it shows as one
-    line (⚠) in `note` (one of `outputs`, or none) and a toast, and every other output keeps what it showed.
-    A later success replaces the line, since `note` is one of the handler's own outputs."""
+    line (⚠) in `note` (one of `outputs`, or none) and a toast, and every other output keeps what it showed,
+    except those in `clear` (a result of the failed request itself, which would read as its outcome): they
+    empty. A later success replaces the line, since `note` is one of the handler's own outputs."""
     outs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
     k = outs.index(note) if note is not None else None
+    emptied = {outs.index(c) for c in clear}
 
     def failed(args, e: Exception):
         text = _message(next((a for a in args if isinstance(a, Workspace)), None), e)
         gr.Warning(text)
-        values = [gr.update() for _ in outs]
+        values = [gr.update(value=None) if i in emptied else gr.update() for i in range(len(outs))]
         if k is not None:
             values[k] = f"⚠ {text}"
         return values if len(outs) > 1 else values[0]

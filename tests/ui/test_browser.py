@@ -54,6 +54,8 @@ def test_2_explorer_grid_renders(page):
     page.wait_for_function(
         "() => { const i = document.querySelector('#mosaic img'); return i && i.complete && i.naturalWidth > 500; }"
     )
+    page.locator("#live-before img").wait_for()  # the live edit of the enlarged channel shows at once
+    assert "on this image" in text(page, "live-note")
     # click the tile of channel 19 (row 1, column 3 of the 16-wide grid, index order) to enlarge it
     box = img.bounding_box()
     scale = img.evaluate("i => i.naturalWidth") / box["width"]

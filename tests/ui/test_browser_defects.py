@@ -192,6 +192,7 @@ def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_jo
     page.locator("#repl-in input[type=file]").set_input_files(str(good))
     page.locator("#apply-btn").click()
     wait_text(page, "apply-md", "Applied")
+    page.locator("#apply-gallery img").first.wait_for()  # the apply's previews
     bad = tmp_path / "broken.json"
     bad.write_text("{oops")
     page.locator("#repl-in").locator("button[aria-label='Clear'], button[aria-label='Remove this file']").first.click()
@@ -200,6 +201,7 @@ def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_jo
     page.locator("#apply-btn").click()
     note = wait_text(page, "apply-md", "not valid JSON")
     assert "Applied" not in note and page.locator(PILL).count() == 0
+    expect(page.locator("#apply-gallery img")).to_have_count(0)  # the last apply's previews are not this one's
     shot(page, f"defect-7-apply-error-{page.width}")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ...engine.features import FeatureCache
+from ...engine.provenance import cpu_name
 from ...errors import RunError
 from ...io import atomic_write, write_json
 from ...models import get_spec
@@ -49,14 +49,9 @@ class PaperReport:
 
 
 def hardware() -> str:
-    """This machine in a few words: CPU model and cores (or the GPU), torch version."""
-    cpu = platform.processor() or platform.machine()
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []  # Linux only; elsewhere platform's name
-    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
-    cpu = names[0] if names else cpu
+    """This machine in a few words: CPU model and cores (and the GPU), torch version."""
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{os.cpu_count()}-core {cpu} CPU{gpu}, torch {torch.__version__.split('+')[0]}"
+    return f"{os.cpu_count()}-core {cpu_name()} CPU{gpu}, torch {torch.__version__.split('+')[0]}"
 
 
 def check_out(out: Path) -> Path:

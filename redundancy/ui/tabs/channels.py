@@ -104,6 +104,14 @@ def live_edit(ws, index, channel, action, scale, other):
     )
 
 
+def first_edit(ws, index, channel, action, scale, other):
+    """The live panes for the channel a new mosaic enlarged; nothing (the mosaic's note already says why) when
+    there is no session yet."""
+    if ws is None or ws.session is None:
+        return tuple(gr.update() for _ in range(4))
+    return live_edit(ws, index, channel, action, scale, other)
+
+
 def build() -> SimpleNamespace:
     """The Channels tab's components (layout only; `wire` connects them)."""
     with gr.Row():
@@ -141,12 +149,14 @@ def build() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Channels tab's components to their handlers."""
-    outputs = [ui.mosaic, ui.order, ui.story_img, ui.chan, ui.enlarged, ui.chan_note]
-    listen(ui.show_btn.click, explore, [ui.ws, ui.img_pick, ui.sort], outputs, ui.chan_note)
-    listen(ui.sort.change, explore, [ui.ws, ui.img_pick, ui.sort], outputs, ui.chan_note)  # a new order at once
-    listen(ui.mosaic.select, click_channel, [ui.ws, ui.img_pick, ui.order], [ui.chan, ui.enlarged], None)
-    listen(ui.chan.submit, pick_channel, [ui.ws, ui.img_pick, ui.chan], [ui.chan, ui.enlarged], None)
     live_in = [ui.ws, ui.img_pick, ui.chan, ui.action, ui.scale, ui.other]
     live_out = [ui.live_before, ui.live_after, ui.live_diff, ui.live_note]
+    outputs = [ui.mosaic, ui.order, ui.story_img, ui.chan, ui.enlarged, ui.chan_note]
+    for event in (ui.show_btn.click, ui.sort.change):  # a new order at once
+        shown_maps = listen(event, explore, [ui.ws, ui.img_pick, ui.sort], outputs, ui.chan_note)
+        # The live panes show the first channel's edit at once: `chan.change` does not fire when it stays the same
+        listen(shown_maps.then, first_edit, live_in, live_out, ui.live_note, show_progress="hidden")
+    listen(ui.mosaic.select, click_channel, [ui.ws, ui.img_pick, ui.order], [ui.chan, ui.enlarged], None)
+    listen(ui.chan.submit, pick_channel, [ui.ws, ui.img_pick, ui.chan], [ui.chan, ui.enlarged], None)
     for event in (ui.scale.release, ui.scale.input, ui.action.change, ui.other.submit, ui.chan.change):
         listen(event, live_edit, live_in, live_out, ui.live_note, trigger_mode="always_last", show_progress="hidden")

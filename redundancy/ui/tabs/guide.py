@@ -19,30 +19,23 @@ from ..common import components, guard, listen, need
 from .search import score_label
 
 RESETS = ("teach_md", "teach_diagram", "teach_fmap", "teach_one", "teach_heat", "teach_top", "teach_combo")
-BOX = "<rect x='{x}' y='20' width='{w}' height='64' rx='8' fill='{fill}' stroke='#444'/>"
-TEXT = "<text x='{x}' y='{y}' font-size='{size}' text-anchor='middle' fill='#111'>{t}</text>"
+STEP = ("<div style='flex:1 1 110px;max-width:160px;background:{fill};border:1px solid #444;border-radius:8px;"
+        "padding:8px 4px;text-align:center;color:#111'><b style='font-size:13px'>{title}</b><br>"
+        "<span style='font-size:11.5px'>{sub}</span></div>")  # fmt: skip
+ARROW = "<div aria-hidden='true' style='align-self:center;font-size:18px;color:#444'>→</div>"
 
 
 def diagram(encoder: str, c: int, grid: str, head: str, metric: str) -> str:
-    """The pipeline as an inline SVG: image -> frozen encoder (once) -> C channel maps -> replace i by j -> head ->
-    metric, labelled with this session's numbers."""
+    """The pipeline as boxes and arrows: image -> frozen encoder (once) -> C channel maps -> replace i by j -> head
+    -> metric, labelled with this session's numbers; the row wraps on a phone, so its text stays readable."""
     steps = [("image", "", "#eef"), (encoder, "frozen, runs once", "#dde7f7"), (f"{c} channel maps", grid, "#e6f4e6"),
              ("replace i by j", "X'[:, i] = X[:, j]", "#fde9c8"), (head, "runs per pair", "#dde7f7"),
              (metric, "the gain", "#f4e1f0")]  # fmt: skip
-    w, gap = 118, 18
-    parts = []
-    for k, (title, sub, fill) in enumerate(steps):
-        x = 6 + k * (w + gap)
-        parts.append(BOX.format(x=x, w=w, fill=fill))
-        parts.append(TEXT.format(x=x + w / 2, y=48, size=13, t=html.escape(title)))
-        parts.append(TEXT.format(x=x + w / 2, y=68, size=11, t=html.escape(sub)))
-        if k:
-            parts.append(f"<line x1='{x - gap + 2}' y1='52' x2='{x - 3}' y2='52' stroke='#444' marker-end='url(#a)'/>")
-    width = 6 + len(steps) * (w + gap)
+    boxes = [STEP.format(title=html.escape(t), sub=html.escape(sub) or "&nbsp;", fill=f) for t, sub, f in steps]
     return (
-        f"<svg viewBox='0 0 {width} 100' style='width:100%;max-width:{width}px' role='img' "
-        "aria-label='the pipeline'><defs><marker id='a' markerWidth='8' markerHeight='8' refX='7' refY='4' "
-        "orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#444'/></marker></defs>" + "".join(parts) + "</svg>"
+        "<div role='img' aria-label='the pipeline' style='display:flex;flex-wrap:wrap;gap:6px;align-items:stretch'>"
+        + ARROW.join(boxes)
+        + "</div>"
     )
 
 

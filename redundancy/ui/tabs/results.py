@@ -134,7 +134,9 @@ def build() -> SimpleNamespace:
         imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=150)
     apply_btn = gr.Button("Apply", elem_id="apply-btn")
     apply_md = gr.Markdown(elem_id="apply-md")
-    apply_gallery = gr.Gallery(label="Applied: baseline vs patched", columns=4, height=300, object_fit="contain")
+    apply_gallery = gr.Gallery(
+        label="Applied: baseline vs patched", columns=4, height=300, object_fit="contain", elem_id="apply-gallery"
+    )
     apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
     with gr.Group(visible=push_allowed()):  # only with the user's own Hub token (see `push_allowed`)
         gr.Markdown(
@@ -154,5 +156,7 @@ def wire(ui: SimpleNamespace) -> None:
     """Connect the Results tab's components to their handlers."""
     listen(ui.refresh.click, show_results, [ui.ws], [ui.summary, ui.res_gallery, ui.downloads], ui.summary)
     apply_out = [ui.apply_md, ui.apply_gallery, ui.apply_out]
-    listen(ui.apply_btn.click, apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], apply_out, ui.apply_md)
+    # A failed apply empties the last apply's previews and zip: beside the error they would read as its result
+    listen(ui.apply_btn.click, apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], apply_out, ui.apply_md,
+           clear=apply_out[1:])  # fmt: skip
     listen(ui.share_btn.click, share_run, [ui.ws, ui.share_repo, ui.share_private], ui.share_md, ui.share_md)
