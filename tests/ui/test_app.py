@@ -96,9 +96,9 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
         names = zf.namelist()
     assert {"pair_heatmap.png", "pair_heatmap.svg", "ablation.png", "pair_heatmap.txt"} <= set(names)
     assert len(previews) == sum(n.endswith(".png") for n in names)
-    steps, svg, fmap, one, heat, top_rows, combo = guide.teach(ws)
+    steps, diagram, fmap, one, heat, top_rows, combo = guide.teach(ws)
     assert "56 ordered pairs" in steps and "All 65,280 pairs" in steps and "ms per image" in steps and len(one) == 2
-    assert "<svg" in svg and "256 channel maps" in svg
+    assert "aria-label='the pipeline'" in diagram and "256 channel maps" in diagram
     assert fmap.shape == (256, 256, 3) and len(top_rows) == 3 and heat is not None
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")

@@ -47,7 +47,8 @@ def _load(page, model: str | None = None, n_search: int | None = None) -> str:
         time.sleep(1)  # the model's hint switches data and weights to ones it can use
     if n_search:
         open_form(page)
-        number(page, "n-search", n_search)
+        number(page, "n-search", n_search)  # Load sends the slider's value once its change has gone through:
+        wait_text(page, "load-what", f", {n_search} search images")  # on a busy machine it lags
     return load(page)
 
 
