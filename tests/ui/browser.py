@@ -60,10 +60,12 @@ def fill(page, elem_id: str, value: str) -> None:
     box.press("Enter")
 
 
-def number(page, elem_id: str, value: int) -> None:
+def number(page, elem_id: str, value: int):
+    """Type `value` into a number box (or a slider's); the box, to read back what it shows."""
     box = page.locator(f"#{elem_id} input[type=number]").first
     box.fill(str(value))
     box.press("Enter")
+    return box
 
 
 def open_form(page) -> None:

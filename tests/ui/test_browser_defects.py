@@ -53,12 +53,12 @@ def _load(page, model: str | None = None, n_search: int | None = None) -> str:
         # network: the only handler that outputs the slider (the page-load reconnect) had already answered: the
         # loop is in the page (Gradio 6.31's slider), not in a handler of ours.
         for _ in range(3):
-            number(page, "n-search", n_search)
+            box = number(page, "n-search", n_search)
             try:
                 wait_text(page, "load-what", f", {n_search} search images", timeout=20)
                 break
             except AssertionError:
-                typed = page.locator("#n-search input[type=number]").first.input_value()
+                typed = box.input_value()
                 print(f"the search-images slider did not take {n_search} (its box shows {typed!r}); typing it again")
         else:
             raise AssertionError(f"the search-images slider never took {n_search}")
