@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..bundled import bundled
 from ..engine import AblationRow, Callbacks, Session, SessionConfig, ablate, compare_search_modes, run_search
 from ..engine.ablate import VERDICT_RULE, VERDICTS
 from ..engine.distributed import setup as setup_distributed
@@ -31,8 +32,6 @@ from ..runs.rundir import RunDir
 from ..runs.writers import read_run, save_ablation, write_comparison, write_run
 from ..training.demo import RECIPES, train_and_save
 from .parser import TRAIN_FLAGS, TRAIN_OUT, build_parser, parse_edit_flags, search_settings, session_config
-
-REPO = Path(__file__).resolve().parents[2]  # the repository: its assets/ folder holds the bundled datasets
 
 
 def _feature_cache(args: argparse.Namespace) -> FeatureCache | None:
@@ -103,21 +102,20 @@ def _describe(session: Session, say: Callable[[str], None], extra: str = "") -> 
         say(f"warning: {w}")
 
 
-def _check_data(data: str | None) -> None:
-    """A --data path that does not exist here but names one of the repository's bundled datasets (the README's
-    commands run from the repository root): say where that dataset is, rather than only that the path is missing."""
-    if not data or Path(data).exists() or Path(data).is_absolute():
-        return
-    bundled = REPO / data
-    if bundled.exists() and Path(data).parts[0] == "assets":
-        raise RedundancyError(
-            f"--data {data}: no such folder in {Path.cwd()}; the repository's bundled data is at {bundled} "
-            f"(give that path, or run from {REPO})."
-        )
+def _data(data: str | None) -> str | None:
+    """--data as given, or, where it names one of the bundled datasets as the README spells them
+    (`assets/domains/gray`) and no such folder is here, that bundled folder: the README's commands run anywhere."""
+    if not data or Path(data).exists():
+        return data
+    found = bundled(data)
+    if found is None:
+        return data
+    print(f"--data {data}: using the bundled dataset that ships with redundancy", file=sys.stderr)
+    return str(found)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    _check_data(args.data)
+    args.data = _data(args.data)
     settings = search_settings(args)  # checked when made, before any distributed set-up
     job = setup_distributed()  # None unless launched by torchrun
     if job and not settings.search_mode.exact:
@@ -166,7 +164,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    _check_data(args.data)
+    args.data = _data(args.data)
     settings = search_settings(args)
     if args.out:
         ensure_folder(Path(args.out))  # checked before the comparison runs, not after
@@ -200,7 +198,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_ablate(args: argparse.Namespace) -> int:
     zero_all = args.zero.strip().lower() == "all"
     edits = parse_edit_flags("" if zero_all else args.zero, args.swap, args.replace, args.scale)
-    _check_data(args.data)
+    args.data = _data(args.data)
     if args.run:
         config, _ = read_run(Path(args.run), verify=not args.unverified)
         cfg = SessionConfig.recorded(config["config"], device=args.device)
@@ -289,7 +287,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from ..report.share import fetch_run
 
-    _check_data(args.data)
+    args.data = _data(args.data)
     cache = FeatureCache(args.cache) if args.cache else None
     run = Path(args.run) if args.run else fetch_run(args.replacements)
     backend = None

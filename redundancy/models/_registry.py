@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import torch
 
+from ..bundled import DEMO_DIR
 from ..errors import ModelError
 from ..replace import ReplacementPatch
 from ._weights import DEMO_LABEL
@@ -21,7 +22,6 @@ from .base import Backend
 from .layers import BlockBackend
 
 HUB_SOURCE = "hub"  # --checkpoint hub: the registry's Hugging Face Hub copy of the official weights
-DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
 DEMO_MANIFEST = "models.json"  # in DEMO_DIR: each shipped demo checkpoint's file, sha256, base and training record
 DEFAULT_MODEL = "sam_tiny_demo"  # what the CLI and the app open with: shipped, so it works offline (not SAM)
 

@@ -19,7 +19,7 @@ from ..io import env_number
 from ..report.summary import format_seconds
 from ..tasks.base import LOSS
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: bundled data lives in its assets/
+ROOT = Path(__file__).resolve().parents[2]  # the repository (its benchmarks/ hold the committed paper report)
 
 
 POLL_S = env_number("REDUNDANCY_POLL_S", 0.7, float)

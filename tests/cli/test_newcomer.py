@@ -232,13 +232,19 @@ def test_a_mistake_gets_one_line_naming_the_real_problem(case, tmp_path, capsys)
     assert "interrupted" not in line and "class folder" not in line.split("reads as")[0]  # not the wrong problem
 
 
-def test_bundled_data_named_from_another_folder_says_where_it_is(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert main(["search", "--data", "assets/domains/gray", "--out", str(tmp_path / "o")]) == 2
-    line = _one_error_line(capsys.readouterr().err)
-    assert f"the repository's bundled data is at {ROOT / 'assets' / 'domains' / 'gray'}" in line
+def test_bundled_data_named_from_another_folder_is_the_bundled_folder(tmp_path, monkeypatch, capsys):
+    from redundancy.bundled import DOMAINS
+    from redundancy.cli.verbs import _data
+
+    monkeypatch.chdir(tmp_path)  # the README's `--data assets/...` from a folder with no assets/ of its own
+    assert _data("assets/domains/gray") == str(DOMAINS / "gray")
+    assert "using the bundled dataset" in capsys.readouterr().err
+    (tmp_path / "assets" / "domains" / "gray").mkdir(parents=True)  # a folder of the user's own comes first
+    assert _data("assets/domains/gray") == "assets/domains/gray"
+    for outside in ("assets/../../etc", "assets/no-such-domain"):
+        assert _data(outside) == outside  # not bundled: left as given, to be refused as missing
     assert main(["search", "--data", "assets/no-such-domain", "--out", str(tmp_path / "o")]) == 2
-    assert "no such file or folder" in _one_error_line(capsys.readouterr().err)  # not bundled: only missing
+    assert "no such file or folder" in _one_error_line(capsys.readouterr().err)
 
 
 # ---------- tables that say what their rows mean ----------

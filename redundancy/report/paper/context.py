@@ -8,17 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...bundled import DOMAINS, TASK_DOMAINS
 from ...engine import SearchResult, SearchSettings, Session, SessionConfig, run_search
 from ...engine.features import FeatureCache
 from ...errors import Cancelled
 from .sizes import PaperSize
 
-ASSETS = Path(__file__).resolve().parents[3] / "assets"
-
 
 def domain_path(task: str, domain: str) -> Path:
     """A bundled target domain: segmentation's assets/domains/<d>, classify / depth's assets/task_domains/."""
-    return ASSETS / "domains" / domain if task == "segment" else ASSETS / "task_domains" / task / domain
+    return DOMAINS / domain if task == "segment" else TASK_DOMAINS / task / domain
 
 
 @dataclass

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from ... import bundled
 from ...data.prompts import PROMPT_MODES
 from ...data.synthetic import TARGET_DOMAINS, TASK_DOMAINS
 from ...engine import SessionConfig
@@ -16,12 +17,10 @@ from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...models import REGISTRY
 from ...tasks import SEGMENT, task_names
-from ..common import ROOT, badge, blank, components, guard, listen, metric_choices
+from ..common import badge, blank, components, guard, listen, metric_choices
 from .ablation import sweep_estimate
 from .search import SEARCH_INPUTS, SEARCH_OUTPUTS, controls, follow, search_estimate, search_view
 
-SAMPLE = ROOT / "assets" / "sample"
-DOMAINS = ROOT / "assets" / "domains"
 WEIGHTS = [
     "random weights (seeded, for trying the tool)",
     "the model's own weights (the demo file shipped here, or the official download)",
@@ -33,12 +32,12 @@ CLASSIFY_SAMPLE = "classification sample (DINOv2: 5 shape classes, 120 images)"
 DEPTH_SAMPLE = "depth sample (DINOv2: 120 synthetic rooms)"
 # every bundled dataset choice -> (its folder, the task its targets serve)
 SAMPLES = {
-    **{DOMAIN + d: (DOMAINS / d, SEGMENT) for d in TARGET_DOMAINS},
-    BUNDLED: (SAMPLE, SEGMENT),
-    CLASSIFY_SAMPLE: (ROOT / "assets" / "classify_sample", "classify"),
-    DEPTH_SAMPLE: (ROOT / "assets" / "depth_sample", "depth"),
+    **{DOMAIN + d: (bundled.DOMAINS / d, SEGMENT) for d in TARGET_DOMAINS},
+    BUNDLED: (bundled.SAMPLE, SEGMENT),
+    CLASSIFY_SAMPLE: (bundled.CLASSIFY_SAMPLE, "classify"),
+    DEPTH_SAMPLE: (bundled.DEPTH_SAMPLE, "depth"),
     **{  # the DINOv2 demo model's shifted target domains
-        f"{task} domain: {d} (for dinov2_tiny_demo)": (ROOT / "assets" / "task_domains" / task / d, task)
+        f"{task} domain: {d} (for dinov2_tiny_demo)": (bundled.TASK_DOMAINS / task / d, task)
         for task, domains in TASK_DOMAINS.items()
         for d in domains
     },
@@ -51,7 +50,6 @@ LOAD_FIELDS = ("model", "weights", "ckpt", "ft", "seed", "source", "zip_in", "n_
                "layer")  # fmt: skip
 FILE_FIELDS = ("ckpt", "ft", "zip_in")  # uploads among them
 RESETS = ()  # what a new Load empties on this tab: nothing (Load itself refills its summary, gallery and pickers)
-HERO = ROOT / "assets" / "hero.png"  # a real search's result (assets/make_hero.py), the first screen's picture
 WHAT = (
     "**Some channels of a vision model's encoder hurt on new data.** This tool finds them and replaces each with "
     "a copy of a useful channel: the model adapts with **zero trained parameters**. The picture is a real run, "
@@ -63,7 +61,7 @@ def dataset_path(source: str, zip_file: str | None) -> Path:
     """The folder or zip a Dataset choice names."""
     if source == UPLOAD:
         return Path(zip_file)
-    return SAMPLES.get(source, (SAMPLE, None))[0]
+    return SAMPLES.get(source, (bundled.SAMPLE, None))[0]
 
 
 def parse_layer(text: str | None) -> int | None:
@@ -267,7 +265,9 @@ def build() -> SimpleNamespace:
             load_btn = gr.Button("Load", variant="primary", elem_id="load-btn", size="lg")
             load_what = gr.Markdown(load_summary(DEFAULT_MODEL, WEIGHTS[1], SOURCES[0], 50), elem_id="load-what")
         with gr.Column(scale=3, min_width=300):
-            gr.Image(str(HERO), show_label=False, interactive=False, buttons=[], elem_id="hero-img", container=False)
+            gr.Image(
+                str(bundled.HERO), show_label=False, interactive=False, buttons=[], elem_id="hero-img", container=False
+            )
     info = gr.Markdown(elem_id="load-info")
     with gr.Accordion("Model and data: change what Load opens", open=False, elem_id="form"), gr.Row():
         with gr.Column(min_width=280):

@@ -2,16 +2,21 @@
 
 PerSeg layout: Images/<object>/NN.jpg and Annotations/<object>/NN.png, 4 objects x 8 images,
 each a textured background with one object at a random place, size and colour.
-Rerun with `python assets/make_sample.py` to regenerate identical files.
+Rerun with `python scripts/make_sample.py` to regenerate identical files.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+
+from redundancy.bundled import ASSETS  # noqa: E402
 
 OBJECTS = ("disc", "star", "ring", "blob")
 PER_OBJECT = 8
@@ -78,4 +83,4 @@ def make(root: Path, seed: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    make(Path(__file__).parent / "sample")
+    make(ASSETS / "sample")

@@ -2,7 +2,7 @@
 
 PerSeg layout per domain: Images/<kind>/NN.jpg and Annotations/<kind>/NN.png, 5 object kinds x 24
 images = 120 images (a 50-image search set and a held-out set of 70). Rerun with
-`python assets/make_domains.py` to regenerate identical files.
+`python scripts/make_domains.py` to regenerate identical files.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from redundancy.bundled import ASSETS  # noqa: E402
 from redundancy.data.synthetic import TARGET_DOMAINS, write_perseg  # noqa: E402
 
 PER_KIND = 24
@@ -26,4 +27,4 @@ def make(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    make(Path(__file__).parent / "domains")
+    make(ASSETS / "domains")

@@ -5,7 +5,7 @@ depth_sample: images/NNN.jpg + depth/NNN.png (16-bit millimetres, 0 invalid), 12
 task_domains/classify/<domain>: the same classes in the shifted looks of the segmentation domains (gray,
 camouflage, texture), 5 x 30 images at 112 px (the DINOv2 demo's input size: nothing is resized).
 task_domains/depth/<domain>: 150 rooms restyled gray or texture (their depth as rendered), 112 px.
-Rerun with `python assets/make_task_samples.py` to regenerate identical files.
+Rerun with `python scripts/make_task_samples.py` to regenerate identical files.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from redundancy.bundled import ASSETS  # noqa: E402
 from redundancy.data.synthetic import TASK_DOMAINS, write_classes, write_depth  # noqa: E402
 
 PER_CLASS, DEPTH_IMAGES = 24, 120
@@ -37,4 +38,4 @@ def make(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    make(Path(__file__).parent)
+    make(ASSETS)

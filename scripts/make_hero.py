@@ -3,7 +3,7 @@
 A search with the demo model (`sam_tiny_demo`: trained by this repository on synthetic shapes, not SAM) on the
 gray domain (16 search images, every 8th channel, top 6, seed 0: the README's example), then baseline vs
 patched masks on the three held-out images whose IoU the found set changes most, each with its IoU, under the
-held-out mean over every held-out image. Rerun with `python assets/make_hero.py` (about a minute on 2 cores).
+held-out mean over every held-out image. Rerun with `python scripts/make_hero.py` (about a minute on 2 cores).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from redundancy.bundled import DOMAINS, HERO  # noqa: E402
 from redundancy.data import load_image  # noqa: E402
 from redundancy.engine import SearchSettings, Session, SessionConfig, run_search  # noqa: E402
 from redundancy.engine.features import FeatureCache  # noqa: E402
 from redundancy.replace import identity_map, set_map  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent
 TILE = 200  # pixels per picture
 
 
@@ -40,7 +40,7 @@ def _labelled(image: np.ndarray, text: str) -> Image.Image:
 
 
 def main() -> None:
-    cfg = SessionConfig(model="sam_tiny_demo", data=str(ROOT / "domains" / "gray"), search_images=16)
+    cfg = SessionConfig(model="sam_tiny_demo", data=str(DOMAINS / "gray"), search_images=16)
     session = Session.open(cfg, FeatureCache())
     result = run_search(session, SearchSettings(top_n=6, sources="every:8", targets="every:8"))
     best = result.combos.best_pairs
@@ -79,7 +79,7 @@ def main() -> None:
         draw.text((3, 2 + 18 * n), line, fill=(120, 40, 20) if line is note else (20, 20, 20), font=_font(13))
     for n, column in enumerate(columns):
         canvas.paste(column, (n * (TILE + 6), top))
-    canvas.quantize(96).save(ROOT / "hero.png", optimize=True)  # a palette keeps it small
+    canvas.quantize(96).save(HERO, optimize=True)  # a palette keeps it small
     print(title)
 
 

@@ -1,0 +1,25 @@
+"""Where the bundled data lives: the demo models, the sample sets and the demo domains ship inside the package
+(`redundancy/assets/`, package data of the wheel), so they are found from any folder after `pip install`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEMO_DIR = ASSETS / "demo"  # the shipped demo checkpoints and their models.json
+SAMPLE = ASSETS / "sample"  # the segmentation sample (PerSeg layout, random shapes)
+CLASSIFY_SAMPLE = ASSETS / "classify_sample"
+DEPTH_SAMPLE = ASSETS / "depth_sample"
+DOMAINS = ASSETS / "domains"  # segmentation's demo target domains
+TASK_DOMAINS = ASSETS / "task_domains"  # classify / depth's demo target domains, by task
+HERO = ASSETS / "hero.png"  # a real search's result (scripts/make_hero.py), the app's first picture
+
+
+def bundled(name: str | Path) -> Path | None:
+    """A path written as the repository spells it (`assets/domains/gray`) as the bundled folder it names, if it is
+    one (inside the bundled assets, so `assets/../x` names nothing); else None."""
+    parts = Path(name).parts
+    if not parts or parts[0] != "assets" or Path(name).is_absolute():
+        return None
+    path = ASSETS.joinpath(*parts[1:]).resolve()
+    return path if path.is_relative_to(ASSETS) and path.exists() else None
