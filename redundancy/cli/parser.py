@@ -212,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="VERB", help="one of:")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:  # a verb's own --help opens with what it does
-        return sub.add_parser(name, help=help, description=help, formatter_class=DEFAULTS)  # (not inherited)
+        verb = sub.add_parser(name, help=help, description=help, formatter_class=DEFAULTS)  # (not inherited)
+        talk = verb.add_mutually_exclusive_group()
+        talk.add_argument("-v", "--verbose", action="count", default=0, help="say more (-vv: debug); the full "
+                          "log always goes to <cache>/logs/redundancy.log")  # fmt: skip
+        talk.add_argument("-q", "--quiet", action="store_true", help="print errors only (no warnings)")
+        return verb
 
     m = add("models", help="list the model registry")
     m.add_argument("--json", action="store_true", help="print the registry as JSON")

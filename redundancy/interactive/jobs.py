@@ -7,6 +7,7 @@ moves `state` through its stages (`enter_stage`), and a UI polls `state` and set
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Cancelled, RedundancyError
+from ..logs import incident
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class JobState:
 
 
 class Job:
-    """Runs `fn(state, cancel)` in a thread; errors become readable text, never lost tracebacks."""
+    """Runs `fn(state, cancel)` in a thread; errors become one readable line, a bug's traceback goes to the log."""
 
     def __init__(self, fn: Callable[[JobState, threading.Event], Any], kind: str = "job"):
         self.kind = kind  # what it is ("search", "sweep", "compare"): a reconnecting page shows it again
@@ -90,10 +94,15 @@ class Job:
             self.result = fn(self.state, self.cancel)
         except Cancelled:
             self.state.cancelled = True
+            log.info("%s job cancelled at %s", self.kind, self.state.stage)
         except RedundancyError as e:
             self.state.error = str(e)
-        except Exception as e:  # an unexpected failure must still reach the user as one line
-            self.state.error = f"unexpected error ({e.__class__.__name__}: {e}); finished results are kept."
+            log.info("%s job stopped: %s", self.kind, e)
+        except Exception as e:  # a bug: one line for the user, the traceback in the log under a reference
+            ref = incident(log, f"{self.kind} job failed in '{self.state.stage}'")
+            self.state.error = (
+                f"unexpected error ({e.__class__.__name__}: {e}); finished results are kept (log reference {ref})."
+            )
         finally:
             self.state.finished = True
 
