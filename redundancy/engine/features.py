@@ -7,6 +7,7 @@ encoding), so a run gives the same numbers whether or not its features were cach
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import threading
@@ -20,6 +21,8 @@ from ..errors import Cancelled, ModelError, RunError
 from ..io import cache_dir
 from ..io import sha256_file as file_sha256
 from ..models import FEATURES, Backend
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = "v2"  # bump when preprocessing changes, so old entries are not reused
 
@@ -99,6 +102,7 @@ class FeatureCache:
             out.append(cached)
             if on_progress:
                 on_progress(k + 1, len(image_paths))
+        log.debug("encoded %d images of %s: %d from the cache, %d new", len(out), backend.name, self.hits, self.misses)
         return {key: torch.stack([o[key] for o in out]).to(backend.device, torch.float32) for key in out[0]}
 
     def features(self, backend: Backend, image_paths: list[Path], on_progress=None) -> torch.Tensor:

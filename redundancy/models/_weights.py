@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import tempfile
@@ -11,6 +12,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import torch
 from safetensors.torch import load_file as load_safetensors
@@ -19,6 +21,8 @@ from tqdm import tqdm
 from ..errors import WeightsError
 from ..io import cache_dir
 from ..io import sha256_file as sha256_of
+
+log = logging.getLogger(__name__)
 
 DEMO_LABEL = "demo model trained by this repository on synthetic shapes: not SAM"
 
@@ -40,16 +44,18 @@ class WeightsInfo:
     def label(self) -> str:
         if self.kind == "random":
             base = f"random weights (seed {self.seed})"
-        elif self.kind == "demo":
-            base = f"{self.note or DEMO_LABEL} (sha256:{self.sha256[:12]})"
-        elif self.hub:
-            h = self.hub
-            at = (h.get("commit") or h.get("revision") or "?")[:12]
-            base = f"hf://{h['repo']}/{h['file']}@{at} sha256:{self.sha256[:12]}"
-            if h.get("same_as_official_file"):
-                base += " (byte for byte Meta's official file)"
         else:
-            base = f"checkpoint sha256:{self.sha256[:12]}"
+            assert self.sha256 is not None, "the loader hashes every file it reads"
+            if self.kind == "demo":
+                base = f"{self.note or DEMO_LABEL} (sha256:{self.sha256[:12]})"
+            elif self.hub:
+                h = self.hub
+                at = (h.get("commit") or h.get("revision") or "?")[:12]
+                base = f"hf://{h['repo']}/{h['file']}@{at} sha256:{self.sha256[:12]}"
+                if h.get("same_as_official_file"):
+                    base += " (byte for byte Meta's official file)"
+            else:
+                base = f"checkpoint sha256:{self.sha256[:12]}"
         if self.finetuned:
             base += f" + {self.finetuned['kind']} fine-tune sha256:{self.finetuned['sha256'][:12]}"
         return base
@@ -87,6 +93,7 @@ OFFLINE_FIX = (
 def download(url: str, sha256: str | None, dest: Path, progress: bool = True, offline_fix: str = OFFLINE_FIX) -> Path:
     """Download `url` to `dest` with a progress bar; verify sha256 (when published) before it appears; a failed
     connection says `offline_fix`."""
+    log.info("downloading %s to %s", url, dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
     tmp = Path(tmp_name)
@@ -118,6 +125,7 @@ def fetch(url: str, sha256: str | None, progress: bool = True, offline_fix: str 
     if dest.exists():
         if sha256 is None or sha256_of(dest) == sha256:
             return dest
+        log.warning("cached %s does not match its sha256; downloading it again", dest.name)
         dest.unlink()  # a stale or corrupted cached copy: fetch it again
     return download(url, sha256, dest, progress, offline_fix)
 
@@ -292,7 +300,7 @@ class HubRef:
         return cls("/".join(parts[:2]), "/".join(parts[2:]) or None, revision or None)
 
 
-def is_hub(spec: object) -> bool:
+def is_hub(spec: object) -> TypeGuard[str]:
     """Whether a checkpoint argument names a Hub file (hf://...)."""
     return isinstance(spec, str) and spec.startswith(HUB_SCHEME)
 
