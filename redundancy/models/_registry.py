@@ -10,14 +10,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 
 from ..bundled import DEMO_DIR
 from ..errors import ModelError
 from ..replace import ReplacementPatch
-from ._weights import DEMO_LABEL
+from ._weights import DEMO_LABEL, WeightsInfo
 from .base import Backend
 from .layers import BlockBackend
 
@@ -43,6 +43,12 @@ class ModelSpec:
     weights_note: str | None = None  # a shipped demo model's label: what its weights are (and are not)
 
 
+class BackendMaker(Protocol):
+    """A `Backend` subclass as `Family.make_backend` calls it: over a built, loaded model of the family's own class."""
+
+    def __call__(self, name: str, model: Any, weights: WeightsInfo, device: torch.device) -> Backend: ...
+
+
 class Family(ABC):
     """What one model family knows: its backend, its checkpoints' layout, the hooks `patch` and `--layer` use.
 
@@ -51,10 +57,10 @@ class Family(ABC):
 
     name: ClassVar[str]  # as `ModelSpec.family` names it
     label: ClassVar[str]  # as papers and model cards name it: "SAM", "DINOv2", ...
-    backend: ClassVar[type[Backend]]
+    backend: ClassVar[BackendMaker]
     block_backend: ClassVar[type[BlockBackend]]  # the backend split after an encoder block (`--layer`)
 
-    def make_backend(self, name: str, model: torch.nn.Module, weights, device: torch.device) -> Backend:
+    def make_backend(self, name: str, model: torch.nn.Module, weights: WeightsInfo, device: torch.device) -> Backend:
         """The backend over a built, loaded model."""
         backend = self.backend(name, model, weights, device)
         backend.family = self
@@ -96,6 +102,7 @@ class Family(ABC):
     def block_patch(self, model: torch.nn.Module, pairs: list[tuple], block: int) -> ReplacementPatch:
         """A live patch on the output of encoder block `block` of a user's model."""
         blocks = self.blocks(model)
+        assert blocks is not None, "callers check the model's blocks first (layers.patchable_blocks)"
         return ReplacementPatch(blocks[block], pairs, self.block_width(blocks, block), remap=self.block_remap)
 
     @staticmethod

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from ..data.prompts import Prompt
 from ..replace import ReplacementPatch
+from ..tasks.heads import Head
 from ._weights import WeightsInfo
 
 MASK_CHOICES = ("single", "best")
@@ -45,6 +48,21 @@ class DecodeContext:
 FEATURES = "features"  # the key of the replaced tensor in `Backend.encode`'s output
 
 
+class FamilyHooks(Protocol):
+    """What a backend and the encoder split ask of their family (`_registry.Family` implements it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def block_backend(self) -> Callable[[Backend, int, torch.nn.ModuleList], Backend]: ...
+    def patch(self, model: torch.nn.Module, pairs: list[tuple]) -> ReplacementPatch: ...
+    def blocks(self, model: torch.nn.Module) -> torch.nn.ModuleList | None: ...
+    def block_width(self, blocks: torch.nn.ModuleList, block: int) -> int: ...
+    def block_patch(self, model: torch.nn.Module, pairs: list[tuple], block: int) -> ReplacementPatch: ...
+
+
 class Backend(ABC):
     """A frozen model split at the tensor the search edits (its encoder output).
 
@@ -59,8 +77,8 @@ class Backend(ABC):
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
     image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
     tasks: tuple[str, ...] = ("segment",)  # what its head does (task names)
-    head: torch.nn.Module | None = None  # a head the session attaches (DINOv2); SAM's decoder is its own
-    family = None  # its `Family` (set when the registry builds it): patch hooks and encoder blocks
+    head: Head | None = None  # a head the session attaches (DINOv2); SAM's decoder is its own
+    family: FamilyHooks | None = None  # its `Family` (set when the registry builds it): patch hooks and encoder blocks
 
     encode_batch = 4  # images per encoder call
 
@@ -105,7 +123,7 @@ class Backend(ABC):
     def upscale(self, logits: torch.Tensor, meta: ImageMeta) -> torch.Tensor:
         """Low-res logits (V, h', w') of one image -> logits at its original size (V, H, W)."""
 
-    def attach_head(self, module: torch.nn.Module) -> None:
+    def attach_head(self, module: Head) -> None:
         """Score with this head from now on (a session attaches its head once, before anything decodes)."""
         self.head = module
 
@@ -135,6 +153,7 @@ class Backend(ABC):
 
     def patch(self, pairs: list[tuple[int, int]]) -> ReplacementPatch:
         """A live forward-hook patch applying `pairs` to this model's encoder output (its family's hook)."""
+        assert self.family is not None, "a backend is made by its family (Family.make_backend)"
         return self.family.patch(self.model, pairs)
 
     def batch_context(self, context: DecodeContext) -> DecodeContext:

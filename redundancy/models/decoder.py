@@ -18,16 +18,29 @@ sub-pixel layout (`upscale_masks`). Results equal the package's modules up to fl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import torch
 from torch import Tensor, nn
 
+if TYPE_CHECKING:  # the two packages' own module classes (untyped packages: mypy reads them as Any)
+    from sam2.modeling.sam import mask_decoder as sam2_mask_decoder
+    from sam2.modeling.sam import transformer as sam2_transformer
+    from segment_anything.modeling import mask_decoder as sam_mask_decoder
+    from segment_anything.modeling import transformer as sam_transformer
 
-def _heads(attn: nn.Module) -> tuple[int, int]:
+    Attention: TypeAlias = sam_transformer.Attention | sam2_transformer.Attention
+    TwoWayAttentionBlock: TypeAlias = sam_transformer.TwoWayAttentionBlock | sam2_transformer.TwoWayAttentionBlock
+    TwoWayTransformer: TypeAlias = sam_transformer.TwoWayTransformer | sam2_transformer.TwoWayTransformer
+    MaskDecoder: TypeAlias = sam_mask_decoder.MaskDecoder | sam2_mask_decoder.MaskDecoder
+
+
+def _heads(attn: Attention) -> tuple[int, int]:
     """(heads, head dim) of a SAM / SAM2 `Attention` module."""
     return attn.num_heads, attn.internal_dim // attn.num_heads
 
 
-def token_to_image(attn: nn.Module, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+def token_to_image(attn: Attention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """`attn(q=q, k=k, v=v)` for token queries q (R, T, C) over image keys k, values v (R, N, C)."""
     heads, d = _heads(attn)
     r, t, _ = q.shape
@@ -41,7 +54,7 @@ def token_to_image(attn: nn.Module, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return attn.out_proj(o)
 
 
-def image_to_token(attn: nn.Module, q: Tensor, k: Tensor, v: Tensor, base: Tensor) -> Tensor:
+def image_to_token(attn: Attention, q: Tensor, k: Tensor, v: Tensor, base: Tensor) -> Tensor:
     """`base + attn(q=q, k=k, v=v)` for image queries q (R, N, C) over token keys k, values v (R, T, C)."""
     heads, d = _heads(attn)
     r, t, _ = k.shape
@@ -59,7 +72,9 @@ def image_to_token(attn: nn.Module, q: Tensor, k: Tensor, v: Tensor, base: Tenso
     return torch.baddbmm(base, a, vw + attn.out_proj.bias / heads)
 
 
-def _block(layer: nn.Module, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor) -> tuple[Tensor, Tensor]:
+def _block(
+    layer: TwoWayAttentionBlock, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor
+) -> tuple[Tensor, Tensor]:
     """`TwoWayAttentionBlock.forward` with re-associated cross-attentions."""
     if layer.skip_first_layer_pe:
         queries = layer.self_attn(q=queries, k=queries, v=queries)
@@ -74,7 +89,7 @@ def _block(layer: nn.Module, queries: Tensor, keys: Tensor, query_pe: Tensor, ke
     return queries, keys
 
 
-def two_way(transformer: nn.Module, image: Tensor, image_pe: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
+def two_way(transformer: TwoWayTransformer, image: Tensor, image_pe: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
     """`TwoWayTransformer.forward(image, image_pe, tokens)`: image (R, C, h, w), pe (1 or R, C, h, w)."""
     keys = image.flatten(2).transpose(1, 2).contiguous()  # (R, N, C); free for channels-last input
     pe = image_pe.flatten(2).transpose(1, 2)
@@ -88,6 +103,7 @@ def two_way(transformer: nn.Module, image: Tensor, image_pe: Tensor, tokens: Ten
 def _subpixel_weight(deconv: nn.ConvTranspose2d) -> tuple[Tensor, Tensor]:
     """A 2x2 stride-2 transposed conv as one matrix: (C_in, 4 * C_out) ordered (a, b, C_out), bias."""
     w = deconv.weight.permute(0, 2, 3, 1).reshape(deconv.in_channels, -1)
+    assert deconv.bias is not None, "SAM's and SAM2's upscaling deconvolutions have biases"
     return w, deconv.bias.repeat(4)
 
 
@@ -124,7 +140,9 @@ def upscale_masks(
     the small mask tensor is rearranged to image layout. `skips` are SAM2's high-res features
     [(R, c2, 4h, 4w), (R, c1, 2h, 2w)] (or already `to_subpixel`), added before each activation.
     """
+    ln1: Any  # the packages' LayerNorm2d (untyped)
     dc1, ln1, act1, dc2, act2 = upscaling
+    assert isinstance(dc1, nn.ConvTranspose2d) and isinstance(dc2, nn.ConvTranspose2d)
     r = keys.shape[0]
     w1, b1 = _subpixel_weight(dc1)
     y = torch.addmm(b1, keys.reshape(-1, keys.shape[-1]), w1).view(r, -1, dc1.out_channels)  # (R, 4N, c1)
@@ -139,7 +157,7 @@ def upscale_masks(
 
 
 def predict_masks(
-    decoder: nn.Module, image: Tensor, image_pe: Tensor, tokens: Tensor, first: int, skips: list[Tensor] | None = None
+    decoder: MaskDecoder, image: Tensor, image_pe: Tensor, tokens: Tensor, first: int, skips: list[Tensor] | None = None
 ) -> tuple[Tensor, Tensor]:
     """A SAM / SAM2 `MaskDecoder.predict_masks` body, one row per (image, prompt): (masks, tokens out).
 
@@ -149,4 +167,5 @@ def predict_masks(
     hs, keys = two_way(decoder.transformer, image, image_pe, tokens)
     mask_tokens = hs[:, first : first + decoder.num_mask_tokens]
     hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], 1)
-    return upscale_masks(decoder.output_upscaling, keys, image.shape[-2:], hyper, skips), hs
+    h, w = image.shape[-2:]
+    return upscale_masks(decoder.output_upscaling, keys, (h, w), hyper, skips), hs

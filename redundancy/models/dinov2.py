@@ -5,6 +5,8 @@ and their Hub copies, and its registry entries. The backend, patch hook and bloc
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
@@ -14,7 +16,7 @@ from .vit import TimmVitFamily
 INPUT_SIZE = 224  # DINOv2's linear-evaluation resolution: a 16 x 16 patch grid
 
 # timm's DINOv2 architectures (its `vit_*_patch14_dinov2` models): width, depth, heads, MLP.
-CONFIGS = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "s": dict(embed_dim=384, depth=12, num_heads=6),
     "b": dict(embed_dim=768, depth=12, num_heads=12),
     "l": dict(embed_dim=1024, depth=24, num_heads=16),

@@ -19,7 +19,8 @@ import torch
 
 from ..errors import ConfigError, ReplacementError
 from ..replace import ReplacementPatch, apply_map
-from .base import Backend, DecodeContext, ImageMeta
+from ..tasks.heads import Head
+from .base import Backend, DecodeContext, FamilyHooks, ImageMeta
 
 
 def remap_channels_last(out: torch.Tensor, f) -> torch.Tensor:
@@ -41,7 +42,10 @@ def check_block(blocks: torch.nn.ModuleList, block: int, model: str) -> int:
 class BlockBackend(Backend):
     """A backend split after encoder block `block` instead of at the encoder output (see the module doc)."""
 
+    family: FamilyHooks  # the base backend's, which knows its blocks (`at_block` splits no other)
+
     def __init__(self, base: Backend, block: int, blocks: torch.nn.ModuleList):
+        assert base.family is not None, "at_block splits only a backend whose family has blocks"
         self.base, self.blocks, self.family = base, blocks, base.family
         self.block = check_block(blocks, block, base.name)
         self.name, self.weights, self.device, self.model = base.name, base.weights, base.device, base.model
@@ -51,10 +55,14 @@ class BlockBackend(Backend):
         self.encode_batch = base.encode_batch
 
     @property
-    def head(self):  # a head lives on the wrapped backend, which decodes
+    def head(self) -> Head | None:  # a head lives on the wrapped backend, which decodes
         return self.base.head
 
-    def attach_head(self, module: torch.nn.Module) -> None:
+    @head.setter
+    def head(self, module: Head | None) -> None:
+        self.base.head = module
+
+    def attach_head(self, module: Head) -> None:
         self.base.attach_head(module)
 
     def preprocess(self, image):
@@ -90,7 +98,9 @@ class BlockBackend(Backend):
     def decode(
         self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
     ) -> torch.Tensor:
-        return self.base.decode(self.rest(feats, context.extras), context, mask_choice, reference)
+        out = self.rest(feats, context.extras)
+        assert isinstance(out, torch.Tensor), "a split whose rest returns extras decodes them itself (HieraBlocks)"
+        return self.base.decode(out, context, mask_choice, reference)
 
 
 def output_backend(backend: Backend) -> Backend:
@@ -105,12 +115,12 @@ def at_block(backend: Backend, block: int | None) -> Backend:
         return backend
     family = getattr(backend, "family", None)
     blocks = family.blocks(backend.model) if family is not None else None
-    if blocks is None:
+    if family is None or blocks is None:
         raise ConfigError(
             f"replacement inside the encoder (a layer) is not available for {backend.name}'s encoder; leave the "
             "layer unset."
         )
-    return backend.family.block_backend(backend, block, blocks)
+    return family.block_backend(backend, block, blocks)
 
 
 def patchable_blocks(family, model: torch.nn.Module, block: int) -> torch.nn.ModuleList:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ReplacementError
-from ..replace import ReplacementPatch, load_replacements
+from ..replace import ReplacementPatch, load_replacements, recorded_layer
 from ._registry import FAMILIES
 from .layers import patchable_blocks
 
@@ -27,6 +27,7 @@ def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | 
         layer = _recorded_layer(pairs)
     if layer is not None:
         blocks = patchable_blocks(family, model, layer)
+        assert family is not None  # patchable_blocks raised otherwise
         if isinstance(pairs, (str, Path)):
             pairs = load_replacements(pairs, channels=family.block_width(blocks, layer))
         return family.block_patch(model, pairs, layer)
@@ -44,7 +45,7 @@ def _recorded_layer(path: str | Path) -> int | None:
     """The encoder block a replacements.json was found at (None: the encoder output, or an unreadable file,
     which `load_replacements` then reports)."""
     try:
-        layer = json.loads(Path(path).read_text()).get("layer")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError):
         return None
-    return layer if isinstance(layer, int) and not isinstance(layer, bool) else None
+    return recorded_layer(data, Path(path).name) if isinstance(data, dict) else None  # an odd value: one line

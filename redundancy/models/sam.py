@@ -85,6 +85,8 @@ def build_sam(cfg: SamConfig) -> Sam:
 class SamBackend(Backend):
     """SAM split at `image_encoder` output (`image_embeddings`, (B, 256, 64, 64) at full size)."""
 
+    model: Sam
+
     def __init__(self, name: str, model: Sam, weights: WeightsInfo, device: torch.device):
         self.name = name
         self.model = model.to(device).eval().requires_grad_(False)
@@ -104,8 +106,9 @@ class SamBackend(Backend):
         return {FEATURES: self.model.image_encoder(batch)}
 
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
-        size = self.transform.get_preprocess_shape(original_hw[0], original_hw[1], self.transform.target_length)
-        return ImageMeta(tuple(original_hw), tuple(size))
+        h, w = original_hw
+        input_h, input_w = self.transform.get_preprocess_shape(h, w, self.transform.target_length)
+        return ImageMeta((h, w), (input_h, input_w))
 
     @torch.no_grad()
     def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
@@ -165,6 +168,8 @@ class SamBackend(Backend):
 class VitBlocks(BlockBackend):
     """SAM's ViT encoder split after block k: its output (B, D, h, w), D the ViT's width (768 for ViT-B, not the
     neck's 256); the rest is the later blocks and the neck."""
+
+    model: Sam
 
     def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         enc = self.model.image_encoder

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sam2.build_sam import build_sam2
+from sam2.modeling.sam2_base import SAM2Base
 from sam2.utils.transforms import SAM2Transforms
 
 from ..data.prompts import Prompt
@@ -62,7 +63,9 @@ def build(config: str, overrides: list[str] | None = None) -> torch.nn.Module:
 class Sam2Backend(Backend):
     """SAM2 split at `image_embed` (+ no_mem_embed); high-res features ride along as decoder context."""
 
-    def __init__(self, name: str, model: torch.nn.Module, weights: WeightsInfo, device: torch.device):
+    model: SAM2Base
+
+    def __init__(self, name: str, model: SAM2Base, weights: WeightsInfo, device: torch.device):
         self.name = name
         self.model = model.to(device).eval().requires_grad_(False)
         self.weights = weights
@@ -91,7 +94,8 @@ class Sam2Backend(Backend):
 
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
         size = self.model.image_size
-        return ImageMeta(tuple(original_hw), (size, size))
+        h, w = original_hw
+        return ImageMeta((h, w), (size, size))
 
     @torch.no_grad()
     def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
@@ -160,7 +164,7 @@ class Sam2Backend(Backend):
     image_path = IMAGE_PATH
 
 
-def backbone_from_trunk(model: torch.nn.Module, outputs: list[torch.Tensor]) -> dict:
+def backbone_from_trunk(model: SAM2Base, outputs: list[torch.Tensor]) -> dict:
     """What `model.forward_image` returns, from the Hiera trunk's stage outputs: the package's own steps after
     the trunk (FPN neck, scalp, the decoder's high-res projections), for a trunk resumed after a block."""
     encoder = model.image_encoder
@@ -173,7 +177,7 @@ def backbone_from_trunk(model: torch.nn.Module, outputs: list[torch.Tensor]) -> 
     return {"vision_features": features[-1], "vision_pos_enc": pos, "backbone_fpn": features}
 
 
-def sam2_patch(model: torch.nn.Module, pairs: list[tuple[int, int]]) -> ReplacementPatch:
+def sam2_patch(model: SAM2Base, pairs: list[tuple[int, int]]) -> ReplacementPatch:
     """Live patch for a SAM2 model (e.g. under your own SAM2ImagePredictor).
 
     The image encoder's lowest-resolution output X gets `no_mem_embed` (e) added later by the
@@ -196,6 +200,9 @@ STAGE = "stage_"  # extras: the outputs of the stages that end before the split 
 class HieraBlocks(BlockBackend):
     """SAM2's Hiera trunk split after block k; earlier stages' outputs are cached extras for the FPN neck."""
 
+    model: SAM2Base
+    base: Sam2Backend
+
     def _emits(self, i: int) -> bool:
         trunk = self.model.image_encoder.trunk
         return i == trunk.stage_ends[-1] or (i in trunk.stage_ends and trunk.return_interm_layers)
@@ -204,7 +211,7 @@ class HieraBlocks(BlockBackend):
         trunk = self.model.image_encoder.trunk  # Hiera.forward, stopped after block k
         x = trunk.patch_embed(batch)
         x = x + trunk._get_pos_embed(x.shape[1:3])
-        out = {}
+        out: dict[str, torch.Tensor] = {}
         for i, blk in enumerate(self.blocks[: self.block + 1]):
             x = blk(x)
             if i < self.block and self._emits(i):
@@ -213,7 +220,8 @@ class HieraBlocks(BlockBackend):
 
     def rest(self, feats: torch.Tensor, extras: dict | None = None) -> dict[str, torch.Tensor]:
         """Block-k features -> the SAM2 backend's features and high-res skips (plain layout)."""
-        stages = sorted((k for k in (extras or {}) if k.startswith(STAGE)), key=lambda k: int(k[len(STAGE) :]))
+        extras = extras or {}
+        stages = sorted((k for k in extras if k.startswith(STAGE)), key=lambda k: int(k[len(STAGE) :]))
         outputs = [extras[k] for k in stages]
         if self._emits(self.block):
             outputs.append(feats)
@@ -257,7 +265,7 @@ class Sam2Family(Family):
 
     def blocks(self, model):
         trunk = getattr(getattr(model, "image_encoder", None), "trunk", None)  # SAM2Base's Hiera
-        return trunk.blocks if hasattr(trunk, "stage_ends") else None
+        return trunk.blocks if trunk is not None and hasattr(trunk, "stage_ends") else None
 
     def block_width(self, blocks, block):
         return blocks[block].dim_out

@@ -20,6 +20,7 @@ from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_
 from ..data.prompts import Prompt
 from ..errors import ModelError
 from ..replace import ReplacementPatch, apply_map
+from ..tasks.heads import Head
 from ._registry import Family
 from ._weights import WeightsInfo
 from .base import FEATURES, Backend, DecodeContext, ImageMeta
@@ -32,6 +33,7 @@ class TimmVitBackend(Backend):
     """A frozen timm ViT encoder split at its last normed tokens, with a head chosen by the task."""
 
     tasks = ("classify", "depth")
+    model: VisionTransformer
 
     def __init__(
         self,
@@ -50,7 +52,7 @@ class TimmVitBackend(Backend):
         self.input_size = model.patch_embed.img_size[0]
         self.grid = tuple(model.patch_embed.grid_size)
         self.mean, self.std = mean, std  # the normalisation the weights were trained with
-        self.head: torch.nn.Module | None = None  # attached by the session: a classifier or a depth head
+        self.head: Head | None = None  # attached by the session: a classifier or a depth head
         self.image_path = ("",)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
@@ -70,7 +72,8 @@ class TimmVitBackend(Backend):
         return {FEATURES: self.tokens(self.model.forward_features(batch))}
 
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
-        return ImageMeta(tuple(original_hw), (self.input_size, self.input_size))
+        h, w = original_hw
+        return ImageMeta((h, w), (self.input_size, self.input_size))
 
     def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
         if any(p.box or p.point for p in prompts):
@@ -81,7 +84,7 @@ class TimmVitBackend(Backend):
     def batch_context(self, context: DecodeContext) -> DecodeContext:
         return context
 
-    def _head(self) -> torch.nn.Module:
+    def _head(self) -> Head:
         if self.head is None:
             raise ModelError(f"{self.name} has no head yet: open a session with a classify or depth dataset.")
         return self.head
@@ -117,6 +120,9 @@ class TimmBlocks(BlockBackend):
     """A timm ViT split after block k: every token (class, registers, patches: the later blocks read them all),
     laid out (B, D, 1, T); the rest is the later blocks, the final norm and the head, which is fitted on the
     encoder output exactly as without a layer (the same head)."""
+
+    model: VisionTransformer
+    base: TimmVitBackend
 
     def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model  # timm's forward_features, stopped after block k

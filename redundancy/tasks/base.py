@@ -23,6 +23,7 @@ import torch
 
 from ..data import Dataset, Sample
 from ..errors import ConfigError, DataError
+from .heads import Head
 
 LOSS = "loss"  # every task's second metric: its training-style loss, lower is better
 
@@ -174,11 +175,11 @@ class Task(ABC):
 
     # ---- the head ----
 
-    def fit_head(self, backend, feats: torch.Tensor, targets: list, classes: tuple[str, ...]):
+    def fit_head(self, backend, feats: torch.Tensor, targets: list, classes: tuple[str, ...]) -> tuple[Head, str]:
         """(head module, how it was fitted) on a head split's encoder features and targets."""
         raise ConfigError(f"the {self.name} task uses the model's own decoder; it has no head to fit.")
 
-    def head_from_state(self, state: dict, backend, classes: tuple[str, ...]) -> torch.nn.Module:
+    def head_from_state(self, state: dict, backend, classes: tuple[str, ...]) -> Head:
         """A head module from a saved state dict (weight, bias), checked against the model and the data."""
         raise ConfigError(f"the {self.name} task uses the model's own decoder; it takes no head file.")
 

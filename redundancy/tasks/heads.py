@@ -14,6 +14,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,9 @@ def _stored(t: torch.Tensor) -> torch.Tensor:
 
 class LinearClassifier(torch.nn.Module):
     """logits = W [cls, mean patch] + b over the last block's normed tokens (DINOv2's linear evaluation)."""
+
+    weight: torch.Tensor  # (K, R * C), a buffer
+    bias: torch.Tensor  # (K,), a buffer
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, channels: int, classes: list[str]):
         super().__init__()
@@ -83,6 +87,9 @@ class LinearClassifier(torch.nn.Module):
 class LinearDepth(torch.nn.Module):
     """depth(patch) = w_p . x_patch + w_c . x_cls + b, in metres, on the patch grid (upsampled bilinearly)."""
 
+    weight: torch.Tensor  # (2 * C,): patch token, class token; a buffer
+    bias: torch.Tensor  # (), a buffer
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, channels: int, grid: tuple[int, int]):
         super().__init__()
         if weight.shape != (2 * channels,) or bias.numel() != 1:
@@ -118,6 +125,9 @@ class LinearDepth(torch.nn.Module):
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"weight": self.weight.float(), "bias": self.bias.float().reshape(1)}
+
+
+Head: TypeAlias = LinearClassifier | LinearDepth  # what a session attaches to a backend that needs a head
 
 
 def fit_classifier(
@@ -199,7 +209,7 @@ class HeadInfo:
         return {**vars(self), "label": self.label}
 
 
-def head_sha256(module: torch.nn.Module) -> str:
+def head_sha256(module: Head) -> str:
     """sha256 over a head's state (names, shapes, float32 bytes), as saved."""
     h = hashlib.sha256()
     for name, t in sorted(module.state().items()):
