@@ -217,7 +217,7 @@ def test_killed_depth_search_resumes_identically(tmp_path):
 def test_task_samples_regenerate_identically(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make", ROOT / "assets" / "make_task_samples.py")
+    spec = importlib.util.spec_from_file_location("make", ROOT / "scripts" / "make_task_samples.py")
     make = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make)
     make.make(tmp_path)

@@ -86,7 +86,7 @@ def test_a_modified_demo_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_target_domains_regenerate_identically(tmp_path):
-    import assets.make_domains as make_domains
+    import scripts.make_domains as make_domains
 
     domain = "gray"
     synthetic.write_perseg(tmp_path, domain, make_domains.PER_KIND, make_domains.SEEDS[domain])
