@@ -326,6 +326,33 @@ def parse_replacements(data: object, source: str, model: str | None = None, chan
     return validate_pairs(pairs, channels or 10**9)
 
 
+def recorded_layer(data: dict, source: str) -> int | None:
+    """The encoder block a decoded replacements.json records (None: the encoder output); one line for an odd value."""
+    layer = data.get("layer")
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 0):
+        raise ReplacementError(
+            f"{source} records encoder block {json.dumps(layer)}, which is not a block number (0, 1, ...); "
+            "use the replacements.json a search wrote."
+        )
+    return layer
+
+
+def check_block(data: dict, source: str, layer: int | None) -> None:
+    """Refuse a set found at another encoder block than the one it would be applied at (`layer`; None: the encoder
+    output): the same channel numbers name other features there."""
+    found = recorded_layer(data, source)
+    if found != layer:
+
+        def where(k: int | None) -> str:
+            return "the encoder output" if k is None else f"encoder block {k}"
+
+        raise ReplacementError(
+            f"{source} was found at {where(found)}, but this model replaces at {where(layer)}, where its channel "
+            f"numbers name other features; load the model at {where(found)} (the app's encoder block field: "
+            f"{'empty' if found is None else found}) to apply it."
+        )
+
+
 def load_replacements(path: str | Path, model: str | None = None, channels: int | None = None) -> list[tuple]:
     """Pairs from a replacements.json file, checked against the model and channel count it is used with."""
     path = Path(path)

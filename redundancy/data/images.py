@@ -49,7 +49,9 @@ def open_image(path: Path, image: bool = True) -> Image.Image:
     """The image (or mask), loaded and turned upright by its EXIF orientation tag (as viewers show it)."""
     try:
         img = Image.open(path)
-        _check_size(path, *upright_size(img), image)
+        # the header's size, before anything decodes pixels (a PNG's EXIF lookup decodes them all); the limits
+        # do not depend on orientation
+        _check_size(path, *img.size, image)
         img.load()
         return ImageOps.exif_transpose(img)
     except DataError:

@@ -421,9 +421,11 @@ class Workspace(Views):
         return replace(res, zip_path=res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip")))
 
     def push(self, repo: str, private: bool = True) -> str:
-        """Upload the latest run (its figures included) to the Hub repository `repo`; its URL."""
-        from ..report.share import check_repo_id, push
+        """Upload the latest run (its figures included) to the Hub repository `repo` with the user's own token; its
+        URL. Refused where no push is allowed (a Space visitor would push with the owner's token), whoever calls."""
+        from ..report.share import check_repo_id, push, push_token
 
+        push_token()  # refused first where there is no token of the user's own (a Space visitor's: the owner's)
         repo = check_repo_id(repo)  # before anything is drawn or uploaded
         if self.result is None or self.run_dir is None:
             raise RunError("no finished search yet; run one on the Search tab first.")

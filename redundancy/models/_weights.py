@@ -19,6 +19,7 @@ from safetensors.torch import load_file as load_safetensors
 from tqdm import tqdm
 
 from ..errors import WeightsError
+from ..hub import user_token
 from ..io import cache_dir
 from ..io import sha256_file as sha256_of
 
@@ -317,9 +318,9 @@ def prefer_hub(ref: str) -> bool:
 
 
 def hub_fetch(text: str, progress: bool = True) -> tuple[Path, dict]:
-    """(local path, record) of an hf:// checkpoint through huggingface_hub: its cache, progress bar,
-    token (HF_TOKEN or `hf auth login`) and offline mode (HF_HUB_OFFLINE=1) apply; a file already in
-    the cache (a Space's preload_from_hub, an earlier run) is never downloaded twice."""
+    """(local path, record) of an hf:// checkpoint through huggingface_hub: its cache, progress bar, token
+    (`hub.user_token`: HF_TOKEN or `hf auth login`; none for a Space visitor) and offline mode (HF_HUB_OFFLINE=1)
+    apply; a file already in the cache (a Space's preload_from_hub, an earlier run) is never downloaded twice."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
@@ -328,7 +329,7 @@ def hub_fetch(text: str, progress: bool = True) -> tuple[Path, dict]:
     last: Exception | None = None
     for name in names:
         try:
-            path = Path(hf_hub_download(ref.repo, name, revision=ref.revision))
+            path = Path(hf_hub_download(ref.repo, name, revision=ref.revision, token=user_token()))
         except LocalEntryNotFoundError as e:  # (a subclass of EntryNotFoundError: caught first)
             raise WeightsError(
                 f"{text}: not in the local Hub cache and the Hub cannot be reached (offline, or HF_HUB_OFFLINE=1); "

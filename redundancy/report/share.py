@@ -8,12 +8,12 @@ brings a shared run back as a local run directory (`--replacements hf://OWNER/RE
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 
 from ..errors import RedundancyError, RunError
+from ..hub import network_errors, on_space, user_token
 from ..replace import pair_of, pair_text
 from ..runs.rundir import ABLATION, MANIFEST, SEARCH_FILES, RunDir
 from ..tasks import SEGMENT, get_task
@@ -135,16 +135,26 @@ def bundle(run: Path, out: Path, repo: str) -> Path:
 
 
 def push_allowed() -> bool:
-    """Whether a front end offers a push button: a Hub token is configured and it is the user's own.
+    """Whether a front end offers a push: a Hub token is configured and it is the user's own.
 
-    On a Space the token is the owner's secret, and every visitor would push with it; there the button
-    shows only where the owner opts in (REDUNDANCY_ALLOW_PUSH=1, e.g. on a private duplicate).
+    On a Space the token is the owner's secret, and every visitor would push with it; there a push is offered
+    (and its app endpoint registered) only where the owner opts in (REDUNDANCY_ALLOW_PUSH=1, e.g. on a private
+    duplicate). `push` checks the same, whoever calls it.
     """
-    from huggingface_hub import get_token
+    return bool(user_token())
 
-    if os.environ.get("SPACE_ID") and os.environ.get("REDUNDANCY_ALLOW_PUSH") != "1":
-        return False
-    return get_token() is not None
+
+def push_token() -> str:
+    """The user's own Hub token for a push, or one line saying why a push is off here."""
+    token = user_token()
+    if not token:
+        raise RunError(
+            "pushing to the Hub is off here: on a Hugging Face Space the token is the owner's, so visitors cannot push "
+            "(the owner may set REDUNDANCY_ALLOW_PUSH=1 on a private duplicate)."
+            if on_space()
+            else "no Hub token: log in first (`hf auth login` or HF_TOKEN) with write access, then push again."
+        )
+    return str(token)
 
 
 def check_repo_id(repo: str) -> str:
@@ -163,12 +173,13 @@ def push(run: Path, repo: str, private: bool = False, staging: Path | None = Non
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    token = push_token()  # given explicitly: on a Space, never the owner's secret without the owner's opt-in
     folder = bundle(run, Path(staging or tempfile.mkdtemp(prefix="redundancy-push-")), repo)
-    api = HfApi()
+    api = HfApi(token=token)
     try:
         api.create_repo(repo, private=private, exist_ok=True)
         api.upload_folder(folder_path=str(folder), repo_id=repo, commit_message=f"redundancy run {Path(run).name}")
-    except (HfHubHTTPError, OSError, ValueError) as e:
+    except (HfHubHTTPError, OSError, ValueError, *network_errors()) as e:  # the last: the Hub cannot be reached
         raise RunError(
             f"could not upload to {repo} ({e.__class__.__name__}); check the repository name, that you are logged "
             "in (`hf auth login` or HF_TOKEN) with write access, and the network."
@@ -190,7 +201,7 @@ def fetch_run(source: str) -> Path:
 
     repo, _, revision = source.removeprefix("hf://").partition("@")
     try:
-        return Path(snapshot_download(repo.strip("/"), revision=revision or None))
+        return Path(snapshot_download(repo.strip("/"), revision=revision or None, token=user_token()))
     except LocalEntryNotFoundError:
         raise RunError(
             f"{source}: not in the local Hub cache and the Hub cannot be reached; try again online."

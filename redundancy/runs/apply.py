@@ -17,7 +17,7 @@ from ..errors import RunError
 from ..io import ensure_folder, write_json
 from ..models import Backend, build_backend
 from ..models.layers import at_block, output_backend
-from ..replace import parse_replacements, set_map
+from ..replace import check_block, parse_replacements, set_map
 from ..tasks import SEGMENT, get_task
 from .rundir import RunDir
 from .writers import read_run, write_files
@@ -184,6 +184,7 @@ def apply_pairs(
     task = get_task(options.task)
     check_apply_out(Path(out), Path(data))
     pairs = parse_replacements(replacements, "the replacement set", backend.name, backend.channels)
+    check_block(replacements, "the replacement set", getattr(backend, "layer", None))  # where it was found
     dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
     task.check_data(dataset, options.classes)
     protocol = options.protocol or dataset.default_protocol

@@ -61,9 +61,13 @@ def test_push_uploads_through_huggingface_hub_and_never_shows_the_token(run, mon
 
     token = "hf_secretTOKEN1234567890"
     monkeypatch.setenv("HF_TOKEN", token)
-    made, uploaded = [], []
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    made, uploaded, given = [], [], []
 
     class FakeApi:
+        def __init__(self, token=None):
+            given.append(token)  # the push names its token: never huggingface_hub's implicit lookup
+
         def create_repo(self, repo, private=False, exist_ok=False):
             made.append((repo, private, exist_ok))
 
@@ -75,7 +79,7 @@ def test_push_uploads_through_huggingface_hub_and_never_shows_the_token(run, mon
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     assert main(["push", str(run), "me/found-set", "--private"]) == 0
     printed = capsys.readouterr()
-    assert made == [("me/found-set", True, True)] and uploaded[0][1] == "me/found-set"
+    assert made == [("me/found-set", True, True)] and uploaded[0][1] == "me/found-set" and given == [token]
     assert "https://huggingface.co/me/found-set" in printed.out and token not in printed.out + printed.err
 
 
@@ -109,8 +113,13 @@ def test_app_push_uploads_the_sessions_run(monkeypatch):
     from redundancy.ui.tabs import results
 
     uploaded = []
+    monkeypatch.setenv("HF_TOKEN", "hf_users_own")
+    monkeypatch.delenv("SPACE_ID", raising=False)
 
     class FakeApi:
+        def __init__(self, token=None):
+            assert token == "hf_users_own"
+
         def create_repo(self, repo, private=False, exist_ok=False):
             pass
 
@@ -130,3 +139,41 @@ def test_app_push_uploads_the_sessions_run(monkeypatch):
         results.share_run(ws, "not a repo", True)
     assert "https://huggingface.co/me/found" in results.share_run(ws, " me/found ", True)
     assert uploaded == [("me/found", True)]
+
+
+def test_a_space_visitors_push_is_refused_whoever_calls_it(monkeypatch, tmp_path):
+    """Defence in depth: with the push endpoint not registered on a Space, the workspace and `push` still refuse,
+    and no Hub client is ever made with the owner's token."""
+    import huggingface_hub
+
+    from redundancy.errors import RunError
+    from redundancy.interactive.workspace import Workspace
+    from redundancy.report.share import push
+
+    monkeypatch.setenv("HF_TOKEN", "hf_ownersSECRET")
+    monkeypatch.setenv("SPACE_ID", "owner/redundancy")
+    monkeypatch.delenv("REDUNDANCY_ALLOW_PUSH", raising=False)
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: pytest.fail("a Hub client was made"))
+    ws = Workspace(root=tmp_path)
+    with pytest.raises(RunError, match="visitors cannot push"):
+        ws.push("me/x")
+    with pytest.raises(RunError, match="visitors cannot push"):
+        push(tmp_path, "me/x")
+    ws.close()
+
+
+def test_push_to_never_writes_over_a_folder_of_the_users_own(run, tmp_path, capsys):
+    """`--to` a folder holding the user's README.md and config.json is refused, both kept; an earlier bundle is
+    rewritten in place (to check it again after a new figure, say)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes\n")
+    (mine / "config.json").write_text('{"mine": true}\n')
+    assert main(["push", str(run), "me/found-set", "--to", str(mine)]) == 2
+    assert "not an earlier `push --to`" in capsys.readouterr().err
+    assert (mine / "README.md").read_text() == "my notes\n" and (mine / "config.json").read_text() == '{"mine": true}\n'
+    assert sorted(p.name for p in mine.iterdir()) == ["README.md", "config.json"]
+    bundle = tmp_path / "bundle"
+    assert main(["push", str(run), "me/found-set", "--to", str(bundle)]) == 0
+    assert main(["push", str(run), "me/other-name", "--to", str(bundle)]) == 0  # its own earlier bundle: rewritten
+    assert "hf://me/other-name" in (bundle / "README.md").read_text()

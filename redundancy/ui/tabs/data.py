@@ -69,7 +69,7 @@ def parse_layer(text: str | None) -> int | None:
     text = str(text or "").strip()
     if not text:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):  # '²' and '٣' are digits to str.isdigit
         raise RedundancyError(
             f"encoder block '{text}' is not a block number (0, 1, ...); leave it empty to search the encoder output."
         )

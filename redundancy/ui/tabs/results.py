@@ -110,6 +110,7 @@ def apply_uploaded(ws, repl_file, images_zip):
 
 @guard
 def share_run(ws, repo, private):
+    """Push the latest run to the Hub with the user's own token (`Workspace.push` refuses where that is not allowed)."""
     url = need(ws).push(repo, bool(private))
     return f"Pushed to [{url}]({url}) ({'private' if private else 'public'})."
 
@@ -138,7 +139,7 @@ def build() -> SimpleNamespace:
         label="Applied: baseline vs patched", columns=4, height=300, object_fit="contain", elem_id="apply-gallery"
     )
     apply_out = gr.File(label="Patched predictions (.zip)", interactive=False, elem_classes="out")
-    with gr.Group(visible=push_allowed()):  # only with the user's own Hub token (see `push_allowed`)
+    if push_allowed():  # only with the user's own Hub token; elsewhere no control and no endpoint (`wire`)
         gr.Markdown(
             "### Share this run on the Hugging Face Hub\nUploads the run's replacement set, config, metrics, "
             "figures and a model card made from them. Others apply it with "
@@ -159,4 +160,5 @@ def wire(ui: SimpleNamespace) -> None:
     # A failed apply empties the last apply's previews and zip: beside the error they would read as its result
     listen(ui.apply_btn.click, apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], apply_out, ui.apply_md,
            clear=apply_out[1:])  # fmt: skip
-    listen(ui.share_btn.click, share_run, [ui.ws, ui.share_repo, ui.share_private], ui.share_md, ui.share_md)
+    if hasattr(ui, "share_btn"):  # built only where pushing is allowed: on a Space the endpoint does not exist
+        listen(ui.share_btn.click, share_run, [ui.ws, ui.share_repo, ui.share_private], ui.share_md, ui.share_md)

@@ -4,19 +4,57 @@ box) as in the SAM demo."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ...data import load_image
+from ...data.images import MAX_ASPECT, MAX_PIXELS, MIN_SIDE
 from ...data.prompts import Prompt
-from ...errors import RedundancyError
+from ...errors import DataError, RedundancyError
 from ...replace import pair_text
 from ..common import components, guard, listen, need
 
 POINT, BOX, NONE = "point (one click)", "box (two clicks: corners)", "no prompt"
 RESETS = ("your_base", "your_patched", "your_diff", "your_note")
+
+
+class UploadedImage(gr.Image):
+    """A gr.Image whose upload reaches the handler as its file, unread. Gradio's own reading turns a file that is no
+    image, or a decompression bomb, into a bare "Error" before any handler runs; `read_image` reads it with the
+    dataset loader's checks instead and says in one line what is wrong."""
+
+    is_template = True  # the page draws it as a gr.Image
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None:  # nothing, or a data: URL (Gradio decodes those itself)
+            return super().preprocess(payload)
+        return payload.path
+
+
+def read_image(image: str | np.ndarray) -> np.ndarray:
+    """The visitor's image as RGB uint8 (H, W, 3): an uploaded file read as a dataset image is (not an image, over
+    the pixel limit or too thin: one line saying so), or an array as an API client sends it, checked alike."""
+    if isinstance(image, str | Path):
+        return load_image(Path(image))
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise DataError(f"your image has shape {image.shape}; upload a picture (png, jpg, …).")
+    image = image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)  # Gradio gives uint8 RGB
+    if image.ndim == 3 and image.shape[2] < 3:  # gray, or gray and alpha
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, 2)
+    h, w = image.shape[:2]
+    if h * w > MAX_PIXELS or min(h, w) < MIN_SIDE or max(h, w) > MAX_ASPECT * min(h, w):
+        raise DataError(
+            f"your image is {w}x{h} pixels: give at most {MAX_PIXELS:,} pixels, at least {MIN_SIDE} on the short "
+            f"side and at most {MAX_ASPECT}:1 (crop or pad it)."
+        )
+    return image[..., :3]
 
 
 def prompt_of(kind: str, clicks: list) -> Prompt | None:
@@ -51,11 +89,7 @@ def predict(ws, image, kind, clicks):
     s = need(ws).session
     if image is None:
         raise RedundancyError("upload an image first (png, jpg, …).")
-    image = np.asarray(image)
-    image = image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)  # Gradio gives uint8 RGB
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, 2)
-    image = image[..., :3]
+    image = read_image(image)
     prompt = prompt_of(kind, clicks) if s.task.takes_prompts else None
     if s.task.takes_prompts and kind != NONE and prompt is None:
         return None, None, None, "Click the image: one point" + (", then a second corner." if kind == BOX else ".")
@@ -85,8 +119,8 @@ def build() -> SimpleNamespace:
         "replacement set (right). For segmentation, pick a prompt and click the image, as in the SAM demo."
     )
     with gr.Row():
-        your_img = gr.Image(type="numpy", label="Your image (click it to prompt)", sources=["upload", "clipboard"],
-                            elem_id="your-img", height=320)  # fmt: skip
+        your_img = UploadedImage(type="filepath", label="Your image (click it to prompt)",
+                                 sources=["upload", "clipboard"], elem_id="your-img", height=320)  # fmt: skip
         with gr.Column():
             your_kind = gr.Radio([POINT, BOX, NONE], value=POINT, label="Prompt (segmentation)", elem_id="your-kind")
             your_btn = gr.Button("Predict", variant="primary", elem_id="your-btn")
