@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import overload
 
 from .errors import RunError
 
@@ -68,6 +69,10 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+@overload
+def env_number(name: str, default: int, kind: type[int] = int) -> int: ...
+@overload
+def env_number(name: str, default: float, kind: type[float]) -> float: ...
 def env_number(name: str, default: float, kind: type = int) -> float:
     """A numeric setting from the environment ('4e7' and '40_000_000' both read as 40000000 for ints).
 

@@ -71,7 +71,7 @@ def ablate(
     cb = callbacks or Callbacks()
     c = session.backend.channels
     maps = torch.stack([identity_map(c)] + [edit_map(e, c) for e in edits])
-    alphas = stack_alphas([None] + [edit_alpha(e, c) for e in edits], c)  # scale edits are soft
+    alphas = stack_alphas([None, *(edit_alpha(e, c) for e in edits)], c)  # scale edits are soft
     ev = session.evaluator("search", cb.encode, cancel, rows=rows)
     names = ["baseline"] + [str(e) for e in edits]
     kinds = [""] + [e.kind for e in edits]

@@ -33,6 +33,12 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def target(self, b: int) -> torch.Tensor:
+        """Image b's ground truth, for measuring (a set without it is only decoded: `apply` checks first)."""
+        target = self.targets[b]
+        assert target is not None, f"{self.names[b]} has no ground truth to measure against"
+        return target
+
     @classmethod
     def build(
         cls,

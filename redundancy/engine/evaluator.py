@@ -189,7 +189,7 @@ class Evaluator:
     def row_loss(self, b: int, feats: torch.Tensor) -> torch.Tensor:
         """The task's differentiable loss of image b from its features (1, C, h, w), (1,)."""
         out = self.backend.decode(feats, self.set.context.take([b]), self.mask_choice)
-        return self.set.task.row_loss(out, self.set.targets[b], self.upscaler(b))
+        return self.set.task.row_loss(out, self.set.target(b), self.upscaler(b))
 
     def _decode(
         self, maps: torch.Tensor, img: torch.Tensor, reference: bool = False, alphas: torch.Tensor | None = None
@@ -225,7 +225,7 @@ class Evaluator:
         up = self.upscaler(b)
         measure = self.set.task.measure
         if targets is None:
-            return torch.cat([measure(low[s : s + step], self.set.targets[b], up) for s in range(0, len(low), step)])
+            return torch.cat([measure(low[s : s + step], self.set.target(b), up) for s in range(0, len(low), step)])
         return torch.cat([measure(low[s : s + step], targets[s : s + step], up) for s in range(0, len(low), step)])
 
     @functools.cached_property
@@ -240,7 +240,7 @@ class Evaluator:
         kinds = list(dict.fromkeys(sizes))
         group = torch.tensor([kinds.index(k) for k in sizes], device=self.device)
         first = [sizes.index(k) for k in kinds]
-        stacked = [torch.stack([t for t, k in zip(es.targets, sizes) if k == kind]) for kind in kinds]
+        stacked = [torch.stack([es.target(b) for b, k in enumerate(sizes) if k == kind]) for kind in kinds]
         return group, first, stacked
 
     def _measure_rows(self, low: torch.Tensor, imgs: torch.Tensor) -> torch.Tensor:
@@ -264,7 +264,9 @@ class Evaluator:
     @functools.cached_property
     def _group_position(self) -> torch.Tensor:
         """Each image's index among the images of its size group (B,)."""
-        group = self._size_groups[0]
+        groups = self._size_groups
+        assert groups is not None, "positions are read for sets measured by size group"
+        group = groups[0]
         position = torch.empty_like(group)
         for g in group.unique().tolist():
             members = (group == g).nonzero()[:, 0]
@@ -335,10 +337,10 @@ class Evaluator:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            block = block.view(len(chunk_maps), n_img, -1).cpu().numpy()  # .cpu() waits for the device
+            values = block.view(len(chunk_maps), n_img, -1).cpu().numpy()  # .cpu() waits for the device
             self.observed_rows += len(chunk_maps) * n_img
             self.observed_seconds += time.perf_counter() - t0
-            chunk = Stats(block)
+            chunk = Stats(values)
             chunks.append(chunk)
             if on_chunk:
                 on_chunk(start, chunk)

@@ -97,6 +97,7 @@ class FeatureCache:
                     )
                 self._store(path, {key: v[0] for key, v in encoded.items()})
                 cached = self._load(path)
+                assert cached is not None, "an entry just written (atomically) reads back"
             else:
                 self.hits += 1
             out.append(cached)

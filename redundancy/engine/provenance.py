@@ -15,7 +15,7 @@ from .. import __version__
 from .settings import SessionConfig
 
 
-def fingerprint(parts: dict) -> str:
+def fingerprint(parts: object) -> str:
     """sha256 of everything that changes a search's numbers."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 

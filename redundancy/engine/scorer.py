@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +49,7 @@ class PairScores:
         return self.miou_gain if self.metric == LOSS else self.loss_gain
 
 
-def channel_pairs(sources: list[int], targets: list[int], channels: int) -> torch.Tensor:
+def channel_pairs(sources: Sequence[int], targets: Sequence[int], channels: int) -> torch.Tensor:
     """All ordered (i, j), i in sources, j in targets, i != j, sorted -> (P, 2) long."""
     src = sorted({check_channel(c, channels) for c in sources})
     tgt = sorted({check_channel(c, channels) for c in targets})
@@ -111,20 +111,20 @@ class PairScorer:
         pending = np.isnan(miou_gain[pairs[:, 0].numpy(), pairs[:, 1].numpy()])
         todo = pairs[torch.from_numpy(pending)]
         position = np.flatnonzero(pending)  # of each todo pair in `pairs`
+        group_scores: np.ndarray | None = None  # (P, G) with keep_groups
         if self.keep_groups:
+            assert self.baseline_stats is not None  # set by `baseline` above
             groups = self.evaluator.per_group(self.baseline_stats, self.score_metric).shape[1]
             self.group_pairs = pair_rows(pairs.numpy(), alpha)
-            self.group_scores = np.full((len(pairs), groups), np.nan, np.float32)
+            self.group_scores = group_scores = np.full((len(pairs), groups), np.nan, np.float32)
         t0 = time.perf_counter()
         done = len(pairs) - len(todo)
 
         def record(start: int, chunk: Stats) -> None:
             nonlocal done
             miou, loss = self.evaluator.summarize(chunk, self.score_metric)
-            if self.keep_groups:
-                self.group_scores[position[start : start + len(miou)]] = self.evaluator.per_group(
-                    chunk, self.score_metric
-                )
+            if group_scores is not None:
+                group_scores[position[start : start + len(miou)]] = self.evaluator.per_group(chunk, self.score_metric)
             ij = todo[start : start + len(miou)].numpy()
             miou_gain[ij[:, 0], ij[:, 1]] = miou - base_miou
             loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss

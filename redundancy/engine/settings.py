@@ -143,7 +143,7 @@ class SearchSettings:
         if self.metric is not None:
             _choice("metric", self.metric, all_metrics())
         _choice("search mode", self.mode, tuple(MODES))
-        for name, value in self.options:
+        for name, value in dict(self.options).items():  # (name, value) pairs once made
             option_spec(name).check(value)
         if not 1 <= self.top_n <= 16:
             raise ConfigError(f"top N must be 1 to 16 (got {self.top_n}): it means 2^N - 1 combinations to evaluate.")

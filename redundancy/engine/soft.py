@@ -75,6 +75,7 @@ def gather_groups(scorer: PairScorer, pairs: torch.Tensor, mine: torch.Tensor, d
     """torchrun: this rank's per-group scores (for its shard `mine` of `pairs`) placed in the full pair list and
     merged across ranks like the gain matrices, so every rank holds every candidate's rows."""
     c = scorer.evaluator.channels
+    assert scorer.group_scores is not None, "a scorer that keeps groups has them after a score"
     full = np.full((len(pairs), scorer.group_scores.shape[1]), np.nan, np.float32)
     row_of = np.full(c * c, -1)
     row_of[pairs[:, 0].numpy() * c + pairs[:, 1].numpy()] = np.arange(len(pairs))
