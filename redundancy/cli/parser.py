@@ -291,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--format", default="png,svg,pdf", help="comma list of png, svg, pdf")
     f.add_argument("--out", required=True, help="folder for the figures and their caption .txt files")
     f.add_argument("--unverified", action="store_true", help="draw runs whose files do not match their manifest")
+    f.add_argument(
+        "--consistency",
+        action="store_true",
+        help="require the cross-run consistency figure: refused unless the runs share model, channel count and block "
+        "(without it, runs that differ get the per-run figures and a note)",
+    )
 
     p = add("apply", help="apply a run's replacement set to images and write the patched predictions")
     src = p.add_mutually_exclusive_group(required=True)

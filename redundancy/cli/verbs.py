@@ -267,8 +267,10 @@ def _ablation_table(session: Session, base: AblationRow, rows: list[AblationRow]
 def cmd_figures(args: argparse.Namespace) -> int:
     from ..report.figures import render  # matplotlib: loaded for this verb only
 
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    written = render(args.runs, args.out, formats, verify=not args.unverified)
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    note = lambda m: print(f"note: {m}", file=sys.stderr)  # noqa: E731
+    asked = True if args.consistency else None  # None: drawn where the runs can be compared, else a note
+    written = render(args.runs, args.out, formats, verify=not args.unverified, consistent=asked, say=note)
     print(f"{len(written)} files written to {args.out}")
     return 0
 

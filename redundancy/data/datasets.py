@@ -28,6 +28,7 @@ from .images import (
     mask_of,
     open_header,
     open_image,
+    path_too_long,
     upright_size,
 )
 
@@ -374,6 +375,15 @@ def _validate_depth(samples: list[Sample]) -> list[str]:
 def open_dataset(path: str | Path, extract_to: str | Path | None = None, require_masks: bool = True) -> Dataset:
     """Open a folder or .zip dataset, check every sample and return it in sorted order."""
     path = Path(path)
+    try:
+        return _open(path, extract_to, require_masks)
+    except OSError as e:  # scanning a folder nested past the path limit: said as such, never a traceback
+        if (too_long := path_too_long(e, path.name or str(path))) is None:
+            raise
+        raise too_long from None
+
+
+def _open(path: Path, extract_to: str | Path | None, require_masks: bool) -> Dataset:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; pass a dataset folder or a .zip of one.")
     archive = path if path.is_file() else None

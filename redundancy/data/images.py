@@ -7,6 +7,7 @@ convention: 16-bit PNG in millimetres or .npy in metres, 0 invalid.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,17 @@ def _check_size(path: Path, w: int, h: int, image: bool) -> None:
         )
 
 
+def path_too_long(e: OSError, where: str) -> DataError | None:
+    """The error to raise for a path longer than the file system allows (`where` names the dataset or file);
+    None for any other OSError."""
+    if e.errno != errno.ENAMETOOLONG:
+        return None
+    return DataError(
+        f"{where}: a file's path is longer than the file system allows (folders nested too deep, or names too long); "
+        "move the dataset to a shallower folder or shorten its folder names."
+    )
+
+
 def upright_size(img: Image.Image) -> tuple[int, int]:
     """(W, H) after the EXIF orientation tag is applied (tags 5-8 turn the image by 90 degrees)."""
     turned = img.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
@@ -56,7 +68,14 @@ def open_image(path: Path, image: bool = True) -> Image.Image:
         return ImageOps.exif_transpose(img)
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+    except OSError as e:
+        if (too_long := path_too_long(e, path.name)) is not None:
+            raise too_long from None
+        raise DataError(
+            f"{path.name}: cannot read this file as an image ({e.__class__.__name__}: {e}); "
+            "replace it with a valid JPEG or PNG."
+        ) from e
+    except (ValueError, Image.DecompressionBombError) as e:
         raise DataError(
             f"{path.name}: cannot read this file as an image ({e.__class__.__name__}: {e}); "
             "replace it with a valid JPEG or PNG."
@@ -105,6 +124,8 @@ def open_header(path: Path) -> Image.Image:
     try:
         return Image.open(path)
     except (UnidentifiedImageError, OSError) as e:
+        if (too_long := path_too_long(e, path.name)) is not None:
+            raise too_long from None
         raise DataError(f"{path.name}: cannot read this file as an image ({e}); replace it with a JPEG or PNG.") from e
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..replace import row_pair
 from ..tasks import Stats
 from .combinations import Combination, CombinationResult, distinct_sources
@@ -34,6 +35,17 @@ SEARCH, CV, GREEDY = "search", "cv", "greedy"
 SELECT_MODES = (SEARCH, CV, GREEDY)
 POOL_PER_N = 4  # greedy: candidate pairs per allowed set size, by default
 CV_SEED = 0  # the folds' split: fixed, so a rerun is identical
+
+
+def check_folds(select: str, groups: int, unit: str = "image") -> None:
+    """Refuse cross-validation over fewer than 2 groups (search images, or objects): one fold has no images to
+    choose on, so its "cross-validated" choice would be measured on nothing it did not see."""
+    if groups < 2:
+        raise ConfigError(
+            f"select {select} cross-validates over the search set's {unit}s and needs at least 2 (the search set has "
+            f"{groups} {unit}{'s' if groups != 1 else ''}); use 2 or more search {unit}s, or the plain selection "
+            "(select search)."
+        )
 
 
 def assign_folds(groups: int, k: int, seed: int = CV_SEED) -> np.ndarray:
@@ -153,6 +165,8 @@ def cross_validate(
     numbers (`fold_choice`, `greedy_path`).
     """
     g = len(base_groups)
+    unit = "object" if ev.set.n_groups and ev.set.n_groups < len(ev.set) else "image"
+    check_folds(rule, g, unit)
     folds = min(folds, g)
     fold = assign_folds(g, folds)
     held_gain = np.zeros((top_n, g))  # per N', per group: the gain of the set its fold chose
@@ -186,7 +200,6 @@ def cross_validate(
     best = int(np.argmax(curve))  # first maximum: the smaller N' on ties
     estimate = paired(np.zeros(g), held_gain[best]).to_dict()
     chosen = best + 1 if estimate["lo"] > 0 else 0  # a gain the data cannot tell from none: keep the model as is
-    unit = "object" if ev.set.n_groups and ev.set.n_groups < len(ev.set) else "image"
     sets = [s[chosen - 1] if chosen else [] for s in fold_sets]
     return CvReport(rule, folds, unit, [float(x) for x in curve], best + 1, chosen, estimate, sets, rows, pool)
 

@@ -19,12 +19,13 @@ from ..data import Dataset, open_dataset, split
 from ..errors import ConfigError, DataError, RunError
 from ..models import Backend, build_backend, families_with
 from ..models.layers import at_block, output_backend
-from ..tasks import Task, get_task, task_for
+from ..tasks import Task, get_task, group_ids, task_for
 from ..tasks.heads import HeadInfo, head_sha256, read_head_state
 from .evalset import EvalSet
 from .evaluator import Evaluator
 from .features import FeatureCache
 from .scorer import channel_pairs
+from .select import SEARCH, check_folds
 from .settings import SearchSettings, SessionConfig, parse_channels
 
 ENCODE_CHUNK = 16  # images per `FeatureCache.encode` call when a session encodes everything ahead
@@ -233,7 +234,14 @@ class Session:
             raise ConfigError(
                 f"metric '{metric}' is not one of the {self.task.name} task's ({', '.join(self.task.metric_names)})."
             )
+        if settings.select != SEARCH:
+            check_folds(settings.select, self.search_groups(), "image" if self.protocol == "image" else "object")
         return replace(settings, metric=metric)
+
+    def search_groups(self) -> int:
+        """The search set's groups under the session's protocol: its images, or its objects (PerSeg protocols)."""
+        samples = self.search_set.samples
+        return group_ids([s.group for s in samples], self.protocol, [s.name for s in samples])[1]
 
     def channel_pairs(self, settings: SearchSettings) -> torch.Tensor:
         """The (source, target) pairs the settings ask to score, (P, 2)."""

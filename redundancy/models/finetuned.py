@@ -124,7 +124,20 @@ def apply_finetuned(
                 )
             plain[f"{b}.weight"] = w + (float(alpha) / a.shape[0]) * (bm.float() @ a.float()).to(w.dtype)
             merged.append(b)
+    _check_changes(own, plain, Path(path).name, model_name)
     kind = "lora" if merged else "full" if len(plain) == len(own) else "partial"
     model.load_state_dict({**own, **plain}, strict=True)
     groups = sorted({k.split(".", 1)[0] for k in plain})
     return FinetuneReport(kind, digest, len(plain) - len(merged), merged, groups)
+
+
+def _check_changes(own: dict, plain: dict, name: str, model_name: str) -> None:
+    """Refuse a file that changes no weight (empty, or every tensor equal to the base's after the LoRA merge): it
+    would be labelled a fine-tune while every number is the base model's."""
+    if any(not torch.equal(v.to(own[k].dtype), own[k]) for k, v in plain.items()):
+        return
+    held = "holds no tensors" if not plain else f"holds {len(plain)} tensors, all equal to the base model's"
+    raise WeightsError(
+        f"{name} changes no weight of {model_name}: it {held}. Give the file your fine-tune saved after training, "
+        "or use the base model without a fine-tune."
+    )

@@ -1,6 +1,6 @@
 """Publication figures from run directories alone (matplotlib: vector SVG/PDF and 300 dpi PNG).
 
-Each builder takes a `Run` (or several) and returns a matplotlib Figure; `render` writes every
+Each builder takes a `Run` (`runfiles.py`; or several) and returns a matplotlib Figure; `render` writes every
 figure in the chosen formats with a caption sidecar (.txt) naming model, weights, data, search-set
 size and seed. matplotlib is used for print output (vector formats, exact sizing, fonts);
 the app's interactive views use plotly (`viz.py`).
@@ -8,8 +8,8 @@ the app's interactive views use plotly (`viz.py`).
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -21,11 +21,10 @@ import numpy as np  # noqa: E402
 from ..data.pictures import overlay  # noqa: E402
 from ..errors import RunError  # noqa: E402
 from ..replace import pair_of, pair_text  # noqa: E402
-from ..runs.rundir import RunDir  # noqa: E402
-from ..tasks import SEGMENT, Metric, get_task  # noqa: E402
 from .captions import CAPTIONS, consistency_caption, image_iou  # noqa: E402
-from .gains import best_gain_per_source  # noqa: E402
+from .runfiles import Run, consistency_problem  # noqa: E402
 
+_logger = logging.getLogger(__name__)
 FORMATS = ("png", "svg", "pdf")
 DPI = 300
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale print
@@ -47,82 +46,6 @@ STYLE = {
     "svg.hashsalt": "redundancy",
 }
 FEATURE_CMAP, GAIN_CMAP = "viridis", "RdBu"
-
-
-@dataclass
-class Run:
-    """Everything a figure may read from one run directory."""
-
-    path: Path
-    config: dict
-    replacements: dict
-    topn: dict
-    gain: np.ndarray  # (C, C), NaN where unscored
-    combos: list[dict]
-    ablation: dict | None
-    preview: dict | None
-
-    @classmethod
-    def load(cls, path: str | Path, verify: bool = True) -> Run:
-        """A run's files; a run whose files no longer match their manifest is refused unless not `verify`."""
-        rd = RunDir(path)
-        if verify:
-            rd.verify()
-        return cls(
-            rd.path,
-            rd.config(),
-            rd.replacements(),
-            rd.topn(),
-            rd.pair_scores(),
-            rd.combinations(),
-            rd.ablation(),
-            rd.preview(),
-        )
-
-    @property
-    def metric(self) -> Metric:
-        """The score the run's numbers are in (mIoU for segmentation; accuracy, RMSE, ... for DINOv2 tasks)."""
-        return get_task(self.config.get("task", SEGMENT)).metric(self.config.get("search", {}).get("metric"))
-
-    def axis(self, delta: bool = False) -> str:
-        """Axis label for scores (or gains) in the run's metric."""
-        m = self.metric
-        if delta:  # gains are oriented: positive is better, so a lower-is-better metric shows its decrease
-            return f"Δ {m.label} (points)" if m.percent else f"{m.label} {'gain' if m.higher_is_better else 'decrease'}"
-        return f"{m.label} (%)" if m.percent else m.label
-
-    @property
-    def label(self) -> str:
-        """Short name in cross-run figures: the dataset's folder name (the run folder says nothing about the data)."""
-        return Path(self.config["data"]["path"]).name
-
-    def caption(self) -> str:
-        """Provenance line every figure's sidecar carries."""
-        c = self.config
-        return (
-            f"model {c['model']}; weights: {c['weights']['label']}; dataset {self.label} "
-            f"(sha256 {c['data']['sha256'][:12]}); search set {len(c['data']['search_set'])} images; "
-            f"seed {c['config']['seed']}; prompt {c['config']['prompt']}; protocol {c['protocol']}; "
-            f"metric {c.get('search', c['config'])['metric']}; run {self.path.name}"
-        )
-
-    def best_gain_as_source(self) -> np.ndarray:
-        """(C,) best gain when channel i is replaced by anything (NaN if never scored)."""
-        return best_gain_per_source(self.gain)
-
-    def effective_score(self) -> np.ndarray:
-        """(C,) how much a channel matters: mIoU lost when it is zeroed (zero sweep in ablation.json),
-        else how useful it is as a copy (mean positive gain it gives other channels)."""
-        zeroed = {
-            int(k.split()[1]): v["delta_miou"]
-            for k, v in (self.ablation or {}).get("edits", {}).items()
-            if k.startswith("zero ")
-        }
-        if zeroed:
-            return np.array([-zeroed.get(c, np.nan) for c in range(self.gain.shape[0])])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # channels never used as a target: NaN
-            return np.nanmean(np.clip(self.gain, 0, None), axis=0)
 
 
 def _fig(w: float, h: float):
@@ -412,15 +335,37 @@ SINGLE = {
 }
 
 
-def render(
-    run_dirs: list[str | Path], out: str | Path, formats: tuple[str, ...] = FORMATS, verify: bool = True
-) -> list[Path]:
-    """Write every figure the runs support (one set per run, plus consistency for several runs); runs whose files
-    changed after their search are refused unless not `verify`."""
+def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The figure formats, each once in the order given; none, or one not in FORMATS, is refused."""
     bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise RunError(f"unknown figure format '{bad[0]}'; use {', '.join(FORMATS)}.")
+    if bad or not formats:
+        given = f"unknown figure format '{bad[0]}'" if bad else "no figure format given"
+        raise RunError(f"{given}; use one or more of {', '.join(FORMATS)} (comma-separated).")
+    return tuple(dict.fromkeys(formats))
+
+
+def render(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    formats: tuple[str, ...] = FORMATS,
+    verify: bool = True,
+    consistent: bool | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write every figure the runs support (one set per run, plus consistency for several runs) and return exactly
+    the files written; runs whose files changed after their search are refused unless not `verify`.
+
+    The consistency figure compares channel numbers, so it is drawn only over runs of one model, channel count and
+    encoder block: `consistent` None draws it where it can and otherwise tells `say` why not (default: the
+    log); True asks for it (runs that cannot be compared are refused); False leaves it out.
+    """
+    formats = check_formats(tuple(formats))
     runs = [Run.load(p, verify) for p in run_dirs]
+    problem = consistency_problem(runs)
+    if consistent and (len(runs) < 2 or problem):
+        raise RunError(f"no consistency figure: {problem or 'it needs two or more runs'}.")
+    if problem and consistent is None:
+        (say or _logger.warning)(f"consistency figure skipped: {problem}.")
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -428,8 +373,7 @@ def render(
         raise RunError(f"cannot create the figures folder {out} ({e.strerror}); pick another --out.") from None
     written: list[Path] = []
     with plt.rc_context(STYLE):
-        for run in runs:
-            prefix = run.path.name if len(runs) > 1 else ""
+        for run, prefix in zip(runs, _prefixes(runs)):
             for name, build in SINGLE.items():
                 if name == "ablation" and not run.ablation:
                     continue  # optional: only after `ablate --run`
@@ -439,10 +383,19 @@ def render(
                     continue  # masks: segmentation runs only
                 caption = f"{CAPTIONS[name](run)}\n{run.caption()}"  # what it shows and its numbers, then provenance
                 written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, caption)
-        if len(runs) > 1:
+        if len(runs) > 1 and not problem and consistent is not False:
             caption = consistency_caption(runs) + "\n" + "\n".join(r.caption() for r in runs)
             written += _save(consistency(runs), out, "consistency", formats, caption)
     return written
+
+
+def _prefixes(runs: list[Run]) -> list[str]:
+    """Each run's file-name prefix: none for one run, else its folder's name, numbered where two share a name (their
+    figures would overwrite each other)."""
+    names = [r.path.name for r in runs]
+    if len(runs) == 1:
+        return [""]
+    return names if len(set(names)) == len(names) else [f"run{k + 1}_{n}" for k, n in enumerate(names)]
 
 
 FOOTNOTES = {  # caption text -> the warning printed on the figure itself, so it never passes for a result
