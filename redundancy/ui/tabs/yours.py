@@ -22,17 +22,20 @@ POINT, BOX, NONE = "point (one click)", "box (two clicks: corners)", "no prompt"
 RESETS = ("your_base", "your_patched", "your_diff", "your_note")
 
 
-class UploadedImage(gr.Image):
-    """A gr.Image whose upload reaches the handler as its file, unread. Gradio's own reading turns a file that is no
+def unread_upload(image: gr.Image) -> gr.Image:
+    """`image` with its upload reaching the handler as its file, unread. Gradio's own reading turns a file that is no
     image, or a decompression bomb, into a bare "Error" before any handler runs; `read_image` reads it with the
-    dataset loader's checks instead and says in one line what is wrong."""
+    dataset loader's checks instead and says in one line what is wrong. (An instance's method, not a subclass:
+    Gradio writes a .pyi stub beside the source of every component class defined.)"""
+    read = image.preprocess
 
-    is_template = True  # the page draws it as a gr.Image
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         if payload is None or payload.path is None:  # nothing, or a data: URL (Gradio decodes those itself)
-            return super().preprocess(payload)
+            return read(payload)
         return payload.path
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
 
 
 def read_image(image: str | np.ndarray) -> np.ndarray:
@@ -119,8 +122,8 @@ def build() -> SimpleNamespace:
         "replacement set (right). For segmentation, pick a prompt and click the image, as in the SAM demo."
     )
     with gr.Row():
-        your_img = UploadedImage(type="filepath", label="Your image (click it to prompt)",
-                                 sources=["upload", "clipboard"], elem_id="your-img", height=320)  # fmt: skip
+        your_img = unread_upload(gr.Image(type="filepath", label="Your image (click it to prompt)",
+                                          sources=["upload", "clipboard"], elem_id="your-img", height=320))  # fmt: skip
         with gr.Column():
             your_kind = gr.Radio([POINT, BOX, NONE], value=POINT, label="Prompt (segmentation)", elem_id="your-kind")
             your_btn = gr.Button("Predict", variant="primary", elem_id="your-btn")
