@@ -166,6 +166,9 @@ def running_app(folder: Path, command: list[str] | None = None, env: dict | None
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
-    """The app on a free port, shared by the browser and client tests; stopped after the session."""
-    with running_app(tmp_path_factory.mktemp("app")) as url:
+    """The app on a free port, shared by the browser and client tests; stopped after the session. It runs its work
+    in its own process whatever the shell says (not as ZeroGPU tasks, not as a Space): what the tests check is
+    what the page shows, not how long a GPU worker takes to start."""
+    local = {"SPACES_ZERO_GPU": "", "SPACE_ID": ""}  # zerogpu.ON false: the workspace's LocalExecutor
+    with running_app(tmp_path_factory.mktemp("app"), env=local) as url:
         yield url

@@ -1,4 +1,5 @@
-"""Callback-level tests of the app's tabs with sam_tiny (random weights) and the sample data."""
+"""Callback-level tests of the app's tabs with sam_tiny (random weights) and the sample data: the handlers called in
+this process, no browser. Those that load, sweep or search take more than a few seconds on 2 cores: `slow`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def ws():
     assert not workspace.dir.exists()  # closing a session deletes its folder
 
 
+@pytest.mark.slow
 def test_load_reports_counts_and_the_random_weights_badge(ws):
     _, badge, info, gallery, pick, _, estimate, metric, sweep = _load()
     assert "RANDOM WEIGHTS" in badge and "random weights (seed 0)" in badge
@@ -53,6 +55,7 @@ def test_explorer_grid_and_channel_pick(ws):
     assert "needs the zero sweep" in note  # said, not silently another order
 
 
+@pytest.mark.slow
 def test_ablation_table_matches_the_engine(ws):
     table, before, after, diff, note = ablation.run_ablation(ws, "zero", "6,216", 0)
     from redundancy.engine import ablate
@@ -71,6 +74,7 @@ def test_ablation_table_matches_the_engine(ws):
         ablation.run_ablation(ws, "swap", "4", 0)
 
 
+@pytest.mark.slow
 def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
     frames = list(ablation.sweep(ws))
     assert len(ws.sweep) == 256 and "256/256" in frames[-1][1]
@@ -110,6 +114,7 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
         results.apply_uploaded(ws, str(other), None)
 
 
+@pytest.mark.slow
 def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
     *_, (_, status, top, *_) = search.search(ws, 2, "miou", "every:64", "every:64", 0)
     assert "Search finished" in status
@@ -147,6 +152,7 @@ def test_bad_search_scope_is_reported(ws):
     assert "⚠" in search.search_estimate(ws, "every:x", "auto", 3)
 
 
+@pytest.mark.slow
 def test_sam2_runs_every_tab():
     ws = _load(3, "sam2_tiny")[0]
     try:
@@ -163,6 +169,7 @@ def test_sam2_runs_every_tab():
         ws.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source, metric", [(data.CLASSIFY_SAMPLE, "accuracy"), (data.DEPTH_SAMPLE, "rmse")])
 def test_dinov2_runs_every_tab(source, metric):
     """DINOv2 on both samples: explorer (patch-token maps), ablation and sweep in the task's metric, search,
@@ -191,6 +198,7 @@ def test_dinov2_runs_every_tab(source, metric):
         ws.close()
 
 
+@pytest.mark.slow
 def test_a_channel_edited_live_follows_the_slider_with_the_images_own_score(ws):
     from redundancy.replace import Edit
 

@@ -4,86 +4,44 @@ width: every test here failed on the app before the fix it checks."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from .browser import choose_model, fill, launch, load, needs_chromium, number, open_form, shot, tab, text, wait_text
+from .browser import (
+    fill,
+    load,
+    needs_chromium,
+    open_form,
+    record,
+    search,
+    shot,
+    tab,
+    text,
+    visitor,
+    wait_recorded,
+    wait_text,
+)
 
 WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 PILL = "[data-testid=status-tracker] .error"  # Gradio's red "Error" badge over an output
-pytestmark = needs_chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = launch(p)
-        yield chromium
-        chromium.close()
+pytestmark = [needs_chromium, pytest.mark.browser]
 
 
 @pytest.fixture(params=list(WIDTHS))
 def page(request, browser, app_url):
     """A fresh visitor (its own browser storage, so its own workspace) at a desktop or phone width."""
-    context = browser.new_context(viewport=WIDTHS[request.param], accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(120_000)
-    pg.width = request.param
-    pg.goto(app_url, wait_until="domcontentloaded")
-    pg.locator("#load-btn").wait_for()
-    yield pg
-    context.close()
-
-
-def _load(page, model: str | None = None, n_search: int | None = None) -> str:
-    if model:
-        choose_model(page, model)
-        time.sleep(1)  # the model's hint switches data and weights to ones it can use
-    if n_search:
-        open_form(page)
-        # Load sends the slider's value; the line under Load says it was taken. In about 1 of 15 first loads of a
-        # test (late in a module, never in a fresh app) the typed value snaps back to 50 and the page then sends
-        # the slider's change ~7 times a second with 50, until the box is typed into again. Recorded on the
-        # network: the only handler that outputs the slider (the page-load reconnect) had already answered: the
-        # loop is in the page (Gradio 6.31's slider), not in a handler of ours.
-        for _ in range(3):
-            box = number(page, "n-search", n_search)
-            try:
-                wait_text(page, "load-what", f", {n_search} search images", timeout=20)
-                break
-            except AssertionError:
-                typed = box.input_value()
-                print(f"the search-images slider did not take {n_search} (its box shows {typed!r}); typing it again")
-        else:
-            raise AssertionError(f"the search-images slider never took {n_search}")
-    return load(page)
-
-
-def _search(page, channels: str = "every:64", top_n: int = 2, wait: bool = True) -> None:
-    tab(page, "Search")
-    fill(page, "sources", channels)
-    fill(page, "targets", channels)
-    number(page, "top-n", top_n)
-    time.sleep(0.5)
-    before = text(page, "search-status")
-    page.locator("#start-btn").click()
-    if wait:  # this search's own status: first a change from the last one's (its "Starting" may pass unseen)
-        end = time.time() + 60
-        while text(page, "search-status") == before and time.time() < end:
-            time.sleep(0.02)
-        wait_text(page, "search-status", "Search finished")
+    with visitor(browser, app_url, WIDTHS[request.param]) as pg:
+        pg.width = request.param
+        yield pg
 
 
 def test_1_ablation_after_switching_task_uses_the_new_tasks_metric(page):
-    _load(page, n_search=8)
-    _search(page)
-    info = _load(page, model="dinov2_tiny")
+    load(page, n_search=8)
+    search(page)
+    info = load(page, model="dinov2_tiny")
     assert "task **classify**" in info or "task classify" in info
     tab(page, "Ablation")
     fill(page, "ablate-edits", "6,20")  # this model has 64 channels
@@ -95,14 +53,16 @@ def test_1_ablation_after_switching_task_uses_the_new_tasks_metric(page):
 
 
 def test_2_one_estimate_for_the_whole_search_everywhere_and_live(page):
-    info = _load(page, n_search=8)
+    info = load(page, n_search=8)
     tab(page, "Search")
     estimate = text(page, "estimate")
     assert "in all" in estimate and estimate.split("≈")[1].split("in all")[0] in info  # the same figure both places
-    _search(page, "every:16", 4, wait=False)
-    status = wait_text(page, "search-status", "left in all")  # the whole search's time left, not the stage's
+    search(page, "every:16", 4, wait=False)
+    status = wait_recorded(
+        page, "search-status", "left in all", settled=False
+    )  # the whole search's time left, not the stage's
     assert "pair scoring" in status or "combinations" in status
-    wait_text(page, "search-status", "Search finished")
+    wait_recorded(page, "search-status", "Search finished")
     assert "run so far here" in text(page, "estimate")  # the line updates with the rates the run measured
     tab(page, "Guide")
     page.locator("#teach-btn").click()
@@ -112,21 +72,23 @@ def test_2_one_estimate_for_the_whole_search_everywhere_and_live(page):
 
 
 def test_3_errors_name_the_upload_not_the_server_and_downloads_hold_no_server_path(page, tmp_path):
+    from playwright.sync_api import expect
+
     notes = tmp_path / "only notes.zip"
     with zipfile.ZipFile(notes, "w") as zf:
         zf.writestr("readme.txt", "no images here")
     open_form(page)
     page.get_by_label("upload a .zip").check()
     page.locator("#zip-in input[type=file]").set_input_files(str(notes))
-    time.sleep(2)
+    expect(page.locator("#zip-in")).to_contain_text("only notes.zip")  # uploaded: the box lists it
     page.locator("#load-btn").click()
     message = wait_text(page, "load-info", "⚠")
     assert "only notes.zip" in message and "redundancy-app" not in message and "/tmp" not in message
     assert "<object>" in message or "Images/" in message  # layout hints shown as text, not eaten as HTML tags
     assert page.locator(PILL).count() == 0
     page.get_by_label("bundled sample (random shapes, 32 images)").check()
-    _load(page, n_search=4)
-    _search(page)
+    load(page, n_search=4)
+    search(page)
     tab(page, "Results")
     page.locator("#results-btn").click()
     wait_text(page, "summary", "Best set")
@@ -139,10 +101,11 @@ def test_3_errors_name_the_upload_not_the_server_and_downloads_hold_no_server_pa
 
 
 def test_4_a_best_set_that_lowers_held_out_scores_is_said_so_and_cv_offered(page):
-    _load(page, model="dinov2_tiny")  # the classification sample, 50 search images: held-out 26.67 -> 23.33
+    load(page, model="dinov2_tiny")  # the classification sample, 50 search images: held-out 26.67 -> 23.33
     tab(page, "Search")
+    record(page, "best")
     page.locator("#start-btn").click()
-    best = wait_text(page, "best", "held-out")
+    best = wait_recorded(page, "best", "held-out")
     assert "does not carry over to new images" in best and "can't tell from noise" in best
     cv = page.locator("#cv-btn")
     assert cv.is_visible()
@@ -152,8 +115,8 @@ def test_4_a_best_set_that_lowers_held_out_scores_is_said_so_and_cv_offered(page
 
 
 def test_5_every_number_gets_a_verdict_in_words_with_the_figures_on_hover(page):
-    _load(page, n_search=12)
-    _search(page, "every:32", 3)
+    load(page, n_search=12)
+    search(page, "every:32", 3)
     best = text(page, "best")
     words = ("helps", "can't tell from noise", "hurts")
     assert sum(best.count(w) for w in words) >= 2 and "groups" not in best
@@ -165,8 +128,8 @@ def test_5_every_number_gets_a_verdict_in_words_with_the_figures_on_hover(page):
 
 
 def test_6_a_reload_restores_the_controls_and_the_tab(page):
-    _load(page, n_search=16)
-    _search(page, "every:64", 2)
+    load(page, n_search=16)
+    search(page, "every:64", 2)
     page.reload(wait_until="domcontentloaded")
     info = wait_text(page, "load-info", "Reconnected")
     assert "of 16 search images read from the feature cache" in info and "120/16" not in info
@@ -180,21 +143,20 @@ def test_6_a_reload_restores_the_controls_and_the_tab(page):
 def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_job(page, tmp_path):
     from playwright.sync_api import expect
 
-    _load(page, n_search=6)
+    load(page, n_search=6)
     tab(page, "Ablation")
     fill(page, "ablate-edits", "999")
     page.locator("#ablate-btn").click()
     wait_text(page, "ablate-note", "out of range")
-    time.sleep(0.5)
-    assert page.locator(PILL).count() == 0  # no red badge over the table or the pictures
+    expect(page.locator(PILL)).to_have_count(0)  # no red badge over the table or the pictures
     fill(page, "ablate-edits", "6")
     page.locator("#ablate-btn").click()
     wait_text(page, "ablate-table", "zero 6")
     assert "⚠" not in text(page, "ablate-note")  # the success replaced the error line
-    _search(page, "every:8", 6, wait=False)
+    search(page, "every:8", 6, wait=False)
     expect(page.locator("#start-btn")).to_be_disabled(timeout=10_000)  # as soon as the search runs
     expect(page.locator("#cancel-btn")).to_be_enabled()
-    wait_text(page, "search-status", "Search finished")
+    wait_recorded(page, "search-status", "Search finished")
     expect(page.locator("#start-btn")).to_be_enabled(timeout=10_000)
     expect(page.locator("#cancel-btn")).to_be_disabled()
     tab(page, "Results")
@@ -211,7 +173,7 @@ def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_jo
     bad.write_text("{oops")
     page.locator("#repl-in").locator("button[aria-label='Clear'], button[aria-label='Remove this file']").first.click()
     page.locator("#repl-in input[type=file]").set_input_files(str(bad))
-    time.sleep(1)
+    expect(page.locator("#repl-in")).to_contain_text("broken.json")  # uploaded: the box lists it
     page.locator("#apply-btn").click()
     note = wait_text(page, "apply-md", "not valid JSON")
     assert "Applied" not in note and page.locator(PILL).count() == 0
@@ -220,10 +182,10 @@ def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_jo
 
 
 def test_8_after_a_cancelled_search_results_say_they_are_the_previous_run(page):
-    _load(page, n_search=8)
-    _search(page, "every:64", 2)
-    _search(page, "all", 2, wait=False)
-    wait_text(page, "search-status", "pair scoring")
+    load(page, n_search=8)
+    search(page, "every:64", 2)
+    search(page, "all", 2, wait=False)
+    wait_recorded(page, "search-status", "pair scoring", settled=False)
     page.locator("#cancel-btn").click()
     wait_text(page, "search-status", "Cancelled")
     tab(page, "Results")
