@@ -82,6 +82,19 @@ def test_nothing_imports_a_layer_above_its_own(module):
     assert not above, f"{module} imports {above}"
 
 
+TESTS = ROOT / "tests"
+LAYER_TESTS = sorted(p for p in TESTS.glob("*/*.py") if p.parent.name in RANK)  # tests/<layer>/: that layer's tests
+
+
+@pytest.mark.parametrize("path", LAYER_TESTS, ids=lambda p: str(p.relative_to(TESTS)))
+def test_a_layers_tests_import_no_layer_above_it(path):
+    """A layer's tests never go through the app's layers above it (the workspace, the tabs): a test that needs one
+    lives with it (tests/interactive/, tests/ui/). The CLI may drive a lower layer's test end to end."""
+    own, app = RANK[path.parent.name], RANK["interactive"]
+    above = sorted(t for t in _imports(path) if t.startswith("redundancy.") and _layer(t) > own and _layer(t) >= app)
+    assert not above, f"{path.relative_to(ROOT)} imports {above}"
+
+
 def test_there_is_no_import_cycle():
     """Tarjan's strongly connected components over the module graph: every one is a single module."""
     index, low, stack, on, cycles, counter = {}, {}, [], set(), [], [0]

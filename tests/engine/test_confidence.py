@@ -64,24 +64,6 @@ def test_a_search_writes_intervals_for_top_pairs_best_set_and_held_out(tmp_path,
         assert best["gain"] == pytest.approx(repl["search"]["patched_miou"] - repl["search"]["baseline_miou"], abs=1e-6)
 
 
-def test_heatmap_hover_gives_each_top_pairs_interval():
-    from redundancy.engine import SearchSettings, SessionConfig
-    from redundancy.interactive.workspace import Workspace
-    from redundancy.ui.tabs import search
-
-    from ..conftest import SAMPLE
-
-    ws = Workspace()
-    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
-    ws.start_search(SearchSettings(top_n=3, sources="every:32", targets="every:32")).thread.join()
-    fig = search.search_view(ws, ws.result)[0]
-    marks = fig.data[1]
-    conf = ws.result.confidence["top"]
-    assert len(marks.text) == 3 and all("95% interval" in t for t in marks.text)
-    d = ws.metric(ws.settings.metric).digits + 1  # gains and bounds at one decimal more than a score
-    assert f"[{conf[0]['lo']:+.{d}f}, {conf[0]['hi']:+.{d}f}]" in marks.text[0] and "%{text}" in marks.hovertemplate
-
-
 def test_bootstrap_bounds_of_many_rows_are_each_rows_paired_interval():
     d = np.random.default_rng(2).normal(0.3, 1.0, (7, 11))  # per-group differences of 7 variants
     lo, hi = bootstrap_bounds(d)

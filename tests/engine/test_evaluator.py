@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -180,22 +179,3 @@ def test_batched_measuring_by_image_size_gives_the_image_by_image_numbers(evalua
     per_image.__dict__["_size_groups"] = None  # the image-by-image path
     a, b = PairScorer(grouped).score(pairs), PairScorer(per_image).score(pairs)
     np.testing.assert_array_equal(a.miou_gain, b.miou_gain)
-
-
-def test_time_estimate_rests_on_the_rate_measured_while_working(evaluator):
-    from dataclasses import replace
-
-    from redundancy.engine import SearchSettings
-    from redundancy.engine.cost import search_cost
-    from redundancy.ui.tabs.search import estimate_basis
-
-    ev = Evaluator(evaluator.backend, evaluator.set, rows=4)
-    pairs = channel_pairs(range(0, 256, 32), range(0, 256, 32), 256)  # 56 pairs
-    t0 = time.perf_counter()
-    PairScorer(ev).score(pairs)
-    took = time.perf_counter() - t0
-    assert "run so far here" in estimate_basis(ev) and ev.observed_rows >= 56 * len(ev.set)
-    cost = search_cost(SearchSettings(top_n=1), len(pairs), len(ev.set), 0, ev.set.task)
-    scan = replace(cost, baseline=0, combinations=0, preview=0)  # the pair stage alone: the same work again
-    ratio = scan.seconds(ev.seconds_per_row(), ev.seconds_per_pair_row()) / took
-    assert 0.5 < ratio < 1.5

@@ -139,21 +139,3 @@ def test_a_greedy_pool_may_hold_several_pairs_per_source_but_a_set_never_does():
     value = {row_pair(p): s[0] for p, s in zip(pairs, scores)}
     path = greedy_path(pool, 3, lambda sets: np.array([[sum(value[p] for p in s)] * 2 for s in sets]), every)
     assert [p for p, _ in path] == [[(0, 1)], [(0, 1), (1, 2)]]  # after (0, 1), source 0's other donors drop out
-
-
-def test_the_app_reports_the_selection_and_its_cost():
-    from redundancy.engine import SearchSettings, SessionConfig
-    from redundancy.interactive.workspace import Workspace
-    from redundancy.ui.tabs import results, search
-
-    from ..conftest import SAMPLE
-
-    ws = Workspace()
-    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
-    plain, cv = (search.search_estimate(ws, "every:32", "every:32", 3, s) for s in ("search", "cv"))
-    assert "folds" in cv and "folds" not in plain
-    ws.start_search(SearchSettings(top_n=3, sources="every:32", targets="every:32", select="cv")).thread.join()
-    text = results.results_text(ws)
-    assert "cv selection" in text and "-fold cross-validated" in text and "each fold did not see" in text
-    pngs, _ = ws.render_figures()  # the Figures tab
-    assert "selection.png" in {p.name for p in pngs}

@@ -184,19 +184,6 @@ def test_outside_zerogpu_nothing_is_decorated_and_spaces_is_not_imported():
         zerogpu.check_fits(zerogpu.MAX_S + 1, "this search", "python -m redundancy search ...")
 
 
-def test_the_app_shows_zerogpu_durations_not_cpu_times(monkeypatch):
-    from redundancy.ui import common
-    from redundancy.ui.tabs import search
-
-    monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
-    ws = Workspace(remote=True)
-    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
-    text = search.search_estimate(ws, SCOPE, SCOPE, 3)
-    assert "asks ZeroGPU for" in text and "which fits" in text and "on cpu" not in text
-    assert "more than ZeroGPU grants" in search.search_estimate(ws, "all", "all", 16)
-    assert "ZeroGPU" in common.badge(ws)
-
-
 def test_the_app_served_on_simulated_zerogpu_runs_load_and_search_as_gpu_tasks(tmp_path):
     """Through Gradio itself: each GPU task is scheduled with the visitor's request (ZeroGPU's quota needs it),
     the background search included, and the page gets the same results as on a plain server."""

@@ -10,13 +10,12 @@ import torch
 
 import redundancy
 from redundancy.cli import main
-from redundancy.engine import SearchSettings
 from redundancy.errors import ConfigError
 from redundancy.models import build_backend
 from redundancy.models.layers import at_block
 from redundancy.replace import apply_map, channel_map
 
-from ..conftest import ROOT, SAMPLE, load_app, search_argv
+from ..conftest import ROOT, SAMPLE, search_argv
 
 IMAGE = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
 
@@ -151,16 +150,3 @@ def test_sam2_searches_inside_its_trunk(tmp_path):
     handle = redundancy.patch(backend.model, run / "replacements.json")
     assert handle.module is backend.model.image_encoder.trunk.blocks[3]
     handle.remove()
-
-
-def test_the_app_loads_a_session_at_a_block():
-    from redundancy.ui.tabs import data as app
-
-    ws, badge, *_ = load_app(layer=" 0 ")
-    assert "encoder block 0 (96 channels)" in badge and ws.features(0).shape == (96, 8, 8)
-    job = ws.start_search(SearchSettings(top_n=2, sources="every:24", targets="every:24"))
-    job.thread.join()
-    assert job.state.error is None and ws.result.header["layer"] == 0
-    assert app.parse_layer("") is None and app.parse_layer(None) is None
-    with pytest.raises(Exception, match="not a block number"):
-        app.parse_layer("-1")

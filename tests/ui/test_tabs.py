@@ -1,0 +1,109 @@
+"""The tabs' handlers over a workspace, called in-process (no browser): what each tab shows for a session."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from redundancy.data import open_dataset, split
+from redundancy.engine import SearchSettings
+from redundancy.engine.evalset import EvalSet
+from redundancy.engine.evaluator import Evaluator
+from redundancy.engine.features import FeatureCache
+from redundancy.engine.scorer import PairScorer, channel_pairs
+
+from ..conftest import load_app
+
+
+@pytest.fixture(scope="module")
+def evaluator(tiny, sample, tmp_path_factory):
+    search, _ = split(open_dataset(sample), 4, seed=0)
+    cache = FeatureCache(tmp_path_factory.mktemp("feats"))
+    return Evaluator(tiny, EvalSet.build(tiny, search, cache, "none", "perseg"), rows=6)
+
+
+def test_the_app_reports_the_selection_and_its_cost():
+    from redundancy.engine import SearchSettings, SessionConfig
+    from redundancy.interactive.workspace import Workspace
+    from redundancy.ui.tabs import results, search
+
+    from ..conftest import SAMPLE
+
+    ws = Workspace()
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    plain, cv = (search.search_estimate(ws, "every:32", "every:32", 3, s) for s in ("search", "cv"))
+    assert "folds" in cv and "folds" not in plain
+    ws.start_search(SearchSettings(top_n=3, sources="every:32", targets="every:32", select="cv")).thread.join()
+    text = results.results_text(ws)
+    assert "cv selection" in text and "-fold cross-validated" in text and "each fold did not see" in text
+    pngs, _ = ws.render_figures()  # the Figures tab
+    assert "selection.png" in {p.name for p in pngs}
+
+
+def test_heatmap_hover_gives_each_top_pairs_interval():
+    from redundancy.engine import SearchSettings, SessionConfig
+    from redundancy.interactive.workspace import Workspace
+    from redundancy.ui.tabs import search
+
+    from ..conftest import SAMPLE
+
+    ws = Workspace()
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    ws.start_search(SearchSettings(top_n=3, sources="every:32", targets="every:32")).thread.join()
+    fig = search.search_view(ws, ws.result)[0]
+    marks = fig.data[1]
+    conf = ws.result.confidence["top"]
+    assert len(marks.text) == 3 and all("95% interval" in t for t in marks.text)
+    d = ws.metric(ws.settings.metric).digits + 1  # gains and bounds at one decimal more than a score
+    assert f"[{conf[0]['lo']:+.{d}f}, {conf[0]['hi']:+.{d}f}]" in marks.text[0] and "%{text}" in marks.hovertemplate
+
+
+def test_the_app_loads_a_session_at_a_block():
+    from redundancy.ui.tabs import data as app
+
+    ws, badge, *_ = load_app(layer=" 0 ")
+    assert "encoder block 0 (96 channels)" in badge and ws.features(0).shape == (96, 8, 8)
+    job = ws.start_search(SearchSettings(top_n=2, sources="every:24", targets="every:24"))
+    job.thread.join()
+    assert job.state.error is None and ws.result.header["layer"] == 0
+    assert app.parse_layer("") is None and app.parse_layer(None) is None
+    with pytest.raises(Exception, match="not a block number"):
+        app.parse_layer("-1")
+
+
+def test_time_estimate_rests_on_the_rate_measured_while_working(evaluator):
+    from dataclasses import replace
+
+    from redundancy.engine import SearchSettings
+    from redundancy.engine.cost import search_cost
+    from redundancy.ui.tabs.search import estimate_basis
+
+    ev = Evaluator(evaluator.backend, evaluator.set, rows=4)
+    pairs = channel_pairs(range(0, 256, 32), range(0, 256, 32), 256)  # 56 pairs
+    t0 = time.perf_counter()
+    PairScorer(ev).score(pairs)
+    took = time.perf_counter() - t0
+    assert "run so far here" in estimate_basis(ev) and ev.observed_rows >= 56 * len(ev.set)
+    cost = search_cost(SearchSettings(top_n=1), len(pairs), len(ev.set), 0, ev.set.task)
+    scan = replace(cost, baseline=0, combinations=0, preview=0)  # the pair stage alone: the same work again
+    ratio = scan.seconds(ev.seconds_per_row(), ev.seconds_per_pair_row()) / took
+    assert 0.5 < ratio < 1.5
+
+
+def test_the_app_shows_zerogpu_durations_not_cpu_times(monkeypatch):
+    from redundancy.engine import SessionConfig
+    from redundancy.interactive import zerogpu
+    from redundancy.interactive.workspace import Workspace
+    from redundancy.ui import common
+    from redundancy.ui.tabs import search
+
+    from ..conftest import SAMPLE
+
+    monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
+    ws = Workspace(remote=True)
+    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=6))
+    text = search.search_estimate(ws, "every:16", "every:16", 3)
+    assert "asks ZeroGPU for" in text and "which fits" in text and "on cpu" not in text
+    assert "more than ZeroGPU grants" in search.search_estimate(ws, "all", "all", 16)
+    assert "ZeroGPU" in common.badge(ws)
