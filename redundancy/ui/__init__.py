@@ -13,6 +13,7 @@ import gradio as gr
 
 from ..interactive.janitor import start_janitor
 from ..io import env_number
+from ..logs import configure
 from .common import CSS, JANITOR_S, SESSION_TTL_S, badge
 from .tabs import TABS
 
@@ -57,6 +58,10 @@ def launch(demo: gr.Blocks) -> None:
     # Session folders older than the TTL go: leftovers of a previous server run at once, and those of clients
     # that left without the server hearing of it within JANITOR_S of their TTL.
     start_janitor(max_age_s=SESSION_TTL_S, every_s=JANITOR_S)
+    # The server's console gets warnings (REDUNDANCY_VERBOSITY=1: info); the log file everything, tracebacks of
+    # the "log reference" a visitor sees included. Its path is for the operator's console only, never the page.
+    log_path = configure(env_number("REDUNDANCY_VERBOSITY", 0))
+    print(f"redundancy: full log in {log_path}" if log_path else "redundancy: no writable log folder; console only")
     # At most 4 handlers run at once across all users (each session also runs one long job at a time).
     demo.queue(default_concurrency_limit=env_number("REDUNDANCY_CONCURRENCY", 4)).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
-import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,9 +16,11 @@ from ..errors import RedundancyError, RunError
 from ..interactive.redact import PUBLIC
 from ..interactive.workspace import Workspace
 from ..io import env_number
+from ..logs import incident
 from ..report.summary import format_seconds
 from ..tasks.base import LOSS
 
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]  # the repository (its benchmarks/ hold the committed paper report)
 
 
@@ -74,6 +76,13 @@ def shown(ws: Workspace | None, message: str) -> str:
     return (ws.redactor if ws is not None else PUBLIC).html(message)
 
 
+def unexpected(e: Exception) -> str:
+    """A bug as the visitor reads it: one line with a log reference; the traceback goes to the server's log."""
+    ref = incident(log, "a handler failed")
+    what = f"unexpected error ({e.__class__.__name__}: {e})"
+    return f"{what}; your loaded data and results are kept (log reference {ref})."
+
+
 def guard(fn):
     """Turn errors into a readable message in the page, never a traceback; the session's results stay."""
 
@@ -87,11 +96,7 @@ def guard(fn):
         except gr.Error:
             raise
         except Exception as e:  # a bug must still leave the page usable; the server log keeps the traceback
-            traceback.print_exc()
-            raise gr.Error(
-                shown(ws, f"unexpected error ({e.__class__.__name__}: {e}); your loaded data and results are kept."),
-                print_exception=False,
-            ) from None
+            raise gr.Error(shown(ws, unexpected(e)), print_exception=False) from None
 
     return wrapped
 
@@ -102,8 +107,7 @@ def _message(ws: Workspace | None, e: Exception) -> str:
         return str(e.message)
     if isinstance(e, RedundancyError):
         return shown(ws, str(e))
-    traceback.print_exc()
-    return shown(ws, f"unexpected error ({e.__class__.__name__}: {e}); your loaded data and results are kept.")
+    return shown(ws, unexpected(e))
 
 
 def listen(event, fn, inputs, outputs, note=None, clear=(), **kwargs):
