@@ -249,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write (an interrupted run there resumes)")
     s.add_argument("--restart", action="store_true", help="discard the unfinished search saved in --out")
     s.add_argument(
+        "--yes",
+        action="store_true",
+        help="start a search estimated at more than an hour without asking (without a terminal it warns and goes on)",
+    )
+    s.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a finished run of other settings in --out (everything it owns is removed first)",
@@ -336,7 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace-shipped",
         action="store_true",
         help="write into the repository's assets/demo (the default --out then), replacing the shipped demo model "
-        "every command uses; without it, that folder is refused",
+        "every command uses; without it, that folder is refused. The old model is scored first and kept beside as "
+        ".bak; a new one that scores worse is refused",
+    )
+    t.add_argument(
+        "--force", action="store_true", help="with --replace-shipped: replace it even when the new one scores worse"
     )
 
     r = add(

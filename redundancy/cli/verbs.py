@@ -31,7 +31,11 @@ from ..runs.resume import RunState, check_out_folder, claim_run_dir, search_lock
 from ..runs.rundir import RunDir
 from ..runs.writers import read_run, save_ablation, write_comparison, write_run
 from ..training.demo import RECIPES, train_and_save
+from .estimate import announce, search_seconds
 from .parser import TRAIN_FLAGS, TRAIN_OUT, build_parser, parse_edit_flags, search_settings, session_config
+
+RESUMABLE = ("search", "apply", "paper")  # verbs whose saved work a rerun picks up
+INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
 def _feature_cache(args: argparse.Namespace) -> FeatureCache | None:
@@ -135,7 +139,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
         key = search_key(session, settings, pairs)
         rank = job.rank if job else 0
-        if not quiet:  # rank 0 checks and claims the folder (and restarts its state) before any rank writes
+        if not quiet:  # rank 0 says how long it takes (above an hour: asks first, or warns), then checks and claims
+            rows, seconds = search_seconds(session, settings, len(pairs))  # the folder, before any rank writes
+            announce(rows, seconds, len(pairs), len(session.search_set), str(session.backend.device), args.yes)
             claim_run_dir(RunDir(out), key, args.overwrite)
             state = RunState(out, key, restart=args.restart, rank=rank)
         if job:
@@ -333,7 +339,9 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
             "uses; pass --replace-shipped to mean it, or choose another --out."
         )
     given = {f: getattr(args, f) for f, *_ in TRAIN_FLAGS if getattr(args, f) is not None}
-    train_and_save(replace(RECIPES[args.model].defaults, **given), out)
+    cfg = replace(RECIPES[args.model].defaults, **given)  # checked here: a bad flag stops before any training
+    shipped = out.resolve() == DEMO_DIR.resolve()
+    train_and_save(cfg, out, keep_better=shipped, force=args.force)
     return 0
 
 
@@ -363,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     except RedundancyError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message holds
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was saved stays saved (search, apply and paper resume from it)
+        print("\n" + (INTERRUPTED if args.command in RESUMABLE else "interrupted"), file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0

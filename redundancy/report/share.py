@@ -14,12 +14,15 @@ from pathlib import Path
 
 from ..errors import RedundancyError, RunError
 from ..hub import network_errors, on_space, user_token
+from ..io import ensure_folder
 from ..replace import pair_of, pair_text
+from ..runs.resume import is_run_folder
 from ..runs.rundir import ABLATION, MANIFEST, SEARCH_FILES, RunDir
 from ..tasks import SEGMENT, get_task
 from .figures import render
 
 CARD = "README.md"
+CARD_START = "---\nlibrary_name: redundancy\n"  # how every model card `model_card` writes begins
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # the Hub's OWNER/NAME
 
 
@@ -55,7 +58,7 @@ def model_card(run: RunDir, repo: str) -> str:
     task = c.get("task", SEGMENT)
     family = family_label(c)
     tags = ["redundancy", "parameter-free", "channel-replacement", task, family.lower()]
-    front = ["---", "library_name: redundancy", "tags:"] + [f"- {t}" for t in tags]
+    front = [*CARD_START.splitlines(), "tags:"] + [f"- {t}" for t in tags]
     if base_model:
         front.append(f"base_model: {base_model}")
     front.append("---")
@@ -117,12 +120,36 @@ def model_card(run: RunDir, repo: str) -> str:
     )
 
 
+def is_bundle(folder: Path) -> bool:
+    """Whether `folder` holds what `bundle` writes: a run's manifest (by its schema) and this tool's model card."""
+    card = folder / CARD
+    try:
+        ours = card.is_file() and card.read_text(errors="replace").startswith(CARD_START)
+    except OSError:
+        return False
+    return ours and is_run_folder(folder)
+
+
+def check_bundle_folder(out: Path) -> Path:
+    """`out` as a folder `bundle` may write into: new, empty, or an earlier bundle (refused otherwise: its README.md
+    and config.json would be replaced)."""
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not is_bundle(out):
+        raise RunError(
+            f"--to {out} already holds files that are not an earlier `push --to` of a run (e.g. "
+            f"{sorted(p.name for p in out.iterdir())[0]}); give a new or empty folder, so that nothing of yours is "
+            "replaced."
+        )
+    return ensure_folder(out, "--to")
+
+
 def bundle(run: Path, out: Path, repo: str) -> Path:
-    """Write the Hub repository's content for a finished run into `out`: run files, figures, model card."""
+    """Write the Hub repository's content for a finished run into `out` (new, empty or an earlier bundle): run files,
+    figures, model card. `repo` is checked as a push checks it: the card tells readers to apply hf://`repo`."""
+    repo = check_repo_id(repo)
+    out = check_bundle_folder(out)
     rd = RunDir(run)
     rd.verify()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     for name in (*SEARCH_FILES, ABLATION, MANIFEST):
         if (rd.path / name).is_file():
             shutil.copy2(rd.path / name, out / name)

@@ -31,10 +31,32 @@ except ImportError:  # Windows
 STATE = "state"
 
 
+def _json_object(path: Path) -> dict | None:
+    """The JSON object in `path`, or None when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_run_manifest(m: dict | None) -> bool:
+    """A finished run's manifest as `RunDir.seal` writes it: complete, its fingerprint, each file's sha256."""
+    if m is None or not isinstance(m.get("complete"), bool) or not isinstance(m.get("files"), dict):
+        return False
+    hashes = all(isinstance(k, str) and isinstance(v, str) for k, v in m["files"].items())
+    return hashes and "fingerprint" in m and isinstance(m["fingerprint"], (str, type(None)))
+
+
+def _is_state_manifest(m: dict | None) -> bool:
+    """An unfinished search's state/manifest.json as `RunState` writes it: its fingerprint and when it was saved."""
+    return m is not None and isinstance(m.get("fingerprint"), str) and isinstance(m.get("updated"), (int, float))
+
+
 def is_run_folder(path: Path) -> bool:
-    """Whether a folder holds a search of this tool: a finished run (manifest.json) or an unfinished one (its
-    saved state)."""
-    return (path / MANIFEST).is_file() or (path / STATE / "manifest.json").is_file()
+    """Whether a folder holds a search of this tool: a finished run or an unfinished one (its saved state), told by
+    the manifest's schema, never by a file name alone (a user's own manifest.json is not a run)."""
+    return _is_run_manifest(_json_object(path / MANIFEST)) or _is_state_manifest(_json_object(path / STATE / MANIFEST))
 
 
 def check_out_folder(path: Path) -> None:

@@ -17,6 +17,8 @@ import hashlib
 import io
 import json
 import math
+import pickle
+import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -29,6 +31,8 @@ import torch.nn.functional as F
 
 from ..data import synthetic
 from ..data.prompts import Prompt
+from ..errors import ConfigError, RunError
+from ..io import atomic_write, ensure_folder
 from ..models import Backend, build_backend
 from ..models._registry import DEMO_DIR, DEMO_MANIFEST
 from ..models._weights import DEMO_LABEL
@@ -50,6 +54,21 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     eval_every: int = 150
+
+    def __post_init__(self) -> None:
+        """Refuse a run no step could make a model from, before any training (flags are named as train-demo's)."""
+        for name in ("steps", "batch", "eval_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {value}: give a whole number of at least 1.")
+        if self.warmup < 0:
+            raise ConfigError(f"warm-up {self.warmup}: give 0 or more steps.")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr {self.lr}: give a positive learning rate, e.g. 1e-3.")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight decay {self.weight_decay}: give 0 or a positive number.")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"--seed {self.seed}: give a whole number from 0 to 2^32 - 1.")
 
 
 class Recipe(ABC):
@@ -241,11 +260,55 @@ def record(cfg: TrainConfig, curve: list[dict], blob: bytes, final: dict[str, fl
     }
 
 
-def train_and_save(cfg: TrainConfig, out_dir: str | Path = DEMO_DIR, log: Callable[[str], None] = print) -> dict:
-    """Train the demo model for `cfg.base` from seeded weights, write `<name>.pt` (fp16) and its models.json entry."""
+def read_demo_manifest(out_dir: Path) -> dict[str, dict]:
+    """`out_dir` checked as a folder to write a demo model into (created, writable) and its models.json (empty when
+    there is none); RunError naming the problem, before any training, for a file, a read-only folder or a
+    models.json that is not one this command writes (each entry an object with its file and sha256)."""
+    ensure_folder(out_dir)
+    path = out_dir / DEMO_MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise RunError(f"{path} is not a readable demo models.json ({e.__class__.__name__}); move it away or choose "
+                       "another --out.") from None  # fmt: skip
+    entries = manifest.values() if isinstance(manifest, dict) else [None]
+    if not all(isinstance(e, dict) and isinstance(e.get("file"), str) and "sha256" in e for e in entries):
+        raise RunError(
+            f"{path} is not a demo models.json (an object of models, each with its file and sha256); move it away or "
+            "choose another --out."
+        )
+    return manifest
+
+
+def score_file(recipe: Recipe, path: Path, cfg: TrainConfig) -> dict[str, float] | None:
+    """The held-out source scores of the checkpoint at `path` (None when it does not load as `cfg.base`)."""
+    backend = build_backend(cfg.base, random_init=True, seed=cfg.seed, device="cpu", progress=False)
+    try:
+        backend.model.load_state_dict(torch.load(path, weights_only=True), strict=False)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError):
+        return None
+    return recipe.score(backend)
+
+
+def train_and_save(
+    cfg: TrainConfig,
+    out_dir: str | Path = DEMO_DIR,
+    log: Callable[[str], None] = print,
+    keep_better: bool = False,
+    force: bool = False,
+) -> dict:
+    """Train the demo model for `cfg.base` from seeded weights, write `<name>.pt` (fp16) and its models.json entry.
+
+    `keep_better` (the shipped folder): the model there now is scored first; the new one replaces it only when it
+    scores at least as well on the first source score (higher is better), or with `force`, and the old file and
+    models.json stay beside as `.bak`."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     recipe = RECIPES[cfg.base]
+    manifest = read_demo_manifest(out_dir)  # every check before the first step
+    path = out_dir / f"{recipe.name}.pt"
+    old = score_file(recipe, path, cfg) if keep_better and path.is_file() else None
     backend = build_backend(cfg.base, random_init=True, seed=cfg.seed, device="cpu", progress=False)
     log(
         f"training {recipe.name}: {cfg.base} classes from seeded random weights (seed {cfg.seed}), "
@@ -256,11 +319,26 @@ def train_and_save(cfg: TrainConfig, out_dir: str | Path = DEMO_DIR, log: Callab
     backend.model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True), strict=False)  # measure what ships
     final = recipe.score(backend)
     log("fp16 checkpoint: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in final.items()))
-    path = out_dir / f"{recipe.name}.pt"
-    path.write_bytes(blob)
+    if old is not None:
+        _keep_the_better(path, old, final, force, log)
+    atomic_write(path, blob)
     manifest_path = out_dir / DEMO_MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[recipe.name] = entry = {"file": path.name, **record(cfg, curve, blob, final)}
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
     log(f"wrote {path} ({len(blob) / 1e6:.1f} MB, sha256 {entry['sha256']}) and {manifest_path}")
     return entry
+
+
+def _keep_the_better(path: Path, old: dict[str, float], new: dict[str, float], force: bool, log) -> None:
+    """Say both source scores; refuse a worse new model (unless `force`); else keep the old files as `.bak`."""
+    name = next(iter(new))
+    label = name.replace("_", " ")
+    log(f"{label}: {old[name]:.3f} for the model in {path.parent} now, {new[name]:.3f} for the new one")
+    if new[name] < old[name] and not force:
+        raise RunError(
+            f"the new {path.stem} scores {label} {new[name]:.3f}, below the {old[name]:.3f} of the one in "
+            f"{path.parent}: nothing replaced; train longer, or pass --force to replace it anyway."
+        )
+    for kept in (path, path.parent / DEMO_MANIFEST):
+        shutil.copy2(kept, kept.with_name(kept.name + ".bak"))
+        log(f"kept the old {kept.name} as {kept.name}.bak")

@@ -86,7 +86,7 @@ def test_a_failed_download_names_every_way_out(tmp_path, monkeypatch, capsys):
 
 def test_train_demo_writes_a_new_folder_and_the_shipped_one_only_when_asked(tmp_path, monkeypatch, capsys):
     written: list[Path] = []
-    monkeypatch.setattr(verbs, "train_and_save", lambda cfg, out: written.append(Path(out)))
+    monkeypatch.setattr(verbs, "train_and_save", lambda cfg, out, **_: written.append(Path(out)))
     monkeypatch.chdir(tmp_path)
     assert (
         main(["train-demo"]) == 0 and written == [TRAIN_OUT] and DEMO_DIR.resolve() not in TRAIN_OUT.resolve().parents

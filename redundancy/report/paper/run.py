@@ -18,8 +18,9 @@ import torch
 from ...engine.features import FeatureCache
 from ...engine.provenance import cpu_name
 from ...errors import RunError
-from ...io import atomic_write, write_json
+from ...io import atomic_write, ensure_folder, write_json
 from ...models import get_spec
+from ...models._device import resolve_device
 from . import figures
 from .context import Context, seg_run
 from .cost import cost_table
@@ -59,8 +60,7 @@ def check_out(out: Path) -> Path:
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise RunError(f"{out} holds files that are not a paper report; give a new or empty folder for --out.")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return ensure_folder(out)  # created and writable (a read-only one is refused before any table is measured)
 
 
 def run_paper(
@@ -73,6 +73,7 @@ def run_paper(
     cache: FeatureCache | None = None,
 ) -> PaperReport:
     """Measure every table at `size` and write the report to `out`; `on_stage(name, k, total)` as stages begin."""
+    resolve_device(device)  # an unknown or absent device is refused before the folder is made
     out = check_out(out)
     with tempfile.TemporaryDirectory(prefix="paper-work-") as work:  # fine-tuned checkpoints: not part of the report
         ctx = Context(size, Path(work), cache or FeatureCache(), log, cancel, device)
