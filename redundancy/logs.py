@@ -37,7 +37,8 @@ def configure(verbosity: int = 0, file: Path | None = None) -> Path | None:
     logger.propagate = False  # a host application's root handlers would print our records a second time
     console = logging.StreamHandler()
     console.setLevel(LEVELS.get(verbosity, logging.DEBUG if verbosity > 1 else logging.ERROR))
-    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    console.setFormatter(logging.Formatter(FORMAT) if verbosity > 0 else Brief())  # -v: tracebacks too
+    console.addFilter(lambda record: verbosity > 0 or getattr(record, "console", True))
     handlers: list[logging.Handler] = [console]
     path = Path(file) if file is not None else log_file()
     try:
@@ -55,9 +56,17 @@ def configure(verbosity: int = 0, file: Path | None = None) -> Path | None:
     return path
 
 
-def incident(logger: logging.Logger, what: str) -> str:
+class Brief(logging.Formatter):
+    """One line a record: 'warning: ...', no traceback (that goes to the log file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def incident(logger: logging.Logger, what: str, console: bool = True) -> str:
     """Log the exception being handled, traceback included, under a short reference a user can quote; returns
-    the reference (it names no path, so it is safe to show a visitor)."""
+    the reference (it names no path, so it is safe to show a visitor). `console=False`: the caller tells the user
+    itself, so the terminal gets it only with -v."""
     ref = secrets.token_hex(4)
-    logger.exception("%s (ref %s)", what, ref)
+    logger.exception("%s (ref %s)", what, ref, extra={"console": console})
     return ref

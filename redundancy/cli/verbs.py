@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,6 +23,7 @@ from ..engine.features import FeatureCache
 from ..engine.provenance import search_key
 from ..errors import RedundancyError
 from ..io import ensure_folder
+from ..logs import configure, incident
 from ..models import REGISTRY
 from ..models._registry import DEMO_DIR
 from ..replace import Edit
@@ -36,6 +38,8 @@ from .parser import TRAIN_FLAGS, TRAIN_OUT, build_parser, parse_edit_flags, sear
 
 RESUMABLE = ("search", "apply", "paper")  # verbs whose saved work a rerun picks up
 INTERRUPTED = "interrupted; rerun the same command to resume"
+
+log = logging.getLogger(__name__)
 
 
 def _feature_cache(args: argparse.Namespace) -> FeatureCache | None:
@@ -356,6 +360,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
+    log_path = configure(args.verbose - args.quiet)
     try:
         return {
             "models": cmd_models,
@@ -377,3 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0
+    except Exception as e:  # a bug: one line here, the traceback in the log file to attach to a report
+        ref = incident(log, f"'{args.command}' failed", console=False)
+        where = f"the traceback is in {log_path} (ref {ref})" if log_path else f"rerun with -v to see it (ref {ref})"
+        print(f"error: unexpected {e.__class__.__name__}: {e}; this is a bug: {where}.", file=sys.stderr)
+        return 1

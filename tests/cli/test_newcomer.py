@@ -18,7 +18,7 @@ from redundancy.cli.commandline import command_line
 from redundancy.cli.parser import TRAIN_OUT, build_parser, search_settings, session_config
 from redundancy.engine import SearchSettings, SessionConfig
 from redundancy.errors import DeviceError
-from redundancy.models import DEFAULT_MODEL, check_device, get_spec
+from redundancy.models import DEFAULT_MODEL, check_device
 from redundancy.models import _weights as W
 from redundancy.models._registry import DEMO_DIR
 from redundancy.runs.apply import ApplyResult
@@ -51,14 +51,6 @@ def run(tmp_path_factory):
 
 
 # ---------- defaults ----------
-
-
-def test_the_default_model_is_the_shipped_demo_model_the_app_opens_with():
-    from redundancy.ui.tabs.data import DEFAULT_MODEL as APP_DEFAULT
-
-    args = build_parser().parse_args(["search", "--data", "d", "--out", "o"])
-    assert args.model == DEFAULT_MODEL == APP_DEFAULT == "sam_tiny_demo"
-    assert get_spec(DEFAULT_MODEL).shipped.is_file()  # its weights are in the repository: nothing to download
 
 
 def test_a_search_with_only_data_and_out_runs_without_the_network(tmp_path, monkeypatch):

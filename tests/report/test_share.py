@@ -104,64 +104,6 @@ def test_push_button_only_with_the_users_own_token(monkeypatch, tmp_path):
     assert push_allowed()
 
 
-def test_app_push_uploads_the_sessions_run(monkeypatch):
-    import gradio as gr
-    import huggingface_hub
-
-    from redundancy.engine import SearchSettings, SessionConfig
-    from redundancy.interactive.workspace import Workspace
-    from redundancy.ui.tabs import results
-
-    uploaded = []
-    monkeypatch.setenv("HF_TOKEN", "hf_users_own")
-    monkeypatch.delenv("SPACE_ID", raising=False)
-
-    class FakeApi:
-        def __init__(self, token=None):
-            assert token == "hf_users_own"
-
-        def create_repo(self, repo, private=False, exist_ok=False):
-            pass
-
-        def upload_folder(self, folder_path, repo_id, commit_message):
-            names = {p.name for p in __import__("pathlib").Path(folder_path).rglob("*")}
-            uploaded.append((repo_id, "replacements.json" in names and "README.md" in names))
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    ws = Workspace()
-    with pytest.raises(gr.Error, match="no model and dataset"):
-        results.share_run(None, "me/x", True)
-    ws.load(SessionConfig(model="sam_tiny", data=str(SAMPLE), random_init=True, search_images=4))
-    with pytest.raises(gr.Error, match="no finished search"):
-        results.share_run(ws, "me/x", True)
-    ws.start_search(SearchSettings(top_n=2, sources="every:64", targets="every:64")).thread.join()
-    with pytest.raises(gr.Error, match="OWNER/NAME"):
-        results.share_run(ws, "not a repo", True)
-    assert "https://huggingface.co/me/found" in results.share_run(ws, " me/found ", True)
-    assert uploaded == [("me/found", True)]
-
-
-def test_a_space_visitors_push_is_refused_whoever_calls_it(monkeypatch, tmp_path):
-    """Defence in depth: with the push endpoint not registered on a Space, the workspace and `push` still refuse,
-    and no Hub client is ever made with the owner's token."""
-    import huggingface_hub
-
-    from redundancy.errors import RunError
-    from redundancy.interactive.workspace import Workspace
-    from redundancy.report.share import push
-
-    monkeypatch.setenv("HF_TOKEN", "hf_ownersSECRET")
-    monkeypatch.setenv("SPACE_ID", "owner/redundancy")
-    monkeypatch.delenv("REDUNDANCY_ALLOW_PUSH", raising=False)
-    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: pytest.fail("a Hub client was made"))
-    ws = Workspace(root=tmp_path)
-    with pytest.raises(RunError, match="visitors cannot push"):
-        ws.push("me/x")
-    with pytest.raises(RunError, match="visitors cannot push"):
-        push(tmp_path, "me/x")
-    ws.close()
-
-
 def test_push_to_never_writes_over_a_folder_of_the_users_own(run, tmp_path, capsys):
     """`--to` a folder holding the user's README.md and config.json is refused, both kept; an earlier bundle is
     rewritten in place (to check it again after a new figure, say)."""
