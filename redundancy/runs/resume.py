@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ..errors import RunError
 from ..io import atomic_write, ensure_folder, write_json
 from .rundir import MANIFEST, RunDir
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # Windows
@@ -155,7 +157,7 @@ class RunState:
         if not force and now - self._last < self.min_interval_s:
             return
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy lets **arrays reach allow_pickle (bool)
         atomic_write(self.dir / f"{name}.r{self.rank}.npz", buf.getvalue())
         self._last = now
 
