@@ -33,7 +33,7 @@ def _npy(arr: np.ndarray) -> bytes:
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy lets **arrays reach allow_pickle
     return buf.getvalue()
 
 
@@ -41,7 +41,7 @@ def pair_table(result: SearchResult) -> str:
     """pair_scores.csv: one row per scored pair."""
     s = result.scores
     ii, jj = np.nonzero(~np.isnan(s.miou_gain))
-    rows = [["source", "target", "miou_gain", "loss_gain"]]
+    rows: list[list[str | int]] = [["source", "target", "miou_gain", "loss_gain"]]
     rows += [[int(i), int(j), f"{s.miou_gain[i, j]:.6f}", f"{s.loss_gain[i, j]:.6f}"] for i, j in zip(ii, jj)]
     return _csv(rows)
 
@@ -49,7 +49,7 @@ def pair_table(result: SearchResult) -> str:
 def combinations_table(result: SearchResult) -> str:
     """combinations.csv: one row per evaluated subset."""
     c = result.combos
-    rows = [["size", "pairs", "miou", "loss", "delta_miou", "delta_loss"]]
+    rows: list[list[str | int]] = [["size", "pairs", "miou", "loss", "delta_miou", "delta_loss"]]
     rows += [
         [
             len(r.pairs),
