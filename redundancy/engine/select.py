@@ -183,6 +183,7 @@ def cross_validate(
             on_fold(f, folds)
         test = fold == f
         if rule == GREEDY:
+            assert pool is not None, "select greedy ranks a pool of candidates"
             ranked = rank_on(pairs, group_scores, ~test, pool, distinct=False)
             candidates = [row_pair(pairs[k]) for k in ranked]
             path = greedy_path(candidates, top_n, evaluate, ~test)
@@ -209,9 +210,11 @@ def greedy_choice(
 ) -> CombinationResult:
     """select greedy: `steps` greedy steps over the top `pool` pairs on the whole search set; each step's set
     joins the evaluated rows (outside the top-N subsets: no members) and the last one is the choice."""
-    everyone = np.ones(scorer.group_scores.shape[1], bool)
-    ranked = rank_on(scorer.group_pairs, scorer.group_scores, everyone, pool, distinct=False)
-    candidates = [row_pair(scorer.group_pairs[k]) for k in ranked]
+    scored_pairs, group_scores = scorer.group_pairs, scorer.group_scores
+    assert scored_pairs is not None and group_scores is not None, "select greedy scores with keep_groups"
+    everyone = np.ones(group_scores.shape[1], np.bool_)
+    ranked = rank_on(scored_pairs, group_scores, everyone, pool, distinct=False)
+    candidates = [row_pair(scored_pairs[k]) for k in ranked]
 
     seen: dict[tuple, np.ndarray] = {}  # every evaluated set's stats: the path's rows need no second decode
 
