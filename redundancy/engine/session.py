@@ -20,7 +20,7 @@ from ..errors import ConfigError, DataError, RunError
 from ..models import Backend, build_backend, families_with
 from ..models.layers import at_block, output_backend
 from ..tasks import Task, get_task, group_ids, task_for
-from ..tasks.heads import HeadInfo, head_sha256, read_head_state
+from ..tasks.heads import Head, HeadInfo, head_sha256, read_head_state
 from .evalset import EvalSet
 from .evaluator import Evaluator
 from .features import FeatureCache
@@ -212,20 +212,25 @@ class Session:
             self.backend.attach_head(module)
             self.head = info
 
-    def _fit_head(self, encoder: Backend, on_progress, cancel) -> tuple[torch.nn.Module, HeadInfo]:
+    def _fit_head(self, encoder: Backend, on_progress, cancel) -> tuple[Head, HeadInfo]:
         """The task's head fitted on the head split's encoder features (on the CPU in float64, wherever the
         features live: the same head on any device)."""
-        evalset = EvalSet.build(encoder, self.head_set, self.cache, "none", "image", on_progress, cancel, self.task)
-        feats, targets = evalset.feats.cpu(), [t.cpu() for t in evalset.targets]
+        head_set = self.head_set
+        assert head_set is not None, "a session without a head file splits off head images"
+        evalset = EvalSet.build(encoder, head_set, self.cache, "none", "image", on_progress, cancel, self.task)
+        feats, targets = evalset.feats.cpu(), [evalset.target(b).cpu() for b in range(len(evalset))]
         module, method = self.task.fit_head(encoder, feats, targets, self.dataset.classes)
         module = module.to(encoder.device)
-        images = [s.name for s in self.head_set.samples]
+        images = [s.name for s in head_set.samples]
         return module, HeadInfo(module.kind, "fitted", method, head_sha256(module), images=images)
 
     def head_state(self) -> dict[str, torch.Tensor] | None:
         """The head's tensors as head.pt saves them (None: the task uses the model's own decoder)."""
         self.ensure_head()
-        return self.backend.head.state() if self.task.needs_head else None
+        if not self.task.needs_head:
+            return None
+        assert self.backend.head is not None, "ensure_head attached it"
+        return self.backend.head.state()
 
     def resolve(self, settings: SearchSettings) -> SearchSettings:
         """The settings with this task's default metric filled in; a metric the task lacks is refused."""
@@ -255,10 +260,12 @@ class Session:
     def header(self) -> dict:
         """What identifies this session in every output (weights label included)."""
         metric = self.task.metrics[0]
+        family = self.backend.family
+        assert family is not None, "a session's backend is made by its family (build_backend)"
         header = {
             "model": self.backend.name,
-            "family": self.backend.family.name,
-            "family_label": self.backend.family.label,
+            "family": family.name,
+            "family_label": family.label,
             "weights": self.backend.weights.to_dict(),
             "weights_label": self.backend.weights.label,
             "channels": self.backend.channels,
