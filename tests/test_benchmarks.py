@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from benchmarks import full_search, plain_vs_batched
 
 
@@ -30,6 +32,7 @@ def test_rank_one_benchmark_agrees_with_the_generic_path(capsys):
     assert r["max_abs_stat_diff"] < 1e-8 and r["speedup"] > 0
 
 
+@pytest.mark.slow
 def test_demo_domains_compares_the_selection_rules(monkeypatch, capsys):
     from benchmarks import demo_domains
 
@@ -56,6 +59,7 @@ def test_layer_cost_times_a_row_at_the_output_and_inside_the_encoder(monkeypatch
     assert all(r["ms_per_row"] > 0 and r["channels"] == 64 and "random weights" in r["weights"] for r in rows)
 
 
+@pytest.mark.slow
 def test_precision_benchmark_counts_flops_and_compares_with_fp32(capsys):
     from benchmarks import precision
 
@@ -69,6 +73,7 @@ def test_precision_benchmark_counts_flops_and_compares_with_fp32(capsys):
     assert "not SAM" in rows[0]["weights"] and "| bf16 |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_gpu_suite_runs_every_step_at_test_size_and_reports_each(tmp_path):
     from benchmarks import gpu_suite
 
@@ -83,6 +88,7 @@ def test_gpu_suite_runs_every_step_at_test_size_and_reports_each(tmp_path):
     assert "| fp32 | 12 |" in (tmp_path / "suite.md").read_text()
 
 
+@pytest.mark.slow
 def test_estimates_benchmark_times_what_the_app_estimates(capsys):
     from benchmarks import estimates
 

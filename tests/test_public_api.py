@@ -15,6 +15,7 @@ from redundancy.models import build_backend
 from .conftest import ROOT
 
 
+@pytest.mark.slow
 def test_readme_from_python_example_runs(tmp_path, monkeypatch, capsys):
     text = (ROOT / "README.md").read_text()
     code = re.search(r"## From Python.*?```python\n(.*?)```", text, re.S).group(1)

@@ -100,6 +100,7 @@ def _secrets(ws: Workspace) -> list[str]:
     return [ws.key, ws.id, str(APP_ROOT), str(ws.dir), str(Path.cwd()), "security-upload"]
 
 
+@pytest.mark.slow
 def test_downloads_hold_no_server_path_and_no_session_key(searched):
     ws, summary, files, fig_zip = searched
     texts = {f.name: f.read_bytes() for f in files}
@@ -117,6 +118,7 @@ def test_downloads_hold_no_server_path_and_no_session_key(searched):
     assert all(secret not in summary for secret in _secrets(ws))
 
 
+@pytest.mark.slow
 def test_the_reconnect_key_is_not_derivable_from_what_a_visitor_gets(searched):
     ws, _, files, _ = searched
     assert Workspace.reconnect(ws.key) is ws
@@ -139,6 +141,7 @@ def test_app_error_messages_name_the_visitors_file_never_a_server_path(tmp_path)
     assert "redundancy-app" not in text and "/tmp" not in text
 
 
+@pytest.mark.slow
 def test_an_unexpected_error_is_redacted_too(searched, monkeypatch):
     ws = searched[0]
 
@@ -173,6 +176,7 @@ def test_verify_never_opens_a_file_outside_the_run(run_dir, tmp_path, monkeypatc
     assert opened == []
 
 
+@pytest.mark.slow
 def test_an_emptied_manifest_does_not_vouch_for_edited_files(run_dir, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
@@ -190,6 +194,7 @@ def _digest(folder: Path) -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())).hexdigest()
 
 
+@pytest.mark.slow
 def test_apply_never_writes_over_the_datasets_ground_truth(run_dir, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(SAMPLE, data)

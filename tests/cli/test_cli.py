@@ -25,6 +25,7 @@ def run(sample, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_search_writes_every_run_file(run):
     for name in RUN_FILES:
         assert (run / name).is_file(), name
@@ -52,6 +53,7 @@ def test_search_writes_every_run_file(run):
         assert best <= repl["search"]["baseline_miou"] and repl["note"]
 
 
+@pytest.mark.slow
 def test_ablate_replace_reproduces_the_pair_score_exactly(run, capsys):
     scores = np.load(run / "pair_scores.npy")
     i, j = (int(v) for v in np.unravel_index(np.nanargmax(scores), scores.shape))
@@ -64,12 +66,14 @@ def test_ablate_replace_reproduces_the_pair_score_exactly(run, capsys):
     assert out["weights_label"] == "random weights (seed 0)" and "zero 6" in deltas
 
 
+@pytest.mark.slow
 def test_same_seed_gives_an_identical_run(run, sample, tmp_path):
     assert main([*SEARCH, "--data", str(sample), "--sources", "every:32", "--out", str(tmp_path)]) == 0
     for name in ("pair_scores.npy", "topn.json", "combinations.csv", "replacements.json"):
         assert (tmp_path / name).read_bytes() == (run / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_compiled_tf32_search_records_its_arithmetic_and_finds_the_same_set(run, sample, tmp_path):
     argv = [*SEARCH, "--data", str(sample), "--sources", "every:32", "--precision", "tf32", "--compile"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
@@ -80,6 +84,7 @@ def test_compiled_tf32_search_records_its_arithmetic_and_finds_the_same_set(run,
     np.testing.assert_allclose(np.load(tmp_path / "pair_scores.npy"), np.load(run / "pair_scores.npy"), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_apply_writes_patched_masks_and_a_zip(run, sample, tmp_path, capsys):
     assert main(["apply", "--run", str(run), "--data", str(sample), "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -90,6 +95,7 @@ def test_apply_writes_patched_masks_and_a_zip(run, sample, tmp_path, capsys):
     assert len(list((tmp_path / "masks").rglob("*.png"))) == 32
 
 
+@pytest.mark.slow
 def test_table_output_and_models_listing(run, capsys):
     assert main(["models"]) == 0
     assert "sam_vit_h" in capsys.readouterr().out
@@ -122,6 +128,7 @@ def test_bad_input_is_one_clear_line(argv, message, capsys):
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_apply_to_images_without_masks(run, sample, tmp_path, capsys):
     folder = tmp_path / "new"
     folder.mkdir()
@@ -133,6 +140,7 @@ def test_apply_to_images_without_masks(run, sample, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["img0.png", "img1.png", "img2.png"]
 
 
+@pytest.mark.slow
 def test_compare_prints_and_writes_the_mode_table(tmp_path, capsys):
     argv = ["compare", *search_argv(channels="every:64")[1:], "--candidates", "4"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
@@ -150,6 +158,7 @@ def test_compare_prints_and_writes_the_mode_table(tmp_path, capsys):
     assert rows[0]["scored"] == 12 and rows[0]["cost"] == 1.0
 
 
+@pytest.mark.slow
 def test_search_reads_a_zip_given_on_the_command_line(sample, tmp_path, capsys):
     import shutil
 
@@ -166,6 +175,7 @@ def _copy(run, tmp_path):
     return Path(shutil.copytree(run, tmp_path / "copy"))
 
 
+@pytest.mark.slow
 def test_apply_refuses_unfinished_or_altered_runs_unless_told(run, sample, tmp_path, capsys):
     copy = _copy(run, tmp_path)
     argv = ["apply", "--run", str(copy), "--data", str(sample), "--out", str(tmp_path / "o")]
@@ -178,6 +188,7 @@ def test_apply_refuses_unfinished_or_altered_runs_unless_told(run, sample, tmp_p
     assert "not a finished run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ablate_from_another_folder_uses_the_runs_absolute_data_path(tmp_path, monkeypatch, capsys):
     root = Path(DATA).parents[1]
     monkeypatch.chdir(root)
@@ -206,6 +217,7 @@ def test_ablate_from_another_folder_uses_the_runs_absolute_data_path(tmp_path, m
     assert main(["ablate", "--run", str(out), "--zero", "3", "--data", str(root / "assets" / "sample")]) == 0
 
 
+@pytest.mark.slow
 def test_a_finished_run_of_other_settings_is_not_overwritten_silently(tmp_path, capsys):
     argv = [*search_argv(images=2, heldout=1, top_n=1, channels="every:128"), "--out", str(tmp_path)]
     assert main(argv) == 0

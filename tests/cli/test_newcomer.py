@@ -53,6 +53,7 @@ def run(tmp_path_factory):
 # ---------- defaults ----------
 
 
+@pytest.mark.slow
 def test_a_search_with_only_data_and_out_runs_without_the_network(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("offline")
@@ -247,6 +248,7 @@ ROW = re.compile(
 )
 
 
+@pytest.mark.slow
 def test_the_zero_sweep_labels_every_channel_and_sorts_by_the_change(run, capsys):
     assert main(["ablate", "--run", str(run), "--zero", "all"]) == 0
     text = capsys.readouterr().out

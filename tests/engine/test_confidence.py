@@ -46,6 +46,7 @@ def test_paired_interval_and_test():
     assert paired(base, base + 1).to_dict()["level"] == 0.95
 
 
+@pytest.mark.slow
 def test_a_search_writes_intervals_for_top_pairs_best_set_and_held_out(tmp_path, capsys):
     out = tmp_path / "run"
     assert main([*search_argv(images=6, heldout=6, top_n=3, channels="every:32"), "--out", str(out)]) == 0

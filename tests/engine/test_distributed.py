@@ -18,6 +18,7 @@ def _env(tmp_path):
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra", [[], ["--select", "cv", "--folds", "3", "--alphas", "0.5"]], ids=["paper", "soft-cv"]
 )  # soft-cv: the soft passes and every candidate's per-image scores merged across ranks

@@ -37,6 +37,7 @@ def test_feature_cache_reuses_and_reports_hits(tiny, sample, tmp_path):
     assert torch.allclose(first[0], fresh[0], atol=1e-2, rtol=1e-2)  # float16 storage
 
 
+@pytest.mark.slow
 def test_batched_scores_equal_the_plain_reference(evaluator):
     """Batched (fixed-shape calls) vs one call per (pair, image): same numbers up to float rounding.
 
@@ -64,6 +65,7 @@ def test_gain_means_source_takes_target(evaluator):
     assert scores.baseline_miou == miou[0]
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_batch_composition(evaluator, tiny):
     pairs = channel_pairs(range(0, 256, 64), range(0, 256, 64), 256)
     a = PairScorer(evaluator).score(pairs).miou_gain
@@ -77,6 +79,7 @@ def test_scores_do_not_depend_on_batch_composition(evaluator, tiny):
     ]
 
 
+@pytest.mark.slow
 def test_progress_blocks_cover_every_pair_and_cancel_stops(evaluator):
     pairs = channel_pairs(range(4), range(4), 256)
     events = []
@@ -96,6 +99,7 @@ def test_progress_blocks_cover_every_pair_and_cancel_stops(evaluator):
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_top_n_skips_taken_sources_and_combinations_pick_the_best(evaluator):
     pairs = channel_pairs(range(0, 256, 32), range(0, 256, 32), 256)
     scorer = PairScorer(evaluator)
@@ -160,6 +164,7 @@ def test_bf16_autocast_stays_close_and_is_part_of_the_run_identity(evaluator, ti
         SessionConfig("sam_tiny", "x", precision="fp8").check()
 
 
+@pytest.mark.slow
 def test_tf32_is_fp32_on_a_cpu_and_compile_agrees_with_eager(evaluator, tiny):
     pairs = channel_pairs(range(0, 256, 64), range(0, 256, 64), 256)
     eager = PairScorer(evaluator).score(pairs).miou_gain

@@ -37,6 +37,7 @@ def _image_and_mask(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 255, (h, w, 3), dtype=np.uint8), mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sam_tiny", "sam2_tiny"])
 @pytest.mark.parametrize("prompt", ["none", "box", "point"])
 def test_batched_path_runs_on_a_fake_cuda_device(name, prompt):

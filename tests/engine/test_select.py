@@ -68,6 +68,7 @@ def _selected(out, *flags: str) -> dict:
     return json.loads((out / "replacements.json").read_text())
 
 
+@pytest.mark.slow
 def test_cv_search_writes_its_report_and_picks_from_the_first_n_pairs(tmp_path, capsys):
     out = tmp_path / "run"
     repl = _selected(out, "--select", "cv", "--folds", "4")
@@ -82,6 +83,7 @@ def test_cv_search_writes_its_report_and_picks_from_the_first_n_pairs(tmp_path, 
     assert cv["chosen_n"] == (cv["best_n"] if cv["estimate"]["lo"] > 0 else 0)
 
 
+@pytest.mark.slow
 def test_soft_pairs_are_cross_validated_candidates(tmp_path):
     out = tmp_path / "run"
     repl = _selected(out, "--select", "cv", "--folds", "3", "--alphas", "0.5")
@@ -102,6 +104,7 @@ def test_cv_refuses_what_it_cannot_cross_validate(tmp_path, capsys):
     assert "select cv needs mode exact" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_greedy_grows_from_a_pool_and_its_choice_is_a_path_prefix(tmp_path):
     out = tmp_path / "run"
     repl = _selected(out, "--select", "greedy", "--folds", "3", "--pool", "6")

@@ -37,6 +37,7 @@ def test_patch_blends_the_source_with_the_target(name):
     assert torch.allclose(y[:, 5], x[:, 9], atol=1e-5) and torch.allclose(y[:, 10:], x[:, 10:], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batched_soft_rows_equal_the_reference_and_the_patched_encoder(session):
     ev = session.evaluator("search")
     sets = [[(3, 7, 0.25)], [(3, 7, 0.25), (40, 2)], [(3, 7)]]
@@ -70,6 +71,7 @@ def test_each_pair_keeps_its_best_alpha():
     assert np.isnan(best.alpha[0, 2])
 
 
+@pytest.mark.slow
 def test_soft_search_scores_every_pair_at_every_alpha(tmp_path, session):
     out = tmp_path / "run"
     argv = search_argv(images=4, heldout=2, top_n=2, channels="every:64")
@@ -87,6 +89,7 @@ def test_soft_search_scores_every_pair_at_every_alpha(tmp_path, session):
         assert p["gain"] == pytest.approx(want) and p.get("alpha", 1.0) == (0.5 if half[i, j] > hard[i, j] else 1.0)
 
 
+@pytest.mark.slow
 def test_a_soft_set_applies_from_its_json(tmp_path, session):
     from redundancy.runs.apply import apply_pairs
 

@@ -45,6 +45,7 @@ def test_cancel_during_encoding(tmp_path):
     assert seen == [1]  # stopped after the first image, not after all six
 
 
+@pytest.mark.slow
 def test_cancel_during_baseline_pairs_and_combinations(tmp_path):
     session = _session(tmp_path, rows=6)  # one call per map: cancel can act between maps
     ev = session.evaluator("search")

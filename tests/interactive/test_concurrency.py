@@ -19,6 +19,8 @@ from redundancy.interactive.workspace import APP_ROOT
 
 from ..conftest import write_pair
 
+pytestmark = pytest.mark.slow  # every test here shares a set-up that costs a search or a server
+
 
 def _session(url: str, data_zip: Path | None, n_search: int) -> dict:
     client = Client(url, verbose=False)

@@ -52,6 +52,7 @@ def _compare(ws: Workspace, data=None, model="sam_tiny") -> list[tuple]:
     return [(r.mode, r.overlap, r.scored, r.best_miou) for r in ws.comparison]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,data", [("sam_tiny", SAMPLE), ("dinov2_tiny", ROOT / "assets" / "classify_sample")])
 def test_gpu_tasks_give_the_local_numbers(model, data, monkeypatch):
     monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
@@ -148,6 +149,7 @@ print("RESULT " + json.dumps(out, default=str))
 )
 
 
+@pytest.mark.slow
 def test_real_spaces_wrapper_forks_a_worker_and_streams_plain_data(tmp_path):
     """ZeroGPU simulated as far as `spaces` allows: its device API is answered locally and the worker gets no
     CUDA device; everything else is the package's own code: the decorator, the forked worker, pickled
@@ -184,6 +186,7 @@ def test_outside_zerogpu_nothing_is_decorated_and_spaces_is_not_imported():
         zerogpu.check_fits(zerogpu.MAX_S + 1, "this search", "python -m redundancy search ...")
 
 
+@pytest.mark.slow
 def test_the_app_served_on_simulated_zerogpu_runs_load_and_search_as_gpu_tasks(tmp_path):
     """Through Gradio itself: each GPU task is scheduled with the visitor's request (ZeroGPU's quota needs it),
     the background search included, and the page gets the same results as on a plain server."""
@@ -220,6 +223,7 @@ def test_a_large_dataset_is_encoded_in_calls_that_each_fit(monkeypatch):
     assert ws.session.cache_hits == 6  # the search set came from the worker's cache entries
 
 
+@pytest.mark.slow
 def test_pair_scoring_is_named_so_after_a_worker_encodes_first(monkeypatch):
     """A ZeroGPU worker encodes its images before it scores pairs: the pairs it scores then are shown under
     'pair scoring' (with that stage's ETA), not under the encoding stage they followed."""

@@ -159,6 +159,7 @@ def test_classification_search_end_to_end(tmp_path, capsys):
     assert len(lines) == 121 and lines[0].startswith("image,predicted")
 
 
+@pytest.mark.slow
 def test_depth_search_end_to_end(tmp_path):
     """Python API: depth with AbsRel as the search metric, the held-out numbers, apply writes 16-bit PNGs."""
     session = _session(DEPTH, tmp_path, search_images=10, heldout_images=6)
@@ -181,6 +182,7 @@ def test_depth_search_end_to_end(tmp_path):
     assert (tmp_path / "fig" / "pair_heatmap.png").is_file() and not (tmp_path / "fig" / "before_after.png").exists()
 
 
+@pytest.mark.slow
 def test_killed_depth_search_resumes_identically(tmp_path):
     """SIGKILL in the middle of rank-one pair scoring; the same command finishes with the reference's files."""
     import os
@@ -214,6 +216,7 @@ def test_killed_depth_search_resumes_identically(tmp_path):
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_task_samples_regenerate_identically(tmp_path):
     import importlib.util
 

@@ -87,6 +87,7 @@ def test_a_set_at_a_block_equals_the_patched_model(base):
         assert not torch.allclose(patched, base.encode([IMAGE])["features"], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_search_at_a_block_records_it_and_applies_there(tmp_path, capsys):
     run = tmp_path / "run"
     argv = search_argv(images=4, heldout=2, top_n=2, channels="every:24")
@@ -140,6 +141,7 @@ def test_dinov2_searches_inside_the_encoder_with_the_outputs_head(tmp_path, caps
     assert main(["apply", "--run", str(tmp_path / "deep"), "--data", data, "--out", str(tmp_path / "ap")]) == 0
 
 
+@pytest.mark.slow
 def test_sam2_searches_inside_its_trunk(tmp_path):
     run = tmp_path / "run"
     argv = search_argv(model="sam2_tiny", images=3, heldout=1, top_n=2, channels="every:96")

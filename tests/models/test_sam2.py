@@ -59,6 +59,7 @@ def test_sam2_patch_acts_on_image_embed_after_no_mem_embed(tiny2, predictor):
     assert torch.equal(tiny2.encode([image])["features"], plain)  # backend features == what the decoder reads
 
 
+@pytest.mark.slow
 def test_sam2_search_end_to_end_and_exact_ablation(tmp_path, capsys):
     out = tmp_path / "run"
     args = search_argv("--out", str(out), "--json", model="sam2_tiny")

@@ -35,6 +35,7 @@ def rendered(runs, tmp_path_factory):
     return out, render(list(runs), out)
 
 
+@pytest.mark.slow
 def test_every_figure_in_every_format_is_a_valid_file(rendered):
     out, written = rendered
     optional = ("ablation", "selection")  # sample_a has an ablation; neither is a cv run
@@ -53,6 +54,7 @@ def test_every_figure_in_every_format_is_a_valid_file(rendered):
     assert len(written) == (len(names) + 1) * 4
 
 
+@pytest.mark.slow
 def test_figures_regenerate_identically(runs, rendered, tmp_path):
     out, _ = rendered
     render([runs[0]], tmp_path, ("svg", "pdf", "png"))
@@ -91,6 +93,7 @@ def test_consistency_counts_and_errors(tmp_path):
     assert main(["figures", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
 
 
+@pytest.mark.slow
 def test_a_cv_run_gets_its_selection_curve(tmp_path):
     from redundancy.report.figures import selection_curve
 

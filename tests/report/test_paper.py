@@ -14,6 +14,8 @@ from redundancy.report.paper import TINY, read_report
 from redundancy.report.paper.run import ORDER
 from redundancy.report.paper.tables import OURS
 
+pytestmark = pytest.mark.slow  # every test here shares a set-up that costs a search or a server
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):

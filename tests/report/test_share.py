@@ -32,6 +32,7 @@ def test_card_says_what_was_found_on_what(run):
     assert "redundancy apply --replacements hf://me/found-set" in card and "from redundancy import patch" in card
 
 
+@pytest.mark.slow
 def test_push_to_a_folder_then_apply_from_it_and_from_hf(run, tmp_path, monkeypatch, capsys):
     repo_dir = tmp_path / "repo"
     assert main(["push", str(run), "me/found-set", "--to", str(repo_dir)]) == 0
@@ -56,6 +57,7 @@ def test_push_to_a_folder_then_apply_from_it_and_from_hf(run, tmp_path, monkeypa
     assert json.loads(capsys.readouterr().out) == {**local, "zip": str(out2 / "predictions.zip")}
 
 
+@pytest.mark.slow
 def test_push_uploads_through_huggingface_hub_and_never_shows_the_token(run, monkeypatch, capsys, tmp_path):
     import huggingface_hub
 
@@ -104,6 +106,7 @@ def test_push_button_only_with_the_users_own_token(monkeypatch, tmp_path):
     assert push_allowed()
 
 
+@pytest.mark.slow
 def test_push_to_never_writes_over_a_folder_of_the_users_own(run, tmp_path, capsys):
     """`--to` a folder holding the user's README.md and config.json is refused, both kept; an earlier bundle is
     rewritten in place (to check it again after a new figure, say)."""

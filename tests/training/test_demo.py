@@ -46,6 +46,7 @@ def test_demo_weights_are_labelled_as_trained_here_not_sam(demo_backend):
 SOURCE_FLOOR = {"source_miou": 80.0, "source_accuracy": 40.0}  # does its source task: accuracy twice chance (5 classes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_demo_model_reaches_its_recorded_source_score(name):
     """Measured again here through its recipe's own score (the tool's prediction path, its fitted heads)."""
@@ -101,6 +102,7 @@ def test_target_domains_regenerate_identically(tmp_path):
     assert n == make_domains.PER_KIND * len(synthetic.KINDS) >= 100  # a 50-image search set and a held-out set
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_ships_fp16(tmp_path):
     """A few steps of the real training loop on a fresh model: the loss falls, the file is fp16 and loads."""
     cfg = demo.TrainConfig(steps=12, batch=4, eval_every=6, warmup=2)

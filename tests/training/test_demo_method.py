@@ -17,6 +17,8 @@ from redundancy.replace import Edit
 
 from ..conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every test here shares a set-up that costs a search or a server
+
 GRAY = ROOT / "assets" / "domains" / "gray"
 
 

@@ -30,6 +30,7 @@ def _features(backend, images) -> torch.Tensor:
     return backend.encode(list(images))[FEATURES]
 
 
+@pytest.mark.slow
 def test_decoder_only_trains_the_mask_decoder_and_loads_as_a_partial_fine_tune(tmp_path, data):
     backend = build_backend("sam_tiny_demo", device="cpu")
     before = {k: v.clone() for k, v in backend.model.state_dict().items()}
@@ -45,6 +46,7 @@ def test_decoder_only_trains_the_mask_decoder_and_loads_as_a_partial_fine_tune(t
     assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in result.state.items())
 
 
+@pytest.mark.slow
 def test_lora_adapters_load_merged_as_the_model_they_trained(tmp_path, data):
     images, _ = data
     backend = build_backend("sam_tiny_demo", device="cpu")
@@ -67,6 +69,7 @@ def test_lora_adapters_load_merged_as_the_model_they_trained(tmp_path, data):
     assert not torch.allclose(trained, base, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_fine_tune_is_seeded(data):
     runs = []
     for _ in range(2):

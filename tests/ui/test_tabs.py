@@ -23,6 +23,7 @@ def evaluator(tiny, sample, tmp_path_factory):
     return Evaluator(tiny, EvalSet.build(tiny, search, cache, "none", "perseg"), rows=6)
 
 
+@pytest.mark.slow
 def test_the_app_reports_the_selection_and_its_cost():
     from redundancy.engine import SearchSettings, SessionConfig
     from redundancy.interactive.workspace import Workspace
@@ -59,6 +60,7 @@ def test_heatmap_hover_gives_each_top_pairs_interval():
     assert f"[{conf[0]['lo']:+.{d}f}, {conf[0]['hi']:+.{d}f}]" in marks.text[0] and "%{text}" in marks.hovertemplate
 
 
+@pytest.mark.slow
 def test_the_app_loads_a_session_at_a_block():
     from redundancy.ui.tabs import data as app
 
@@ -109,6 +111,7 @@ def test_the_app_shows_zerogpu_durations_not_cpu_times(monkeypatch):
     assert "ZeroGPU" in common.badge(ws)
 
 
+@pytest.mark.slow
 def test_app_push_uploads_the_sessions_run(monkeypatch):
     import gradio as gr
     import huggingface_hub
