@@ -26,7 +26,7 @@ lint: $(STAMPS)/dev  ## the lint, format and type gates of .ci/run
 	$(PYTHON) -m mypy
 
 docs: $(STAMPS)/dev  ## the documentation into site/, failing on any warning
-	$(PYTHON) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
 
 # Each lock is installed when its stamp is older than it: pip installs only what is missing or pinned differently.
 $(STAMPS)/app: requirements.txt pyproject.toml
