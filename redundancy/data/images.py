@@ -75,7 +75,12 @@ def open_image(path: Path, image: bool = True) -> Image.Image:
             f"{path.name}: cannot read this file as an image ({e.__class__.__name__}: {e}); "
             "replace it with a valid JPEG or PNG."
         ) from e
-    except (ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own check, at open: far over our limit too
+        raise DataError(
+            f"{path.name}: the image is over the limit of {MAX_PIXELS:,} pixels ({e}); downscale it (and its mask) "
+            "first."
+        ) from e
+    except ValueError as e:
         raise DataError(
             f"{path.name}: cannot read this file as an image ({e.__class__.__name__}: {e}); "
             "replace it with a valid JPEG or PNG."
