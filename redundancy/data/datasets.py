@@ -1,7 +1,7 @@
 """Datasets on disk: segmentation (folder / PerSeg), classification (class folders / CSV), depth (images + depth).
 
 Any of them may come as a .zip (`archives`). Every file a dataset names stays inside its folder, links
-resolved (README, "Security model"). Which task a layout's targets serve is the tasks' knowledge
+resolved (docs/security.md). Which task a layout's targets serve is the tasks' knowledge
 (`tasks.task_for`); here a layout is only a way files are arranged.
 """
 
@@ -343,7 +343,7 @@ def _validate(samples: list[Sample]) -> list[str]:
         if values > 1:
             warnings.append(
                 f"{s.name}: mask has {values} different foreground values (multi-class?); every non-zero pixel "
-                "counts as foreground (README, Data). Give one object per mask if that is not meant."
+                "counts as foreground (docs/data.md). Give one object per mask if that is not meant."
             )
         if not mask.any():
             raise DataError(

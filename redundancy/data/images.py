@@ -1,6 +1,6 @@
 """Reading images, masks and depth maps from files: RGB uint8 images, boolean masks, depth in metres.
 
-Masks are binary at the image's own resolution: any non-zero pixel is foreground (README, Data;
+Masks are binary at the image's own resolution: any non-zero pixel is foreground (docs/data.md;
 `mask_from_image` has the details: alpha, palettes, lossy JPEG masks). Depth maps are NYUv2's
 convention: 16-bit PNG in millimetres or .npy in metres, 0 invalid.
 """
@@ -21,7 +21,7 @@ MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
 DEPTH_EXTS = (".png", ".npy")  # 16-bit PNG in millimetres, or float metres
 DEPTH_PNG_SCALE = 1000.0  # NYUv2's PNGs store millimetres
 MAX_GT_DEPTH = 1000.0  # metres: a larger ground-truth value is a unit mistake, not a depth
-# Limits (environment variables override them; README "Limits and safety").
+# Limits (environment variables override them; docs/security.md).
 MAX_PIXELS = env_number("REDUNDANCY_MAX_PIXELS", 40_000_000)  # per image
 MIN_SIDE, MAX_ASPECT = 16, 20  # below these an encoder's resize leaves a side of a pixel or less
 ORIENTATION_TAG = 0x0112  # EXIF Orientation
@@ -138,7 +138,7 @@ LOSSY_MASK_EXTS = (".jpg", ".jpeg")  # compression leaves faint non-zero noise: 
 
 
 def mask_from_image(img: Image.Image, lossy: bool = False) -> tuple[np.ndarray, int]:
-    """(bool mask (H, W), distinct foreground values) under the documented convention (README, Data).
+    """(bool mask (H, W), distinct foreground values) under the documented convention (docs/data.md).
 
     Any non-zero pixel is foreground (palette: any non-zero index; colour: any non-zero channel), as
     PerSAM's evaluation and most binary-mask datasets read them. Alpha is the mask only where it

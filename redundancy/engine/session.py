@@ -270,7 +270,7 @@ class Session:
             "weights_label": self.backend.weights.label,
             "channels": self.backend.channels,
             "device": str(self.backend.device),
-            # the *_miou fields hold this task's score (README, Run directory)
+            # the *_miou fields hold this task's score (docs/run-folder.md)
             "task": self.task.name,
             "score_metric": metric.name,
             "score_higher_is_better": metric.higher_is_better,

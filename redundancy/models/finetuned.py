@@ -98,7 +98,7 @@ def apply_finetuned(
             )
         raise WeightsError(
             f"{Path(path).name} is not a fine-tune of {model_name}: {'; '.join(parts)}. "
-            "Pick the model it was trained from; accepted formats are listed in the README."
+            "Pick the model it was trained from; accepted formats are listed in docs/models.md."
         )
     check_dtypes(own, {**plain, **lora}, Path(path).name)
     merged = []
