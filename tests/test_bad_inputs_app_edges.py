@@ -88,7 +88,9 @@ CASES: dict[str, Case] = {
     "empty .png": Case("image", lambda t: _file(t, "empty.png", b""), "empty.png: cannot read this file as an image"),
     "truncated png": Case("image", _truncated_png, "cut.png: cannot read this file as an image"),
     "20000 x 20000 png (a decompression bomb's header)": Case(
-        "image", lambda t: _header_only_png(t, 20_000, 20_000), "huge.png: the image is over the limit of 40,000,000 pixels.*downscale it"
+        "image",
+        lambda t: _header_only_png(t, 20_000, 20_000),
+        "huge.png: the image is over the limit of 40,000,000 pixels.*downscale it",
     ),
     "7000 x 7000 png (over the pixel limit)": Case(
         "image", lambda t: _header_only_png(t, 7000, 7000), "7000x7000 pixels is over the limit of 40,000,000"

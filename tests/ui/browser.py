@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from contextlib import contextmanager
 
 import pytest
@@ -29,6 +30,13 @@ def launch(playwright):
 
 
 @contextmanager
+def upload(page, elem_id: str, path) -> None:
+    """Put the file `path` into the upload box `elem_id` and wait until the box serves it back (its link names the
+    file): the upload has reached the server. (The box's text splits a name from its extension.)"""
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+    page.locator(f"#{elem_id} a[href$='{urllib.parse.quote(path.name)}']").first.wait_for()
+
+
 def visitor(browser, url: str, viewport: dict):
     """A fresh visitor's page: its own browser context (storage, so its own app session and workspace), opened
     on the app and rendered; the context is closed after the block."""

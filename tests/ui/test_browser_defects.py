@@ -20,6 +20,7 @@ from .browser import (
     shot,
     tab,
     text,
+    upload,
     visitor,
     wait_recorded,
     wait_text,
@@ -72,15 +73,13 @@ def test_2_one_estimate_for_the_whole_search_everywhere_and_live(page):
 
 
 def test_3_errors_name_the_upload_not_the_server_and_downloads_hold_no_server_path(page, tmp_path):
-    from playwright.sync_api import expect
 
     notes = tmp_path / "only notes.zip"
     with zipfile.ZipFile(notes, "w") as zf:
         zf.writestr("readme.txt", "no images here")
     open_form(page)
     page.get_by_label("upload a .zip").check()
-    page.locator("#zip-in input[type=file]").set_input_files(str(notes))
-    expect(page.locator("#zip-in")).to_contain_text("only notes.zip")  # uploaded: the box lists it
+    upload(page, "zip-in", notes)
     page.locator("#load-btn").click()
     message = wait_text(page, "load-info", "⚠")
     assert "only notes.zip" in message and "redundancy-app" not in message and "/tmp" not in message
@@ -172,8 +171,7 @@ def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_jo
     bad = tmp_path / "broken.json"
     bad.write_text("{oops")
     page.locator("#repl-in").locator("button[aria-label='Clear'], button[aria-label='Remove this file']").first.click()
-    page.locator("#repl-in input[type=file]").set_input_files(str(bad))
-    expect(page.locator("#repl-in")).to_contain_text("broken.json")  # uploaded: the box lists it
+    upload(page, "repl-in", bad)
     page.locator("#apply-btn").click()
     note = wait_text(page, "apply-md", "not valid JSON")
     assert "Applied" not in note and page.locator(PILL).count() == 0
