@@ -29,7 +29,6 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
-@contextmanager
 def upload(page, elem_id: str, path) -> None:
     """Put the file `path` into the upload box `elem_id` and wait until the box serves it back (its link names the
     file): the upload has reached the server. (The box's text splits a name from its extension.)"""
@@ -37,6 +36,7 @@ def upload(page, elem_id: str, path) -> None:
     page.locator(f"#{elem_id} a[href$='{urllib.parse.quote(path.name)}']").first.wait_for()
 
 
+@contextmanager
 def visitor(browser, url: str, viewport: dict):
     """A fresh visitor's page: its own browser context (storage, so its own app session and workspace), opened
     on the app and rendered; the context is closed after the block."""
