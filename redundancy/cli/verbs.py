@@ -40,6 +40,13 @@ RESUMABLE = ("search", "apply", "paper")  # verbs whose saved work a rerun picks
 INTERRUPTED = "interrupted; rerun the same command to resume"
 
 log = logging.getLogger(__name__)
+_open_bars: list[tqdm] = []  # every bar this process drew; main closes them before its last line
+
+
+def _close_bars() -> None:
+    """Close the bars still open, so none redraws itself at exit after the command's last line."""
+    while _open_bars:
+        _open_bars.pop().close()
 
 
 def _feature_cache(args: argparse.Namespace) -> FeatureCache | None:
@@ -62,6 +69,7 @@ def _bar_callbacks(args: argparse.Namespace) -> Callbacks:
             bar = bars[name] = tqdm(
                 total=total, initial=done, desc=name, unit=unit, file=sys.stderr, dynamic_ncols=True
             )
+            _open_bars.append(bar)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -361,18 +369,22 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
     log_path = configure(args.verbose - args.quiet)
+    verb = {
+        "models": cmd_models,
+        "search": cmd_search,
+        "compare": cmd_compare,
+        "ablate": cmd_ablate,
+        "apply": cmd_apply,
+        "figures": cmd_figures,
+        "push": cmd_push,
+        "train-demo": cmd_train_demo,
+        "paper": cmd_paper,
+    }[args.command]
     try:
-        return {
-            "models": cmd_models,
-            "search": cmd_search,
-            "compare": cmd_compare,
-            "ablate": cmd_ablate,
-            "apply": cmd_apply,
-            "figures": cmd_figures,
-            "push": cmd_push,
-            "train-demo": cmd_train_demo,
-            "paper": cmd_paper,
-        }[args.command](args)
+        try:
+            return verb(args)
+        finally:  # before any message below: an open bar would redraw itself at exit, under the last line
+            _close_bars()
     except RedundancyError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message holds
         return 2
