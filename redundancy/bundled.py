@@ -14,6 +14,20 @@ DOMAINS = ASSETS / "domains"  # segmentation's demo target domains
 TASK_DOMAINS = ASSETS / "task_domains"  # classify / depth's demo target domains, by task
 HERO = ASSETS / "hero.png"  # a real search's result (scripts/make_hero.py), the app's first picture
 
+# What every output of a result says where the weights are not a real checkpoint (labels, card banners, footers).
+DEMO_LABEL = "demo model trained by this repository on synthetic shapes: not SAM"  # a demo's default label
+RANDOM_NOTICE = "random weights: not a pretrained model"
+
+
+def weights_notice(weights: dict) -> str | None:
+    """The warning a result's outputs carry, from a run's recorded weights (None: a real checkpoint)."""
+    if "notice" in weights:
+        return weights["notice"]
+    kind = weights.get("kind")  # a run written before the notice was recorded: its kind and label say it
+    if kind == "random":
+        return RANDOM_NOTICE
+    return str(weights.get("label", DEMO_LABEL)).split(" (sha256:")[0] if kind == "demo" else None
+
 
 def bundled(name: str | Path) -> Path | None:
     """A path written as the repository spells it (`assets/domains/gray`) as the bundled folder it names, if it is

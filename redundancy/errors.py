@@ -8,7 +8,7 @@ class RedundancyError(Exception):
 
 
 class ModelError(RedundancyError):
-    """Unknown model name or an unusable model configuration."""
+    """An unusable model configuration (an unknown name is `registry.UnknownName`)."""
 
 
 class WeightsError(RedundancyError):

@@ -16,6 +16,7 @@ import torch
 
 from ..bundled import DEMO_DIR
 from ..errors import ModelError
+from ..registry import Registry
 from ..replace import ReplacementPatch
 from ._weights import DEMO_LABEL, WeightsInfo
 from .base import Backend
@@ -111,13 +112,13 @@ class Family(ABC):
         """A block's output under a channel map (its layout: channels last, or tokens)."""
 
 
-REGISTRY: dict[str, ModelSpec] = {}
-FAMILIES: dict[str, Family] = {}
+REGISTRY: Registry[ModelSpec] = Registry("model")
+FAMILIES: Registry[Family] = Registry("model family")
 
 
 def register_family(family: type[Family]) -> type[Family]:
     """Class decorator: make a family known by its name."""
-    FAMILIES[family.name] = family()
+    FAMILIES.add(family.name, family())
     return family
 
 
@@ -126,15 +127,12 @@ def register(*specs: ModelSpec) -> None:
     for spec in specs:
         if spec.family not in FAMILIES:
             raise ModelError(f"{spec.name}: family '{spec.family}' is not registered.")
-        REGISTRY[spec.name] = spec
+        REGISTRY.add(spec.name, spec)
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The registry entry for `name`; unknown names list the valid ones."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ModelError(f"unknown model '{name}'; choose one of: {', '.join(REGISTRY)}.") from None
+    """The registry entry for `name`; unknown names list the valid ones (`UnknownName`)."""
+    return REGISTRY[name]
 
 
 def family_of(name: str) -> Family:

@@ -18,14 +18,13 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 from tqdm import tqdm
 
+from ..bundled import DEMO_LABEL, RANDOM_NOTICE
 from ..errors import WeightsError
 from ..hub import user_token
 from ..io import cache_dir
 from ..io import sha256_file as sha256_of
 
 log = logging.getLogger(__name__)
-
-DEMO_LABEL = "demo model trained by this repository on synthetic shapes: not SAM"
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,13 @@ class WeightsInfo:
         return base
 
     @property
+    def notice(self) -> str | None:
+        """The warning every output of this model's results carries (None: a real checkpoint needs none)."""
+        if self.kind == "random":
+            return RANDOM_NOTICE
+        return (self.note or DEMO_LABEL) if self.kind == "demo" else None
+
+    @property
     def key(self) -> str:
         """Stable identity used in cache keys and run configs: the weights' content where it is known.
 
@@ -76,6 +82,7 @@ class WeightsInfo:
         return {
             "kind": self.kind,
             "label": self.label,
+            "notice": self.notice,
             "seed": self.seed,
             "sha256": self.sha256,
             "path": self.path,

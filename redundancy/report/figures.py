@@ -382,10 +382,11 @@ def render(
                 if name == "before_after" and "gt_0" not in (run.preview or {}):
                     continue  # masks: segmentation runs only
                 caption = f"{CAPTIONS[name](run)}\n{run.caption()}"  # what it shows and its numbers, then provenance
-                written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, caption)
+                written += _save(build(run), out, f"{prefix}_{name}" if prefix else name, formats, caption, run.notice)
         if len(runs) > 1 and not problem and consistent is not False:
             caption = consistency_caption(runs) + "\n" + "\n".join(r.caption() for r in runs)
-            written += _save(consistency(runs), out, "consistency", formats, caption)
+            notice = next((r.notice for r in runs if r.notice), None)
+            written += _save(consistency(runs), out, "consistency", formats, caption, notice)
     return written
 
 
@@ -398,17 +399,14 @@ def _prefixes(runs: list[Run]) -> list[str]:
     return names if len(set(names)) == len(names) else [f"run{k + 1}_{n}" for k, n in enumerate(names)]
 
 
-FOOTNOTES = {  # caption text -> the warning printed on the figure itself, so it never passes for a result
-    "random weights": "random weights: not a pretrained model",
-    "not SAM": "demo model trained on synthetic shapes: not SAM",
-}
-
-
-def _save(fig: plt.Figure, out: Path, name: str, formats: tuple[str, ...], caption: str) -> list[Path]:
-    notes = [note for key, note in FOOTNOTES.items() if key in caption]
-    if notes:
+def _save(
+    fig: plt.Figure, out: Path, name: str, formats: tuple[str, ...], caption: str, notice: str | None
+) -> list[Path]:
+    """Write `fig` in each format with its caption beside; `notice` (random or demo weights) is printed on the figure
+    itself, so it never passes for a result on a real model."""
+    if notice:
         fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))  # a band below the axes: the note hides no label
-        fig.text(0.99, 0.01, notes[0], ha="right", va="bottom", fontsize=6, color=BAD)
+        fig.text(0.99, 0.01, notice, ha="right", va="bottom", fontsize=6, color=BAD)
     fig.canvas.draw()
     fig.set_layout_engine("none")  # freeze the layout: every format (in any order) gets the same geometry
     paths = []

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bundled import weights_notice
 from ..errors import RunError
 from ..runs.rundir import RunDir
 from ..tasks import SEGMENT, Metric, get_task
@@ -73,6 +74,11 @@ class Run:
     def label(self) -> str:
         """Short name in cross-run figures: the dataset's folder name (the run folder says nothing about the data)."""
         return Path(self.config["data"]["path"]).name
+
+    @property
+    def notice(self) -> str | None:
+        """The warning the run's figures carry: random weights, or a demo model's own label (None: a checkpoint)."""
+        return weights_notice(self.config["weights"])
 
     def caption(self) -> str:
         """Provenance line every figure's sidecar carries."""

@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ..bundled import weights_notice
 from ..errors import RedundancyError, RunError
 from ..hub import network_errors, on_space, user_token
 from ..io import ensure_folder
@@ -62,13 +63,12 @@ def model_card(run: RunDir, repo: str) -> str:
     if base_model:
         front.append(f"base_model: {base_model}")
     front.append("---")
-    kind = weights.get("kind")
+    notice = weights_notice(weights)  # the model's own words: a DINOv2 demo is "not DINOv2", not "not SAM"
     warning = {
         "random": "> **Random weights.** This set was found on a seeded random-weight model: a pipeline check, "
         "not a result.\n",
-        "demo": "> **Demo model.** Found on a model trained by the redundancy repository on synthetic shapes: "
-        "not SAM.\n",
-    }.get(kind, "")
+        "demo": f"> **Demo model.** Found on the {notice}.\n",
+    }.get(weights.get("kind"), "")
     heldout = (
         f"| held-out ({h['images']} images) | {_value(c, h['baseline_miou'])} | {_value(c, h['patched_miou'])} |"
         if h

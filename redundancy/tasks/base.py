@@ -23,6 +23,7 @@ import torch
 
 from ..data import Dataset, Sample
 from ..errors import ConfigError, DataError
+from ..registry import Registry
 from .heads import Head
 
 LOSS = "loss"  # every task's second metric: its training-style loss, lower is better
@@ -214,37 +215,33 @@ class Task(ABC):
 
 
 UNLABELLED = "images"  # the layout of images without targets: predictions only, for any task
-_TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task", order=lambda t: t.order)
 
 
 def register(cls: type[Task]) -> type[Task]:
     """Class decorator: make a task available by its name (listed by its `order`)."""
-    _TASKS[cls.name] = cls()
-    for name in sorted(_TASKS, key=lambda n: _TASKS[n].order):
-        _TASKS[name] = _TASKS.pop(name)
+    TASKS.add(cls.name, cls())
     return cls
 
 
 def get_task(name: str) -> Task:
-    """The task called `name`."""
-    if name not in _TASKS:
-        raise ConfigError(f"unknown task '{name}'; use one of {', '.join(_TASKS)}.")
-    return _TASKS[name]
+    """The task called `name` (`UnknownName` lists the others)."""
+    return TASKS[name]
 
 
 def task_names() -> tuple[str, ...]:
-    """Every registered task's name, in registration order."""
-    return tuple(_TASKS)
+    """Every registered task's name, in order."""
+    return TASKS.names()
 
 
 def task_for(dataset: Dataset) -> Task:
     """The task a dataset's targets serve (images without targets: the first task, segmentation)."""
-    for task in _TASKS.values():
+    for task in TASKS.values():
         if task.serves(dataset):
             return task
-    return next(iter(_TASKS.values()))
+    return next(iter(TASKS.values()))
 
 
 def all_metrics() -> tuple[str, ...]:
     """Every metric any task takes (the CLI's --metric choices)."""
-    return tuple(dict.fromkeys(n for t in _TASKS.values() for n in t.metric_names))
+    return tuple(dict.fromkeys(n for t in TASKS.values() for n in t.metric_names))

@@ -37,6 +37,7 @@ from ..models import Backend, build_backend
 from ..models._registry import DEMO_DIR, DEMO_MANIFEST
 from ..models._weights import DEMO_LABEL
 from ..models.base import ALL_MASKS, FEATURES
+from ..registry import Registry
 
 TEST_SEED = 20260  # the segmentation source test set: regenerated from this seed wherever it is needed
 TEST_IMAGES = 100
@@ -117,12 +118,14 @@ class SegmentRecipe(Recipe):
         }
 
 
-RECIPES: dict[str, Recipe] = {}  # architecture (registry name) -> its demo model's recipe; `vit_demo` adds DINOv2's
+RECIPES: Registry[Recipe] = Registry(
+    "demo recipe"
+)  # architecture (registry name) -> its demo model's recipe; `vit_demo` adds DINOv2's
 
 
 def register_recipe(recipe: Recipe) -> None:
     """Make `train-demo --model <its architecture>` train `recipe`'s demo model."""
-    RECIPES[recipe.defaults.base] = recipe
+    RECIPES.add(recipe.defaults.base, recipe)
 
 
 register_recipe(SegmentRecipe("sam_tiny_demo", "sam_tiny"))

@@ -11,9 +11,10 @@ from segment_anything import SamPredictor
 
 from redundancy.data import load_image
 from redundancy.data.prompts import Prompt, prompt_from_mask
-from redundancy.errors import DeviceError, ModelError, WeightsError
+from redundancy.errors import DeviceError, WeightsError
 from redundancy.models import REGISTRY, build_backend
 from redundancy.models import _weights as W
+from redundancy.registry import UnknownName
 
 from ..conftest import predictor_kwargs
 
@@ -24,7 +25,7 @@ def test_registry_has_the_sam_family_and_rejects_unknown_names():
         spec = REGISTRY[name]
         assert spec.url.startswith("https://dl.fbaipublicfiles.com/segment_anything/")
         assert len(spec.sha256) == 64
-    with pytest.raises(ModelError, match="sam_vit_b"):
+    with pytest.raises(UnknownName, match="unknown model .sam_vit_q.; choose one of: sam_vit_b"):
         build_backend("sam_vit_q", random_init=True)
 
 

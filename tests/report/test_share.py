@@ -4,6 +4,7 @@ round trip back through `apply --replacements` (a folder, or hf:// through the H
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -122,3 +123,25 @@ def test_push_to_never_writes_over_a_folder_of_the_users_own(run, tmp_path, caps
     assert main(["push", str(run), "me/found-set", "--to", str(bundle)]) == 0
     assert main(["push", str(run), "me/other-name", "--to", str(bundle)]) == 0  # its own earlier bundle: rewritten
     assert "hf://me/other-name" in (bundle / "README.md").read_text()
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["notice recorded", "older run without it"])
+def test_a_dinov2_demo_runs_card_and_figures_carry_its_own_label(run, tmp_path, recorded):
+    """The card's banner and every figure's footer say what the model is in its own words ("not DINOv2"), from
+    the weights the run recorded; a run written before the notice was recorded derives it from its label."""
+    from redundancy.models import build_backend
+    from redundancy.report.figures import render
+
+    weights = build_backend("dinov2_tiny_demo", device="cpu").weights.to_dict()
+    own = weights["notice"]
+    assert "not DINOv2" in own and "not SAM" not in own
+    if not recorded:
+        del weights["notice"]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps(config | {"weights": weights}))
+    card = model_card(RunDir(copy), "me/found-set")
+    assert f"**Demo model.** Found on the {own}." in card and "not SAM" not in card
+    svgs = [p for p in render([copy], tmp_path / "figures", formats=("svg",), verify=False) if p.suffix == ".svg"]
+    assert svgs and all(own in p.read_text() and "not SAM" not in p.read_text() for p in svgs)

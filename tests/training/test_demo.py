@@ -74,16 +74,19 @@ def test_the_dinov2_demo_model_is_labelled_as_trained_here_not_dinov2():
     assert REGISTRY["dinov2_tiny_demo"].tasks == ("classify", "depth")
 
 
-def test_a_modified_demo_file_is_refused(tmp_path, monkeypatch):
+def test_a_modified_demo_file_is_refused(tmp_path):
     bad = tmp_path / "sam_tiny_demo.pt"
     blob = bytearray((DEMO_DIR / "sam_tiny_demo.pt").read_bytes())
     blob[-100] ^= 0xFF
     bad.write_bytes(bytes(blob))
-    monkeypatch.setitem(REGISTRY, "sam_tiny_demo", replace(REGISTRY["sam_tiny_demo"], shipped=bad))
-    with pytest.raises(
-        WeightsError, match=f"expected {MANIFEST['sam_tiny_demo']['sha256'][:16]}.*git checkout -- assets/demo"
+    with (
+        REGISTRY.replaced("sam_tiny_demo", replace(REGISTRY["sam_tiny_demo"], shipped=bad)),
+        pytest.raises(
+            WeightsError, match=f"expected {MANIFEST['sam_tiny_demo']['sha256'][:16]}.*git checkout -- assets/demo"
+        ),
     ):
         build_backend("sam_tiny_demo", device="cpu")
+    assert REGISTRY["sam_tiny_demo"].shipped != bad  # the registered entry is back
 
 
 def test_target_domains_regenerate_identically(tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError
+from ...registry import Registry
 from ..progress import ScoreProgress
 from ..scorer import PairScorer, PairScores
 
@@ -86,7 +87,7 @@ class SearchMode(ABC):
         return None
 
 
-MODES: dict[str, SearchMode] = {}
+MODES: Registry[SearchMode] = Registry("search mode")
 _OPTIONS: dict[str, Option] = {}
 
 
@@ -96,7 +97,7 @@ def register(cls: type[SearchMode]) -> type[SearchMode]:
         if option.name in _OPTIONS:
             raise ValueError(f"option '{option.name}' of mode {cls.name} is another mode's already")
         _OPTIONS[option.name] = option
-    MODES[cls.name] = cls()
+    MODES.add(cls.name, cls())
     return cls
 
 
