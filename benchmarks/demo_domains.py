@@ -54,7 +54,7 @@ def run(
     )  # fmt: skip
     r = run_search(Session.open(cfg, cache, progress=False), settings)
     c, held = r.combos, r.heldout
-    best = c.best.miou if c.best else c.baseline_miou
+    best = c.best.score if c.best else c.baseline_score
     return {
         "model": model,
         "weights": r.header["weights_label"],
@@ -66,10 +66,10 @@ def run(
         "layer": args.layer,
         "pairs": r.pairs_in_scope,
         "best_set": [list(p) for p in r.best_pairs],  # soft pairs: [i, j, alpha]
-        "search_baseline": round(c.baseline_miou, 3),
-        "search_gain": round(best - c.baseline_miou, 3),
-        "heldout_baseline": round(held["baseline_miou"], 3),
-        "heldout_gain": round(held["patched_miou"] - held["baseline_miou"], 3),
+        "search_baseline": round(c.baseline_score, 3),
+        "search_gain": round(best - c.baseline_score, 3),
+        "heldout_baseline": round(held["baseline_score"], 3),
+        "heldout_gain": round(held["patched_score"] - held["baseline_score"], 3),
         "cv_estimate": round(r.selection["estimate"]["gain"], 3) if r.selection and r.selection["estimate"] else None,
         "chosen_n": r.selection["chosen_n"] if r.selection else len(r.top),
         "selection_rows": r.selection["rows"] if r.selection else 0,  # decoder rows the folds ran

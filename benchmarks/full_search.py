@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     top, _ = top_pairs(scores, args.top_n)
     sync()
     t = time.perf_counter()
-    combos = search_combinations(ev, top, scorer.baseline())
+    combos = search_combinations(ev, top, scorer.baseline(), scorer.metric)
     sync()
     combo_s = time.perf_counter() - t
     rows = len(pairs) * len(evalset)

@@ -38,7 +38,7 @@ CASES: dict[str, list[str]] = {
               "--sources", "every:8", "--targets", "every:8"],
 }  # fmt: skip
 HASHED = ("pair_scores.npy", "topn.json", "combinations.csv")
-SCORES = ("baseline_miou", "patched_miou", "baseline_loss", "patched_loss")
+SCORES = ("baseline_score", "patched_score", "baseline_loss", "patched_loss")
 
 
 def _sha(path: Path) -> str:
@@ -61,7 +61,7 @@ def record(out: Path) -> dict:
     return summarize(out)
 
 
-TOPN_FIELDS = ("top_n", "metric", "baseline_miou", "baseline_loss", "top", "skipped_same_source")  # not the header
+TOPN_FIELDS = ("top_n", "metric", "baseline_score", "baseline_loss", "top", "skipped_same_source")  # not the header
 
 
 def summarize(out: Path) -> dict:

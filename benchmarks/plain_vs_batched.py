@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     batched, batched_s = timed(False)
     plain, plain_s = timed(True)
     ij = pairs.numpy()
-    diff = float(np.nanmax(np.abs(batched.miou_gain[ij[:, 0], ij[:, 1]] - plain.miou_gain[ij[:, 0], ij[:, 1]])))
+    diff = float(np.nanmax(np.abs(batched.score_gain[ij[:, 0], ij[:, 1]] - plain.score_gain[ij[:, 0], ij[:, 1]])))
     calls = len(pairs) * args.images
     n = min(10, len(pairs))
     same_top = [(p.source, p.target) for p in top_pairs(batched, n)[0]] == [

@@ -65,7 +65,7 @@ def main() -> None:
     h = result.heldout
     pairs = ", ".join(f"{i}<-{j}" for i, j, *_ in best)
     title = (
-        f"held-out mIoU {h['baseline_miou']:.2f} -> {h['patched_miou']:.2f} on {h['images']} images the search "
+        f"held-out mIoU {h['baseline_score']:.2f} -> {h['patched_score']:.2f} on {h['images']} images the search "
         f"never saw, {len(best)} channels replaced ({pairs}), zero trained parameters; the 3 held-out images the "
         "set changes most"
     )

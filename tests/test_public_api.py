@@ -23,7 +23,7 @@ def test_readme_from_python_example_runs(tmp_path, monkeypatch, capsys):
     code = code.replace('"runs/from-python"', repr(str(tmp_path / "run")))
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
-    assert "'baseline_miou'" in out and (tmp_path / "run" / "manifest.json").is_file()
+    assert "'baseline_score'" in out and (tmp_path / "run" / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize("name", ["sam_tiny", "sam2_tiny"])

@@ -198,13 +198,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps([r.row() for r in reports], indent=2))
         return 0
     m = session.task.metric(settings.metric)
-    print(f"\n{session.backend.weights.label}: baseline {m.show(reports[0].baseline_miou)}")
+    print(f"\n{session.backend.weights.label}: baseline {m.show(reports[0].baseline_score)}")
     best = f"best {m.label}"
     head = f"{'mode':<9}{'top-N overlap':>14}{'Spearman':>10}{'scored':>9}{best:>13}{'time':>9}"
     print(head + f"{'time/exact':>12}{'rows/exact':>12}")
     for r in reports:
         print(
-            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{m.value(r.best_miou):>13.{m.digits}f}"
+            f"{r.mode:<9}{f'{r.overlap}/{r.top_n}':>14}{r.spearman:>10.2f}{r.scored:>9,}{m.value(r.best_score):>13.{m.digits}f}"
             f"{format_seconds(r.seconds):>9}{r.time_share:>12.3f}{r.cost:>12.3f}"
         )
     print("time/exact: measured on this machine; rows/exact: decoder rows counted (a forward + backward = 3 rows)")
@@ -263,16 +263,17 @@ def _ablation_table(session: Session, base: AblationRow, rows: list[AblationRow]
 
     def change(r: AblationRow) -> tuple[float, float, float]:  # as a user reads it (RMSE: lower is better)
         lo, hi = sorted((m.value(r.delta_lo), m.value(r.delta_hi)))
-        return m.value(r.miou) - m.value(base.miou), lo, hi
+        return m.value(r.score) - m.value(base.score), lo, hi
 
     header = f"{'edit':<22}{m.label:>{w}}{'change':>{w}}  {'95% interval':<{2 * w}}{'loss':>9}  verdict"
-    lines = [header, f"{'baseline':<22}{m.value(base.miou):>{w}.{d}f}{'':>{w}}  {'':<{2 * w}}{base.loss:>9.4f}"]
-    shown = sorted(rows, key=lambda r: -r.delta_miou) if sweep else rows
+    lines = [header, f"{'baseline':<22}{m.value(base.score):>{w}.{d}f}{'':>{w}}  {'':<{2 * w}}{base.loss:>9.4f}"]
+    shown = sorted(rows, key=lambda r: -r.delta_score) if sweep else rows
     for r in shown:
         delta, lo, hi = change(r)
         interval = f"{lo:+.{d}f} to {hi:+.{d}f}"
         lines.append(
-            f"{r.edit:<22}{m.value(r.miou):>{w}.{d}f}{delta:>+{w}.{d}f}  {interval:<{2 * w}}{r.loss:>9.4f}  {r.verdict}"
+            f"{r.edit:<22}{m.value(r.score):>{w}.{d}f}{delta:>+{w}.{d}f}  "
+            f"{interval:<{2 * w}}{r.loss:>9.4f}  {r.verdict}"
         )
     if sweep:
         counts = {v: sum(r.verdict == v for r in rows) for v in reversed(VERDICTS["zero"])}
@@ -331,8 +332,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         "zip": str(res.zip_path),
         "pairs": [list(p) for p in res.pairs],
         "metric": res.metric,
-        f"baseline_{res.metric}": res.baseline_miou,
-        f"patched_{res.metric}": res.patched_miou,
+        f"baseline_{res.metric}": res.baseline_score,
+        f"patched_{res.metric}": res.patched_score,
     }
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -2,7 +2,7 @@
 soft pairs, confidence, sharding, settings, the cost model and the session-level steps (search, ablate)."""
 
 from .ablate import AblationRow, ablate
-from .progress import Callbacks, ScoreProgress
+from .progress import Callbacks, ScoreProgress, Stage
 from .search import SearchResult, compare_search_modes, run_search
 from .session import SavedHead, Session
 from .settings import SearchSettings, SessionConfig, parse_channels
@@ -16,6 +16,7 @@ __all__ = [
     "SearchSettings",
     "Session",
     "SessionConfig",
+    "Stage",
     "ablate",
     "compare_search_modes",
     "parse_channels",

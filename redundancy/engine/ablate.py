@@ -32,14 +32,14 @@ VERDICT_RULE = (
 class AblationRow:
     """One Table 1 row: an edit and its effect on the search set.
 
-    `delta_lo`, `delta_hi`: the 95% bootstrap interval of `delta_miou` over the search set's metric groups;
+    `delta_lo`, `delta_hi`: the 95% bootstrap interval of `delta_score` over the search set's metric groups;
     `verdict`: what that interval says (`VERDICTS`; "" for the baseline).
     """
 
     edit: str
-    miou: float
+    score: float
     loss: float
-    delta_miou: float
+    delta_score: float
     delta_loss: float
     delta_lo: float = 0.0
     delta_hi: float = 0.0
@@ -80,20 +80,20 @@ def ablate(
 
     def chunk(start: int, stats: Stats) -> None:
         nonlocal base_groups
-        miou, loss = ev.summarize(stats)
+        scores, loss = ev.summarize(stats)
         groups = ev.per_group(stats)  # (V, G): each variant's score per metric group
         if not done:  # the first chunk starts with map 0, the baseline
             base_groups = groups[0]
-            done.append(AblationRow(names[0], float(miou[0]), float(loss[0]), 0.0, 0.0))
+            done.append(AblationRow(names[0], float(scores[0]), float(loss[0]), 0.0, 0.0))
         base = done[0]
         lows, highs = bootstrap_bounds(groups - base_groups)
-        for v in range(len(miou)):
+        for v in range(len(scores)):
             k = start + v
             if k == 0:
                 continue
-            score, ls, low, high = float(miou[v]), float(loss[v]), float(lows[v]), float(highs[v])
+            score, ls, low, high = float(scores[v]), float(loss[v]), float(lows[v]), float(highs[v])
             row = AblationRow(
-                names[k], score, ls, score - base.miou, ls - base.loss, low, high, verdict(kinds[k], low, high)
+                names[k], score, ls, score - base.score, ls - base.loss, low, high, verdict(kinds[k], low, high)
             )
             done.append(row)
             if on_row:

@@ -87,7 +87,7 @@ class Combination:
 
     members: tuple[int, ...]  # indices into the top-N list
     pairs: list[tuple]  # (source, target[, alpha])
-    miou: float
+    score: float
     loss: float
 
 
@@ -96,7 +96,7 @@ class CombinationResult:
     """Every subset's score, the baseline, and the best set (empty when nothing beats the baseline)."""
 
     rows: list[Combination]
-    baseline_miou: float
+    baseline_score: float
     baseline_loss: float
     best: Combination | None
     metric: str
@@ -109,8 +109,8 @@ class CombinationResult:
 
 
 def _better(a: Combination, b: Combination, metric: str) -> bool:
-    ka = (-a.loss, a.miou) if metric == LOSS else (a.miou, -a.loss)
-    kb = (-b.loss, b.miou) if metric == LOSS else (b.miou, -b.loss)
+    ka = (-a.loss, a.score) if metric == LOSS else (a.score, -a.loss)
+    kb = (-b.loss, b.score) if metric == LOSS else (b.score, -b.loss)
     return ka > kb or (ka == kb and len(a.pairs) < len(b.pairs))
 
 
@@ -118,7 +118,7 @@ def search_combinations(
     evaluator: Evaluator,
     top: list[RankedPair],
     baseline: tuple[float, float],
-    metric: str = "miou",
+    metric: str,
     on_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     known: tuple[np.ndarray, ...] | None = None,
@@ -134,10 +134,10 @@ def search_combinations(
     members = subsets(len(top))
     pair_lists = [[top[k].pair for k in m] for m in members]
     shape = (len(members), len(evaluator.set), len(evaluator.set.task.columns))
-    miou = np.full(len(members), np.nan) if known is None else known[0].copy()
+    score = np.full(len(members), np.nan) if known is None else known[0].copy()
     loss = np.full(len(members), np.nan) if known is None else known[1].copy()
     per_image = known[2].copy() if known is not None and known[2].shape == shape else np.full(shape, np.nan)
-    todo = np.nonzero(np.isnan(miou))[0]
+    todo = np.nonzero(np.isnan(score))[0]
     if dist:
         todo = dist.shard(todo)  # this rank's share; merged below
     done = len(members) - len(todo)
@@ -146,18 +146,18 @@ def search_combinations(
         nonlocal done
         m, lo = evaluator.summarize(stats, metric)
         rows = todo[start : start + len(m)]
-        miou[rows], loss[rows], per_image[rows] = m, lo, stats.values
+        score[rows], loss[rows], per_image[rows] = m, lo, stats.values
         done += len(m)
         if on_rows:
-            on_rows(miou, loss, per_image)
+            on_rows(score, loss, per_image)
         if on_progress:
             on_progress(done, len(members))
 
     if len(todo):
         evaluator.set_stats([pair_lists[k] for k in todo], on_chunk=chunk, cancel=cancel)
     if dist:
-        miou, loss, per_image = dist.merge(miou, loss, per_image)
-    rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, miou, loss)]
+        score, loss, per_image = dist.merge(score, loss, per_image)
+    rows = [Combination(m, p, float(a), float(b)) for m, p, a, b in zip(members, pair_lists, score, loss)]
     best = _best(rows, baseline, metric)
     return CombinationResult(rows, baseline[0], baseline[1], best, metric, time.perf_counter() - t0, per_image)
 
@@ -175,4 +175,4 @@ def _best(rows: list[Combination], baseline: tuple[float, float], metric: str) -
 def best_of_first(combos: CombinationResult, n: int) -> Combination | None:
     """The best evaluated subset using only the first n top pairs (None: n = 0, or none beats the baseline)."""
     rows = [r for r in combos.rows if r.members and max(r.members) < n]
-    return _best(rows, (combos.baseline_miou, combos.baseline_loss), combos.metric)
+    return _best(rows, (combos.baseline_score, combos.baseline_loss), combos.metric)

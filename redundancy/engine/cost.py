@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .progress import Stage
 from .screening import MODES
 from .select import CV, GREEDY, POOL_PER_N
 
 PREVIEW_IMAGES = 4  # preview.npz: the first search images' baseline and patched predictions
-ENCODE_STAGE = "encoding held-out images"  # the stage whose rows are images through the encoder
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,13 @@ class SearchCost:
         """Every row of the search."""
         return self.decoded + (self.pairs if self.shortcut else 0)
 
-    def stages(self) -> list[tuple[str, int]]:
+    def stages(self) -> list[tuple[Stage, int]]:
         """(stage, rows) in the order a search runs them (stages of no rows left out); the encoding stage's rows
         are images through the encoder."""
         named = [
-            ("pair scoring", self.pairs), ("soft alphas", self.soft), ("combinations", self.combinations),
-            ("selection", self.selection), (ENCODE_STAGE, self.encode_images),
-            ("held-out check", self.heldout + self.preview),
+            (Stage.PAIRS, self.pairs), (Stage.SOFT, self.soft), (Stage.COMBINATIONS, self.combinations),
+            (Stage.SELECTION, self.selection), (Stage.ENCODE, self.encode_images),
+            (Stage.HELDOUT, self.heldout + self.preview),
         ]  # fmt: skip
         return [(name, rows) for name, rows in named if rows]
 
@@ -114,6 +114,11 @@ def search_cost(
         preview=2 * min(PREVIEW_IMAGES, images),
         encode_images=encode_images,
     )
+
+
+def sweep_rows(channels: int, images: int) -> int:
+    """Decoder rows of a zero sweep (Table 1: each channel zeroed alone) over `images` images."""
+    return channels * images
 
 
 def compare_cost(settings, n_pairs: int, images: int, task, shortcut: bool = False, exact_done: bool = False):

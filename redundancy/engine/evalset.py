@@ -29,6 +29,8 @@ class EvalSet:
     groups: np.ndarray  # (B,) metric group per image; -1: not evaluated (the persam protocol's reference)
     n_groups: int | None = None  # groups in the protocol (None: groups.max() + 1)
     task: Task = field(default_factory=lambda: get_task(SEGMENT))
+    cached: int = 0  # images `build` read from the feature cache
+    encoded: int = 0  # images `build` ran the encoder on
 
     def __len__(self) -> int:
         return len(self.names)
@@ -55,7 +57,8 @@ class EvalSet:
         task = task or get_task(SEGMENT)
         if prompt != "none" and not dataset.has_masks:
             raise DataError(f"'{prompt}' prompts come from GT masks, but some images have none; use prompt none.")
-        encoded = cache.encode(backend, [s.image_path for s in dataset.samples], on_progress, cancel)
+        found = cache.encode(backend, [s.image_path for s in dataset.samples], on_progress, cancel)
+        encoded = found.tensors
         gts = [task.load_target(s) for s in dataset.samples]
         spatial = [g if g is not None and g.ndim == 2 else None for g in gts]
         sizes = [g.shape if g is not None else image_size(s.image_path) for g, s in zip(spatial, dataset.samples)]
@@ -65,7 +68,7 @@ class EvalSet:
         targets = [torch.from_numpy(np.asarray(g)).to(backend.device) if g is not None else None for g in gts]
         names = [s.name for s in dataset.samples]
         groups, n_groups = group_ids([s.group for s in dataset.samples], protocol, names)
-        return cls(names, encoded[FEATURES], context, metas, targets, groups, n_groups, task)
+        return cls(names, encoded[FEATURES], context, metas, targets, groups, n_groups, task, found.hits, found.misses)
 
 
 def subset(evalset: EvalSet, idx: list[int]) -> EvalSet:

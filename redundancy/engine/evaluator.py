@@ -137,6 +137,7 @@ class Evaluator:
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
         self.observed_rows, self.observed_seconds = 0, 0.0  # batched work timed so far (the estimate's basis)
         self.pair_rows, self.pair_seconds = 0, 0.0  # the same for the head's pair shortcut (`pair_stats`)
+        self._timed_spr: float | None = None  # seconds per row of the timed calls, once `seconds_per_row` ran them
         self.channels = evalset.feats.shape[1]
         self.device = evalset.feats.device
         # Features plus a zero channel (index C: what a zeroed channel copies), channels-last for the
@@ -160,7 +161,7 @@ class Evaluator:
         this evaluator once there are a few, else the mean of a few timed full-size calls (after a warm-up)."""
         if self.observed_rows >= CALIBRATED_CALLS * self.rows:
             return self.observed_seconds / self.observed_rows
-        if not hasattr(self, "_spr"):
+        if self._timed_spr is None:
             maps = identity_map(self.channels)[None].to(self.device)
             idx = torch.zeros(self.rows, dtype=torch.long, device=self.device)
             self._rows_stats(maps, idx, idx % len(self.set), pad=True)  # warm-up
@@ -171,8 +172,8 @@ class Evaluator:
                 self._rows_stats(maps, idx, idx % len(self.set), pad=True)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
-            self._spr = (time.perf_counter() - t0) / (TIMED_CALLS * self.rows)
-        return self._spr
+            self._timed_spr = (time.perf_counter() - t0) / (TIMED_CALLS * self.rows)
+        return self._timed_spr
 
     def summarize(self, stats: Stats, metric: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(score, loss) per variant, each (V,): the task's `metric` score (default: its first; mIoU %)."""

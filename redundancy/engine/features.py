@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,16 +28,24 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = "v2"  # bump when preprocessing changes, so old entries are not reused
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """What `FeatureCache.encode` returns: the encoder outputs and how many images came from the cache or were
+    encoded now."""
+
+    tensors: dict[str, torch.Tensor]  # {FEATURES: (B, C, h, w), other per-image decoder inputs}
+    hits: int
+    misses: int
+
+
 class FeatureCache:
-    """Encode each image once per (model, weights); `hits` / `misses` count the last call."""
+    """Encode each image once per (model, weights), and read it back from then on."""
 
     def __init__(self, root: str | Path | None = None, dtype: torch.dtype = torch.float16):
         self.root = Path(root) if root is not None else cache_dir() / "features"
         if self.root.exists() and not self.root.is_dir():
             raise RunError(f"the feature cache {self.root} is a file, not a folder; pass a folder with --cache.")
         self.dtype = dtype
-        self.hits = 0
-        self.misses = 0
 
     def path(self, backend: Backend, image_sha: str) -> Path:
         """Where one image's features live."""
@@ -78,9 +87,9 @@ class FeatureCache:
         image_paths: list[Path],
         on_progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
-    ) -> dict[str, torch.Tensor]:
+    ) -> Encoded:
         """Encoder outputs {FEATURES: (B, C, h, w), ...} float32 on the backend's device, cached per image."""
-        self.hits = self.misses = 0
+        hits = misses = 0
         out: list[dict[str, torch.Tensor]] = []
         for k, image_path in enumerate(image_paths):
             if cancel is not None and cancel.is_set():
@@ -88,7 +97,7 @@ class FeatureCache:
             path = self.path(backend, file_sha256(image_path))
             cached = self._load(path) if path.exists() else None
             if cached is None:
-                self.misses += 1
+                misses += 1
                 encoded = backend.encode([load_image(image_path)])
                 if not all(bool(torch.isfinite(v).all()) for v in encoded.values()):
                     raise ModelError(
@@ -99,13 +108,14 @@ class FeatureCache:
                 cached = self._load(path)
                 assert cached is not None, "an entry just written (atomically) reads back"
             else:
-                self.hits += 1
+                hits += 1
             out.append(cached)
             if on_progress:
                 on_progress(k + 1, len(image_paths))
-        log.debug("encoded %d images of %s: %d from the cache, %d new", len(out), backend.name, self.hits, self.misses)
-        return {key: torch.stack([o[key] for o in out]).to(backend.device, torch.float32) for key in out[0]}
+        log.debug("encoded %d images of %s: %d from the cache, %d new", len(out), backend.name, hits, misses)
+        tensors = {key: torch.stack([o[key] for o in out]).to(backend.device, torch.float32) for key in out[0]}
+        return Encoded(tensors, hits, misses)
 
     def features(self, backend: Backend, image_paths: list[Path], on_progress=None) -> torch.Tensor:
         """Only the replaced features (B, C, h, w)."""
-        return self.encode(backend, image_paths, on_progress)[FEATURES]
+        return self.encode(backend, image_paths, on_progress).tensors[FEATURES]

@@ -5,8 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
+
+
+class Stage(str, Enum):
+    """The stages of a search, in the order it runs them: the names the cost model plans and a search announces."""
+
+    PAIRS = "pair scoring"
+    SOFT = "soft alphas"  # every scored pair again at one soft alpha (a pass per alpha)
+    COMBINATIONS = "combinations"
+    SELECTION = "selection"  # select cv / greedy
+    ENCODE = "encoding held-out images"  # its rows are images through the encoder
+    HELDOUT = "held-out check"
+
+    def __str__(self) -> str:  # what a status line shows: the words, on every Python version
+        return self.value
 
 
 @dataclass
@@ -18,13 +33,19 @@ class Callbacks:
     combos: Callable[[int, int], None] | None = None
     edits: Callable[[int, int], None] | None = None  # ablation edits done / total
     log: Callable[[str], None] | None = None
+    stage: Callable[[Stage, int], None] | None = None  # a search stage starts, with its size (pairs, sets, ...)
+
+    def enter(self, stage: Stage, total: int) -> None:
+        """Announce that `stage` starts (its `total` units of work)."""
+        if self.stage:
+            self.stage(stage, total)
 
 
 @dataclass
 class ScoreProgress:
     """One finished block of pairs: `pairs` (P, 2) as (source, target) and their `gains` (P,).
 
-    `gains` are in the scorer's metric. `miou_gain` / `loss_gain` are the scorer's live C x C
+    `gains` are in the scorer's metric. `score_gain` / `loss_gain` are the scorer's live C x C
     matrices (read them, e.g. to checkpoint; do not write).
     """
 
@@ -33,5 +54,5 @@ class ScoreProgress:
     pairs: np.ndarray
     gains: np.ndarray
     elapsed: float
-    miou_gain: np.ndarray | None = None
+    score_gain: np.ndarray | None = None
     loss_gain: np.ndarray | None = None

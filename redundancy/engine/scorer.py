@@ -18,23 +18,38 @@ from .evaluator import Evaluator
 from .progress import ScoreProgress
 
 
+@dataclass(frozen=True)
+class GroupScores:
+    """Every scored candidate's score per metric group, for cross-validated selection: `pairs` (P, 3) rows of
+    (source, target, alpha) and `scores` (P, G), NaN where not scored."""
+
+    pairs: np.ndarray
+    scores: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[GroupScores]) -> GroupScores:
+        """One table of the candidates of several scans (the soft passes: each alpha's pairs are candidates)."""
+        return GroupScores(np.concatenate([g.pairs for g in parts]), np.concatenate([g.scores for g in parts]))
+
+
 @dataclass
 class PairScores:
     """Pair gains. `gain[i, j]` is the gain when channel i takes channel j's values (NaN: not scored).
 
-    miou_gain = score(X') - score(X): the task's score (mIoU points for segmentation; accuracy points,
+    score_gain = score(X') - score(X): the task's score (mIoU points for segmentation; accuracy points,
     or minus RMSE / AbsRel, elsewhere: always positive is better); loss_gain = loss(X) - loss(X').
     `gain` is the one the search ranks by (`metric`), the other breaks ties.
     """
 
     metric: str
-    miou_gain: np.ndarray
+    score_gain: np.ndarray
     loss_gain: np.ndarray
-    baseline_miou: float
+    baseline_score: float
     baseline_loss: float
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     alpha: np.ndarray | None = None  # soft scan: the alpha of each pair's best gain (1: the plain replacement)
+    groups: GroupScores | None = None  # per-group scores of every pair scored (a scorer made with keep_groups)
 
     def alpha_of(self, i: int, j: int) -> float:
         """The alpha pair (i, j) is used with (1 unless a soft scan found a better one)."""
@@ -42,11 +57,11 @@ class PairScores:
 
     @property
     def gain(self) -> np.ndarray:
-        return self.loss_gain if self.metric == LOSS else self.miou_gain
+        return self.loss_gain if self.metric == LOSS else self.score_gain
 
     @property
     def tiebreak(self) -> np.ndarray:
-        return self.miou_gain if self.metric == LOSS else self.loss_gain
+        return self.score_gain if self.metric == LOSS else self.loss_gain
 
 
 def channel_pairs(sources: Sequence[int], targets: Sequence[int], channels: int) -> torch.Tensor:
@@ -72,16 +87,14 @@ class PairScorer:
         self.evaluator = evaluator
         self._baseline: tuple[float, float] | None = None
         self.baseline_stats: Stats | None = None  # per image, once `baseline` has run
-        self.keep_groups = keep_groups  # keep every scored pair's per-group scores (cross-validated selection)
-        self.group_pairs: np.ndarray | None = None  # (P, 3): the (source, target, alpha) rows of the latest `score`
-        self.group_scores: np.ndarray | None = None  # (P, G): their per-group scores (NaN: not scored here)
+        self.keep_groups = keep_groups  # report every scored pair's per-group scores (cross-validated selection)
 
     def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
         """(mIoU %, loss) of the unmodified features, computed once."""
         if self._baseline is None:
             stats = self.evaluator.stats(identity_map(self.evaluator.channels)[None], cancel=cancel)
-            miou, loss = self.evaluator.summarize(stats, self.score_metric)
-            self._baseline = (float(miou[0]), float(loss[0]))
+            score, loss = self.evaluator.summarize(stats, self.score_metric)
+            self._baseline = (float(score[0]), float(loss[0]))
             self.baseline_stats = stats  # per image, for confidence intervals of every gain against it
         return self._baseline
 
@@ -96,42 +109,41 @@ class PairScorer:
     ) -> PairScores:
         """Score `pairs` (P, 2) (default: all C^2 - C) batched, or one call at a time if `plain`.
 
-        `known` (miou_gain, loss_gain) from an interrupted run: pairs already scored there are kept.
+        `known` (score_gain, loss_gain) from an interrupted run: pairs already scored there are kept.
         `alpha` < 1 scores soft pairs (i, j, alpha) through the decoder (the linear heads' shortcut is exact
         for alpha 1 only).
         """
         c = self.evaluator.channels
         pairs = channel_pairs(range(c), range(c), c) if pairs is None else pairs
-        base_miou, base_loss = self.baseline(cancel)
+        base_score, base_loss = self.baseline(cancel)
         if known is None:
-            miou_gain = np.full((c, c), np.nan, np.float32)
+            score_gain = np.full((c, c), np.nan, np.float32)
             loss_gain = np.full((c, c), np.nan, np.float32)
         else:
-            miou_gain, loss_gain = known[0].copy(), known[1].copy()
-        pending = np.isnan(miou_gain[pairs[:, 0].numpy(), pairs[:, 1].numpy()])
+            score_gain, loss_gain = known[0].copy(), known[1].copy()
+        pending = np.isnan(score_gain[pairs[:, 0].numpy(), pairs[:, 1].numpy()])
         todo = pairs[torch.from_numpy(pending)]
         position = np.flatnonzero(pending)  # of each todo pair in `pairs`
         group_scores: np.ndarray | None = None  # (P, G) with keep_groups
         if self.keep_groups:
             assert self.baseline_stats is not None  # set by `baseline` above
             groups = self.evaluator.per_group(self.baseline_stats, self.score_metric).shape[1]
-            self.group_pairs = pair_rows(pairs.numpy(), alpha)
-            self.group_scores = group_scores = np.full((len(pairs), groups), np.nan, np.float32)
+            group_scores = np.full((len(pairs), groups), np.nan, np.float32)
         t0 = time.perf_counter()
         done = len(pairs) - len(todo)
 
         def record(start: int, chunk: Stats) -> None:
             nonlocal done
-            miou, loss = self.evaluator.summarize(chunk, self.score_metric)
+            score, loss = self.evaluator.summarize(chunk, self.score_metric)
             if group_scores is not None:
-                group_scores[position[start : start + len(miou)]] = self.evaluator.per_group(chunk, self.score_metric)
-            ij = todo[start : start + len(miou)].numpy()
-            miou_gain[ij[:, 0], ij[:, 1]] = miou - base_miou
+                group_scores[position[start : start + len(score)]] = self.evaluator.per_group(chunk, self.score_metric)
+            ij = todo[start : start + len(score)].numpy()
+            score_gain[ij[:, 0], ij[:, 1]] = score - base_score
             loss_gain[ij[:, 0], ij[:, 1]] = base_loss - loss
-            done += len(miou)
+            done += len(score)
             if on_progress:
-                gains = (loss_gain if self.metric == LOSS else miou_gain)[ij[:, 0], ij[:, 1]]
-                on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, miou_gain, loss_gain))
+                gains = (loss_gain if self.metric == LOSS else score_gain)[ij[:, 0], ij[:, 1]]
+                on_progress(ScoreProgress(done, len(pairs), ij, gains, time.perf_counter() - t0, score_gain, loss_gain))
 
         soft = pair_alphas(todo, alpha, c) if alpha != 1.0 else None
         if plain:
@@ -142,4 +154,6 @@ class PairScorer:
                 record(k, self.evaluator.stats_plain(maps[k : k + 1], None if soft is None else soft[k : k + 1]))
         elif soft is not None or not self.evaluator.pair_stats(todo, on_chunk=record, cancel=cancel):
             self.evaluator.stats(pair_maps(todo, c), on_chunk=record, cancel=cancel, alphas=soft)
-        return PairScores(self.metric, miou_gain, loss_gain, base_miou, base_loss, time.perf_counter() - t0)
+        kept = None if group_scores is None else GroupScores(pair_rows(pairs.numpy(), alpha), group_scores)
+        seconds = time.perf_counter() - t0
+        return PairScores(self.metric, score_gain, loss_gain, base_score, base_loss, seconds, groups=kept)

@@ -21,7 +21,7 @@ from .confidence import paired
 from .cost import PREVIEW_IMAGES
 from .distributed import Dist
 from .evaluator import Evaluator
-from .progress import Callbacks, ScoreProgress
+from .progress import Callbacks, ScoreProgress, Stage
 from .provenance import record, search_key
 from .scorer import PairScorer, PairScores
 from .screening import ModeReport, compare_modes
@@ -90,7 +90,7 @@ def _score_pairs(scorer, pairs, settings, cb, cancel, state, dist) -> PairScores
     if state:
 
         def on_pairs(ev_: ScoreProgress) -> None:
-            state.save_pairs(ev_.miou_gain, ev_.loss_gain, force=ev_.done == ev_.total)
+            state.save_pairs(ev_.score_gain, ev_.loss_gain, force=ev_.done == ev_.total)
             if cb.pairs:
                 cb.pairs(ev_)
 
@@ -104,11 +104,11 @@ def _score_pairs(scorer, pairs, settings, cb, cancel, state, dist) -> PairScores
     if (note := mode.describe(len(pairs), settings)) is not None:
         say(note)
     mine = dist.shard(pairs) if dist else pairs
+    cb.enter(Stage.PAIRS, len(pairs))
     scores = mode.score(scorer, mine, settings, on_pairs, cancel, known=known)
     if dist:  # every rank gets the full matrices
-        scores.miou_gain, scores.loss_gain = dist.merge(scores.miou_gain, scores.loss_gain)
-        if scorer.keep_groups:
-            gather_groups(scorer, pairs, mine, dist, 1.0)
+        scores.score_gain, scores.loss_gain = dist.merge(scores.score_gain, scores.loss_gain)
+        scores.groups = gather_groups(scores.groups, pairs, mine, dist, 1.0)
     if settings.alpha_grid:
         scores = soft_passes(scorer, scores, pairs, settings.alpha_grid, cb, cancel, dist)
     return scores
@@ -121,17 +121,19 @@ def _combinations(ev, scorer, top, cb, cancel, state, dist) -> CombinationResult
     save = (lambda m, lo, pi: state.save_combos(top_ij, m, lo, pi)) if state else None
     combos = search_combinations(ev, top, scorer.baseline(cancel), scorer.metric, cb.combos, cancel, known, save, dist)
     if state:
-        scores_, losses_ = np.array([r.miou for r in combos.rows]), np.array([r.loss for r in combos.rows])
+        scores_, losses_ = np.array([r.score for r in combos.rows]), np.array([r.loss for r in combos.rows])
         state.save_combos(top_ij, scores_, losses_, combos.per_image, force=True)
     return combos
 
 
-def _select(ev, scorer, combos, top, settings, say, cancel) -> tuple[CombinationResult, dict]:
-    """select cv / greedy: the set chosen by cross-validation on the search set, and its report."""
+def _select(ev, scorer, groups, combos, top, settings, say, cancel) -> tuple[CombinationResult, dict]:
+    """select cv / greedy: the set chosen by cross-validation on the search set (every candidate's per-group
+    scores: `groups`), and its report."""
+    assert groups is not None, "select cv / greedy scores with keep_groups"
     pool = settings.pool or POOL_PER_N * settings.top_n
     base_groups = ev.per_group(scorer.baseline_stats, scorer.metric)[0]
     report = cross_validate(
-        ev, scorer.group_pairs, scorer.group_scores, base_groups, len(top), settings.folds, scorer.metric,
+        ev, groups.pairs, groups.scores, base_groups, len(top), settings.folds, scorer.metric,
         subsets(len(top)), lambda f, k: say(f"cross-validation: fold {f + 1}/{k}"), cancel, settings.select, pool,
     )  # fmt: skip
     say(f"cross-validation chose N = {report.chosen_n} (held-out gain per N: "
@@ -139,19 +141,19 @@ def _select(ev, scorer, combos, top, settings, say, cancel) -> tuple[Combination
     if settings.select == CV:
         combos = replace(combos, best=best_of_first(combos, report.chosen_n))
     else:
-        combos = greedy_choice(ev, scorer, combos, report.chosen_n, pool, cancel)
+        combos = greedy_choice(ev, scorer, groups, combos, report.chosen_n, pool, cancel)
     return combos, report.to_dict()
 
 
 def _heldout(hev: Evaluator, best: list[tuple], metric: str, cancel) -> dict:
     """Baseline vs the best set on the held-out images, with the paired interval of the gain."""
     held_stats = hev.set_stats([[], best], cancel=cancel)
-    miou, loss = hev.summarize(held_stats, metric)
+    score, loss = hev.summarize(held_stats, metric)
     held_groups = hev.per_group(held_stats, metric)
     return {
         "images": len(hev.set),
-        "baseline_miou": float(miou[0]),
-        "patched_miou": float(miou[1]),
+        "baseline_score": float(score[0]),
+        "patched_score": float(score[1]),
         "baseline_loss": float(loss[0]),
         "patched_loss": float(loss[1]),
         "confidence": paired(held_groups[0], held_groups[1]).to_dict(),  # over held-out images (objects)
@@ -213,18 +215,21 @@ def run_search(
     if len(top) < cfg.top_n:
         say(f"only {len(top)} usable pairs for top N = {cfg.top_n}")
     say(f"trying {2 ** len(top) - 1:,} combinations of the top {len(top)} pairs")
+    cb.enter(Stage.COMBINATIONS, 2 ** len(top) - 1)
     combos = _combinations(ev, scorer, top, cb, cancel, state, dist)
     timings["combinations_s"] = combos.seconds
     selection = None
     if cfg.select != SEARCH:
         t = time.perf_counter()
-        combos, selection = _select(ev, scorer, combos, top, cfg, say, cancel)
+        cb.enter(Stage.SELECTION, 1)
+        combos, selection = _select(ev, scorer, scores.groups, combos, top, cfg, say, cancel)
         timings["cv_s"] = time.perf_counter() - t
     heldout, main = None, dist is None or dist.main  # other torchrun ranks return what they scored
     if len(session.heldout_set) and main:
         t = time.perf_counter()
         hev = session.evaluator("heldout", cb.encode, cancel, rows=rows)
         say(f"held-out check: baseline and best set on {len(hev.set)} held-out images")
+        cb.enter(Stage.HELDOUT, 1)
         heldout = _heldout(hev, combos.best_pairs, scorer.metric, cancel)
         timings["heldout_s"] = time.perf_counter() - t
     return SearchResult(

@@ -29,7 +29,7 @@ from ..tasks import Stats
 from .combinations import Combination, CombinationResult, distinct_sources
 from .confidence import paired
 from .evaluator import Evaluator
-from .scorer import PairScorer
+from .scorer import GroupScores, PairScorer
 
 SEARCH, CV, GREEDY = "search", "cv", "greedy"
 SELECT_MODES = (SEARCH, CV, GREEDY)
@@ -206,12 +206,18 @@ def cross_validate(
 
 
 def greedy_choice(
-    ev: Evaluator, scorer: PairScorer, combos: CombinationResult, steps: int, pool: int, cancel=None
+    ev: Evaluator,
+    scorer: PairScorer,
+    groups: GroupScores,
+    combos: CombinationResult,
+    steps: int,
+    pool: int,
+    cancel=None,
 ) -> CombinationResult:
-    """select greedy: `steps` greedy steps over the top `pool` pairs on the whole search set; each step's set
-    joins the evaluated rows (outside the top-N subsets: no members) and the last one is the choice."""
-    scored_pairs, group_scores = scorer.group_pairs, scorer.group_scores
-    assert scored_pairs is not None and group_scores is not None, "select greedy scores with keep_groups"
+    """select greedy: `steps` greedy steps over the top `pool` pairs (of every scored candidate: `groups`) on the
+    whole search set; each step's set joins the evaluated rows (outside the top-N subsets: no members) and the last
+    one is the choice."""
+    scored_pairs, group_scores = groups.pairs, groups.scores
     everyone = np.ones(group_scores.shape[1], np.bool_)
     ranked = rank_on(scored_pairs, group_scores, everyone, pool, distinct=False)
     candidates = [row_pair(scored_pairs[k]) for k in ranked]
@@ -230,5 +236,5 @@ def greedy_choice(
     score, loss = ev.summarize(stats, scorer.metric)
     rows = [Combination((), p, float(m), float(lo)) for p, m, lo in zip(path, score, loss)]
     per_image = None if combos.per_image is None else np.concatenate([combos.per_image, stats.values])
-    best = rows[-1] if rows[-1].miou > combos.baseline_miou else None  # it must gain on the search set too
+    best = rows[-1] if rows[-1].score > combos.baseline_score else None  # it must gain on the search set too
     return replace(combos, rows=combos.rows + rows, best=best, per_image=per_image)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import Dataset, open_dataset, split
+from ..data import Dataset, load_image, open_dataset, split
 from ..errors import ConfigError, DataError, RunError
 from ..models import Backend, build_backend, families_with
 from ..models.layers import at_block, output_backend
@@ -115,6 +115,7 @@ class Session:
         self.set_cache_hits: dict[str, int] = {}  # images of each set (search, heldout) read from the cache
         self.encode_seconds: dict[str, float] = {}  # per image set: encoding (or cache reads) when first built
         self.encoded_images: dict[str, int] = {}  # per image set: images the encoder ran on (not in the cache)
+        self._probe_encode_s: float | None = None  # one image timed through the encoder when none was encoded
 
     @classmethod
     def open(
@@ -157,9 +158,9 @@ class Session:
             evalset = EvalSet.build(
                 self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress, cancel, self.task
             )
-            self.set_cache_hits[which] = self.cache.hits
+            self.set_cache_hits[which] = evalset.cached
             self.encode_seconds[which] = time.perf_counter() - t0
-            self.encoded_images[which] = self.cache.misses
+            self.encoded_images[which] = evalset.encoded
         ev = Evaluator(self.backend, evalset, self.cfg.mask_choice, requested, self.cfg.precision, self.cfg.compile)
         self._evaluators[which] = (rows, ev)
         return ev
@@ -169,10 +170,17 @@ class Session:
         """Images of the search and held-out sets read from the feature cache instead of encoded."""
         return sum(self.set_cache_hits.values())
 
-    def encode_seconds_per_image(self) -> float | None:
-        """Encoder time of one image, as measured when a set was encoded (None: every image came from the cache)."""
+    def encode_seconds_per_image(self, time_one: bool = False) -> float | None:
+        """Encoder time of one image, as measured when a set was encoded; where every image came from the cache,
+        None, or with `time_one` one image timed through the encoder (once per session)."""
         ran = {k: n for k, n in self.encoded_images.items() if n}
-        return sum(self.encode_seconds[k] for k in ran) / sum(ran.values()) if ran else None
+        if ran:
+            return sum(self.encode_seconds[k] for k in ran) / sum(ran.values())
+        if time_one and self._probe_encode_s is None:
+            t0 = time.perf_counter()
+            self.backend.encode([load_image(self.search_set.samples[0].image_path)])
+            self._probe_encode_s = time.perf_counter() - t0
+        return self._probe_encode_s if time_one else None
 
     def image_paths(self) -> list[Path]:
         """Every image this session uses (head split, search, held-out), each once, in that order."""
@@ -191,8 +199,7 @@ class Session:
         encoded = 0
         for start in range(0, len(paths), ENCODE_CHUNK):  # in chunks: only the cache keeps every image's features
             done = (lambda d, _t, s0=start: on_progress(s0 + d, len(paths))) if on_progress else None
-            self.cache.encode(self.backend, paths[start : start + ENCODE_CHUNK], done, cancel)
-            encoded += self.cache.misses
+            encoded += self.cache.encode(self.backend, paths[start : start + ENCODE_CHUNK], done, cancel).misses
         return encoded
 
     def ensure_head(
@@ -270,7 +277,7 @@ class Session:
             "weights_label": self.backend.weights.label,
             "channels": self.backend.channels,
             "device": str(self.backend.device),
-            # the *_miou fields hold this task's score (docs/run-folder.md)
+            # every score field and column of the run is in this metric (docs/run-folder.md)
             "task": self.task.name,
             "score_metric": metric.name,
             "score_higher_is_better": metric.higher_is_better,

@@ -23,8 +23,8 @@ import torch
 
 from ..cli.commandline import command_line
 from ..data import load_image
-from ..engine import AblationRow, Callbacks, ScoreProgress, SearchResult, SearchSettings, Session, SessionConfig
-from ..engine.cost import ENCODE_STAGE, SearchCost, compare_cost, search_cost
+from ..engine import AblationRow, Callbacks, ScoreProgress, SearchResult, SearchSettings, Session, SessionConfig, Stage
+from ..engine.cost import SearchCost, compare_cost, search_cost, sweep_rows
 from ..engine.evaluator import check_rows
 from ..engine.features import FeatureCache
 from ..engine.screening import MODES, ModeReport
@@ -41,7 +41,6 @@ from .views import Views
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
 SWEEP_STAGE = "zeroing channels"
-STAGE_LOGS = {"selection": "cross-validation", "held-out check": "held-out check"}  # log lines that start a stage
 RECONNECT_S = env_number("REDUNDANCY_RECONNECT_S", 900)  # a page that went away may come back this long
 _LIVE: dict[str, Workspace] = {}  # every open workspace by reconnect key: what a reloaded page comes back to
 _LIVE_LOCK = threading.Lock()
@@ -129,7 +128,7 @@ class Workspace(Views):
         value = self.metric(result.settings.metric).value
         rows = result.combos.rows
         best = rows.index(result.combos.best) if result.combos.best else None
-        return [len(x.pairs) for x in rows], [value(x.miou) for x in rows], value(result.combos.baseline_miou), best
+        return [len(x.pairs) for x in rows], [value(x.score) for x in rows], value(result.combos.baseline_score), best
 
     def require(self) -> Session:
         if self.session is None:
@@ -182,14 +181,14 @@ class Workspace(Views):
         self.sweep_live = {}
 
         ev = s.evaluator("search")
-        plan = Plan(((SWEEP_STAGE, len(channels) * len(ev.set), ev.seconds_per_row),))
+        plan = Plan(((SWEEP_STAGE, sweep_rows(len(channels), len(ev.set)), ev.seconds_per_row),))
 
         def work(state: JobState, cancel: threading.Event) -> dict[int, float]:
             state.plan = plan
             enter_stage(state, SWEEP_STAGE, len(channels))
 
             def on_row(row: AblationRow) -> None:
-                self.sweep_live[int(row.edit.split()[1])] = row.delta_miou
+                self.sweep_live[int(row.edit.split()[1])] = row.delta_score
 
             def on_edits(done: int, total: int) -> None:
                 state.done = done
@@ -214,36 +213,24 @@ class Workspace(Views):
         def work(state: JobState, cancel: threading.Event) -> SearchResult:
             state.plan = plan
             stage = partial(enter_stage, state)
-            soft, live = bool(s.resolve(settings).alpha_grid), self._live_pairs(state)
 
-            def on_pairs(ev: ScoreProgress) -> None:  # after the full pair pass, passes at the soft alphas follow
-                if state.stage not in ("pair scoring", "soft alphas"):  # a ZeroGPU worker encodes before it scores
-                    stage("pair scoring", ev.total)
-                elif soft and state.stage == "pair scoring" and state.done >= state.total and ev.done < state.done:
-                    stage("soft alphas", ev.total)
-                live(ev)
+            def on_stage(name: Stage, total: int) -> None:  # the search announces each stage (each soft alpha's too)
+                stage(name, total)
+                state.updates += 1
 
             def on_combos(done: int, total: int) -> None:
-                if state.stage != "combinations":
-                    stage("combinations", total)
                 state.done = done
                 state.updates += 1
                 self._measured_stage(state, len(s.search_set))
 
-            def on_encode(done: int, total: int) -> None:
-                if state.stage != ENCODE_STAGE:
-                    stage(ENCODE_STAGE, total)
+            def on_encode(done: int, total: int) -> None:  # the images are counted as the encoder reaches them
+                if state.stage != Stage.ENCODE:
+                    stage(Stage.ENCODE, total)
                 state.done = done
                 state.updates += 1
 
-            def on_log(message: str) -> None:
-                name = next((n for n in ("selection", "held-out check") if message.startswith(STAGE_LOGS[n])), None)
-                if name and state.stage != name:
-                    stage(name, 1)
-                    state.updates += 1
-
-            stage("pair scoring", len(pairs))
-            cb = Callbacks(pairs=on_pairs, combos=on_combos, encode=on_encode, log=on_log)
+            stage(Stage.PAIRS, len(pairs))  # until the search announces its first stage
+            cb = Callbacks(pairs=self._live_pairs(state), combos=on_combos, encode=on_encode, stage=on_stage)
             try:
                 result = self.executor.search(s, settings, rows, cb, cancel)
             except BaseException:
@@ -267,7 +254,7 @@ class Workspace(Views):
         s = self.require()
         ev = s.evaluator("search")
         pair_s = ev.seconds_per_pair_row if cost.shortcut else ev.seconds_per_row
-        rates = {"pair scoring": pair_s, ENCODE_STAGE: self.encode_seconds_per_image}
+        rates = {Stage.PAIRS: pair_s, Stage.ENCODE: self.encode_seconds_per_image}
         stages = cost.stages()
         return Plan(tuple((name, rows, rates.get(name, partial(self._row_seconds, name, ev))) for name, rows in stages))
 
@@ -282,15 +269,9 @@ class Workspace(Views):
 
     def encode_seconds_per_image(self) -> float:
         """The encoder's time for one image here: as measured at Load, else (all read from the cache) timed once."""
-        s = self.require()
-        measured = s.encode_seconds_per_image()
-        if measured is not None:
-            return measured
-        if not hasattr(s, "_timed_encode_s"):
-            t0 = time.perf_counter()
-            s.backend.encode([load_image(s.search_set.samples[0].image_path)])
-            s._timed_encode_s = time.perf_counter() - t0
-        return s._timed_encode_s
+        seconds = self.require().encode_seconds_per_image(time_one=True)
+        assert seconds is not None, "time_one always gives a time"
+        return seconds
 
     def _prepare(self, settings: SearchSettings, rows: int | None) -> tuple[Session, torch.Tensor]:
         """Check a new job's settings (and that nothing runs) and reset the live view; (session, pairs (P, 2))."""
@@ -342,7 +323,7 @@ class Workspace(Views):
     def sweep_seconds(self) -> float:
         """Predicted time of the zero sweep (every channel zeroed alone) here."""
         ev = self.require().evaluator("search")
-        return ev.channels * len(ev.set) * ev.seconds_per_row()
+        return sweep_rows(ev.channels, len(ev.set)) * ev.seconds_per_row()
 
     def gpu_seconds(self, settings: SearchSettings) -> float | None:
         """ZeroGPU: the GPU time a search with `settings` would ask for (None when this process computes itself)."""

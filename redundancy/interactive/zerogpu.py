@@ -31,6 +31,7 @@ from ..engine import (
     SearchSettings,
     Session,
     SessionConfig,
+    Stage,
     ablate,
     compare_search_modes,
     run_search,
@@ -163,7 +164,14 @@ def _stream(work: Callable[[Callbacks, threading.Event, Callable], Any]) -> Iter
     def pairs(ev: ScoreProgress) -> None:  # without the live C x C matrices: only the finished block travels
         emit("pairs", ScoreProgress(ev.done, ev.total, ev.pairs, ev.gains, ev.elapsed))
 
-    cb = Callbacks(count("encode"), pairs, count("combos"), count("edits"), lambda message: emit("log", message))
+    cb = Callbacks(
+        count("encode"),
+        pairs,
+        count("combos"),
+        count("edits"),
+        lambda message: emit("log", message),
+        lambda stage, total: emit("stage", (stage.value, total)),  # plain data across the process boundary
+    )
 
     def run() -> None:
         try:
@@ -269,6 +277,7 @@ def run(
         "combos": lambda p: cb.combos and cb.combos(*p),
         "edits": lambda p: cb.edits and cb.edits(*p),
         "log": lambda p: cb.log and cb.log(p),
+        "stage": lambda p: cb.enter(Stage(p[0]), p[1]),
         "row": lambda p: on_row and on_row(p),
     }
     stream = task(job, *args)

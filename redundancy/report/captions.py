@@ -29,7 +29,7 @@ def _scores(run) -> str:
     m, r = run.metric, run.replacements
     where = r.get("heldout") or r["search"]
     which = "held-out" if r.get("heldout") else "search"
-    return f"{m.show(where['baseline_miou'])} -> {m.show(where['patched_miou'])} on {where['images']} {which} images"
+    return f"{m.show(where['baseline_score'])} -> {m.show(where['patched_score'])} on {where['images']} {which} images"
 
 
 def channel_gallery(run, k: int = 6) -> str:
@@ -43,17 +43,17 @@ def channel_gallery(run, k: int = 6) -> str:
 
 def ablation(run) -> str:
     edits = run.ablation["edits"]
-    zero = {int(k.split()[1]): v["delta_miou"] for k, v in edits.items() if k.startswith("zero ")}
+    zero = {int(k.split()[1]): v["delta_score"] for k, v in edits.items() if k.startswith("zero ")}
     m = run.metric
     if len(zero) > 20:
         worst, best = min(zero, key=zero.get), max(zero, key=zero.get)
         lower, higher = sum(d < 0 for d in zero.values()), sum(d > 0 for d in zero.values())
         return (
             f"Each of {len(zero)} channels zeroed alone ({m.label} change from the baseline "
-            f"{m.show(run.ablation['baseline']['miou'])}): {lower} lower the score (most: channel {worst}, "
+            f"{m.show(run.ablation['baseline']['score'])}): {lower} lower the score (most: channel {worst}, "
             f"{zero[worst]:+.2f}), {higher} raise it (most: channel {best}, {zero[best]:+.2f}); the rest leave it."
         )
-    return f"{m.label} change of each single-channel edit: " + ", ".join(f"{k} {v['delta_miou']:+.2f}"
+    return f"{m.label} change of each single-channel edit: " + ", ".join(f"{k} {v['delta_score']:+.2f}"
                                                                         for k, v in edits.items())  # fmt: skip
 
 
@@ -86,7 +86,7 @@ def combinations(run) -> str:
 
 def pairs_curve(run) -> str:
     ks = range(1, len(run.topn["top"]) + 1)
-    best = [max(float(r["miou"]) for r in run.combos if int(r["size"]) == k) for k in ks]
+    best = [max(float(r["score"]) for r in run.combos if int(r["size"]) == k) for k in ks]
     k = int(np.argmax(best)) + 1
     return (
         f"The best {run.metric.label} reachable with k pairs applied together, k = 1..{len(best)}, and the top k by "

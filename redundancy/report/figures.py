@@ -96,7 +96,7 @@ def ablation_bars(run: Run) -> plt.Figure:
     if not run.ablation:
         raise RunError(f"{run.path} has no ablation.json; run `ablate --run {run.path} --zero all` first.")
     edits = run.ablation["edits"]
-    zero = sorted((int(k.split()[1]), v["delta_miou"]) for k, v in edits.items() if k.startswith("zero "))
+    zero = sorted((int(k.split()[1]), v["delta_score"]) for k, v in edits.items() if k.startswith("zero "))
     fig = _fig(6.5, 2.4)
     ax = fig.add_subplot()
     if len(zero) > 20:
@@ -104,12 +104,12 @@ def ablation_bars(run: Run) -> plt.Figure:
         ax.bar(ch, d, width=1.0, color=[GOOD if x > 0 else BAD for x in d])
         ax.set_xlabel("zeroed channel")
     else:
-        names, d = list(edits), [v["delta_miou"] for v in edits.values()]
+        names, d = list(edits), [v["delta_score"] for v in edits.values()]
         ax.bar(range(len(d)), d, color=[GOOD if x > 0 else BAD for x in d])
         ax.set_xticks(range(len(d)), names, rotation=30, ha="right")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_ylabel(run.axis(delta=True))
-    ax.set_title(f"single-channel edits (baseline {run.metric.show(run.ablation['baseline']['miou'])})")
+    ax.set_title(f"single-channel edits (baseline {run.metric.show(run.ablation['baseline']['score'])})")
     return fig
 
 
@@ -188,17 +188,17 @@ def topn_bars(run: Run) -> plt.Figure:
 def combinations_scatter(run: Run) -> plt.Figure:
     """mIoU of every evaluated subset against its size; the baseline dashed, the best starred."""
     size = np.array([int(r["size"]) for r in run.combos])
-    miou = np.array([float(r["miou"]) for r in run.combos])
+    scores = np.array([float(r["score"]) for r in run.combos])
     value = run.metric.value  # scores are stored higher-is-better; plotted as users read them
-    base = value(run.topn["baseline_miou"])
+    base = value(run.topn["baseline_score"])
     fig = _fig(4.0, 2.6)
     ax = fig.add_subplot()
     jitter = (np.random.default_rng(0).random(len(size)) - 0.5) * 0.25  # seeded: figures regenerate exactly
-    ax.scatter(size + jitter, value(miou), s=8, color=NEUTRAL, alpha=0.7, label="subsets")
+    ax.scatter(size + jitter, value(scores), s=8, color=NEUTRAL, alpha=0.7, label="subsets")
     ax.axhline(base, color="black", ls="--", lw=0.8, label="baseline")
     if run.replacements["pairs"]:
-        b = int(np.argmax(miou))
-        ax.scatter([size[b]], [value(miou[b])], marker="*", s=120, color=BAD, zorder=3, label="best")
+        b = int(np.argmax(scores))
+        ax.scatter([size[b]], [value(scores[b])], marker="*", s=120, color=BAD, zorder=3, label="best")
     ax.set_xlabel("pairs in subset")
     ax.set_ylabel(run.axis())
     ax.legend(frameon=False)
@@ -207,10 +207,10 @@ def combinations_scatter(run: Run) -> plt.Figure:
 
 def pairs_curve(run: Run) -> plt.Figure:
     """mIoU against the number of pairs applied: the best subset of each size k, and the top k by single-pair gain."""
-    by_pairs = {r["pairs"]: float(r["miou"]) for r in run.combos}
+    by_pairs = {r["pairs"]: float(r["score"]) for r in run.combos}
     top = [pair_text(pair_of(p)) for p in run.topn["top"]]
     ks = list(range(1, len(top) + 1))
-    best_of_k = [max(float(r["miou"]) for r in run.combos if int(r["size"]) == k) for k in ks]
+    best_of_k = [max(float(r["score"]) for r in run.combos if int(r["size"]) == k) for k in ks]
     top_k = [by_pairs[" ".join(top[:k])] for k in ks]
     best = int(np.argmax(best_of_k))
     value = run.metric.value  # plotted as users read the metric (RMSE upwards, lower is better)
@@ -219,7 +219,7 @@ def pairs_curve(run: Run) -> plt.Figure:
     ax = fig.add_subplot()
     ax.plot(ks, best_of_k, marker="o", color=ACCENT, label="best subset of k pairs")
     ax.plot(ks, top_k, marker=".", color="0.5", ls=":", label="top k by single-pair gain")
-    ax.axhline(value(run.topn["baseline_miou"]), color="black", ls="--", lw=0.8, label="baseline")
+    ax.axhline(value(run.topn["baseline_score"]), color="black", ls="--", lw=0.8, label="baseline")
     ax.annotate(
         f"peak at {ks[best]}",
         (ks[best], best_of_k[best]),
@@ -242,9 +242,9 @@ def selection_curve(run: Run) -> plt.Figure:
     curve = sel["curve"]
     ks = list(range(1, len(curve) + 1))
     top = [pair_text(pair_of(p)) for p in run.topn["top"]]
-    base = run.topn["baseline_miou"]
+    base = run.topn["baseline_score"]
     in_sample = [  # the paper's view of each N': scores are stored higher-is-better, gains in score points
-        max(float(r["miou"]) for r in run.combos if r["pairs"] and set(r["pairs"].split()) <= set(top[:k])) - base
+        max(float(r["score"]) for r in run.combos if r["pairs"] and set(r["pairs"].split()) <= set(top[:k])) - base
         for k in ks
     ]
     fig = _fig(4.0, 2.4)

@@ -98,7 +98,7 @@ class Run:
         """(C,) how much a channel matters: mIoU lost when it is zeroed (zero sweep in ablation.json),
         else how useful it is as a copy (mean positive gain it gives other channels)."""
         zeroed = {
-            int(k.split()[1]): v["delta_miou"]
+            int(k.split()[1]): v["delta_score"]
             for k, v in (self.ablation or {}).get("edits", {}).items()
             if k.startswith("zero ")
         }

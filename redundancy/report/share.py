@@ -70,7 +70,7 @@ def model_card(run: RunDir, repo: str) -> str:
         "demo": f"> **Demo model.** Found on the {notice}.\n",
     }.get(weights.get("kind"), "")
     heldout = (
-        f"| held-out ({h['images']} images) | {_value(c, h['baseline_miou'])} | {_value(c, h['patched_miou'])} |"
+        f"| held-out ({h['images']} images) | {_value(c, h['baseline_score'])} | {_value(c, h['patched_score'])} |"
         if h
         else "| held-out | none | none |"
     )
@@ -96,7 +96,7 @@ def model_card(run: RunDir, repo: str) -> str:
             "",
             "| set | baseline | patched |",
             "|---|---|---|",
-            f"| search ({s['images']} images) | {_value(c, s['baseline_miou'])} | {_value(c, s['patched_miou'])} |",
+            f"| search ({s['images']} images) | {_value(c, s['baseline_score'])} | {_value(c, s['patched_score'])} |",
             heldout,
             "",
             "## Apply it",

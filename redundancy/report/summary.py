@@ -81,14 +81,14 @@ def summary_lines(result, m: Metric) -> list[Line]:
     """The lines of a finished search (`engine.SearchResult`) in the metric `m`."""
     c = result.combos
     unit = UNITS.get(result.provenance.get("protocol", "image"), "image")
-    lines = [Line(0, f"{result.header['weights_label']}: baseline {m.show(c.baseline_miou)} on "
+    lines = [Line(0, f"{result.header['weights_label']}: baseline {m.show(c.baseline_score)} on "
                      f"{result.search_images} search images")]  # fmt: skip
     if result.top:
         lines.append(Line(0, "top pairs (source <- target[@alpha], gain): "
                              + ", ".join(f"{pair_text(p.pair)} {p.gain:+.4g}" for p in result.top)))  # fmt: skip
     if c.best:
         pairs = " ".join(pair_text(p) for p in c.best.pairs)
-        lines.append(Line(0, f"best set: {pairs}  {m.show(c.best.miou)} ({delta(m, c.baseline_miou, c.best.miou)})"))
+        lines.append(Line(0, f"best set: {pairs}  {m.show(c.best.score)} ({delta(m, c.baseline_score, c.best.score)})"))
         if result.confidence and result.confidence["best"]:
             lines.append(judged(1, "on the search images it was chosen on (optimistic)", result.confidence["best"],
                                 m, unit))  # fmt: skip
@@ -105,8 +105,8 @@ def summary_lines(result, m: Metric) -> list[Line]:
             lines.append(Line(1, "no set is chosen: the empty set leaves the model as it is"))
     if result.heldout:
         h = result.heldout
-        lines.append(judged(0, f"held-out ({h['images']} images): {m.show(h['baseline_miou'])} -> "
-                               f"{m.show(h['patched_miou'])}", h["confidence"], m, unit, "on new images"))  # fmt: skip
+        lines.append(judged(0, f"held-out ({h['images']} images): {m.show(h['baseline_score'])} -> "
+                               f"{m.show(h['patched_score'])}", h["confidence"], m, unit, "on new images"))  # fmt: skip
         if c.best and verdict(h["confidence"]) != HELPS and result.settings.select == "search":
             lines.append(Line(1, "this set does not carry over to new images here: it was the best subset on the "
                                  "search images, which makes its gain there optimistic. The cross-validated rule "

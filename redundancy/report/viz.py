@@ -148,13 +148,13 @@ def delta_bars(
 
 
 def combination_scatter(
-    sizes: list[int], mious: list[float], baseline: float, best: int | None, label: str = "mIoU (%)"
+    sizes: list[int], scores: list[float], baseline: float, best: int | None, label: str
 ) -> go.Figure:
     """The score (`label`) of every evaluated subset against its size, baseline line, best marked."""
     fig = go.Figure(
         go.Scatter(
-            x=sizes, y=mious, mode="markers", name="subsets", marker={"opacity": 0.6},
-            customdata=[format(v, ".3f") for v in mious],
+            x=sizes, y=scores, mode="markers", name="subsets", marker={"opacity": 0.6},
+            customdata=[format(v, ".3f") for v in scores],
             hovertemplate="%{x} pairs: %{customdata}<extra></extra>",
         )
     )  # fmt: skip
@@ -163,11 +163,11 @@ def combination_scatter(
         fig.add_trace(
             go.Scatter(
                 x=[sizes[best]],
-                y=[mious[best]],
+                y=[scores[best]],
                 mode="markers",
                 name="best",
                 marker={"symbol": "star", "size": 16, "color": "#d95f02"},
-                hovertemplate=f"best: {sizes[best]} pairs, {mious[best]:.3f}<extra></extra>",
+                hovertemplate=f"best: {sizes[best]} pairs, {scores[best]:.3f}<extra></extra>",
             )
         )
     ticks = sorted(set(sizes)) or [1]

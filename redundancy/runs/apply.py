@@ -64,22 +64,21 @@ class ApplyResult:
 
     images: int
     zip_path: Path
-    baseline_miou: float | None  # the task's score as a user reads it (mIoU, accuracy, RMSE, ...)
-    patched_miou: float | None
-    pairs: list[tuple[int, int]] = field(default_factory=list)
-    metric: str = "miou"
-    metric_label: str = "mIoU"
+    baseline_score: float | None  # the task's score as a user reads it (mIoU, accuracy, RMSE, ...)
+    patched_score: float | None
+    pairs: list[tuple[int, int]]
+    metric: str  # the task's metric (its name and label as the task's `Metric` gives them)
+    metric_label: str
     digits: int = 2  # decimals its scores are shown with (`Metric.digits`)
     previews: list = field(default_factory=list)  # (picture, caption) of the first images: baseline, then patched
 
     def score_text(self) -> str | None:
         """'mIoU 41.67 -> 45.12 (+3.45) with 1 pair', or None where the images had no targets to score against."""
-        if self.baseline_miou is None or self.patched_miou is None:
+        if self.baseline_score is None or self.patched_score is None:
             return None
         d, n = self.digits, len(self.pairs)
-        change = (
-            f"{self.baseline_miou:.{d}f} -> {self.patched_miou:.{d}f} ({self.patched_miou - self.baseline_miou:+.{d}f})"
-        )
+        base, patched = self.baseline_score, self.patched_score
+        change = f"{base:.{d}f} -> {patched:.{d}f} ({patched - base:+.{d}f})"
         return f"{self.metric_label} {change} with {n} pair{'' if n == 1 else 's'}"
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..engine.provenance import fingerprint
 from ..errors import RunError
 from ..io import atomic_write, ensure_folder, write_json
-from .rundir import MANIFEST, RunDir
+from .rundir import LEGACY_FIELDS, MANIFEST, RunDir
 
 fcntl: ModuleType | None
 try:
@@ -140,8 +140,8 @@ class RunState:
         merged = None
         for path in sorted(self.dir.glob(f"{name}.r*.npz")):
             try:
-                with np.load(path) as data:
-                    part = {k: data[k] for k in data.files}
+                with np.load(path) as data:  # saved by an older version: its arrays under today's names
+                    part = {LEGACY_FIELDS.get(k, k): data[k] for k in data.files}
             except (OSError, ValueError):  # unreadable partial state: that rank's work is redone
                 continue
             if merged is None:
@@ -162,33 +162,33 @@ class RunState:
         self._last = now
 
     def pairs(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
-        """(miou_gain, loss_gain) C x C saved so far; NaN where not scored yet."""
+        """(score_gain, loss_gain) C x C saved so far; NaN where not scored yet."""
         data = self._load("pairs")
-        if data is None or data["miou_gain"].shape != (channels, channels):
+        if data is None or data["score_gain"].shape != (channels, channels):
             nan = np.full((channels, channels), np.nan, np.float32)
             return nan, nan.copy()
-        return data["miou_gain"], data["loss_gain"]
+        return data["score_gain"], data["loss_gain"]
 
-    def save_pairs(self, miou_gain: np.ndarray, loss_gain: np.ndarray, force: bool = False) -> None:
-        self._save("pairs", force, miou_gain=miou_gain, loss_gain=loss_gain)
+    def save_pairs(self, score_gain: np.ndarray, loss_gain: np.ndarray, force: bool = False) -> None:
+        self._save("pairs", force, score_gain=score_gain, loss_gain=loss_gain)
 
     def combos(self, n: int, top: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(score, loss, per-image stats) of the n subsets of these top pairs saved so far (NaN: not evaluated yet)."""
         data = self._load("combos")
-        if data is None or data["miou"].shape != (n,) or data["key"].item() != fingerprint(top):
+        if data is None or data["score"].shape != (n,) or data["key"].item() != fingerprint(top):
             return np.full(n, np.nan), np.full(n, np.nan), np.full((n, 0, 0), np.nan)
         per_image = data["per_image"] if "per_image" in data else np.full((n, 0, 0), np.nan)
-        return data["miou"], data["loss"], per_image
+        return data["score"], data["loss"], per_image
 
     def save_combos(
         self,
         top: list[tuple[int, int]],
-        miou: np.ndarray,
+        score: np.ndarray,
         loss: np.ndarray,
         per_image: np.ndarray,
         force: bool = False,
     ) -> None:
-        self._save("combos", force, miou=miou, loss=loss, per_image=per_image, key=np.array(fingerprint(top)))
+        self._save("combos", force, score=score, loss=loss, per_image=per_image, key=np.array(fingerprint(top)))
 
     def finish(self) -> None:
         """The run's files are written: partial state is no longer needed."""

@@ -37,6 +37,26 @@ OPTIONAL = (HEAD, ABLATION)  # hashed in the manifest whenever present
 # Everything a run owns besides RUN_FILES: removed with it when a new search overwrites the folder.
 OWNED = (MANIFEST, ABLATION, "applied", "figures", "state", "_data")
 STARTED = (MANIFEST, ABLATION, "state")  # besides SEARCH_FILES: what shows a search began here
+# The files' schema, recorded in config.json as `run_format` (absent: 1). Format 1 named every score field mIoU
+# (`baseline_miou`, `miou_gain`, ...) whatever the task scored; format 2 calls them scores, with the metric named
+# beside them. Runs of format 1 are read under today's names (`LEGACY_FIELDS`), their files untouched.
+RUN_FORMAT = 2
+LEGACY_FIELDS = {
+    "miou": "score",
+    "miou_gain": "score_gain",
+    "baseline_miou": "baseline_score",
+    "patched_miou": "patched_score",
+    "delta_miou": "delta_score",
+}
+
+
+def upgraded(record):
+    """A run record (JSON objects and lists, or CSV rows) with any format-1 field names as today's."""
+    if isinstance(record, dict):
+        return {LEGACY_FIELDS.get(k, k): upgraded(v) for k, v in record.items()}
+    if isinstance(record, list):
+        return [upgraded(v) for v in record]
+    return record
 
 
 @dataclass(frozen=True)
@@ -163,13 +183,23 @@ class RunDir:
             raise RunError(
                 f"{self.path}: config.json is malformed ({problem}); rerun the search (or restore the file)."
             )
+        version = config.get("run_format", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise RunError(
+                f"{self.path}: config.json's run_format is {version!r}, not a format version; rerun the search."
+            )
+        if version > RUN_FORMAT:
+            raise RunError(
+                f"{self.path} was written by a newer version of redundancy (run format {version}; this one reads up "
+                f"to {RUN_FORMAT}); upgrade redundancy to read it."
+            )
         return config
 
     def replacements(self) -> dict:
-        return self._json("replacements.json")
+        return upgraded(self._json("replacements.json"))
 
     def topn(self) -> dict:
-        return self._json("topn.json")
+        return upgraded(self._json("topn.json"))
 
     def pair_scores(self) -> np.ndarray:
         """(C, C) gains: [i, j] = gain when channel i takes channel j's values; NaN where unscored."""
@@ -177,10 +207,10 @@ class RunDir:
 
     def combinations(self) -> list[dict]:
         with open(self._need("combinations.csv")) as f:
-            return list(csv.DictReader(f))
+            return upgraded(list(csv.DictReader(f)))
 
     def ablation(self) -> dict | None:
-        return self._json(ABLATION) if (self.path / ABLATION).is_file() else None
+        return upgraded(self._json(ABLATION)) if (self.path / ABLATION).is_file() else None
 
     def head(self) -> Path | None:
         """head.pt of a classify or depth run (None for segmentation)."""

@@ -16,7 +16,7 @@ from ..engine import SearchResult, SearchSettings, Session
 from ..engine.screening import ModeReport
 from ..io import atomic_write, write_json
 from ..replace import pair_dict, pair_text
-from .rundir import ABLATION, HEAD, RunDir
+from .rundir import ABLATION, HEAD, RUN_FORMAT, RunDir
 
 
 def _csv(rows: list[list]) -> str:
@@ -40,23 +40,23 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
 def pair_table(result: SearchResult) -> str:
     """pair_scores.csv: one row per scored pair."""
     s = result.scores
-    ii, jj = np.nonzero(~np.isnan(s.miou_gain))
-    rows: list[list[str | int]] = [["source", "target", "miou_gain", "loss_gain"]]
-    rows += [[int(i), int(j), f"{s.miou_gain[i, j]:.6f}", f"{s.loss_gain[i, j]:.6f}"] for i, j in zip(ii, jj)]
+    ii, jj = np.nonzero(~np.isnan(s.score_gain))
+    rows: list[list[str | int]] = [["source", "target", "score_gain", "loss_gain"]]
+    rows += [[int(i), int(j), f"{s.score_gain[i, j]:.6f}", f"{s.loss_gain[i, j]:.6f}"] for i, j in zip(ii, jj)]
     return _csv(rows)
 
 
 def combinations_table(result: SearchResult) -> str:
     """combinations.csv: one row per evaluated subset."""
     c = result.combos
-    rows: list[list[str | int]] = [["size", "pairs", "miou", "loss", "delta_miou", "delta_loss"]]
+    rows: list[list[str | int]] = [["size", "pairs", "score", "loss", "delta_score", "delta_loss"]]
     rows += [
         [
             len(r.pairs),
             " ".join(pair_text(p) for p in r.pairs),
-            f"{r.miou:.6f}",
+            f"{r.score:.6f}",
             f"{r.loss:.6f}",
-            f"{r.miou - c.baseline_miou:.6f}",
+            f"{r.score - c.baseline_score:.6f}",
             f"{r.loss - c.baseline_loss:.6f}",
         ]
         for r in c.rows
@@ -77,8 +77,8 @@ def replacements_dict(result: SearchResult) -> dict:
         "note": None if best else "no subset of the top pairs beat the baseline; the empty set is returned",
         "search": {
             "images": result.search_images,
-            "baseline_miou": c.baseline_miou,
-            "patched_miou": best.miou if best else c.baseline_miou,
+            "baseline_score": c.baseline_score,
+            "patched_score": best.score if best else c.baseline_score,
             "baseline_loss": c.baseline_loss,
             "patched_loss": best.loss if best else c.baseline_loss,
             "confidence": (result.confidence or {}).get("best"),  # bootstrap over search images (or objects)
@@ -104,12 +104,12 @@ def write_run(out: Path, *found, public: Callable[[dict], dict] | None = None) -
         **result.header,
         "top_n": result.settings.top_n,
         "metric": s.metric,
-        "baseline_miou": s.baseline_miou,
+        "baseline_score": s.baseline_score,
         "baseline_loss": s.baseline_loss,
         "top": [{**p.to_dict(), "confidence": conf["top"][k] if conf else None} for k, p in enumerate(result.top)],
         "skipped_same_source": [p.to_dict() for p in result.skipped],
     }
-    write_json(out / "config.json", public(result.provenance))
+    write_json(out / "config.json", public({**result.provenance, "run_format": RUN_FORMAT}))
     atomic_write(out / "pair_scores.npy", _npy(s.gain.astype(np.float32)))
     atomic_write(out / "pair_scores.csv", pair_table(result))
     write_json(out / "topn.json", public(top))

@@ -43,14 +43,14 @@ def test_search_writes_every_run_file(run):
     top = json.loads((run / "topn.json").read_text())["top"]
     assert len(top) == 3 and top[0]["gain"] == pytest.approx(float(np.nanmax(scores)))
     rows = (run / "combinations.csv").read_text().splitlines()
-    assert rows[0].startswith("size,pairs,miou") and len(rows) == 1 + 7
+    assert rows[0].startswith("size,pairs,score,loss,delta_score") and len(rows) == 1 + 7
     assert repl["search"]["images"] == 4 and repl["heldout"]["images"] == 4
     best = max(float(r.split(",")[2]) for r in rows[1:])
     if repl["pairs"]:
-        assert repl["search"]["patched_miou"] == pytest.approx(best)
-        assert repl["search"]["patched_miou"] > repl["search"]["baseline_miou"]
+        assert repl["search"]["patched_score"] == pytest.approx(best)
+        assert repl["search"]["patched_score"] > repl["search"]["baseline_score"]
     else:
-        assert best <= repl["search"]["baseline_miou"] and repl["note"]
+        assert best <= repl["search"]["baseline_score"] and repl["note"]
 
 
 @pytest.mark.slow
@@ -60,7 +60,7 @@ def test_ablate_replace_reproduces_the_pair_score_exactly(run, capsys):
     k, m = 64, 224
     assert main(["ablate", "--run", str(run), "--replace", f"{i}:{j},{k}:{m}", "--zero", "6", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    deltas = {e["edit"]: e["delta_miou"] for e in out["edits"]}
+    deltas = {e["edit"]: e["delta_score"] for e in out["edits"]}
     assert np.float32(deltas[f"replace {i}<-{j}"]) == scores[i, j]
     assert np.float32(deltas[f"replace {k}<-{m}"]) == scores[k, m]
     assert out["weights_label"] == "random weights (seed 0)" and "zero 6" in deltas
@@ -88,7 +88,7 @@ def test_compiled_tf32_search_records_its_arithmetic_and_finds_the_same_set(run,
 def test_apply_writes_patched_masks_and_a_zip(run, sample, tmp_path, capsys):
     assert main(["apply", "--run", str(run), "--data", str(sample), "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["images"] == 32 and summary["patched_miou"] is not None
+    assert summary["images"] == 32 and summary["patched_score"] is not None
     with zipfile.ZipFile(tmp_path / "predictions.zip") as zf:
         masks = [n for n in zf.namelist() if n.startswith("masks/")]
     assert len(masks) == 32 and all(n.endswith(".png") for n in masks)
@@ -114,15 +114,16 @@ TINY = ["--model", "sam_tiny", "--random-init", "--data", DATA]  # the flags eve
         (["ablate", *TINY, "--zero", "300", "--search-images", "2"], "out of range"),
         (["ablate", *TINY, "--zero", "x"], "not a channel"),
         (["ablate", *TINY, "--search-images", "2", "--replace", "4:4"], "itself"),
-        (["search", *TINY, "--search-images", "99", "--out", "/tmp/x"], "32 or fewer search images"),
-        (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "/tmp/x"], "no such"),
-        (["apply", "--run", "/no/run", "--data", DATA, "--out", "/tmp/x"], "/no/run: no such folder"),
-        (["search", *TINY, "--seed", "12345678901234567890123", "--out", "/tmp/x"], "out of range"),
-        (["search", *TINY, "--search-images", "2", "--batch-rows", "-4", "--out", "/tmp/x"], "from 1 to"),
-        (["search", *TINY, "--search-images", "2", "--cache", "/etc/passwd", "--out", "/tmp/x"], "is a file"),
+        (["search", *TINY, "--search-images", "99", "--out", "OUT"], "32 or fewer search images"),
+        (["search", "--model", "sam_tiny", "--random-init", "--data", "/no/such/dir", "--out", "OUT"], "no such"),
+        (["apply", "--run", "/no/run", "--data", DATA, "--out", "OUT"], "/no/run: no such folder"),
+        (["search", *TINY, "--seed", "12345678901234567890123", "--out", "OUT"], "out of range"),
+        (["search", *TINY, "--search-images", "2", "--batch-rows", "-4", "--out", "OUT"], "from 1 to"),
+        (["search", *TINY, "--search-images", "2", "--cache", "/etc/passwd", "--out", "OUT"], "is a file"),
     ],
 )
-def test_bad_input_is_one_clear_line(argv, message, capsys):
+def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path):
+    argv = [str(tmp_path / "run") if a == "OUT" else a for a in argv]  # a fresh folder: only the named fault
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
@@ -136,7 +137,7 @@ def test_apply_to_images_without_masks(run, sample, tmp_path, capsys):
         (folder / f"img{k}.jpg").write_bytes((sample / "Images" / "ring" / f"0{k}.jpg").read_bytes())
     assert main(["apply", "--run", str(run), "--data", str(folder), "--out", str(tmp_path / "out"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["images"] == 3 and summary["baseline_miou"] is None  # no GT: predictions only
+    assert summary["images"] == 3 and summary["baseline_score"] is None  # no GT: predictions only
     assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["img0.png", "img1.png", "img2.png"]
 
 

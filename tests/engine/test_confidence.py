@@ -59,10 +59,12 @@ def test_a_search_writes_intervals_for_top_pairs_best_set_and_held_out(tmp_path,
     repl = json.loads((out / "replacements.json").read_text())
     held = repl["heldout"]["confidence"]
     assert held["groups"] >= 1 and 0 < held["p"] <= 1
-    assert held["gain"] == pytest.approx(repl["heldout"]["patched_miou"] - repl["heldout"]["baseline_miou"], abs=1e-6)
+    assert held["gain"] == pytest.approx(repl["heldout"]["patched_score"] - repl["heldout"]["baseline_score"], abs=1e-6)
     if repl["pairs"]:
         best = repl["search"]["confidence"]
-        assert best["gain"] == pytest.approx(repl["search"]["patched_miou"] - repl["search"]["baseline_miou"], abs=1e-6)
+        assert best["gain"] == pytest.approx(
+            repl["search"]["patched_score"] - repl["search"]["baseline_score"], abs=1e-6
+        )
 
 
 def test_bootstrap_bounds_of_many_rows_are_each_rows_paired_interval():
@@ -90,7 +92,7 @@ def test_an_ablation_rows_interval_and_verdict_come_from_its_per_group_scores(sa
     groups = ev.per_group(ev.stats(torch.stack([identity_map(256)] + [edit_map(e, 256) for e in edits])))
     for k, (e, r) in enumerate(zip(edits, rows), 1):
         iv = paired(groups[0], groups[k])
-        assert r.delta_miou == pytest.approx(iv.gain, abs=1e-6)
+        assert r.delta_score == pytest.approx(iv.gain, abs=1e-6)
         assert (r.delta_lo, r.delta_hi) == pytest.approx((iv.lo, iv.hi), abs=1e-9)
         assert r.verdict == verdict(e.kind, iv.lo, iv.hi)
     assert verdict("zero", -2, -1) == "useful" and verdict("zero", -1, 1) == "redundant"

@@ -45,7 +45,7 @@ def test_taylor_matrix_is_the_directional_derivative(ev, metric):
 
 def test_taylor_ranks_miou_gains_through_the_soft_miou(ev):
     pairs = channel_pairs(range(0, 256, 16), range(0, 256, 16), 256)
-    exact = PairScorer(ev).score(pairs).miou_gain
+    exact = PairScorer(ev).score(pairs).score_gain
     ij = pairs.numpy()
     truth = exact[ij[:, 0], ij[:, 1]]
     soft, _ = taylor_matrix(ev, "miou")
@@ -62,9 +62,9 @@ def test_screens_rescore_their_survivors_exactly(ev):
     halving = SearchSettings(mode="halving", options={"halving_start": 1, "halving_keep": 0.5})
     hal = MODES["halving"].score(scorer, pairs, halving)
     for s, n in ((tay, 10), (hal, hal.extra["survivors"])):
-        alive = np.isfinite(s.miou_gain)
+        alive = np.isfinite(s.score_gain)
         assert alive.sum() == n
-        np.testing.assert_array_equal(s.miou_gain[alive], exact.miou_gain[alive])
+        np.testing.assert_array_equal(s.score_gain[alive], exact.score_gain[alive])
     assert [r["images"] for r in hal.extra["rounds"]] == [1, 2] and hal.extra["survivors"] == 14
 
 

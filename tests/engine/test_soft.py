@@ -80,7 +80,7 @@ def test_soft_search_scores_every_pair_at_every_alpha(tmp_path, session):
     ev = session.evaluator("search")
     pairs = channel_pairs(range(0, 256, 64), range(0, 256, 64), 256)
     scorer = PairScorer(ev)
-    hard, half = scorer.score(pairs).miou_gain, scorer.score(pairs, alpha=0.5).miou_gain
+    hard, half = scorer.score(pairs).score_gain, scorer.score(pairs, alpha=0.5).score_gain
     assert np.allclose(gain, np.fmax(hard, half), equal_nan=True, atol=1e-6)
     topn = json.loads((out / "topn.json").read_text())["top"]
     for p in topn:  # each top pair carries the alpha its gain was measured at
@@ -98,7 +98,7 @@ def test_a_soft_set_applies_from_its_json(tmp_path, session):
     hard = apply_pairs(session.backend, {**repl, "pairs": [{"source": 3, "target": 7}]}, SAMPLE, tmp_path / "h")
     soft = apply_pairs(session.backend, repl, SAMPLE, tmp_path / "s")
     assert json.loads((tmp_path / "s" / "apply.json").read_text())["pairs"] == [[3, 7, 0.25]]
-    assert soft.baseline_miou == hard.baseline_miou and soft.patched_miou != hard.patched_miou
+    assert soft.baseline_score == hard.baseline_score and soft.patched_score != hard.patched_score
 
 
 @pytest.mark.parametrize(
@@ -125,8 +125,8 @@ def test_scale_edits_span_zeroing_and_no_change(session):
     edits = [Edit("zero", 6), *parse_edits("scale", "6:0,6:1,6:0.5")]
     assert [str(e) for e in edits[1:]] == ["scale 6x0", "scale 6x1", "scale 6x0.5"]
     base, (zero, scale0, scale1, half) = ablate(session, edits)
-    assert (scale0.miou, scale0.loss) == (zero.miou, zero.loss)  # s = 0 is Table 1's zeroing, exactly
-    assert (scale1.miou, scale1.loss) == (base.miou, base.loss)  # s = 1 changes nothing
+    assert (scale0.score, scale0.loss) == (zero.score, zero.loss)  # s = 0 is Table 1's zeroing, exactly
+    assert (scale1.score, scale1.loss) == (base.score, base.loss)  # s = 1 changes nothing
     plain = ablate(session, edits[-1:], plain=True)[1][0]
     assert plain.loss == pytest.approx(half.loss, rel=1e-4)  # batched and reference paths agree
     with pytest.raises(ReplacementError, match="scale factor"):

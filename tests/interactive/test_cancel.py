@@ -69,7 +69,7 @@ def test_cancel_during_baseline_pairs_and_combinations(tmp_path):
     done = []
     with pytest.raises(Cancelled):
         search_combinations(
-            ev, top, scorer.baseline(), on_progress=lambda d, t: (done.append(d), cancel.set()), cancel=cancel
+            ev, top, scorer.baseline(), scorer.metric, lambda d, t: (done.append(d), cancel.set()), cancel=cancel
         )
     assert done == [done[0]] and done[0] < 15
 

@@ -36,9 +36,9 @@ def _run(ws: Workspace, data=SAMPLE, model="sam_tiny") -> dict:
     return {
         "sweep": ws.sweep,
         "best": r.best_pairs,
-        "best_score": r.combos.best.miou if r.combos.best else None,
+        "best_score": r.combos.best.score if r.combos.best else None,
         "heldout": r.heldout,
-        "applied": [applied.baseline_miou, applied.patched_miou, applied.zip_path.name],
+        "applied": [applied.baseline_score, applied.patched_score, applied.zip_path.name],
     }
 
 
@@ -49,7 +49,7 @@ def _compare(ws: Workspace, data=None, model="sam_tiny") -> list[tuple]:
     job = ws.start_compare(SearchSettings(top_n=3, sources=SCOPE, targets=SCOPE, options={"candidates": 8}))
     job.thread.join()
     assert job.state.error is None, job.state.error
-    return [(r.mode, r.overlap, r.scored, r.best_miou) for r in ws.comparison]
+    return [(r.mode, r.overlap, r.scored, r.best_score) for r in ws.comparison]
 
 
 @pytest.mark.slow

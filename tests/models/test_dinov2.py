@@ -105,7 +105,7 @@ def test_rank_one_pair_path_equals_decoding_every_pair(data, tmp_path):
     ij = pairs.numpy()
     base, _ = ev.summarize(ev.stats(torch.arange(64)[None]))
     gen, _ = ev.summarize(generic)
-    np.testing.assert_allclose(scores.miou_gain[ij[:, 0], ij[:, 1]], gen - base[0], atol=1e-5)
+    np.testing.assert_allclose(scores.score_gain[ij[:, 0], ij[:, 1]], gen - base[0], atol=1e-5)
 
 
 def test_fitted_classifier_learns_separable_features():
@@ -151,7 +151,7 @@ def test_classification_search_end_to_end(tmp_path, capsys):
     i, j = np.argwhere(~np.isnan(gains))[3]
     assert main(["ablate", "--run", str(out), "--replace", f"{i}:{j}", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["edits"][0]
-    assert row["delta_miou"] == pytest.approx(gains[i, j], abs=1e-4)
+    assert row["delta_score"] == pytest.approx(gains[i, j], abs=1e-4)
     assert main(["apply", "--run", str(out), "--data", str(CLASSIFY), "--out", str(tmp_path / "ap"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["metric"] == "accuracy" and 0 <= summary["patched_accuracy"] <= 100
@@ -165,10 +165,10 @@ def test_depth_search_end_to_end(tmp_path):
     session = _session(DEPTH, tmp_path, search_images=10, heldout_images=6)
     result = run_search(session, SearchSettings(metric="absrel", sources="every:8", targets="every:8", top_n=3))
     assert result.settings.metric == "absrel"
-    base, best = result.combos.baseline_miou, result.combos.best
+    base, best = result.combos.baseline_score, result.combos.best
     assert base < 0  # AbsRel, stored as a higher-is-better score
-    assert best is None or best.miou > base
-    assert set(result.heldout) >= {"baseline_miou", "patched_miou"}
+    assert best is None or best.score > base
+    assert set(result.heldout) >= {"baseline_score", "patched_score"}
     from redundancy.runs.writers import write_run
 
     out = write_run(tmp_path / "run", session, result)
@@ -204,7 +204,7 @@ def test_killed_depth_search_resumes_identically(tmp_path):
     while time.time() < end and proc.poll() is None and not partial:
         try:
             with np.load(state) as d:
-                done = np.isfinite(d["miou_gain"])
+                done = np.isfinite(d["score_gain"])
                 partial = bool(done.any()) and not bool(done.all())
         except (OSError, ValueError, KeyError):
             time.sleep(0.05)

@@ -99,7 +99,7 @@ def test_search_at_a_block_records_it_and_applies_there(tmp_path, capsys):
     capsys.readouterr()
     assert main(["apply", "--run", str(run), "--data", str(SAMPLE), "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["images"] == 32 and summary["patched_miou"] is not None
+    assert summary["images"] == 32 and summary["patched_score"] is not None
     backend = build_backend("sam_tiny", random_init=True, seed=0, device="cpu", progress=False)
     handle = redundancy.patch(backend.model, run / "replacements.json")  # the layer comes from the file
     assert handle.module is backend.model.image_encoder.blocks[0]
@@ -137,7 +137,7 @@ def test_dinov2_searches_inside_the_encoder_with_the_outputs_head(tmp_path, caps
     i, j = np.argwhere(~np.isnan(gains))[1]
     capsys.readouterr()
     assert main(["ablate", "--run", str(tmp_path / "deep"), "--replace", f"{i}:{j}", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["edits"][0]["delta_miou"] == pytest.approx(gains[i, j], abs=1e-4)
+    assert json.loads(capsys.readouterr().out)["edits"][0]["delta_score"] == pytest.approx(gains[i, j], abs=1e-4)
     assert main(["apply", "--run", str(tmp_path / "deep"), "--data", data, "--out", str(tmp_path / "ap")]) == 0
 
 

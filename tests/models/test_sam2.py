@@ -70,7 +70,7 @@ def test_sam2_search_end_to_end_and_exact_ablation(tmp_path, capsys):
     i, j = (int(v) for v in np.unravel_index(np.nanargmax(scores), scores.shape))
     assert main(["ablate", "--run", str(out), "--replace", f"{i}:{j}", "--json"]) == 0
     edit = json.loads(capsys.readouterr().out)["edits"][0]
-    assert np.float32(edit["delta_miou"]) == scores[i, j]
+    assert np.float32(edit["delta_score"]) == scores[i, j]
     assert main(["apply", "--run", str(out), "--data", str(SAMPLE), "--out", str(tmp_path / "a"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 32
 

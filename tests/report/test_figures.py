@@ -74,16 +74,16 @@ def test_plotted_values_are_the_runs_numbers(runs):
     chans = list(range(0, 256, 32))
     np.testing.assert_array_equal(np.ma.filled(heat, np.nan), scores[np.ix_(chans, chans)])
     best_of_k, top_k = (line.get_ydata() for line in pairs_curve(run).axes[0].lines[:2])
-    rows = {r["pairs"]: float(r["miou"]) for r in run.combos}
+    rows = {r["pairs"]: float(r["score"]) for r in run.combos}
     names = [f"{p['source']}<-{p['target']}" for p in top]
     assert list(top_k) == [rows[" ".join(names[:k])] for k in range(1, 5)]
-    by_size = [[float(r["miou"]) for r in run.combos if int(r["size"]) == k] for k in range(1, 5)]
+    by_size = [[float(r["score"]) for r in run.combos if int(r["size"]) == k] for k in range(1, 5)]
     assert list(best_of_k) == [max(v) for v in by_size] and max(best_of_k) == max(rows.values())
     from redundancy.report.figures import ablation_bars
 
     heights = [p.get_height() for p in ablation_bars(run).axes[0].patches]
     ablation = json.loads((runs[0] / "ablation.json").read_text())["edits"]
-    assert heights == pytest.approx([v["delta_miou"] for v in ablation.values()])
+    assert heights == pytest.approx([v["delta_score"] for v in ablation.values()])
 
 
 def test_consistency_counts_and_errors(tmp_path):
@@ -106,5 +106,5 @@ def test_a_cv_run_gets_its_selection_curve(tmp_path):
     sel = loaded.replacements["selection"]
     in_sample, held = (line.get_ydata() for line in selection_curve(loaded).axes[0].lines[:2])
     assert list(held) == pytest.approx(sel["curve"])
-    scores = {r["pairs"]: float(r["miou"]) for r in loaded.combos}
-    assert in_sample[-1] == pytest.approx(max(scores.values()) - loaded.topn["baseline_miou"])  # N' = N: every subset
+    scores = {r["pairs"]: float(r["score"]) for r in loaded.combos}
+    assert in_sample[-1] == pytest.approx(max(scores.values()) - loaded.topn["baseline_score"])  # N' = N: every subset

@@ -29,7 +29,7 @@ def test_card_says_what_was_found_on_what(run):
     assert card.startswith("---\nlibrary_name: redundancy\n")
     assert "**Random weights.**" in card and config["weights_label"] in card
     assert config["data"]["sha256"][:16] in card and "search set 4" in card
-    assert f"| search (4 images) | mIoU {repl['search']['baseline_miou']:.2f} |" in card
+    assert f"| search (4 images) | mIoU {repl['search']['baseline_score']:.2f} |" in card
     assert "redundancy apply --replacements hf://me/found-set" in card and "from redundancy import patch" in card
 
 

@@ -75,13 +75,13 @@ def test_killed_search_resumes_identically(tmp_path):
     ref = tmp_path / "ref"
     assert main([*ARGS, "--out", str(ref)]) == 0
     out = tmp_path / "killed"
-    _run_until(out, "pairs", "miou_gain")  # killed while scoring pairs
+    _run_until(out, "pairs", "score_gain")  # killed while scoring pairs
     with np.load(out / "state" / "pairs.r0.npz") as data:
-        scored_before = int(np.isfinite(data["miou_gain"]).sum())
+        scored_before = int(np.isfinite(data["score_gain"]).sum())
     assert 0 < scored_before < 240 and not (out / "replacements.json").exists()
     _run_until(out, "combos", "miou")  # resumed, then killed again in the combination stage
     with np.load(out / "state" / "pairs.r0.npz") as data:
-        assert int(np.isfinite(data["miou_gain"]).sum()) == 240  # scoring had finished this time
+        assert int(np.isfinite(data["score_gain"]).sum()) == 240  # scoring had finished this time
     assert main([*ARGS, "--out", str(out)]) == 0  # the same command finishes the job
     for name in FILES:
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name

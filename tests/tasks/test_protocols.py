@@ -44,8 +44,8 @@ def applied(tiny, tmp_path_factory):
 def test_persam_protocol_matches_eval_miou_on_written_masks(applied):
     out, res = applied
     gt = SAMPLE / "Annotations"
-    assert res.patched_miou == pytest.approx(eval_miou(out / "masks", gt), abs=5e-5)
-    assert res.baseline_miou == pytest.approx(eval_miou(out / "baseline_masks", gt), abs=5e-5)
+    assert res.patched_score == pytest.approx(eval_miou(out / "masks", gt), abs=5e-5)
+    assert res.baseline_score == pytest.approx(eval_miou(out / "baseline_masks", gt), abs=5e-5)
     # the reference image counts under perseg, not under persam
     assert len(list((out / "masks").rglob("00.png"))) == 4
 

@@ -36,14 +36,14 @@ def test_the_found_set_improves_held_out_images(searched):
     _, _, result = searched
     held = result.heldout
     assert held["images"] == 104 and result.best_pairs
-    assert held["patched_miou"] - held["baseline_miou"] > 0.5
+    assert held["patched_score"] - held["baseline_score"] > 0.5
 
 
 def test_zero_sweep_separates_useful_redundant_and_harmful_channels(searched):
     """Measured (16 images): zeroing channel hurts by up to 1.20 points, helps by up to 0.80; 87 of 256 move < 0.1."""
     session, _, _ = searched
     _, rows = ablate(session, [Edit("zero", c) for c in range(session.backend.channels)])
-    deltas = sorted(r.delta_miou for r in rows)
+    deltas = sorted(r.delta_score for r in rows)
     assert deltas[0] < -0.8  # a useful channel
     assert deltas[-1] > 0.4  # a harmful channel: removing it helps
     assert sum(abs(d) < 0.1 for d in deltas) > 64  # many redundant ones

@@ -65,7 +65,7 @@ def test_ablation_table_matches_the_engine(ws):
     data = table["data"]
     assert table["headers"] == ["edit", "mIoU", "change", "loss"]
     assert [r[0] for r in data] == ["baseline", "zero 6", "zero 216"]
-    assert data[2][2] == round(rows[1].delta_miou, 3) and data[0][1] == round(base.miou, 3)
+    assert data[2][2] == round(rows[1].delta_score, 3) and data[0][1] == round(base.score, 3)
     assert before.shape == after.shape and before.ndim == 3 and diff.ndim == 3 and "random weights" in note
     for bad, message in (("300", "out of range"), ("x", "not a channel"), ("", "at least one")):
         with pytest.raises(gr.Error, match=message):
@@ -123,7 +123,7 @@ def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
     assert "Comparison finished" in status and ws.compared_with_search and "no second full scan" in note
     assert [r[0] for r in table] == ["exact", "taylor", "halving"] and table[0][1] == "2/2"
     combos = ws.result.combos
-    assert table[0][4] == round(combos.best.miou if combos.best else combos.baseline_miou, 4)  # the search's best set
+    assert table[0][4] == round(combos.best.score if combos.best else combos.baseline_score, 4)  # the search's best set
     assert table[1][3] == 4  # taylor rescored its 4 candidates exactly
     saved = json.loads((ws.dir / "modes" / "modes.json").read_text())
     assert [m["mode"] for m in saved["modes"]] == ["exact", "taylor", "halving"] and "random" in saved["weights_label"]

@@ -151,7 +151,7 @@ def test_5_downloads_are_valid_files(searched, tmp_path):
     files = {href.rsplit("/", 1)[-1].split("?")[0]: download(href) for href in links}
     assert "not SAM" in json.loads(files["replacements.json"])["weights_label"]
     assert files["pair_scores.npy"][:6] == b"\x93NUMPY"
-    assert files["combinations.csv"].decode().startswith("size,pairs,miou")
+    assert files["combinations.csv"].decode().startswith("size,pairs,score,loss,delta_score")
     with zipfile.ZipFile(io.BytesIO(files["predictions.zip"])) as zf:
         masks = [n for n in zf.namelist() if n.startswith("masks/") and n.endswith(".png")]
     assert len(masks) == 120  # one mask PNG per image (search + held-out: the whole demo domain)

@@ -64,7 +64,7 @@ class SearchMode(ABC):
         known: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> PairScores:
         """Scores of `pairs` (P, 2): NaN where a pair was screened out (never scored exactly). `known`: the
-        (miou_gain, loss_gain) an interrupted run saved (exact modes keep them; screening modes rescreen)."""
+        (score_gain, loss_gain) an interrupted run saved (exact modes keep them; screening modes rescreen)."""
 
     @abstractmethod
     def pair_rows(self, n_pairs: int, n_images: int, settings, task) -> int:

@@ -25,8 +25,8 @@ class ModeReport:
     top_n: int
     spearman: float  # rank correlation of the mode's screening estimate with exact gains, on its survivors
     scored: int  # pairs scored exactly
-    best_miou: float  # best-subset score of the mode's own top N (search set)
-    baseline_miou: float
+    best_score: float  # best-subset score of the mode's own top N (search set)
+    baseline_score: float
     seconds: float
     cost: float  # decoder rows relative to the exact scan (a forward + backward pass counts as 3 rows)
     time_share: float = float("nan")  # measured seconds relative to the exact scan's (counted work vs clock)
@@ -61,7 +61,7 @@ def compare_modes(
 
     `on_stage(name)` announces each stage; `on_progress` gets pair-scoring blocks and `on_combos(done, total)`
     the combination stages' progress. Every mode's own top N goes through the combination stage, so
-    `best_miou` is what a user of that mode would get.
+    `best_score` is what a user of that mode would get.
     """
     say = on_stage or (lambda _s: None)
     ev, top_n = scorer.evaluator, settings.top_n
@@ -97,8 +97,8 @@ def compare_modes(
             len(exact_top),
             rho,
             int(len(alive)),
-            combos.best.miou if combos.best else combos.baseline_miou,
-            combos.baseline_miou,
+            combos.best.score if combos.best else combos.baseline_score,
+            combos.baseline_score,
             scores.seconds,
             mode.rows_used(scores, n_img) / full,
         )

@@ -57,7 +57,7 @@ def screening_objective(evaluator: Evaluator, feats: torch.Tensor, metric: str, 
 
 
 def objective_gradient(
-    evaluator: Evaluator, metric: str = "miou", temperature: float = TEMPERATURE
+    evaluator: Evaluator, metric: str, temperature: float = TEMPERATURE
 ) -> tuple[torch.Tensor, float]:
     """dJ/dX at the unmodified features, (B, C, h, w), and the tau used (J as in `screening_objective`).
 
@@ -91,9 +91,7 @@ def objective_gradient(
     return torch.cat(grads), tau
 
 
-def taylor_matrix(
-    evaluator: Evaluator, metric: str = "miou", temperature: float = TEMPERATURE
-) -> tuple[np.ndarray, float]:
+def taylor_matrix(evaluator: Evaluator, metric: str, temperature: float = TEMPERATURE) -> tuple[np.ndarray, float]:
     """Predicted first-order gain in J for every pair, (C, C): M[i, j] - M[i, i] with M = G X^T; and tau."""
     g, tau = objective_gradient(evaluator, metric, temperature)
     x = evaluator.set.feats
@@ -119,7 +117,8 @@ class TaylorMode(SearchMode):
         Option("candidates", 512, "taylor: pairs rescored exactly", int, lambda v: v >= 1, "a whole number >= 1"),
         Option(
             "taylor_temperature", TEMPERATURE,
-            "taylor with --metric miou: soft-mIoU sigmoid temperature as a fraction of the logits' std", float,
+            "taylor ranking by a task score: its smooth stand-in's sigmoid temperature, a fraction of the logits' std",
+            float,
             lambda v: 0 < v < float("inf"), "a finite number > 0",
         ),
     )  # fmt: skip

@@ -66,12 +66,12 @@ class SegRun:
 
     @property
     def gain(self) -> float:
-        return self.held["patched_miou"] - self.held["baseline_miou"]
+        return self.held["patched_score"] - self.held["baseline_score"]
 
     @property
     def search_gain(self) -> float:
         c = self.result.combos
-        return (c.best.miou if c.best else c.baseline_miou) - c.baseline_miou
+        return (c.best.score if c.best else c.baseline_score) - c.baseline_score
 
 
 def seg_run(ctx: Context, model: str, domain: str, finetuned: Path | None = None, finetune: str = "none") -> SegRun:

@@ -36,7 +36,7 @@ def finetune_table(base: SegRun, tuned: list[tuple[FinetuneResult, SegRun]]) -> 
     for result, run in [(None, base), *tuned]:
         h = run.held
         t.add(run.model, run.finetune, result.trainable if result else 0, result.config.epochs if result else None,
-              result.seconds if result else None, h["baseline_miou"], h["patched_miou"], run.gain,
+              result.seconds if result else None, h["baseline_score"], h["patched_score"], run.gain,
               interval(h["confidence"]), run.search_gain,
               " ".join(pair_text(p) for p in run.result.best_pairs) or "none")  # fmt: skip
     for name, before, after in P.FINETUNED:

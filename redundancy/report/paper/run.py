@@ -110,7 +110,7 @@ def _run(ctx: Context, out: Path, on_stage: Callable[[str, int, int], None] | No
     started.append(time.perf_counter())
     seconds = {name: round(b - a, 1) for name, a, b in zip(STAGES, started, started[1:])}
     ordered = [tables[k] for k in ORDER]
-    drawn = _figures(out, tables, {d: [r.delta_miou for r in rows] for d, (_, rows) in sweeps.items()}, first[0].model)
+    drawn = _figures(out, tables, {d: [r.delta_score for r in rows] for d, (_, rows) in sweeps.items()}, first[0].model)
     record = {
         "date": datetime.date.today().isoformat(),
         "hardware": hardware(),

@@ -27,10 +27,10 @@ def main_table(runs: list[SegRun]) -> Table:
         mine = [r for r in runs if r.model == model]
         for r in mine:
             h = r.held
-            t.add(model, r.domain, r.result.search_images, h["images"], h["baseline_miou"], h["patched_miou"],
-                  r.gain, interval(h["confidence"]), r.result.combos.baseline_miou, r.search_gain,
+            t.add(model, r.domain, r.result.search_images, h["images"], h["baseline_score"], h["patched_score"],
+                  r.gain, interval(h["confidence"]), r.result.combos.baseline_score, r.search_gain,
                   " ".join(pair_text(p) for p in r.result.best_pairs) or "none")  # fmt: skip
-        base, ours = (float(np.mean([r.held[k] for r in mine])) for k in ("baseline_miou", "patched_miou"))
+        base, ours = (float(np.mean([r.held[k] for r in mine])) for k in ("baseline_score", "patched_score"))
         t.add(model, "average", None, None, base, ours, ours - base, None, None, None, None)
     for key in ("sam", "sam2"):
         name, base, ours = P.MAIN[key]
@@ -63,7 +63,7 @@ def pairs_table(runs: list[SegRun]) -> Table:
         h_scores = held.summarize(held.set_stats(sets))[0]
         rows = r.result.combos.rows
         for k in range(len(sets)):
-            best = max((c.miou for c in rows if len(c.pairs) == k), default=r.result.combos.baseline_miou)
+            best = max((c.score for c in rows if len(c.pairs) == k), default=r.result.combos.baseline_score)
             t.add(r.model, r.domain, k, float(s_scores[k]), float(best), float(h_scores[k]))
         peaks.append(f"{r.model} {r.domain}: k = {int(np.argmax(h_scores))}")
     t.add("SAM ViT-B", "COCO", P.PAIRS_PEAK, None, None, None, paper=True)
@@ -88,8 +88,8 @@ def _channel(row: AblationRow) -> int:
 def table1(run: SegRun, sweep: Sweep) -> Table:
     """Table 1: baseline, and the zeroed channels that leave the score unchanged, improve it, and lower it most."""
     base, rows = sweep
-    by_delta = sorted(rows, key=lambda r: r.delta_miou)
-    picks = [("unchanged", min(rows, key=lambda r: abs(r.delta_miou))), ("improves", by_delta[-1])]
+    by_delta = sorted(rows, key=lambda r: r.delta_score)
+    picks = [("unchanged", min(rows, key=lambda r: abs(r.delta_score))), ("improves", by_delta[-1])]
     picks += [("lowers", r) for r in by_delta[:3]]
     c = run.session.backend.channels
     held = run.session.evaluator("heldout")
@@ -101,10 +101,10 @@ def table1(run: SegRun, sweep: Sweep) -> Table:
         ["source", "model", "row", "channel", "search set", "delta", "95% CI of delta", "verdict", "held-out",
          "held-out delta"],
     )  # fmt: skip
-    t.add(run.model, "baseline", None, base.miou, 0.0, None, None, float(h_scores[0]), 0.0)
+    t.add(run.model, "baseline", None, base.score, 0.0, None, None, float(h_scores[0]), 0.0)
     for k, (kind, r) in enumerate(picks, 1):
         h = float(h_scores[k])
-        t.add(run.model, kind, _channel(r), r.miou, r.delta_miou, span(r.delta_lo, r.delta_hi),
+        t.add(run.model, kind, _channel(r), r.score, r.delta_score, span(r.delta_lo, r.delta_hi),
               r.verdict, h, h - float(h_scores[0]))  # fmt: skip
     for kind, channel, miou in P.TABLE1:
         t.add(P.TABLE1_MODEL, kind, channel, miou, None if miou is None else miou - P.TABLE1[0][2], None, None,
@@ -134,9 +134,9 @@ def consistency_table(sweeps: dict[str, Sweep], runs: list[SegRun]) -> Table:
              ("redundant on every domain", "redundant", 0))  # fmt: skip
     for role, verdict, order in roles:
         found = [k for k in channels if all(per[d][k].verdict == verdict for d in domains)]
-        found.sort(key=lambda k, o=order: o * np.mean([per[d][k].delta_miou for d in domains]) if o else
-                   max(abs(per[d][k].delta_miou) for d in domains))  # fmt: skip
-        means = [float(np.mean([per[d][k].delta_miou for k in found])) if found else None for d in domains]
+        found.sort(key=lambda k, o=order: o * np.mean([per[d][k].delta_score for d in domains]) if o else
+                   max(abs(per[d][k].delta_score) for d in domains))  # fmt: skip
+        means = [float(np.mean([per[d][k].delta_score for k in found])) if found else None for d in domains]
         t.add(model, role, len(found), " ".join(map(str, found[:10])) or "none", *means)
     for m in dict.fromkeys(r.model for r in runs):
         best = [r.result.best_pairs for r in runs if r.model == m and r.domain in domains]

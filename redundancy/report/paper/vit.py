@@ -47,8 +47,8 @@ def vit_runs(ctx: Context) -> list[VitRun]:
                     mse = held.summarize(stats)[1]
                     metrics["mse"] = (float(mse[0]), float(mse[1]), None, False)
                 c = r.combos
-                out.append(VitRun(task, domain, seed, metrics, (c.best.miou if c.best else c.baseline_miou)
-                                  - c.baseline_miou, r.best_pairs))  # fmt: skip
+                out.append(VitRun(task, domain, seed, metrics, (c.best.score if c.best else c.baseline_score)
+                                  - c.baseline_score, r.best_pairs))  # fmt: skip
     return out
 
 

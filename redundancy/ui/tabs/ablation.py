@@ -58,7 +58,7 @@ def run_ablation(ws, kind, text, index):
     base, rows = ablate(s, edits)
     m = ws.metric()
     data = [
-        [r.edit, round(m.value(r.miou), 3), round(m.value(r.miou) - m.value(base.miou), 3), round(r.loss, 3)]
+        [r.edit, round(m.value(r.score), 3), round(m.value(r.score) - m.value(base.score), 3), round(r.loss, 3)]
         for r in [base, *rows]
     ]
     table = {"headers": ["edit", m.label, "change", "loss"], "data": data}

@@ -4,14 +4,13 @@ pipeline, then the method step by step, each step shown on the visitor's own ses
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
 import plotly.graph_objects as go
 
-from ...data import load_image
+from ...engine.cost import search_cost
 from ...report.gains import scored_scope
 from ...report.summary import format_seconds
 from ...report.viz import combination_scatter, feature_image, gain_heatmap
@@ -53,9 +52,7 @@ def teach(ws):
     s = need(ws).session
     ev = s.evaluator("search")
     spr = ev.seconds_per_row()
-    t0 = time.perf_counter()
-    s.backend.encode([load_image(s.search_set.samples[0].image_path)])
-    enc = time.perf_counter() - t0
+    enc = ws.encode_seconds_per_image()  # as measured at Load (or one image timed once)
     feats = ws.features(0)
     r = ws.result
     i, j = (r.top[0].source, r.top[0].target) if r and r.top else (0, 1)
@@ -67,6 +64,7 @@ def teach(ws):
     n = st.top_n
     scope_pairs = len(s.channel_pairs(st))
     scope_s = ws.estimate_seconds(st)
+    combos_s = search_cost(s.resolve(st), scope_pairs, b, 0, s.task, top_n=n).combinations * spr
     full_s = ws.estimate_seconds(replace(st, sources="all", targets="all"))
     which = "your latest search's scope" if r else "the Search tab's scope"
     grid = f"{feats.shape[1]} x {feats.shape[2]}"
@@ -87,7 +85,7 @@ def teach(ws):
         f"stage) ≈ {format_seconds(scope_s)} here. All {c * c - c:,} pairs would take ≈ {format_seconds(full_s)}."
         "\n\n"
         f"**4. Top N.** Keep the {n} best pairs, at most one per replaced channel.\n\n"
-        f"**5. Combinations.** Try all {2**n - 1:,} subsets at once ≈ {format_seconds((2**n - 1) * b * spr)} "
+        f"**5. Combinations.** Try all {2**n - 1:,} subsets at once ≈ {format_seconds(combos_s)} "
         f"here, keep the best (or nothing, if no subset beats the unmodified model).\n\n"
         f"**6. Apply.** The best set is a zero-parameter patch on the encoder output for any new image "
         "(Results tab, Your image tab)."

@@ -16,8 +16,10 @@ from ...engine.screening import MODES
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...interactive.zerogpu import MAX_S as ZEROGPU_MAX_S
+from ...models import DEFAULT_MODEL, get_spec
 from ...report.summary import WORDS, format_seconds
 from ...report.viz import combination_scatter, gain_heatmap
+from ...tasks import get_task
 from ..common import cancel, components, gain_unit, listen, metric_choices, need, progress_line, shown, stream_job
 from .results import ci_range, results_text
 
@@ -192,7 +194,7 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
                 f"{r.overlap}/{r.top_n}",
                 round(r.spearman, 3) if np.isfinite(r.spearman) else "n/a",  # n/a: no screening estimate
                 r.scored,
-                round(m.value(r.best_miou), 4),
+                round(m.value(r.best_score), 4),
                 round(r.seconds, 1),
                 round(r.time_share, 3),
                 round(r.cost, 4),
@@ -206,7 +208,7 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
             if ws.compared_with_search:
                 reuse = "the finished exact search's scores (no second full scan)"
             note = (
-                f"Baseline {m.show(ws.comparison[0].baseline_miou)} (best-set score in {m.label}); exact "
+                f"Baseline {m.show(ws.comparison[0].baseline_score)} (best-set score in {m.label}); exact "
                 f"reference: {reuse}. Overlap: pairs of "
                 f"the exact top N that the mode's top N also holds. Spearman: the mode's screening estimate vs "
                 f"exact gains on the pairs it kept. Time vs exact: measured here; rows vs exact: decoder rows "
@@ -241,7 +243,8 @@ def build() -> SimpleNamespace:
     with gr.Accordion("Settings: scope, metric, mode, how the set is chosen", open=True):
         with gr.Row():
             top_n = gr.Slider(1, 12, value=10, step=1, label="Top N pairs", info="2^N - 1 subsets", elem_id="top-n")
-            metric = gr.Radio([("mIoU", "miou"), ("loss (Dice + CE loss)", "loss")], value="miou", label="Metric",
+            task = get_task(get_spec(DEFAULT_MODEL).tasks[0])  # until Load sets the loaded model's task
+            metric = gr.Radio(metric_choices(task), value=task.metrics[0].name, label="Metric",
                               info="what the search ranks by; set by the task on Load", elem_id="metric")  # fmt: skip
             rows = gr.Number(0, precision=0, label="Batch rows (0 = auto)", info="decoder rows per call")
         with gr.Row():
