@@ -10,7 +10,7 @@ from typing import NoReturn
 from ..data.prompts import PROMPT_MODES
 from ..engine import SearchSettings, SessionConfig
 from ..engine.evaluator import PRECISIONS
-from ..engine.screening import MODES, all_options
+from ..engine.screening import DEFAULT_MODE, MODES, all_options
 from ..engine.select import SELECT_MODES
 from ..errors import DeviceError
 from ..models import DEFAULT_MODEL, check_device
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scope(s)
     s.add_argument(
         "--mode",
-        default="exact",
+        default=DEFAULT_MODE,
         choices=tuple(MODES),
         help="; ".join(f"{name}: {mode.summary}" for name, mode in MODES.items()),
     )

@@ -331,9 +331,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         "images": res.images,
         "zip": str(res.zip_path),
         "pairs": [list(p) for p in res.pairs],
-        "metric": res.metric,
-        f"baseline_{res.metric}": res.baseline_score,
-        f"patched_{res.metric}": res.patched_score,
+        "metric": res.metric,  # the scores' metric, as in the run files
+        "baseline_score": res.baseline_score,
+        "patched_score": res.patched_score,
     }
     if args.json:
         print(json.dumps(summary, indent=2))

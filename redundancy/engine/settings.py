@@ -13,7 +13,7 @@ from ..errors import ConfigError, ReplacementError, RunError
 from ..models.base import MASK_CHOICES
 from ..tasks import LOSS, PROTOCOLS, all_metrics, task_names
 from .evaluator import PRECISIONS, check_rows
-from .screening import MODES, SearchMode, option_spec
+from .screening import DEFAULT_MODE, MODES, SearchMode, option_spec
 from .select import SEARCH, SELECT_MODES
 
 CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minutes, not hours
@@ -105,7 +105,7 @@ class SearchSettings:
     top_n: int = 10
     sources: str = "auto"
     targets: str = "auto"
-    mode: str = "exact"  # a registered search mode (exact; screening modes score only promising pairs exactly)
+    mode: str = DEFAULT_MODE  # a registered search mode (exact; screening modes score only promising pairs exactly)
     options: Mapping[str, float] | tuple = ()  # the modes' options given (name -> value); stored sorted, frozen
     select: str = "search"  # search: the paper's best subset | cv, greedy: chosen by k-fold cross-validation
     folds: int = 5  # select cv / greedy: folds of the search set's images (objects)

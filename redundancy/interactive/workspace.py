@@ -27,7 +27,7 @@ from ..engine import AblationRow, Callbacks, ScoreProgress, SearchResult, Search
 from ..engine.cost import SearchCost, compare_cost, search_cost, sweep_rows
 from ..engine.evaluator import check_rows
 from ..engine.features import FeatureCache
-from ..engine.screening import MODES, ModeReport
+from ..engine.screening import MODES, ModeReport, reference_mode
 from ..errors import RunError
 from ..io import env_number
 from ..replace import Edit, identity_map, set_map
@@ -314,7 +314,7 @@ class Workspace(Views):
     def compare_seconds(self, settings: SearchSettings) -> float:
         """Predicted time of a mode comparison on this scope here (a finished exact search's scan reused)."""
         s = self.require()
-        settings = s.resolve(replace(settings, mode="exact", select="search", alphas=""))
+        settings = s.resolve(replace(settings, mode=reference_mode().name, select="search", alphas=""))
         pairs = s.channel_pairs(settings)
         done = self.exact_search(pairs, settings.metric) is not None
         cost = compare_cost(settings, len(pairs), len(s.search_set), s.task, s.backend.has_pair_outputs(), done)
@@ -341,7 +341,7 @@ class Workspace(Views):
 
     def start_compare(self, settings: SearchSettings, rows: int | None = None) -> Job:
         """Every search mode on the current scope in the background; reuses a finished exact search."""
-        settings = replace(settings, mode="exact", select="search", alphas="")
+        settings = replace(settings, mode=reference_mode().name, select="search", alphas="")
         s, pairs = self._prepare(settings, rows)
         exact = self.exact_search(pairs, s.resolve(settings).metric)
         self.comparison, self.compared_with_search = [], exact is not None

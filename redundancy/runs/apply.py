@@ -218,9 +218,9 @@ def apply_pairs(
             "images": len(images),
             "pairs": [list(p) for p in pairs],
             "protocol": protocol,
-            "metric": m.name,
-            f"baseline_{m.name}": base,
-            f"patched_{m.name}": after,
+            "metric": m.name,  # the scores' metric, as in the run files
+            "baseline_score": base,
+            "patched_score": after,
         },
     )
     return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label, m.digits, previews)

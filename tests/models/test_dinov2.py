@@ -154,7 +154,7 @@ def test_classification_search_end_to_end(tmp_path, capsys):
     assert row["delta_score"] == pytest.approx(gains[i, j], abs=1e-4)
     assert main(["apply", "--run", str(out), "--data", str(CLASSIFY), "--out", str(tmp_path / "ap"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["metric"] == "accuracy" and 0 <= summary["patched_accuracy"] <= 100
+    assert summary["metric"] == "accuracy" and 0 <= summary["patched_score"] <= 100
     lines = (tmp_path / "ap" / "predictions.csv").read_text().splitlines()
     assert len(lines) == 121 and lines[0].startswith("image,predicted")
 

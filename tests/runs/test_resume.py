@@ -79,7 +79,7 @@ def test_killed_search_resumes_identically(tmp_path):
     with np.load(out / "state" / "pairs.r0.npz") as data:
         scored_before = int(np.isfinite(data["score_gain"]).sum())
     assert 0 < scored_before < 240 and not (out / "replacements.json").exists()
-    _run_until(out, "combos", "miou")  # resumed, then killed again in the combination stage
+    _run_until(out, "combos", "score")  # resumed, then killed again in the combination stage
     with np.load(out / "state" / "pairs.r0.npz") as data:
         assert int(np.isfinite(data["score_gain"]).sum()) == 240  # scoring had finished this time
     assert main([*ARGS, "--out", str(out)]) == 0  # the same command finishes the job

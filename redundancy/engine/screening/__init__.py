@@ -8,7 +8,19 @@ the CLI's flags, the cost model and the comparison of modes (`compare`) read the
 from . import exact, taylor, halving  # noqa: F401  (each mode registers itself, in this order)
 
 # isort: on
-from .base import MODES, Option, SearchMode, all_options, option_spec
+from .base import MODES, Option, SearchMode, all_options, option_spec, reference_mode
 from .compare import ModeReport, compare_modes
 
-__all__ = ["MODES", "ModeReport", "Option", "SearchMode", "all_options", "compare_modes", "option_spec"]
+DEFAULT_MODE = exact.ExactMode.name  # the paper's mode: what the settings, the CLI and the app start with
+
+__all__ = [
+    "DEFAULT_MODE",
+    "MODES",
+    "ModeReport",
+    "Option",
+    "SearchMode",
+    "all_options",
+    "compare_modes",
+    "option_spec",
+    "reference_mode",
+]

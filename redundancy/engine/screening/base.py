@@ -101,6 +101,11 @@ def register(cls: type[SearchMode]) -> type[SearchMode]:
     return cls
 
 
+def reference_mode() -> SearchMode:
+    """The mode that scores every pair exactly (the paper's): the one screening modes are measured against."""
+    return next(m for m in MODES.values() if m.exact)
+
+
 def option_spec(name: str) -> Option:
     """The option called `name`, of whichever mode owns it."""
     if name not in _OPTIONS:

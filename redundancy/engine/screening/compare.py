@@ -13,7 +13,7 @@ import torch
 from ..combinations import CombinationResult, search_combinations, top_pairs
 from ..progress import ScoreProgress
 from ..scorer import PairScorer, PairScores
-from .base import MODES
+from .base import MODES, reference_mode
 
 
 @dataclass
@@ -67,7 +67,7 @@ def compare_modes(
     ev, top_n = scorer.evaluator, settings.top_n
     n_img = len(ev.set)
     full = len(pairs) * n_img
-    reference = next(m for m in MODES.values() if m.exact)
+    reference = reference_mode()
     if exact is None:
         say(f"{reference.name} scan")
         exact = reference.score(scorer, pairs, settings, on_progress, cancel)

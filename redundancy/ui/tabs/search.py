@@ -12,7 +12,7 @@ import numpy as np
 from ...engine import SearchSettings
 from ...engine.confidence import HELPS, verdict
 from ...engine.evaluator import CALIBRATED_CALLS, Evaluator
-from ...engine.screening import MODES
+from ...engine.screening import DEFAULT_MODE, MODES, option_spec, reference_mode
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...interactive.zerogpu import MAX_S as ZEROGPU_MAX_S
@@ -22,6 +22,8 @@ from ...report.viz import combination_scatter, gain_heatmap
 from ...tasks import get_task
 from ..common import cancel, components, gain_unit, listen, metric_choices, need, progress_line, shown, stream_job
 from .results import ci_range, results_text
+
+CANDIDATES = option_spec("candidates")  # taylor's option, the one mode option this tab has a control for
 
 RESETS = (
     "status",
@@ -36,7 +38,7 @@ RESETS = (
 
 
 def settings_from(
-    top_n, metric, sources, targets, mode="exact", candidates=512, select="search", alphas=""
+    top_n, metric, sources, targets, mode=DEFAULT_MODE, candidates=CANDIDATES.default, select="search", alphas=""
 ) -> SearchSettings:
     """The Search tab's controls as search settings (taylor's candidates: its mode option)."""
     return SearchSettings(
@@ -97,7 +99,18 @@ def search_estimate(
     )
 
 
-def search(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512, select="search", alphas=""):
+def search(
+    ws,
+    top_n,
+    metric,
+    sources,
+    targets,
+    rows,
+    mode=DEFAULT_MODE,
+    candidates=CANDIDATES.default,
+    select="search",
+    alphas="",
+):
     """Start a search in the background and follow it: the live heatmap, then the top N, subsets and best set."""
     try:
         need(ws).start_search(settings_from(top_n, metric, sources, targets, mode, candidates, select, alphas),
@@ -167,9 +180,11 @@ def offers_cv(result) -> bool:
     )
 
 
-def search_with_cv(ws, top_n, metric, sources, targets, rows, mode="exact", candidates=512, select="cv", alphas=""):
+def search_with_cv(
+    ws, top_n, metric, sources, targets, rows, mode=DEFAULT_MODE, candidates=CANDIDATES.default, select="cv", alphas=""
+):
     """The offered rerun: the same scope, the set chosen by cross-validation."""
-    yield from search(ws, top_n, metric, sources, targets, rows, "exact", candidates, "cv", alphas)
+    yield from search(ws, top_n, metric, sources, targets, rows, reference_mode().name, candidates, "cv", alphas)
 
 
 COMPARE_HEADERS = [
@@ -177,7 +192,7 @@ COMPARE_HEADERS = [
 ]  # fmt: skip
 
 
-def compare(ws, top_n, metric, sources, targets, rows, candidates=512):
+def compare(ws, top_n, metric, sources, targets, rows, candidates=CANDIDATES.default):
     """Start the mode comparison in the background and follow it to its table."""
     try:
         need(ws).start_compare(settings_from(top_n, metric, sources, targets, candidates=candidates), int(rows) or None)
@@ -258,11 +273,13 @@ def build() -> SimpleNamespace:
         with gr.Row():
             mode = gr.Radio(
                 list(MODES),
-                value="exact",
+                value=DEFAULT_MODE,
                 label="Search mode",
                 info="exact = the paper; taylor / halving score only promising pairs exactly",
             )
-            candidates = gr.Number(512, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates")
+            candidates = gr.Number(
+                CANDIDATES.default, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates"
+            )
             select = gr.Radio(
                 [
                     ("best on the search set (the paper)", "search"),
