@@ -27,7 +27,7 @@ from ..logs import configure, incident
 from ..models import REGISTRY
 from ..models._registry import DEMO_DIR
 from ..replace import Edit
-from ..report.summary import format_seconds, summary_text
+from ..report.summary import ablation_lines, format_seconds, summary_text
 from ..runs.apply import apply_run, backend_for_run, open_run_data, run_head
 from ..runs.resume import RunState, check_out_folder, claim_run_dir, search_lock
 from ..runs.rundir import RunDir
@@ -261,19 +261,16 @@ def _ablation_table(session: Session, base: AblationRow, rows: list[AblationRow]
     d = m.digits
     w = 9 + d  # room for a signed number at the metric's decimals
 
-    def change(r: AblationRow) -> tuple[float, float, float]:  # as a user reads it (RMSE: lower is better)
-        lo, hi = sorted((m.value(r.delta_lo), m.value(r.delta_hi)))
-        return m.value(r.score) - m.value(base.score), lo, hi
-
     header = f"{'edit':<22}{m.label:>{w}}{'change':>{w}}  {'95% interval':<{2 * w}}{'loss':>9}  verdict"
-    lines = [header, f"{'baseline':<22}{m.value(base.score):>{w}.{d}f}{'':>{w}}  {'':<{2 * w}}{base.loss:>9.4f}"]
-    shown = sorted(rows, key=lambda r: -r.delta_score) if sweep else rows
-    for r in shown:
-        delta, lo, hi = change(r)
-        interval = f"{lo:+.{d}f} to {hi:+.{d}f}"
+    lines = [header]
+    for line in ablation_lines(m, base, rows, sweep):
+        if line.change is None:  # the baseline
+            lines.append(f"{line.edit:<22}{line.score:>{w}.{d}f}{'':>{w}}  {'':<{2 * w}}{line.loss:>9.4f}")
+            continue
+        interval = f"{line.lo:+.{d}f} to {line.hi:+.{d}f}"
         lines.append(
-            f"{r.edit:<22}{m.value(r.score):>{w}.{d}f}{delta:>+{w}.{d}f}  "
-            f"{interval:<{2 * w}}{r.loss:>9.4f}  {r.verdict}"
+            f"{line.edit:<22}{line.score:>{w}.{d}f}{line.change:>+{w}.{d}f}  "
+            f"{interval:<{2 * w}}{line.loss:>9.4f}  {line.verdict}"
         )
     if sweep:
         counts = {v: sum(r.verdict == v for r in rows) for v in reversed(VERDICTS["zero"])}

@@ -140,3 +140,28 @@ def summary_markdown(result, m: Metric) -> str:
         unit = UNITS.get(result.provenance.get("protocol", "image"), "image")
         out.append("\n<small>" + RULE.format(unit=unit) + "; hover a verdict for its figures.</small>")
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class EditLine:
+    """One row of Table 1 as a user reads it (RMSE: lower is better): the edit's score, its change from the
+    baseline with the change's 95% interval, its loss and its verdict (None for the baseline row)."""
+
+    edit: str
+    score: float
+    loss: float
+    change: float | None = None
+    lo: float | None = None
+    hi: float | None = None
+    verdict: str | None = None
+
+
+def ablation_lines(m: Metric, base, rows: list, sweep: bool = False) -> list[EditLine]:
+    """Table 1 (`engine.ablate`'s baseline and rows) for the CLI and the app alike: the baseline first, then each
+    edit; a zero sweep sorted by the change, the largest first."""
+    lines = [EditLine("baseline", m.value(base.score), base.loss)]
+    for r in sorted(rows, key=lambda r: -r.delta_score) if sweep else rows:
+        lo, hi = sorted((m.value(r.delta_lo), m.value(r.delta_hi)))
+        change = m.value(r.score) - m.value(base.score)
+        lines.append(EditLine(r.edit, m.value(r.score), r.loss, change, lo, hi, r.verdict))
+    return lines

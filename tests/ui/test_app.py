@@ -63,9 +63,12 @@ def test_ablation_table_matches_the_engine(ws):
 
     base, rows = ablate(ws.session, [Edit("zero", 6), Edit("zero", 216)])
     data = table["data"]
-    assert table["headers"] == ["edit", "mIoU", "change", "loss"]
+    assert table["headers"] == ["edit", "mIoU", "change", "95% interval", "loss", "verdict"]  # Table 1, as the CLI
     assert [r[0] for r in data] == ["baseline", "zero 6", "zero 216"]
-    assert data[2][2] == round(rows[1].delta_score, 3) and data[0][1] == round(base.score, 3)
+    assert data[2][2] == f"{rows[1].delta_score:+.2f}" and data[0][1] == f"{base.score:.2f}"
+    assert data[2][3] == f"{rows[1].delta_lo:+.2f} to {rows[1].delta_hi:+.2f}" and data[2][5] == rows[1].verdict
+    assert data[0][2:4] == ["", ""] and data[0][5] == "" and rows[1].verdict in ("useful", "redundant", "harmful")
+    assert "bootstrap interval" in note
     assert before.shape == after.shape and before.ndim == 3 and diff.ndim == 3 and "random weights" in note
     for bad, message in (("300", "out of range"), ("x", "not a channel"), ("", "at least one")):
         with pytest.raises(gr.Error, match=message):

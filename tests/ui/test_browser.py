@@ -106,7 +106,8 @@ def test_3_ablation_table_shows_numbers(loaded):
         for x in r.replace("\t", " ").split()
         if x.replace(".", "").replace("-", "").replace("+", "").isdigit()
     ]
-    assert "baseline" in table and len(numbers) >= 9  # 3 rows x (mIoU, delta, loss)
+    assert "baseline" in table and len(numbers) >= 13  # mIoU and loss x 3 rows, change and interval x 2
+    assert "95% interval" in table and sum(v in table for v in ("useful", "redundant", "harmful")) >= 1
     for side in ("abl-before", "abl-after"):  # the whole picture shows, not a band of it
         page.wait_for_function(f"() => {{ const i = document.querySelector('#{side} img'); return i && i.complete; }}")
         img, box = page.locator(f"#{side} img").bounding_box(), page.locator(f"#{side}").bounding_box()

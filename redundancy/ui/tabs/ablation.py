@@ -10,10 +10,11 @@ import gradio as gr
 
 from ...data.pictures import captioned
 from ...engine import ablate
+from ...engine.ablate import VERDICT_RULE
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...replace import edit_map, parse_edits
-from ...report.summary import format_seconds
+from ...report.summary import ablation_lines, format_seconds
 from ...report.viz import delta_bars
 from ..common import (
     cancel,
@@ -28,6 +29,12 @@ from ..common import (
     shown,
     stream_job,
 )
+
+
+def table1_headers(label: str) -> list[str]:
+    """Table 1's columns in the app, as the CLI prints them (`label`: the task's score)."""
+    return ["edit", label, "change", "95% interval", "loss", "verdict"]
+
 
 RESETS = ("abl_note", "abl_table", "abl_before", "abl_after", "abl_diff", "sweep_plot")  # Load sets the sweep's status
 
@@ -57,14 +64,24 @@ def run_ablation(ws, kind, text, index):
         edit_map(e, s.backend.channels)  # validate before any compute
     base, rows = ablate(s, edits)
     m = ws.metric()
+    d = m.digits
     data = [
-        [r.edit, round(m.value(r.score), 3), round(m.value(r.score) - m.value(base.score), 3), round(r.loss, 3)]
-        for r in [base, *rows]
+        [
+            line.edit,
+            f"{line.score:.{d}f}",
+            "" if line.change is None else f"{line.change:+.{d}f}",
+            "" if line.lo is None else f"{line.lo:+.{d}f} to {line.hi:+.{d}f}",
+            f"{line.loss:.3f}",
+            line.verdict or "",
+        ]
+        for line in ablation_lines(m, base, rows)
     ]
-    table = {"headers": ["edit", m.label, "change", "loss"], "data": data}
+    table = {"headers": table1_headers(m.label), "data": data}
+    groups = s.evaluator("search").set.n_groups
     note = (
         f"{len(s.search_set)} search images · {m.label} · protocol `{s.protocol}` · {s.backend.weights.label}. "
-        f"change: the score's change from the baseline (positive: the edit helps)."
+        f"change: the score's change from the baseline ({'lower' if not m.higher_is_better else 'higher'} is better)"
+        f". {VERDICT_RULE[0].upper()}{VERDICT_RULE[1:]} (here {groups} groups)."
     )
     return (table, *before_after(ws, pick(index), edits[0]), note)
 
@@ -115,11 +132,11 @@ def build() -> SimpleNamespace:
     abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
     abl_note = gr.Markdown(elem_id="ablate-note")
     abl_table = gr.Dataframe(
-        headers=["edit", "mIoU", "change", "loss"],
+        headers=table1_headers("score"),
         label="Search-set results",
         elem_id="ablate-table",
         wrap=True,
-        column_widths=["34%", "22%", "22%", "22%"],
+        column_widths=["22%", "13%", "13%", "22%", "12%", "18%"],
     )
     gr.Markdown(
         "**Before / after / what changed** for the first edit, on the chosen image, each with that image's own "
