@@ -44,6 +44,10 @@ CSS = (
     " #hero-img img {max-height:230px}"
     "}"
     ".out .label-clear-button {display: none}"  # files the app hands out: nothing for a user to remove
+    # The paper's tables keep each value on one line and scroll sideways on a narrow screen (a phone squeezed
+    # them to a letter per line; a desktop broke "33.3 / 1" in two)
+    "#paper-report table {display:block; overflow-x:auto; max-width:100%}"
+    " #paper-report th, #paper-report td {white-space:nowrap}"
 )
 
 

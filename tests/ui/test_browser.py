@@ -214,6 +214,15 @@ def test_7_narrow_screen(browser, app_url):
         )
         page.screenshot(path=SHOTS / "7-narrow-search.png", full_page=True)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 420
+        page.get_by_role("tab", name="Paper").or_(bar.filter(has_text="Paper")).first.click()
+        page.locator("#paper-report td").first.wait_for()
+        tallest = page.evaluate(  # a cell of one line: the tables scroll sideways, no value breaks into letters
+            "() => Math.max(...[...document.querySelectorAll('#paper-report td')]"
+            ".map(c => c.getBoundingClientRect().height))"
+        )
+        assert tallest < 60, tallest
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 420
+        page.screenshot(path=SHOTS / "7-narrow-paper.png", full_page=True)
 
 
 def test_8_a_new_load_clears_the_previous_models_results(searched):
