@@ -105,7 +105,14 @@ def apply_uploaded(ws, repl_file, images_zip):
     n = len(res.pairs)
     score = res.score_text()
     what = f"Applied {n} pair{'' if n == 1 else 's'} to {res.images} images" + (f": {score}" if score else "")
-    return f"{what} ({s.backend.weights.label}).", res.previews, str(res.zip_path)
+    caveat = ""
+    if images_zip is None and score:  # the loaded dataset: the search set's images are among them
+        caveat = (
+            f" These images include the {len(s.search_set)} search images: where this set was found on them, part "
+            "of the gain is the search's own choice (optimistic). The held-out check (Search, Results) is the number "
+            "for new images; upload images the search never saw to measure one here."
+        )
+    return f"{what} ({s.backend.weights.label}).{caveat}", res.previews, str(res.zip_path)
 
 
 @guard
