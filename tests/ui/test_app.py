@@ -233,6 +233,10 @@ def test_your_own_image_with_a_click_prompt_and_the_found_set(ws, tmp_path):
         ws, image, yours.BOX, clicks, gr.SelectData(None, {"index": [90, 70], "value": None})
     )
     assert yours.prompt_of(yours.BOX, [(50, 40), (90, 70)]).box == (50.0, 40.0, 90.0, 70.0)
+    clicks, *pictures, note = yours.clear(yours.BOX)  # point -> box (or Clear): the old point is not a corner
+    assert clicks == [] and pictures == [None] * 3 and "two corners" in note
+    clicks, *_, note = yours.click(ws, image, yours.BOX, clicks, gr.SelectData(None, {"index": [9, 9], "value": None}))
+    assert clicks == [(9, 9)] and "second corner" in note  # one corner so far: it waits for the other
     with pytest.raises(gr.Error, match="upload an image"):
         yours.predict(ws, None, yours.POINT, [])
 

@@ -25,7 +25,7 @@ VISITOR_ENDPOINTS = {
     "/explore", "/click_channel", "/pick_channel", "/first_edit", "/live_edit",  # Channels
     "/sweep", "/run_ablation", "/watch", "/cancel",  # Ablation (and Search's cancel)
     "/search", "/search_estimate", "/compare", "/compare_estimate", "/search_with_cv",  # Search
-    "/show_results", "/apply_uploaded", "/predict", "/click", "/make_figures", "/teach", "/rerun",
+    "/show_results", "/apply_uploaded", "/predict", "/click", "/clear", "/make_figures", "/teach", "/rerun",
 }  # fmt: skip
 
 

@@ -115,6 +115,12 @@ def click(ws, image, kind, clicks, evt: gr.SelectData):
     return (clicks, *predict(ws, image, kind, clicks))
 
 
+def clear(kind: str) -> tuple:
+    """Forget the clicks (a new prompt kind, or Clear): no stale point turns into a box's corner."""
+    ask = {POINT: "Click the image: one point.", BOX: "Click the image: two corners of a box."}.get(kind, "")
+    return [], None, None, None, ask
+
+
 def build() -> SimpleNamespace:
     """The tab's components (layout only; `wire` connects them)."""
     gr.Markdown(
@@ -126,7 +132,9 @@ def build() -> SimpleNamespace:
                                           sources=["upload", "clipboard"], elem_id="your-img", height=320))  # fmt: skip
         with gr.Column():
             your_kind = gr.Radio([POINT, BOX, NONE], value=POINT, label="Prompt (segmentation)", elem_id="your-kind")
-            your_btn = gr.Button("Predict", variant="primary", elem_id="your-btn")
+            with gr.Row():
+                your_btn = gr.Button("Predict", variant="primary", elem_id="your-btn")
+                your_clear = gr.Button("Clear clicks", elem_id="your-clear")
             your_note = gr.Markdown(elem_id="your-note")
     clicks = gr.State([])
     with gr.Row():
@@ -144,4 +152,6 @@ def wire(ui: SimpleNamespace) -> None:
     listen(ui.your_btn.click, predict, inputs, outputs, ui.your_note)
     listen(ui.your_img.select, click, inputs, [ui.clicks, *outputs], ui.your_note)
     ui.your_img.upload(lambda: [], None, ui.clicks)  # a new image: its own clicks
+    for event in (ui.your_kind.change, ui.your_clear.click):  # a point is not a box's first corner
+        event(clear, ui.your_kind, [ui.clicks, *outputs])
     listen(ui.your_img.upload, predict, [ui.ws, ui.your_img, ui.your_kind, ui.clicks], outputs, ui.your_note)
