@@ -87,6 +87,15 @@ class Views:
         n = len(indices)
         return m.value(s.task.per_group(stats, np.arange(n), n, m.name))
 
+    def showcase_index(self) -> int:
+        """The search image the teaching views open on: a typical image the model does well on (its own baseline
+        score at the set's upper quartile), so an edit's effect shows; the first image may score 0 before and after."""
+        n = len(self.require().search_set)
+        scores = self.images_scores(list(range(n)), [None])[0]
+        better = scores if self.metric().higher_is_better else -scores
+        order = np.argsort(np.nan_to_num(better, nan=-np.inf), kind="stable")  # worst .. best; unscored first
+        return int(order[(3 * (n - 1)) // 4])
+
     def _images_evaluator(self, indices: tuple[int, ...]) -> Evaluator:
         """An evaluator over these search images alone (features shared with the set's); the latest one is kept,
         since a slider drags over one image."""

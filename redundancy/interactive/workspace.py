@@ -64,6 +64,7 @@ class Workspace(Views):
         remote = zerogpu.ON if remote is None else remote
         self.executor = ZeroGpuExecutor(self.dir, self.cache.root, self._command) if remote else LocalExecutor()
         self.session: Session | None = None
+        self.showcase = 0  # the search image the teaching views open on (`showcase_index`, set at Load)
         self.result: SearchResult | None = None
         self.run_dir: Path | None = None
         self.sweep: dict[int, float] = {}  # the latest complete zero sweep: channel -> delta score
@@ -154,6 +155,7 @@ class Workspace(Views):
         self.session, self.result, self.run_dir, self.gain = session, None, None, None
         self.sweep, self.sweep_live, self.sweep_rows, self.comparison = {}, {}, None, []
         self.settings, self.rows, self.last_search, self.stage_rates = SearchSettings(), None, None, {}
+        self.showcase = self.showcase_index()
         return session
 
     def _command(self, verb: str, cfg: SessionConfig | None = None, settings: SearchSettings | None = None) -> str:

@@ -173,9 +173,9 @@ def metric_choices(task) -> list[tuple[str, str]]:
     return [(m.label, m.name) for m in task.metrics] + [(f"loss ({task.loss_label})", LOSS)]
 
 
-def pick(index) -> int:
-    """Image index from a dropdown that may not have been rendered yet (first image then)."""
-    return 0 if index in (None, "") else int(index)
+def pick(ws: Workspace, index) -> int:
+    """Image index from a dropdown that may not have been rendered yet (the session's showcase image then)."""
+    return ws.showcase if index in (None, "") else int(index)
 
 
 def blank(count: int) -> list[None]:

@@ -53,6 +53,16 @@ def test_explorer_grid_and_channel_pick(ws):
         channels.pick_channel(ws, 0, 300)
     *_, note = channels.explore(ws, 0, "zero-sweep delta")
     assert "needs the zero sweep" in note  # said, not silently another order
+    mosaic, order, _, channel, enlarged, _ = channels.show_image(ws, 1, "index", 7)  # another image: channel 7 kept
+    assert channel == 7 and order == list(range(256)) and enlarged.ndim == 3
+    assert not np.array_equal(mosaic, channels.explore(ws, 0, "index")[0])  # the new image's maps
+
+
+def test_the_teaching_views_open_on_an_image_the_model_does_well_on(ws):
+    scores = ws.images_scores(list(range(len(ws.session.search_set))), [None])[0]
+    assert scores[ws.showcase] >= np.median(scores)  # not image 0 whatever it scores (#37: 0.00 before and after)
+    unrendered = channels.explore(ws, None, "index")[4]  # a picker not rendered yet: the showcase image
+    assert np.array_equal(unrendered, channels.explore(ws, ws.showcase, "index")[4])
 
 
 @pytest.mark.slow

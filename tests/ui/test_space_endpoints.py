@@ -22,7 +22,7 @@ TOKEN = "hf_ownersSECRETtoken0123456789"
 # this list until someone has looked at it the same way.
 VISITOR_ENDPOINTS = {
     "/load", "/reconnect", "/model_hint", "/model_notice", "/load_summary", "/lambda", "/partial",  # Data tab
-    "/explore", "/click_channel", "/pick_channel", "/first_edit", "/live_edit",  # Channels
+    "/explore", "/show_image", "/click_channel", "/pick_channel", "/first_edit", "/live_edit",  # Channels
     "/sweep", "/run_ablation", "/watch", "/cancel",  # Ablation (and Search's cancel)
     "/search", "/search_estimate", "/compare", "/compare_estimate", "/search_with_cv",  # Search
     "/show_results", "/apply_uploaded", "/predict", "/click", "/clear", "/make_figures", "/teach", "/rerun",

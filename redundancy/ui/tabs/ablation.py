@@ -83,7 +83,7 @@ def run_ablation(ws, kind, text, index):
         f"change: the score's change from the baseline ({'lower' if not m.higher_is_better else 'higher'} is better)"
         f". {VERDICT_RULE[0].upper()}{VERDICT_RULE[1:]} (here {groups} groups)."
     )
-    return (table, *before_after(ws, pick(index), edits[0]), note)
+    return (table, *before_after(ws, pick(ws, index), edits[0]), note)
 
 
 def sweep_estimate(ws) -> str:

@@ -26,8 +26,8 @@ RESETS = ("mosaic", "story_img", "enlarged", "chan_note", "live_before", "live_a
 @guard
 def explore(ws, index, sort):
     """The mosaic of the chosen image's channel maps in the chosen order, and its first channel enlarged."""
-    need(ws)
-    feats = ws.features(pick(index))
+    k = pick(need(ws), index)
+    feats = ws.features(k)
     labels, order, note = {}, list(range(len(feats))), f"{len(feats)} channels in index order."
     if sort == SORTS[1]:
         order = list(np.argsort(-feats.reshape(len(feats), -1).std(1)))
@@ -49,7 +49,7 @@ def explore(ws, index, sort):
         note = f"⚠ Sorting by {sort} needs {need_first}; index order until then."
     mosaic = channel_mosaic(feats, order, MOSAIC_COLS, MOSAIC_TILE, labels)
     first, told = int(order[0]), story(ws, feats)
-    return mosaic, order, gr.update(value=told, visible=told is not None), first, overlay(ws, pick(index), first), note
+    return mosaic, order, gr.update(value=told, visible=told is not None), first, overlay(ws, k, first), note
 
 
 def overlay(ws: Workspace, index: int, channel: int) -> np.ndarray:
@@ -57,6 +57,16 @@ def overlay(ws: Workspace, index: int, channel: int) -> np.ndarray:
     s = ws.require()
     image = load_image(s.search_set.samples[index].image_path)
     return channel_overlay(image, ws.features(index)[channel], channel)
+
+
+@guard
+def show_image(ws, index, sort, channel):
+    """Another image chosen: its mosaic in the same order, with the channel being looked at kept (not reset)."""
+    mosaic, order, told, first, enlarged, note = explore(ws, index, sort)
+    if channel in (None, ""):
+        return mosaic, order, told, first, enlarged, note
+    channel = check_channel(channel, ws.session.backend.channels)
+    return mosaic, order, told, channel, overlay(ws, pick(ws, index), channel), note
 
 
 def story(ws: Workspace, feats: np.ndarray) -> np.ndarray | None:
@@ -73,7 +83,7 @@ def pick_channel(ws, index, channel):
     """Show one channel of the chosen image over the image."""
     s = need(ws).session
     channel = check_channel(channel, s.backend.channels)
-    return channel, overlay(ws, pick(index), channel)
+    return channel, overlay(ws, pick(ws, index), channel)
 
 
 @guard
@@ -91,7 +101,7 @@ def live_edit(ws, index, channel, action, scale, other):
     c = s.backend.channels
     i = check_channel(channel, c)
     edit = Edit("scale", i, scale=float(scale)) if action == SCALE else Edit("replace", i, check_channel(other, c))
-    k = pick(index)
+    k = pick(ws, index)
     m = ws.metric()
     label = m.label
     before, after = ws.image_scores(k, [None, edit])
@@ -156,6 +166,9 @@ def wire(ui: SimpleNamespace) -> None:
         shown_maps = listen(event, explore, [ui.ws, ui.img_pick, ui.sort], outputs, ui.chan_note)
         # The live panes show the first channel's edit at once: `chan.change` does not fire when it stays the same
         listen(shown_maps.then, first_edit, live_in, live_out, ui.live_note, show_progress="hidden")
+    # a user's new image redraws at once and keeps the channel; the live panes follow it
+    picked = listen(ui.img_pick.input, show_image, [ui.ws, ui.img_pick, ui.sort, ui.chan], outputs, ui.chan_note)
+    listen(picked.then, first_edit, live_in, live_out, ui.live_note, show_progress="hidden")
     listen(ui.mosaic.select, click_channel, [ui.ws, ui.img_pick, ui.order], [ui.chan, ui.enlarged], None)
     listen(ui.chan.submit, pick_channel, [ui.ws, ui.img_pick, ui.chan], [ui.chan, ui.enlarged], None)
     for event in (ui.scale.release, ui.scale.input, ui.action.change, ui.other.submit, ui.chan.change):

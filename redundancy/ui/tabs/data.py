@@ -158,7 +158,7 @@ def loaded_view(ws: Workspace, verb: str, sources: str = "auto", targets: str = 
         f"search**. {estimate}"
     )
     choices = [(n, k) for k, n in enumerate(names)]
-    pickers = [gr.update(choices=choices, value=0) for _ in range(2)]  # one update object per component
+    pickers = [gr.update(choices=choices, value=ws.showcase) for _ in range(2)]  # one update object per component
     metric = gr.update(choices=metric_choices(s.task), value=s.task.metrics[0].name)  # the task's own
     gallery = gr.update(value=gallery, label=f"Search set with its ground truth ({s.task.target_note})", visible=True)
     return [badge(ws), info, gallery, *pickers, estimate, metric, sweep_estimate(ws)]

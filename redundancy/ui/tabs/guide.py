@@ -53,10 +53,11 @@ def teach(ws):
     ev = s.evaluator("search")
     spr = ev.seconds_per_row()
     enc = ws.encode_seconds_per_image()  # as measured at Load (or one image timed once)
-    feats = ws.features(0)
+    k = ws.showcase  # an image the model does well on: the replacement's effect shows
     r = ws.result
     i, j = (r.top[0].source, r.top[0].target) if r and r.top else (0, 1)
-    one = [(ws.prediction_view(0), "baseline"), (ws.prediction_view(0, pairs=[(i, j)]), f"channel {i} takes {j}")]
+    feats = ws.features(k)
+    one = [(ws.prediction_view(k), "baseline"), (ws.prediction_view(k, pairs=[(i, j)]), f"channel {i} takes {j}")]
     head = f"the {s.task.name} head ({s.head.kind})" if s.head else "the model's own decoder"
     c, b = s.backend.channels, len(ev.set)
     st = r.settings if r else ws.settings
