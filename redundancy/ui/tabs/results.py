@@ -12,7 +12,7 @@ import gradio as gr
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...replace import pair_text
-from ...report.share import push_allowed
+from ...report.share import push_allowed, push_token
 from ...report.summary import summary_markdown
 from ...runs.rundir import HEAD, RunDir
 from ..common import components, guard, listen, need, score_text
@@ -157,6 +157,15 @@ def build() -> SimpleNamespace:
             share_private = gr.Checkbox(label="private", value=True, scale=1)
         share_btn = gr.Button("Push to the Hub", elem_id="share-btn")
         share_md = gr.Markdown()
+    else:  # say why there is no push here, and the way to one, rather than leave a visitor looking for it
+        try:
+            push_token()
+        except RedundancyError as e:
+            share_off = gr.Markdown(
+                f"### Share this run on the Hugging Face Hub\n{str(e)[0].upper()}{str(e)[1:]} The downloads above "
+                "hold the run; `python -m redundancy push RUN OWNER/NAME` pushes it from your own machine.",
+                elem_id="share-off",
+            )
     return components(locals())
 
 
