@@ -139,10 +139,13 @@ def test_compare_modes_reuses_the_exact_search_and_writes_its_table(ws):
     combos = ws.result.combos
     assert table[0][4] == round(combos.best.score if combos.best else combos.baseline_score, 4)  # the search's best set
     assert table[1][3] == 4  # taylor rescored its 4 candidates exactly
+    assert "finished search's scan" in table[0][8] and table[1][8] == "scored 4 of 12 pairs exactly"  # read in words
+    assert all(isinstance(row[8], str) and row[8] for row in table)
     saved = json.loads((ws.dir / "modes" / "modes.json").read_text())
     assert [m["mode"] for m in saved["modes"]] == ["exact", "taylor", "halving"] and "random" in saved["weights_label"]
     *_, (status, table, note, _) = search.compare(ws, 2, "miou", "every:64", "0-3", 0, 4)  # another scope: fresh scan
     assert not ws.compared_with_search and "fresh exact scan" in note and table[0][3] == 4 * 4 - 1
+    assert table[0][8] == "timed just now"
     # "How it works" still shows the finished search's heatmap, not the comparison's last (sparse) map
     heat = guide.teach(ws)[4]
     z = np.array(heat.data[0].z, dtype=float)
@@ -262,3 +265,12 @@ def test_a_cancelled_search_is_said_so_where_the_previous_result_shows(ws):
     text = results_text(ws)
     assert "Your latest search" in text and "was cancelled" in text and "previous finished search" in text
     assert "Best set" in text  # the previous one is still there, said to be the previous one
+
+
+def test_a_comparison_row_that_could_mislead_says_what_it_means():
+    from types import SimpleNamespace as Row
+
+    kept_one = search.mode_reading(Row(mode="halving", scored=1, top_n=6), 240, True)
+    assert "kept 1 pair, fewer than top N = 6" in kept_one  # why its overlap can only be 0 or 1 of 6
+    every = search.mode_reading(Row(mode="taylor", scored=240, top_n=6), 240, True)
+    assert "scored all 240 pairs exactly" in every  # its time is exact's work, not screening's saving

@@ -188,8 +188,24 @@ def search_with_cv(
 
 
 COMPARE_HEADERS = [
-    "mode", "top-N overlap", "Spearman", "pairs scored", "best-set score", "time (s)", "time vs exact", "rows vs exact"
+    "mode", "top-N overlap", "Spearman", "pairs scored", "best-set score", "time (s)", "time vs exact", "rows vs exact",
+    "reading",
 ]  # fmt: skip
+
+
+def mode_reading(r, n_pairs: int, reused: bool) -> str:
+    """What a comparison row's numbers mean where they could mislead: a screening mode that scored every pair, one
+    left with fewer pairs than top N, an exact time measured at another moment."""
+    if r.mode == reference_mode().name:
+        return "the finished search's scan: timed then, under that moment's load" if reused else "timed just now"
+    if r.scored >= n_pairs:
+        return f"scored all {n_pairs:,} pairs exactly (the scope is not larger than what it rescores): exact's work"
+    if r.scored < r.top_n:
+        return (
+            f"its screening kept {r.scored:,} pair{'' if r.scored == 1 else 's'}, fewer than top N = {r.top_n}: "
+            "its set is made of those, so few of exact's top N can be among them"
+        )
+    return f"scored {r.scored:,} of {n_pairs:,} pairs exactly"
 
 
 def compare(ws, top_n, metric, sources, targets, rows, candidates=CANDIDATES.default):
@@ -203,6 +219,7 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=CANDIDATES.def
 
     def render():
         m = ws.metric()
+        n_pairs = len(ws.session.channel_pairs(ws.settings)) if ws.comparison else 0
         table = [
             [
                 r.mode,
@@ -213,6 +230,7 @@ def compare(ws, top_n, metric, sources, targets, rows, candidates=CANDIDATES.def
                 round(r.seconds, 1),
                 round(r.time_share, 3),
                 round(r.cost, 4),
+                mode_reading(r, n_pairs, ws.compared_with_search),
             ]
             for r in ws.comparison
         ]
