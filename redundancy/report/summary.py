@@ -30,7 +30,9 @@ UNITS = {"image": "image", "perseg": "object", "persam": "object"}  # what a pro
 WORDS = {HELPS: "helps", NOISE: "can't tell from noise", HURTS: "hurts"}
 RULE = (
     "helps / hurts: the 95% interval of the gain, from resampling the {unit}s, lies above / below 0; otherwise "
-    f"(or with fewer than {MIN_GROUPS} {{unit}}s) the data can't tell the gain from noise"
+    f"(or with fewer than {MIN_GROUPS} {{unit}}s) the data can't tell the gain from noise. The sign-flip test's p "
+    "reads the same differences exactly and more strictly: with n {unit}s it cannot go below 2/2^n (0.0625 for 5), "
+    "so a verdict from few {unit}s can stand beside a p above 0.05; the more {unit}s, the more the two agree"
 )
 
 
