@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
@@ -56,8 +58,15 @@ def channel_mosaic(
         x, y = (k % cols) * tile, (k // cols) * (tile + pad)
         canvas.paste(Image.fromarray(feature_image(feats[c], tile - 2)), (x + 1, y + pad))
         text = f"{c}" + (f" {labels[c]}" if labels and c in labels else "")
-        draw.text((x + 2, y), text, fill=(20, 20, 20), font=_font(MOSAIC_LABEL - 2))
+        draw.text((x + 2, y), text, fill=(20, 20, 20), font=_fitting_font(draw, text, tile - 3, MOSAIC_LABEL - 2))
     return np.asarray(canvas)
+
+
+def _fitting_font(draw: ImageDraw.ImageDraw, text: str, width: int, size: int, smallest: int = 7):
+    """The font at `size`, or smaller until `text` fits `width` pixels (a label never runs into the next tile)."""
+    while size > smallest and draw.textlength(text, font=_font(size)) > width:
+        size -= 1
+    return _font(size)
 
 
 def _cells(values: np.ndarray, fmt: str) -> np.ndarray:
@@ -180,6 +189,7 @@ def combination_scatter(
     return fig
 
 
+@functools.lru_cache(maxsize=32)
 def _font(size: int):
     """PIL's bundled scalable font at `size` pixels."""
     return ImageFont.load_default(size=size)
