@@ -107,27 +107,6 @@ def test_push_button_only_with_the_users_own_token(monkeypatch, tmp_path):
     assert push_allowed()
 
 
-@pytest.mark.parametrize("space", [False, True], ids=["no token", "a Space's visitor"])
-def test_where_no_push_is_offered_the_results_tab_says_why_and_the_way_to_one(monkeypatch, tmp_path, space):
-    import gradio as gr
-
-    from redundancy.ui.tabs import results
-
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    monkeypatch.delenv("REDUNDANCY_ALLOW_PUSH", raising=False)
-    if space:
-        monkeypatch.setenv("HF_TOKEN", "hf_owners")
-        monkeypatch.setenv("SPACE_ID", "owner/redundancy")
-    else:
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        monkeypatch.delenv("SPACE_ID", raising=False)
-    with gr.Blocks():
-        ui = results.build()
-    assert not hasattr(ui, "share_btn")
-    hint = ui.share_off.value
-    assert ("the token is the owner's" if space else "no hub token") in hint.lower() and "redundancy push RUN" in hint
-
-
 @pytest.mark.slow
 def test_push_to_never_writes_over_a_folder_of_the_users_own(run, tmp_path, capsys):
     """`--to` a folder holding the user's README.md and config.json is refused, both kept; an earlier bundle is

@@ -180,3 +180,24 @@ def test_the_default_model_is_the_shipped_demo_model_the_app_opens_with():
     args = build_parser().parse_args(["search", "--data", "d", "--out", "o"])
     assert args.model == DEFAULT_MODEL == APP_DEFAULT == "sam_tiny_demo"
     assert get_spec(DEFAULT_MODEL).shipped.is_file()  # its weights are in the repository: nothing to download
+
+
+@pytest.mark.parametrize("space", [False, True], ids=["no token", "a Space's visitor"])
+def test_where_no_push_is_offered_the_results_tab_says_why_and_the_way_to_one(monkeypatch, tmp_path, space):
+    import gradio as gr
+
+    from redundancy.ui.tabs import results
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("REDUNDANCY_ALLOW_PUSH", raising=False)
+    if space:
+        monkeypatch.setenv("HF_TOKEN", "hf_owners")
+        monkeypatch.setenv("SPACE_ID", "owner/redundancy")
+    else:
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.delenv("SPACE_ID", raising=False)
+    with gr.Blocks():
+        ui = results.build()
+    assert not hasattr(ui, "share_btn")
+    hint = ui.share_off.value
+    assert ("the token is the owner's" if space else "no hub token") in hint.lower() and "redundancy push RUN" in hint
