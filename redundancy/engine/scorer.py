@@ -90,7 +90,7 @@ class PairScorer:
         self.keep_groups = keep_groups  # report every scored pair's per-group scores (cross-validated selection)
 
     def baseline(self, cancel: threading.Event | None = None) -> tuple[float, float]:
-        """(mIoU %, loss) of the unmodified features, computed once."""
+        """(score, loss) of the unmodified features in the scorer's metric, computed once."""
         if self._baseline is None:
             stats = self.evaluator.stats(identity_map(self.evaluator.channels)[None], cancel=cancel)
             score, loss = self.evaluator.summarize(stats, self.score_metric)

@@ -47,7 +47,9 @@ class ModelSpec:
 class BackendMaker(Protocol):
     """A `Backend` subclass as `Family.make_backend` calls it: over a built, loaded model of the family's own class."""
 
-    def __call__(self, name: str, model: Any, weights: WeightsInfo, device: torch.device) -> Backend: ...
+    def __call__(
+        self, name: str, model: Any, weights: WeightsInfo, device: torch.device, *, family: Family | None = None
+    ) -> Backend: ...
 
 
 class Family(ABC):
@@ -63,9 +65,7 @@ class Family(ABC):
 
     def make_backend(self, name: str, model: torch.nn.Module, weights: WeightsInfo, device: torch.device) -> Backend:
         """The backend over a built, loaded model."""
-        backend = self.backend(name, model, weights, device)
-        backend.family = self
-        return backend
+        return self.backend(name, model, weights, device, family=self)
 
     def read(self, state: dict) -> tuple[dict, Callable[[], torch.nn.Module] | None, str | None]:
         """A checkpoint's tensors in this family's own layout, with the builder (and registry name) its tensors

@@ -78,7 +78,7 @@ class Backend(ABC):
     image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
     tasks: tuple[str, ...] = ("segment",)  # what its head does (task names)
     head: Head | None = None  # a head the session attaches (DINOv2); SAM's decoder is its own
-    family: FamilyHooks | None = None  # its `Family` (set when the registry builds it): patch hooks and encoder blocks
+    family: FamilyHooks | None = None  # its `Family`, given when the family makes it: patch hooks and encoder blocks
 
     encode_batch = 4  # images per encoder call
 

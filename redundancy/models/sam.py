@@ -16,7 +16,7 @@ from ..errors import ModelError
 from ..replace import ReplacementPatch, apply_map
 from ._registry import Family, ModelSpec, register, register_family
 from ._weights import WeightsInfo
-from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, ImageMeta
+from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
 from .decoder import predict_masks
 from .hf_sam import infer_config, is_transformers_sam, peft_alpha, to_segment_anything
 from .layers import BlockBackend, remap_channels_last
@@ -87,8 +87,10 @@ class SamBackend(Backend):
 
     model: Sam
 
-    def __init__(self, name: str, model: Sam, weights: WeightsInfo, device: torch.device):
-        self.name = name
+    def __init__(
+        self, name: str, model: Sam, weights: WeightsInfo, device: torch.device, *, family: FamilyHooks | None = None
+    ):
+        self.name, self.family = name, family
         self.model = model.to(device).eval().requires_grad_(False)
         self.weights = weights
         self.device = device

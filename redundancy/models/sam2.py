@@ -26,7 +26,7 @@ from ..errors import ModelError
 from ..replace import ReplacementPatch, apply_map
 from ._registry import Family, ModelSpec, register, register_family
 from ._weights import WeightsInfo
-from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, ImageMeta
+from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
 from .decoder import predict_masks, to_subpixel
 from .layers import BlockBackend, remap_channels_last
 
@@ -65,8 +65,16 @@ class Sam2Backend(Backend):
 
     model: SAM2Base
 
-    def __init__(self, name: str, model: SAM2Base, weights: WeightsInfo, device: torch.device):
-        self.name = name
+    def __init__(
+        self,
+        name: str,
+        model: SAM2Base,
+        weights: WeightsInfo,
+        device: torch.device,
+        *,
+        family: FamilyHooks | None = None,
+    ):
+        self.name, self.family = name, family
         self.model = model.to(device).eval().requires_grad_(False)
         self.weights = weights
         self.device = device

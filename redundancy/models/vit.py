@@ -23,7 +23,7 @@ from ..replace import ReplacementPatch, apply_map
 from ..tasks.heads import Head
 from ._registry import Family
 from ._weights import WeightsInfo
-from .base import FEATURES, Backend, DecodeContext, ImageMeta
+from .base import FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
 from .layers import BlockBackend
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -43,8 +43,10 @@ class TimmVitBackend(Backend):
         device: torch.device,
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
+        *,
+        family: FamilyHooks | None = None,
     ):
-        self.name = name
+        self.name, self.family = name, family
         self.model = model.to(device).eval()
         self.weights = weights
         self.device = device
@@ -159,9 +161,7 @@ class TimmVitFamily(Family):
     std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 
     def make_backend(self, name, model, weights, device):
-        backend = TimmVitBackend(name, model, weights, device, self.mean, self.std)
-        backend.family = self
-        return backend
+        return TimmVitBackend(name, model, weights, device, self.mean, self.std, family=self)
 
     def convert(self, state, model):
         state = checkpoint_filter_fn(state, model)
