@@ -19,14 +19,19 @@ DEMO_LABEL = "demo model trained by this repository on synthetic shapes: not SAM
 RANDOM_NOTICE = "random weights: not a pretrained model"
 
 
+def notice_for(kind: str | None, demo_label: str | None = None) -> str | None:
+    """The warning for weights of this kind: random weights, or a demo model's own label (None: a real checkpoint)."""
+    if kind == "random":
+        return RANDOM_NOTICE
+    return (demo_label or DEMO_LABEL) if kind == "demo" else None
+
+
 def weights_notice(weights: dict) -> str | None:
     """The warning a result's outputs carry, from a run's recorded weights (None: a real checkpoint)."""
     if "notice" in weights:
         return weights["notice"]
-    kind = weights.get("kind")  # a run written before the notice was recorded: its kind and label say it
-    if kind == "random":
-        return RANDOM_NOTICE
-    return str(weights.get("label", DEMO_LABEL)).split(" (sha256:")[0] if kind == "demo" else None
+    # a run written before the notice was recorded: its kind says which, a demo's label (before its hash) its words
+    return notice_for(weights.get("kind"), str(weights.get("label", "")).split(" (sha256:")[0])
 
 
 def bundled(name: str | Path) -> Path | None:

@@ -75,7 +75,7 @@ def gather_groups(
     merged across ranks like the gain matrices, so every rank holds every candidate's rows."""
     if groups is None:
         return None
-    c = int(max(pairs.max(), mine.max())) + 1
+    c = int(pairs.max()) + 1  # an index space for (source, target): `mine` is a shard of `pairs`
     full = np.full((len(pairs), groups.scores.shape[1]), np.nan, np.float32)
     row_of = np.full(c * c, -1)
     row_of[pairs[:, 0].numpy() * c + pairs[:, 1].numpy()] = np.arange(len(pairs))

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 from tqdm import tqdm
 
-from ..bundled import DEMO_LABEL, RANDOM_NOTICE
+from ..bundled import DEMO_LABEL, notice_for
 from ..errors import WeightsError
 from ..hub import user_token
 from ..io import cache_dir
@@ -63,9 +63,7 @@ class WeightsInfo:
     @property
     def notice(self) -> str | None:
         """The warning every output of this model's results carries (None: a real checkpoint needs none)."""
-        if self.kind == "random":
-            return RANDOM_NOTICE
-        return (self.note or DEMO_LABEL) if self.kind == "demo" else None
+        return notice_for(self.kind, self.note)
 
     @property
     def key(self) -> str:
