@@ -345,7 +345,14 @@ def build() -> SimpleNamespace:
         )
         compare_btn = gr.Button("Compare exact, taylor and halving", elem_id="compare-btn")
         compare_status = gr.Markdown(elem_id="compare-status")
-        compare_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Modes", elem_id="compare-table", wrap=True)
+        compare_table = gr.Dataframe(
+            headers=COMPARE_HEADERS,
+            label="Modes",
+            elem_id="compare-table",
+            wrap=True,
+            # the reading takes the room; the numbers' columns stay wide enough for their header words
+            column_widths=["8%", "9%", "9%", "8%", "9%", "7%", "8%", "8%", "34%"],
+        )
         compare_note = gr.Markdown()
     return components(locals())
 
