@@ -62,6 +62,10 @@ class Registry(Mapping[str, T]):
     def __contains__(self, name: object) -> bool:
         return name in self._items
 
+    def get(self, name: str, default: T | None = None) -> T | None:  # type: ignore[override]
+        """The item called `name`, or `default` (no error: for a name that may be another kind's)."""
+        return self._items.get(name, default)
+
     def names(self) -> tuple[str, ...]:
         """What is registered, in order."""
         return tuple(self._items)

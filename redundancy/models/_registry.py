@@ -38,7 +38,7 @@ class ModelSpec:
     url: str | None = None
     sha256: str | None = None
     shipped: Path | None = None  # a checkpoint shipped in this repository (the demo models), checked by sha256
-    tasks: tuple[str, ...] = ("segment",)  # what its head can do; the first is the default
+    tasks: tuple[str, ...] = ()  # what its head can do, the first the default (empty: its family's backend's)
     hub: str | None = None  # the same weights' Hugging Face Hub repository (another source, its own format)
     test_size: bool = False  # small enough to build with random weights in a test (the contract test runs it)
     weights_note: str | None = None  # a shipped demo model's label: what its weights are (and are not)
@@ -127,6 +127,8 @@ def register(*specs: ModelSpec) -> None:
     for spec in specs:
         if spec.family not in FAMILIES:
             raise ModelError(f"{spec.name}: family '{spec.family}' is not registered.")
+        if not spec.tasks:  # what its family's backend does
+            spec = replace(spec, tasks=getattr(FAMILIES[spec.family].backend, "tasks", ()))
         REGISTRY.add(spec.name, spec)
 
 

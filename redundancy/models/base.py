@@ -76,7 +76,7 @@ class Backend(ABC):
     model: torch.nn.Module
     model_input_pixels: int = 0  # pixels of any fixed-size map `upscale` passes through (memory bound)
     image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
-    tasks: tuple[str, ...] = ("segment",)  # what its head does (task names)
+    tasks: tuple[str, ...] = ()  # what its head does (task names; each family's backend says, the first the default)
     head: Head | None = None  # a head the session attaches (DINOv2); SAM's decoder is its own
     family: FamilyHooks | None = None  # its `Family`, given when the family makes it: patch hooks and encoder blocks
 

@@ -14,6 +14,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from ..data.prompts import Prompt
 from ..errors import ModelError
 from ..replace import ReplacementPatch, apply_map
+from ..tasks import SEGMENT
 from ._registry import Family, ModelSpec, register, register_family
 from ._weights import WeightsInfo
 from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
@@ -84,6 +85,8 @@ def build_sam(cfg: SamConfig) -> Sam:
 
 class SamBackend(Backend):
     """SAM split at `image_encoder` output (`image_embeddings`, (B, 256, 64, 64) at full size)."""
+
+    tasks = (SEGMENT,)  # its own mask decoder: segmentation only
 
     model: Sam
 

@@ -24,6 +24,7 @@ from sam2.utils.transforms import SAM2Transforms
 from ..data.prompts import Prompt
 from ..errors import ModelError
 from ..replace import ReplacementPatch, apply_map
+from ..tasks import SEGMENT
 from ._registry import Family, ModelSpec, register, register_family
 from ._weights import WeightsInfo
 from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
@@ -62,6 +63,8 @@ def build(config: str, overrides: list[str] | None = None) -> torch.nn.Module:
 
 class Sam2Backend(Backend):
     """SAM2 split at `image_embed` (+ no_mem_embed); high-res features ride along as decoder context."""
+
+    tasks = (SEGMENT,)  # its own mask decoder: segmentation only
 
     model: SAM2Base
 

@@ -20,6 +20,7 @@ from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_
 from ..data.prompts import Prompt
 from ..errors import ModelError
 from ..replace import ReplacementPatch, apply_map
+from ..tasks.base import head_tasks
 from ..tasks.heads import Head
 from ._registry import Family
 from ._weights import WeightsInfo
@@ -32,7 +33,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 class TimmVitBackend(Backend):
     """A frozen timm ViT encoder split at its last normed tokens, with a head chosen by the task."""
 
-    tasks = ("classify", "depth")
+    tasks = head_tasks()  # every task a fitted head serves (classification and depth)
     model: VisionTransformer
 
     def __init__(
@@ -156,7 +157,7 @@ class TimmVitFamily(Family):
     backend = TimmVitBackend
     block_backend = TimmBlocks
     block_remap = staticmethod(remap_tokens)
-    tasks = ("classify", "depth")
+    tasks = TimmVitBackend.tasks
     mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
     std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 

@@ -19,13 +19,18 @@ from ..models import Backend, build_backend
 from ..models.layers import at_block, output_backend
 from ..replace import check_block, parse_replacements, set_map
 from ..tasks import SEGMENT, get_task
+from ..tasks.base import TASKS
 from .rundir import RunDir
 from .writers import read_run, write_files
 
 PREVIEWS = 6  # images whose baseline and patched predictions an apply returns as pictures
 APPLY_RECORD = "apply.json"  # written last by every apply: a folder holding it is an apply's own output
-APPLY_WRITES = ("masks", "baseline_masks", "overlays", "predictions.csv", "depth", "baseline_depth", "previews",
-                "predictions.zip", APPLY_RECORD)  # fmt: skip
+APPLY_ZIP = "predictions.zip"
+
+
+def apply_writes() -> tuple[str, ...]:
+    """Every name apply may write at the top of its output folder: each task's prediction files, the zip, the record."""
+    return (*dict.fromkeys(n for task in TASKS.values() for n in task.outputs), APPLY_ZIP, APPLY_RECORD)
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,7 @@ def check_apply_out(out: Path, data: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file; give a folder for the predictions.")
     if out.is_dir() and not (out / APPLY_RECORD).is_file():
-        clash = next((n for n in APPLY_WRITES if (out / n).exists()), None)
+        clash = next((n for n in apply_writes() if (out / n).exists()), None)
         if clash:
             raise RunError(f"--out {out} already holds {clash} that apply did not write; choose a new or empty folder.")
     ensure_folder(out)

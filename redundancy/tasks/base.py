@@ -97,7 +97,8 @@ class Task(ABC):
     columns: ClassVar[tuple[str, ...]]
     loss_label: ClassVar[str]
     protocols: ClassVar[tuple[str, ...]] = ("image",)
-    layouts: ClassVar[tuple[str, ...]]  # dataset layouts whose targets serve this task
+    layouts: ClassVar[tuple[str, ...]]  # dataset layouts whose targets serve this task (its module registers them)
+    outputs: ClassVar[tuple[str, ...]]  # the files and folders its `prediction_files` writes (apply's overwrite check)
     data_hint: ClassVar[str]  # what its data looks like, for messages
     needs_head: ClassVar[bool] = True  # a head is fitted or loaded on the encoder output (False: the model's own)
     takes_prompts: ClassVar[bool] = False  # prompts derived from its targets (segmentation's box and point)
@@ -240,6 +241,11 @@ def task_for(dataset: Dataset) -> Task:
         if task.serves(dataset):
             return task
     return next(iter(TASKS.values()))
+
+
+def head_tasks() -> tuple[str, ...]:
+    """The registered tasks scored through a fitted head (any backbone can do them), in order."""
+    return tuple(name for name, task in TASKS.items() if task.needs_head)
 
 
 def all_metrics() -> tuple[str, ...]:

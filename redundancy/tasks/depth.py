@@ -9,8 +9,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import Sample, load_depth
+from ..data import Sample, image_size, load_depth
+from ..data.images import DEPTH_EXTS
+from ..data.layouts import Layout, paired_folders
+from ..data.layouts import register as register_layout
 from ..data.pictures import captioned, depth_colour, depth_png, png_bytes
+from ..errors import DataError
 from .base import Metric, Task, register
 from .heads import LinearDepth, fit_depth
 from .protocols import evaluated
@@ -29,6 +33,37 @@ def depth_range(depth: np.ndarray) -> tuple[float, float]:
     return (float(valid.min()), float(valid.max())) if valid.size else (MIN_DEPTH, MAX_DEPTH)
 
 
+def check_depth(samples: list[Sample], where: str) -> list[str]:
+    """Check every depth map against its image: same size, at least one valid (non-zero) pixel."""
+    for s in samples:
+        assert s.mask_path is not None, "the depth layout pairs every image with a depth map"
+        depth = load_depth(s.mask_path)
+        h, w = image_size(s.image_path)
+        if depth.shape != (h, w):
+            raise DataError(
+                f"{s.name}: depth map {s.mask_path.name} is {depth.shape[1]}x{depth.shape[0]} but the image is "
+                f"{w}x{h}; depth maps must have the same size as their image."
+            )
+        if not (depth > 0).any():
+            raise DataError(
+                f"{s.name}: depth map {s.mask_path.name} has no valid pixel (all 0), so no error can be measured; "
+                "remove this image or fix its depth map."
+            )
+    return []
+
+
+DEPTH = register_layout(
+    Layout(
+        "depth",
+        "images/ + depth/",
+        paired_folders("depth", DEPTH_EXTS, "depth map"),
+        check_depth,
+        order=20,
+        expected="images/ + depth/ (depth)",
+    )
+)
+
+
 @register
 class DepthTask(Task):
     """Metric depth in metres (module doc)."""
@@ -42,7 +77,8 @@ class DepthTask(Task):
     )
     columns = ("mse", "absrel", "delta1")
     loss_label = "MSE"
-    layouts = ("depth",)
+    layouts = (DEPTH.name,)
+    outputs = ("depth", "baseline_depth", "previews")
     data_hint = "images/ + depth/"
     target_note = "each image beside its ground-truth depth: near red, far blue"
     picture_note = "near red, far blue; the image beside its ground truth"

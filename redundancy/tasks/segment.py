@@ -11,7 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Sample, load_mask
+from ..data.images import IMAGE_EXTS, MASK_EXTS, mask_of, open_header, open_image, upright_size
+from ..data.layouts import UNLABELLED, Folder, Layout, Read, files, pair, paired_folders
+from ..data.layouts import register as register_layout
 from ..data.pictures import captioned, mask_overlay, overlay, png_bytes
+from ..errors import DataError
 from .base import Metric, SmoothScore, Stats, Task, register
 from .protocols import PROTOCOLS, group_onehot
 
@@ -41,6 +45,77 @@ def pooled_counts(stats: Stats, groups: np.ndarray, n_groups: int | None) -> tup
     return inter, np.maximum(union, 1.0), evaluated
 
 
+def read_perseg(folder: Folder) -> Read | None:
+    """PerSeg: Images/<object>/*.jpg beside Annotations/<object>/*.png, one group per object."""
+    images, annotations = folder.child("images"), folder.child("annotations")
+    if images is None or annotations is None or not any(p.is_dir() for p in images.iterdir()):
+        return None
+    samples = []
+    for obj_dir in sorted(p for p in images.iterdir() if p.is_dir()):
+        ann_dir = annotations / obj_dir.name
+        if not ann_dir.is_dir():
+            raise DataError(
+                f"PerSeg layout: Images/{obj_dir.name}/ has no Annotations/{obj_dir.name}/ folder; "
+                "add the masks for this object or remove it."
+            )
+        pairs = pair(files(obj_dir, IMAGE_EXTS), files(ann_dir, MASK_EXTS), f"object '{obj_dir.name}'")
+        samples += [Sample(f"{obj_dir.name}/{s}", i, m, obj_dir.name) for s, i, m in pairs]
+    return samples, ()
+
+
+def check_masks(samples: list[Sample], where: str) -> list[str]:
+    """Check every mask against its image; return warnings for masks that look multi-class."""
+    warnings = []
+    for s in samples:
+        assert s.mask_path is not None, "a mask layout pairs every image with a mask"
+        with open_header(s.image_path) as im:
+            size = upright_size(im)
+            turned = size != im.size
+        mask_img = open_image(s.mask_path, image=False)
+        if mask_img.size != size:
+            raise DataError(
+                f"{s.name}: mask {s.mask_path.name} is {mask_img.size[0]}x{mask_img.size[1]} but the "
+                f"image is {size[0]}x{size[1]}"
+                + (" once its EXIF orientation tag is applied (masks go on the upright image)" if turned else "")
+                + "; masks must have the same size as their image."
+            )
+        mask, values = mask_of(s.mask_path, mask_img)
+        if values > 1:
+            warnings.append(
+                f"{s.name}: mask has {values} different foreground values (multi-class?); every non-zero pixel "
+                "counts as foreground (docs/data.md). Give one object per mask if that is not meant."
+            )
+        if not mask.any():
+            raise DataError(
+                f"{s.name}: mask {s.mask_path.name} is empty (no foreground pixel), so IoU is undefined; "
+                "remove this image or fix its mask."
+            )
+    return warnings
+
+
+PERSEG = register_layout(
+    Layout(
+        "perseg",
+        "PerSeg folders Images/ + Annotations/",
+        read_perseg,
+        check_masks,
+        order=10,
+        protocol="perseg",
+        expected="the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png",
+    )
+)
+FOLDER = register_layout(
+    Layout(
+        "folder",
+        "images/ + masks/",
+        paired_folders("masks", MASK_EXTS, "mask"),
+        check_masks,
+        order=11,
+        expected="images/ + masks/ folders (matched by file name)",
+    )
+)
+
+
 class SoftIoU(SmoothScore):
     """mIoU with sigmoid(logits / tau) for the hard mask: terms (soft intersection, soft union) per image."""
 
@@ -67,7 +142,8 @@ class SegmentTask(Task):
     loss_label = "Dice + CE loss"
     protocols = PROTOCOLS
     stackable = True
-    layouts = ("folder", "perseg", "images")
+    layouts = (FOLDER.name, PERSEG.name, UNLABELLED.name)
+    outputs = ("masks", "overlays", "baseline_masks")
     data_hint = "images/ + masks/ (or PerSeg)"
     needs_head = False
     takes_prompts = True
