@@ -97,10 +97,8 @@ class TimmVitBackend(Backend):
         return self._head()(feats)
 
     def upscale(self, out: torch.Tensor, meta: ImageMeta) -> torch.Tensor:
-        """Depth (V, gh, gw) -> (V, H, W) bilinearly at the image's size; logits pass unchanged."""
-        if out.dim() == 3:
-            return F.interpolate(out[:, None], meta.original_hw, mode="bilinear", align_corners=False)[:, 0]
-        return out
+        """Head outputs at the image's size, as the head shapes them (depth bilinearly; logits unchanged)."""
+        return self._head().at_size(out, meta.original_hw)
 
     def has_pair_outputs(self) -> bool:
         return hasattr(self.head, "pair_outputs")

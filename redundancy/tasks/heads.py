@@ -67,6 +67,10 @@ class LinearClassifier(torch.nn.Module):
         self.register_buffer("weight", _stored(weight))
         self.register_buffer("bias", _stored(bias))
 
+    def at_size(self, out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Logits (V, K) at an image's size: a label has none, so unchanged."""
+        return out
+
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (V, C, 1, T) -> logits (V, K)."""
         return token_parts(feats.double(), self.pooling).flatten(1) @ self.weight.T + self.bias
@@ -106,6 +110,10 @@ class LinearDepth(torch.nn.Module):
     def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
         c = len(self.weight) // 2
         return self.weight[:c], self.weight[c:]
+
+    def at_size(self, out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Depth (V, gh, gw) -> (V, H, W), bilinear at the image's size."""
+        return F.interpolate(out[:, None], hw, mode="bilinear", align_corners=False)[:, 0]
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (V, C, 1, T) -> depth (V, gh, gw)."""

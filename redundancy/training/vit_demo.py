@@ -104,8 +104,7 @@ def probe_scores(backend: Backend, seed: int = TEST_SEED, n: int = PROBE_IMAGES)
     task = get_task("depth")
     rmse = []
     for o, d in zip(out, test_d):
-        meta = backend.meta(d.shape)
-        mse = task.measure(o[None], torch.from_numpy(d), lambda z, m=meta: backend.upscale(z, m))[0, 0]
+        mse = task.measure(o[None], torch.from_numpy(d), lambda z, hw=d.shape: head.at_size(z, hw))[0, 0]
         rmse.append(float(mse.sqrt()))
     return {"source_accuracy": 100.0 * float((predicted == test_y).mean()), "source_rmse": float(np.mean(rmse))}
 

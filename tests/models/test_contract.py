@@ -86,6 +86,7 @@ def test_a_depth_head_reads_every_vit_family(backend):
     c = backend.channels
     head = LinearDepth(torch.randn(2 * c, generator=torch.Generator().manual_seed(1)), torch.zeros(1), c, backend.grid)
     feats = backend.encode([IMAGE])[FEATURES]
+    backend.attach_head(head)  # the head shapes its outputs back to the image (depth: bilinearly)
     out = backend.upscale(head(feats), backend.meta(IMAGE.shape[:2]))
     assert out.shape == (1, *IMAGE.shape[:2]) and torch.isfinite(out).all()
     pairs = torch.tensor([[0, 3], [5, 1]])
