@@ -18,7 +18,7 @@ from ..io import env_number
 from ..io import sha256_file as file_sha256
 from .archives import extract_cached, extract_zip, nested_archives
 from .images import IMAGE_EXTS, check_image, path_too_long
-from .layouts import HIDDEN, LAYOUTS, Folder, Layout, Sample, child
+from .layouts import LAYOUTS, Folder, Layout, Sample, child, subdirs
 
 MAX_IMAGES = env_number("REDUNDANCY_MAX_IMAGES", 5_000)  # per dataset
 # Files only a search of this tool writes into its run folder (a finished one, one under way); the run files are
@@ -81,10 +81,10 @@ def _find_root(path: Path) -> Path:
     for _ in range(3):
         if child(path, "images", "annotations", "masks"):
             return path
-        subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(HIDDEN)]
+        folders = subdirs(path)
         files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
-        if len(subdirs) == 1 and not any(f.suffix.lower() in IMAGE_EXTS + (".csv",) for f in files):
-            path = subdirs[0]
+        if len(folders) == 1 and not any(f.suffix.lower() in IMAGE_EXTS + (".csv",) for f in files):
+            path = folders[0]
         else:
             break
     return path
@@ -92,7 +92,7 @@ def _find_root(path: Path) -> Path:
 
 def _scan(folder: Folder, require_masks: bool, zipped: bool = False) -> tuple[Layout, list[Sample], tuple[str, ...]]:
     """(layout, samples, class names) of the dataset in `folder`: the first registered layout that reads it."""
-    if not LAYOUTS.names() or all(not layout.labelled for layout in LAYOUTS.values()):
+    if not any(layout.labelled for layout in LAYOUTS.values()):
         raise RuntimeError("no labelled dataset layouts are registered: import redundancy.tasks first")
     if folder.child("images") is None:  # a folder of datasets is refused before class folders could read it
         _refuse_datasets_folder(folder.subdirs(), folder.where, zipped)
@@ -113,8 +113,7 @@ def looks_like_data(folder: Path) -> bool:
         return any(p.is_file() and p.suffix.lower() in IMAGE_EXTS for p in d.iterdir())
 
     try:
-        subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(HIDDEN)]
-        return has_images(folder) or any(has_images(d) for d in subdirs) or _looks_like_dataset(folder)
+        return has_images(folder) or any(has_images(d) for d in subdirs(folder)) or _looks_like_dataset(folder)
     except OSError:
         return False
 
@@ -123,13 +122,12 @@ def _looks_like_dataset(folder: Path) -> bool:
     """Whether a folder is a dataset of its own (a layout's folders inside, or datasets inside it), not a class."""
     if child(folder, "images", "annotations", "masks"):
         return True
-    subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(HIDDEN)]
-    return any(child(d, "images", "annotations", "masks") for d in subdirs)
+    return any(child(d, "images", "annotations", "masks") for d in subdirs(folder))
 
 
-def _refuse_datasets_folder(subdirs: list[Path], where: str, zipped: bool) -> None:
+def _refuse_datasets_folder(folders: list[Path], where: str, zipped: bool) -> None:
     """A folder that holds datasets (e.g. the repository's assets/) is not class folders nor images: say so."""
-    datasets = sorted(d.name for d in subdirs if _looks_like_dataset(d))
+    datasets = sorted(d.name for d in folders if _looks_like_dataset(d))
     if datasets:
         listed = ", ".join(d + "/" for d in datasets[:4]) + (", ..." if len(datasets) > 4 else "")
         one = f"zip one of them on its own, e.g. {datasets[0]}/" if zipped else f"give one, e.g. {where}/{datasets[0]}"

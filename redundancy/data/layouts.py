@@ -48,7 +48,7 @@ class Folder:
 
     def subdirs(self) -> list[Path]:
         """Its visible sub-folders, sorted."""
-        return [p for p in sorted(self.root.iterdir()) if p.is_dir() and not p.name.startswith(HIDDEN)]
+        return subdirs(self.root)
 
 
 Read = tuple[list[Sample], tuple[str, ...]]  # the samples, and the class names (classification's; else ())
@@ -88,6 +88,11 @@ def child(folder: Path, *names: str) -> Path | None:
         if p.is_dir() and p.name.lower() in wanted:
             return p
     return None
+
+
+def subdirs(folder: Path) -> list[Path]:
+    """The visible sub-folders of `folder`, sorted (system and archive leftovers left out)."""
+    return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(HIDDEN)]
 
 
 def utf8_name(p: Path) -> None:

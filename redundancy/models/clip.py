@@ -66,7 +66,6 @@ def _clip(name: str, args: dict, file: str, hub: str, label: str) -> ModelSpec:
         lambda: build(args),
         OPENAI_URL + file,
         sha256,
-        tasks=TimmVitFamily.tasks,
         hub=hub,
     )
 
@@ -79,7 +78,6 @@ register(
         f"CLIP image tower classes at test size (timm ViT, 2 blocks, 64 channels, {TINY_INPUT} px); no official "
         "weights",
         lambda: build(TINY, TINY_INPUT),
-        tasks=TimmVitFamily.tasks,
         test_size=True,
     ),
 )

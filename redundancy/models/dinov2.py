@@ -56,14 +56,13 @@ def _dinov2(name: str, size: str, registers: bool, label: str) -> ModelSpec:
     """A DINOv2 entry: timm's class, Meta's official file (no published sha256: its hash is recorded)."""
     img = TINY_INPUT if size.startswith("tiny") else INPUT_SIZE
     build_fn = lambda: build(size, registers, img)  # noqa: E731
-    tasks = TimmVitFamily.tasks
     if size.startswith("tiny"):
         c = CONFIGS[size]
         desc = (
             f"DINOv2 classes at test size (timm ViT, {c['depth']} blocks, {c['embed_dim']} channels, {img} px){label}; "
             "no official weights"
         )
-        return ModelSpec(name, "dinov2", desc, build_fn, tasks=tasks, test_size=True)
+        return ModelSpec(name, "dinov2", desc, build_fn, test_size=True)
     reg = "_reg4" if registers else ""
     arch = f"vit{size}14{reg}"
     timm_name = {"s": "small", "b": "base", "l": "large", "g": "giant"}[size]
@@ -74,7 +73,6 @@ def _dinov2(name: str, size: str, registers: bool, label: str) -> ModelSpec:
         "no published sha256, the file's hash is recorded",
         build_fn,
         f"{DINOV2_URL}dinov2_{arch}/dinov2_{arch}_pretrain.pth",
-        tasks=tasks,
         hub=f"timm/vit_{timm_name}_patch14{reg}_dinov2.lvd142m/model.safetensors",
     )
 

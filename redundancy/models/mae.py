@@ -58,7 +58,6 @@ def _mae(name: str, args: dict, file: str, hub: str, label: str) -> ModelSpec:
         "file's hash is recorded",
         lambda: build(args),
         MAE_URL + file,
-        tasks=TimmVitFamily.tasks,
         hub=hub,
     )
 
@@ -70,7 +69,6 @@ register(
         "mae",
         f"MAE encoder classes at test size (timm ViT, 2 blocks, 64 channels, {TINY_INPUT} px); no official weights",
         lambda: build(TINY, TINY_INPUT),
-        tasks=TimmVitFamily.tasks,
         test_size=True,
     ),
 )

@@ -155,7 +155,6 @@ class TimmVitFamily(Family):
     backend = TimmVitBackend
     block_backend = TimmBlocks
     block_remap = staticmethod(remap_tokens)
-    tasks = TimmVitBackend.tasks
     mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
     std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 

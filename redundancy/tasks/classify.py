@@ -100,8 +100,8 @@ def read_csv(folder: Folder) -> Read | None:
     index = {c: k for k, c in enumerate(classes)}
     seen: set[str] = set()
     samples = []
+    here = table.parent.resolve()
     for path, lab in entries:
-        here = table.parent.resolve()
         name = str(path.relative_to(here if path.is_relative_to(here) else base))
         if name in seen:
             raise DataError(f"{table.name}: image '{name}' is listed twice; keep one row per image.")
