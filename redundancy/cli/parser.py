@@ -14,7 +14,7 @@ from ..engine.screening import DEFAULT_MODE, MODES, all_options
 from ..engine.select import SELECT_MODES
 from ..errors import DeviceError
 from ..models import DEFAULT_MODEL, check_device
-from ..models.base import MASK_CHOICES
+from ..models.prompted import MASK_CHOICES
 from ..replace import Edit, parse_edits
 from ..tasks import PROTOCOLS, all_metrics, get_task, task_names
 from ..training.demo import RECIPES

@@ -23,7 +23,7 @@ class EvalSet:
 
     names: list[str]
     feats: torch.Tensor
-    context: DecodeContext  # prompts and any extra per-image decoder inputs
+    context: DecodeContext  # per-image decoder inputs (a promptable decoder's prompts and mask choice)
     metas: list[ImageMeta]
     targets: list[torch.Tensor | None]  # GT mask / label / depth map per image; None: no GT (predictions only)
     groups: np.ndarray  # (B,) metric group per image; -1: not evaluated (the persam protocol's reference)
@@ -52,8 +52,10 @@ class EvalSet:
         on_progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
         task: Task | None = None,
+        mask_choice: str = "single",
     ) -> EvalSet:
-        """Encode (through the cache) and load GT for every sample of `dataset` (GT optional for `none`)."""
+        """Encode (through the cache) and load GT for every sample of `dataset` (GT optional for `none`); a
+        promptable decoder returns its `mask_choice` mask."""
         task = task or get_task(SEGMENT)
         if prompt != "none" and not dataset.has_masks:
             raise DataError(f"'{prompt}' prompts come from GT masks, but some images have none; use prompt none.")
@@ -64,7 +66,7 @@ class EvalSet:
         sizes = [g.shape if g is not None else image_size(s.image_path) for g, s in zip(spatial, dataset.samples)]
         metas = [backend.meta(hw) for hw in sizes]
         prompts = [prompt_from_mask(task.prompt_mask(m), prompt) for m in gts]
-        context = backend.context(encoded, prompts, metas)
+        context = backend.context(encoded, prompts, metas, mask_choice)
         targets = [torch.from_numpy(np.asarray(g)).to(backend.device) if g is not None else None for g in gts]
         names = [s.name for s in dataset.samples]
         groups, n_groups = group_ids([s.group for s in dataset.samples], protocol, names)

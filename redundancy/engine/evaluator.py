@@ -117,7 +117,6 @@ class Evaluator:
         self,
         backend: Backend,
         evalset: EvalSet,
-        mask_choice: str = "single",
         rows: int | None = None,
         precision: str = "fp32",
         compile: bool = False,
@@ -130,7 +129,6 @@ class Evaluator:
         check_rows(rows)
         self.backend = backend
         self.set = evalset
-        self.mask_choice = mask_choice
         self.precision = precision
         self.auto_rows = default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
         self.rows = rows or self.auto_rows
@@ -189,7 +187,7 @@ class Evaluator:
 
     def row_loss(self, b: int, feats: torch.Tensor) -> torch.Tensor:
         """The task's differentiable loss of image b from its features (1, C, h, w), (1,)."""
-        out = self.backend.decode(feats, self.set.context.take([b]), self.mask_choice)
+        out = self.backend.decode(feats, self.set.context.take([b]))
         return self.set.task.row_loss(out, self.set.target(b), self.upscaler(b))
 
     def _decode(
@@ -204,7 +202,7 @@ class Evaluator:
             if alphas is not None:
                 a = alphas[:, :, None, None].to(feats.dtype)
                 feats = (1 - a) * self.set.feats[img] + a * feats  # alpha 1 reads the copy exactly
-            return self.backend.decode(feats, self.set.context.take(img), self.mask_choice, reference=True)
+            return self.backend.decode(feats, self.set.context.take(img), reference=True)
         # The same values in channels-last memory, the layout the re-associated decoder reads.
         rows = self._ext_tokens[img]
         tokens = torch.gather(rows, 2, maps[:, None, :].expand(-1, rows.shape[1], -1))  # (R, h*w, C)
@@ -213,7 +211,7 @@ class Evaluator:
             tokens = (1 - a) * rows[:, :, : self.channels] + a * tokens  # alpha 1 reads the copy exactly
         feats = tokens.transpose(1, 2).unflatten(2, self.set.feats.shape[2:])
         with precision_context(self.precision, feats.device):
-            out = self._decode_fn(feats, self._context_cl.take(img), self.mask_choice)
+            out = self._decode_fn(feats, self._context_cl.take(img))
         return out if out.dtype == torch.float64 else out.float()  # linear heads compute in float64: kept
 
     def _measure(self, low: torch.Tensor, b: int, budget: int = UPSCALE_BUDGET, targets=None) -> torch.Tensor:

@@ -156,12 +156,20 @@ class Session:
         else:
             data = self.search_set if which == "search" else self.heldout_set
             evalset = EvalSet.build(
-                self.backend, data, self.cache, self.cfg.prompt, self.protocol, on_progress, cancel, self.task
+                self.backend,
+                data,
+                self.cache,
+                self.cfg.prompt,
+                self.protocol,
+                on_progress,
+                cancel,
+                self.task,
+                self.cfg.mask_choice,
             )
             self.set_cache_hits[which] = evalset.cached
             self.encode_seconds[which] = time.perf_counter() - t0
             self.encoded_images[which] = evalset.encoded
-        ev = Evaluator(self.backend, evalset, self.cfg.mask_choice, requested, self.cfg.precision, self.cfg.compile)
+        ev = Evaluator(self.backend, evalset, requested, self.cfg.precision, self.cfg.compile)
         self._evaluators[which] = (rows, ev)
         return ev
 

@@ -10,7 +10,7 @@ import torch
 
 from ..data.prompts import PROMPT_MODES
 from ..errors import ConfigError, ReplacementError, RunError
-from ..models.base import MASK_CHOICES
+from ..models.prompted import MASK_CHOICES
 from ..tasks import LOSS, PROTOCOLS, all_metrics, task_names
 from .evaluator import PRECISIONS, check_rows
 from .screening import DEFAULT_MODE, MODES, SearchMode, option_spec

@@ -101,7 +101,7 @@ class Views:
         since a slider drags over one image."""
         ev = self.require().evaluator("search")
         if self._image_ev is None or self._image_ev[:2] != (ev, indices):
-            part = Evaluator(ev.backend, subset(ev.set, list(indices)), ev.mask_choice, ev.rows, ev.precision)
+            part = Evaluator(ev.backend, subset(ev.set, list(indices)), ev.rows, ev.precision)
             self._image_ev = (ev, indices, part)
         return self._image_ev[2]
 
@@ -115,9 +115,9 @@ class Views:
         with torch.inference_mode():
             encoded = b.encode([image])
             meta = b.meta(image.shape[:2])
-            context = b.context(encoded, [prompt or Prompt()], [meta])
+            context = b.context(encoded, [prompt or Prompt()], [meta], s.cfg.mask_choice)
             feats = encoded[FEATURES]
             outs = []
             for x in (feats, apply_map(feats, channel_map(pairs, b.channels))):
-                outs.append(b.upscale(b.decode(x, context, s.cfg.mask_choice)[:1], meta)[0])
+                outs.append(b.upscale(b.decode(x, context)[:1], meta)[0])
         return outs[0], outs[1]

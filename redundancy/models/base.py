@@ -1,7 +1,9 @@
-"""The backend interface the engine uses: encode images, embed prompts, decode features to head outputs."""
+"""The backend interface the engine uses: encode images, build each image's decoder context, decode features to
+head outputs. Nothing here is one family's: prompts and mask choice are the promptable decoders' (`prompted.py`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,12 +13,10 @@ import numpy as np
 import torch
 
 from ..data.prompts import Prompt
+from ..errors import ModelError
 from ..replace import ReplacementPatch
 from ..tasks.heads import Head
 from ._weights import WeightsInfo
-
-MASK_CHOICES = ("single", "best")
-ALL_MASKS = "all"  # decode every mask token's output (V, M, h', w'): training, not a user choice
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,24 @@ class ImageMeta:
 class DecodeContext:
     """Per-image decoder inputs besides the replaced features, batched over B images.
 
-    sparse (B, T, C) and dense (B, C, h, w) prompt embeddings, plus any per-image encoder
-    outputs the decoder also reads (`extras`, e.g. SAM2's high-resolution skip features).
-    `take` picks rows so that one decoder call can mix images.
+    The base holds the encoder's other per-image outputs the decoder reads (`extras`, e.g. SAM2's
+    high-resolution skips); a family's subclass adds its own fields (SAM's prompts: `prompted.py`).
+    `take` picks rows of every tensor field so that one decoder call can mix images.
     """
 
-    sparse: torch.Tensor
-    dense: torch.Tensor
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict, kw_only=True)
 
     def take(self, index: torch.Tensor | list[int]) -> DecodeContext:
-        """Rows for the given image indices (V,)."""
-        return DecodeContext(self.sparse[index], self.dense[index], {k: v[index] for k, v in self.extras.items()})
+        """Rows for the given image indices (V,): each tensor (and each tensor in a dict) indexed, the rest kept."""
+
+        def rows(value):
+            if isinstance(value, torch.Tensor):
+                return value[index]
+            if isinstance(value, dict):
+                return {k: rows(v) for k, v in value.items()}
+            return value
+
+        return dataclasses.replace(self, **{f.name: rows(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
 
 FEATURES = "features"  # the key of the replaced tensor in `Backend.encode`'s output
@@ -103,20 +109,25 @@ class Backend(ABC):
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
         """Sizes for an image of this original (H, W)."""
 
-    @abstractmethod
-    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
-        """Prompt embeddings for B images (all prompts of one mode, so token counts agree)."""
+    def context(
+        self,
+        encoded: dict[str, torch.Tensor],
+        prompts: list[Prompt],
+        metas: list[ImageMeta],
+        mask_choice: str = "single",
+    ) -> DecodeContext:
+        """Decoder context for B encoded images: the encoder's other outputs. A promptable family adds the prompts'
+        embeddings and its mask choice (`prompted.py`); a model that takes no prompts refuses any and has no choice."""
+        if any(p.box or p.point for p in prompts):
+            raise ModelError(f"{self.name} takes no prompts: use prompt none.")
+        return DecodeContext(extras={k: v for k, v in encoded.items() if k != FEATURES})
 
     @abstractmethod
-    def decode(
-        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
-    ) -> torch.Tensor:
-        """Features (V, C, h, w) with their context rows (V) -> low-res mask logits (V, h', w').
+    def decode(self, feats: torch.Tensor, context: DecodeContext, reference: bool = False) -> torch.Tensor:
+        """Features (V, C, h, w) with their context rows (V) -> head outputs (SAM: low-res mask logits (V, h', w')).
 
-        `mask_choice` ALL_MASKS returns every mask token's logits instead, (V, M, h', w').
-
-        Default: the re-associated decoder (`models/decoder.py`); `reference` runs the package's
-        own decoder modules (equal up to float rounding; the plain reference loop uses it).
+        `reference` runs the package's own modules where a family has a faster equivalent (SAM's re-associated
+        decoder, `models/decoder.py`; equal up to float rounding; the plain reference loop uses it).
         """
 
     @abstractmethod
@@ -130,10 +141,6 @@ class Backend(ABC):
     @abstractmethod
     def feature_module(self) -> torch.nn.Module:
         """The module whose output is the features that replacement edits (for forward hooks)."""
-
-    def decoder_module(self) -> torch.nn.Module | None:
-        """The model's own mask decoder, which decoder-only fine-tuning trains (None: a head is fitted instead)."""
-        return None
 
     def channel_maps(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (B, C, ...) as spatial maps (B, C, h, w) for display (SAM's already are)."""
@@ -157,18 +164,8 @@ class Backend(ABC):
         return self.family.patch(self.model, pairs)
 
     def batch_context(self, context: DecodeContext) -> DecodeContext:
-        """The same context laid out for the batched decoder path (read once per image set).
-
-        Dense prompt embeddings go channels-last, the token layout the re-associated decoder reads.
-        """
-        dense = context.dense.contiguous(memory_format=torch.channels_last)
-        return DecodeContext(context.sparse, dense, dict(context.extras))
-
-    def context(self, encoded: dict[str, torch.Tensor], prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
-        """Decoder context for B encoded images: prompt embeddings plus the encoder's extra outputs."""
-        ctx = self.embed_prompts(prompts, metas)
-        ctx.extras = {k: v for k, v in encoded.items() if k != FEATURES}
-        return ctx
+        """The same context laid out for the batched decoder path (read once per image set; default: as it is)."""
+        return context
 
     @torch.no_grad()
     def predict(
@@ -177,5 +174,5 @@ class Backend(ABC):
         """Unmodified predictions: images (H, W, 3) with prompts -> logits (H, W) at original size."""
         encoded = self.encode(images)
         metas = [self.meta(im.shape[:2]) for im in images]
-        low = self.decode(encoded[FEATURES], self.context(encoded, prompts, metas), mask_choice)
+        low = self.decode(encoded[FEATURES], self.context(encoded, prompts, metas, mask_choice))
         return [self.upscale(low[b : b + 1], m)[0] for b, m in enumerate(metas)]

@@ -71,8 +71,8 @@ class BlockBackend(Backend):
     def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
         return self.base.meta(original_hw)
 
-    def embed_prompts(self, prompts, metas) -> DecodeContext:
-        return self.base.embed_prompts(prompts, metas)
+    def context(self, encoded, prompts, metas, mask_choice="single") -> DecodeContext:
+        return self.base.context(encoded, prompts, metas, mask_choice)  # the extras are this split's own outputs
 
     def batch_context(self, context: DecodeContext) -> DecodeContext:
         return self.base.batch_context(context)
@@ -95,12 +95,10 @@ class BlockBackend(Backend):
         -> the base backend's features (SAM2: its features and high-res skips)."""
         raise NotImplementedError
 
-    def decode(
-        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
-    ) -> torch.Tensor:
+    def decode(self, feats: torch.Tensor, context: DecodeContext, reference: bool = False) -> torch.Tensor:
         out = self.rest(feats, context.extras)
         assert isinstance(out, torch.Tensor), "a split whose rest returns extras decodes them itself (HieraBlocks)"
-        return self.base.decode(out, context, mask_choice, reference)
+        return self.base.decode(out, context, reference)
 
 
 def output_backend(backend: Backend) -> Backend:

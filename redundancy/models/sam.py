@@ -17,10 +17,11 @@ from ..replace import ReplacementPatch, apply_map
 from ..tasks import SEGMENT
 from ._registry import Family, ModelSpec, register, register_family
 from ._weights import WeightsInfo
-from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
+from .base import FEATURES, DecodeContext, FamilyHooks, ImageMeta
 from .decoder import predict_masks
 from .hf_sam import infer_config, is_transformers_sam, peft_alpha, to_segment_anything
 from .layers import BlockBackend, remap_channels_last
+from .prompted import ALL_MASKS, PromptContext, PromptedBackend
 
 PROMPT_DIM = 256  # the neck's output channels: C in the paper
 
@@ -83,7 +84,7 @@ def build_sam(cfg: SamConfig) -> Sam:
     return sam.eval()
 
 
-class SamBackend(Backend):
+class SamBackend(PromptedBackend):
     """SAM split at `image_encoder` output (`image_embeddings`, (B, 256, 64, 64) at full size)."""
 
     tasks = (SEGMENT,)  # its own mask decoder: segmentation only
@@ -116,7 +117,7 @@ class SamBackend(Backend):
         return ImageMeta((h, w), (input_h, input_w))
 
     @torch.no_grad()
-    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
+    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> PromptContext:
         kinds = {("box" if p.box else "point" if p.point else "none") for p in prompts}
         if len(kinds) > 1:
             raise ModelError(f"all prompts in one batch must be of one kind, got {sorted(kinds)}.")
@@ -130,11 +131,10 @@ class SamBackend(Backend):
             points = (coords, torch.ones(coords.shape[:2], dtype=torch.int, device=self.device))
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=None)
         n = len(prompts)
-        return DecodeContext(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
+        return PromptContext(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
 
-    def decode(
-        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
-    ) -> torch.Tensor:
+    def decode(self, feats: torch.Tensor, context: DecodeContext, reference: bool = False) -> torch.Tensor:
+        assert isinstance(context, PromptContext), "SAM decodes with its prompts (Backend.context)"
         # MaskDecoder.predict_masks repeats each image once per prompt (B images x T prompt rows);
         # here every row is its own (features, prompt) pair, so the same modules run without the repeat.
         dec = self.model.mask_decoder
@@ -152,9 +152,9 @@ class SamBackend(Backend):
             masks = (hyper @ up.flatten(2)).view(b, -1, *up.shape[-2:])  # (V, 4, 4h, 4w)
         else:
             masks, hs = predict_masks(dec, src, self._pe, tokens, first=1)
-        if mask_choice == ALL_MASKS:
+        if context.choice == ALL_MASKS:
             return masks
-        if mask_choice == "single":
+        if context.choice == "single":
             return masks[:, 0]
         iou = dec.iou_prediction_head(hs[:, 0])[:, 1:]  # multimask outputs are tokens 1..3
         best = iou.argmax(dim=1) + 1

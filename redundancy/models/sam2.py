@@ -15,6 +15,8 @@ Conventions, following `SAM2ImagePredictor` (the parity reference):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from sam2.build_sam import build_sam2
@@ -27,9 +29,10 @@ from ..replace import ReplacementPatch, apply_map
 from ..tasks import SEGMENT
 from ._registry import Family, ModelSpec, register, register_family
 from ._weights import WeightsInfo
-from .base import ALL_MASKS, FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
+from .base import FEATURES, DecodeContext, FamilyHooks, ImageMeta
 from .decoder import predict_masks, to_subpixel
 from .layers import BlockBackend, remap_channels_last
+from .prompted import ALL_MASKS, PromptContext, PromptedBackend, channels_last
 
 CONFIGS = {
     "t": "configs/sam2.1/sam2.1_hiera_t.yaml",
@@ -61,7 +64,7 @@ def build(config: str, overrides: list[str] | None = None) -> torch.nn.Module:
     return build_sam2(config, ckpt_path=None, device="cpu", mode="eval", hydra_overrides_extra=overrides or [])
 
 
-class Sam2Backend(Backend):
+class Sam2Backend(PromptedBackend):
     """SAM2 split at `image_embed` (+ no_mem_embed); high-res features ride along as decoder context."""
 
     tasks = (SEGMENT,)  # its own mask decoder: segmentation only
@@ -109,7 +112,7 @@ class Sam2Backend(Backend):
         return ImageMeta((h, w), (size, size))
 
     @torch.no_grad()
-    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
+    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> PromptContext:
         kinds = {("box" if p.box else "point" if p.point else "none") for p in prompts}
         if len(kinds) > 1:
             raise ModelError(f"all prompts in one batch must be of one kind, got {sorted(kinds)}.")
@@ -129,11 +132,10 @@ class Sam2Backend(Backend):
             points = (coords, labels)
         sparse, dense = self.model.sam_prompt_encoder(points=points, boxes=None, masks=None)
         n = len(prompts)
-        return DecodeContext(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
+        return PromptContext(sparse.expand(n, -1, -1), dense.expand(n, -1, -1, -1))
 
-    def decode(
-        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
-    ) -> torch.Tensor:
+    def decode(self, feats: torch.Tensor, context: DecodeContext, reference: bool = False) -> torch.Tensor:
+        assert isinstance(context, PromptContext), "SAM2 decodes with its prompts (Backend.context)"
         dec = self.model.sam_mask_decoder
         hr = [context.extras["high_res_0"], context.extras["high_res_1"]] if dec.use_high_res_features else None
         if reference:  # the package's own MaskDecoder.predict_masks
@@ -148,16 +150,16 @@ class Sam2Backend(Backend):
             masks, hs = predict_masks(dec, feats + context.dense, self._pe, tokens, first=s + 1, skips=hr)
             iou = dec.iou_prediction_head(hs[:, s])
         v = torch.arange(len(masks), device=masks.device)
-        if mask_choice == ALL_MASKS:
+        if context.choice == ALL_MASKS:
             return masks
-        if mask_choice == "best":
+        if context.choice == "best":
             return masks[v, iou[:, 1:].argmax(dim=1) + 1]
         if dec.dynamic_multimask_via_stability:
             return dec._dynamic_multimask_via_stability(masks, iou)[0][:, 0]
         return masks[:, 0]
 
     def batch_context(self, context: DecodeContext) -> DecodeContext:
-        ctx = super().batch_context(context)
+        ctx = channels_last(context)
         for key, levels in (("high_res_0", 2), ("high_res_1", 1)):  # skips in the upscaler's sub-pixel order
             if key in ctx.extras:
                 ctx.extras[key] = to_subpixel(ctx.extras[key], levels).contiguous()
@@ -244,15 +246,13 @@ class HieraBlocks(BlockBackend):
         return self.base.from_backbone(backbone_from_trunk(self.model, outputs))
 
     def batch_context(self, context: DecodeContext) -> DecodeContext:
-        return Backend.batch_context(self, context)  # stage extras stay as they are: the skips are made per row
+        return channels_last(context)  # stage extras stay as they are: the skips are made per row
 
-    def decode(
-        self, feats: torch.Tensor, context: DecodeContext, mask_choice: str = "single", reference: bool = False
-    ) -> torch.Tensor:
+    def decode(self, feats: torch.Tensor, context: DecodeContext, reference: bool = False) -> torch.Tensor:
         out = self.rest(feats, context.extras)
-        ctx = DecodeContext(context.sparse, context.dense, {k: v for k, v in out.items() if k != FEATURES})
+        ctx = replace(context, extras={k: v for k, v in out.items() if k != FEATURES})
         ctx = ctx if reference else self.base.batch_context(ctx)  # the batched decoder's skip layout
-        return self.base.decode(out[FEATURES], ctx, mask_choice, reference)
+        return self.base.decode(out[FEATURES], ctx, reference)
 
 
 @register_family

@@ -17,14 +17,13 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
-from ..data.prompts import Prompt
 from ..errors import ModelError
 from ..replace import ReplacementPatch, apply_map
 from ..tasks.base import head_tasks
 from ..tasks.heads import Head
 from ._registry import Family
 from ._weights import WeightsInfo
-from .base import FEATURES, Backend, DecodeContext, FamilyHooks, ImageMeta
+from .base import FEATURES, Backend, FamilyHooks, ImageMeta
 from .layers import BlockBackend
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -78,21 +77,12 @@ class TimmVitBackend(Backend):
         h, w = original_hw
         return ImageMeta((h, w), (self.input_size, self.input_size))
 
-    def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> DecodeContext:
-        if any(p.box or p.point for p in prompts):
-            raise ModelError(f"{self.name} takes no prompts: classification and depth use prompt none.")
-        empty = torch.zeros(len(prompts), 0, device=self.device)
-        return DecodeContext(empty, empty)
-
-    def batch_context(self, context: DecodeContext) -> DecodeContext:
-        return context
-
     def _head(self) -> Head:
         if self.head is None:
             raise ModelError(f"{self.name} has no head yet: open a session with a classify or depth dataset.")
         return self.head
 
-    def decode(self, feats, context, mask_choice="single", reference=False) -> torch.Tensor:
+    def decode(self, feats, context, reference=False) -> torch.Tensor:
         """Tokens (V, C, 1, T) -> head outputs: logits (V, K) or depth (V, gh, gw)."""
         return self._head()(feats)
 

@@ -192,8 +192,10 @@ def apply_pairs(
     dataset = open_dataset(data, extract_to=extract_to, require_masks=False)
     task.check_data(dataset, options.classes)
     protocol = options.protocol or dataset.default_protocol
-    evalset = EvalSet.build(backend, dataset, cache or FeatureCache(), options.prompt, protocol, task=task)
-    ev = Evaluator(backend, evalset, options.mask_choice, options.rows)
+    evalset = EvalSet.build(
+        backend, dataset, cache or FeatureCache(), options.prompt, protocol, task=task, mask_choice=options.mask_choice
+    )
+    ev = Evaluator(backend, evalset, options.rows)
     f, alpha = set_map(pairs, backend.channels)
     patched, baseline = ev.logits(f, alpha=alpha), ev.logits()  # the baseline too, for an external evaluator
     images = [load_image(s.image_path) for s in dataset.samples]

@@ -36,7 +36,8 @@ from ..io import atomic_write, ensure_folder
 from ..models import Backend, build_backend
 from ..models._registry import DEMO_DIR, DEMO_MANIFEST
 from ..models._weights import DEMO_LABEL
-from ..models.base import ALL_MASKS, FEATURES
+from ..models.base import FEATURES
+from ..models.prompted import ALL_MASKS
 from ..registry import Registry
 
 TEST_SEED = 20260  # the segmentation source test set: regenerated from this seed wherever it is needed
@@ -144,8 +145,8 @@ def mask_logits(backend: Backend, images: np.ndarray, encoded: dict[str, torch.T
     if encoded is None:
         encoded = backend.forward_features(torch.stack([backend.preprocess(im) for im in images]))
     metas = [backend.meta(im.shape[:2]) for im in images]
-    ctx = backend.context(encoded, [Prompt() for _ in images], metas)
-    low = backend.decode(encoded[FEATURES], ctx, ALL_MASKS, reference=True)  # (B, M, h', w')
+    ctx = backend.context(encoded, [Prompt() for _ in images], metas, ALL_MASKS)
+    low = backend.decode(encoded[FEATURES], ctx, reference=True)  # (B, M, h', w')
     # For a square image at the model's input size both families' postprocessing is one bilinear resize.
     return F.interpolate(low, images.shape[1:3], mode="bilinear", align_corners=False)
 

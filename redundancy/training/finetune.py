@@ -31,6 +31,7 @@ from ..engine import Session
 from ..errors import ConfigError
 from ..io import atomic_write
 from ..models import Backend
+from ..models.prompted import own_decoder
 from .demo import dice_bce, fit, mask_logits
 
 FINETUNE_MODES = ("decoder", "lora", "encoder")
@@ -100,7 +101,7 @@ def trainable(backend: Backend, cfg: FinetuneConfig):
     """The parameters `cfg.mode` trains (every other one frozen) and a function giving the file's tensors;
     LoRA adapters are removed again on exit, leaving the model as it was."""
     model = backend.model.requires_grad_(False)
-    part = backend.feature_module() if cfg.mode in ("lora", "encoder") else backend.decoder_module()
+    part = backend.feature_module() if cfg.mode in ("lora", "encoder") else own_decoder(backend)
     if part is None:
         raise ConfigError(f"{backend.name} has no mask decoder of its own to fine-tune; it uses a fitted head.")
     prefix = _names(model, part)

@@ -23,7 +23,8 @@ from redundancy.engine.evaluator import Evaluator
 from redundancy.engine.screening.taylor import _outputs
 from redundancy.models import FAMILIES, get_spec
 from redundancy.models._weights import WeightsInfo
-from redundancy.models.base import FEATURES, DecodeContext
+from redundancy.models.base import FEATURES
+from redundancy.models.prompted import PromptContext
 from redundancy.replace import pair_maps
 from redundancy.tasks.segment import mask_stats
 
@@ -64,7 +65,7 @@ def test_batched_path_runs_on_a_fake_cuda_device(name, prompt):
         if cpu_context is None:
             context = backend.context(encoded, prompts, metas)
         else:
-            context = DecodeContext(cpu_context.sparse.to(CUDA), cpu_context.dense.to(CUDA))
+            context = PromptContext(cpu_context.sparse.to(CUDA), cpu_context.dense.to(CUDA))
         gts = [torch.from_numpy(m).to(CUDA) for m in masks]
         evalset = EvalSet(["a", "b"], encoded[FEATURES], context, metas, gts, np.arange(2))
         ev = Evaluator(backend, evalset, rows=4)

@@ -9,19 +9,45 @@ encoder exactly.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
 import redundancy
 from redundancy.data.prompts import Prompt
-from redundancy.models import FAMILIES, FEATURES, REGISTRY, build_backend
+from redundancy.errors import ModelError
+from redundancy.models import FAMILIES, FEATURES, REGISTRY, Backend, DecodeContext, build_backend
 from redundancy.models.layers import at_block
+from redundancy.models.prompted import PromptContext, PromptedBackend
 from redundancy.replace import apply_map, pairs_map
 from redundancy.tasks.heads import LinearClassifier, LinearDepth
 
 SMALL = [name for name, spec in REGISTRY.items() if spec.test_size]
 IMAGE = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+
+
+def test_the_backend_interface_speaks_no_family_s_vocabulary():
+    """Prompts, mask choice and decoder internals are the promptable decoders' (models/prompted.py), not the
+    interface's: a family without prompts implements none of it and carries no placeholder tensors."""
+    assert not {"embed_prompts", "decoder_module", "mask_choice"} & set(dir(Backend))
+    assert [f.name for f in dataclasses.fields(DecodeContext)] == ["extras"]
+    assert "mask_choice" not in inspect.signature(Backend.decode).parameters
+
+
+def test_a_backend_s_context_is_its_own(backend):
+    """A promptable backend's context carries its prompts and choice; any other refuses a prompt."""
+    encoded = backend.encode([IMAGE])
+    ctx = backend.context(encoded, [Prompt()], [backend.meta(IMAGE.shape[:2])], "best")
+    if isinstance(backend, PromptedBackend):
+        assert isinstance(ctx, PromptContext) and ctx.choice == "best"
+        assert ctx.take([0, 0]).sparse.shape[0] == 2  # rows of every tensor field
+    else:
+        assert type(ctx) is DecodeContext and not any(v.numel() == 0 for v in ctx.extras.values())
+        with pytest.raises(ModelError, match="takes no prompts"):
+            backend.context(encoded, [Prompt(point=(3, 4))], [backend.meta(IMAGE.shape[:2])])
 
 
 def test_every_family_has_a_test_size_entry():

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
 
 from redundancy.data.prompts import Prompt
 from redundancy.models import build_backend
-from redundancy.models.base import DecodeContext
 from redundancy.models.decoder import two_way, upscale_masks
+from redundancy.models.prompted import PromptContext
 
 
 def _perturbed(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -58,10 +59,10 @@ def test_upscale_masks_equals_the_modules(tiny, sam2_tiny):
         torch.testing.assert_close(upscale_masks(up2, keys, (8, 8), hyper, skips), want, atol=1e-5, rtol=1e-4)
 
 
-def _context(backend, n: int, kind: str) -> DecodeContext:
+def _context(backend, n: int, kind: str, choice: str = "single") -> PromptContext:
     prompt = {"none": Prompt(), "box": Prompt(box=(10, 20, 90, 100)), "point": Prompt(point=(40, 50))}[kind]
     metas = [backend.meta((120, 160))] * n
-    return backend.embed_prompts([prompt] * n, metas)
+    return replace(backend.embed_prompts([prompt] * n, metas), choice=choice)
 
 
 @pytest.mark.parametrize("family", ["sam", "sam2"])
@@ -71,13 +72,13 @@ def test_fast_decode_equals_the_reference_modules(tiny, sam2_tiny, family, kind,
     backend = tiny if family == "sam" else sam2_tiny
     gen = torch.Generator().manual_seed(4)
     feats = torch.randn(3, 256, 8, 8, generator=gen)
-    ctx = _context(backend, 3, kind)
+    ctx = _context(backend, 3, kind, choice)
     if family == "sam2":
         assert backend.model.sam_mask_decoder.use_high_res_features  # the skip path is exercised
         ctx.extras = {"high_res_0": torch.randn(3, 32, 32, 32, generator=gen), "high_res_1": torch.randn(3, 64, 16, 16)}
     with torch.no_grad():
-        fast = backend.decode(feats, ctx, choice)
-        ref = backend.decode(feats, ctx, choice, reference=True)
-        laid_out = backend.decode(feats, backend.batch_context(ctx), choice)  # the evaluator's per-set layout
+        fast = backend.decode(feats, ctx)
+        ref = backend.decode(feats, ctx, reference=True)
+        laid_out = backend.decode(feats, backend.batch_context(ctx))  # the evaluator's per-set layout
     torch.testing.assert_close(fast, ref, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(laid_out, fast, atol=1e-6, rtol=1e-5)

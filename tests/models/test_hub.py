@@ -78,7 +78,7 @@ def test_transformers_sam_equals_sammodels_own_forward(hf_sam):
         ctx = backend.embed_prompts([prompt], [meta])
         for reference in (True, False):
             with torch.no_grad():
-                ours = backend.decode(emb, ctx, "single", reference=reference)
+                ours = backend.decode(emb, ctx, reference=reference)
             hf = _hf_logits(model, emb, prompt if prompt.point or prompt.box else None)
             torch.testing.assert_close(ours, hf, atol=1e-5, rtol=1e-4)
 
@@ -100,7 +100,7 @@ def test_patch_installs_a_found_set_on_the_transformers_model(hf_sam):
         finally:
             handle.remove()
         ctx = backend.embed_prompts([Prompt()], [backend.meta((128, 128))])
-        ours = backend.decode(expected, ctx, "single")
+        ours = backend.decode(expected, ctx)
     torch.testing.assert_close(patched, expected)
     torch.testing.assert_close(masks, ours, atol=2e-4, rtol=1e-4)
     with torch.no_grad():
