@@ -44,7 +44,7 @@ def tiny():
 
 def load_app(model="sam_tiny", weights=0, source=None, n_search=4, ws=None, **form) -> list:
     """The Data tab's Load with these controls (weights: an index into its weights choices; source: its bundled
-    sample by default): [workspace, badge, summary, gallery, image pickers x 2, estimate, metric]."""
+    sample by default): [workspace, badge, summary, gallery] (the other tabs refresh themselves after it)."""
     from redundancy.ui.tabs import data
 
     source = data.BUNDLED if source is None else source

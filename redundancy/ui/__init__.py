@@ -14,7 +14,7 @@ import gradio as gr
 from ..interactive.janitor import start_janitor
 from ..io import env_number
 from ..logs import configure
-from .common import CSS, JANITOR_S, SESSION_TTL_S, badge
+from .common import CSS, JANITOR_S, SESSION_TTL_S, badge, join
 from .tabs import TABS
 
 
@@ -38,7 +38,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:  # every tab one tap away on a phone
             for label, tab_id, tab in TABS:
                 with gr.Tab(label, id=tab_id) as page:
-                    ui.__dict__.update(vars(tab.build()))
+                    join(ui, tab.build(), tab.__name__)
                 page.select(functools.partial(remember_tab, tab_id), ws, None, queue=False)
         ui.tabs = tabs
         ui.resets = [getattr(ui, name) for _, _, tab in TABS for name in tab.RESETS]

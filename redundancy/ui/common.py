@@ -178,6 +178,23 @@ def pick(ws: Workspace, index) -> int:
     return ws.showcase if index in (None, "") else int(index)
 
 
+def on_session(ui: SimpleNamespace, fn, inputs: list, outputs: list, reconnect: bool = True):
+    """A tab's refresh when Load opens a session and (`reconnect`) when a reloaded page finds its session again,
+    after the Data tab's own view: `fn(*inputs) -> {component: value}` over `outputs`. A tab declares its own;
+    no other tab's handler lists its components. Returns the reconnect's event, for a follow-up (or None)."""
+    assert hasattr(ui, "session_opened"), "the Data tab wires Load first (it is TABS' first entry)"
+    listen(ui.session_opened.then, fn, inputs, outputs, api_visibility="private")
+    return listen(ui.reconnected.then, fn, inputs, outputs, api_visibility="private") if reconnect else None
+
+
+def image_picker(ws: Workspace | None):
+    """An image dropdown's choices for the loaded session's search set, on its showcase image."""
+    if ws is None or ws.session is None:
+        return gr.update()
+    names = ws.session.evaluator("search").set.names
+    return gr.update(choices=[(n, k) for k, n in enumerate(names)], value=ws.showcase)
+
+
 def blank(count: int) -> list[None]:
     """Empty values for `count` outputs: results of a previous model or dataset must not survive a new Load."""
     return [None] * count
@@ -222,3 +239,11 @@ def cancel(ws):
 def components(scope: dict) -> SimpleNamespace:
     """The Gradio components among a tab builder's local names, by name."""
     return SimpleNamespace(**{k: v for k, v in scope.items() if isinstance(v, gr.components.Component)})
+
+
+def join(ui: SimpleNamespace, tab: SimpleNamespace, where: str) -> None:
+    """Add a tab's components to the page's one namespace; a name another tab (or the page) took is refused."""
+    clash = sorted(set(vars(tab)) & set(vars(ui)))
+    if clash:
+        raise ValueError(f"tab {where} names {', '.join(clash)}, which the page already has: rename them in {where}")
+    ui.__dict__.update(vars(tab))

@@ -30,7 +30,11 @@ def ws():
 
 @pytest.mark.slow
 def test_load_reports_counts_and_the_random_weights_badge(ws):
-    _, badge, info, gallery, pick, _, estimate, metric, sweep = _load()
+    loaded, badge, info, gallery = _load()
+    # the other tabs refresh themselves after Load (`common.on_session`): the same handlers, called here
+    estimate, metric = search.search_estimate(loaded, "auto", "auto", 10), search.task_metric(loaded)
+    sweep, picker = ablation.sweep_estimate(loaded), common.image_picker(loaded)
+    assert len(picker["choices"]) == 4 and picker["value"] == loaded.showcase
     assert "RANDOM WEIGHTS" in badge and "random weights (seed 0)" in badge
     assert "**32** images" in info and "search set **4**" in info and "Next:" in info and estimate in info
     assert len(gallery["value"]) == 4 and gallery["value"][0][0].ndim == 3 and "tinted green" in gallery["label"]
@@ -191,8 +195,9 @@ def test_sam2_runs_every_tab():
 def test_dinov2_runs_every_tab(source, metric):
     """DINOv2 on both samples: explorer (patch-token maps), ablation and sweep in the task's metric, search,
     results and downloads, figures, how it works."""
-    ws, badge, info, gallery, *_, metric_update, _ = _load(10, "dinov2_tiny", source)
+    ws, badge, info, gallery = _load(10, "dinov2_tiny", source)
     try:
+        metric_update = search.task_metric(ws)  # the Search tab's own refresh after Load
         assert metric_update["value"] == metric and "head:" in badge and "Head split" in info
         assert gallery["value"][0][0].ndim == 3
         mosaic, order, _, first, big, _ = channels.explore(ws, 0, "index")

@@ -201,3 +201,35 @@ def test_where_no_push_is_offered_the_results_tab_says_why_and_the_way_to_one(mo
     assert not hasattr(ui, "share_btn")
     hint = ui.share_off.value
     assert ("the token is the owner's" if space else "no hub token") in hint.lower() and "redundancy push RUN" in hint
+
+
+def test_every_mode_option_has_a_control_and_reaches_the_settings():
+    """The Search tab builds one control per registered mode option (elem_id: its name), as the CLI adds a flag
+    for each; a search reads only its own mode's, an emptied box falls back to the default."""
+    from redundancy.engine.screening import MODES, mode_options
+    from redundancy.ui import build_demo
+    from redundancy.ui.tabs import search
+
+    demo = build_demo()
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    names = [option.name for _, option in mode_options()]
+    assert names and set(names) <= ids
+    assert {mode for mode, _ in mode_options()} == {m for m in MODES if MODES[m].options}
+    given = {"candidates": 24, "taylor_temperature": 0.5, "halving_start": None, "halving_keep": 0.5}  # one emptied
+    values = [given[name] for name in names]
+    assert search.option_values(values, ("taylor",)) == {"candidates": 24, "taylor_temperature": 0.5}
+    assert search.option_values(values, ("halving",)) == {"halving_keep": 0.5}
+    st = search.settings_from(3, None, "auto", "auto", "halving", options=search.option_values(values, ("halving",)))
+    assert st.option("halving_keep") == 0.5 and st.option("halving_start") == 2  # its default
+
+
+def test_a_tab_cannot_take_a_name_another_tab_has():
+    from types import SimpleNamespace
+
+    from redundancy.ui.common import join
+
+    ui = SimpleNamespace(ws=1, status=2)
+    join(ui, SimpleNamespace(mosaic=3), "channels")
+    with pytest.raises(ValueError, match="tab search names status, which the page already has"):
+        join(ui, SimpleNamespace(status=4, heatmap=5), "search")
+    assert ui.status == 2 and not hasattr(ui, "heatmap")

@@ -8,7 +8,7 @@ the CLI's flags, the cost model and the comparison of modes (`compare`) read the
 from . import exact, taylor, halving  # noqa: F401  (each mode registers itself, in this order)
 
 # isort: on
-from .base import MODES, Option, SearchMode, all_options, option_spec, reference_mode
+from .base import MODES, Option, SearchMode, all_options, mode_options, option_spec, reference_mode
 from .compare import ModeReport, compare_modes
 
 DEFAULT_MODE = exact.ExactMode.name  # the paper's mode: what the settings, the CLI and the app start with
@@ -21,6 +21,7 @@ __all__ = [
     "SearchMode",
     "all_options",
     "compare_modes",
+    "mode_options",
     "option_spec",
     "reference_mode",
 ]

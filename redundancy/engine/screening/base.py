@@ -33,6 +33,12 @@ class Option:
     kind: type = int
     valid: Callable[[Any], bool] = lambda v: True
     rule: str = "a valid value"  # what `valid` asks, in words
+    label: str = ""  # a control's short title in the app (default: its help)
+
+    @property
+    def title(self) -> str:
+        """How the app's control for it reads."""
+        return self.label or self.help
 
     def check(self, value: Any) -> None:
         """Refuse a value the mode cannot use, naming the option and the rule."""
@@ -111,6 +117,11 @@ def option_spec(name: str) -> Option:
     if name not in _OPTIONS:
         raise ConfigError(f"unknown search mode option '{name}'; the modes take {', '.join(_OPTIONS)}.")
     return _OPTIONS[name]
+
+
+def mode_options() -> tuple[tuple[str, Option], ...]:
+    """(mode name, option) for every registered mode's options, in registry order (the app's controls)."""
+    return tuple((name, option) for name, mode in MODES.items() for option in mode.options)
 
 
 def all_options() -> tuple[Option, ...]:

@@ -25,7 +25,7 @@ def halving_rounds(
     alive, m = pairs, max(1, min(start_images, n))
     rounds, estimate = [], np.full((ev.channels, ev.channels), np.nan, np.float32)
     while m < n and len(alive) > 1:
-        part = Evaluator(ev.backend, subset(ev.set, order[:m]), ev.mask_choice, ev.rows, ev.precision, ev.compile)
+        part = Evaluator(ev.backend, subset(ev.set, order[:m]), ev.rows, ev.precision, ev.compile)
         s = PairScorer(part, scorer.metric).score(alive, cancel=cancel)
         ij = alive.numpy()
         gains = s.gain[ij[:, 0], ij[:, 1]]
@@ -46,8 +46,24 @@ class HalvingMode(SearchMode):
     name = "halving"
     summary = "every pair on a few images, the best kept, the images doubled; survivors scored on all images"
     options = (
-        Option("halving_start", 2, "halving: images in the first round", int, lambda v: v >= 1, "a whole number >= 1"),
-        Option("halving_keep", 0.25, "halving: fraction kept per round", float, lambda v: 0 < v < 1, "in (0, 1)"),
+        Option(
+            "halving_start",
+            2,
+            "halving: images in the first round",
+            int,
+            lambda v: v >= 1,
+            "a whole number >= 1",
+            "Halving: images in round 1",
+        ),
+        Option(
+            "halving_keep",
+            0.25,
+            "halving: fraction kept per round",
+            float,
+            lambda v: 0 < v < 1,
+            "in (0, 1)",
+            "Halving: fraction kept per round",
+        ),
     )
 
     def score(self, scorer, pairs, settings, on_progress=None, cancel=None, known=None):

@@ -27,7 +27,7 @@ GRADIENT_ROWS = 3  # a forward + backward pass, counted in decoder rows; a smoot
 
 def _outputs(evaluator: Evaluator, b: int, x: torch.Tensor) -> torch.Tensor:
     """Head outputs (1, ...) of search image b from its features x (1, C, h, w)."""
-    return evaluator.backend.decode(x, evaluator.set.context.take([b]), evaluator.mask_choice)
+    return evaluator.backend.decode(x, evaluator.set.context.take([b]))
 
 
 def _pool(evaluator: Evaluator, terms: list[tuple[torch.Tensor, ...]]) -> np.ndarray:
@@ -114,12 +114,13 @@ class TaylorMode(SearchMode):
     name = "taylor"
     summary = "a gradient's first-order estimate ranks every pair; the best candidates are scored exactly"
     options = (
-        Option("candidates", 512, "taylor: pairs rescored exactly", int, lambda v: v >= 1, "a whole number >= 1"),
+        Option("candidates", 512, "taylor: pairs rescored exactly", int, lambda v: v >= 1, "a whole number >= 1",
+               "Taylor: pairs rescored exactly"),
         Option(
             "taylor_temperature", TEMPERATURE,
             "taylor ranking by a task score: its smooth stand-in's sigmoid temperature, a fraction of the logits' std",
             float,
-            lambda v: 0 < v < float("inf"), "a finite number > 0",
+            lambda v: 0 < v < float("inf"), "a finite number > 0", "Taylor: ranking temperature (x logits' std)",
         ),
     )  # fmt: skip
 

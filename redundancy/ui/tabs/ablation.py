@@ -21,8 +21,10 @@ from ..common import (
     components,
     gain_unit,
     guard,
+    image_picker,
     listen,
     need,
+    on_session,
     pick,
     progress_line,
     score_text,
@@ -162,3 +164,5 @@ def wire(ui: SimpleNamespace) -> None:
     sweep_out = [ui.sweep_plot, ui.sweep_status, ui.sweep_btn, ui.sweep_cancel]
     listen(ui.sweep_btn.click, sweep, [ui.ws], sweep_out, ui.sweep_status)
     ui.sweep_cancel.click(cancel, [ui.ws], [ui.sweep_status], queue=False)
+    on_session(ui, lambda ws: {ui.abl_img: image_picker(ws), ui.sweep_status: sweep_estimate(ws)}, [ui.ws],
+               [ui.abl_img, ui.sweep_status])  # fmt: skip

@@ -15,7 +15,7 @@ from ...interactive.workspace import Workspace
 from ...replace import Edit, check_channel
 from ...report.gains import best_gain_per_source
 from ...report.viz import channel_mosaic, channel_overlay, mosaic_cell
-from ..common import components, guard, listen, need, pick, score_text
+from ..common import components, guard, image_picker, listen, need, on_session, pick, score_text
 
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
 SORTS = ("index", "activation spread (std)", "zero-sweep delta", "best pair gain (as source)")
@@ -169,6 +169,7 @@ def wire(ui: SimpleNamespace) -> None:
     # a user's new image redraws at once and keeps the channel; the live panes follow it
     picked = listen(ui.img_pick.input, show_image, [ui.ws, ui.img_pick, ui.sort, ui.chan], outputs, ui.chan_note)
     listen(picked.then, first_edit, live_in, live_out, ui.live_note, show_progress="hidden")
+    on_session(ui, lambda ws: {ui.img_pick: image_picker(ws)}, [ui.ws], [ui.img_pick])
     listen(ui.mosaic.select, click_channel, [ui.ws, ui.img_pick, ui.order], [ui.chan, ui.enlarged], None)
     listen(ui.chan.submit, pick_channel, [ui.ws, ui.img_pick, ui.chan], [ui.chan, ui.enlarged], None)
     for event in (ui.scale.release, ui.scale.input, ui.action.change, ui.other.submit, ui.chan.change):

@@ -17,9 +17,8 @@ from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...models import REGISTRY
 from ...tasks import SEGMENT, task_names
-from ..common import badge, blank, components, guard, listen, metric_choices
-from .ablation import sweep_estimate
-from .search import SEARCH_INPUTS, SEARCH_OUTPUTS, controls, follow, search_estimate, search_view
+from ..common import badge, blank, components, guard, listen
+from .search import search_estimate
 
 WEIGHTS = [
     "random weights (seeded, for trying the tool)",
@@ -118,7 +117,8 @@ class LoadForm:
 
 
 def load_session(ws: Workspace | None, form: LoadForm, progress=None, scope=("auto", "auto", 10)) -> list:
-    """Open the form's model and data in the visitor's workspace (a new one if none); what the page shows."""
+    """Open the form's model and data in the visitor's workspace (a new one if none); what the Data tab shows
+    (each other tab refreshes itself after: `common.on_session`)."""
     ws = ws if ws is not None else Workspace()
     cfg = form.config()
     if progress:
@@ -137,7 +137,7 @@ def load(ws, *values, progress=gr.Progress(track_tqdm=True)):
 
 
 def loaded_view(ws: Workspace, verb: str, sources: str = "auto", targets: str = "auto", top_n: int = 10) -> list:
-    """What the Data tab shows for a loaded session: badge, summary, gallery, pickers, estimate, metric."""
+    """What the Data tab shows for a loaded session: badge, summary (with the search's time), gallery."""
     s = ws.session
     names = s.evaluator("search").set.names
     gallery = [(ws.target_view(k), n) for k, n in enumerate(names)]
@@ -157,23 +157,19 @@ def loaded_view(ws: Workspace, verb: str, sources: str = "auto", targets: str = 
         f"`{s.cfg.prompt}`; {cached}.{head}{warn}\n\n**Next:** open the **Search** tab and press **Start "
         f"search**. {estimate}"
     )
-    choices = [(n, k) for k, n in enumerate(names)]
-    pickers = [gr.update(choices=choices, value=ws.showcase) for _ in range(2)]  # one update object per component
-    metric = gr.update(choices=metric_choices(s.task), value=s.task.metrics[0].name)  # the task's own
     gallery = gr.update(value=gallery, label=f"Search set with its ground truth ({s.task.target_note})", visible=True)
-    return [badge(ws), info, gallery, *pickers, estimate, metric, sweep_estimate(ws)]
+    return [badge(ws), info, gallery]
 
 
 def reconnect(workspace_id: str):
     """A (re)loaded page: back to this browser's own open workspace, if it has one, with what it showed: the Data
-    tab's form as it was loaded, the Search tab's settings of the latest search, and the tab that was open."""
+    tab's form as it was loaded and the tab that was open (each other tab restores itself after: the Search tab
+    its latest search's settings, `common.on_session`)."""
     ws = Workspace.reconnect(workspace_id)
-    n = 1 + 7 + len(SEARCH_INPUTS) + len(LOAD_FIELDS) + 3
     if ws is None or ws.session is None:
-        return [ws] + [gr.update()] * (n - 1)
-    st = ws.settings  # the latest search's scope goes back into the Search tab's controls
+        return [ws] + [gr.update()] * (3 + len(LOAD_FIELDS) + 3)
+    st = ws.settings
     view = loaded_view(ws, "Reconnected to your session:", st.sources, st.targets, st.top_n)
-    del view[6]  # the metric: among the Search tab's controls
     form = ws.page.get("form", {})
     values = [form.get(name, gr.update()) for name in LOAD_FIELDS]
     for k, name in enumerate(LOAD_FIELDS):  # an upload the server no longer holds cannot come back
@@ -183,18 +179,7 @@ def reconnect(workspace_id: str):
     summary = load_summary(model, weights, form.get("source", SOURCES[0]), form.get("n_search", 50))
     running = ws.job is not None and ws.job.running and ws.job.kind == "search"
     tab = "search" if running else ws.page.get("tab", "data")
-    return [ws, *view, *controls(ws), *values, model_notice(model, weights), summary, gr.update(selected=tab)]
-
-
-def watch(ws):
-    """After a reconnect: follow the session's running search to its end, or show the finished one."""
-    if ws is None or ws.session is None or (ws.result is None and not (ws.job and ws.job.kind == "search")):
-        yield [gr.update()] * len(SEARCH_OUTPUTS)
-        return
-    if ws.job is not None and ws.job.kind == "search":
-        yield from follow(ws)
-    else:
-        yield search_view(ws, ws.result)
+    return [ws, *view, *values, model_notice(model, weights), summary, gr.update(selected=tab)]
 
 
 def shown_for(choice: str):
@@ -346,9 +331,9 @@ def build() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Data tab: Load (which empties every tab's results of the previous session), a reloaded page's
-    reconnect, and the controls that show or hint what a choice needs."""
-    loaded = [ui.ws, ui.weights_md, ui.info, ui.gallery, ui.img_pick, ui.abl_img, ui.estimate, ui.metric,
-              ui.sweep_status]  # fmt: skip
+    reconnect, and the controls that show or hint what a choice needs. Load and reconnect are the events every
+    other tab's own refresh follows (`ui.session_opened`, `ui.reconnected`: `common.on_session`)."""
+    loaded = [ui.ws, ui.weights_md, ui.info, ui.gallery]
     inputs = [ui.ws, *(getattr(ui, name) for name in LOAD_FIELDS), ui.sources, ui.targets, ui.top_n]
     n_resets = len(ui.resets)
 
@@ -357,14 +342,11 @@ def wire(ui: SimpleNamespace) -> None:
         keeps everything: `listen` leaves every output as it was)."""
         return [*load(ws, *values, progress=progress), *blank(n_resets)]
 
-    listen(ui.load_btn.click, load_and_clear, inputs, [*loaded, *ui.resets], ui.info, api_name="load").then(
-        lambda w: w.key if w else "", ui.ws, ui.workspace_id
-    )
-    reconnected = [*(c for c in loaded if c is not ui.metric), *(getattr(ui, n) for n in SEARCH_INPUTS),
-                   *(getattr(ui, n) for n in LOAD_FIELDS), ui.notice, ui.load_what, ui.tabs]  # fmt: skip
-    ui.demo.load(reconnect, [ui.workspace_id], reconnected).then(
-        watch, [ui.ws], [getattr(ui, n) for n in SEARCH_OUTPUTS]
-    )
+    ui.session_opened = listen(ui.load_btn.click, load_and_clear, inputs, [*loaded, *ui.resets], ui.info,
+                               api_name="load")  # fmt: skip
+    ui.session_opened.then(lambda w: w.key if w else "", ui.ws, ui.workspace_id)
+    restored = [*loaded, *(getattr(ui, n) for n in LOAD_FIELDS), ui.notice, ui.load_what, ui.tabs]
+    ui.reconnected = ui.demo.load(reconnect, [ui.workspace_id], restored)
     ui.model.change(model_hint, [ui.model, ui.source, ui.weights], [ui.model, ui.source, ui.weights])
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.ckpt)  # upload boxes only where they are used
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.hub_ckpt)

@@ -12,7 +12,7 @@ import numpy as np
 from ...engine import SearchSettings
 from ...engine.confidence import HELPS, verdict
 from ...engine.evaluator import CALIBRATED_CALLS, Evaluator
-from ...engine.screening import DEFAULT_MODE, MODES, option_spec, reference_mode
+from ...engine.screening import DEFAULT_MODE, MODES, mode_options, reference_mode
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...interactive.zerogpu import MAX_S as ZEROGPU_MAX_S
@@ -20,10 +20,23 @@ from ...models import DEFAULT_MODEL, get_spec
 from ...report.summary import WORDS, format_seconds
 from ...report.viz import combination_scatter, gain_heatmap
 from ...tasks import get_task
-from ..common import cancel, components, gain_unit, listen, metric_choices, need, progress_line, shown, stream_job
+from ..common import (
+    cancel,
+    components,
+    gain_unit,
+    listen,
+    metric_choices,
+    need,
+    on_session,
+    progress_line,
+    shown,
+    stream_job,
+)
 from .results import ci_range, results_text
 
-CANDIDATES = option_spec("candidates")  # taylor's option, the one mode option this tab has a control for
+# Every registered mode's options, each a control of its own (elem_id: the option's name), in this order after
+# SEARCH_INPUTS: a new mode's options appear here without an edit to this tab.
+MODE_OPTIONS = mode_options()
 
 RESETS = (
     "status",
@@ -37,13 +50,23 @@ RESETS = (
 )  # fmt: skip  (what a new Load empties)
 
 
+def option_values(values, modes: tuple[str, ...] | None = None) -> dict:
+    """The mode option controls' values (in `MODE_OPTIONS` order) as settings options: those of `modes` only
+    (None: every mode's), an emptied box left to its default, whole numbers as ints."""
+    out = {}
+    for (mode, option), value in zip(MODE_OPTIONS, values):
+        if value is not None and value != "" and (modes is None or mode in modes):
+            out[option.name] = int(value) if option.kind is int and float(value).is_integer() else value
+    return out
+
+
 def settings_from(
-    top_n, metric, sources, targets, mode=DEFAULT_MODE, candidates=CANDIDATES.default, select="search", alphas=""
+    top_n, metric, sources, targets, mode=DEFAULT_MODE, select="search", alphas="", options=None
 ) -> SearchSettings:
-    """The Search tab's controls as search settings (taylor's candidates: its mode option)."""
+    """The Search tab's controls as search settings (`options`: the mode options by name)."""
     return SearchSettings(
         metric=metric, top_n=int(top_n), sources=sources or "auto", targets=targets or "auto", mode=mode,
-        options={"candidates": int(candidates)}, select=select, alphas=(alphas or "").strip(),
+        options=options or {}, select=select, alphas=(alphas or "").strip(),
     )  # fmt: skip
 
 
@@ -65,15 +88,22 @@ def score_label(m) -> str:
 
 
 def search_estimate(
-    ws: Workspace | None, sources: str, targets: str, top_n: int, select: str = "search", alphas: str = ""
+    ws: Workspace | None,
+    sources: str,
+    targets: str,
+    top_n: int,
+    select: str = "search",
+    alphas: str = "",
+    mode: str = DEFAULT_MODE,
+    *options,
 ) -> str:
-    """The time a search of this scope takes here (or asks of ZeroGPU), every stage counted."""
+    """The time a search of this scope, mode and options takes here (or asks of ZeroGPU), every stage counted."""
     if ws is None or ws.session is None:
         return "Load a model and dataset first (Data tab)."
     try:
         s = ws.session
         c, dev = s.backend.channels, s.backend.device
-        st = settings_from(top_n, None, sources, targets, select=select, alphas=alphas)
+        st = settings_from(top_n, None, sources, targets, mode, select, alphas, option_values(options, (mode,)))
         n = len(s.channel_pairs(st))
         ev = s.evaluator("search")
         scoped = ws.estimate_seconds(st)
@@ -107,14 +137,15 @@ def search(
     targets,
     rows,
     mode=DEFAULT_MODE,
-    candidates=CANDIDATES.default,
     select="search",
     alphas="",
+    *options,
 ):
-    """Start a search in the background and follow it: the live heatmap, then the top N, subsets and best set."""
+    """Start a search in the background and follow it: the live heatmap, then the top N, subsets and best set.
+    `options`: the mode option controls' values (`MODE_OPTIONS` order); the chosen mode reads its own."""
     try:
-        need(ws).start_search(settings_from(top_n, metric, sources, targets, mode, candidates, select, alphas),
-                              int(rows) or None)  # fmt: skip
+        st = settings_from(top_n, metric, sources, targets, mode, select, alphas, option_values(options, (mode,)))
+        need(ws).start_search(st, int(rows) or None)
     except RedundancyError as e:  # e.g. a search already running: say so once, keep every finished output
         gr.Warning(shown(ws, str(e)))
         yield [gr.update()] * len(SEARCH_OUTPUTS)
@@ -180,11 +211,9 @@ def offers_cv(result) -> bool:
     )
 
 
-def search_with_cv(
-    ws, top_n, metric, sources, targets, rows, mode=DEFAULT_MODE, candidates=CANDIDATES.default, select="cv", alphas=""
-):
-    """The offered rerun: the same scope, the set chosen by cross-validation."""
-    yield from search(ws, top_n, metric, sources, targets, rows, reference_mode().name, candidates, "cv", alphas)
+def search_with_cv(ws, top_n, metric, sources, targets, rows, mode=DEFAULT_MODE, select="cv", alphas="", *options):
+    """The offered rerun: the same scope, the set chosen by cross-validation (which needs the exact mode)."""
+    yield from search(ws, top_n, metric, sources, targets, rows, reference_mode().name, "cv", alphas, *options)
 
 
 COMPARE_HEADERS = [
@@ -208,10 +237,11 @@ def mode_reading(r, n_pairs: int, reused: bool) -> str:
     return f"scored {r.scored:,} of {n_pairs:,} pairs exactly"
 
 
-def compare(ws, top_n, metric, sources, targets, rows, candidates=CANDIDATES.default):
-    """Start the mode comparison in the background and follow it to its table."""
+def compare(ws, top_n, metric, sources, targets, rows, *options):
+    """Start the mode comparison in the background and follow it to its table (every mode with its options)."""
     try:
-        need(ws).start_compare(settings_from(top_n, metric, sources, targets, candidates=candidates), int(rows) or None)
+        st = settings_from(top_n, metric, sources, targets, options=option_values(options))
+        need(ws).start_compare(st, int(rows) or None)
     except RedundancyError as e:  # as for a search: one message, finished outputs kept
         gr.Warning(shown(ws, str(e)))
         yield [gr.update()] * 4
@@ -295,9 +325,6 @@ def build() -> SimpleNamespace:
                 label="Search mode",
                 info="exact = the paper; taylor / halving score only promising pairs exactly",
             )
-            candidates = gr.Number(
-                CANDIDATES.default, precision=0, label="Taylor: pairs rescored exactly", elem_id="candidates"
-            )
             select = gr.Radio(
                 [
                     ("best on the search set (the paper)", "search"),
@@ -309,6 +336,17 @@ def build() -> SimpleNamespace:
                 info="cv / greedy: the set size (and subset) that gains on images the choice did not see, from 5 "
                 "folds of the search set (mode exact); greedy grows the set from the top 4N pairs",
                 elem_id="select",
+            )
+        with gr.Row():  # each mode's own options, built from its registration (the CLI's flags are too)
+            option_boxes = tuple(
+                gr.Number(
+                    option.default,
+                    precision=0 if option.kind is int else None,
+                    label=option.title,
+                    elem_id=option.name,
+                    min_width=160,
+                )
+                for _, option in MODE_OPTIONS
             )
         alphas = gr.Textbox(
             "",
@@ -354,10 +392,12 @@ def build() -> SimpleNamespace:
             column_widths=["8%", "9%", "9%", "8%", "9%", "7%", "8%", "8%", "34%"],
         )
         compare_note = gr.Markdown()
-    return components(locals())
+    ui = components(locals())
+    ui.option_boxes = option_boxes  # read in `MODE_OPTIONS` order
+    return ui
 
 
-SEARCH_INPUTS = ("top_n", "metric", "sources", "targets", "rows", "mode", "candidates", "select", "alphas")
+SEARCH_INPUTS = ("top_n", "metric", "sources", "targets", "rows", "mode", "select", "alphas")  # then the options
 SEARCH_OUTPUTS = (
     "heatmap",
     "status",
@@ -371,27 +411,67 @@ SEARCH_OUTPUTS = (
 )  # fmt: skip  (`search_view`'s, in order)
 
 
+def task_metric(ws: Workspace | None):
+    """The metric control for the loaded session's task: its own metrics, the first chosen."""
+    if ws is None or ws.session is None:
+        return gr.update()
+    task = ws.session.task
+    return gr.update(choices=metric_choices(task), value=task.metrics[0].name)
+
+
+def watch(ws):
+    """After a reconnect: follow the session's running search to its end, or show the finished one."""
+    if ws is None or ws.session is None or (ws.result is None and not (ws.job and ws.job.kind == "search")):
+        yield [gr.update()] * len(SEARCH_OUTPUTS)
+        return
+    if ws.job is not None and ws.job.kind == "search":
+        yield from follow(ws)
+    else:
+        yield search_view(ws, ws.result)
+
+
 def controls(ws: Workspace) -> list:
     """The values of `SEARCH_INPUTS` the workspace's latest search used (a reloaded page puts them back)."""
     st = ws.settings
     names = list(ws.session.task.metric_names)
     metric = gr.update(choices=metric_choices(ws.session.task), value=st.metric if st.metric in names else names[0])
-    return [st.top_n, metric, st.sources, st.targets, ws.rows or 0, st.mode, int(st.option("candidates")),
-            st.select, st.alphas]  # fmt: skip
+    return [st.top_n, metric, st.sources, st.targets, ws.rows or 0, st.mode, st.select, st.alphas,
+            *(st.option(option.name) for _, option in MODE_OPTIONS)]  # fmt: skip
+
+
+def search_inputs(ui: SimpleNamespace) -> list:
+    """The workspace and the Search tab's controls, in the order `search` and `controls` take them."""
+    return [ui.ws, *(getattr(ui, n) for n in SEARCH_INPUTS), *ui.option_boxes]
 
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Search tab's components to their handlers."""
-    scope = [ui.ws, ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas]
-    for box in (ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas):
+    scope = [ui.ws, ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas, ui.mode, *ui.option_boxes]
+    for box in scope[1:]:
         box.change(search_estimate, scope, [ui.estimate])
     for box in (ui.sources, ui.targets, ui.top_n):
         box.change(compare_estimate, [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets], [ui.compare_status])
-    inputs = [ui.ws, *(getattr(ui, n) for n in SEARCH_INPUTS)]
+    inputs = search_inputs(ui)
     outputs = [getattr(ui, n) for n in SEARCH_OUTPUTS]
     listen(ui.start_btn.click, search, inputs, outputs, ui.status)
+    # Load: the task's metrics and the time of the scope as set; a reloaded page: the latest search's settings
+    # back in the controls, its estimate, and its heatmap (a running search followed to its end)
+    on_session(ui, lambda ws, *values: {ui.metric: task_metric(ws), ui.estimate: search_estimate(ws, *values)},
+               scope, [ui.metric, ui.estimate], reconnect=False)  # fmt: skip
+    settings_boxes = inputs[1:]
+
+    def restore(ws) -> dict:
+        if ws is None or ws.session is None:
+            return {}
+        st = ws.settings
+        options = (st.option(option.name) for _, option in MODE_OPTIONS)
+        estimate = search_estimate(ws, st.sources, st.targets, st.top_n, st.select, st.alphas, st.mode, *options)
+        return {**dict(zip(settings_boxes, controls(ws))), ui.estimate: estimate}
+
+    restored = listen(ui.reconnected.then, restore, [ui.ws], [*settings_boxes, ui.estimate], api_visibility="private")
+    listen(restored.then, watch, [ui.ws], outputs, ui.status)
     ui.stop_btn.click(cancel, [ui.ws], [ui.status], queue=False)
     listen(ui.cv_btn.click(lambda: "cv", None, ui.select, queue=False).then, search_with_cv, inputs, outputs, ui.status)
     compare_out = [ui.compare_status, ui.compare_table, ui.compare_note, ui.compare_btn]
-    compare_in = [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, ui.candidates]
+    compare_in = [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets, ui.rows, *ui.option_boxes]
     listen(ui.compare_btn.click, compare, compare_in, compare_out, ui.compare_status)
