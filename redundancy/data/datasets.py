@@ -18,7 +18,7 @@ from ..io import env_number
 from ..io import sha256_file as file_sha256
 from .archives import extract_cached, extract_zip, nested_archives
 from .images import IMAGE_EXTS, check_image, path_too_long
-from .layouts import LAYOUTS, Folder, Layout, Sample, child, subdirs
+from .layouts import LAYOUTS, Folder, Layout, Sample, child, root_marks, subdirs
 
 MAX_IMAGES = env_number("REDUNDANCY_MAX_IMAGES", 5_000)  # per dataset
 # Files only a search of this tool writes into its run folder (a finished one, one under way); the run files are
@@ -79,7 +79,7 @@ class Dataset:
 def _find_root(path: Path) -> Path:
     """Descend through single wrapper folders (as zips often have) to the dataset root."""
     for _ in range(3):
-        if child(path, "images", "annotations", "masks"):
+        if child(path, *root_marks()):
             return path
         folders = subdirs(path)
         files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]

@@ -66,6 +66,7 @@ class Layout:
     protocol: str = "image"  # the mIoU protocol its community uses (PerSeg: per object)
     labelled: bool = True  # its samples carry targets (False: images only, which serve any task)
     expected: str = ""  # what a user should give, for the message when no layout reads a folder (default: words)
+    marks: tuple[str, ...] = ()  # sub-folder names that make a folder a dataset root, not a wrapper to descend
 
     @property
     def hint(self) -> str:
@@ -158,4 +159,11 @@ def _unlabelled(folder: Folder) -> Read | None:
     return [Sample(s, p, None, s) for s, p in files(images, IMAGE_EXTS).items()], ()
 
 
-UNLABELLED = register(Layout("images", "images without targets", _unlabelled, order=1000, labelled=False))
+UNLABELLED = register(
+    Layout("images", "images without targets", _unlabelled, order=1000, labelled=False, marks=("images",))
+)
+
+
+def root_marks() -> tuple[str, ...]:
+    """Every registered layout's root-marking sub-folder names (a dataset root is not descended as a wrapper)."""
+    return tuple(dict.fromkeys(mark for layout in LAYOUTS.values() for mark in layout.marks))

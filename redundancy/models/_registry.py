@@ -47,6 +47,11 @@ class ModelSpec:
 class BackendMaker(Protocol):
     """A `Backend` subclass as `Family.make_backend` calls it: over a built, loaded model of the family's own class."""
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """What its models do (a spec without tasks of its own takes these)."""
+        ...
+
     def __call__(
         self, name: str, model: Any, weights: WeightsInfo, device: torch.device, *, family: Family | None = None
     ) -> Backend: ...
@@ -128,7 +133,7 @@ def register(*specs: ModelSpec) -> None:
         if spec.family not in FAMILIES:
             raise ModelError(f"{spec.name}: family '{spec.family}' is not registered.")
         if not spec.tasks:  # what its family's backend does
-            spec = replace(spec, tasks=getattr(FAMILIES[spec.family].backend, "tasks", ()))
+            spec = replace(spec, tasks=FAMILIES[spec.family].backend.tasks)
         REGISTRY.add(spec.name, spec)
 
 

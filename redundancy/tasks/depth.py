@@ -59,6 +59,7 @@ DEPTH = register_layout(
         paired_folders("depth", DEPTH_EXTS, "depth map"),
         check_depth,
         order=20,
+        marks=("images", "depth"),
         expected="images/ + depth/ (depth)",
     )
 )

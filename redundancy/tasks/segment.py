@@ -101,6 +101,7 @@ PERSEG = register_layout(
         check_masks,
         order=10,
         protocol="perseg",
+        marks=("images", "annotations"),
         expected="the PerSeg layout Images/<object>/*.jpg + Annotations/<object>/*.png",
     )
 )
@@ -111,6 +112,7 @@ FOLDER = register_layout(
         paired_folders("masks", MASK_EXTS, "mask"),
         check_masks,
         order=11,
+        marks=("images", "masks"),
         expected="images/ + masks/ folders (matched by file name)",
     )
 )
