@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = add(
         "compare",
-        help="exact vs taylor vs halving on the same pairs: top-N overlap, rank correlation, mIoU, time",
+        help=f"{' vs '.join(MODES)} on the same pairs: top-N overlap, rank correlation, best-set score, time",
     )
     _add_common(c)
     _add_scope(c)

@@ -50,6 +50,11 @@ RESETS = (
 )  # fmt: skip  (what a new Load empties)
 
 
+def screening_modes() -> list[str]:
+    """The registered modes that screen (score only promising pairs exactly), in registry order."""
+    return [name for name, mode in MODES.items() if not mode.exact]
+
+
 def option_values(values, modes: tuple[str, ...] | None = None) -> dict:
     """The mode option controls' values (in `MODE_OPTIONS` order) as settings options: those of `modes` only
     (None: every mode's), an emptied box left to its default, whole numbers as ints."""
@@ -323,7 +328,8 @@ def build() -> SimpleNamespace:
                 list(MODES),
                 value=DEFAULT_MODE,
                 label="Search mode",
-                info="exact = the paper; taylor / halving score only promising pairs exactly",
+                info=f"{reference_mode().name} = the paper; {' / '.join(screening_modes())} score only promising "
+                "pairs exactly",
             )
             select = gr.Radio(
                 [
@@ -376,12 +382,12 @@ def build() -> SimpleNamespace:
     cv_btn = gr.Button("Run again, the set chosen by cross-validation", visible=False, elem_id="cv-btn")
     with gr.Accordion("Compare search modes on this scope", open=False):
         gr.Markdown(
-            "Runs taylor and halving on the pairs above and measures each against the exact scan: "
+            f"Runs {' and '.join(screening_modes())} on the pairs above and measures each against the exact scan: "
             "how much of the exact top N it finds, how well its screening ranks pairs, the best-set "
             "score a user of that mode gets, and its time. A finished exact search on the same pairs "
             "is reused. CLI: `python -m redundancy compare`."
         )
-        compare_btn = gr.Button("Compare exact, taylor and halving", elem_id="compare-btn")
+        compare_btn = gr.Button(f"Compare {', '.join(MODES)}", elem_id="compare-btn")
         compare_status = gr.Markdown(elem_id="compare-status")
         compare_table = gr.Dataframe(
             headers=COMPARE_HEADERS,
