@@ -4,6 +4,8 @@ search modes and their options, protocols), and the frozen configs the flags bui
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 from pathlib import Path
 from typing import NoReturn
 
@@ -46,7 +48,31 @@ class Parser(argparse.ArgumentParser):
         if message.startswith(missing):
             names = message[len(missing) :].split(", ")
             message = "missing " + "; ".join(f"{n}: {self._what(n)}" if self._what(n) else n for n in names)
-        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. See `{self.prog} --help`.\n")
+        ending = self._suggestion(message) or "."
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}{ending} See `{self.prog} --help`.\n")
+
+    def _suggestion(self, message: str) -> str:
+        """'; did you mean ...?' for a mistyped verb, choice or flag (argparse on Python 3.11 has no suggestions)."""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            wanted, options = choice[1], [c.strip(" '") for c in choice[2].split(",")]
+        elif message.startswith("unrecognized arguments: "):
+            flags = [t.split("=")[0] for t in message.split(": ", 1)[1].split() if t.startswith("--")]
+            wanted, options = (flags[0] if flags else ""), self._flags()
+        else:
+            return ""
+        close = difflib.get_close_matches(wanted, options, n=2, cutoff=0.6) if wanted else []
+        return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+    def _flags(self) -> list[str]:
+        """Every long flag of this parser and its verbs' (an unrecognized flag is reported by the top parser)."""
+        flags = []
+        for a in self._actions:
+            flags += [o for o in a.option_strings if o.startswith("--")]
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    flags += [o for b in sub._actions for o in b.option_strings if o.startswith("--")]
+        return list(dict.fromkeys(flags))
 
     def _what(self, name: str) -> str:
         """What the argument called `name` in an error is for: its help, or the verbs to choose from."""

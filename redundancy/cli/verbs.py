@@ -17,6 +17,7 @@ from tqdm import tqdm
 from ..bundled import bundled
 from ..engine import AblationRow, Callbacks, Session, SessionConfig, ablate, compare_search_modes, run_search
 from ..engine.ablate import VERDICT_RULE, VERDICTS
+from ..engine.confidence import MIN_GROUPS
 from ..engine.distributed import setup as setup_distributed
 from ..engine.distributed import teardown as teardown_distributed
 from ..engine.features import FeatureCache
@@ -29,7 +30,7 @@ from ..models._registry import DEMO_DIR
 from ..replace import Edit
 from ..report.summary import ablation_lines, format_seconds, summary_text
 from ..runs.apply import apply_run, backend_for_run, open_run_data, run_head
-from ..runs.resume import RunState, check_out_folder, claim_run_dir, search_lock
+from ..runs.resume import RunState, check_out_folder, claim_run_dir, finished_search, search_lock
 from ..runs.rundir import RunDir
 from ..runs.writers import read_run, save_ablation, write_comparison, write_run
 from ..training.demo import RECIPES, train_and_save
@@ -151,6 +152,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         session.evaluator("search", callbacks.encode)  # encode the search set with its progress bar
         key = search_key(session, settings, pairs)
         rank = job.rank if job else 0
+        if job is None and finished_search(RunDir(out), key) and not (args.restart or args.overwrite):
+            say(f"{out} already holds this search, finished: nothing to redo (--restart runs it again)")
+            if args.json:
+                print(json.dumps(RunDir(out).replacements(), indent=2))
+            return 0
         if not quiet:  # rank 0 says how long it takes (above an hour: asks first, or warns), then checks and claims
             rows, seconds = search_seconds(session, settings, len(pairs))  # the folder, before any rank writes
             announce(rows, seconds, len(pairs), len(session.search_set), str(session.backend.device), args.yes)
@@ -276,7 +282,8 @@ def _ablation_table(session: Session, base: AblationRow, rows: list[AblationRow]
         counts = {v: sum(r.verdict == v for r in rows) for v in reversed(VERDICTS["zero"])}
         lines.append(f"{len(rows)} edits, sorted by the change: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     groups = session.evaluator("search").set.n_groups
-    lines.append(f"({VERDICT_RULE}; here {groups} groups of {len(session.search_set)} search images)")
+    few = f": too few to tell (at least {MIN_GROUPS} are needed)" if groups is not None and groups < MIN_GROUPS else ""
+    lines.append(f"({VERDICT_RULE}; here {groups} groups of {len(session.search_set)} search images{few})")
     return "\n".join(lines)
 
 
@@ -363,6 +370,12 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drop_if_empty(out, fresh: bool) -> None:
+    """Remove the --out folder a failed command made, if nothing was written there (saved work stays to resume)."""
+    if fresh and Path(out).is_dir() and not any(Path(out).iterdir()):
+        Path(out).rmdir()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
@@ -378,12 +391,15 @@ def main(argv: list[str] | None = None) -> int:
         "train-demo": cmd_train_demo,
         "paper": cmd_paper,
     }[args.command]
+    out = getattr(args, "out", None)
+    fresh = out is not None and not Path(out).exists()  # a folder this command makes, gone again if left empty
     try:
         try:
             return verb(args)
         finally:  # before any message below: an open bar would redraw itself at exit, under the last line
             _close_bars()
     except RedundancyError as e:
+        _drop_if_empty(out, fresh)
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message holds
         return 2
     except KeyboardInterrupt:  # Ctrl-C: what was saved stays saved (search, apply and paper resume from it)
@@ -393,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except Exception as e:  # a bug: one line here, the traceback in the log file to attach to a report
+        _drop_if_empty(out, fresh)
         ref = incident(log, f"'{args.command}' failed", console=False)
         where = f"the traceback is in {log_path} (ref {ref})" if log_path else f"rerun with -v to see it (ref {ref})"
         print(f"error: unexpected {e.__class__.__name__}: {e}; this is a bug: {where}.", file=sys.stderr)

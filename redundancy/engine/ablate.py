@@ -13,7 +13,7 @@ import torch
 from ..errors import Cancelled
 from ..replace import Edit, edit_alpha, edit_map, identity_map, stack_alphas
 from ..tasks import Stats
-from .confidence import LEVEL, bootstrap_bounds
+from .confidence import LEVEL, MIN_GROUPS, bootstrap_bounds
 from .progress import Callbacks
 from .session import Session
 
@@ -24,7 +24,9 @@ VERDICTS = {"zero": ("useful", "redundant", "harmful"), "other": ("hurts", "with
 VERDICT_RULE = (
     f"the verdict reads the change's {LEVEL:.0%} bootstrap interval over the search set's images (objects for "
     "PerSeg): below 0 = useful (zeroing makes the score worse), holding 0 = redundant (no change beyond noise), above "
-    "0 = harmful (zeroing makes it better); other edits: hurts, within noise, helps"
+    "0 = harmful (zeroing makes it better); other edits: hurts, within noise, helps. With fewer than "
+    f"{MIN_GROUPS} images (objects) the interval means little, so every edit reads as the middle word, as a "
+    "search's verdict reads 'too few to tell'"
 )
 
 
@@ -46,9 +48,12 @@ class AblationRow:
     verdict: str = ""
 
 
-def verdict(kind: str, lo: float, hi: float) -> str:
-    """An edit's verdict from its delta's interval: (below 0, holds 0, above 0) worded for zeroing or any edit."""
+def verdict(kind: str, lo: float, hi: float, groups: int = MIN_GROUPS) -> str:
+    """An edit's verdict from its delta's interval over `groups` metric groups: (below 0, holds 0, above 0) worded
+    for zeroing or any edit; fewer than MIN_GROUPS groups cannot tell, as for a search's pairs (`confidence`)."""
     below, holds, above = VERDICTS["zero" if kind == "zero" else "other"]
+    if groups < MIN_GROUPS:
+        return holds
     return below if hi < 0 else above if lo > 0 else holds
 
 
@@ -93,7 +98,14 @@ def ablate(
                 continue
             score, ls, low, high = float(scores[v]), float(loss[v]), float(lows[v]), float(highs[v])
             row = AblationRow(
-                names[k], score, ls, score - base.score, ls - base.loss, low, high, verdict(kinds[k], low, high)
+                names[k],
+                score,
+                ls,
+                score - base.score,
+                ls - base.loss,
+                low,
+                high,
+                verdict(kinds[k], low, high, groups.shape[1]),
             )
             done.append(row)
             if on_row:

@@ -96,9 +96,16 @@ def search_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def finished_search(run: RunDir, key: str) -> bool:
+    """Whether `run` holds a finished search with fingerprint `key` (the same model, data, split and settings)."""
+    manifest = run.manifest()
+    return bool(manifest and manifest.get("complete") and manifest.get("fingerprint") == key)
+
+
 def claim_run_dir(run: RunDir, key: str, overwrite: bool = False) -> None:
     """Make `run` ready for a search with fingerprint `key`: a finished run of other settings is refused
-    (or, with `overwrite`, removed with everything it owns); a finished run of the same settings is redone."""
+    (or, with `overwrite`, removed with everything it owns); a finished run of the same settings is redone
+    (the CLI asks for --restart first: `finished_search`)."""
     check_out_folder(run.path)
     manifest = run.manifest()
     if not (manifest and manifest.get("complete")) or manifest.get("fingerprint") == key:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -34,6 +35,8 @@ def build_demo() -> gr.Blocks:
             elem_id="title",
         )
         weights_md = gr.Markdown(badge(None), elem_id="badge")
+        # a stamp that changes once Load (or a reconnect) has refreshed every tab: state a test (or script) waits on
+        settled = gr.HTML("", elem_id="session-settled", elem_classes="settled-stamp")
         ui = SimpleNamespace(demo=demo, ws=ws, workspace_id=workspace_id, weights_md=weights_md)
         with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:  # every tab one tap away on a phone
             for label, tab_id, tab in TABS:
@@ -44,6 +47,8 @@ def build_demo() -> gr.Blocks:
         ui.resets = [getattr(ui, name) for _, _, tab in TABS for name in tab.RESETS]
         for _, _, tab in TABS:
             tab.wire(ui)
+        for event in (ui.session_opened, ui.reconnected):  # the end of each tab refresh chain (`common.on_session`)
+            event.then(lambda: str(time.monotonic_ns()), None, settled, api_visibility="private", queue=False)
     return demo
 
 
@@ -51,6 +56,11 @@ def remember_tab(tab_id: str, ws) -> None:
     """The open tab, kept in the workspace: a reloaded page opens on it again."""
     if ws is not None:
         ws.page["tab"] = tab_id
+
+
+# Gradio's status region announces a finished or failed event by these keys, which its English strings lack: a
+# screen reader read "common.complete" aloud after every click.
+STATUS_WORDS = gr.I18n(en={"common.complete": "Done", "common.error": "Error"})
 
 
 def launch(demo: gr.Blocks) -> None:
@@ -68,4 +78,5 @@ def launch(demo: gr.Blocks) -> None:
         css=CSS,
         allowed_paths=[],
         max_file_size=os.environ.get("REDUNDANCY_MAX_UPLOAD", "500mb"),
+        i18n=STATUS_WORDS,
     )

@@ -33,6 +33,7 @@ CSS = (
     ".badge-random {background:#fde68a;color:#7c2d12;padding:4px 10px;border-radius:6px;font-weight:600}"
     ".badge-demo {background:#dbeafe;color:#1e3a8a;padding:4px 10px;border-radius:6px;font-weight:600}"
     "#model-notice {font-size:1.05em}"
+    ".settled-stamp {display:none !important}"
     "#hero-img img {max-height:420px; object-fit:contain}"
     # The mosaic keeps its own pixels (numbers readable) and scrolls sideways where the screen is narrower
     "#mosaic {overflow-x:auto !important} #mosaic button, #mosaic .image-frame {justify-content:flex-start"
@@ -181,10 +182,12 @@ def pick(ws: Workspace, index) -> int:
 def on_session(ui: SimpleNamespace, fn, inputs: list, outputs: list, reconnect: bool = True):
     """A tab's refresh when Load opens a session and (`reconnect`) when a reloaded page finds its session again,
     after the Data tab's own view: `fn(*inputs) -> {component: value}` over `outputs`. A tab declares its own;
-    no other tab's handler lists its components. Returns the reconnect's event, for a follow-up (or None)."""
+    no other tab's handler lists its components. The refreshes run one after another (each event is the chain's
+    new end), so the page can say when all of them are done (`session-settled`)."""
     assert hasattr(ui, "session_opened"), "the Data tab wires Load first (it is TABS' first entry)"
-    listen(ui.session_opened.then, fn, inputs, outputs, api_visibility="private")
-    return listen(ui.reconnected.then, fn, inputs, outputs, api_visibility="private") if reconnect else None
+    ui.session_opened = listen(ui.session_opened.then, fn, inputs, outputs, api_visibility="private")
+    if reconnect:
+        ui.reconnected = listen(ui.reconnected.then, fn, inputs, outputs, api_visibility="private")
 
 
 def image_picker(ws: Workspace | None):

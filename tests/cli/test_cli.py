@@ -231,4 +231,41 @@ def test_a_finished_run_of_other_settings_is_not_overwritten_silently(tmp_path, 
     assert main([*other, "--overwrite"]) == 0
     assert not (tmp_path / "ablation.json").exists()  # the old run's files went with it
     assert json.loads((tmp_path / "config.json").read_text())["config"]["seed"] == 1
-    assert main(other) == 0  # the same settings again: redone in place
+    capsys.readouterr()
+    stamp = (tmp_path / "pair_scores.npy").stat().st_mtime_ns
+    assert main(other) == 0 and "already holds this search, finished" in capsys.readouterr().out  # nothing redone
+    assert (tmp_path / "pair_scores.npy").stat().st_mtime_ns == stamp
+    assert main([*other, "--restart"]) == 0 and "already holds" not in capsys.readouterr().out  # asked: redone
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["serch"], "did you mean 'search'? See"),
+        (["search", "--mode", "exat", "--data", "d", "--out", "o"], "did you mean 'exact'?"),
+        (["search", "--modle", "x", "--data", "d", "--out", "o"], "did you mean '--mode' or '--model'?"),
+    ],
+)
+def test_a_mistyped_verb_choice_or_flag_gets_a_suggestion(argv, said, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and said in err and err.count("\n") == 1  # one line
+
+
+def test_a_failed_command_leaves_no_folder_it_made(tmp_path, capsys):
+    made, mine = tmp_path / "new", tmp_path / "mine"
+    mine.mkdir()  # a folder of the user's own stays, empty or not
+    for out in (made, mine):
+        argv = [
+            "search",
+            "--model",
+            "sam_tiny",
+            "--random-init",
+            "--data",
+            str(tmp_path / "nothing"),
+            "--out",
+            str(out),
+        ]
+        assert main(argv) == 2 and "no such file or folder" in capsys.readouterr().err
+    assert not made.exists() and mine.is_dir()

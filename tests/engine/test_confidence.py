@@ -94,8 +94,11 @@ def test_an_ablation_rows_interval_and_verdict_come_from_its_per_group_scores(sa
         iv = paired(groups[0], groups[k])
         assert r.delta_score == pytest.approx(iv.gain, abs=1e-6)
         assert (r.delta_lo, r.delta_hi) == pytest.approx((iv.lo, iv.hi), abs=1e-9)
-        assert r.verdict == verdict(e.kind, iv.lo, iv.hi)
+        assert r.verdict == verdict(e.kind, iv.lo, iv.hi, groups.shape[1])
     assert verdict("zero", -2, -1) == "useful" and verdict("zero", -1, 1) == "redundant"
     assert verdict("zero", 0.5, 1) == "harmful" and verdict("replace", 0.5, 1) == "helps"
     assert verdict("swap", -1, -0.5) == "hurts" and verdict("scale", -1, 1) == "within noise"
     assert base.verdict == "" and base.delta_lo == base.delta_hi == 0.0
+    # too few groups to tell, as a search's verdict says for its pairs: the middle word, whatever the interval
+    assert verdict("zero", 0.5, 1, groups=4) == "redundant" and verdict("swap", -2, -1, groups=4) == "within noise"
+    assert verdict("zero", 0.5, 1, groups=5) == "harmful"

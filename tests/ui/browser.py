@@ -37,10 +37,12 @@ def upload(page, elem_id: str, path) -> None:
 
 
 @contextmanager
-def visitor(browser, url: str, viewport: dict):
+def visitor(browser, url: str, viewport: dict, init_script: str | None = None):
     """A fresh visitor's page: its own browser context (storage, so its own app session and workspace), opened
-    on the app and rendered; the context is closed after the block."""
+    on the app and rendered; the context is closed after the block. `init_script` runs before the page's own."""
     context = browser.new_context(viewport=viewport, accept_downloads=True)
+    if init_script:
+        context.add_init_script(init_script)
     try:
         page = context.new_page()
         page.set_default_timeout(120_000)
@@ -193,8 +195,20 @@ def choose_model(page, model: str) -> None:
     wait_text(page, "load-what", load_line(model, weights, source, n_search), timeout=60)
 
 
+def stamp(page) -> str:
+    """The page's settled stamp: it changes once Load or a reconnect has refreshed every tab."""
+    return page.evaluate("() => document.querySelector('#session-settled')?.textContent.trim() ?? ''")
+
+
+def settled(page, before: str, timeout: float = WAIT_S) -> None:
+    """Wait until every tab has taken the new session (the stamp differs from `before`)."""
+    js = "b => (document.querySelector('#session-settled')?.textContent.trim() ?? '') !== b"
+    page.wait_for_function(js, arg=before, timeout=timeout * 1000)
+
+
 def load(page, model: str | None = None, n_search: int | None = None, timeout: float = WAIT_S) -> str:
-    """Press Load (first choosing `model` and typing `n_search` where given) and return the new load line."""
+    """Press Load (first choosing `model` and typing `n_search` where given) and return the new load line, once
+    every tab has taken the new session."""
     if model:
         choose_model(page, model)
     if n_search:
@@ -202,8 +216,11 @@ def load(page, model: str | None = None, n_search: int | None = None, timeout: f
         slider(page, "n-search", n_search, "load-what", f", {n_search} search images")
     tab(page, "Data")
     record(page, "load-info")
+    before = stamp(page)
     page.locator("#load-btn").click()
-    return wait_recorded(page, "load-info", "Loaded", timeout, fail="⚠")
+    line = wait_recorded(page, "load-info", "Loaded", timeout, fail="⚠")
+    settled(page, before, timeout)
+    return line
 
 
 def pairs(scope: str, channels: int = CHANNELS) -> int:

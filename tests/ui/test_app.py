@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 
+from redundancy.data import load_image
 from redundancy.ui import common
 from redundancy.ui.tabs import ablation, channels, data, figures, guide, results, search
 
@@ -240,21 +242,26 @@ def test_your_own_image_with_a_click_prompt_and_the_found_set(ws, tmp_path):
 
     image = np.zeros((90, 120, 3), np.uint8)
     image[20:60, 30:80] = 220
-    *_, note = yours.predict(ws, image, yours.POINT, [])
-    assert "Click the image" in note  # a point prompt waits for its click
-    clicks, base, patched, diff, note = yours.click(
+    src, clicks, *_, note = yours.opened(ws, image, yours.POINT)  # a new image: its own source, no clicks yet
+    assert src is image and clicks == [] and "Click the image" in note  # a point prompt waits for its click
+    clicks, shown, base, patched, diff, note = yours.click(
         ws, image, yours.POINT, [], gr.SelectData(None, {"index": [50, 40], "value": None})
     )
     assert clicks == [(50, 40)] and base.shape == patched.shape and diff.ndim == 3
+    assert shown.shape == image.shape and (shown != image).any() and (shown[40, 50] == image[40, 50]).all()
     assert "latest search's set" in note or "No found set yet" in note
-    _, _, _, _, note = yours.click(
+    clicks, shown, *_, note = yours.click(
         ws, image, yours.BOX, clicks, gr.SelectData(None, {"index": [90, 70], "value": None})
     )
-    assert yours.prompt_of(yours.BOX, [(50, 40), (90, 70)]).box == (50.0, 40.0, 90.0, 70.0)
-    clicks, *pictures, note = yours.clear(yours.BOX)  # point -> box (or Clear): the old point is not a corner
-    assert clicks == [] and pictures == [None] * 3 and "two corners" in note
+    assert yours.prompt_of(yours.BOX, clicks).box == (50.0, 40.0, 90.0, 70.0)
+    clicks, shown, *pictures, note = yours.undo(ws, image, yours.BOX, clicks)  # back to one corner
+    assert clicks == [(50, 40)] and "second corner" in note and (shown != image).any()
+    clicks, shown, *pictures, note = yours.clear(yours.BOX, image)  # point -> box (or Clear): no stale corner
+    assert clicks == [] and pictures == [None] * 3 and "two corners" in note and (shown == image).all()
     clicks, *_, note = yours.click(ws, image, yours.BOX, clicks, gr.SelectData(None, {"index": [9, 9], "value": None}))
     assert clicks == [(9, 9)] and "second corner" in note  # one corner so far: it waits for the other
+    assert yours.undo(ws, image, yours.BOX, clicks)[0] == []  # the last click taken back: nothing asked yet
+    assert len(yours.EXAMPLES) == 3 and all(load_image(Path(p)).ndim == 3 for p in yours.EXAMPLES)
     with pytest.raises(gr.Error, match="upload an image"):
         yours.predict(ws, None, yours.POINT, [])
 

@@ -17,6 +17,7 @@ from .browser import (
     open_form,
     record,
     search,
+    settled,
     shot,
     tab,
     text,
@@ -133,6 +134,7 @@ def test_6_a_reload_restores_the_controls_and_the_tab(page):
     info = wait_text(page, "load-info", "Reconnected")
     assert "of 16 search images read from the feature cache" in info and "120/16" not in info
     assert page.get_by_role("tab", name="Search").get_attribute("aria-selected") == "true"
+    settled(page, "")  # the Search tab restores its own controls after the Data tab's view (`common.on_session`)
     assert page.locator("#sources textarea, #sources input").first.input_value() == "every:64"
     open_form(page)
     assert page.locator("#n-search input[type=number]").first.input_value() == "16"

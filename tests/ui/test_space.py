@@ -49,9 +49,12 @@ def test_preloaded_files_are_the_registry_hub_copies_the_app_reads(meta):
     assert repos == meta["models"]
 
 
-def test_the_app_says_how_long_a_first_search_takes_and_how_to_run_it_locally():
+def test_the_app_says_how_long_a_first_search_takes_and_how_to_run_it_locally(monkeypatch):
     from redundancy.ui.tabs.data import about_text
 
+    monkeypatch.delenv("SPACE_ID", raising=False)
     text = about_text()  # the About box: no fixed time (the Search tab measures it), how to duplicate and run
     assert "measured on this machine" in text and "Duplicate this Space" in text
-    assert "pip install -r requirements.txt" in text
+    assert "pip install -r requirements.txt" in text and "git clone" not in text and "<" not in text
+    monkeypatch.setenv("SPACE_ID", "someone/redundancy")  # on a Space: the command clones that Space
+    assert "git clone https://huggingface.co/spaces/someone/redundancy redundancy" in about_text()

@@ -26,6 +26,7 @@ VISITOR_ENDPOINTS = {
     "/sweep", "/run_ablation", "/watch", "/cancel",  # Ablation (and Search's cancel)
     "/search", "/search_estimate", "/compare", "/compare_estimate", "/search_with_cv",  # Search
     "/show_results", "/apply_uploaded", "/predict", "/click", "/clear", "/make_figures", "/teach", "/rerun",
+    "/opened", "/undo",  # Your image: the visitor's own picture through the loaded model
 }  # fmt: skip
 
 

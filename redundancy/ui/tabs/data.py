@@ -224,17 +224,15 @@ def load_summary(model: str, weights: str, source: str, n_search) -> str:
 def about_text() -> str:
     """The About box: how long things take, duplicating the Space, running it locally."""
     space = os.environ.get("SPACE_ID")  # set by Hugging Face on a Space: its owner/name
-    clone = (
-        f"git clone https://huggingface.co/spaces/{space} redundancy && cd redundancy"
-        if space
-        else "git clone <this repository's URL> redundancy && cd redundancy"
-    )
+    # on a Space its own repository is the one to clone; a local copy already is one (no placeholder URL to edit)
+    clone = f"git clone https://huggingface.co/spaces/{space} redundancy && cd redundancy\n" if space else ""
+    where = "or run it locally" if space else "or run this copy anywhere else from its folder"
     return (
         "Times depend on the machine: after Load, the Search tab shows the time of the search you set up, "
         "measured on this machine, and updates it while it runs. On a free CPU Space the demo model's default "
         "search takes minutes; the DINOv2 samples take seconds; real SAM models on a CPU take hours for a full "
         "scan (use a GPU for those).\n\n**Duplicate this Space** (top right on the Hub) to get your own copy "
-        f"and hardware, or run it locally:\n\n```\n{clone}\npip install -r requirements.txt\npython app.py\n```\n"
+        f"and hardware, {where}:\n\n```\n{clone}pip install -r requirements.txt\npython app.py\n```\n"
         "Everything here is also a command: `python -m redundancy --help`.\n\n**On ZeroGPU hardware** encoding, "
         "search, sweep, comparison and apply each borrow a GPU for the time their work needs (at most 5 minutes a "
         "call); a bigger scope is refused with the command that runs it locally."

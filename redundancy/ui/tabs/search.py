@@ -474,8 +474,9 @@ def wire(ui: SimpleNamespace) -> None:
         estimate = search_estimate(ws, st.sources, st.targets, st.top_n, st.select, st.alphas, st.mode, *options)
         return {**dict(zip(settings_boxes, controls(ws))), ui.estimate: estimate}
 
-    restored = listen(ui.reconnected.then, restore, [ui.ws], [*settings_boxes, ui.estimate], api_visibility="private")
-    listen(restored.then, watch, [ui.ws], outputs, ui.status)
+    ui.reconnected = listen(ui.reconnected.then, restore, [ui.ws], [*settings_boxes, ui.estimate],
+                            api_visibility="private")  # fmt: skip
+    listen(ui.reconnected.then, watch, [ui.ws], outputs, ui.status)  # a branch: it follows a running search to its end
     ui.stop_btn.click(cancel, [ui.ws], [ui.status], queue=False)
     listen(ui.cv_btn.click(lambda: "cv", None, ui.select, queue=False).then, search_with_cv, inputs, outputs, ui.status)
     compare_out = [ui.compare_status, ui.compare_table, ui.compare_note, ui.compare_btn]

@@ -11,15 +11,22 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ... import bundled
 from ...data import load_image
 from ...data.images import MAX_ASPECT, MAX_PIXELS, MIN_SIDE
 from ...data.prompts import Prompt
+from ...data.synthetic import TARGET_DOMAINS
 from ...errors import DataError, RedundancyError
 from ...replace import pair_text
 from ..common import components, guard, listen, need
 
 POINT, BOX, NONE = "point (one click)", "box (two clicks: corners)", "no prompt"
 RESETS = ("your_base", "your_patched", "your_diff", "your_note")
+# three example images, one object each, from the first demo domain (what Load opens by default)
+EXAMPLES = [
+    str(sorted(folder.glob("*.jpg"))[0])
+    for folder in sorted((bundled.DOMAINS / TARGET_DOMAINS[0] / "Images").iterdir())
+][:3]
 
 
 def unread_upload(image: gr.Image) -> gr.Image:
@@ -70,20 +77,31 @@ def prompt_of(kind: str, clicks: list) -> Prompt | None:
     return None
 
 
-def marked(picture: np.ndarray, image_hw: tuple[int, int], prompt: Prompt | None) -> np.ndarray:
-    """The prompt drawn on a prediction picture (scaled from the image's size to the picture's)."""
-    if prompt is None:
+def marked(picture: np.ndarray, image_hw: tuple[int, int], prompt: Prompt | None, clicks: list = ()) -> np.ndarray:
+    """The prompt (and any clicks not yet making one: a box's first corner) drawn on a picture, scaled from the
+    image's size to the picture's."""
+    if prompt is None and not clicks:
         return picture
     out = Image.fromarray(picture)
     sx, sy = out.width / image_hw[1], out.height / image_hw[0]
     draw = ImageDraw.Draw(out)
-    if prompt.point:
-        x, y = prompt.point[0] * sx, prompt.point[1] * sy
-        draw.ellipse((x - 5, y - 5, x + 5, y + 5), outline=(40, 120, 255), width=3)
-    if prompt.box:
+    r = max(4, round(min(out.size) / 60))  # a mark that reads at any picture size
+    for x, y in [*clicks, *([prompt.point] if prompt and prompt.point else [])]:
+        x, y = x * sx, y * sy
+        draw.ellipse((x - r, y - r, x + r, y + r), outline=(40, 120, 255), width=max(2, r // 2))
+    if prompt is not None and prompt.box:
         x0, y0, x1, y1 = prompt.box
         draw.rectangle((x0 * sx, y0 * sy, x1 * sx, y1 * sy), outline=(40, 120, 255), width=3)
     return np.asarray(out)
+
+
+def with_clicks(image, kind: str, clicks: list):
+    """The visitor's image with the clicks its prompt uses drawn on it (the input shows what the model is asked)."""
+    if image is None:
+        return gr.update()
+    picture = read_image(image)
+    kept = clicks[-1:] if kind == POINT else clicks[-2:] if kind == BOX else []
+    return marked(picture, picture.shape[:2], None, kept)
 
 
 @guard
@@ -110,15 +128,28 @@ def predict(ws, image, kind, clicks):
 
 
 def click(ws, image, kind, clicks, evt: gr.SelectData):
-    """A click on the image adds a prompt point (a box keeps the last two) and predicts again."""
+    """A click on the image adds a prompt point (a box keeps the last two), draws it and predicts again."""
     clicks = ([*clicks, tuple(evt.index)])[-2:]
-    return (clicks, *predict(ws, image, kind, clicks))
+    return (clicks, with_clicks(image, kind, clicks), *predict(ws, image, kind, clicks))
 
 
-def clear(kind: str) -> tuple:
+def undo(ws, image, kind, clicks):
+    """Take the last click back, redraw and predict again (nothing left: the panes empty, as after Clear)."""
+    clicks = clicks[:-1]
+    if not clicks:
+        return clear(kind, image)
+    return (clicks, with_clicks(image, kind, clicks), *predict(ws, image, kind, clicks))
+
+
+def clear(kind: str, image=None) -> tuple:
     """Forget the clicks (a new prompt kind, or Clear): no stale point turns into a box's corner."""
     ask = {POINT: "Click the image: one point.", BOX: "Click the image: two corners of a box."}.get(kind, "")
-    return [], None, None, None, ask
+    return [], with_clicks(image, kind, []), None, None, None, ask
+
+
+def opened(ws, image, kind):
+    """A new image (uploaded, or an example): its own source and no clicks yet, predicted at once."""
+    return (image, [], *predict(ws, image, kind, []))
 
 
 def build() -> SimpleNamespace:
@@ -128,30 +159,42 @@ def build() -> SimpleNamespace:
         "replacement set (right). For segmentation, pick a prompt and click the image, as in the SAM demo."
     )
     with gr.Row():
+        # shows the image with its clicks drawn; the image itself (`your_src`) is what the model reads
         your_img = unread_upload(gr.Image(type="filepath", label="Your image (click it to prompt)",
                                           sources=["upload", "clipboard"], elem_id="your-img", height=320))  # fmt: skip
         with gr.Column():
             your_kind = gr.Radio([POINT, BOX, NONE], value=POINT, label="Prompt (segmentation)", elem_id="your-kind")
             with gr.Row():
                 your_btn = gr.Button("Predict", variant="primary", elem_id="your-btn")
+                your_undo = gr.Button("Undo click", elem_id="your-undo")
                 your_clear = gr.Button("Clear clicks", elem_id="your-clear")
             your_note = gr.Markdown(elem_id="your-note")
+            your_examples = gr.Examples(
+                EXAMPLES, [your_img], label="Or try an example (the demo domain's)", elem_id="your-examples"
+            )
     clicks = gr.State([])
+    your_src = gr.State(None)
     with gr.Row():
         your_base = gr.Image(label="As it is", interactive=False, height=300, buttons=[], elem_id="your-base")
         your_patched = gr.Image(label="With the found set", interactive=False, height=300, buttons=[],
                                 elem_id="your-patched")  # fmt: skip
         your_diff = gr.Image(label="What changed", interactive=False, height=300, buttons=[], elem_id="your-diff")
-    return components(locals())
+    ui = components(locals())
+    ui.your_examples = your_examples
+    return ui
 
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the tab's components to their handlers."""
     outputs = [ui.your_base, ui.your_patched, ui.your_diff, ui.your_note]
-    inputs = [ui.ws, ui.your_img, ui.your_kind, ui.clicks]
+    inputs = [ui.ws, ui.your_src, ui.your_kind, ui.clicks]
     listen(ui.your_btn.click, predict, inputs, outputs, ui.your_note)
-    listen(ui.your_img.select, click, inputs, [ui.clicks, *outputs], ui.your_note)
-    ui.your_img.upload(lambda: [], None, ui.clicks)  # a new image: its own clicks
+    listen(ui.your_img.select, click, inputs, [ui.clicks, ui.your_img, *outputs], ui.your_note)
+    listen(ui.your_undo.click, undo, inputs, [ui.clicks, ui.your_img, *outputs], ui.your_note)
     for event in (ui.your_kind.change, ui.your_clear.click):  # a point is not a box's first corner
-        event(clear, ui.your_kind, [ui.clicks, *outputs])
-    listen(ui.your_img.upload, predict, [ui.ws, ui.your_img, ui.your_kind, ui.clicks], outputs, ui.your_note)
+        event(clear, [ui.your_kind, ui.your_src], [ui.clicks, ui.your_img, *outputs])
+    ui.your_img.clear(lambda: (None, []), None, [ui.your_src, ui.clicks])  # no image: nothing to predict or click
+    opened_out = [ui.your_src, ui.clicks, *outputs]
+    listen(ui.your_img.upload, opened, [ui.ws, ui.your_img, ui.your_kind], opened_out, ui.your_note)
+    listen(ui.your_examples.load_input_event.then, opened, [ui.ws, ui.your_img, ui.your_kind], opened_out,
+           ui.your_note)  # fmt: skip
