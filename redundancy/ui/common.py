@@ -43,6 +43,9 @@ CSS = (
     " #title h1 {font-size:1.4em; margin:0} #title p {font-size:0.9em; margin:2px 0}"
     " .tab-container button, #tabs button[role=tab] {padding: 4px 5px !important; font-size: 12.5px !important}"
     " #hero-img img {max-height:230px}"
+    # the top N keeps every column (its verdict too) on a phone, in a smaller font, breaking only between words
+    " #top-table th, #top-table td {font-size:11px !important; padding:4px 3px !important}"
+    " #top-table th *, #top-table td * {word-break:normal !important; overflow-wrap:normal !important}"
     "}"
     ".out .label-clear-button {display: none}"  # files the app hands out: nothing for a user to remove
     # The paper's tables keep each value on one line and scroll sideways on a narrow screen (a phone squeezed

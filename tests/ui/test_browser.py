@@ -131,6 +131,11 @@ def test_4_scoped_search_fills_the_heatmap_live(loaded):
 
 def test_4b_compare_modes_reuses_the_search(searched):
     page = searched
+    from playwright.sync_api import expect
+
+    expect(page.locator("#candidates")).to_be_hidden()  # a mode's options show while it is chosen
+    page.get_by_label("taylor", exact=True).check()
+    expect(page.locator("#halving_keep")).to_be_hidden()
     fill(page, "candidates", "24")
     page.get_by_text("Compare search modes on this scope").click()
     page.locator("#compare-btn").click()

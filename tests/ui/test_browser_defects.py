@@ -30,6 +30,24 @@ from .browser import (
 WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 PILL = "[data-testid=status-tracker] .error"  # Gradio's red "Error" badge over an output
 pytestmark = [needs_chromium, pytest.mark.browser]
+# The words of a table's cells that show broken over two lines or past their cell's edge (a number cut in two)
+CUT_WORDS = """where => {
+  const bad = [];
+  for (const cell of document.querySelectorAll(`${where} th, ${where} td`)) {
+    const edge = cell.getBoundingClientRect(), walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      if (!node.parentElement.checkVisibility({opacityProperty: true, visibilityProperty: true})) continue;
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const r = document.createRange();
+        r.setStart(node, m.index);
+        r.setEnd(node, m.index + m[0].length);
+        const rects = [...r.getClientRects()];
+        if (rects.length > 1 || rects.some(x => x.right > edge.right + 1 || x.left < edge.left - 1)) bad.push(m[0]);
+      }
+    }
+  }
+  return bad;
+}"""
 
 
 @pytest.fixture(params=list(WIDTHS))
@@ -125,6 +143,11 @@ def test_5_every_number_gets_a_verdict_in_words_with_the_figures_on_hover(page):
     assert "resampling the objects" in best  # what a group is, named (objects in the PerSeg layout)
     table = text(page, "top-table")
     assert any(w in table for w in words)
+    # every column shows (the verdict too, on a phone) and no cell's words are cut or broken inside a number
+    box = page.locator("#top-table table").bounding_box()
+    assert box["x"] + box["width"] <= page.viewport_size["width"] + 1
+    assert not page.evaluate(CUT_WORDS, "#top-table"), page.evaluate(CUT_WORDS, "#top-table")
+    assert "verdict" in page.locator("#top-table th").all_inner_texts()[3]
 
 
 def test_6_a_reload_restores_the_controls_and_the_tab(page):

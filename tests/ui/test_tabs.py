@@ -221,6 +221,8 @@ def test_every_mode_option_has_a_control_and_reaches_the_settings():
     assert search.option_values(values, ("halving",)) == {"halving_keep": 0.5}
     st = search.settings_from(3, None, "auto", "auto", "halving", options=search.option_values(values, ("halving",)))
     assert st.option("halving_keep") == 0.5 and st.option("halving_start") == 2  # its default
+    shown = [u["visible"] for u in search.shown_options("taylor")]
+    assert shown == [mode == "taylor" for mode, _ in mode_options()]  # a mode's own controls, the others hidden
 
 
 def test_a_tab_cannot_take_a_name_another_tab_has():

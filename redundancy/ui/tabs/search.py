@@ -50,6 +50,11 @@ RESETS = (
 )  # fmt: skip  (what a new Load empties)
 
 
+def shown_options(mode: str) -> list:
+    """The option controls of `mode` shown, every other mode's hidden (their values kept)."""
+    return [gr.update(visible=owner == mode) for owner, _ in MODE_OPTIONS]
+
+
 def screening_modes() -> list[str]:
     """The registered modes that screen (score only promising pairs exactly), in registry order."""
     return [name for name, mode in MODES.items() if not mode.exact]
@@ -343,16 +348,17 @@ def build() -> SimpleNamespace:
                 "folds of the search set (mode exact); greedy grows the set from the top 4N pairs",
                 elem_id="select",
             )
-        with gr.Row():  # each mode's own options, built from its registration (the CLI's flags are too)
-            option_boxes = tuple(
+        with gr.Row():  # each mode's own options, built from its registration (the CLI's flags are too), shown
+            option_boxes = tuple(  # while their mode is chosen (the comparison reads every mode's as set)
                 gr.Number(
                     option.default,
                     precision=0 if option.kind is int else None,
                     label=option.title,
                     elem_id=option.name,
                     min_width=160,
+                    visible=owner == DEFAULT_MODE,
                 )
-                for _, option in MODE_OPTIONS
+                for owner, option in MODE_OPTIONS
             )
         alphas = gr.Textbox(
             "",
@@ -368,6 +374,7 @@ def build() -> SimpleNamespace:
         label="Top N (channel i takes channel j's values)",
         elem_id="top-table",
         wrap=True,
+        column_widths=["6%", "15%", "29%", "21%", "29%"],  # each column's longest word fits a phone's width
     )
     gr.Markdown(
         "gain: the search metric's change on the search set when channel i takes channel j's values "
@@ -382,7 +389,8 @@ def build() -> SimpleNamespace:
     cv_btn = gr.Button("Run again, the set chosen by cross-validation", visible=False, elem_id="cv-btn")
     with gr.Accordion("Compare search modes on this scope", open=False):
         gr.Markdown(
-            f"Runs {' and '.join(screening_modes())} on the pairs above and measures each against the exact scan: "
+            f"Runs {' and '.join(screening_modes())} on the pairs above, each with its options as set above (choose "
+            "a mode to see them), and measures each against the exact scan: "
             "how much of the exact top N it finds, how well its screening ranks pairs, the best-set "
             "score a user of that mode gets, and its time. A finished exact search on the same pairs "
             "is reused. CLI: `python -m redundancy compare`."
@@ -452,6 +460,7 @@ def search_inputs(ui: SimpleNamespace) -> list:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Search tab's components to their handlers."""
+    ui.mode.change(shown_options, ui.mode, list(ui.option_boxes), queue=False)
     scope = [ui.ws, ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas, ui.mode, *ui.option_boxes]
     for box in scope[1:]:
         box.change(search_estimate, scope, [ui.estimate])
