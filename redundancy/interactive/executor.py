@@ -49,7 +49,7 @@ class LocalExecutor:
         return compare_search_modes(session, settings, exact, callbacks, cancel, rows=rows)
 
     def apply(self, session, replacements, data, out, metric, rows) -> ApplyResult:
-        options = replace(ApplyOptions.of_session(session, metric), rows=rows)
+        options = replace(ApplyOptions.of_session(session, metric, data == session.dataset.root), rows=rows)
         return apply_pairs(session.backend, replacements, data, out, options, session.cache, out / "_data")
 
     def seconds(self, session, cost: SearchCost) -> float | None:

@@ -249,7 +249,7 @@ def apply_task(job: GpuJob, replacements: dict, data: str, out: str, metric: str
 
     def work(cb: Callbacks, cancel: threading.Event, emit: Callable):
         s = _session(job)
-        options = replace(ApplyOptions.of_session(s, metric), rows=job.cfg.rows)
+        options = replace(ApplyOptions.of_session(s, metric, Path(data) == s.dataset.root), rows=job.cfg.rows)
         return apply_pairs(s.backend, replacements, Path(data), Path(out), options, s.cache, Path(out) / "_data"), {}
 
     yield from _stream(work)

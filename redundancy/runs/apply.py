@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import load_image, open_dataset
 from ..engine import SavedHead, Session
-from ..engine.evalset import EvalSet
+from ..engine.evalset import EvalSet, subset
 from ..engine.evaluator import Evaluator
 from ..engine.features import FeatureCache
 from ..engine.session import load_saved_head
@@ -18,8 +18,8 @@ from ..io import ensure_folder, write_json
 from ..models import Backend, build_backend
 from ..models.layers import at_block, output_backend
 from ..replace import check_block, parse_replacements, set_map
-from ..tasks import SEGMENT, get_task
-from ..tasks.base import TASKS
+from ..tasks import SEGMENT, Stats, get_task
+from ..tasks.base import TASKS, Metric
 from .rundir import RunDir
 from .writers import read_run, write_files
 
@@ -44,6 +44,7 @@ class ApplyOptions:
     rows: int | None = None  # decoder rows per call (None: the device default)
     classes: tuple[str, ...] = ()  # classify: the run's classes, in label order
     metric: str | None = None  # the score to report (None: the task's first)
+    seen: tuple[str, ...] = ()  # images the set was found on (the loaded search set): scored apart from the rest
 
     @classmethod
     def of_run(cls, config: dict, protocol: str | None = None) -> ApplyOptions:
@@ -57,10 +58,12 @@ class ApplyOptions:
         )  # fmt: skip
 
     @classmethod
-    def of_session(cls, session: Session, metric: str | None = None) -> ApplyOptions:
-        """A live session's options (the app): its task, mask choice, batch size and classes; no prompts."""
+    def of_session(cls, session: Session, metric: str | None = None, own_data: bool = False) -> ApplyOptions:
+        """A live session's options (the app): its task, mask choice, batch size and classes; no prompts. On the
+        session's own data (`own_data`) its search images are scored apart from the others."""
         cfg = session.cfg
-        return cls(session.task.name, "none", cfg.mask_choice, None, cfg.rows, session.dataset.classes, metric)
+        seen = tuple(s.name for s in session.search_set.samples) if own_data else ()
+        return cls(session.task.name, "none", cfg.mask_choice, None, cfg.rows, session.dataset.classes, metric, seen)
 
 
 @dataclass
@@ -76,6 +79,7 @@ class ApplyResult:
     metric_label: str
     digits: int = 2  # decimals its scores are shown with (`Metric.digits`)
     previews: list = field(default_factory=list)  # (picture, caption) of the first images: baseline, then patched
+    split: dict = field(default_factory=dict)  # "search" / "other": (images, baseline, patched), scored apart
 
     def score_text(self) -> str | None:
         """'mIoU 41.67 -> 45.12 (+3.45) with 1 pair', or None where the images had no targets to score against."""
@@ -202,12 +206,14 @@ def apply_pairs(
     files = task.prediction_files(evalset.names, images, patched, baseline, options.classes)
     zip_path = write_files(Path(out), files)
     base = after = per_image = None
+    split: dict = {}
     m = task.metric(options.metric)
     if all(t is not None for t in evalset.targets):
         stats = ev.set_stats([[], pairs])
         score, _ = ev.summarize(stats, m.name)
         base, after = m.value(float(score[0])), m.value(float(score[1]))
         per_image = task.per_group(stats, np.arange(len(images)), len(images), m.name)  # (2, B): each image alone
+        split = split_scores(evalset, stats, options.seen, m)
     previews = []
     for k in range(min(PREVIEWS, len(images))):
         target = task.load_target(dataset.samples[k])
@@ -228,6 +234,23 @@ def apply_pairs(
             "metric": m.name,  # the scores' metric, as in the run files
             "baseline_score": base,
             "patched_score": after,
+            **({"split": split} if split else {}),
         },
     )
-    return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label, m.digits, previews)
+    return ApplyResult(len(images), zip_path, base, after, pairs, m.name, m.label, m.digits, previews, split)
+
+
+def split_scores(evalset: EvalSet, stats: Stats, seen: tuple[str, ...], m: Metric) -> dict:
+    """{"search": (n, baseline, patched), "other": ...}: the scores (as a user reads them) on the images the set
+    was found on and on the rest, each pooled as the whole is (per object where the protocol says so); {} unless
+    both parts have images."""
+    found = np.isin(evalset.names, list(seen))
+    if not found.any() or found.all():
+        return {}
+    out = {}
+    for part, keep in (("search", found), ("other", ~found)):
+        idx = np.flatnonzero(keep).tolist()
+        sub = subset(evalset, idx)
+        score, _ = evalset.task.reduce(Stats(stats.values[:, idx]), sub.groups, None, m.name)
+        out[part] = (len(idx), m.value(float(score[0])), m.value(float(score[1])))
+    return out

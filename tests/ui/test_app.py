@@ -112,7 +112,9 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
     repl = next(f for f in files if f.endswith("replacements.json"))
     msg, previews, zip_path = results.apply_uploaded(ws, repl, None)
     assert "32 images" in msg and "mIoU" in msg and len(previews) == 12 and "mIoU" in previews[1][1]
-    assert f"include the {len(ws.session.search_set)} search images" in msg and "optimistic" in msg  # said, not hidden
+    n_search = len(ws.session.search_set)  # the search images scored apart from the rest: said, not hidden
+    assert f"On the {n_search} search images" in msg and "optimistic" in msg
+    assert f"On the other {32 - n_search} images" in msg and "the number for new images" in msg
     with zipfile.ZipFile(zip_path) as zf:
         assert len([n for n in zf.namelist() if n.startswith("masks/")]) == 32
     previews, fig_zip, _ = figures.make_figures(ws, ["png", "svg"])

@@ -106,7 +106,15 @@ def apply_uploaded(ws, repl_file, images_zip):
     score = res.score_text()
     what = f"Applied {n} pair{'' if n == 1 else 's'} to {res.images} images" + (f": {score}" if score else "")
     caveat = ""
-    if images_zip is None and score:  # the loaded dataset: the search set's images are among them
+    if res.split:  # the loaded dataset: its search images scored apart, the set having been chosen on them
+        d = res.digits
+        (n_s, b_s, p_s), (n_o, b_o, p_o) = res.split["search"], res.split["other"]
+        caveat = (
+            f" On the {n_s} search images: {b_s:.{d}f} -> {p_s:.{d}f} ({p_s - b_s:+.{d}f}; optimistic, the set was "
+            f"chosen on them). On the other {n_o} images: {b_o:.{d}f} -> {p_o:.{d}f} ({p_o - b_o:+.{d}f}): the "
+            "number for new images."
+        )
+    elif images_zip is None and score:  # the loaded dataset, all of it searched (or none: another model's set)
         caveat = (
             f" These images include the {len(s.search_set)} search images: where this set was found on them, part "
             "of the gain is the search's own choice (optimistic). The held-out check (Search, Results) is the number "
