@@ -92,7 +92,7 @@ def test_gpu_suite_runs_every_step_at_test_size_and_reports_each(tmp_path):
 def test_estimates_benchmark_times_what_the_app_estimates(capsys):
     from benchmarks import estimates
 
-    rows = estimates.measure(2, ("search", "sweep"))
-    assert [r["job"] for r in rows] == ["search", "sweep"]
+    rows = estimates.measure(2, ("search", "quick", "sweep"))
+    assert [r["job"] for r in rows] == ["search", "quick", "sweep"] and len(rows[1]["heldout"]) == 2
     assert all(r["estimate_s"] > 0 and r["measured_s"] > 0 and r["ratio"] > 0 for r in rows)
     assert "measured / estimate" in capsys.readouterr().out
