@@ -43,16 +43,8 @@ QUICK = SearchSettings(top_n=4, sources="every:16", targets="every:8")
 # SEARCH_INPUTS: a new mode's options appear here without an edit to this tab.
 MODE_OPTIONS = mode_options()
 
-RESETS = (
-    "status",
-    "heatmap",
-    "top_table",
-    "combo_plot",
-    "best_md",
-    "compare_status",
-    "compare_table",
-    "compare_note",
-)  # fmt: skip  (what a new Load empties)
+# what a new Load empties
+RESETS = ("status", "heatmap", "top_table", "combo_plot", "best_md", "compare_status", "compare_table", "compare_note")
 
 
 def shown_options(mode: str) -> list:
@@ -418,6 +410,7 @@ def build() -> SimpleNamespace:
 
 
 SEARCH_INPUTS = ("top_n", "metric", "sources", "targets", "rows", "mode", "select", "alphas")  # then the options
+# `search_view`'s outputs, in order
 SEARCH_OUTPUTS = (
     "heatmap",
     "status",
@@ -428,7 +421,7 @@ SEARCH_OUTPUTS = (
     "start_btn",
     "stop_btn",
     "cv_btn",
-)  # fmt: skip  (`search_view`'s, in order)
+)
 
 
 def task_metric(ws: Workspace | None):
