@@ -73,12 +73,18 @@ class EvalSet:
         return cls(names, encoded[FEATURES], context, metas, targets, groups, n_groups, task, found.hits, found.misses)
 
 
+def subset_groups(groups: np.ndarray, idx: list[int]) -> np.ndarray:
+    """The metric groups (B,) of the images `idx`, renumbered 0.. in order (-1, not evaluated, kept)."""
+    kept = groups[idx]
+    _, renumbered = np.unique(kept[kept >= 0], return_inverse=True)
+    out = np.full(len(idx), -1)
+    out[kept >= 0] = renumbered
+    return out
+
+
 def subset(evalset: EvalSet, idx: list[int]) -> EvalSet:
     """The same images' features, context and GT restricted to `idx` (groups renumbered, -1 kept)."""
-    kept = evalset.groups[idx]
-    _, renumbered = np.unique(kept[kept >= 0], return_inverse=True)
-    groups = np.full(len(idx), -1)
-    groups[kept >= 0] = renumbered
+    groups = subset_groups(evalset.groups, idx)
     return EvalSet(
         [evalset.names[i] for i in idx],
         evalset.feats[idx],

@@ -54,6 +54,11 @@ class DecodeContext:
 FEATURES = "features"  # the key of the replaced tensor in `Backend.encode`'s output
 
 
+def extras_of(encoded: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An encoder's outputs besides the replaced features: what a decode context carries as its `extras`."""
+    return {k: v for k, v in encoded.items() if k != FEATURES}
+
+
 class FamilyHooks(Protocol):
     """What a backend and the encoder split ask of their family (`_registry.Family` implements it)."""
 
@@ -120,7 +125,7 @@ class Backend(ABC):
         embeddings and its mask choice (`prompted.py`); a model that takes no prompts refuses any and has no choice."""
         if any(p.box or p.point for p in prompts):
             raise ModelError(f"{self.name} takes no prompts: use prompt none.")
-        return DecodeContext(extras={k: v for k, v in encoded.items() if k != FEATURES})
+        return DecodeContext(extras=extras_of(encoded))
 
     @abstractmethod
     def decode(self, feats: torch.Tensor, context: DecodeContext, reference: bool = False) -> torch.Tensor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..data.prompts import Prompt
-from .base import FEATURES, Backend, DecodeContext, ImageMeta
+from .base import Backend, DecodeContext, ImageMeta, extras_of
 
 MASK_CHOICES = ("single", "best")
 ALL_MASKS = "all"  # decode every mask token's output (V, M, h', w'): training, not a user choice
@@ -55,8 +55,7 @@ class PromptedBackend(Backend):
         mask_choice: str = "single",
     ) -> PromptContext:
         """Prompt embeddings, the mask choice and the encoder's extra outputs for B encoded images."""
-        extras = {k: v for k, v in encoded.items() if k != FEATURES}
-        return replace(self.embed_prompts(prompts, metas), choice=mask_choice, extras=extras)
+        return replace(self.embed_prompts(prompts, metas), choice=mask_choice, extras=extras_of(encoded))
 
     def batch_context(self, context: DecodeContext) -> DecodeContext:
         return channels_last(context)

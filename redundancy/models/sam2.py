@@ -29,7 +29,7 @@ from ..replace import ReplacementPatch, apply_map
 from ..tasks import SEGMENT
 from ._registry import Family, ModelSpec, register, register_family
 from ._weights import WeightsInfo
-from .base import FEATURES, DecodeContext, FamilyHooks, ImageMeta
+from .base import FEATURES, DecodeContext, FamilyHooks, ImageMeta, extras_of
 from .decoder import predict_masks, to_subpixel
 from .layers import BlockBackend, remap_channels_last
 from .prompted import ALL_MASKS, PromptContext, PromptedBackend, channels_last
@@ -250,7 +250,7 @@ class HieraBlocks(BlockBackend):
 
     def decode(self, feats: torch.Tensor, context: DecodeContext, reference: bool = False) -> torch.Tensor:
         out = self.rest(feats, context.extras)
-        ctx = replace(context, extras={k: v for k, v in out.items() if k != FEATURES})
+        ctx = replace(context, extras=extras_of(out))
         ctx = ctx if reference else self.base.batch_context(ctx)  # the batched decoder's skip layout
         return self.base.decode(out[FEATURES], ctx, reference)
 

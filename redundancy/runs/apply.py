@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import load_image, open_dataset
 from ..engine import SavedHead, Session
-from ..engine.evalset import EvalSet, subset
+from ..engine.evalset import EvalSet, subset_groups
 from ..engine.evaluator import Evaluator
 from ..engine.features import FeatureCache
 from ..engine.session import load_saved_head
@@ -249,8 +249,8 @@ def split_scores(evalset: EvalSet, stats: Stats, seen: tuple[str, ...], m: Metri
         return {}
     out = {}
     for part, keep in (("search", found), ("other", ~found)):
-        idx = np.flatnonzero(keep).tolist()
-        sub = subset(evalset, idx)
-        score, _ = evalset.task.reduce(Stats(stats.values[:, idx]), sub.groups, None, m.name)
+        idx = np.flatnonzero(keep).tolist()  # the groups alone: no copy of the part's features is needed
+        groups = subset_groups(evalset.groups, idx)
+        score, _ = evalset.task.reduce(Stats(stats.values[:, idx]), groups, None, m.name)
         out[part] = (len(idx), m.value(float(score[0])), m.value(float(score[1])))
     return out
