@@ -11,6 +11,7 @@ replacement and is written as the plain pair (i, j). A soft set is the map plus 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from .errors import ReplacementError
 
 EDIT_KINDS = ("zero", "swap", "replace", "scale")
 MAX_SCALE = 10.0  # scale edits: s in [0, MAX_SCALE]
+LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")  # a layer given as a submodule's dotted name
 
 
 @dataclass(frozen=True)
@@ -326,25 +328,27 @@ def parse_replacements(data: object, source: str, model: str | None = None, chan
     return validate_pairs(pairs, channels or 10**9)
 
 
-def recorded_layer(data: dict, source: str) -> int | None:
-    """The encoder block a decoded replacements.json records (None: the encoder output); one line for an odd value."""
+def recorded_layer(data: dict, source: str) -> int | str | None:
+    """The layer a decoded replacements.json records (None: the encoder output; an encoder block, or a timm model's
+    stage or module name); one line for an odd value."""
     layer = data.get("layer")
-    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 0):
+    odd = isinstance(layer, bool) or not isinstance(layer, (int, str)) or (isinstance(layer, int) and layer < 0)
+    if layer is not None and (odd or (isinstance(layer, str) and not LAYER_NAME.fullmatch(layer))):
         raise ReplacementError(
-            f"{source} records encoder block {json.dumps(layer)}, which is not a block number (0, 1, ...); "
-            "use the replacements.json a search wrote."
+            f"{source} records layer {json.dumps(layer)}, which is neither a block number (0, 1, ...) nor a module "
+            "name; use the replacements.json a search wrote."
         )
     return layer
 
 
-def check_block(data: dict, source: str, layer: int | None) -> None:
+def check_block(data: dict, source: str, layer: int | str | None) -> None:
     """Refuse a set found at another encoder block than the one it would be applied at (`layer`; None: the encoder
     output): the same channel numbers name other features there."""
     found = recorded_layer(data, source)
     if found != layer:
 
-        def where(k: int | None) -> str:
-            return "the encoder output" if k is None else f"encoder block {k}"
+        def where(k: int | str | None) -> str:
+            return "the encoder output" if k is None else f"encoder block {k}" if isinstance(k, int) else f"module {k}"
 
         raise ReplacementError(
             f"{source} was found at {where(found)}, but this model replaces at {where(layer)}, where its channel "

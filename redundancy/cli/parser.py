@@ -103,6 +103,11 @@ def _add_device(p: argparse.ArgumentParser) -> None:
     )
 
 
+def layer_arg(text: str) -> int | str:
+    """--layer as a block / stage index (digits) or a module name."""
+    return int(text) if text.isdigit() else text
+
+
 def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     p.add_argument(
         "--model",
@@ -142,10 +147,11 @@ def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     p.add_argument("--head-images", type=int, help="images in that head split (default: a third of the data)")
     p.add_argument(
         "--layer",
-        type=int,
+        type=layer_arg,
         help="replace channels at the output of this encoder block (0-based; SAM's ViT, DINOv2's ViT, SAM2's Hiera "
-        "trunk; its width, e.g. 768 for SAM ViT-B) and re-run the blocks after it per candidate; default: the "
-        "encoder output, as the paper",
+        "trunk; its width, e.g. 768 for SAM ViT-B) and re-run the blocks after it per candidate; for timm:/module "
+        "models a stage index of timm's feature_info or a module name (layer3, stages.2), whose output the head "
+        "then reads; default: the encoder output, as the paper",
     )
     p.add_argument(
         "--search-images", type=int, default=50, help="images the pairs are scored on (the search set; paper: 50)"

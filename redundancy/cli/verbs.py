@@ -113,7 +113,7 @@ def _describe(session: Session, say: Callable[[str], None], extra: str = "") -> 
         f"data {session.dataset.root} ({session.dataset.layout}, {len(session.dataset)} images): {head}search set "
         f"{len(session.search_set)}, held-out {len(session.heldout_set)}, protocol {session.protocol}"
     )
-    if session.task.needs_head:
+    if session.needs_head:
         say(f"head: {session.cfg.head or 'fitted on the head split when the search set is first encoded'}")
     for w in session.dataset.warnings:
         say(f"warning: {w}")

@@ -97,15 +97,17 @@ class Session:
         self.protocol = cfg.protocol or dataset.default_protocol
         if not self.task.takes_prompts and (cfg.prompt != "none" or self.protocol not in self.task.protocols):
             raise ConfigError(f"the {self.task.name} task takes prompt none and protocol image; drop those settings.")
-        if not self.task.needs_head and (cfg.head or head):
-            raise ConfigError(f"the {self.task.name} task uses the model's own decoder; drop the head file.")
+        if backend.fits_heads and cfg.prompt != "none":
+            raise ConfigError(f"{backend.name} is scored by a fitted head, which takes no prompts; use prompt none.")
+        if not self.needs_head and (cfg.head or head):
+            raise ConfigError(f"{backend.name} scores {self.task.name} with its own decoder; drop the head file.")
         if cfg.head and cfg.head_images:
             raise ConfigError("head images split the data to fit a head, but a head file is given; drop one.")
         self._saved_head = head or (SavedHead(Path(cfg.head)) if cfg.head else None)
         self.head_set: Dataset | None = None  # images the head is fitted on: never searched, never held out
         self.head: HeadInfo | None = None  # set once, before anything decodes
         rest = dataset
-        if self.task.needs_head and not cfg.head:  # a run's saved head (`head`) scores on the run's own split
+        if self.needs_head and not cfg.head:  # a run's saved head (`head`) scores on the run's own split
             self.head_set, rest = split(dataset, cfg.head_images or max(1, len(dataset) // 3), cfg.seed, "head")
         self.search_set, rest = split(rest, cfg.search_images, cfg.seed)
         n_held = len(rest) if cfg.heldout_images is None else min(cfg.heldout_images, len(rest))
@@ -116,6 +118,11 @@ class Session:
         self.encode_seconds: dict[str, float] = {}  # per image set: encoding (or cache reads) when first built
         self.encoded_images: dict[str, int] = {}  # per image set: images the encoder ran on (not in the cache)
         self._probe_encode_s: float | None = None  # one image timed through the encoder when none was encoded
+
+    @property
+    def needs_head(self) -> bool:
+        """Whether a head is fitted or loaded on the encoder output (False: the model's own decoder scores)."""
+        return self.backend.fits_heads
 
     @classmethod
     def open(
@@ -216,7 +223,7 @@ class Session:
         """Classify / depth: load the head file, or fit the head on the head split (encoded through the cache);
         attached to the backend once, before the first decode."""
         with self._head_lock:
-            if not self.task.needs_head or self.head is not None:
+            if not self.needs_head or self.head is not None:
                 return
             encoder = output_backend(self.backend)  # the head reads the encoder output, wherever the search replaces
             saved = self._saved_head
@@ -242,7 +249,7 @@ class Session:
     def head_state(self) -> dict[str, torch.Tensor] | None:
         """The head's tensors as head.pt saves them (None: the task uses the model's own decoder)."""
         self.ensure_head()
-        if not self.task.needs_head:
+        if not self.needs_head:
             return None
         assert self.backend.head is not None, "ensure_head attached it"
         return self.backend.head.state()
@@ -292,7 +299,7 @@ class Session:
         }
         if self.cfg.layer is not None:  # channels are the encoder block's width; `patch` and `apply` read it
             header["layer"] = self.cfg.layer
-        if self.task.needs_head:
+        if self.needs_head:
             header["head"] = self.head.to_dict() if self.head else None
         if self.dataset.classes:
             header["classes"] = list(self.dataset.classes)

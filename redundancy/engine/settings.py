@@ -11,6 +11,7 @@ import torch
 from ..data.prompts import PROMPT_MODES
 from ..errors import ConfigError, ReplacementError, RunError
 from ..models.prompted import MASK_CHOICES
+from ..replace import LAYER_NAME
 from ..tasks import LOSS, PROTOCOLS, all_metrics, task_names
 from .evaluator import PRECISIONS, check_rows
 from .screening import DEFAULT_MODE, MODES, SearchMode, option_spec
@@ -22,6 +23,16 @@ CPU_AUTO_STRIDE = 8  # on CPU, `auto` scores every 8th channel (32 of 256): minu
 def _choice(name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
         raise ConfigError(f"unknown {name} '{value}'; use one of {', '.join(map(str, allowed))}.")
+
+
+def check_layer(layer: object) -> None:
+    """A layer is an encoder block / stage index (0, 1, ...) or a submodule's dotted name (timm and module models)."""
+    if layer is None or (isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0):
+        return
+    if not isinstance(layer, str) or not LAYER_NAME.fullmatch(layer):
+        raise ConfigError(
+            f"layer must be an encoder block index (0, 1, ...) or a module name (layer4, stages.3), got {layer!r}."
+        )
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class SessionConfig:
     task: str | None = None  # a task name (segment, classify, depth); None: the data's (and the model's) task
     head: str | None = None  # classify / depth: a head state dict (weight, bias); None: fit one on a head split
     head_images: int | None = None  # images of that head split; None: a third of the data
-    layer: int | None = None  # replace at the output of this encoder block (None: the encoder output)
+    layer: int | str | None = None  # replace at this encoder block / stage, or named module (None: encoder output)
 
     def __post_init__(self) -> None:
         self.check()  # frozen and checked when made: an unusable session config never exists
@@ -78,10 +89,7 @@ class SessionConfig:
             _choice("protocol", self.protocol, PROTOCOLS)
         if self.task is not None:
             _choice("task", self.task, task_names())
-        if self.layer is not None and (
-            isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0
-        ):
-            raise ConfigError(f"layer must be an encoder block index (0, 1, ...), got {self.layer!r}.")
+        check_layer(self.layer)
         if self.head_images is not None and self.head_images < 1:
             raise ConfigError(f"head images must be at least 1 (got {self.head_images}).")
         if self.search_images < 1:

@@ -41,7 +41,9 @@ def build_backend(
         raise WeightsError("random weights and a checkpoint file exclude each other; pick one.")
     if not 0 <= seed < 2**63:
         raise WeightsError(f"seed {seed} is out of range; use a whole number from 0 to 2**63 - 1.")
-    loaded = None if random_init else _read_weights(spec, checkpoint, progress)
+    if spec.own_weights and (random_init or checkpoint):
+        raise WeightsError(f"{name} is a module given from Python: it keeps its own weights; drop the weights choice.")
+    loaded = None if random_init or spec.own_weights else _read_weights(spec, checkpoint, progress)
     build = spec.build
     if loaded is not None:
         state, sized, sized_name = family.read(loaded.state)  # a file that says its own size is built at it
@@ -52,7 +54,10 @@ def build_backend(
     with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build()
-    info = W.WeightsInfo("random", seed=seed) if loaded is None else _load_into(spec, model, loaded)
+    if spec.own_weights:
+        info = W.WeightsInfo("module", sha256=W.state_sha256(model, name))
+    else:
+        info = W.WeightsInfo("random", seed=seed) if loaded is None else _load_into(spec, model, loaded)
     if finetuned:
         path, hub = W.hub_fetch(finetuned, progress) if W.is_hub(finetuned) else (Path(finetuned), None)
         report = apply_finetuned(model, path, name, convert=family.finetune_converter(path))
@@ -77,10 +82,10 @@ def _read_weights(spec: ModelSpec, checkpoint: str | Path | None, progress: bool
     kind, hub = "checkpoint", None
     if checkpoint is None and spec.shipped is not None:
         checkpoint, kind = spec.shipped, "demo"
-    elif checkpoint == HUB_SOURCE or (checkpoint is None and spec.hub and W.prefer_hub(spec.hub)):
+    elif checkpoint == HUB_SOURCE or (checkpoint is None and spec.hub and (not spec.url or W.prefer_hub(spec.hub))):
         if not spec.hub:
             raise WeightsError(f"{spec.name} has no Hub copy in the registry; pass hf://OWNER/REPO/FILE or a file.")
-        checkpoint, hub = W.hub_fetch(W.HUB_SCHEME + spec.hub, progress)
+        checkpoint, hub = W.hub_fetch(W.HUB_SCHEME + spec.hub, progress, offline_fix(spec))
     elif checkpoint is None:
         if spec.url is None:
             raise WeightsError(f"{spec.name} has no official checkpoint; use random weights or a checkpoint file.")

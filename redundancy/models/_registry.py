@@ -15,12 +15,12 @@ from typing import Any, ClassVar, Protocol
 import torch
 
 from ..bundled import DEMO_DIR
-from ..errors import ModelError
-from ..registry import Registry
+from ..errors import ConfigError, ModelError
+from ..registry import Registry, UnknownName
 from ..replace import ReplacementPatch
 from ._weights import DEMO_LABEL, WeightsInfo
 from .base import Backend
-from .layers import BlockBackend
+from .layers import BlockBackend, patchable_blocks
 
 HUB_SOURCE = "hub"  # --checkpoint hub: the registry's Hugging Face Hub copy of the official weights
 DEMO_MANIFEST = "models.json"  # in DEMO_DIR: each shipped demo checkpoint's file, sha256, base and training record
@@ -42,6 +42,7 @@ class ModelSpec:
     hub: str | None = None  # the same weights' Hugging Face Hub repository (another source, its own format)
     test_size: bool = False  # small enough to build with random weights in a test (the contract test runs it)
     weights_note: str | None = None  # a shipped demo model's label: what its weights are (and are not)
+    own_weights: bool = False  # a module given from Python: its weights are the ones it has (nothing is loaded)
 
 
 class BackendMaker(Protocol):
@@ -111,6 +112,34 @@ class Family(ABC):
         assert blocks is not None, "callers check the model's blocks first (layers.patchable_blocks)"
         return ReplacementPatch(blocks[block], pairs, self.block_width(blocks, block), remap=self.block_remap)
 
+    def splits_at(self, layer: int | str | None) -> bool:
+        """Whether `split` takes this kind of layer (here: an encoder block's index)."""
+        return not isinstance(layer, str)
+
+    def split(self, backend: Backend, layer: int | str) -> Backend:
+        """`backend` replacing at `layer` instead of its encoder output: here, after encoder block `layer`, with the
+        blocks after it re-run per candidate (`layers.py`); a family without such blocks says how it splits."""
+        blocks = self.blocks(backend.model)
+        if blocks is None or not isinstance(layer, int):
+            raise ConfigError(
+                f"{backend.name} splits only at encoder blocks (0, 1, ...), not at {layer!r}; leave the layer unset "
+                "for the encoder output."
+                if blocks is not None
+                else f"replacement inside the encoder (a layer) is not available for {backend.name}'s encoder; leave "
+                "the layer unset."
+            )
+        return self.block_backend(backend, layer, blocks)
+
+    def layer_channels(self, model: torch.nn.Module, layer: int | str) -> int:
+        """Channels of the tensor a set found at `layer` edits, in a user's model (for reading its file)."""
+        blocks = patchable_blocks(self, model, layer)
+        return self.block_width(blocks, layer)  # type: ignore[arg-type]
+
+    def layer_patch(self, model: torch.nn.Module, pairs: list[tuple], layer: int | str) -> ReplacementPatch:
+        """A live patch of a set found at `layer` on a user's model."""
+        patchable_blocks(self, model, layer)
+        return self.block_patch(model, pairs, layer)  # type: ignore[arg-type]
+
     @staticmethod
     @abstractmethod
     def block_remap(output, f):
@@ -119,6 +148,24 @@ class Family(ABC):
 
 REGISTRY: Registry[ModelSpec] = Registry("model")
 FAMILIES: Registry[Family] = Registry("model family")
+# "prefix:" -> the spec of "prefix:NAME" (timm:, module:): models named on demand, not listed in REGISTRY
+RESOLVERS: dict[str, Callable[[str], ModelSpec]] = {}
+_RESOLVED: dict[str, ModelSpec] = {}
+
+
+def register_resolver(prefix: str, resolve: Callable[[str], ModelSpec]) -> None:
+    """Make every model named `prefix` + NAME resolvable (`resolve` raises a one-line error for an unknown NAME)."""
+    if prefix in RESOLVERS:
+        raise ValueError(f"model prefix '{prefix}' is registered twice")
+    RESOLVERS[prefix] = resolve
+
+
+def remember(spec: ModelSpec) -> ModelSpec:
+    """Keep a resolved (or given) spec under its name, its tasks filled in from its family: later lookups find it."""
+    if not spec.tasks:
+        spec = replace(spec, tasks=FAMILIES[spec.family].backend.tasks)
+    _RESOLVED[spec.name] = spec
+    return spec
 
 
 def register_family(family: type[Family]) -> type[Family]:
@@ -138,8 +185,20 @@ def register(*specs: ModelSpec) -> None:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The registry entry for `name`; unknown names list the valid ones (`UnknownName`)."""
-    return REGISTRY[name]
+    """The registry entry for `name`, or a `prefix:NAME` model's (timm:resnet18); unknown names list the valid ones
+    (`UnknownName`)."""
+    if name in REGISTRY or not isinstance(name, str):
+        return REGISTRY[name]
+    if name in _RESOLVED:
+        return _RESOLVED[name]
+    prefix, colon, _ = name.partition(":")
+    if colon and prefix + colon in RESOLVERS:
+        return remember(RESOLVERS[prefix + colon](name))
+    try:
+        return REGISTRY[name]
+    except UnknownName as e:
+        named = " or ".join(f"{p}NAME" for p in RESOLVERS if p != "module:")
+        raise UnknownName(f"{str(e)[:-1]}; or any {named}.") from None
 
 
 def family_of(name: str) -> Family:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class WeightsInfo:
     """Where a model's weights came from; `label` is what every output shows."""
 
-    kind: str  # "random" | "checkpoint" | "demo" (a model this repository trained, shipped in assets/demo)
+    kind: str  # "random" | "checkpoint" | "demo" (a model this repository trained, shipped in assets/demo) | "module"
     seed: int | None = None
     sha256: str | None = None
     path: str | None = None
@@ -48,6 +48,8 @@ class WeightsInfo:
             assert self.sha256 is not None, "the loader hashes every file it reads"
             if self.kind == "demo":
                 base = f"{self.note or DEMO_LABEL} (sha256:{self.sha256[:12]})"
+            elif self.kind == "module":
+                base = f"the module's own weights, given from Python (state sha256:{self.sha256[:12]})"
             elif self.hub:
                 h = self.hub
                 at = (h.get("commit") or h.get("revision") or "?")[:12]
@@ -322,7 +324,7 @@ def prefer_hub(ref: str) -> bool:
     return isinstance(try_to_load_from_cache(hub.repo, hub.file or HUB_DEFAULT_FILES[0]), str)
 
 
-def hub_fetch(text: str, progress: bool = True) -> tuple[Path, dict]:
+def hub_fetch(text: str, progress: bool = True, fix: str | None = None) -> tuple[Path, dict]:
     """(local path, record) of an hf:// checkpoint through huggingface_hub: its cache, progress bar, token
     (`hub.user_token`: HF_TOKEN or `hf auth login`; none for a Space visitor) and offline mode (HF_HUB_OFFLINE=1)
     apply; a file already in the cache (a Space's preload_from_hub, an earlier run) is never downloaded twice."""
@@ -338,7 +340,7 @@ def hub_fetch(text: str, progress: bool = True) -> tuple[Path, dict]:
         except LocalEntryNotFoundError as e:  # (a subclass of EntryNotFoundError: caught first)
             raise WeightsError(
                 f"{text}: not in the local Hub cache and the Hub cannot be reached (offline, or HF_HUB_OFFLINE=1); "
-                "download it where the Hub is reachable, or pass the file's local path."
+                + (fix or "download it where the Hub is reachable, or pass the file's local path.")
             ) from e
         except EntryNotFoundError as e:
             last = e

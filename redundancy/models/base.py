@@ -72,6 +72,7 @@ class FamilyHooks(Protocol):
     def blocks(self, model: torch.nn.Module) -> torch.nn.ModuleList | None: ...
     def block_width(self, blocks: torch.nn.ModuleList, block: int) -> int: ...
     def block_patch(self, model: torch.nn.Module, pairs: list[tuple], block: int) -> ReplacementPatch: ...
+    def split(self, backend: Backend, layer: int | str) -> Backend: ...
 
 
 class Backend(ABC):
@@ -89,6 +90,7 @@ class Backend(ABC):
     image_path: tuple[str, ...] = ("",)  # state-dict key prefixes image segmentation uses (SAM: all of them)
     tasks: tuple[str, ...] = ()  # what its head does (task names; each family's backend says, the first the default)
     head: Head | None = None  # a head the session attaches (DINOv2); SAM's decoder is its own
+    fits_heads: bool = True  # scored by a head fitted on its features (False: its own decoder, which takes prompts)
     family: FamilyHooks | None = None  # its `Family`, given when the family makes it: patch hooks and encoder blocks
 
     encode_batch = 4  # images per encoder call
@@ -124,7 +126,7 @@ class Backend(ABC):
         """Decoder context for B encoded images: the encoder's other outputs. A promptable family adds the prompts'
         embeddings and its mask choice (`prompted.py`); a model that takes no prompts refuses any and has no choice."""
         if any(p.box or p.point for p in prompts):
-            raise ModelError(f"{self.name} takes no prompts: use prompt none.")
+            raise ModelError(f"{self.name} takes no prompts (a fitted head scores it): use prompt none.")
         return DecodeContext(extras=extras_of(encoded))
 
     @abstractmethod

@@ -28,7 +28,12 @@ def remap_channels_last(out: torch.Tensor, f) -> torch.Tensor:
     return apply_map(out.permute(0, 3, 1, 2), f).permute(0, 2, 3, 1)
 
 
-def check_block(blocks: torch.nn.ModuleList, block: int, model: str) -> int:
+def remap_tokens(out: torch.Tensor, f) -> torch.Tensor:
+    """Tokens (B, T, C) (timm's ViTs) under a channel map over C."""
+    return apply_map(out.transpose(1, 2)[..., None], f)[..., 0].transpose(1, 2)
+
+
+def check_block(blocks: torch.nn.ModuleList, block: int | str, model: str) -> int:
     """`block` as an index of `blocks`, or a ConfigError naming the valid range."""
     n = len(blocks)
     if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < n:
@@ -52,6 +57,7 @@ class BlockBackend(Backend):
         self.layer = block  # recorded in headers and the feature cache key
         self.channels = self.family.block_width(blocks, block)
         self.model_input_pixels, self.tasks, self.image_path = base.model_input_pixels, base.tasks, base.image_path
+        self.fits_heads = base.fits_heads
         self.encode_batch = base.encode_batch
 
     @property
@@ -107,21 +113,21 @@ def output_backend(backend: Backend) -> Backend:
     return backend.base if isinstance(backend, BlockBackend) else backend
 
 
-def at_block(backend: Backend, block: int | None) -> Backend:
-    """`backend` split after encoder block `block` (None: unchanged, the encoder output)."""
+def at_block(backend: Backend, block: int | str | None) -> Backend:
+    """`backend` replacing at `block` (None: unchanged, the encoder output): after that encoder block, or where its
+    family splits (`Family.split`: a timm model's stage or named module)."""
     if block is None:
         return backend
     family = getattr(backend, "family", None)
-    blocks = family.blocks(backend.model) if family is not None else None
-    if family is None or blocks is None:
+    if family is None:
         raise ConfigError(
             f"replacement inside the encoder (a layer) is not available for {backend.name}'s encoder; leave the "
             "layer unset."
         )
-    return family.block_backend(backend, block, blocks)
+    return family.split(backend, block)
 
 
-def patchable_blocks(family, model: torch.nn.Module, block: int) -> torch.nn.ModuleList:
+def patchable_blocks(family, model: torch.nn.Module, block: int | str) -> torch.nn.ModuleList:
     """`model`'s encoder blocks for a patch at `block`, or a ReplacementError saying what is wrong."""
     blocks = family.blocks(model) if family is not None else None
     if blocks is None:

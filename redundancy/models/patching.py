@@ -13,7 +13,7 @@ from ._registry import FAMILIES
 from .layers import patchable_blocks
 
 
-def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | None = None) -> ReplacementPatch:
+def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | str | None = None) -> ReplacementPatch:
     """Apply `pairs` (or a replacements.json path) to `model`'s encoder output; `.remove()` undoes it.
 
     SAM (`segment_anything`'s Sam, or its image encoder; or a transformers `SamModel`) gets a hook on
@@ -22,15 +22,17 @@ def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | 
     encoder) a hook on its final norm, the tokens the heads read. A set found inside the encoder
     (`layer`, read from its replacements.json when not given) hooks the output of that encoder block.
     """
-    family = next((f for f in FAMILIES.values() if f.owns(model)), None)
     if isinstance(pairs, (str, Path)) and layer is None:
         layer = _recorded_layer(pairs)
+    owners = [f for f in FAMILIES.values() if f.owns(model)]  # a timm ViT is DINOv2's and timm's: the first that
+    family = next((f for f in owners if f.splits_at(layer)), owners[0] if owners else None)  # reads the layer
     if layer is not None:
-        blocks = patchable_blocks(family, model, layer)
-        assert family is not None  # patchable_blocks raised otherwise
+        if family is None:
+            patchable_blocks(family, model, layer)  # raises: what this model is not
+        assert family is not None
         if isinstance(pairs, (str, Path)):
-            pairs = load_replacements(pairs, channels=family.block_width(blocks, layer))
-        return family.block_patch(model, pairs, layer)
+            pairs = load_replacements(pairs, channels=family.layer_channels(model, layer))
+        return family.layer_patch(model, pairs, layer)
     if family is None:
         raise ReplacementError(
             f"patch() knows {', '.join(f.label for f in FAMILIES.values())} models, not {type(model).__name__}; "
@@ -41,7 +43,7 @@ def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | 
     return family.patch(model, pairs)
 
 
-def _recorded_layer(path: str | Path) -> int | None:
+def _recorded_layer(path: str | Path) -> int | str | None:
     """The encoder block a replacements.json was found at (None: the encoder output, or an unreadable file,
     which `load_replacements` then reports)."""
     try:

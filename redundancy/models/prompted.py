@@ -39,6 +39,8 @@ def channels_last(context: DecodeContext) -> DecodeContext:
 class PromptedBackend(Backend):
     """A backend whose decoder is a promptable mask decoder (SAM's, SAM2's): prompts are embedded per image."""
 
+    fits_heads = False  # its mask decoder scores it
+
     @abstractmethod
     def embed_prompts(self, prompts: list[Prompt], metas: list[ImageMeta]) -> PromptContext:
         """Prompt embeddings for B images (all prompts of one mode, so token counts agree)."""

@@ -12,27 +12,23 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
-from ..errors import ModelError
-from ..replace import ReplacementPatch, apply_map
+from ..replace import ReplacementPatch
 from ..tasks.base import head_tasks
 from ..tasks.heads import Head
 from ._registry import Family
 from ._weights import WeightsInfo
-from .base import FEATURES, Backend, FamilyHooks, ImageMeta
-from .layers import BlockBackend
+from .base import FEATURES, FamilyHooks
+from .headed import IMAGENET_MEAN, IMAGENET_STD, HeadedBackend
+from .layers import BlockBackend, remap_tokens
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-
-class TimmVitBackend(Backend):
+class TimmVitBackend(HeadedBackend):
     """A frozen timm ViT encoder split at its last normed tokens, with a head chosen by the task."""
 
-    tasks = head_tasks()  # every task a fitted head serves (classification and depth)
+    tasks = head_tasks()  # every task a fitted head serves without prompts (classification and depth)
     model: VisionTransformer
 
     def __init__(
@@ -52,18 +48,11 @@ class TimmVitBackend(Backend):
         self.device = device
         self.channels = model.embed_dim
         self.input_size = model.patch_embed.img_size[0]
+        self.input_hw = (self.input_size, self.input_size)
         self.grid = tuple(model.patch_embed.grid_size)
-        self.mean, self.std = mean, std  # the normalisation the weights were trained with
+        self.mean, self.std = mean, std
         self.head: Head | None = None  # attached by the session: a classifier or a depth head
         self.image_path = ("",)
-
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """RGB uint8 (H, W, 3) -> (3, S, S): resized whole (no crop, so every pixel has a patch), normalised."""
-        x = torch.tensor(image, device=self.device).permute(2, 0, 1).float()[None] / 255.0
-        x = F.interpolate(x, (self.input_size,) * 2, mode="bicubic", antialias=True, align_corners=False)
-        mean = torch.tensor(self.mean, device=self.device)[:, None, None]
-        std = torch.tensor(self.std, device=self.device)[:, None, None]
-        return ((x[0].clamp(0, 1) - mean) / std).float()
 
     def tokens(self, normed: torch.Tensor) -> torch.Tensor:
         """The normed tokens (B, prefix + N, C) without register tokens -> (B, C, 1, 1 + N)."""
@@ -72,36 +61,6 @@ class TimmVitBackend(Backend):
 
     def forward_features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         return {FEATURES: self.tokens(self.model.forward_features(batch))}
-
-    def meta(self, original_hw: tuple[int, int]) -> ImageMeta:
-        h, w = original_hw
-        return ImageMeta((h, w), (self.input_size, self.input_size))
-
-    def _head(self) -> Head:
-        if self.head is None:
-            raise ModelError(f"{self.name} has no head yet: open a session with a classify or depth dataset.")
-        return self.head
-
-    def decode(self, feats, context, reference=False) -> torch.Tensor:
-        """Tokens (V, C, 1, T) -> head outputs: logits (V, K) or depth (V, gh, gw)."""
-        return self._head()(feats)
-
-    def upscale(self, out: torch.Tensor, meta: ImageMeta) -> torch.Tensor:
-        """Head outputs at the image's size, as the head shapes them (depth bilinearly; logits unchanged)."""
-        return self._head().at_size(out, meta.original_hw)
-
-    def has_pair_outputs(self) -> bool:
-        return hasattr(self.head, "pair_outputs")
-
-    def pair_output_size(self) -> int:
-        return self._head().output_size
-
-    def pair_outputs(self, feats: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        return self._head().pair_outputs(feats, pairs)
-
-    def channel_maps(self, feats: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, C, 1, T) -> patch-token maps (B, C, gh, gw) (the class token is left out)."""
-        return feats[:, :, 0, 1:].unflatten(2, self.grid)
 
     def feature_module(self) -> torch.nn.Module:
         return self.model.norm
@@ -131,11 +90,6 @@ class TimmBlocks(BlockBackend):
     def channel_maps(self, feats: torch.Tensor) -> torch.Tensor:
         """Tokens (B, D, 1, T) -> patch-token maps (B, D, gh, gw) (class and register tokens left out)."""
         return feats[:, :, 0, self.model.num_prefix_tokens :].unflatten(2, self.base.grid)
-
-
-def remap_tokens(out: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Tokens (B, T, C) under a channel map (C,)."""
-    return apply_map(out.transpose(1, 2)[..., None], f)[..., 0].transpose(1, 2)
 
 
 class TimmVitFamily(Family):

@@ -114,9 +114,9 @@ def backend_for_run(config: dict, device: str = "auto") -> Backend:
 
 
 def run_head(run: Path, config: dict) -> SavedHead | None:
-    """A classify / depth run's head.pt with the record it must match (None for a task without a head)."""
+    """A run's head.pt with the record it must match (None for a model scored by its own decoder: no head recorded)."""
     task = get_task(config.get("task", SEGMENT))
-    if not task.needs_head:
+    if "head" not in config:
         return None
     head = RunDir(run).head()
     if head is None:

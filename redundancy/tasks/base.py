@@ -100,7 +100,6 @@ class Task(ABC):
     layouts: ClassVar[tuple[str, ...]]  # dataset layouts whose targets serve this task (its module registers them)
     outputs: ClassVar[tuple[str, ...]]  # the files and folders its `prediction_files` writes (apply's overwrite check)
     data_hint: ClassVar[str]  # what its data looks like, for messages
-    needs_head: ClassVar[bool] = True  # a head is fitted or loaded on the encoder output (False: the model's own)
     takes_prompts: ClassVar[bool] = False  # prompts derived from its targets (segmentation's box and point)
     picture_note: ClassVar[str] = ""  # how its prediction pictures read (the app's galleries)
     target_note: ClassVar[str] = ""  # how its ground-truth pictures (`target_view`) read
@@ -177,13 +176,14 @@ class Task(ABC):
 
     # ---- the head ----
 
+    @abstractmethod
     def fit_head(self, backend, feats: torch.Tensor, targets: list, classes: tuple[str, ...]) -> tuple[Head, str]:
-        """(head module, how it was fitted) on a head split's encoder features and targets."""
-        raise ConfigError(f"the {self.name} task uses the model's own decoder; it has no head to fit.")
+        """(head module, how it was fitted) on a head split's encoder features and targets (a backend without a
+        decoder of its own: `Backend.fits_heads`)."""
 
+    @abstractmethod
     def head_from_state(self, state: dict, backend, classes: tuple[str, ...]) -> Head:
         """A head module from a saved state dict (weight, bias), checked against the model and the data."""
-        raise ConfigError(f"the {self.name} task uses the model's own decoder; it takes no head file.")
 
     # ---- outputs ----
 
@@ -243,9 +243,12 @@ def task_for(dataset: Dataset) -> Task:
     return next(iter(TASKS.values()))
 
 
-def head_tasks() -> tuple[str, ...]:
-    """The registered tasks scored through a fitted head (any backbone can do them), in order."""
-    return tuple(name for name, task in TASKS.items() if task.needs_head)
+def head_tasks(prompted: bool = False) -> tuple[str, ...]:
+    """The registered tasks a fitted head scores, in order: those without prompts (classification, depth), then with
+    `prompted` those a promptable decoder does natively (segmentation, by a per-patch head), so that a backbone's
+    default stays classification."""
+    names = sorted(TASKS, key=lambda n: TASKS[n].takes_prompts)
+    return tuple(n for n in names if prompted or not TASKS[n].takes_prompts)
 
 
 def all_metrics() -> tuple[str, ...]:

@@ -1,10 +1,10 @@
-"""Cheap heads over frozen ViT tokens (DINOv2, CLIP, MAE): a linear classifier and a linear depth head, how to fit
-them, and how a head is recorded and read back.
+"""Cheap heads over frozen backbone tokens (DINOv2, CLIP, MAE, any timm model): a linear classifier, a linear depth
+head and a linear per-patch segmentation head, how to fit them, and how a head is recorded and read back.
 
-Both read the token layout `Dinov2Backend` produces, (B, C, 1, T): token 0 is the class token,
-tokens 1.. the patch grid row by row. Both are linear in the tokens, so the effect of "channel i
-takes channel j" on their output is exact and rank one (`pair_outputs`): the engine scores every
-pair with one batched product per block instead of running the head once per pair.
+All read the token layout the head-less backends produce, (B, C, 1, T): token 0 is the class token (a
+convolutional map's spatial mean), tokens 1.. the patch grid row by row. All are linear in the tokens, so the
+effect of "channel i takes channel j" on their output is exact and rank one (`pair_outputs`): the engine scores
+every pair with one batched product per block instead of running the head once per pair.
 """
 
 from __future__ import annotations
@@ -135,7 +135,47 @@ class LinearDepth(torch.nn.Module):
         return {"weight": self.weight.float(), "bias": self.bias.float().reshape(1)}
 
 
-Head: TypeAlias = LinearClassifier | LinearDepth  # what a session attaches to a backend that needs a head
+class LinearSegment(torch.nn.Module):
+    """logit(patch) = w . x_patch + b on the patch grid, upsampled bilinearly: DINOv2's linear segmentation probe,
+    one foreground class (the class token is not read)."""
+
+    weight: torch.Tensor  # (C,), a buffer
+    bias: torch.Tensor  # (), a buffer
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, channels: int, grid: tuple[int, int]):
+        super().__init__()
+        if weight.shape != (channels,) or bias.numel() != 1:
+            raise ConfigError(
+                f"a segmentation head must be weight ({channels},) (a patch token) and a scalar bias for this model's "
+                f"{channels} channels; got weight {tuple(weight.shape)}, bias {tuple(bias.shape)}."
+            )
+        self.grid = grid
+        self.kind = "linear per-patch segmentation head"
+        self.output_size = grid[0] * grid[1]  # numbers per (pair, image) from `pair_outputs`: one logit a patch
+        self.register_buffer("weight", _stored(weight))
+        self.register_buffer("bias", _stored(bias).reshape(()))
+
+    def at_size(self, out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Logits (V, gh, gw) -> (V, H, W), bilinear at the image's size (the probe's upsampling)."""
+        return F.interpolate(out[:, None], hw, mode="bilinear", align_corners=False)[:, 0]
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features (V, C, 1, T) -> mask logits (V, gh, gw)."""
+        out = torch.einsum("c,vct->vt", self.weight, feats.double()[:, :, 0, 1:]) + self.bias
+        return out.view(len(out), *self.grid)
+
+    def pair_outputs(self, feats: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Logits (P, B, gh, gw) when channel i takes channel j: w_i (x_j - x_i) added per patch, exactly."""
+        x = feats.double()[:, :, 0, 1:]  # (B, C, N)
+        i, j = pairs[:, 0], pairs[:, 1]
+        delta = self.weight[i][None, :, None] * (x[:, j] - x[:, i])  # (B, P, N)
+        return self(feats)[None] + delta.transpose(0, 1).unflatten(2, self.grid)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"weight": self.weight.float(), "bias": self.bias.float().reshape(1)}
+
+
+Head: TypeAlias = LinearClassifier | LinearDepth | LinearSegment  # what a session attaches to a head-less backend
 
 
 def fit_classifier(
@@ -191,6 +231,29 @@ def fit_depth(feats: torch.Tensor, depths: list[torch.Tensor], grid: tuple[int, 
     gram[:-1, :-1] += ridge * torch.eye(len(gram) - 1, dtype=gram.dtype, device=gram.device)
     sol = torch.linalg.solve(gram, aw.T @ y)
     return LinearDepth(sol[:-1], sol[-1:], feats.shape[1], grid)
+
+
+def fit_segment(feats: torch.Tensor, masks: list[torch.Tensor], grid: tuple[int, int]) -> LinearSegment:
+    """Logistic regression (full-batch L-BFGS, float64, L2 CLASSIFIER_L2) of each patch's foreground fraction on its
+    token: the patch-level linear probe, whose logits the head upsamples to pixels."""
+    x = feats.double()[:, :, 0, 1:].transpose(1, 2).flatten(0, 1)  # (B * N, C)
+    y = torch.cat([F.adaptive_avg_pool2d(m.double()[None, None], grid).flatten() for m in masks]).to(x.device)
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    z = (x - mean) / std
+    w = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=300, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(z @ w + b, y) + CLASSIFIER_L2 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    weight = (w / std).detach()
+    return LinearSegment(weight, (b - (w * mean / std).sum()).detach().reshape(1), feats.shape[1], grid)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from ..data.layouts import register as register_layout
 from ..data.pictures import captioned, mask_overlay, overlay, png_bytes
 from ..errors import DataError
 from .base import Metric, SmoothScore, Stats, Task, register
+from .heads import LinearSegment, fit_segment
 from .protocols import PROTOCOLS, group_onehot
 
 SEG_COLUMNS = ("inter", "union", "loss")  # segmentation's per-(variant, image) stats
@@ -147,7 +148,6 @@ class SegmentTask(Task):
     layouts = (FOLDER.name, PERSEG.name, UNLABELLED.name)
     outputs = ("masks", "overlays", "baseline_masks")
     data_hint = "images/ + masks/ (or PerSeg)"
-    needs_head = False
     takes_prompts = True
     target_note = "ground truth tinted green"
     picture_note = "prediction in orange, ground truth outlined in white (the target view tints it green)"
@@ -175,6 +175,12 @@ class SegmentTask(Task):
 
     def smooth_score(self, metric):
         return SoftIoU() if metric == "miou" else None
+
+    def fit_head(self, backend, feats, targets, classes):
+        return fit_segment(feats, targets, backend.grid), "logistic regression per patch, L-BFGS, float64"
+
+    def head_from_state(self, state, backend, classes):
+        return LinearSegment(state["weight"].flatten(), state["bias"], backend.channels, backend.grid)
 
     def prediction_files(self, names, images, patched, baseline, classes):
         files = {}
