@@ -8,7 +8,8 @@ The public API (README, "From Python"):
     run_search(session, settings, Callbacks())  score pairs, keep the top N, try every subset, held-out numbers
     write_run(out, session, result)   the run directory (config, scores, top N, combinations, replacements)
     RunDir(path)                      read a run directory back
-    patch(model, pairs)               install a found set on your own SAM / SAM2 / DINOv2 / CLIP / MAE model
+    patch(model, pairs)               install a found set on your own SAM / SAM2 / DINOv2 / CLIP / MAE / timm model
+    from_module(name, model, layer)   any nn.Module as a model, read at one submodule's output (or `timm:NAME`)
 """
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ _API = {
     "REGISTRY": ".models",
     "build_backend": ".models",
     "patch": ".models.patching",
+    "from_module": ".models.module",
     "Callbacks": ".engine",
     "SearchResult": ".engine",
     "SearchSettings": ".engine",

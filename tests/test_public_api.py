@@ -26,6 +26,29 @@ def test_readme_from_python_example_runs(tmp_path, monkeypatch, capsys):
     assert "'baseline_score'" in out and (tmp_path / "run" / "manifest.json").is_file()
 
 
+def test_readme_any_backbone_example_runs(monkeypatch, capsys):
+    """The second "From Python" example (a timm model through `from_module`) runs as written; its patch edits the
+    module it names, as the search did."""
+    text = (ROOT / "README.md").read_text().split("## From Python")[1]
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    monkeypatch.chdir(ROOT)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert "linear classifier" in capsys.readouterr().out
+    session, model, pairs = scope["session"], scope["model"], scope["result"].best_pairs or [(0, 8)]
+    assert session.backend.name == "module:my-resnet" and session.backend.anatomy.where.module == "layer3"
+    image = scope["image"][None]
+    seen = []
+    hook = model.layer4.register_forward_pre_hook(lambda m, args: seen.append(args[0]))  # what layer3 passes on
+    with torch.no_grad():
+        model(image)
+        with redundancy.patch(model, pairs):
+            model(image)
+    hook.remove()
+    (i, j), *_ = pairs
+    assert torch.equal(seen[1][:, i], seen[0][:, j])
+
+
 @pytest.mark.parametrize("name", ["sam_tiny", "sam2_tiny"])
 def test_patch_changes_the_encoder_output_and_undoes(name):
     backend = build_backend(name, random_init=True, seed=0, device="cpu", progress=False)

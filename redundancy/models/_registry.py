@@ -68,6 +68,7 @@ class Family(ABC):
     label: ClassVar[str]  # as papers and model cards name it: "SAM", "DINOv2", ...
     backend: ClassVar[BackendMaker]
     block_backend: ClassVar[type[BlockBackend]]  # the backend split after an encoder block (`--layer`)
+    precedence: ClassVar[int] = 0  # `patch` asks the owning family of the highest (a module registered by name: 1)
 
     def make_backend(self, name: str, model: torch.nn.Module, weights: WeightsInfo, device: torch.device) -> Backend:
         """The backend over a built, loaded model."""

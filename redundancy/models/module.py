@@ -29,6 +29,7 @@ class ModuleFamily(HookedFamily):
 
     name = "torch_module"
     label = "your module"
+    precedence = 1  # a module its owner registered is read where they said, whatever class it is
 
     def __init__(self) -> None:
         self.given: weakref.WeakKeyDictionary[torch.nn.Module, Where] = weakref.WeakKeyDictionary()

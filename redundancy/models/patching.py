@@ -24,8 +24,9 @@ def patch(model: torch.nn.Module, pairs: list[tuple] | str | Path, layer: int | 
     """
     if isinstance(pairs, (str, Path)) and layer is None:
         layer = _recorded_layer(pairs)
-    owners = [f for f in FAMILIES.values() if f.owns(model)]  # a timm ViT is DINOv2's and timm's: the first that
-    family = next((f for f in owners if f.splits_at(layer)), owners[0] if owners else None)  # reads the layer
+    # a timm ViT is DINOv2's and timm's: the first (by precedence) that reads the layer
+    owners = sorted((f for f in FAMILIES.values() if f.owns(model)), key=lambda f: -f.precedence)
+    family = next((f for f in owners if f.splits_at(layer)), owners[0] if owners else None)
     if layer is not None:
         if family is None:
             patchable_blocks(family, model, layer)  # raises: what this model is not

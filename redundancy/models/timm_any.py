@@ -1,5 +1,6 @@
 """Any timm model by name, `timm:NAME` (`timm:resnet18`, `timm:convnext_atto`, `timm:eva02_tiny_patch14_224`): built
 by `timm.create_model` without its classifier, read where timm's own feature API says (`hooked.py` does the rest).
+`timm:NAME(key=value,...)` passes create_model's arguments: `timm:vit_small_patch14_dinov2(img_size=224)`.
 
 Where its features are read:
 - a token model with a final norm (ViT, DeiT, the DINOv2 copies): the normed tokens, as the DINOv2 family reads
@@ -12,13 +13,14 @@ checkpoint in timm's layout, or seeded random weights.
 
 from __future__ import annotations
 
+import ast
 import difflib
 
 import timm
 import torch
 from timm.data import resolve_data_config
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..registry import UnknownName
 from ._registry import ModelSpec, register_family, register_resolver
 from .hooked import HookedFamily, Where
@@ -104,9 +106,62 @@ def unknown(arch: str) -> UnknownName:
     )
 
 
+# create_model arguments that read files, fetch weights or change what is built into something else: never taken
+# from a name (a name may come from a web visitor), whatever their value
+UNSAFE = ("path", "pretrained", "cfg", "dir", "file", "url", "hub", "features_only", "out_indices")
+
+
+def parse(name: str) -> tuple[str, dict]:
+    """`timm:ARCH` or `timm:ARCH(key=value,...)` -> (ARCH, create_model's keyword arguments: numbers, booleans, None,
+    tuples of numbers and short words)."""
+    arch, paren, rest = name[len(PREFIX) :].partition("(")
+    if not paren:
+        return arch, {}
+    fix = f"write e.g. timm:{arch}(img_size=112): key=value, each a number, True/False/None, a word or a tuple"
+    try:
+        call = ast.parse(f"f({rest}", mode="eval").body if len(rest) <= 400 else None
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        call = None
+    if not isinstance(call, ast.Call) or call.args:
+        raise ConfigError(f"the arguments of {name[:80]} do not read as key=value pairs; {fix}.")
+    kwargs = {}
+    for kw in call.keywords:
+        try:
+            value = ast.literal_eval(kw.value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            value = plain  # not a literal: refused below
+        if kw.arg is None or any(word in kw.arg.lower() for word in UNSAFE) or not plain(value):
+            raise ConfigError(
+                f"'{kw.arg}' is not an architecture argument this tool passes on (no paths or weights); {fix}."
+            )
+        kwargs[kw.arg] = value
+    return arch, kwargs
+
+
+def plain(value: object) -> bool:
+    """A value an architecture argument may take from a name: no file, no object, nothing long."""
+    if isinstance(value, tuple):
+        return len(value) <= 8 and all(isinstance(v, (int, float)) for v in value)
+    if isinstance(value, str):
+        return value.isidentifier() and len(value) <= 32
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def create(arch: str, kwargs: dict) -> torch.nn.Module:
+    """timm's model without its classifier; arguments it does not take are one line, not a traceback."""
+    try:
+        return timm.create_model(arch, pretrained=False, **{"num_classes": 0, **kwargs})
+    except (TypeError, ValueError, AssertionError, RuntimeError) as e:
+        raise ModelError(
+            f"timm could not build {arch} with {kwargs or 'its defaults'} ({e.__class__.__name__}: "
+            f"{str(e).splitlines()[0][:160] if str(e) else 'no message'}); check the arguments' names and values."
+        ) from None
+
+
 def resolve(name: str) -> ModelSpec:
-    """The spec of `timm:ARCH`: timm's builder without a classifier, its Hub file as the official weights."""
-    arch = name[len(PREFIX) :]
+    """The spec of `timm:ARCH[(key=value,...)]`: timm's builder without a classifier (and with those arguments),
+    its Hub file as the official weights."""
+    arch, kwargs = parse(name)
     if not arch or not timm.is_model(arch):
         raise unknown(arch)
     repo = getattr(timm.models.get_pretrained_cfg(arch), "hf_hub_id", None)
@@ -115,8 +170,9 @@ def resolve(name: str) -> ModelSpec:
     return ModelSpec(
         name,
         TimmFamily.name,
-        f"timm {arch}, built by timm.create_model without its classifier; {where}; a fitted head scores it",
-        lambda: timm.create_model(arch, pretrained=False, num_classes=0),
+        f"timm {arch}{f' with {kwargs}' if kwargs else ''}, built by timm.create_model without its classifier; "
+        f"{where}; a fitted head scores it",
+        lambda: create(arch, kwargs),
         hub=hub,
     )
 

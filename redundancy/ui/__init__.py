@@ -30,8 +30,8 @@ def build_demo() -> gr.Blocks:
         ws = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda w: w.detach() if w else None)
         workspace_id = gr.BrowserState("", storage_key="redundancy-workspace")
         gr.Markdown(
-            "# redundancy\nRedundant encoder channels of SAM, SAM2, DINOv2, CLIP and MAE, found and replaced: zero "
-            "trained parameters ([paper](https://arxiv.org/abs/2504.08915)).",
+            "# redundancy\nRedundant encoder channels of SAM, SAM2, DINOv2, CLIP, MAE and any timm model, found and "
+            "replaced: zero trained parameters ([paper](https://arxiv.org/abs/2504.08915)).",
             elem_id="title",
         )
         weights_md = gr.Markdown(badge(None), elem_id="badge")

@@ -7,7 +7,9 @@ Three of them run in the quick tier; the rest are `slow` (the full suite runs th
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +165,41 @@ def test_a_timm_checkpoint_file_loads_with_its_classifier_dropped(tmp_path):
     assert backend.weights.kind == "checkpoint"
     torch.testing.assert_close(backend.model.conv1.weight, model.conv1.weight)
     assert json.dumps(backend.weights.to_dict())  # recorded as any checkpoint is
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DINOV2_COPY = "timm:vit_small_patch14_dinov2(embed_dim=192,depth=6,num_heads=3,img_size=112)"
+
+
+def test_timm_on_the_dinov2_demo_weights_scores_pairs_as_the_dinov2_family(tmp_path):
+    """The same file through timm:'s generic reading and through the DINOv2 family: the same pair scores."""
+    data = ROOT / "assets" / "classify_sample"
+    common = dict(data=str(data), device="cpu", search_images=12, head_images=12, heldout_images=0)
+    settings = SearchSettings(top_n=2, sources="every:24", targets="every:24")
+    demo = ROOT / "assets" / "demo" / "dinov2_tiny_demo.pt"
+    found = []
+    for cfg in (
+        SessionConfig(model="dinov2_tiny_demo", **common),
+        SessionConfig(model=DINOV2_COPY, checkpoint=str(demo), **common),
+    ):
+        session = Session.open(cfg, cache=FeatureCache(tmp_path / cfg.model.split(":")[0]), progress=False)
+        found.append(run_search(session, settings))
+    a, b = (r.scores for r in found)
+    assert found[1].header["family"] == "timm" and found[0].header["family"] == "dinov2"
+    np.testing.assert_allclose(b.score_gain, a.score_gain, equal_nan=True, atol=1e-9)
+    np.testing.assert_allclose(b.loss_gain, a.loss_gain, equal_nan=True, rtol=1e-6, atol=1e-9)
+    assert np.isfinite(a.score_gain).sum() == 56 and a.baseline_score == b.baseline_score
+
+
+def test_any_backbone_segments_with_a_fitted_per_patch_head(tmp_path):
+    """A timm CNN on a shipped segmentation domain (PerSeg layout): a linear per-patch head, fitted on the head split,
+    scores the masks; the run says which head; a prompt is refused in one line."""
+    cfg = SessionConfig(model="timm:convnext_atto", data=str(ROOT / "assets" / "domains" / "gray"), random_init=True,
+                        device="cpu", search_images=4, head_images=6, heldout_images=2)  # fmt: skip
+    session = Session.open(cfg, cache=FeatureCache(tmp_path / "cache"), progress=False)
+    assert session.task.name == "segment" and session.protocol == "perseg"
+    result = run_search(session, SearchSettings(top_n=2, sources="0", targets="1,2"))
+    assert result.header["head"]["kind"] == "linear per-patch segmentation head"
+    assert np.isfinite(result.scores.baseline_score)
+    with pytest.raises(ConfigError, match="fitted head, which takes no prompts"):
+        Session(session.backend, session.dataset, dataclasses.replace(cfg, prompt="box"))

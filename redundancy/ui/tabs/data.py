@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from ...data.synthetic import TARGET_DOMAINS, TASK_DOMAINS
 from ...engine import SessionConfig
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
-from ...models import REGISTRY
+from ...models import REGISTRY, ModelSpec, get_spec
+from ...replace import LAYER_NAME
 from ...tasks import SEGMENT, task_names
 from ..common import badge, blank, components, guard, listen
 from .search import search_estimate
@@ -63,16 +65,19 @@ def dataset_path(source: str, zip_file: str | None) -> Path:
     return SAMPLES.get(source, (bundled.SAMPLE, None))[0]
 
 
-def parse_layer(text: str | None) -> int | None:
-    """The Data tab's encoder block: empty for the encoder output, else a block number."""
+def parse_layer(text: str | None) -> int | str | None:
+    """The Data tab's encoder block: empty for the encoder output, else a block number (or a timm model's module)."""
     text = str(text or "").strip()
     if not text:
         return None
-    if not (text.isascii() and text.isdigit() and len(text) <= 9):  # '²' and '٣' are digits to str.isdigit
-        raise RedundancyError(
-            f"encoder block '{text}' is not a block number (0, 1, ...); leave it empty to search the encoder output."
-        )
-    return int(text)
+    if text.isascii() and text.isdigit() and len(text) <= 9:  # '²' and '٣' are digits to str.isdigit
+        return int(text)
+    if len(text) <= 200 and LAYER_NAME.fullmatch(text):
+        return text
+    raise RedundancyError(
+        f"encoder block '{text}' is not a block number (0, 1, ...) or a module name (layer3, stages.2); leave it "
+        "empty to search the encoder output."
+    )
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,9 @@ class LoadForm:
         """The session config, or one line saying what is missing."""
         if self.source == UPLOAD and self.zip_in is None:
             raise RedundancyError("choose a .zip to upload, or pick a bundled dataset.")
+        spec = typed_spec(self.model)
+        if isinstance(spec, str):
+            raise RedundancyError(spec)
         ckpt = (self.hub_ckpt or "").strip() or self.ckpt
         if self.weights == WEIGHTS[2] and not ckpt:
             raise RedundancyError(
@@ -103,7 +111,7 @@ class LoadForm:
                 "or pick another weights source."
             )
         return SessionConfig(
-            model=self.model,
+            model=spec.name,
             data=str(dataset_path(self.source, self.zip_in)),
             random_init=self.weights == WEIGHTS[0],
             seed=int(self.seed),
@@ -187,6 +195,17 @@ def shown_for(choice: str):
     return lambda value: gr.update(visible=value == choice)
 
 
+def typed_spec(name: str) -> ModelSpec | str:
+    """The spec of a listed or typed model name (timm:NAME), or the one line saying why there is none."""
+    name = str(name or "").strip()
+    if "(" in name:  # architecture arguments change what is built (and its size): the CLI and Python take them
+        return "a model name here takes no arguments; build a variant from the command line or from Python."
+    try:
+        return get_spec(name)
+    except RedundancyError as e:
+        return html.escape(str(e))  # it quotes what was typed
+
+
 def model_hint(name: str, source: str, weights: str):
     """The chosen model's registry description under the dropdown; data and weights it can use.
 
@@ -194,17 +213,21 @@ def model_hint(name: str, source: str, weights: str):
     DINOv2 model the classification sample, a SAM one a segmentation domain); a model with no weights to
     load here starts on random weights.
     """
-    spec = REGISTRY[name]
+    spec = typed_spec(name)
+    if isinstance(spec, str):  # a typed name no family builds: say so where the description goes
+        return gr.update(info=f"⚠ {spec[:300]}"), source, weights
     if source != UPLOAD and SAMPLES.get(source, (None, SEGMENT))[1] not in spec.tasks:
         source = next((s for s, (_, task) in SAMPLES.items() if task in spec.tasks), source)
-    if spec.url is None and spec.shipped is None and weights == WEIGHTS[1]:
+    if not (spec.url or spec.hub or spec.shipped) and weights == WEIGHTS[1]:
         weights = WEIGHTS[0]
     return gr.update(info=spec.description), source, weights
 
 
 def model_notice(name: str, weights: str) -> str:
     """What the chosen model and weights are, in a line nobody can miss (before anything is loaded)."""
-    spec = REGISTRY[name]
+    spec = typed_spec(name)
+    if isinstance(spec, str):
+        return f"⚠ {spec[:300]}"
     if weights == WEIGHTS[0]:
         return "<span class='badge-random'>RANDOM WEIGHTS</span> not a pretrained model: for trying the tool only"
     if weights == WEIGHTS[2]:
@@ -257,7 +280,8 @@ def build() -> SimpleNamespace:
             model = gr.Dropdown(
                 list(REGISTRY),
                 value=DEFAULT_MODEL,
-                label="Model",
+                allow_custom_value=True,  # any timm model by name: timm:resnet18, timm:convnext_atto, ...
+                label="Model (or type timm:NAME)",
                 info=REGISTRY[DEFAULT_MODEL].description,
                 elem_id="model",
             )
@@ -305,13 +329,14 @@ def build() -> SimpleNamespace:
                     [TASK_AUTO, *task_names()],
                     value=TASK_AUTO,
                     label="Task",
-                    info="segment: SAM / SAM2; classify, depth: DINOv2",
+                    info="segment: SAM / SAM2 (timm: a per-patch head); classify, depth: DINOv2, timm",
                 )
                 layer = gr.Textbox(
                     "",
                     label="Encoder block (empty = encoder output)",
                     placeholder="e.g. 10",
-                    info="search at this encoder block's output (SAM, SAM2, DINOv2); later blocks re-run per pair",
+                    info="search at this encoder block's output (SAM, SAM2, DINOv2: later blocks re-run per pair; "
+                    "timm: a stage or a module name, read by the head)",
                     elem_id="layer",
                 )
     gallery = gr.Gallery(
