@@ -1,10 +1,10 @@
-"""Models: one module per family (sam, sam2, dinov2, clip, mae; timm_any: any timm model by name; module: your own
-module from Python), each registering its specs; the registry,
+"""Models: one module per family (sam, sam2, dinov2, clip, mae; timm_any, hf_any: any timm or transformers model by
+name; module: your own module from Python), each registering its specs; the registry,
 weights and loader machinery (`_registry`, `_weights`, `_loader`); the backend interface the engine sees
 (`base`); shared machinery (the re-associated decoder, timm ViTs, encoder blocks, heads, live patches)."""
 
 # isort: off
-from . import sam, sam2, dinov2, clip, mae, timm_any, module  # noqa: F401  (each family registers itself, in this order)
+from . import sam, sam2, dinov2, clip, mae, timm_any, hf_any, module  # noqa: F401  (each registers itself, in this order)
 
 # isort: on
 from ._device import DEVICES, check_device
@@ -18,6 +18,7 @@ from ._registry import (
     families_with,
     family_of,
     get_spec,
+    names_a_path,
     register_demo_models,
 )
 from ._weights import WeightsInfo
@@ -42,4 +43,5 @@ __all__ = [
     "families_with",
     "family_of",
     "get_spec",
+    "names_a_path",
 ]

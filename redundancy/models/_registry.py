@@ -154,6 +154,13 @@ RESOLVERS: dict[str, Callable[[str], ModelSpec]] = {}
 _RESOLVED: dict[str, ModelSpec] = {}
 
 
+def names_a_path(name: str) -> bool:
+    """Whether a `prefix:` model name points at this machine's files (hf:/path, hf:./path, hf:~/path): the CLI and
+    Python take those; a web visitor does not."""
+    _, colon, rest = str(name).partition(":")
+    return bool(colon) and rest.startswith(("/", ".", "~"))
+
+
 def register_resolver(prefix: str, resolve: Callable[[str], ModelSpec]) -> None:
     """Make every model named `prefix` + NAME resolvable (`resolve` raises a one-line error for an unknown NAME)."""
     if prefix in RESOLVERS:

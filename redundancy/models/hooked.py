@@ -120,12 +120,14 @@ def probe(model: torch.nn.Module, where: Where) -> Anatomy:
 
 def as_tokens(out: torch.Tensor, anatomy: Anatomy) -> torch.Tensor:
     """A submodule's output in its layout -> features (B, C, 1, 1 + n): token 0 the class token or the mean."""
+    # contiguous before the mean: one summation order whatever the output's memory layout (a live patch's output
+    # is laid out otherwise than the model's own), so a patched model's mean token is the engine's, bit for bit
     if anatomy.layout == TOKENS:
         w = anatomy.where
-        grid = out[:, w.prefix :].transpose(1, 2)  # (B, C, n)
+        grid = out[:, w.prefix :].transpose(1, 2).contiguous()  # (B, C, n)
         first = out[:, 0, :, None] if w.cls else grid.mean(2, keepdim=True)
     else:
-        grid = out.flatten(2) if anatomy.layout == NCHW else out.flatten(1, 2).transpose(1, 2)
+        grid = (out.flatten(2) if anatomy.layout == NCHW else out.flatten(1, 2).transpose(1, 2)).contiguous()
         first = grid.mean(2, keepdim=True)
     return torch.cat([first, grid], 2)[:, :, None]
 

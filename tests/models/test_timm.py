@@ -1,8 +1,9 @@
-"""The contract of `timm:NAME` models over a dozen architectures from different families, each at its smallest size
-with seeded random weights: encode, a 2-pair search, apply, `patch` parity (the patched model's own forward gives
-the engine's score for the found set) and `--layer` (a stage index and a module name).
+"""The contract of models named on demand, over a dozen timm architectures from different families (each at its
+smallest size) and four transformers models built from small configs, all with seeded random weights: encode, a
+2-pair search, apply, `patch` parity (the patched model's own forward gives the engine's score for the found set)
+and `--layer` (a stage index and a module name).
 
-Three of them run in the quick tier; the rest are `slow` (the full suite runs them all).
+A few of them run in the quick tier; the rest are `slow` (the full suite runs them all).
 """
 
 from __future__ import annotations
@@ -40,14 +41,52 @@ SLOW = [
     "mobilevitv2_050",
     "deit_tiny_distilled_patch16_224",
 ]
-ARCHS = [*QUICK, *(pytest.param(a, marks=pytest.mark.slow) for a in SLOW)]
+# transformers models from small configs (saved to a folder: hf:FOLDER), one per family of layouts
+HF = {
+    "dinov2": ("Dinov2Config", dict(image_size=56, patch_size=14)),  # class token first
+    "convnext": ("ConvNextConfig", dict(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 1, 1], image_size=64)),  # a map
+    "siglip": ("SiglipVisionConfig", dict(image_size=64, patch_size=16)),  # tokens without a class token
+    "clip": ("CLIPVisionConfig", dict(image_size=64, patch_size=16)),
+}
+TOKENS = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+ARCHS = [
+    *(f"timm:{a}" for a in QUICK),
+    *(pytest.param(f"timm:{a}", marks=pytest.mark.slow) for a in SLOW),
+    "hf:dinov2",
+    "hf:convnext",
+    *(pytest.param(f"hf:{k}", marks=pytest.mark.slow) for k in ("siglip", "clip")),
+]
 # a stage index and a module name for each (the index reads timm's feature_info; the name any submodule)
-LAYERS = {"vit_tiny_patch16_224": "blocks.4", "deit_tiny_patch16_224": "blocks.2", "resnet18": "layer3"}
+LAYERS = {
+    "timm:vit_tiny_patch16_224": "blocks.4",
+    "timm:deit_tiny_patch16_224": "blocks.2",
+    "timm:resnet18": "layer3",
+    "hf:dinov2": "encoder.layer.0",
+    "hf:convnext": "encoder.stages.2",
+}
+
+
+@pytest.fixture(scope="module")
+def hf_folders(tmp_path_factory):
+    """Each transformers config of `HF`, saved where hf:FOLDER reads it."""
+    import transformers
+
+    folders = {}
+    for key, (cls, args) in HF.items():
+        config = getattr(transformers, cls)(**({} if "hidden_sizes" in args else TOKENS), **args)
+        folders[key] = tmp_path_factory.mktemp(key)
+        config.save_pretrained(folders[key])
+    return folders
+
+
+def _name(name: str, folders: dict) -> str:
+    """A model name as the CLI takes it: hf:KEY of the configs above becomes hf:FOLDER."""
+    return f"hf:{folders[name[3:]]}" if name.startswith("hf:") else name
 
 
 def test_a_dozen_architectures_from_different_families():
     families = {a.split("_")[0].rstrip("0123456789") for a in [*QUICK, *SLOW]}
-    assert len(QUICK) + len(SLOW) >= 12 and len(families) >= 10
+    assert len(QUICK) + len(SLOW) >= 12 and len(families) >= 10 and len(HF) >= 3
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +103,9 @@ def class_folder(tmp_path_factory):
     return root
 
 
-def _config(arch: str, data, layer=None) -> SessionConfig:
+def _config(name: str, data, layer=None) -> SessionConfig:
     return SessionConfig(
-        model=f"timm:{arch}", data=str(data), random_init=True, device="cpu", search_images=6, head_images=6,
+        model=name, data=str(data), random_init=True, device="cpu", search_images=6, head_images=6,
         layer=layer,
     )  # fmt: skip
 
@@ -77,9 +116,9 @@ def _search(session: Session):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_a_timm_model_encodes_searches_applies_and_patches(arch, class_folder, tmp_path):
+def test_a_model_by_name_encodes_searches_applies_and_patches(arch, class_folder, hf_folders, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
-    session = Session.open(_config(arch, class_folder), cache=cache, progress=False)
+    session = Session.open(_config(_name(arch, hf_folders), class_folder), cache=cache, progress=False)
     backend = session.backend
     assert backend.family is not None and backend.family.owns(backend.model)
     feats = backend.encode([np.zeros((30, 50, 3), np.uint8)])[FEATURES]
@@ -90,7 +129,7 @@ def test_a_timm_model_encodes_searches_applies_and_patches(arch, class_folder, t
     assert result.pairs_in_scope == 2 and result.scores.score_gain.shape == (backend.channels, backend.channels)
     run = write_run(tmp_path / "run", session, result)
     config, _ = read_run(run)
-    assert config["family"] == "timm" and config["head"]["kind"].startswith("linear classifier")
+    assert config["family"] == arch.split(":")[0] and config["head"]["kind"].startswith("linear classifier")
     applied = apply_run(run, class_folder, tmp_path / "applied", device="cpu", cache=cache)
     assert applied.images == 18
 
@@ -100,12 +139,12 @@ def test_a_timm_model_encodes_searches_applies_and_patches(arch, class_folder, t
                           head=run_head(run, config))  # fmt: skip
         ev = patched.evaluator("search")
         own = ev.summarize(ev.stats_plain(identity_map(backend.channels)[None]))[0][0]
-    assert own == pytest.approx(combo.score, abs=1e-6)
+    assert own == combo.score  # the same features bit for bit, so the same score
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_a_timm_model_replaces_at_a_stage_or_a_named_module(arch, class_folder):
-    base = build_backend(f"timm:{arch}", random_init=True, device="cpu", progress=False)
+def test_a_model_by_name_replaces_at_a_stage_or_a_named_module(arch, hf_folders):
+    base = build_backend(_name(arch, hf_folders), random_init=True, device="cpu", progress=False)
     image = np.random.default_rng(1).integers(0, 255, (40, 40, 3), dtype=np.uint8)
     for layer in (1, LAYERS.get(arch)):
         if layer is None:
@@ -116,7 +155,7 @@ def test_a_timm_model_replaces_at_a_stage_or_a_named_module(arch, class_folder):
         plain = split.encode([image])[FEATURES]
         with redundancy.patch(split.model, pairs, layer=layer):
             patched = split.encode([image])[FEATURES]
-        torch.testing.assert_close(patched, apply_map(plain, pairs_map(pairs, split.channels)))
+        assert torch.equal(patched, apply_map(plain, pairs_map(pairs, split.channels)))  # bit for bit
 
 
 def test_the_default_reads_normed_tokens_or_the_last_stage():

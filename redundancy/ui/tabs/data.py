@@ -16,7 +16,7 @@ from ...data.synthetic import TARGET_DOMAINS, TASK_DOMAINS
 from ...engine import SessionConfig
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
-from ...models import REGISTRY, ModelSpec, get_spec
+from ...models import REGISTRY, ModelSpec, get_spec, names_a_path
 from ...replace import LAYER_NAME
 from ...tasks import SEGMENT, task_names
 from ..common import badge, blank, components, guard, listen
@@ -200,6 +200,8 @@ def typed_spec(name: str) -> ModelSpec | str:
     name = str(name or "").strip()
     if "(" in name:  # architecture arguments change what is built (and its size): the CLI and Python take them
         return "a model name here takes no arguments; build a variant from the command line or from Python."
+    if names_a_path(name):  # the server's files are not a visitor's to name
+        return "a model here is named by the registry or the Hub (hf:OWNER/NAME), not by a folder on the server."
     try:
         return get_spec(name)
     except RedundancyError as e:
@@ -280,8 +282,8 @@ def build() -> SimpleNamespace:
             model = gr.Dropdown(
                 list(REGISTRY),
                 value=DEFAULT_MODEL,
-                allow_custom_value=True,  # any timm model by name: timm:resnet18, timm:convnext_atto, ...
-                label="Model (or type timm:NAME)",
+                allow_custom_value=True,  # any timm or transformers model by name (timm:resnet18, hf:OWNER/NAME)
+                label="Model (or type timm:NAME, hf:OWNER/NAME)",
                 info=REGISTRY[DEFAULT_MODEL].description,
                 elem_id="model",
             )
