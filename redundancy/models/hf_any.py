@@ -77,7 +77,7 @@ def build(source: str) -> torch.nn.Module:
 
 
 def _size(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)[-2:]  # type: ignore[return-value]
+    return (value, value) if isinstance(value, int) else tuple(value)[-2:]
 
 
 def _normalisation(source: str) -> tuple[tuple, tuple]:
