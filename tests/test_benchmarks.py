@@ -96,3 +96,17 @@ def test_estimates_benchmark_times_what_the_app_estimates(capsys):
     assert [r["job"] for r in rows] == ["search", "quick", "sweep"] and len(rows[1]["heldout"]) == 2
     assert all(r["estimate_s"] > 0 and r["measured_s"] > 0 and r["ratio"] > 0 for r in rows)
     assert "measured / estimate" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_backbones_benchmark_measures_an_architecture_in_its_own_process(tmp_path):
+    import subprocess
+
+    from .conftest import ROOT
+
+    out = tmp_path / "rows.json"
+    cmd = [sys.executable, "-m", "benchmarks.backbones", "regnety_002", "--search-images", "8", "--json", str(out)]
+    line = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    (row,) = json.loads(out.read_text())
+    assert line.startswith("| regnety_002 | classify | 368 |") and row["pairs"] == 46 * 45
+    assert row["rows_per_s"] > 0 and row["encode_ms_per_image"] > 0 and row["peak_mb"] > 100

@@ -39,7 +39,8 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 CALIBRATED_CALLS = 4  # batched calls of real work before their mean replaces the timed-call estimate
 TIMED_CALLS = 5  # calls timed (after a warm-up) for the first estimate, before any work has run
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
-PROBE_PAIRS = 256  # pairs timed to estimate the pair shortcut's rate before real work has run
+PROBE_PAIRS = 256  # pairs first timed to estimate the pair shortcut's rate before real work has run
+PROBE_SECONDS = 0.25  # a probe quicker than this is repeated 8x larger (per-call costs amortised as in real blocks)
 PAIR_MEASURE_BUDGET = 1 << 20  # floats per measuring step there: cache-sized blocks, 4x faster than 1 << 26 (CPU)
 PAIR_OUTPUT_BUDGET = env_number("REDUNDANCY_PAIR_OUTPUTS", 1 << 23)  # head outputs per rank-one block (float64)
 
@@ -392,9 +393,13 @@ class Evaluator:
         a probe block, then on the work run so far), else a decoder row (`seconds_per_row`)."""
         if not self.backend.has_pair_outputs():
             return self.seconds_per_row()
-        if self.pair_rows < PROBE_PAIRS * len(self.set):
-            probe = torch.tensor([[0, 1]], device=self.device).expand(PROBE_PAIRS, 2)
-            self.pair_stats(probe, lambda *_: None)
+        n, block = PROBE_PAIRS, max(1, PAIR_OUTPUT_BUDGET // (len(self.set) * self.backend.pair_output_size()))
+        while self.pair_rows < n * len(self.set):  # timeit's autorange: until a probe takes long enough to tell
+            seconds = self.pair_seconds
+            self.pair_stats(torch.tensor([[0, 1]], device=self.device).expand(n, 2), lambda *_: None)
+            if self.pair_seconds - seconds >= PROBE_SECONDS or n >= block:
+                break
+            n = min(8 * n, block)
         return self.pair_seconds / self.pair_rows
 
     def stats_plain(self, maps: torch.Tensor, alphas: torch.Tensor | None = None) -> Stats:

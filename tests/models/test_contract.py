@@ -51,8 +51,8 @@ def test_a_backend_s_context_is_its_own(backend):
 
 
 def test_every_family_has_a_test_size_entry():
-    """Or is a family of models named on demand (timm:NAME, module:NAME), with its own contract test (test_timm.py)."""
-    assert {REGISTRY[name].family for name in SMALL} | {"timm", "torch_module"} == set(FAMILIES)
+    """Or is a family of models named on demand (timm:, hf:, module:), with its own contract test (test_timm.py)."""
+    assert {REGISTRY[name].family for name in SMALL} | {"timm", "hf", "torch_module"} == set(FAMILIES)
 
 
 @pytest.fixture(scope="module", params=SMALL)
