@@ -113,7 +113,9 @@ def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
         "--model",
         default=DEFAULT_MODEL,
         help="registry name (see `models`); the default is the shipped demo model (not SAM: works offline), "
-        "e.g. sam_vit_b for SAM ViT-B (downloaded on first use)",
+        "e.g. sam_vit_b for SAM ViT-B (downloaded on first use); or any timm model as timm:NAME (timm:resnet18; "
+        "timm:NAME(key=value,...) for architecture arguments) or transformers model as hf:OWNER/NAME or hf:FOLDER, "
+        "scored by a head fitted on its features",
     )
     p.add_argument(
         "--checkpoint",

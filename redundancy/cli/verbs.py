@@ -101,6 +101,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(f"{r['name']:<18} {'/'.join(r['tasks']):<15} {r['description']}")
+        print(
+            "\nand any timm model as timm:NAME (timm:resnet18, timm:convnext_atto; names: timm.list_models()) or "
+            "transformers model as hf:OWNER/NAME, each scored by a head fitted on its features (docs/models.md)"
+        )
     return 0
 
 
