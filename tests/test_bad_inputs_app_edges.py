@@ -114,12 +114,12 @@ CASES: dict[str, Case] = {
         cli=True,
     ),  # fmt: skip
     "replacements whose layer is the string '3'": Case(
-        "replacements", _repl(layer="3"), 'records encoder block "3", which is not a block number', cli=True
+        "replacements", _repl(layer="3"), 'records layer "3", which is neither a block number', cli=True
     ),
-    "replacements whose layer is true": Case("replacements", _repl(layer=True), "records encoder block true"),
-    "replacements whose layer is -1": Case("replacements", _repl(layer=-1), "records encoder block -1", cli=True),
-    "replacements whose layer is 2.5": Case("replacements", _repl(layer=2.5), "records encoder block 2.5"),
-    "replacements whose layer is a list": Case("replacements", _repl(layer=[1]), "records encoder block \\[1\\]"),
+    "replacements whose layer is true": Case("replacements", _repl(layer=True), "records layer true"),
+    "replacements whose layer is -1": Case("replacements", _repl(layer=-1), "records layer -1", cli=True),
+    "replacements whose layer is 2.5": Case("replacements", _repl(layer=2.5), "records layer 2.5"),
+    "replacements whose layer is a list": Case("replacements", _repl(layer=[1]), "records layer \\[1\\]"),
     # pushing
     "push without a Hub token": Case("push", lambda t: {}, "no Hub token: log in first", cli=True),
     "push with the Hub unreachable": Case(

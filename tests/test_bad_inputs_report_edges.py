@@ -261,7 +261,7 @@ CASES: dict[str, Case] = {
     ),
     "search --layer -1": Case(
         lambda t, r, m: _search(t, "--layer", "-1"),
-        "layer must be an encoder block index \\(0, 1, ...\\), got -1",
+        "layer must be an encoder block index \\(0, 1, ...\\) or a module name \\(layer4, stages.3\\), got -1",
     ),
     "apply of a run whose block was edited past the last": Case(
         lambda t, r, m: _apply_edited_layer(t, r.block0, 99),

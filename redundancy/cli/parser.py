@@ -105,7 +105,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 def layer_arg(text: str) -> int | str:
     """--layer as a block / stage index (digits) or a module name."""
-    return int(text) if text.isascii() and text.isdigit() else text
+    return int(text) if re.fullmatch(r"-?[0-9]+", text) else text  # -1: an index, refused as one
 
 
 def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:

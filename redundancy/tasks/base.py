@@ -176,14 +176,14 @@ class Task(ABC):
 
     # ---- the head ----
 
-    @abstractmethod
     def fit_head(self, backend, feats: torch.Tensor, targets: list, classes: tuple[str, ...]) -> tuple[Head, str]:
         """(head module, how it was fitted) on a head split's encoder features and targets (a backend without a
         decoder of its own: `Backend.fits_heads`)."""
+        raise ConfigError(f"the {self.name} task has no head to fit; pick a model whose own decoder does it.")
 
-    @abstractmethod
     def head_from_state(self, state: dict, backend, classes: tuple[str, ...]) -> Head:
         """A head module from a saved state dict (weight, bias), checked against the model and the data."""
+        raise ConfigError(f"the {self.name} task has no head; pick a model whose own decoder does it.")
 
     # ---- outputs ----
 

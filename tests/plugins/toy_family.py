@@ -25,6 +25,7 @@ class ToyNet(torch.nn.Module):
 
 class ToyBackend(Backend):
     tasks = ("brightness",)  # the toy task (tests/plugins/toy_task.py)
+    fits_heads = False  # its own decoder scores it: no head is fitted
 
     def __init__(self, name, model, weights, device, *, family=None):
         self.name, self.weights, self.device, self.family = name, weights, device, family

@@ -38,7 +38,6 @@ class BrightnessTask(Task):
     layouts = (TOY.name,)
     outputs = ("brightness.csv",)
     data_hint = "toy/"
-    needs_head = False  # the toy family's own decoder reads it
 
     def load_target(self, sample):
         return np.asarray(load_image(sample.image_path).mean() / 255.0, np.float32)
