@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 
 import importlib
 
+from . import threads  # noqa: F401  (before torch starts its threads: how they wait, `threads.py`)
+
 # name -> module: imported on first use (PEP 562), so `import redundancy.report.figures` or `.report.viz`
 # does not load the model stack just because the package exports it.
 _API = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
+from .. import __version__, threads
 from .settings import SessionConfig
 
 
@@ -55,6 +55,7 @@ def environment() -> dict:
     return {
         "redundancy": __version__,
         "torch": torch.__version__,
+        "cpu_threads": {"torch": torch.get_num_threads(), **threads.CHOSEN},
         "segment_anything": version("segment-anything"),
         "python": platform.python_version(),
         "platform": platform.platform(),
