@@ -146,15 +146,19 @@ def slider(page, elem_id: str, value: int, shows_id: str, needle: str, tries: in
     with 50, until the box was typed into again. Recorded on the network: the only handler that outputs the
     slider (the page-load reconnect) had already answered: the loop is in the page (Gradio 6.31's slider), not in
     a handler of ours. So the value counts as taken only once the line that follows it says so, and is typed again
-    (what the box showed is printed) when that line does not follow within a while.
+    (what the box and the line showed is printed) when that line does not follow within a while, after another
+    value: retyping the value the box already shows would send no change at all.
     """
-    for _ in range(tries):
+    for attempt in range(tries):
+        if attempt:  # the box may show the value already: another one first, so the value is a change again
+            number(page, elem_id, value - 1 if value > 1 else value + 1)
         box = number(page, elem_id, value)
         try:
             wait_text(page, shows_id, needle, timeout=30)
             return
         except AssertionError:
-            print(f"#{elem_id} did not take {value} (its box shows {box.input_value()!r}); typing it again")
+            print(f"#{elem_id} did not take {value} (its box shows {box.input_value()!r}, #{shows_id} shows "
+                  f"{text(page, shows_id)[:120]!r}); typing it again")  # fmt: skip
     raise AssertionError(f"#{elem_id} never took {value}: #{shows_id} never showed {needle!r}")
 
 

@@ -461,10 +461,14 @@ def wire(ui: SimpleNamespace) -> None:
     """Connect the Search tab's components to their handlers."""
     ui.mode.change(shown_options, ui.mode, list(ui.option_boxes), queue=False, api_visibility="private")
     scope = [ui.ws, ui.sources, ui.targets, ui.top_n, ui.select, ui.alphas, ui.mode, *ui.option_boxes]
+    # One queue per line, one at a time: the estimates of quick successive changes (sources, then top N) finish in the
+    # order they were asked for, so the line ends on the latest settings (concurrent ones could finish out of order
+    # and leave an older scope's estimate on screen)
     for box in scope[1:]:
-        box.change(search_estimate, scope, [ui.estimate])
+        box.change(search_estimate, scope, [ui.estimate], concurrency_id="search-estimate", concurrency_limit=1)
     for box in (ui.sources, ui.targets, ui.top_n):
-        box.change(compare_estimate, [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets], [ui.compare_status])
+        box.change(compare_estimate, [ui.ws, ui.top_n, ui.metric, ui.sources, ui.targets], [ui.compare_status],
+                   concurrency_id="compare-estimate", concurrency_limit=1)  # fmt: skip
     inputs = search_inputs(ui)
     outputs = [getattr(ui, n) for n in SEARCH_OUTPUTS]
     listen(ui.start_btn.click, search, inputs, outputs, ui.status)
