@@ -10,6 +10,7 @@ import urllib.parse
 from contextlib import contextmanager
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from ..conftest import SHOTS
 
@@ -162,12 +163,25 @@ def slider(page, elem_id: str, value: int, shows_id: str, needle: str, tries: in
     raise AssertionError(f"#{elem_id} never took {value}: #{shows_id} never showed {needle!r}")
 
 
-def open_form(page) -> None:
-    """The Data tab with its model-and-data form open."""
+def open_form(page, tries: int = 4) -> None:
+    """The Data tab with its model-and-data form open.
+
+    The form opens in the page itself, at once. A click that lands while a loaded machine is still wiring up a fresh
+    page is lost (the browser tier under load met it once in five runs: #model never showed): a form still closed
+    after a while is clicked again, which a form that did open never is.
+    """
     tab(page, "Data")
-    if not page.locator("#model").is_visible():
+    model = page.locator("#model")
+    for _ in range(tries):
+        if model.is_visible():
+            return
         page.get_by_text(FORM).click()
-        page.locator("#model").wait_for()
+        try:
+            model.wait_for(timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    model.wait_for()
 
 
 def _checked(page, elem_id: str) -> str:
