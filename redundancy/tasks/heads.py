@@ -88,32 +88,45 @@ class LinearClassifier(torch.nn.Module):
         return {"weight": self.weight.float(), "bias": self.bias.float()}
 
 
-class LinearDepth(torch.nn.Module):
+class PatchHead(torch.nn.Module):
+    """What the per-patch heads share (depth, segmentation): weight and scalar bias held as saved, outputs on the
+    patch grid, upsampled bilinearly to an image."""
+
+    weight: torch.Tensor  # a buffer
+    bias: torch.Tensor  # (), a buffer
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, grid: tuple[int, int], kind: str):
+        super().__init__()
+        self.grid = grid
+        self.kind = kind
+        self.output_size = grid[0] * grid[1]  # numbers per (pair, image) from `pair_outputs`: one a patch
+        self.register_buffer("weight", _stored(weight))
+        self.register_buffer("bias", _stored(bias).reshape(()))
+
+    def at_size(self, out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Outputs (V, gh, gw) -> (V, H, W), bilinear at the image's size."""
+        return F.interpolate(out[:, None], hw, mode="bilinear", align_corners=False)[:, 0]
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"weight": self.weight.float(), "bias": self.bias.float().reshape(1)}
+
+
+class LinearDepth(PatchHead):
     """depth(patch) = w_p . x_patch + w_c . x_cls + b, in metres, on the patch grid (upsampled bilinearly)."""
 
     weight: torch.Tensor  # (2 * C,): patch token, class token; a buffer
-    bias: torch.Tensor  # (), a buffer
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, channels: int, grid: tuple[int, int]):
-        super().__init__()
         if weight.shape != (2 * channels,) or bias.numel() != 1:
             raise ConfigError(
                 f"a depth head must be weight ({2 * channels},) (patch token, class token) and a scalar bias for this "
                 f"model's {channels} channels; got weight {tuple(weight.shape)}, bias {tuple(bias.shape)}."
             )
-        self.grid = grid
-        self.kind = "linear depth head"
-        self.output_size = grid[0] * grid[1]  # numbers per (pair, image) from `pair_outputs`: one depth a patch
-        self.register_buffer("weight", _stored(weight))
-        self.register_buffer("bias", _stored(bias).reshape(()))
+        super().__init__(weight, bias, grid, "linear depth head")
 
     def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
         c = len(self.weight) // 2
         return self.weight[:c], self.weight[c:]
-
-    def at_size(self, out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """Depth (V, gh, gw) -> (V, H, W), bilinear at the image's size."""
-        return F.interpolate(out[:, None], hw, mode="bilinear", align_corners=False)[:, 0]
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (V, C, 1, T) -> depth (V, gh, gw)."""
@@ -131,33 +144,20 @@ class LinearDepth(torch.nn.Module):
         delta = wp[i][None, :, None] * dx[:, :, 1:] + (wc[i][None] * dx[:, :, 0])[:, :, None]
         return self(feats)[None] + delta.transpose(0, 1).unflatten(2, self.grid)
 
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"weight": self.weight.float(), "bias": self.bias.float().reshape(1)}
 
-
-class LinearSegment(torch.nn.Module):
+class LinearSegment(PatchHead):
     """logit(patch) = w . x_patch + b on the patch grid, upsampled bilinearly: DINOv2's linear segmentation probe,
     one foreground class (the class token is not read)."""
 
     weight: torch.Tensor  # (C,), a buffer
-    bias: torch.Tensor  # (), a buffer
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, channels: int, grid: tuple[int, int]):
-        super().__init__()
         if weight.shape != (channels,) or bias.numel() != 1:
             raise ConfigError(
                 f"a segmentation head must be weight ({channels},) (a patch token) and a scalar bias for this model's "
                 f"{channels} channels; got weight {tuple(weight.shape)}, bias {tuple(bias.shape)}."
             )
-        self.grid = grid
-        self.kind = "linear per-patch segmentation head"
-        self.output_size = grid[0] * grid[1]  # numbers per (pair, image) from `pair_outputs`: one logit a patch
-        self.register_buffer("weight", _stored(weight))
-        self.register_buffer("bias", _stored(bias).reshape(()))
-
-    def at_size(self, out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """Logits (V, gh, gw) -> (V, H, W), bilinear at the image's size (the probe's upsampling)."""
-        return F.interpolate(out[:, None], hw, mode="bilinear", align_corners=False)[:, 0]
+        super().__init__(weight, bias, grid, "linear per-patch segmentation head")
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Features (V, C, 1, T) -> mask logits (V, gh, gw)."""
@@ -170,9 +170,6 @@ class LinearSegment(torch.nn.Module):
         i, j = pairs[:, 0], pairs[:, 1]
         delta = self.weight[i][None, :, None] * (x[:, j] - x[:, i])  # (B, P, N)
         return self(feats)[None] + delta.transpose(0, 1).unflatten(2, self.grid)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"weight": self.weight.float(), "bias": self.bias.float().reshape(1)}
 
 
 Head: TypeAlias = LinearClassifier | LinearDepth | LinearSegment  # what a session attaches to a head-less backend
