@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "redundancy"
 # bottom to top: a module may import its own layer and the ones before it, never one after it
 LAYERS = (
-    ("errors", "threads", "registry", "io", "bundled", "logs", "hub", "replace", "__init__"),
+    ("errors", "threads", "devices", "registry", "io", "bundled", "logs", "hub", "replace", "__init__"),
     ("data",),
     ("tasks",),
     ("models",),

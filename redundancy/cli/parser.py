@@ -7,19 +7,15 @@ import argparse
 import difflib
 import re
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from ..data.prompts import PROMPT_MODES
-from ..engine import SearchSettings, SessionConfig
-from ..engine.evaluator import PRECISIONS
-from ..engine.screening import DEFAULT_MODE, MODES, all_options
-from ..engine.select import SELECT_MODES
+from ..devices import DEVICES, check_device
 from ..errors import DeviceError
-from ..models import DEFAULT_MODEL, check_device
-from ..models.prompted import MASK_CHOICES
-from ..replace import Edit, parse_edits
-from ..tasks import PROTOCOLS, all_metrics, get_task, task_names
-from ..training.demo import RECIPES
+from .catalogue import load
+
+if TYPE_CHECKING:  # the engine loads after parsing: --help and a mistyped flag answer before torch is imported
+    from ..engine import SearchSettings, SessionConfig
+    from ..replace import Edit
 
 DESCRIPTION = (
     "Find redundant channels in a vision foundation model's encoder (SAM, SAM2, DINOv2, ...) and replace them with "
@@ -97,7 +93,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
         "--device",
         default="auto",
         type=device_choice,
-        metavar="{auto,cpu,cuda,cuda:N}",
+        metavar="{" + ",".join(DEVICES) + "}",
         help="where the model runs: auto (a CUDA GPU when one is visible, else the CPU), cpu, cuda, or cuda:N "
         "(the GPU of index N)",
     )
@@ -111,7 +107,7 @@ def layer_arg(text: str) -> int | str:
 def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     p.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
+        default=load().default_model,
         help="registry name (see `models`); the default is the shipped demo model (not SAM: works offline), "
         "e.g. sam_vit_b for SAM ViT-B (downloaded on first use); or any timm model as timm:NAME (timm:resnet18; "
         "timm:NAME(key=value,...) for architecture arguments) or transformers model as hf:OWNER/NAME or hf:FOLDER, "
@@ -137,7 +133,7 @@ def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     )
     p.add_argument(
         "--task",
-        choices=task_names(),
+        choices=tuple(load().tasks),
         help="the task; default: the data's (masks: segment; class folders or a label CSV: classify; images/ + "
         "depth/: depth)",
     )
@@ -166,12 +162,12 @@ def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     p.add_argument(
         "--prompt",
         default="none",
-        choices=PROMPT_MODES,
+        choices=load().prompt_modes,
         help="segmentation prompts, taken from the ground-truth (GT) masks: none, each mask's box, or a point in it",
     )
     p.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
+        choices=load().protocols,
         help="mIoU: image (per-image mean), perseg (pooled per object) or persam (PerSAM's eval_miou.py: "
         "as perseg without each object's 00 reference image); default: the dataset's own",
     )
@@ -179,14 +175,14 @@ def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
         "--mask",
         dest="mask_choice",
         default="single",
-        choices=MASK_CHOICES,
+        choices=load().mask_choices,
         help="single-mask output, or the multimask output with the best predicted IoU",
     )
     p.add_argument(
         "--metric",
-        choices=all_metrics(),
+        choices=load().metrics,
         help="what pair gains measure: "
-        + "; ".join(f"{name}: {', '.join(get_task(name).metric_names)}" for name in task_names())
+        + "; ".join(f"{name}: {', '.join(metrics)}" for name, metrics in load().tasks.items())
         + " (default: the task's first)",
     )
     _add_device(p)
@@ -200,7 +196,7 @@ def _add_common(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=PRECISIONS,
+        choices=load().precisions,
         help="how the decoder multiplies: fp32; tf32 (CUDA's TF32 tensor cores; the same as fp32 on a CPU); bf16 "
         "autocast (GPUs, and CPUs with bf16 units: ~2x for SAM ViT-B here, but the top 10 can change); metrics "
         "stay fp32 / fp64 (benchmarks/RESULTS.md: top-10 agreement with fp32)",
@@ -224,7 +220,7 @@ def _add_scope(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="channels that may be copied (same syntax); auto = all on GPU, every 8th on CPU",
     )
-    for option in all_options():  # each mode's own parameters (screening/), as the mode declares them
+    for option in load().options:  # each mode's own parameters (screening/), as the mode declares them
         p.add_argument(
             "--" + option.name.replace("_", "-"), type=option.kind, help=f"{option.help} (default: {option.default})"
         )
@@ -261,14 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scope(s)
     s.add_argument(
         "--mode",
-        default=DEFAULT_MODE,
-        choices=tuple(MODES),
-        help="; ".join(f"{name}: {mode.summary}" for name, mode in MODES.items()),
+        default=load().default_mode,
+        choices=tuple(load().modes),
+        help="; ".join(f"{name}: {summary}" for name, summary in load().modes.items()),
     )
     s.add_argument(
         "--select",
         default="search",
-        choices=SELECT_MODES,
+        choices=load().select_modes,
         help="search: the best subset on the search set (the paper); cv: N and the subset chosen by k-fold "
         "cross-validation on the search set, with an estimate of the gain on unseen images; greedy: the set grown "
         "one pair at a time from a larger pool, its size chosen by cross-validation (cv, greedy: mode exact)",
@@ -295,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = add(
         "compare",
-        help=f"{' vs '.join(MODES)} on the same pairs: top-N overlap, rank correlation, best-set score, time",
+        help=f"{' vs '.join(load().modes)} on the same pairs: top-N overlap, rank correlation, best-set score, time",
     )
     _add_common(c)
     _add_scope(c)
@@ -350,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="feature cache folder (default $REDUNDANCY_CACHE or ~/.cache/redundancy)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--unverified", action="store_true", help="use a run that is unfinished or whose files changed")
-    p.add_argument("--protocol", choices=PROTOCOLS, help="mIoU protocol for the report (default: the run's)")
+    p.add_argument("--protocol", choices=load().protocols, help="mIoU protocol for the report (default: the run's)")
 
     u = add("push", help="share a finished run on the Hugging Face Hub: run files, figures and a model card")
     u.add_argument("run", help="a finished run directory")
@@ -363,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a demo model on synthetic data (sam_tiny / sam2_tiny / dinov2_tiny_wide classes): not SAM, not "
         "DINOv2",
     )
-    t.add_argument("--model", default="sam_tiny", choices=list(RECIPES), help="architecture to train")
+    t.add_argument("--model", default="sam_tiny", choices=list(load().recipes), help="architecture to train")
     for flag, kind, what in TRAIN_FLAGS:
-        shipped = ", ".join(f"{b} {getattr(r.defaults, flag)}" for b, r in RECIPES.items())
+        shipped = ", ".join(f"{b} {defaults[flag]}" for b, defaults in load().recipes.items())
         t.add_argument(f"--{flag.replace('_', '-')}", type=kind, help=f"{what} (default: as shipped, {shipped})")
     t.add_argument(
         "--out",
@@ -399,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_edit_flags(zero: str, swap: str, replace: str, scale: str = "") -> list[Edit]:
     """Edits from the ablate flags, in flag order (range checks happen against the model)."""
+    from ..replace import parse_edits
+
     flags = (("zero", zero), ("swap", swap), ("replace", replace), ("scale", scale))
     return [e for kind, text in flags for e in parse_edits(kind, text)]
 
@@ -411,10 +409,14 @@ def _fields(cls: type, args: argparse.Namespace, **override) -> dict:
 
 def session_config(args: argparse.Namespace, **override) -> SessionConfig:
     """The session config the flags describe."""
+    from ..engine import SessionConfig
+
     return SessionConfig(**_fields(SessionConfig, args, **override))
 
 
 def search_settings(args: argparse.Namespace) -> SearchSettings:
     """The search settings the flags describe; a mode option is set only where its flag is given."""
-    options = {o.name: getattr(args, o.name) for o in all_options() if getattr(args, o.name, None) is not None}
+    from ..engine import SearchSettings
+
+    options = {o.name: getattr(args, o.name) for o in load().options if getattr(args, o.name, None) is not None}
     return SearchSettings(**_fields(SearchSettings, args), options=options)

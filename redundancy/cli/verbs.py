@@ -382,7 +382,11 @@ def _drop_if_empty(out, fresh: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the verb parsed flags name; user errors print one clear line and exit 2."""
     log_path = configure(args.verbose - args.quiet)
     verb = {
         "models": cmd_models,

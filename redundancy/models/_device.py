@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import torch
 
+from ..devices import DEVICES, check_device  # noqa: F401  (re-exported: the models API)
 from ..errors import DeviceError
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # what a device setting may say (N: a GPU's index)
-
-
-def check_device(choice: str | None) -> str:
-    """The device setting, lower-cased, if it is one of DEVICES; else a DeviceError naming them."""
-    text = (choice or "auto").strip().lower()
-    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
-        return text
-    raise DeviceError(f"unknown device '{choice}'; use auto, cpu, cuda or cuda:N (N: a GPU's index, e.g. cuda:1).")
 
 
 def resolve_device(choice: str = "auto") -> torch.device:
