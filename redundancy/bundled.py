@@ -13,6 +13,7 @@ DEPTH_SAMPLE = ASSETS / "depth_sample"
 DOMAINS = ASSETS / "domains"  # segmentation's demo target domains
 TASK_DOMAINS = ASSETS / "task_domains"  # classify / depth's demo target domains, by task
 HERO = ASSETS / "hero.png"  # a real search's result (scripts/make_hero.py), the app's first picture
+HERO_MODEL = "sam_tiny_demo"  # the model it shows: the Data tab hides it while another model is chosen
 
 # What every output of a result says where the weights are not a real checkpoint (labels, card banners, footers).
 DEMO_LABEL = "demo model trained by this repository on synthetic shapes: not SAM"  # a demo's default label

@@ -1,9 +1,11 @@
 """Render assets/hero.png, the picture the app's first screen shows: a real search's result, measured here.
 
-A search with the demo model (`sam_tiny_demo`: trained by this repository on synthetic shapes, not SAM) on the
-gray domain (16 search images, every 8th channel, top 6, seed 0: the README's example), then baseline vs
-patched masks on the three held-out images whose IoU the found set changes most, each with its IoU, under the
-held-out mean over every held-out image. Rerun with `python scripts/make_hero.py` (about a minute on 2 cores).
+What a visitor gets by pressing Load and then Quick search: the Data tab's defaults (`LoadForm()`: the demo model
+`sam_tiny_demo`, trained by this repository on synthetic shapes, not SAM; the gray domain; 50 search images, seed
+0) and the Search tab's Quick preset (`QUICK`), then baseline vs patched masks on the three held-out images whose
+IoU the found set changes most, each with its IoU, under the held-out mean over every held-out image. The Data tab
+shows it only while the model box names that model (`HERO_MODEL`). Rerun with `python scripts/make_hero.py`
+(under a minute on 2 cores).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redundancy.bundled import DOMAINS, HERO  # noqa: E402
+from redundancy.bundled import HERO, HERO_MODEL  # noqa: E402
 from redundancy.data import load_image  # noqa: E402
-from redundancy.engine import SearchSettings, Session, SessionConfig, run_search  # noqa: E402
+from redundancy.engine import Session, run_search  # noqa: E402
 from redundancy.engine.features import FeatureCache  # noqa: E402
 from redundancy.replace import identity_map, set_map  # noqa: E402
+from redundancy.ui.tabs.data import LoadForm  # noqa: E402
+from redundancy.ui.tabs.search import QUICK  # noqa: E402
 
 TILE = 200  # pixels per picture
 
@@ -40,9 +44,10 @@ def _labelled(image: np.ndarray, text: str) -> Image.Image:
 
 
 def main() -> None:
-    cfg = SessionConfig(model="sam_tiny_demo", data=str(DOMAINS / "gray"), search_images=16)
-    session = Session.open(cfg, FeatureCache())
-    result = run_search(session, SearchSettings(top_n=6, sources="every:8", targets="every:8"))
+    form = LoadForm()
+    assert form.model == HERO_MODEL, "the picture shows the model Load opens by default"
+    session = Session.open(form.config(), FeatureCache())
+    result = run_search(session, QUICK)
     best = result.combos.best_pairs
     hev = session.evaluator("heldout")
     stats = hev.set_stats([[], best]).values  # (2, B, K): inter, union, loss per image
@@ -66,10 +71,10 @@ def main() -> None:
     pairs = ", ".join(f"{i}<-{j}" for i, j, *_ in best)
     title = (
         f"held-out mIoU {h['baseline_score']:.2f} -> {h['patched_score']:.2f} on {h['images']} images the search "
-        f"never saw, {len(best)} channels replaced ({pairs}), zero trained parameters; the 3 held-out images the "
-        "set changes most"
+        f"never saw, {len(best)} channels replaced ({pairs}), zero trained parameters: Load, then Quick search; the 3 "
+        "held-out images the set changes most"
     )
-    note = "sam_tiny_demo: trained by this repository on synthetic shapes, NOT SAM (gray domain)"
+    note = f"{HERO_MODEL}: trained by this repository on synthetic shapes, NOT SAM (gray domain)"
     width = len(columns) * (TILE + 6)
     lines = [*textwrap.wrap(title, width // 7), note]
     top = 18 * len(lines) + 4

@@ -44,3 +44,19 @@ def test_a_run_records_how_its_threads_waited(tmp_path):
     assert main(argv) == 0
     recorded = json.loads((out / "config.json").read_text())["environment"]["cpu_threads"]
     assert recorded["wait_policy"] in ("default", "passive", "active") and recorded["torch"] >= 1
+
+
+def test_the_web_app_waits_passively_unless_the_user_chose(monkeypatch):
+    """The app's torch work runs in several threads: passive there, whatever the load (`threads.serve`)."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(threads, "CHOSEN", threads.choose())
+    assert threads.CHOSEN["wait_policy"] == "default"
+    threads.serve()
+    assert threads.CHOSEN["wait_policy"] == "passive" and threads.CHOSEN["why"].startswith("a web app")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setattr(threads, "CHOSEN", threads.choose())
+    threads.serve()
+    assert threads.CHOSEN["wait_policy"] == "active"  # the user's choice is kept

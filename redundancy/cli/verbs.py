@@ -162,8 +162,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                 print(json.dumps(RunDir(out).replacements(), indent=2))
             return 0
         if not quiet:  # rank 0 says how long it takes (above an hour: asks first, or warns), then checks and claims
-            rows, seconds = search_seconds(session, settings, len(pairs))  # the folder, before any rank writes
-            announce(rows, seconds, len(pairs), len(session.search_set), str(session.backend.device), args.yes)
+            estimate = search_seconds(session, settings, len(pairs))  # the folder, before any rank writes
+            announce(estimate, len(pairs), len(session.search_set), str(session.backend.device), args.yes)
             claim_run_dir(RunDir(out), key, args.overwrite)
             state = RunState(out, key, restart=args.restart, rank=rank)
         if job:

@@ -22,6 +22,7 @@ from ..models import Backend
 from ..replace import identity_map, set_maps
 from ..tasks import Stats
 from .evalset import EvalSet
+from .pace import Pace
 
 # Feature tokens x decoder rows per call, by device. On CPU big decoder batches are no faster per
 # row (sam_vit_b 64x64 tokens: 2-16 rows per call are within noise), so batches stay small there;
@@ -36,7 +37,7 @@ MAX_BATCH_ROWS = 1 << 16  # what a user may ask for: beyond it even a GPU's call
 # fp32 on a CPU); bf16 (autocast: matrix products in bfloat16, norms and softmax in fp32; fast on GPUs and on CPUs
 # with bf16 units). Logits leave in fp32 and the metrics accumulate in fp64 in every case.
 PRECISIONS = ("fp32", "tf32", "bf16")
-CALIBRATED_CALLS = 4  # batched calls of real work before their mean replaces the timed-call estimate
+CALIBRATED_CALLS = 4  # batched calls of real work before their median replaces the timed-call estimate
 TIMED_CALLS = 5  # calls timed (after a warm-up) for the first estimate, before any work has run
 UPSCALE_BUDGET = 1 << 26  # floats per upscaling step, bounds peak memory at original resolution
 PROBE_PAIRS = 256  # pairs first timed to estimate the pair shortcut's rate before real work has run
@@ -134,9 +135,10 @@ class Evaluator:
         self.auto_rows = default_rows(backend.device, evalset.feats.shape[2] * evalset.feats.shape[3])
         self.rows = rows or self.auto_rows
         self.rows_backoff: list[int] = []  # row sizes adopted after running out of memory
-        self.observed_rows, self.observed_seconds = 0, 0.0  # batched work timed so far (the estimate's basis)
+        self.observed_rows = 0  # batched work run so far
         self.pair_rows, self.pair_seconds = 0, 0.0  # the same for the head's pair shortcut (`pair_stats`)
-        self._timed_spr: float | None = None  # seconds per row of the timed calls, once `seconds_per_row` ran them
+        self.pace = Pace()  # the recent batched calls of real work: the rate estimates read once there are a few
+        self._probe = Pace()  # calls timed before any work ran (`row_pace`)
         self.channels = evalset.feats.shape[1]
         self.device = evalset.feats.device
         # Features plus a zero channel (index C: what a zeroed channel copies), channels-last for the
@@ -156,23 +158,27 @@ class Evaluator:
         return torch.cat([feats, feats.new_zeros(len(self.set), 1, *feats.shape[2:])], 1)
 
     def seconds_per_row(self) -> float:
-        """Time of one (map, image) row, for honest estimates: the mean over every batched call run so far on
-        this evaluator once there are a few, else the mean of a few timed full-size calls (after a warm-up)."""
-        if self.observed_rows >= CALIBRATED_CALLS * self.rows:
-            return self.observed_seconds / self.observed_rows
-        if self._timed_spr is None:
+        """Time of one (map, image) row, for honest estimates: the median of the recent batched calls run on this
+        evaluator once there are a few, else of a few timed full-size calls (after a warm-up)."""
+        return self.row_pace().seconds()
+
+    def row_pace(self) -> Pace:
+        """The timed calls `seconds_per_row` reads (their spread gives an estimate's range): the recent real work,
+        else a few full-size calls timed now."""
+        if len(self.pace) >= CALIBRATED_CALLS:
+            return self.pace
+        if not len(self._probe):
             maps = identity_map(self.channels)[None].to(self.device)
             idx = torch.zeros(self.rows, dtype=torch.long, device=self.device)
-            self._rows_stats(maps, idx, idx % len(self.set), pad=True)  # warm-up
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            # rows over many images, as real calls read them: rows of one image ran 1.34x faster than real work
+            img = torch.arange(self.rows, device=self.device) % len(self.set)
+            self._rows_stats(maps, idx, img, pad=True)  # warm-up
             for _ in range(TIMED_CALLS):  # one call alone misjudged a 2-minute search by up to 1.5x here
-                self._rows_stats(maps, idx, idx % len(self.set), pad=True)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            self._timed_spr = (time.perf_counter() - t0) / (TIMED_CALLS * self.rows)
-        return self._timed_spr
+                with self._probe.timing(self.rows):
+                    self._rows_stats(maps, idx, img, pad=True)
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize()
+        return self._probe
 
     def summarize(self, stats: Stats, metric: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(score, loss) per variant, each (V,): the task's `metric` score (default: its first; mIoU %)."""
@@ -319,9 +325,10 @@ class Evaluator:
             chunk_maps = maps[start : start + per_chunk]
             chunk_alphas = alphas[start : start + per_chunk] if alphas is not None else None
             try:
-                t0 = time.perf_counter()
-                rows = _rows(len(chunk_maps), n_img, maps.device)
-                block = self._rows_stats(chunk_maps, *rows, pad=True, alphas=chunk_alphas)
+                with self.pace.timing(len(chunk_maps) * n_img):
+                    rows = _rows(len(chunk_maps), n_img, maps.device)
+                    block = self._rows_stats(chunk_maps, *rows, pad=True, alphas=chunk_alphas)
+                    values = block.view(len(chunk_maps), n_img, -1).cpu().numpy()  # .cpu() waits for the device
             except (torch.OutOfMemoryError, RuntimeError) as e:
                 if not _out_of_memory(e):
                     raise
@@ -337,9 +344,7 @@ class Evaluator:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            values = block.view(len(chunk_maps), n_img, -1).cpu().numpy()  # .cpu() waits for the device
             self.observed_rows += len(chunk_maps) * n_img
-            self.observed_seconds += time.perf_counter() - t0
             chunk = Stats(values)
             chunks.append(chunk)
             if on_chunk:

@@ -24,6 +24,7 @@ from ..tasks.heads import Head, HeadInfo, head_sha256, read_head_state
 from .evalset import EvalSet
 from .evaluator import Evaluator
 from .features import FeatureCache
+from .pace import note_pace, quiet_rate
 from .scorer import channel_pairs
 from .select import SEARCH, check_folds
 from .settings import SearchSettings, SessionConfig, parse_channels
@@ -179,6 +180,24 @@ class Session:
         ev = Evaluator(self.backend, evalset, requested, self.cfg.precision, self.cfg.compile)
         self._evaluators[which] = (rows, ev)
         return ev
+
+    def time_range(self, seconds: float) -> tuple[float, float]:
+        """An estimate of `seconds` as a (low, high) range: the spread of the search evaluator's recent timed calls,
+        reaching down to this machine's quiet rate while it is busy (`Pace.band`)."""
+        ev = self.evaluator("search")
+        quiet = quiet_rate(self._pace_key(ev))
+        low, high = ev.row_pace().band(quiet["seconds"] if quiet else None)
+        return seconds * low, seconds * high
+
+    def busy_note(self) -> str | None:
+        """A line naming a busy machine, with its slowdown against this machine's quiet rate (None: not busy, or
+        unknown); a quiet measurement is recorded as that rate (`engine.pace`)."""
+        ev = self.evaluator("search")
+        return note_pace(self._pace_key(ev), ev.row_pace())
+
+    def _pace_key(self, ev: Evaluator) -> str:
+        """What a quiet rate is recorded for: the model, device, rows a call and threads."""
+        return f"{self.cfg.model} on {ev.device}, {ev.rows} rows a call, {torch.get_num_threads()} threads"
 
     @property
     def cache_hits(self) -> int:

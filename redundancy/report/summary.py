@@ -26,6 +26,18 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def format_range(low: float, high: float) -> str:
+    """An estimate's range in the unit of its upper end: '40-70 s', '1.5-2.6 min', '3-5 min' (one figure where
+    both ends read the same)."""
+    if high < 0.095:
+        return format_seconds(high)
+    scale, unit = next(((u, n) for limit, u, n in RANGE_UNITS if high < limit), (86400.0, "days"))
+    digits = 1 if high / scale < 10 else 0
+    lo, hi = f"{low / scale:.{digits}f}", f"{high / scale:.{digits}f}"
+    return f"{hi} {unit}" if lo == hi else f"{lo}-{hi} {unit}"
+
+
+RANGE_UNITS = ((90, 1.0, "s"), (2 * 3600, 60.0, "min"), (2 * 86400, 3600.0, "h"))
 UNITS = {"image": "image", "perseg": "object", "persam": "object"}  # what a protocol's metric groups are
 WORDS = {HELPS: "helps", NOISE: "can't tell from noise", HURTS: "hurts"}
 RULE = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import textwrap
 
 import numpy as np
 import plotly.graph_objects as go
@@ -48,18 +49,42 @@ def channel_mosaic(
     tile: int = 48,
     labels: dict[int, str] | None = None,
 ) -> np.ndarray:
-    """All channel maps (C, h, w) as a labelled grid image, in `order` (default 0..C-1)."""
+    """All channel maps (C, h, w) as a labelled grid image, in `order` (default 0..C-1), with a colour bar below
+    (each tile is scaled to its own range). A label's second part (`labels`: a score change) is drawn in the colour
+    of its sign, a gap apart from the next tile's."""
     order = list(range(len(feats))) if order is None else order
     rows = -(-len(order) // cols)
     pad = MOSAIC_LABEL
-    canvas = Image.new("RGB", (cols * tile, rows * (tile + pad)), (255, 255, 255))
+    canvas = Image.new("RGB", (cols * tile, rows * (tile + pad) + MOSAIC_BAR), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for k, c in enumerate(order):
         x, y = (k % cols) * tile, (k // cols) * (tile + pad)
         canvas.paste(Image.fromarray(feature_image(feats[c], tile - 2)), (x + 1, y + pad))
-        text = f"{c}" + (f" {labels[c]}" if labels and c in labels else "")
-        draw.text((x + 2, y), text, fill=(20, 20, 20), font=_fitting_font(draw, text, tile - 3, MOSAIC_LABEL - 2))
+        extra = f" {labels[c]}" if labels and c in labels else ""
+        font = _fitting_font(draw, f"{c}{extra}", tile - 6, MOSAIC_LABEL - 2)
+        draw.text((x + 2, y), f"{c}", fill=(20, 20, 20), font=font)
+        sign = SIGN_COLOURS.get(extra.strip()[:1], (90, 90, 90))
+        draw.text((x + 2 + draw.textlength(f"{c}", font=font), y), extra, fill=sign, font=font)
+    _mosaic_bar(draw, canvas, rows * (tile + pad))
     return np.asarray(canvas)
+
+
+MOSAIC_BAR = 22  # pixels below the tiles for the colour bar
+SIGN_COLOURS = {"+": (33, 102, 172), "-": (178, 24, 43)}  # a label's change: RdBu's blue and red ends
+
+
+def _mosaic_bar(draw: ImageDraw.ImageDraw, canvas: Image.Image, top: int) -> None:
+    """The tiles' colour scale along the bottom: each tile's own lowest value on the left, highest on the right."""
+    font = _font(11)
+    width = min(canvas.width // 3, 200)
+    ramp = colormap()[np.linspace(0, 255, width).astype(int)][None].repeat(8, 0)
+    x = round(4 + draw.textlength("low", font=font) + 4)
+    draw.text((4, top + 5), "low", fill=(20, 20, 20), font=font)
+    canvas.paste(Image.fromarray(ramp), (x, top + 7))
+    note = "high  (each tile scaled to its own values)"
+    if x + width + 4 + draw.textlength(note, font=font) > canvas.width:  # a narrow mosaic: the ends only
+        note = "high"
+    draw.text((x + width + 4, top + 5), note, fill=(20, 20, 20), font=font)
 
 
 def _fitting_font(draw: ImageDraw.ImageDraw, text: str, width: int, size: int, smallest: int = 7):
@@ -122,19 +147,29 @@ def gain_heatmap(
                 hovertemplate="channel %{y} takes %{x}<br>%{text}<extra>top N</extra>" if top_notes else None,
             )
         )
+    heading, top_margin = plot_title(title)
     fig.update_layout(
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
+        title=heading,
         xaxis_title="target channel j (copied)",
         yaxis_title="source channel i (replaced)",
         xaxis={"type": "category", "categoryorder": "array", "categoryarray": xs},
         yaxis={"type": "category", "categoryorder": "array", "categoryarray": ys, "autorange": "reversed"},
-        margin={"l": 60, "r": 20, "t": 70, "b": 50},
+        margin={"l": 60, "r": 20, "t": top_margin + 30, "b": 50},  # the legend sits between title and plot
         height=520,
         showlegend=bool(top),
         # above the plot area, left of the colour bar: never over data cells
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 1, "xanchor": "right"},
     )
     return fig
+
+
+TITLE_CHARS = 40  # a plot title's line: fits a phone's 360 px plot at 13 px
+
+
+def plot_title(text: str) -> tuple[dict, int]:
+    """(plotly title, its top margin in px): wrapped into lines that fit a phone's width, left-aligned."""
+    lines = textwrap.wrap(text, TITLE_CHARS) or [""]
+    return {"text": "<br>".join(lines), "x": 0, "xanchor": "left", "font": {"size": 13}}, 24 + 17 * len(lines)
 
 
 def delta_bars(
@@ -145,13 +180,14 @@ def delta_bars(
     fig = go.Figure(
         go.Bar(x=channels, y=deltas, marker_color=colors, hovertemplate="channel %{x}: %{y:+.3f}<extra></extra>")
     )
+    heading, top_margin = plot_title(title)
     fig.update_layout(
-        title=title,
+        title=heading,
         xaxis_title="channel",
         yaxis_title=label,
-        height=320,
+        height=300 + top_margin,
         xaxis={"range": [-1, total]},
-        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        margin={"l": 60, "r": 20, "t": top_margin, "b": 50},
     )
     return fig
 

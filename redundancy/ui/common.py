@@ -17,7 +17,7 @@ from ..interactive.redact import PUBLIC
 from ..interactive.workspace import Workspace
 from ..io import env_number
 from ..logs import incident
-from ..report.summary import format_seconds
+from ..report.summary import format_range, format_seconds
 from ..tasks.base import LOSS
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,14 @@ CSS = (
     "#paper-report table {display:block; overflow-x:auto; max-width:100%}"
     " #paper-report th, #paper-report td {white-space:nowrap}"
 )
+
+
+def titled_image(title: str, **kwargs) -> gr.Image:
+    """An output image with its title above it, not over it: a block label sits on the picture's top-left corner,
+    where pictures print their own captions ('channel 12', a predicted class)."""
+    with gr.Column(min_width=kwargs.pop("min_width", 160)):
+        gr.Markdown(f"**{title}**", elem_classes="pane-title")
+        return gr.Image(label=title, show_label=False, **kwargs)
 
 
 def badge(ws: Workspace | None) -> str:
@@ -215,6 +223,18 @@ def stream_job(ws: Workspace, render):
             seen = ws.job.state.updates
             yield render()
     yield render()
+
+
+def time_range(ws: Workspace, seconds: float, bold: bool = True) -> str:
+    """An estimate here as a range ('**1.3-2.2 min**'): the recent decoder calls' spread around it."""
+    text = format_range(*ws.require().time_range(seconds))
+    return f"**{text}**" if bold else text
+
+
+def busy_line(ws: Workspace) -> str:
+    """' ⚠ This machine is busy: ...' where other work slows this one down, else ''."""
+    note = ws.require().busy_note()
+    return f" <small>⚠ {note}</small>" if note else ""
 
 
 def progress_line(ws: Workspace) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import math
+import re
 
 import pytest
 
@@ -59,6 +60,23 @@ def test_paper_rows_are_the_papers_and_ours_are_measured(report):
     paper = [r for r in rows if r["source"] != OURS]
     assert any(r["channel"] == "216" and r["row"] == "improves" for r in paper)
     assert {r["model"] for r in rows if r["source"] == OURS} == {TINY.seg_models[0]}
+
+
+def test_row_names_agree_with_their_verdicts_and_no_meaningless_number_is_shown(report):
+    """Table 1 calls a row 'improves' or 'lowers' only where its interval says so; Table 4 at --tiny leaves the
+    memory rise it cannot measure in one process blank, and says why; Table 6 shows accuracy at 2 decimals."""
+    from redundancy.report.paper.segment import CLAIMS
+
+    with open(report / "table1_single_channel.csv", newline="") as f:
+        ours = [r for r in csv.DictReader(f) if r["source"] == OURS and r["row"] != "baseline"]
+    assert len(ours) == 5 and all(r["row"] not in CLAIMS or CLAIMS[r["row"]] == r["verdict"] for r in ours)
+    with open(report / "cost.csv", newline="") as f:
+        cost = [r for r in csv.DictReader(f) if r["source"] == OURS]
+    assert cost and all(r["above the loaded model (GB)"] == "" for r in cost)
+    text = (report / "report.md").read_text()
+    assert "is not measured ('-')" in text
+    accuracy = [line for line in text.splitlines() if "| accuracy |" in line and "measured here" in line]
+    assert accuracy and all(re.search(r"\| \d+\.\d\d \| \d+\.\d\d \|", line) for line in accuracy), accuracy
 
 
 def test_a_folder_that_is_not_a_report_is_refused(tmp_path, capsys):

@@ -271,3 +271,23 @@ def search(page, scope: str = "every:64", top_n: int = 2, wait: bool = True, cha
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+# The words of a table's cells that show broken over two lines or past their cell's edge (a number cut in two)
+CUT_WORDS = """where => {
+  const bad = [];
+  for (const cell of document.querySelectorAll(`${where} th, ${where} td`)) {
+    const edge = cell.getBoundingClientRect(), walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      if (!node.parentElement.checkVisibility({opacityProperty: true, visibilityProperty: true})) continue;
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const r = document.createRange();
+        r.setStart(node, m.index);
+        r.setEnd(node, m.index + m[0].length);
+        const rects = [...r.getClientRects()];
+        if (rects.length > 1 || rects.some(x => x.right > edge.right + 1 || x.left < edge.left - 1)) bad.push(m[0]);
+      }
+    }
+  }
+  return bad;
+}"""

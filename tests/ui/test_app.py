@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from redundancy.data import load_image
+from redundancy.report.viz import MOSAIC_BAR
 from redundancy.ui import common
 from redundancy.ui.tabs import ablation, channels, data, figures, guide, results, search
 
@@ -48,7 +49,7 @@ def test_load_reports_counts_and_the_random_weights_badge(ws):
 def test_explorer_grid_and_channel_pick(ws):
     mosaic, order, story, first, big, note = channels.explore(ws, 0, "activation spread (std)")
     assert first == order[0] and big.ndim == 3 and "spread" in note
-    assert mosaic.shape == (16 * (channels.MOSAIC_TILE + 14), 16 * channels.MOSAIC_TILE, 3)
+    assert mosaic.shape == (16 * (channels.MOSAIC_TILE + 14) + MOSAIC_BAR, 16 * channels.MOSAIC_TILE, 3)  # + colour bar
     from redundancy.report.viz import mosaic_cell
 
     assert mosaic_cell(3 * 48 + 5, 62 + 20) == 19  # row 1, column 3

@@ -86,7 +86,7 @@ def test_time_estimate_rests_on_the_rate_measured_while_working(evaluator):
     t0 = time.perf_counter()
     PairScorer(ev).score(pairs)
     took = time.perf_counter() - t0
-    assert "run so far here" in estimate_basis(ev) and ev.observed_rows >= 56 * len(ev.set)
+    assert "batched calls run here" in estimate_basis(ev) and ev.observed_rows >= 56 * len(ev.set)
     cost = search_cost(SearchSettings(top_n=1), len(pairs), len(ev.set), 0, ev.set.task)
     scan = replace(cost, baseline=0, combinations=0, preview=0)  # the pair stage alone: the same work again
     ratio = scan.seconds(ev.seconds_per_row(), ev.seconds_per_pair_row()) / took

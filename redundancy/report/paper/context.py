@@ -88,6 +88,12 @@ def span(lo: float, hi: float) -> str:
     return f"{lo:+.2f} to {hi:+.2f}"
 
 
+def unspan(cell: str | None) -> tuple[float, float] | None:
+    """A `span` cell back as (lo, hi); None for a cell without an interval ("-" or empty)."""
+    lo, sep, hi = (cell or "").partition(" to ")
+    return (float(lo), float(hi)) if sep else None
+
+
 def interval(conf: dict | None) -> str:
     """A gain's 95% interval record as a table cell, "-" without one."""
     return span(conf["lo"], conf["hi"]) if conf else "-"

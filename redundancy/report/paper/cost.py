@@ -119,7 +119,8 @@ def cost_table(ctx: Context) -> Table:
         job = {"method": method, "model": s.ft_model, "data": str(domain_path("segment", s.ft_domain)),
                "images": s.cost_images, "scope": s.scope, "top_n": s.top_n, "device": ctx.device}  # fmt: skip
         r = _spawn(job) if s.fresh_processes else measure(**job)
-        t.add(name, r["trainable"], r["peak_mb"] / 1024, r["rise_mb"] / 1024, r["seconds"], r["device"])
+        rise = r["rise_mb"] / 1024 if s.fresh_processes else None  # one process: an earlier method set the peak
+        t.add(name, r["trainable"], r["peak_mb"] / 1024, rise, r["seconds"], r["device"])
     for name, gb, thousands in P.COST.values():
         t.add(name, thousands * 1000, gb, None, None, "GPU (SAM ViT-B)", paper=True)
     t.notes.append(
@@ -127,6 +128,12 @@ def cost_table(ctx: Context) -> Table:
         "the same images (batch 8). Peak: the process's resident-set high-water mark on a CPU (model, data and "
         "Python included), torch's peak allocation on a GPU; 'above the loaded model' subtracts what the process held "
         "before the method started. The paper's numbers are GPU memory of SAM ViT-B runs."
-        + ("" if s.fresh_processes else " (This size measures every method in one process: peaks overlap.)")
+        + (
+            ""
+            if s.fresh_processes
+            else " At this size every method runs in one process, whose high-water mark the first method set: the "
+            "peaks overlap and 'above the loaded model' is not measured ('-'). The default size measures each method "
+            "in a fresh process."
+        )
     )
     return t

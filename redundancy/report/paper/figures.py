@@ -1,4 +1,5 @@
-"""The report's figures, each drawn from one of its tables (or the zero sweeps behind two of them): small PNGs."""
+"""The report's figures, each drawn from one of its tables (or the zero sweeps behind two of them): 300 dpi PNGs, as
+`figures` makes, with the demo models' own names and the tables' intervals as error bars."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..figures import ACCENT, BAD, GOOD, NEUTRAL, STYLE  # noqa: E402
+from ..figures import (  # noqa: E402
+    ACCENT,
+    BAD,
+    DPI,  # noqa: E402
+    GOOD,
+    NEUTRAL,
+    STYLE,
+)
+from .context import unspan  # noqa: E402
 from .tables import Table  # noqa: E402
 
-DPI = 110  # small files: the committed report stays a few hundred KB
 NOTE = "demo models trained by this repository: not SAM / SAM2 / DINOv2"
 
 
@@ -27,28 +35,36 @@ def _rows(t: Table, *columns: str, where=None) -> list[list]:
     return out
 
 
-def _bars(ax, labels: list[str], base: list[float], ours: list[float], unit: str) -> None:
+def _bars(ax, labels: list[str], base: list[float], ours: list[float], cis: list, unit: str) -> None:
+    """Baseline and +ours side by side; +ours carries its gain's 95% interval (`span` cells) as an error bar."""
     x = np.arange(len(labels))
+    err = np.zeros((2, len(labels)))
+    for k, cell in enumerate(cis):
+        bounds = unspan(cell)
+        if bounds is not None:  # +ours = baseline + gain: its interval is the baseline plus the gain's
+            err[:, k] = max(ours[k] - base[k] - bounds[0], 0.0), max(base[k] + bounds[1] - ours[k], 0.0)
     ax.bar(x - 0.2, base, 0.4, color=NEUTRAL, label="baseline")
-    ax.bar(x + 0.2, ours, 0.4, color=GOOD, label="+ours")
+    ax.bar(x + 0.2, ours, 0.4, yerr=err, capsize=2, error_kw={"lw": 0.8}, color=GOOD,
+           label="+ours (95% interval of the gain)")  # fmt: skip
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylabel(unit)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=6)
 
 
 def main_results(t: Table) -> plt.Figure:
-    rows = _rows(t, "model", "domain", "baseline", "+ours", where=lambda d: d["domain"] != "average")
-    fig, ax = plt.subplots(figsize=(5.2, 2.8), layout="constrained")
-    _bars(ax, [f"{m.replace('_demo', '')}\n{d}" for m, d, *_ in rows], [r[2] for r in rows], [r[3] for r in rows],
+    rows = _rows(t, "model", "domain", "baseline", "+ours", "95% CI of gain", where=lambda d: d["domain"] != "average")
+    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="constrained")
+    _bars(ax, [f"{m}\n{d}" for m, d, *_ in rows], [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
           "held-out mIoU %")  # fmt: skip
     ax.set_title("Main results per target domain")
     return fig
 
 
 def finetuned(t: Table) -> plt.Figure:
-    rows = _rows(t, "fine-tuning", "baseline", "+ours")
-    fig, ax = plt.subplots(figsize=(3.6, 2.6), layout="constrained")
-    _bars(ax, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], "held-out mIoU %")
+    rows = _rows(t, "fine-tuning", "baseline", "+ours", "95% CI of gain")
+    fig, ax = plt.subplots(figsize=(3.6, 2.8), layout="constrained")
+    _bars(ax, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+          "held-out mIoU %")  # fmt: skip
     ax.set_title("On top of fine-tuning")
     return fig
 
@@ -59,7 +75,7 @@ def pairs(t: Table) -> plt.Figure:
     for key in dict.fromkeys((m, d) for m, d, *_ in rows):
         pts = [(k, v) for m, d, k, v in rows if (m, d) == key]
         ax.plot([p[0] for p in pts], [p[1] - pts[0][1] for p in pts], marker="o", ms=3,
-                label=f"{key[0].replace('_demo', '')} {key[1]}")  # fmt: skip
+                label=f"{key[0]} {key[1]}")  # fmt: skip
     ax.axhline(0, color=NEUTRAL, lw=0.8)
     ax.set_xlabel("pairs applied (the top k)")
     ax.set_ylabel("held-out gain (mIoU points)")
@@ -73,9 +89,9 @@ def zero_sweep(deltas: dict[str, list[float]], model: str) -> plt.Figure:
     for domain, d in deltas.items():
         ax.plot(np.sort(d)[::-1], lw=1.2, label=domain)
     ax.axhline(0, color=NEUTRAL, lw=0.8)
-    ax.set_xlabel("channels, sorted by the change when zeroed")
+    ax.set_xlabel("channels by the change when zeroed: harmful (left) to useful (right)")
     ax.set_ylabel("search-set mIoU change (points)")
-    ax.set_title(f"Zero sweep of {model}: harmful (left), redundant, useful (right)")
+    ax.set_title(f"Zero sweep of {model}")
     ax.legend(frameon=False)
     return fig
 
@@ -112,7 +128,8 @@ def dinov2(t: Table) -> plt.Figure:
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
-    """Write a figure as a small PNG with the demo-model note on it (fixed metadata: the same data, the same file)."""
+    """Write a figure as a 300 dpi PNG with the demo-model note on it (fixed metadata: the same data, the same
+    file)."""
     fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # a strip at the bottom for the note, clear of labels
     fig.text(0.99, 0.005, NOTE, ha="right", va="bottom", fontsize=5, color=BAD)
     fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})

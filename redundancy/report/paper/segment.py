@@ -85,6 +85,12 @@ def _channel(row: AblationRow) -> int:
     return int(row.edit.split()[1])
 
 
+# The verdict a Table 1 row's name claims, and what the row is called where its interval says otherwise (a rise or
+# fall within noise is not one the paper's wording can claim).
+CLAIMS = {"unchanged": "redundant", "improves": "harmful", "lowers": "useful"}
+WITHIN_NOISE = {"unchanged": "smallest change", "improves": "largest rise, within noise", "lowers": "fall within noise"}
+
+
 def table1(run: SegRun, sweep: Sweep) -> Table:
     """Table 1: baseline, and the zeroed channels that leave the score unchanged, improve it, and lower it most."""
     base, rows = sweep
@@ -104,7 +110,8 @@ def table1(run: SegRun, sweep: Sweep) -> Table:
     t.add(run.model, "baseline", None, base.score, 0.0, None, None, float(h_scores[0]), 0.0)
     for k, (kind, r) in enumerate(picks, 1):
         h = float(h_scores[k])
-        t.add(run.model, kind, _channel(r), r.score, r.delta_score, span(r.delta_lo, r.delta_hi),
+        name = kind if r.verdict == CLAIMS[kind] else WITHIN_NOISE[kind]
+        t.add(run.model, name, _channel(r), r.score, r.delta_score, span(r.delta_lo, r.delta_hi),
               r.verdict, h, h - float(h_scores[0]))  # fmt: skip
     for kind, channel, miou in P.TABLE1:
         t.add(P.TABLE1_MODEL, kind, channel, miou, None if miou is None else miou - P.TABLE1[0][2], None, None,
@@ -114,7 +121,9 @@ def table1(run: SegRun, sweep: Sweep) -> Table:
         f"Of {len(rows)} channels zeroed on {len(run.session.search_set)} search images: "
         + ", ".join(f"{n} {v}" for v, n in counts.items())
         + " (the verdict reads the delta's 95% bootstrap interval over images: below 0 useful, holding 0 "
-        "redundant, above 0 harmful). Held-out columns: the same edit on the held-out images."
+        "redundant, above 0 harmful). A row is named for what its interval shows: 'improves' only where zeroing "
+        "raises the score beyond noise (harmful), 'lowers' only where it lowers it beyond noise (useful). Held-out "
+        "columns: the same edit on the held-out images."
     )
     return t
 

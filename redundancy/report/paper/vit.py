@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ...engine.confidence import Interval, paired
 from ...replace import pair_text
+from ...tasks import get_task, task_names
 from . import published as P
 from .context import Context, domain_path
 from .tables import Table, spread
@@ -62,6 +63,7 @@ def vit_table(runs: list[VitRun], model: str) -> Table:
          "spread (std)", "seeds helped", "seeds hurt", "search-set gain"],
         digits={"baseline": 4, "+ours": 4, "improvement": 4, "spread (std)": 4, "search-set gain": 4},
     )  # fmt: skip
+    decimals = {m.name: m.digits for name in task_names() for m in get_task(name).metrics}  # a row: its metric's
     summary = []
     for task, domain in dict.fromkeys((r.task, r.domain) for r in runs):
         mine = [r for r in runs if (r.task, r.domain) == (task, domain)]
@@ -74,14 +76,17 @@ def vit_table(runs: list[VitRun], model: str) -> Table:
             hurt = sum(ci.hi < 0 for ci in cis) if cis else None
             search = spread([r.search_gain for r in mine])[0] if k == 0 else None
             t.add(model, task, domain, name, len(mine), spread([v[0] for v in vals])[0],
-                  spread([v[1] for v in vals])[0], gain, std, helped, hurt, search)  # fmt: skip
+                  spread([v[1] for v in vals])[0], gain, std, helped, hurt, search,
+                  digits=decimals.get(name))  # fmt: skip
             if k == 0:
                 summary.append(f"{task}/{domain} ({name}): helped in {helped}, hurt in {hurt} of {len(mine)} seeds")
     for size, numbers in P.DINOV2.items():
         for name, (before, after) in numbers.items():
             task, data = ("classify", "CIFAR") if name == "accuracy" else ("depth", "NYUv2")
             better = after - before if name in ("accuracy", "delta1") else before - after
-            t.add(f"DINOv2 {size}", task, data, name, None, before, after, better, None, None, None, None, paper=True)
+            given = max(len(repr(v).partition(".")[2]) for v in (before, after))  # the decimals the paper gives
+            t.add(f"DINOv2 {size}", task, data, name, None, before, after, better, None, None, None, None, paper=True,
+                  digits=given)  # fmt: skip
     t.notes.append(
         "Searched metric first per domain (accuracy; RMSE for depth, the others measured on the same found set). "
         "Improvement: positive is better (lower RMSE, AbsRel, MSE; higher accuracy, delta1). 'helped' / 'hurt': seeds "

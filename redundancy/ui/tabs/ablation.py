@@ -14,9 +14,10 @@ from ...engine.ablate import VERDICT_RULE
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
 from ...replace import edit_map, parse_edits
-from ...report.summary import ablation_lines, format_seconds
+from ...report.summary import ablation_lines
 from ...report.viz import delta_bars
 from ..common import (
+    busy_line,
     cancel,
     components,
     gain_unit,
@@ -30,6 +31,7 @@ from ..common import (
     score_text,
     shown,
     stream_job,
+    time_range,
 )
 
 
@@ -93,7 +95,7 @@ def sweep_estimate(ws) -> str:
     if ws is None or ws.session is None:
         return "Load a model and dataset first (Data tab)."
     c = ws.session.backend.channels
-    return f"Zeroing each of the {c} channels alone takes ≈ **{format_seconds(ws.sweep_seconds())}** here."
+    return f"Zeroing each of the {c} channels alone takes {time_range(ws, ws.sweep_seconds())} here.{busy_line(ws)}"
 
 
 def sweep(ws):

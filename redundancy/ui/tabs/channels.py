@@ -15,7 +15,7 @@ from ...interactive.workspace import Workspace
 from ...replace import Edit, check_channel
 from ...report.gains import best_gain_per_source
 from ...report.viz import channel_mosaic, channel_overlay, mosaic_cell
-from ..common import components, guard, image_picker, listen, need, on_session, pick, score_text
+from ..common import components, guard, image_picker, listen, need, on_session, pick, score_text, titled_image
 
 MOSAIC_COLS, MOSAIC_TILE = 16, 48
 SORTS = ("index", "activation spread (std)", "zero-sweep delta", "best pair gain (as source)")
@@ -90,7 +90,9 @@ def pick_channel(ws, index, channel):
 def click_channel(ws, index, order, evt: gr.SelectData):
     """A click on the mosaic shows the channel under the pointer."""
     k = mosaic_cell(*evt.index, MOSAIC_COLS, MOSAIC_TILE)
-    return pick_channel(ws, index, order[min(k, len(order) - 1)] if order else k)
+    if order and k >= len(order):  # the colour bar under the tiles: no channel there
+        return gr.update(), gr.update()
+    return pick_channel(ws, index, order[k] if order else k)
 
 
 @guard
@@ -137,8 +139,8 @@ def build() -> SimpleNamespace:
             mosaic = gr.Image(show_label=False, interactive=False, elem_id="mosaic", buttons=[], container=False)
         with gr.Column(scale=2, min_width=300):
             chan = gr.Number(0, precision=0, label="Channel", minimum=0, elem_id="channel")
-            enlarged = gr.Image(label="Channel over its image (colour bar: its values)", interactive=False,
-                                elem_id="enlarged", buttons=["fullscreen"])  # fmt: skip
+            enlarged = titled_image("Channel over its image (colour bar: its values)", interactive=False,
+                                    elem_id="enlarged", buttons=["fullscreen"])  # fmt: skip
     with gr.Accordion("Edit this channel live", open=True):
         with gr.Row():
             action = gr.Radio([SCALE, REPLACE], value=SCALE, label="Edit", elem_id="live-action")

@@ -191,7 +191,7 @@ def reconnect(workspace_id: str):
 
 
 def shown_for(choice: str):
-    """A change handler showing a component only while its radio is on `choice`."""
+    """A change handler showing a component only while its control is on `choice`."""
     return lambda value: gr.update(visible=value == choice)
 
 
@@ -273,7 +273,7 @@ def build() -> SimpleNamespace:
             load_btn = gr.Button("Load", variant="primary", elem_id="load-btn", size="lg")
             load_what = gr.Markdown(load_summary(DEFAULT_MODEL, WEIGHTS[1], SOURCES[0], 50), elem_id="load-what")
         with gr.Column(scale=3, min_width=300):
-            gr.Image(
+            hero = gr.Image(
                 str(bundled.HERO), show_label=False, interactive=False, buttons=[], elem_id="hero-img", container=False
             )
     info = gr.Markdown(elem_id="load-info")
@@ -376,6 +376,7 @@ def wire(ui: SimpleNamespace) -> None:
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.ckpt)  # upload boxes only where they are used
     ui.weights.change(shown_for(WEIGHTS[2]), ui.weights, ui.hub_ckpt)
     ui.source.change(shown_for(UPLOAD), ui.source, ui.zip_in)
+    ui.model.change(shown_for(bundled.HERO_MODEL), ui.model, ui.hero)  # the picture is that model's result
     for box in (ui.model, ui.weights, ui.source, ui.n_search):  # what Load will open, said before it does
         box.change(model_notice, [ui.model, ui.weights], ui.notice)
         box.change(load_summary, [ui.model, ui.weights, ui.source, ui.n_search], ui.load_what)

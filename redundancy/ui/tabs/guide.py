@@ -12,9 +12,8 @@ import plotly.graph_objects as go
 
 from ...engine.cost import search_cost
 from ...report.gains import scored_scope
-from ...report.summary import format_seconds
 from ...report.viz import combination_scatter, feature_image, gain_heatmap
-from ..common import components, guard, listen, need
+from ..common import components, guard, listen, need, time_range, titled_image
 from .search import score_label
 
 RESETS = ("teach_md", "teach_diagram", "teach_fmap", "teach_one", "teach_heat", "teach_top", "teach_combo")
@@ -83,10 +82,11 @@ def teach(ws):
         f"**2. Replace one channel.** `X'[:, {i}] = X[:, {j}]`, then only {head} runs: "
         f"{spr * 1000:.2f} ms per image here.\n\n"
         f"**3. Score pairs.** In {which}, {scope_pairs:,} ordered pairs x {b} images: the whole search (every "
-        f"stage) ≈ {format_seconds(scope_s)} here. All {c * c - c:,} pairs would take ≈ {format_seconds(full_s)}."
+        f"stage) {time_range(ws, scope_s, bold=False)} here. All {c * c - c:,} pairs would take "
+        f"{time_range(ws, full_s, bold=False)}."
         "\n\n"
         f"**4. Top N.** Keep the {n} best pairs, at most one per replaced channel.\n\n"
-        f"**5. Combinations.** Try all {2**n - 1:,} subsets at once ≈ {format_seconds(combos_s)} "
+        f"**5. Combinations.** Try all {2**n - 1:,} subsets at once: {time_range(ws, combos_s, bold=False)} "
         f"here, keep the best (or nothing, if no subset beats the unmodified model).\n\n"
         f"**6. Apply.** The best set is a zero-parameter patch on the encoder output for any new image "
         "(Results tab, Your image tab)."
@@ -112,7 +112,7 @@ def build() -> SimpleNamespace:
     teach_diagram = gr.HTML(elem_id="teach-diagram")
     teach_md = gr.Markdown(elem_id="teach-steps")
     with gr.Row():
-        teach_fmap = gr.Image(label="Step 1: one cached channel map", interactive=False, height=260, buttons=[])
+        teach_fmap = titled_image("Step 1: one cached channel map", interactive=False, height=260, buttons=[])
         teach_one = gr.Gallery(
             label="Step 2: one replacement, before / after", columns=2, height=260, object_fit="contain"
         )

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...engine import SearchSettings
 from ...engine.confidence import HELPS, verdict
-from ...engine.evaluator import CALIBRATED_CALLS, Evaluator
+from ...engine.evaluator import Evaluator
 from ...engine.screening import DEFAULT_MODE, MODES, mode_options, reference_mode
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
@@ -21,6 +21,7 @@ from ...report.summary import WORDS, format_seconds
 from ...report.viz import combination_scatter, gain_heatmap
 from ...tasks import get_task
 from ..common import (
+    busy_line,
     cancel,
     components,
     gain_unit,
@@ -31,6 +32,7 @@ from ..common import (
     progress_line,
     shown,
     stream_job,
+    time_range,
 )
 from .results import ci_range, results_text
 
@@ -80,10 +82,12 @@ def settings_from(
 def estimate_basis(ev: Evaluator) -> str:
     """What an estimate rests on, in words a user can check."""
     rate = 1.0 / ev.seconds_per_row()
-    if ev.observed_rows >= CALIBRATED_CALLS * ev.rows:
-        basis = f"{rate:,.0f} decoder rows/s, the mean of {ev.observed_rows:,} rows run so far here"
+    pace = ev.row_pace()
+    if pace is ev.pace:
+        basis = f"{rate:,.0f} decoder rows/s, the median of the last {len(pace)} batched calls run here"
     else:
-        basis = f"{rate:,.0f} decoder rows/s from a few timed calls; refined as work runs"
+        basis = f"{rate:,.0f} decoder rows/s, the median of {len(pace)} timed calls; refined as work runs"
+    basis += "; the range is their spread"
     if ev.backend.has_pair_outputs():
         basis += f"; pairs via the linear head's rank-one shortcut: {1.0 / ev.seconds_per_pair_row():,.0f} rows/s"
     return basis
@@ -128,10 +132,10 @@ def search_estimate(
     extra = (f", the {select} selection's {st.folds} folds" if select != "search" else "") + (
         f", every pair again at alpha {', '.join(map(str, st.alpha_grid))}" if st.alpha_grid else ""
     )
-    full_note = f" All {c * c - c:,} pairs would take ≈ {format_seconds(full)}." if n < c * c - c else ""
+    full_note = f" All {c * c - c:,} pairs would take {time_range(ws, full, bold=False)}." if n < c * c - c else ""
     return (
         f"This search: **{n:,} pairs** x {len(ev.set)} images, then {2 ** int(top_n) - 1:,} subsets{extra} and the "
-        f"held-out check: ≈ **{format_seconds(scoped)}** in all on {dev}.{full_note} "
+        f"held-out check: {time_range(ws, scoped)} in all on {dev}.{full_note}{busy_line(ws)} "
         f"<small>Basis: {estimate_basis(ev)}.</small>"
     )
 
@@ -164,6 +168,7 @@ def follow(ws: Workspace):
     """Yield the Search tab's outputs while its search runs (Start disabled, Cancel enabled), then once more."""
     frame = [gr.update()] * len(SEARCH_OUTPUTS)  # at once: a second click cannot start anything, Cancel can stop
     frame[1], frame[6], frame[7] = "**Starting the search…**", gr.update(interactive=False), gr.update(interactive=True)
+    frame[5] = ""  # the pre-start estimate gives way to the running job's time left (the status line)
     yield frame
     yield from stream_job(ws, lambda: search_view(ws, ws.job.result))
 
@@ -194,7 +199,7 @@ def search_view(ws: Workspace, finished) -> list:
     elif not running and ws.result is not None:
         best = results_text(ws)  # a cancelled or failed search: the previous finished one, said so
     status = progress_line(ws) if ws.job is not None and ws.job.kind == "search" else "**Search finished.**"
-    estimate = gr.update() if running else search_estimate(ws, *_scope_of(ws))
+    estimate = "" if running else search_estimate(ws, *_scope_of(ws))  # while it runs, the status says the time left
     offer = finished is not None and offers_cv(finished)
     return [fig, status, table, combos, best, estimate, gr.update(interactive=not running),
             gr.update(interactive=running), gr.update(visible=offer)]  # fmt: skip
@@ -257,20 +262,12 @@ def compare(ws, top_n, metric, sources, targets, rows, *options):
     def render():
         m = ws.metric()
         n_pairs = len(ws.session.channel_pairs(ws.settings)) if ws.comparison else 0
-        table = [
-            [
-                r.mode,
-                f"{r.overlap}/{r.top_n}",
-                round(r.spearman, 3) if np.isfinite(r.spearman) else "n/a",  # n/a: no screening estimate
-                r.scored,
-                round(m.value(r.best_score), 4),
-                round(r.seconds, 1),
-                round(r.time_share, 3),
-                round(r.cost, 4),
-                mode_reading(r, n_pairs, ws.compared_with_search),
-            ]
+        table = [  # Spearman n/a: a mode without a screening estimate
+            [r.mode, f"{r.overlap}/{r.top_n}", round(r.spearman, 3) if np.isfinite(r.spearman) else "n/a", r.scored,
+             round(m.value(r.best_score), 4), round(r.seconds, 1), round(r.time_share, 3), round(r.cost, 4),
+             mode_reading(r, n_pairs, ws.compared_with_search)]
             for r in ws.comparison
-        ]
+        ]  # fmt: skip
         note = ""
         if ws.comparison:
             label = ws.session.backend.weights.label
@@ -287,7 +284,7 @@ def compare(ws, top_n, metric, sources, targets, rows, *options):
             )
         return progress_line(ws), table, note, gr.update(interactive=not ws.job.running)
 
-    yield [f"Comparing the modes: ≈ {format_seconds(ws.compare_seconds(ws.settings))} in all here…", gr.update(),
+    yield [f"Comparing the modes: {time_range(ws, ws.compare_seconds(ws.settings))} in all here…", gr.update(),
            gr.update(), gr.update(interactive=False)]  # fmt: skip
     yield from stream_job(ws, render)
 
@@ -300,7 +297,7 @@ def compare_estimate(ws, top_n, metric, sources, targets) -> str:
         seconds = ws.compare_seconds(settings_from(top_n, metric, sources, targets))
     except RedundancyError as e:
         return f"⚠ {shown(ws, str(e))}"
-    return f"On this scope the comparison takes ≈ **{format_seconds(seconds)}** here (every mode's work counted)."
+    return f"On this scope the comparison takes {time_range(ws, seconds)} here (every mode's work counted)."
 
 
 def build() -> SimpleNamespace:

@@ -18,7 +18,7 @@ from ...data.prompts import Prompt
 from ...data.synthetic import TARGET_DOMAINS
 from ...errors import DataError, RedundancyError
 from ...replace import pair_text
-from ..common import components, guard, listen, need
+from ..common import components, guard, listen, need, titled_image
 
 POINT, BOX, NONE = "point (one click)", "box (two clicks: corners)", "no prompt"
 RESETS = ("your_base", "your_patched", "your_diff", "your_note")
@@ -175,10 +175,10 @@ def build() -> SimpleNamespace:
     clicks = gr.State([])
     your_src = gr.State(None)
     with gr.Row():
-        your_base = gr.Image(label="As it is", interactive=False, height=300, buttons=[], elem_id="your-base")
-        your_patched = gr.Image(label="With the found set", interactive=False, height=300, buttons=[],
-                                elem_id="your-patched")  # fmt: skip
-        your_diff = gr.Image(label="What changed", interactive=False, height=300, buttons=[], elem_id="your-diff")
+        your_base = titled_image("As it is", interactive=False, height=300, buttons=[], elem_id="your-base")
+        your_patched = titled_image("With the found set", interactive=False, height=300, buttons=[],
+                                    elem_id="your-patched")  # fmt: skip
+        your_diff = titled_image("What changed", interactive=False, height=300, buttons=[], elem_id="your-diff")
     ui = components(locals())
     ui.your_examples = your_examples
     return ui

@@ -1,0 +1,41 @@
+"""Every tab readable at a desktop and a phone width (#37): with a search, an ablation and a sweep's worth of
+results on screen, each tab's page height is measured and bounded (the Paper tab on a phone once rendered a letter
+per line: 35,863 px), no table cell shows a number broken over two lines or past its edge, and each tab is
+screenshotted at each width for a person to look at."""
+
+from __future__ import annotations
+
+import pytest
+
+from .browser import CUT_WORDS, fill, load, needs_chromium, search, shot, tab, visitor, wait_text
+
+pytestmark = [needs_chromium, pytest.mark.browser]
+WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
+TAB_NAMES = ("Data", "Channels", "Ablation", "Search", "Results", "Your image", "Figures", "Guide", "Paper")
+SCREENS = 14  # the tallest tab may be this many screens high (the Paper tab's seven tables and their notes)
+
+
+@pytest.fixture(scope="module", params=list(WIDTHS))
+def filled(request, browser, app_url):
+    """A visitor at one width with a search and a mixed Table 1 ablation done: every table has rows."""
+    with visitor(browser, app_url, WIDTHS[request.param]) as page:
+        page.width = request.param
+        load(page, n_search=8)
+        search(page, "every:64", 2)
+        tab(page, "Ablation")
+        fill(page, "ablate-edits", "6,216,1:2")
+        page.locator("#ablate-btn").click()
+        wait_text(page, "ablate-table", "swap 1:2")
+        yield page
+
+
+@pytest.mark.parametrize("name", TAB_NAMES)
+def test_each_tab_fits_and_no_number_is_cut(filled, name):
+    page = filled
+    tab(page, name)
+    height = page.evaluate("document.documentElement.scrollHeight")
+    shot(page, f"tab-{name.lower().replace(' ', '-')}-{page.width}")
+    print(f"{name} at {page.width}: {height} px")
+    assert height <= SCREENS * page.viewport_size["height"], f"{name}: {height} px high at {page.width} width"
+    cut = page.evaluate(CUT_WORDS, "#tabs [role=tabpanel]:not([hidden])")
+    assert not cut, f"{name}: cut or broken in a table cell at {page.width} width: {cut[:10]}"
