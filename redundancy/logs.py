@@ -53,7 +53,20 @@ def configure(verbosity: int = 0, file: Path | None = None) -> Path | None:
     for handler in handlers:
         handler._redundancy = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+    _capture_warnings(handlers, verbosity)
     return path
+
+
+def _capture_warnings(handlers: list[logging.Handler], verbosity: int) -> None:
+    """Library warnings (torch's, torchvision's) go to the log file, and to the terminal only with -v: a command's
+    output is its own lines, not a dependency's deprecation notes."""
+    logging.captureWarnings(True)
+    warned = logging.getLogger("py.warnings")
+    for handler in [h for h in warned.handlers if getattr(h, "_redundancy", False)]:
+        warned.removeHandler(handler)
+    warned.propagate = False
+    for handler in handlers[1:] if verbosity <= 0 else handlers:
+        warned.addHandler(handler)
 
 
 class Brief(logging.Formatter):

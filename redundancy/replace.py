@@ -67,6 +67,17 @@ def parse_edits(kind: str, text: str) -> list[Edit]:
     return edits
 
 
+def parse_mixed(text: str, default: str = "zero") -> list[Edit]:
+    """Edits of several kinds from one line, as `ablate`'s flags give them: groups split by ';', each `KIND items`
+    or bare items of the `default` kind: 'zero 6,216; swap 1:2; scale 6:0.5' or '6,216'."""
+    edits = []
+    for group in filter(None, (g.strip() for g in (text or "").split(";"))):
+        word, _, rest = group.partition(" ")
+        kind, items = (word, rest) if word in EDIT_KINDS else (default, group)
+        edits += parse_edits(kind, items)
+    return edits
+
+
 def check_channel(c: object, channels: int) -> int:
     """An in-range integer channel index, or a ReplacementError saying what is wrong."""
     if isinstance(c, bool) or not isinstance(c, int):

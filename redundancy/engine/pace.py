@@ -23,6 +23,7 @@ from ..io import atomic_write, cache_dir
 
 RECENT = 12  # calls a rate keeps: enough for a median that one slow call does not move, recent enough to follow load
 BAND = (0.8, 1.35)  # the narrowest range an estimate shows, as factors of its point: a median of a few calls
+TRIM_FROM = 5  # with this many calls, the range leaves out the fastest and the slowest one
 BUSY_SHARE = 0.25  # other processes used at least this share of the machine's CPU: the machine is busy
 QUIET_SHARE = 0.1  # at most this: a quiet measurement, worth recording as this machine's quiet rate
 QUIET_FILE = "quiet_rates.json"
@@ -71,12 +72,16 @@ class Pace:
         return statistics.median(s.seconds for s in self.samples)
 
     def band(self, quiet: float | None = None) -> tuple[float, float]:
-        """(low, high) factors of an estimate at `seconds()`: the fastest and slowest recent calls, at least `BAND`.
+        """(low, high) factors of an estimate at `seconds()`: the fastest and slowest recent calls (from 5 calls on,
+        the second fastest and second slowest), at least `BAND`.
         On a busy machine the load may ease while the work runs: the low end reaches down to this machine's `quiet`
         seconds per row where known, else to the share of the CPU the others left."""
         mid = self.seconds()
-        low = min(min(s.seconds for s in self.samples) / mid, BAND[0])
-        high = max(max(s.seconds for s in self.samples) / mid, BAND[1])
+        times = sorted(s.seconds for s in self.samples)
+        if len(times) >= TRIM_FROM:  # a job's first call also starts its thread's pool: one outlier each end goes
+            times = times[1:-1]
+        low = min(times[0] / mid, BAND[0])
+        high = max(times[-1] / mid, BAND[1])
         others = self.others()
         if others is not None and others >= BUSY_SHARE:
             low = min(low, quiet / mid if quiet else 1.0 - others)

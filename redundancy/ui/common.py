@@ -46,6 +46,8 @@ CSS = (
     # the top N keeps every column (its verdict too) on a phone, in a smaller font, breaking only between words
     " #top-table th, #top-table td {font-size:11px !important; padding:4px 3px !important}"
     " #top-table th *, #top-table td * {word-break:normal !important; overflow-wrap:normal !important}"
+    # Table 1's cells keep each value on one line at the font the top N uses; the table scrolls sideways in its box
+    " #ablate-table [role=gridcell], #ablate-table th, #ablate-table td {font-size:11px !important}"
     "}"
     ".out .label-clear-button {display: none}"  # files the app hands out: nothing for a user to remove
     # The paper's tables keep each value on one line and scroll sideways on a narrow screen (a phone squeezed

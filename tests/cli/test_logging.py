@@ -18,6 +18,11 @@ def _unconfigured():
         logger.removeHandler(handler)
         handler.close()
     logger.propagate = True
+    warned = logging.getLogger("py.warnings")
+    for handler in [h for h in warned.handlers if getattr(h, "_redundancy", False)]:
+        warned.removeHandler(handler)
+    warned.propagate = True
+    logging.captureWarnings(False)
 
 
 def _bug(args):
@@ -49,3 +54,21 @@ def test_verbose_shows_the_traceback_and_quiet_hides_warnings(monkeypatch, capsy
     assert capsys.readouterr().err == "warning: a cached file was stale\n"
     assert main(["models", "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_library_warnings_go_to_the_log_file_not_the_terminal(monkeypatch, capsys):
+    """`paper` printed torch's and torchvision's warnings among its own lines: they belong in the log (-v shows)."""
+    import warnings
+
+    def warns(args):
+        warnings.warn("torch.jit.script is deprecated", FutureWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(verbs, "cmd_models", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["models"]) == 0
+        assert "deprecated" not in capsys.readouterr().err
+        assert "torch.jit.script is deprecated" in log_file().read_text()
+        assert main(["models", "-v"]) == 0
+        assert "torch.jit.script is deprecated" in capsys.readouterr().err

@@ -24,6 +24,8 @@ def test_the_range_is_the_calls_spread_and_never_narrower_than_the_band():
     assert paced(1.0, 1.0, 1.0).band() == BAND
     low, high = paced(0.5, 1.0, 1.0, 3.0).band()
     assert low == pytest.approx(0.5) and high == pytest.approx(3.0)
+    low, high = paced(0.1, 0.6, 1.0, 1.0, 2.0, 9.0).band()  # one outlier each end left out (a thread's first call)
+    assert low == pytest.approx(0.6) and high == pytest.approx(2.0)
 
 
 def test_on_a_busy_machine_the_range_reaches_down_to_the_quiet_rate():

@@ -273,10 +273,11 @@ def shot(page, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 
-# The words of a table's cells that show broken over two lines or past their cell's edge (a number cut in two)
+# The words of a table's cells that show broken over two lines or past their cell's edge (a number cut in two); a
+# Gradio Dataframe shows its body as [role=gridcell] divs (its th / td rows only size the columns, unseen)
 CUT_WORDS = """where => {
   const bad = [];
-  for (const cell of document.querySelectorAll(`${where} th, ${where} td`)) {
+  for (const cell of document.querySelectorAll(`${where} th, ${where} td, ${where} [role=gridcell]`)) {
     const edge = cell.getBoundingClientRect(), walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
     for (let node = walk.nextNode(); node; node = walk.nextNode()) {
       if (!node.parentElement.checkVisibility({opacityProperty: true, visibilityProperty: true})) continue;

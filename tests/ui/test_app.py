@@ -74,7 +74,7 @@ def test_the_teaching_views_open_on_an_image_the_model_does_well_on(ws):
 
 @pytest.mark.slow
 def test_ablation_table_matches_the_engine(ws):
-    table, before, after, diff, note = ablation.run_ablation(ws, "zero", "6,216", 0)
+    table, before, after, diff, note, kept = ablation.run_ablation(ws, "zero", "6,216", 0)
     from redundancy.engine import ablate
     from redundancy.replace import Edit
 
@@ -92,6 +92,13 @@ def test_ablation_table_matches_the_engine(ws):
             ablation.run_ablation(ws, "zero", bad, 0)
     with pytest.raises(gr.Error, match="pairs like"):
         ablation.run_ablation(ws, "swap", "4", 0)
+    # kinds mixed in one run, as `ablate`'s flags mix them, added to the table until it is cleared
+    table, *_, kept = ablation.run_ablation(ws, "zero", "swap 1:2; scale 6:0.5; zero 216", 0, kept)
+    edits = [r[0] for r in table["data"]]
+    assert edits == ["baseline", "zero 6", "swap 1<->2", "scale 6x0.5", "zero 216"], edits  # run again: moved last
+    assert len(kept) == 4 and all(r[5] for r in table["data"] if r[0].startswith("zero"))
+    cleared, kept = ablation.clear_table(ws)
+    assert cleared["data"] == [] and kept == [] and cleared["headers"][1] == "mIoU"
 
 
 @pytest.mark.slow
@@ -207,7 +214,7 @@ def test_dinov2_runs_every_tab(source, metric):
         assert gallery["value"][0][0].ndim == 3
         mosaic, order, _, first, big, _ = channels.explore(ws, 0, "index")
         assert sorted(order) == list(range(64)) and big.ndim == 3
-        table, before, after, diff, note = ablation.run_ablation(ws, "zero", "6,20", 0)
+        table, before, after, diff, note, _ = ablation.run_ablation(ws, "zero", "6,20", 0)
         label = ws.metric().label
         assert table["headers"][1] == label and len(table["data"]) == 3 and label in note and before.ndim == 3
         frames = list(ablation.sweep(ws))

@@ -13,6 +13,13 @@ pytestmark = [needs_chromium, pytest.mark.browser]
 WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 TAB_NAMES = ("Data", "Channels", "Ablation", "Search", "Results", "Your image", "Figures", "Guide", "Paper")
 SCREENS = 14  # the tallest tab may be this many screens high (the Paper tab's seven tables and their notes)
+# what a visitor presses on a tab before reading it: (button, the element that then shows, what it shows)
+PRESS = {
+    "Channels": ("show-btn", "live-note", "on this image"),
+    "Results": ("results-btn", "summary", "Best set"),
+    "Figures": ("figures-btn", "figures-note", "figures of the latest search"),
+    "Guide": ("teach-btn", "teach-steps", "ordered pairs"),
+}
 
 
 @pytest.fixture(scope="module", params=list(WIDTHS))
@@ -23,9 +30,11 @@ def filled(request, browser, app_url):
         load(page, n_search=8)
         search(page, "every:64", 2)
         tab(page, "Ablation")
-        fill(page, "ablate-edits", "6,216,1:2")
+        fill(page, "ablate-edits", "zero 6,216; swap 1:2; scale 6:0.5")
         page.locator("#ablate-btn").click()
-        wait_text(page, "ablate-table", "swap 1:2")
+        wait_text(page, "ablate-table", "scale 6x0.5")
+        page.locator("#sweep-btn").click()  # the sweep's bars under Table 1
+        wait_text(page, "sweep-status", "· done")
         yield page
 
 
@@ -33,6 +42,10 @@ def filled(request, browser, app_url):
 def test_each_tab_fits_and_no_number_is_cut(filled, name):
     page = filled
     tab(page, name)
+    if name in PRESS:
+        button, shows, needle = PRESS[name]
+        page.locator(f"#{button}").click()
+        wait_text(page, shows, needle)
     height = page.evaluate("document.documentElement.scrollHeight")
     shot(page, f"tab-{name.lower().replace(' ', '-')}-{page.width}")
     print(f"{name} at {page.width}: {height} px")

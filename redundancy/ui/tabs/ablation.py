@@ -13,7 +13,7 @@ from ...engine import ablate
 from ...engine.ablate import VERDICT_RULE
 from ...errors import RedundancyError
 from ...interactive.workspace import Workspace
-from ...replace import edit_map, parse_edits
+from ...replace import EDIT_KINDS, edit_map, parse_mixed
 from ...report.summary import ablation_lines
 from ...report.viz import delta_bars
 from ..common import (
@@ -40,7 +40,8 @@ def table1_headers(label: str) -> list[str]:
     return ["edit", label, "change", "95% interval", "loss", "verdict"]
 
 
-RESETS = ("abl_note", "abl_table", "abl_before", "abl_after", "abl_diff", "sweep_plot")  # Load sets the sweep's status
+# what a new Load empties (it sets the sweep's status itself)
+RESETS = ("abl_note", "abl_table", "abl_rows", "abl_before", "abl_after", "abl_diff", "sweep_plot")
 
 
 def before_after(ws: Workspace, k: int, edit) -> tuple:
@@ -56,38 +57,43 @@ def before_after(ws: Workspace, k: int, edit) -> tuple:
 
 
 @guard
-def run_ablation(ws, kind, text, index):
-    """Table 1 on the search set for the typed edits, and the first edit's pictures on the chosen image."""
+def run_ablation(ws, kind, text, index, kept=None):
+    """Table 1 on the search set for the typed edits (kinds mixed as `ablate`'s flags mix them), added to the rows
+    of earlier runs until the table is cleared, and the first edit's pictures on the chosen image."""
     s = need(ws).session
-    edits = parse_edits(kind, text)
+    edits = parse_mixed(text, kind)
     if not edits:
         raise RedundancyError(
-            "type at least one channel (zero: 6,216), pair (swap / replace: 3:7) or channel:factor (scale: 6:0.5)."
+            "type at least one channel (zero: 6,216), pair (swap / replace: 3:7) or channel:factor (scale: 6:0.5); "
+            "mix kinds as 'zero 6,216; swap 1:2; scale 6:0.5'."
         )
     for e in edits:
         edit_map(e, s.backend.channels)  # validate before any compute
     base, rows = ablate(s, edits)
     m = ws.metric()
     d = m.digits
-    data = [
-        [
-            line.edit,
-            f"{line.score:.{d}f}",
-            "" if line.change is None else f"{line.change:+.{d}f}",
-            "" if line.lo is None else f"{line.lo:+.{d}f} to {line.hi:+.{d}f}",
-            f"{line.loss:.3f}",
-            line.verdict or "",
-        ]
+    lines = [
+        [line.edit, f"{line.score:.{d}f}", "" if line.change is None else f"{line.change:+.{d}f}",
+         "" if line.lo is None else f"{line.lo:+.{d}f} to {line.hi:+.{d}f}", f"{line.loss:.3f}", line.verdict or ""]
         for line in ablation_lines(m, base, rows)
-    ]
-    table = {"headers": table1_headers(m.label), "data": data}
+    ]  # fmt: skip
+    new = {row[0]: row for row in lines[1:]}  # an edit run again replaces its earlier row
+    kept = [row for row in (kept or []) if row[0] not in new] + list(new.values())
+    table = {"headers": table1_headers(m.label), "data": [lines[0], *kept]}
     groups = s.evaluator("search").set.n_groups
     note = (
         f"{len(s.search_set)} search images · {m.label} · protocol `{s.protocol}` · {s.backend.weights.label}. "
         f"change: the score's change from the baseline ({'lower' if not m.higher_is_better else 'higher'} is better)"
-        f". {VERDICT_RULE[0].upper()}{VERDICT_RULE[1:]} (here {groups} groups)."
+        f". {VERDICT_RULE[0].upper()}{VERDICT_RULE[1:]} (here {groups} groups). Each run adds its edits to the "
+        "table until it is cleared."
     )
-    return (table, *before_after(ws, pick(ws, index), edits[0]), note)
+    return (table, *before_after(ws, pick(ws, index), edits[0]), note, kept)
+
+
+def clear_table(ws):
+    """An empty Table 1 (its headers in the loaded task's score) and no kept rows."""
+    label = ws.metric().label if ws is not None and ws.session is not None else "score"
+    return {"headers": table1_headers(label), "data": []}, []
 
 
 def sweep_estimate(ws) -> str:
@@ -124,23 +130,27 @@ def build() -> SimpleNamespace:
     """The Ablation tab's components (layout only; `wire` connects them)."""
     with gr.Row():
         kind = gr.Radio(
-            ["zero", "swap", "replace", "scale"],
-            value="zero",
+            list(EDIT_KINDS),
+            value=EDIT_KINDS[0],
             label="Edit",
             info="replace i:j makes channel i a copy of channel j; scale i:s multiplies channel i by s",
         )
         edits = gr.Textbox(
-            "6,216", label="Channels", info="zero: 6,216 · swap/replace: 1:2,3:7 · scale: 6:0.5", elem_id="ablate-edits"
+            "6,216",
+            label="Channels",
+            info="zero: 6,216 · swap/replace: 1:2,3:7 · scale: 6:0.5 · kinds mixed: zero 6,216; swap 1:2; scale 6:0.5",
+            elem_id="ablate-edits",
         )
         abl_img = gr.Dropdown(label="Image for before/after", choices=[])
-    abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
+    with gr.Row():
+        abl_btn = gr.Button("Run ablation", variant="primary", elem_id="ablate-btn")
+        abl_clear = gr.Button("Clear table", elem_id="ablate-clear")
+    abl_rows = gr.State([])  # the edit rows of this session's runs so far: each run adds to them
     abl_note = gr.Markdown(elem_id="ablate-note")
     abl_table = gr.Dataframe(
         headers=table1_headers("score"),
         label="Search-set results",
-        elem_id="ablate-table",
-        wrap=True,
-        column_widths=["22%", "13%", "13%", "22%", "12%", "18%"],
+        elem_id="ablate-table",  # columns at their content's width, each value on one line: it scrolls sideways
     )
     gr.Markdown(
         "**Before / after / what changed** for the first edit, on the chosen image, each with that image's own "
@@ -161,8 +171,9 @@ def build() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Ablation tab's components to their handlers."""
-    outputs = [ui.abl_table, ui.abl_before, ui.abl_after, ui.abl_diff, ui.abl_note]
-    listen(ui.abl_btn.click, run_ablation, [ui.ws, ui.kind, ui.edits, ui.abl_img], outputs, ui.abl_note)
+    outputs = [ui.abl_table, ui.abl_before, ui.abl_after, ui.abl_diff, ui.abl_note, ui.abl_rows]
+    listen(ui.abl_btn.click, run_ablation, [ui.ws, ui.kind, ui.edits, ui.abl_img, ui.abl_rows], outputs, ui.abl_note)
+    ui.abl_clear.click(clear_table, [ui.ws], [ui.abl_table, ui.abl_rows], queue=False, api_visibility="private")
     sweep_out = [ui.sweep_plot, ui.sweep_status, ui.sweep_btn, ui.sweep_cancel]
     listen(ui.sweep_btn.click, sweep, [ui.ws], sweep_out, ui.sweep_status)
     ui.sweep_cancel.click(cancel, [ui.ws], [ui.sweep_status], queue=False)
