@@ -67,6 +67,13 @@ def cpu_load(processes: int) -> Iterator[None]:
             p.terminate()
 
 
+def shown(server: ThreadPoolExecutor, ws: Workspace, estimate: float) -> tuple[float, float, str | None]:
+    """The range and the busy-machine line the tab shows beside `estimate`, before the job starts (in the server's
+    thread, as the tab computes them)."""
+    low, high = server.submit(ws.session.time_range, estimate).result()
+    return low, high, server.submit(ws.session.busy_note).result()
+
+
 def measure(search_images: int, only: tuple[str, ...]) -> list[dict]:
     """(job, estimate s and its shown range, measured s, ratio, inside) for each job, in the order a user meets
     them."""
@@ -82,17 +89,19 @@ def measure(search_images: int, only: tuple[str, ...]) -> list[dict]:
             if kind in ("search", "quick"):
                 chosen = QUICK if kind == "quick" else settings
                 estimate = server.submit(ws.estimate_seconds, chosen).result()
+                low, high, busy = shown(server, ws, estimate)
                 took = _wait(ws.start_search(chosen))
             elif kind == "compare":
                 estimate = server.submit(ws.compare_seconds, settings).result()
+                low, high, busy = shown(server, ws, estimate)
                 took = _wait(ws.start_compare(settings))
             else:
                 estimate = server.submit(ws.sweep_seconds).result()
+                low, high, busy = shown(server, ws, estimate)
                 took = _wait(ws.start_sweep(list(range(ws.session.backend.channels))))
-            low, high = server.submit(ws.session.time_range, estimate).result()  # as the tab shows it
             row = {"job": kind, "estimate_s": round(estimate, 3), "range_s": [round(low, 3), round(high, 3)],
                    "measured_s": round(took, 3), "ratio": round(took / estimate, 2), "inside": low <= took <= high,
-                   "busy": ws.session.busy_note()}  # fmt: skip
+                   "busy": busy}  # fmt: skip
             if kind in ("search", "quick") and ws.result.heldout:  # what the user then reads: the held-out check
                 h = ws.result.heldout
                 row["heldout"] = [round(h["baseline_score"], 2), round(h["patched_score"], 2)]

@@ -74,8 +74,9 @@ class Pace:
     def band(self, quiet: float | None = None) -> tuple[float, float]:
         """(low, high) factors of an estimate at `seconds()`: the fastest and slowest recent calls (from 5 calls on,
         the second fastest and second slowest), at least `BAND`.
-        On a busy machine the load may ease while the work runs: the low end reaches down to this machine's `quiet`
-        seconds per row where known, else to the share of the CPU the others left."""
+        On a busy machine the load may ease or grow while the work runs: the low end reaches down to this machine's
+        `quiet` seconds per row where known (else to the share of the CPU the others left), and the high end up to
+        1 + the others' share (a job under two busy processes ran from 0.56x to 1.35x its estimate)."""
         mid = self.seconds()
         times = sorted(s.seconds for s in self.samples)
         if len(times) >= TRIM_FROM:  # a job's first call also starts its thread's pool: one outlier each end goes
@@ -83,8 +84,9 @@ class Pace:
         low = min(times[0] / mid, BAND[0])
         high = max(times[-1] / mid, BAND[1])
         others = self.others()
-        if others is not None and others >= BUSY_SHARE:
+        if others is not None and others >= BUSY_SHARE:  # the others' share moves the work's speed either way
             low = min(low, quiet / mid if quiet else 1.0 - others)
+            high = max(high, 1.0 + others)
         return low, high
 
     def others(self) -> float | None:

@@ -7,7 +7,19 @@ from __future__ import annotations
 
 import pytest
 
-from .browser import CUT_WORDS, fill, load, needs_chromium, search, shot, tab, visitor, wait_text
+from .browser import (
+    CUT_WORDS,
+    choose_model,
+    fill,
+    load,
+    needs_chromium,
+    open_form,
+    search,
+    shot,
+    tab,
+    visitor,
+    wait_text,
+)
 
 pytestmark = [needs_chromium, pytest.mark.browser]
 WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -38,6 +50,23 @@ def filled(request, browser, app_url):
         yield page
 
 
+# Titles over pictures: a pane's title that overlaps its picture (a block label covered the caption a picture prints
+# at its top), and a plot title running past its plot's edge (cut on a phone)
+COVERED = """() => {
+  const bad = [];
+  for (const title of document.querySelectorAll('.pane-title')) {
+    const img = title.parentElement.querySelector('img');
+    if (!title.checkVisibility() || !img || !img.checkVisibility()) continue;
+    if (title.getBoundingClientRect().bottom > img.getBoundingClientRect().top + 1) bad.push(title.innerText);
+  }
+  for (const t of document.querySelectorAll('.js-plotly-plot .gtitle')) {
+    const plot = t.closest('.js-plotly-plot').getBoundingClientRect(), r = t.getBoundingClientRect();
+    if (t.checkVisibility() && (r.right > plot.right + 1 || r.left < plot.left - 1)) bad.push(t.textContent);
+  }
+  return bad;
+}"""
+
+
 @pytest.mark.parametrize("name", TAB_NAMES)
 def test_each_tab_fits_and_no_number_is_cut(filled, name):
     page = filled
@@ -52,3 +81,18 @@ def test_each_tab_fits_and_no_number_is_cut(filled, name):
     assert height <= SCREENS * page.viewport_size["height"], f"{name}: {height} px high at {page.width} width"
     cut = page.evaluate(CUT_WORDS, "#tabs [role=tabpanel]:not([hidden])")
     assert not cut, f"{name}: cut or broken in a table cell at {page.width} width: {cut[:10]}"
+    covered = page.evaluate(COVERED)
+    assert not covered, f"{name}: titles over their picture or past their plot at {page.width} width: {covered}"
+
+
+def test_the_first_picture_shows_only_for_the_model_it_shows(filled):
+    """The first screen's picture is sam_tiny_demo's result: another model chosen hides it, the default shows it."""
+    page = filled
+    tab(page, "Data")
+    open_form(page)
+    hero = page.locator("#hero-img")
+    hero.wait_for(state="visible")
+    choose_model(page, "dinov2_tiny_demo")
+    hero.wait_for(state="hidden")
+    choose_model(page, "sam_tiny_demo")
+    hero.wait_for(state="visible")
