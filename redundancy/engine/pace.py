@@ -4,7 +4,7 @@ its slowdown against this machine's quiet rate, recorded once per model and batc
 
 One noisy call misjudged a search by 1.5x; a rate measured while the machine was quiet misjudged it by 13x once other
 work started. So every rate keeps its last few calls, and the range an estimate shows is their spread, never narrower
-than `BAND`.
+than `BAND`, and wider on a busy machine, whose load can ease or grow while the work runs (`Pace.band`).
 """
 
 from __future__ import annotations
