@@ -22,6 +22,8 @@ FORM = "Model and data: change what Load opens"  # the Data tab's form (closed o
 # Gradio's progress overlay over an output ("queue: 1/1 | 0.3/4.1s", "processing | 2.0s"): the answer is not in yet
 BUSY = r"^\s*(queue:|processing|[\d.]+(/[\d.]+)?s\b)"
 CHANNELS = 256  # the SAM demo models' encoder channels (what a channel scope such as every:16 is taken of)
+# the two widths every browser test of a page layout runs at: a desktop and a phone
+WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 WAIT_S = 180  # the longest a test waits for any one state (a search at test size on 2 loaded cores)
 
 

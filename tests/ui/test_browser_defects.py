@@ -13,6 +13,7 @@ import pytest
 
 from .browser import (
     CUT_WORDS,
+    WIDTHS,
     fill,
     load,
     needs_chromium,
@@ -29,7 +30,6 @@ from .browser import (
     wait_text,
 )
 
-WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 PILL = "[data-testid=status-tracker] .error"  # Gradio's red "Error" badge over an output
 pytestmark = [needs_chromium, pytest.mark.browser]
 

@@ -9,6 +9,7 @@ import pytest
 
 from .browser import (
     CUT_WORDS,
+    WIDTHS,
     choose_model,
     fill,
     load,
@@ -22,7 +23,6 @@ from .browser import (
 )
 
 pytestmark = [needs_chromium, pytest.mark.browser]
-WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 TAB_NAMES = ("Data", "Channels", "Ablation", "Search", "Results", "Your image", "Figures", "Guide", "Paper")
 SCREENS = 14  # the tallest tab may be this many screens high (the Paper tab's seven tables and their notes)
 # what a visitor presses on a tab before reading it: (button, the element that then shows, what it shows)

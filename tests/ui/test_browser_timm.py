@@ -9,6 +9,7 @@ import pytest
 from redundancy.ui.tabs.data import WEIGHTS
 
 from .browser import (
+    WIDTHS,
     choose_model,
     load,
     needs_chromium,
@@ -21,7 +22,6 @@ from .browser import (
     wait_text,
 )
 
-WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [needs_chromium, pytest.mark.browser]
 
 

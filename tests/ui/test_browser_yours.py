@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .browser import load, needs_chromium, shot, tab, text, visitor, wait_text
+from .browser import WIDTHS, load, needs_chromium, shot, tab, text, visitor, wait_text
 
 # every text the page's live regions (what a screen reader announces) ever held, kept in window.heard
 HEARD = """
@@ -16,7 +16,6 @@ new MutationObserver(() => document.querySelectorAll('[aria-live]').forEach(e =>
   const t = e.textContent.trim(); if (t && window.heard.at(-1) !== t) window.heard.push(t);
 })).observe(document, {subtree: true, childList: true, characterData: true});
 """
-WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 pytestmark = [needs_chromium, pytest.mark.browser]
 
 
