@@ -1,30 +1,30 @@
-"""How good the app's time estimates are: the range it shows before a default search, comparison and zero sweep,
-against the time each then takes, on this machine, quiet or under a CPU load this script makes (`--load 2`: two
-busy processes for the whole run; issue 37's target: every measured time inside its shown range); and the Quick
-search's time (issue 37's target: under a minute on a quiet 2-core CPU) with its held-out check.
+"""How good the app's time estimates are: the range it shows before a default search, comparison, zero sweep and
+apply of the found set to the loaded dataset, against the time each then takes, on this machine, quiet or under a
+CPU load this script makes (`--load 2`: two busy processes for the whole run; issue 37's target: every measured time
+inside its shown range); and the Quick search's time (issue 37's target: under a minute on a quiet 2-core CPU) with
+its held-out check.
 
 The app's own path: a process set up as `app.py` sets it (`threads.serve`), a `Workspace` loaded with the Data tab's
 defaults (`LoadForm()`) in a worker thread as the web server calls it, the Search tab's default settings
 (`settings_from` with the controls' initial values), the estimates the tabs show (`estimate_seconds`,
-`compare_seconds`, `sweep_seconds`) and their ranges, then each job started as the buttons start it and timed to
-its end.
+`compare_seconds`, `sweep_seconds`, `apply_seconds`) and their ranges, then each job started as the buttons start it
+and timed to its end.
 
-    python -m benchmarks.estimates [--search-images 50] [--only search,compare,sweep] [--load 2] [--json out.json]
+    python -m benchmarks.estimates [--search-images 50] [--only search,quick,apply] [--load 2] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from redundancy import threads
+
+from .load import cpu_load
 
 threads.serve()  # before torch loads, as app.py does
 
@@ -36,7 +36,8 @@ from redundancy.report.summary import format_range, format_seconds  # noqa: E402
 from redundancy.ui.tabs.data import LoadForm  # noqa: E402
 from redundancy.ui.tabs.search import QUICK, settings_from  # noqa: E402
 
-JOBS = ("search", "quick", "compare", "sweep")  # quick: the Search tab's Quick search (`QUICK`)
+JOBS = ("search", "quick", "compare", "sweep", "apply")  # quick: the Search tab's Quick search (`QUICK`); apply: the
+# latest search's set on the loaded dataset (Results -> Apply)
 DEFAULTS = dict(top_n=10, metric=None, sources="auto", targets="auto")  # the Search tab's initial controls
 
 
@@ -47,24 +48,6 @@ def _wait(job) -> float:
     if job.state.error:
         raise RuntimeError(job.state.error)
     return time.perf_counter() - t0
-
-
-def _spin() -> None:
-    while True:
-        pass
-
-
-@contextlib.contextmanager
-def cpu_load(processes: int) -> Iterator[None]:
-    """`processes` busy processes (a shared machine's other work) while the block runs."""
-    busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(processes)]
-    for p in busy:
-        p.start()
-    try:
-        yield
-    finally:
-        for p in busy:
-            p.terminate()
 
 
 def shown(server: ThreadPoolExecutor, ws: Workspace, estimate: float) -> tuple[float, float, str | None]:
@@ -95,6 +78,13 @@ def measure(search_images: int, only: tuple[str, ...]) -> list[dict]:
                 estimate = server.submit(ws.compare_seconds, settings).result()
                 low, high, busy = shown(server, ws, estimate)
                 took = _wait(ws.start_compare(settings))
+            elif kind == "apply":  # the latest search's set on the loaded dataset, as Results -> Apply does it
+                repl = json.loads((ws.run_dir / "replacements.json").read_text())
+                estimate = server.submit(ws.apply_seconds).result()
+                low, high, busy = shown(server, ws, estimate)
+                t0 = time.perf_counter()
+                server.submit(ws.apply, repl).result()  # a request, not a background job
+                took = time.perf_counter() - t0
             else:
                 estimate = server.submit(ws.sweep_seconds).result()
                 low, high, busy = shown(server, ws, estimate)

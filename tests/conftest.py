@@ -135,6 +135,7 @@ def running_app(folder: Path, command: list[str] | None = None, env: dict | None
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "REDUNDANCY_POLL_S": "0.25",
+        "REDUNDANCY_JOBS": "lockstep",  # every stage a job passes reaches the page (`interactive.jobs`)
         "REDUNDANCY_CACHE": str(folder / "app-cache"),
         **(env or {}),
     }

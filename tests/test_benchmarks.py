@@ -92,8 +92,8 @@ def test_gpu_suite_runs_every_step_at_test_size_and_reports_each(tmp_path):
 def test_estimates_benchmark_times_what_the_app_estimates(capsys):
     from benchmarks import estimates
 
-    rows = estimates.measure(2, ("search", "quick", "sweep"))
-    assert [r["job"] for r in rows] == ["search", "quick", "sweep"] and len(rows[1]["heldout"]) == 2
+    rows = estimates.measure(2, ("search", "quick", "sweep", "apply"))
+    assert [r["job"] for r in rows] == ["search", "quick", "sweep", "apply"] and len(rows[1]["heldout"]) == 2
     assert all(r["estimate_s"] > 0 and r["measured_s"] > 0 and r["ratio"] > 0 for r in rows)
     assert "measured / estimate" in capsys.readouterr().out
 
@@ -110,3 +110,17 @@ def test_backbones_benchmark_measures_an_architecture_in_its_own_process(tmp_pat
     (row,) = json.loads(out.read_text())
     assert line.startswith("| regnety_002 | classify | 368 |") and row["pairs"] == 46 * 45
     assert row["rows_per_s"] > 0 and row["encode_ms_per_image"] > 0 and row["peak_mb"] > 100
+
+
+@pytest.mark.slow
+def test_cpu_time_benchmark_times_a_job_in_its_own_process(tmp_path, capsys, monkeypatch):
+    from benchmarks import cpu_time
+
+    small = ["--search-images", "2", "--heldout-images", "1", "--sources", "every:64", "--targets", "every:64"]
+    monkeypatch.setitem(cpu_time.JOBS, "search", ["search", "--data", cpu_time.DATA, *small, "--top-n", "1"])
+    out = tmp_path / "rows.json"
+    cpu_time.main(["--only", "search", "--json", str(out), "--no-settle"])  # a test machine is never quiet
+    (row,) = json.loads(out.read_text())
+    assert row["job"] == "search" and row["wall_s"] > 0 and row["user_s"] > 0  # the child's own CPU seconds
+    assert row["wait"].startswith(("default", "passive"))  # how the tool chose to let its threads wait
+    assert "| search |" in capsys.readouterr().out

@@ -76,7 +76,8 @@ class Pace:
         the second fastest and second slowest), at least `BAND`.
         On a busy machine the load may ease or grow while the work runs: the low end reaches down to this machine's
         `quiet` seconds per row where known (else to the share of the CPU the others left), and the high end up to
-        1 + the others' share (a job under two busy processes ran from 0.56x to 1.35x its estimate)."""
+        1 + twice the others' share (under two busy processes, with the others at 50-57 %, one job ran at 0.54x its
+        estimate and the next at 1.53x)."""
         mid = self.seconds()
         times = sorted(s.seconds for s in self.samples)
         if len(times) >= TRIM_FROM:  # a job's first call also starts its thread's pool: one outlier each end goes
@@ -86,7 +87,7 @@ class Pace:
         others = self.others()
         if others is not None and others >= BUSY_SHARE:  # the others' share moves the work's speed either way
             low = min(low, quiet / mid if quiet else 1.0 - others)
-            high = max(high, 1.0 + others)
+            high = max(high, 1.0 + 2.0 * others)
         return low, high
 
     def others(self) -> float | None:

@@ -2,12 +2,18 @@
 
 Nothing here knows the method: the workspace gives a job its work (`fn(state, cancel)`), the work
 moves `state` through its stages (`enter_stage`), and a UI polls `state` and sets `cancel`.
+
+In lockstep (`REDUNDANCY_JOBS=lockstep`, what the browser tests run the app with) a job entering a stage waits until
+a page following it has shown that stage (`JobState.shown`), up to `LOCKSTEP_S`: every stage a job passes reaches the
+page in order, however fast or slow the machine, so a test that waits for a stage's line never misses it because the
+stage ended between two polls. Where no page follows the job (it went away), the job goes on after `LOCKSTEP_S`.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,9 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Cancelled, RedundancyError
+from ..io import env_number
 from ..logs import incident
 
 log = logging.getLogger(__name__)
+LOCKSTEP = os.environ.get("REDUNDANCY_JOBS", "") == "lockstep"
+LOCKSTEP_S = env_number("REDUNDANCY_LOCKSTEP_S", 60.0, float)  # the longest a stage waits for a page to show it
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,20 @@ class JobState:
     updates: int = 0  # bumps on every new partial result, so a UI redraws only when something changed
     plan: Plan | None = None  # the job's stages ahead of time: the time left counts all of them
     expected_s: float | None = None  # a job of free-form stages: its predicted whole time instead of a plan
+    _shown: int = -1  # the latest `updates` a page has shown (lockstep)
+    _page: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    def shown(self, updates: int) -> None:
+        """A page has shown the state as of `updates` (what lockstep waits for)."""
+        with self._page:
+            self._shown = max(self._shown, updates)
+            self._page.notify_all()
+
+    def wait_shown(self, timeout: float) -> bool:
+        """Wait until a page has shown the state as it is now (False: none did within `timeout`)."""
+        want = self.updates
+        with self._page:
+            return self._page.wait_for(lambda: self._shown >= want, timeout)
 
     def rate(self) -> float:
         """Items per second in the current stage."""
@@ -114,6 +137,9 @@ class Job:
 def enter_stage(state: JobState, name: str, total: int) -> None:
     """Enter a new stage of a job: its name, size, and a fresh clock for its rate."""
     state.stage, state.total, state.done, state.stage_started = name, total, 0, time.perf_counter()
+    state.updates += 1
+    if LOCKSTEP and not state.wait_shown(LOCKSTEP_S):
+        log.info("no page showed stage '%s' within %.0f s; going on", name, LOCKSTEP_S)
 
 
 def end_job(state: JobState, words: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import statistics
 import tempfile
 import threading
 import time
@@ -34,13 +35,15 @@ from ..replace import Edit, identity_map, set_map
 from ..runs.apply import ApplyResult
 from ..runs.writers import save_ablation, write_comparison, write_files, write_run
 from . import zerogpu  # on ZeroGPU, importing `spaces` patches torch: before anything touches CUDA
-from .executor import LocalExecutor, ZeroGpuExecutor
+from .executor import LocalExecutor, ZeroGpuExecutor, count_images
 from .jobs import Job, JobState, Plan, end_job, enter_stage
 from .redact import Redactor
 from .views import Views
 
 APP_ROOT = Path(tempfile.gettempdir()) / "redundancy-app"
 SWEEP_STAGE = "zeroing channels"
+APPLY_ROWS = 4  # decoder rows an apply runs per image: patched and baseline predictions, both scored again
+WRITE_PROBE = 3  # images whose predictions are written to time an apply's writing, before one has run
 RECONNECT_S = env_number("REDUNDANCY_RECONNECT_S", 900)  # a page that went away may come back this long
 _LIVE: dict[str, Workspace] = {}  # every open workspace by reconnect key: what a reloaded page comes back to
 _LIVE_LOCK = threading.Lock()
@@ -327,6 +330,45 @@ class Workspace(Views):
         ev = self.require().evaluator("search")
         return sweep_rows(ev.channels, len(ev.set)) * ev.seconds_per_row()
 
+    def apply_images(self, images: Path | None = None) -> tuple[int, int]:
+        """(images, of them not encoded yet) an apply to `images` (a folder or zip; default: the loaded dataset) reads;
+        for an upload, its image files, masks included (an upper bound, known before the upload is opened)."""
+        s = self.require()
+        if images is not None:
+            n = count_images(images)
+            return n, n
+        encoded = len(s.search_set) + (len(s.heldout_set) if "heldout" in s.encode_seconds else 0)
+        return len(s.dataset), max(len(s.dataset) - encoded, 0)
+
+    def apply_seconds(self, images: Path | None = None) -> float:
+        """Predicted time of applying a set to `images` (default: the loaded dataset) here: the images to encode,
+        4 decoder rows an image (patched, baseline, and both scored), and writing each image's predictions (timed
+        on one image until an apply has run, then that apply's own rate)."""
+        s = self.require()
+        n, unencoded = self.apply_images(images)
+        if "apply writes" not in self.stage_rates:
+            self.stage_rates["apply writes"] = self._time_writes()
+        encode = unencoded * (s.encode_seconds_per_image(time_one=True) or 0.0) if unencoded else 0.0
+        return encode + n * (APPLY_ROWS * s.evaluator("search").seconds_per_row() + self.stage_rates["apply writes"])
+
+    def _time_writes(self) -> float:
+        """Seconds to read one image and write its predictions (the task's files, zipped), timed on a few search
+        images after one unmeasured write (a first write also loads codecs). The decoding is left out: it is counted
+        in rows, and one image's decoder call is a whole padded batch (34 ms for 32 rows of 1.3 ms here: timed in,
+        it made the estimate 5-7x the apply's time)."""
+        s = self.require()
+        ev = s.evaluator("search")
+        seconds = []
+        for k in (0, *range(min(len(ev.set), WRITE_PROBE))):
+            out = ev.logits(images=[k])
+            t0 = time.perf_counter()
+            image = load_image(s.search_set.samples[k].image_path)
+            with tempfile.TemporaryDirectory(dir=self.dir) as tmp:
+                names = ev.set.names[k : k + 1]
+                write_files(Path(tmp), s.task.prediction_files(names, [image], out, out, s.dataset.classes))
+            seconds.append(time.perf_counter() - t0)
+        return statistics.median(seconds[1:])
+
     def gpu_seconds(self, settings: SearchSettings) -> float | None:
         """ZeroGPU: the GPU time a search with `settings` would ask for (None when this process computes itself)."""
         return self.executor.seconds(self.require(), self.search_cost(settings))
@@ -400,7 +442,12 @@ class Workspace(Views):
         self.busy()
         data = images or s.dataset.root
         out = self.dir / f"apply-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        n, unencoded = self.apply_images(images)
+        t0 = time.perf_counter()
         res = self.executor.apply(s, replacements, data, out, self.settings.metric, self.rows)
+        if not self.remote and not unencoded:  # this apply's own rate of writing, for the next estimate
+            rows_s = n * APPLY_ROWS * s.evaluator("search").seconds_per_row()
+            self.stage_rates["apply writes"] = max(time.perf_counter() - t0 - rows_s, 0.0) / max(n, 1)
         return replace(res, zip_path=res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip")))
 
     def push(self, repo: str, private: bool = True) -> str:

@@ -217,13 +217,15 @@ def blank(count: int) -> list[None]:
 
 
 def stream_job(ws: Workspace, render):
-    """Yield `render()` while the workspace's job runs (only when it produced something new), then once more."""
-    seen = -1
+    """Yield `render()` while the workspace's job runs (only when it produced something new), then once more. Each
+    frame, once sent, tells the job it was shown (a job in lockstep waits for that at each new stage)."""
+    seen, state = -1, ws.job.state
     while ws.job.running:
         time.sleep(POLL_S)
-        if ws.job.state.updates != seen:
-            seen = ws.job.state.updates
+        if state.updates != seen:
+            seen = state.updates
             yield render()
+            state.shown(seen)  # the generator resumes once Gradio has sent the frame
     yield render()
 
 

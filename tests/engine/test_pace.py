@@ -31,8 +31,8 @@ def test_the_range_is_the_calls_spread_and_never_narrower_than_the_band():
 def test_on_a_busy_machine_the_range_reaches_down_to_the_quiet_rate():
     """The load may ease while the work runs: as fast as quiet at best, or as the CPU share others left says."""
     busy = paced(2.0, 2.0, 2.0, others=0.5)
-    assert busy.band(quiet=1.0) == (0.5, 1.5)  # as fast as quiet, or slower by the others' share
-    assert busy.band() == (0.5, 1.5)  # no quiet rate recorded: the half the others left
+    assert busy.band(quiet=1.0) == (0.5, 2.0)  # as fast as quiet, or slower by twice the others' share
+    assert busy.band() == (0.5, 2.0)  # no quiet rate recorded: the half the others left
     assert paced(2.0, 2.0, others=0.05).band(quiet=1.0) == BAND  # quiet now: the calls' own spread
 
 

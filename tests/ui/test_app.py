@@ -4,6 +4,7 @@ this process, no browser. Those that load, sweep or search take more than a few 
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -118,7 +119,17 @@ def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
     names = {f.rsplit("/", 1)[-1] for f in files}
     assert {"replacements.json", "pair_scores.npy", "pair_scores.csv", "combinations.csv", "predictions.zip"} <= names
     repl = next(f for f in files if f.endswith("replacements.json"))
+    before = results.apply_estimate(ws)  # the line under Apply: a range for the loaded dataset's images, read here
+    assert "the loaded dataset's 32 images" in before and re.search(r"\*\*[\d.]+(-[\d.]+)? (ms|s|min)\*\*", before), (
+        before
+    )
+    assert ws.stage_rates["apply writes"] > 0  # writing one image's predictions, timed
     msg, previews, zip_path = results.apply_uploaded(ws, repl, None)
+    assert ws.stage_rates["apply writes"] > 0  # the apply's own rate replaced the one-image probe
+    upload = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(upload, "w") as zf:
+        zf.writestr("images/a.png", b""), zf.writestr("images/b.jpg", b""), zf.writestr("notes.txt", b"")
+    assert "the upload (up to 2 images" in results.apply_estimate(ws, str(upload))
     assert "32 images" in msg and "mIoU" in msg and len(previews) == 12 and "mIoU" in previews[1][1]
     n_search = len(ws.session.search_set)  # the search images scored apart from the rest: said, not hidden
     assert f"On the {n_search} search images" in msg and "optimistic" in msg

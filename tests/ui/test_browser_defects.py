@@ -95,6 +95,7 @@ def test_3_errors_name_the_upload_not_the_server_and_downloads_hold_no_server_pa
     tab(page, "Results")
     page.locator("#results-btn").click()
     wait_text(page, "summary", "Best set")
+    wait_text(page, "apply-estimate", "Applying a set to the loaded dataset's")  # its time, before Apply is pressed
     links = page.locator("#downloads a")
     hrefs = {Path(h.split("?")[0]).name: h for h in (links.nth(k).get_attribute("href") for k in range(links.count()))}
     for name in ("config.json", "replacements.json"):

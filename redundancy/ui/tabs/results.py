@@ -15,7 +15,7 @@ from ...replace import pair_text
 from ...report.share import push_allowed, push_token
 from ...report.summary import summary_markdown
 from ...runs.rundir import HEAD, RunDir
-from ..common import components, guard, listen, need, score_text
+from ..common import busy_line, components, guard, listen, need, on_session, score_text, time_range
 
 DOWNLOADS = (
     "replacements.json",
@@ -123,6 +123,16 @@ def apply_uploaded(ws, repl_file, images_zip):
     return f"{what} ({s.backend.weights.label}).{caveat}", res.previews, str(res.zip_path)
 
 
+def apply_estimate(ws, images_zip=None) -> str:
+    """The apply's time here, before it starts: on the loaded dataset, or on the uploaded images."""
+    if ws is None or ws.session is None or ws.remote:  # on ZeroGPU a GPU worker applies: this CPU's rates say nothing
+        return ""
+    n, _ = ws.apply_images(Path(images_zip) if images_zip else None)
+    what = f"the loaded dataset's {n} images" if not images_zip else f"the upload (up to {n} images, masks counted)"
+    took = time_range(ws, ws.apply_seconds(Path(images_zip) if images_zip else None))
+    return f"Applying a set to {what} takes {took} here.{busy_line(ws)}"
+
+
 @guard
 def share_run(ws, repo, private):
     """Push the latest run to the Hub with the user's own token (`Workspace.push` refuses where that is not allowed)."""
@@ -149,6 +159,7 @@ def build() -> SimpleNamespace:
         repl_in = gr.File(label="replacements.json", file_types=[".json"], height=150, elem_id="repl-in")
         imgs_in = gr.File(label="Images .zip (empty = the loaded dataset)", file_types=[".zip"], height=150)
     apply_btn = gr.Button("Apply", elem_id="apply-btn")
+    apply_est = gr.Markdown(elem_id="apply-estimate")
     apply_md = gr.Markdown(elem_id="apply-md")
     apply_gallery = gr.Gallery(
         label="Applied: baseline vs patched", columns=4, height=300, object_fit="contain", elem_id="apply-gallery"
@@ -179,10 +190,14 @@ def build() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace) -> None:
     """Connect the Results tab's components to their handlers."""
-    listen(ui.refresh.click, show_results, [ui.ws], [ui.summary, ui.res_gallery, ui.downloads], ui.summary)
+    shown = listen(ui.refresh.click, show_results, [ui.ws], [ui.summary, ui.res_gallery, ui.downloads], ui.summary)
+    listen(shown.then, apply_estimate, [ui.ws, ui.imgs_in], ui.apply_est, api_visibility="private")  # after a search
     apply_out = [ui.apply_md, ui.apply_gallery, ui.apply_out]
     # A failed apply empties the last apply's previews and zip: beside the error they would read as its result
-    listen(ui.apply_btn.click, apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], apply_out, ui.apply_md,
-           clear=apply_out[1:])  # fmt: skip
+    applied = listen(ui.apply_btn.click, apply_uploaded, [ui.ws, ui.repl_in, ui.imgs_in], apply_out, ui.apply_md,
+                     clear=apply_out[1:])  # fmt: skip
+    listen(applied.then, apply_estimate, [ui.ws, ui.imgs_in], ui.apply_est, api_visibility="private")  # its own rate
+    listen(ui.imgs_in.change, apply_estimate, [ui.ws, ui.imgs_in], ui.apply_est, api_visibility="private")
+    on_session(ui, lambda ws: {ui.apply_est: apply_estimate(ws)}, [ui.ws], [ui.apply_est])
     if hasattr(ui, "share_btn"):  # built only where pushing is allowed: on a Space the endpoint does not exist
         listen(ui.share_btn.click, share_run, [ui.ws, ui.share_repo, ui.share_private], ui.share_md, ui.share_md)

@@ -130,6 +130,7 @@ def predict(ws, image, kind, clicks):
 def click(ws, image, kind, clicks, evt: gr.SelectData):
     """A click on the image adds a prompt point (a box keeps the last two), draws it and predicts again."""
     clicks = ([*clicks, tuple(evt.index)])[-2:]
+    image = read_image(image) if image is not None else None  # read once: the drawing and the prediction share it
     return (clicks, with_clicks(image, kind, clicks), *predict(ws, image, kind, clicks))
 
 
@@ -138,6 +139,7 @@ def undo(ws, image, kind, clicks):
     clicks = clicks[:-1]
     if not clicks:
         return clear(kind, image)
+    image = read_image(image) if image is not None else None
     return (clicks, with_clicks(image, kind, clicks), *predict(ws, image, kind, clicks))
 
 
