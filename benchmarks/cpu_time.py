@@ -20,6 +20,8 @@ from pathlib import Path
 from .load import cpu_load
 
 ROOT = Path(__file__).resolve().parents[1]
+# `redundancy.bundled.DOMAINS`, spelled out: importing redundancy here would choose the children's thread waiting
+# for them (it sets OMP_WAIT_POLICY in this process's environment, which they inherit)
 DATA = str(ROOT / "redundancy" / "assets" / "domains" / "gray")
 SMALL = ["--data", DATA, "--search-images", "16", "--sources", "every:8", "--targets", "every:8", "--top-n", "4"]
 JOBS = {  # the fixed work RESULTS.md times: a search, a comparison of modes on its pairs, the paper report's check

@@ -80,7 +80,7 @@ def measure(search_images: int, only: tuple[str, ...]) -> list[dict]:
                 took = _wait(ws.start_compare(settings))
             elif kind == "apply":  # the latest search's set on the loaded dataset, as Results -> Apply does it
                 repl = json.loads((ws.run_dir / "replacements.json").read_text())
-                estimate = server.submit(ws.apply_seconds).result()
+                estimate = server.submit(lambda: ws.apply_seconds(*ws.apply_images())).result()
                 low, high, busy = shown(server, ws, estimate)
                 t0 = time.perf_counter()
                 server.submit(ws.apply, repl).result()  # a request, not a background job

@@ -340,16 +340,19 @@ class Workspace(Views):
         encoded = len(s.search_set) + (len(s.heldout_set) if "heldout" in s.encode_seconds else 0)
         return len(s.dataset), max(len(s.dataset) - encoded, 0)
 
-    def apply_seconds(self, images: Path | None = None) -> float:
-        """Predicted time of applying a set to `images` (default: the loaded dataset) here: the images to encode,
-        4 decoder rows an image (patched, baseline, and both scored), and writing each image's predictions (timed
-        on one image until an apply has run, then that apply's own rate)."""
+    def apply_seconds(self, images: int, unencoded: int) -> float:
+        """Predicted time of applying a set to `images` images (`apply_images`), `unencoded` of them not encoded yet:
+        their encoding, 4 decoder rows an image (patched, baseline, and both scored), and writing each image's
+        predictions (timed on a few images until an apply has run, then that apply's own rate)."""
         s = self.require()
-        n, unencoded = self.apply_images(images)
         if "apply writes" not in self.stage_rates:
             self.stage_rates["apply writes"] = self._time_writes()
         encode = unencoded * (s.encode_seconds_per_image(time_one=True) or 0.0) if unencoded else 0.0
-        return encode + n * (APPLY_ROWS * s.evaluator("search").seconds_per_row() + self.stage_rates["apply writes"])
+        return encode + self._apply_rows_seconds(images) + images * self.stage_rates["apply writes"]
+
+    def _apply_rows_seconds(self, images: int) -> float:
+        """The decoder's share of an apply to `images` images: `APPLY_ROWS` rows an image at this session's rate."""
+        return images * APPLY_ROWS * self.require().evaluator("search").seconds_per_row()
 
     def _time_writes(self) -> float:
         """Seconds to read one image and write its predictions (the task's files, zipped), timed on a few search
@@ -446,8 +449,8 @@ class Workspace(Views):
         t0 = time.perf_counter()
         res = self.executor.apply(s, replacements, data, out, self.settings.metric, self.rows)
         if not self.remote and not unencoded:  # this apply's own rate of writing, for the next estimate
-            rows_s = n * APPLY_ROWS * s.evaluator("search").seconds_per_row()
-            self.stage_rates["apply writes"] = max(time.perf_counter() - t0 - rows_s, 0.0) / max(n, 1)
+            taken = time.perf_counter() - t0 - self._apply_rows_seconds(n)
+            self.stage_rates["apply writes"] = max(taken, 0.0) / max(n, 1)
         return replace(res, zip_path=res.zip_path.replace(res.zip_path.with_name("applied_predictions.zip")))
 
     def push(self, repo: str, private: bool = True) -> str:

@@ -127,9 +127,9 @@ def apply_estimate(ws, images_zip=None) -> str:
     """The apply's time here, before it starts: on the loaded dataset, or on the uploaded images."""
     if ws is None or ws.session is None or ws.remote:  # on ZeroGPU a GPU worker applies: this CPU's rates say nothing
         return ""
-    n, _ = ws.apply_images(Path(images_zip) if images_zip else None)
+    n, unencoded = ws.apply_images(Path(images_zip) if images_zip else None)  # an upload's zip read once
     what = f"the loaded dataset's {n} images" if not images_zip else f"the upload (up to {n} images, masks counted)"
-    took = time_range(ws, ws.apply_seconds(Path(images_zip) if images_zip else None))
+    took = time_range(ws, ws.apply_seconds(n, unencoded))
     return f"Applying a set to {what} takes {took} here.{busy_line(ws)}"
 
 
