@@ -108,6 +108,29 @@ def record(page, elem_id: str) -> None:
     )
 
 
+def record_disabled(page, *elem_ids: str) -> None:
+    """From now on, keep every disabled state each element takes, however briefly (`disabled_states` reads them)."""
+    for elem_id in elem_ids:
+        page.locator(f"#{elem_id}").wait_for(state="attached")
+    page.evaluate(
+        """ids => { window.__dis = window.__dis || {};
+             for (const id of ids) {
+                 const e = document.getElementById(id), states = [e.disabled];
+                 // a record's old value is the state the record before it left: none is lost within one batch
+                 new MutationObserver(records => { records.slice(1).forEach(r => states.push(r.oldValue !== null));
+                                                   states.push(e.disabled); })
+                     .observe(e, {attributes: true, attributeFilter: ["disabled"], attributeOldValue: true});
+                 window.__dis[id] = states; } }""",
+        list(elem_ids),
+    )
+
+
+def disabled_states(page, elem_id: str) -> list[bool]:
+    """The element's disabled states since `record_disabled`, first the one it had then, repeats dropped."""
+    states = page.evaluate("id => window.__dis[id]", elem_id)
+    return [s for k, s in enumerate(states) if k == 0 or s != states[k - 1]]
+
+
 def recorded(page, elem_id: str) -> list[str]:
     """The texts the element showed since `record`, in order."""
     return page.evaluate("id => window.__rec[id].texts", elem_id)
@@ -144,13 +167,14 @@ def number(page, elem_id: str, value: int):
 def slider(page, elem_id: str, value: int, shows_id: str, needle: str, tries: int = 3) -> None:
     """Type `value` into a slider's box until the line it feeds (`shows_id`) shows `needle`.
 
-    A slider sometimes loses a typed value: in about 1 of 15 first loads of a test (late in a module, never in a
-    fresh app) the typed value snapped back to 50 and the page then sent the slider's change ~7 times a second
-    with 50, until the box was typed into again. Recorded on the network: the only handler that outputs the
-    slider (the page-load reconnect) had already answered: the loop is in the page (Gradio 6.31's slider), not in
-    a handler of ours. So the value counts as taken only once the line that follows it says so, and is typed again
-    (what the box and the line showed is printed) when that line does not follow within a while, after another
-    value: retyping the value the box already shows would send no change at all.
+    Gradio 6.31's slider can lose a typed value: typed into after a fresh page sat idle a few seconds, the value
+    snaps back (to 50 on the Data tab's old search-images slider, about 2 visitors in 5) and the page then sends the
+    slider's change ~7 times a second until the box is typed into again; recorded in the page, the reset comes from
+    the page's own update of the slider's inputs, and no handler of ours outputs the slider. That box is a number
+    box now (which met it in none of 12 such visitors); for the sliders left, the value counts as taken only once
+    the line that follows it says so, and is typed again (what the box and the line showed is printed) when that
+    line does not follow within a while, after another value: retyping the value the box already shows would send no
+    change at all.
     """
     for attempt in range(tries):
         if attempt:  # the box may show the value already: another one first, so the value is a change again
@@ -233,7 +257,8 @@ def load(page, model: str | None = None, n_search: int | None = None, timeout: f
         choose_model(page, model)
     if n_search:
         open_form(page)
-        slider(page, "n-search", n_search, "load-what", f", {n_search} search images")
+        number(page, "n-search", n_search)
+        wait_text(page, "load-what", f", {n_search} search images", timeout=60)
     tab(page, "Data")
     record(page, "load-info")
     before = stamp(page)

@@ -88,10 +88,10 @@ class LoadForm:
     weights: str = WEIGHTS[1]
     ckpt: str | None = None  # an uploaded checkpoint file
     ft: str | None = None  # an uploaded fine-tune
-    seed: int = 0
+    seed: int | None = 0  # None: an emptied number box
     source: str = SOURCES[0]
     zip_in: str | None = None  # an uploaded dataset zip
-    n_search: int = 50
+    n_search: int | None = 50
     prompt: str = "none"
     hub_ckpt: str = ""  # hf://OWNER/REPO[/FILE][@REVISION]
     task: str = TASK_AUTO
@@ -101,6 +101,8 @@ class LoadForm:
         """The session config, or one line saying what is missing."""
         if self.source == UPLOAD and self.zip_in is None:
             raise RedundancyError("choose a .zip to upload, or pick a bundled dataset.")
+        if self.n_search is None:  # an emptied number box
+            raise RedundancyError("type how many search images to use (1-50) in Search-set images.")
         spec = typed_spec(self.model)
         if isinstance(spec, str):
             raise RedundancyError(spec)
@@ -114,7 +116,7 @@ class LoadForm:
             model=spec.name,
             data=str(dataset_path(self.source, self.zip_in)),
             random_init=self.weights == WEIGHTS[0],
-            seed=int(self.seed),
+            seed=int(self.seed or 0),  # an emptied box: the default seed
             checkpoint=ckpt if self.weights == WEIGHTS[2] else None,
             search_images=int(self.n_search),
             prompt=self.prompt,
@@ -243,7 +245,8 @@ def model_notice(name: str, weights: str) -> str:
 def load_summary(model: str, weights: str, source: str, n_search) -> str:
     """What Load will open, in one line under the button."""
     kind = {WEIGHTS[0]: "random weights", WEIGHTS[1]: "its own weights", WEIGHTS[2]: "your checkpoint"}[weights]
-    return f"Load opens **{model}** ({kind}) on *{source}*, {int(n_search)} search images."
+    count = "how many search images? (type 1-50)" if n_search is None else f"{int(n_search)} search images"
+    return f"Load opens **{model}** ({kind}) on *{source}*, {count}."
 
 
 def about_text() -> str:
@@ -315,11 +318,14 @@ def build() -> SimpleNamespace:
                 "<class>/ folders or a CSV of image,label (classify), images/ + depth/ (depth)",
             )
             zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=150, visible=False, elem_id="zip-in")
-            n_search = gr.Slider(
-                1,
+            # a number box, not a slider: Gradio 6.31's slider, typed into after a fresh page sat idle a few
+            # seconds, loses the value (back to 50) and then sends its change ~7 times a second
+            n_search = gr.Number(
                 50,
-                value=50,
+                minimum=1,
+                maximum=50,
                 step=1,
+                precision=0,
                 label="Search-set images",
                 elem_id="n-search",
                 info="the paper uses 50; fewer: faster, but the set generalises less (the Search tab shows the "
