@@ -28,6 +28,22 @@ SAMPLE = ROOT / "assets" / "sample"
 SHOTS = Path(os.environ.get("REDUNDANCY_SHOTS") or Path(tempfile.gettempdir()) / "redundancy-screenshots")
 
 
+# a rough cost per test, seconds on 2 loaded cores: what orders the files for the two workers
+COST_S = {"browser": 15.0, "slow": 4.0}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The costliest test files first (each file stays whole and in order): `--dist loadfile` hands files out in
+    this order, so the long browser files start early instead of leaving one worker alone with them at the end."""
+    cost: dict[str, float] = {}
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        cost[item.fspath.strpath] = cost.get(item.fspath.strpath, 0) + max(
+            [COST_S[m] for m in marks & COST_S.keys()], default=0.1
+        )
+    items.sort(key=lambda item: -cost[item.fspath.strpath])  # stable: a file's own order is kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Never touch the user's ~/.cache: every test session gets its own cache root."""
