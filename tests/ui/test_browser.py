@@ -274,9 +274,9 @@ def test_10_a_reloaded_page_reconnects_to_its_running_search(page):
     """Reload mid-search: the page comes back to its own session, follows the search to the end."""
     choose_model(page, "dinov2_tiny")
     page.get_by_label("depth sample (DINOv2: 120 synthetic rooms)").check()
-    info = load(page)
+    info = load(page, n_search=16)
     assert "task depth" in info
-    search(page, "all", 4, wait=False, channels=64)  # 4,032 pairs: still scoring when the page comes back
+    search(page, "all", 4, wait=False, channels=64)  # 4,032 pairs x 16 images: still scoring when the page is back
     wait_recorded(page, "search-status", "pair scoring", settled=False)
     page.reload(wait_until="domcontentloaded")
     wait_text(page, "load-info", "Reconnected to your session")

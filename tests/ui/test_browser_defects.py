@@ -1,5 +1,8 @@
-"""The eight defects a browser walk found (issue 26), each driven in real Chromium at a desktop and a phone
-width: every test here failed on the app before the fix it checks."""
+"""The eight defects a browser walk found (issue 26), each driven in real Chromium: every test here failed on the app
+before the fix it checks. Each runs at one width, three at a desktop's and four at a phone's, and the one whose
+defect was a layout (a table's columns on a phone) at both: what the others check does not change with the width,
+and every tab's layout is checked at both widths by test_browser_tabs (the second width of the other seven cost about
+two minutes of test time on two loaded cores)."""
 
 from __future__ import annotations
 
@@ -36,7 +39,12 @@ PILL = "[data-testid=status-tracker] .error"  # Gradio's red "Error" badge over 
 pytestmark = [needs_chromium, pytest.mark.browser]
 
 
-@pytest.fixture(params=list(WIDTHS))
+DESKTOP = pytest.mark.parametrize("page", ["desktop"], indirect=True)
+PHONE = pytest.mark.parametrize("page", ["phone"], indirect=True)
+BOTH = pytest.mark.parametrize("page", list(WIDTHS), indirect=True)
+
+
+@pytest.fixture
 def page(request, browser, app_url):
     """A fresh visitor (its own browser storage, so its own workspace) at a desktop or phone width."""
     with visitor(browser, app_url, WIDTHS[request.param]) as pg:
@@ -44,6 +52,7 @@ def page(request, browser, app_url):
         yield pg
 
 
+@DESKTOP
 def test_1_ablation_after_switching_task_uses_the_new_tasks_metric(page):
     load(page, n_search=8)
     search(page)
@@ -58,6 +67,7 @@ def test_1_ablation_after_switching_task_uses_the_new_tasks_metric(page):
     shot(page, f"defect-1-ablation-classify-{page.width}")
 
 
+@PHONE
 def test_2_one_estimate_for_the_whole_search_everywhere_and_live(page):
     info = load(page, n_search=8)
     tab(page, "Search")
@@ -78,6 +88,7 @@ def test_2_one_estimate_for_the_whole_search_everywhere_and_live(page):
     shot(page, f"defect-2-guide-{page.width}")
 
 
+@PHONE
 def test_3_errors_name_the_upload_not_the_server_and_downloads_hold_no_server_path(page, tmp_path):
 
     notes = tmp_path / "only notes.zip"
@@ -106,6 +117,7 @@ def test_3_errors_name_the_upload_not_the_server_and_downloads_hold_no_server_pa
         assert "redundancy-app" not in body and "/tmp/" not in body, name
 
 
+@DESKTOP
 def test_4_a_best_set_that_lowers_held_out_scores_is_said_so_and_cv_offered(page):
     load(page, model="dinov2_tiny")  # the classification sample, 50 search images: held-out 26.67 -> 23.33
     tab(page, "Search")
@@ -120,6 +132,7 @@ def test_4_a_best_set_that_lowers_held_out_scores_is_said_so_and_cv_offered(page
     shot(page, f"defect-4-cv-{page.width}")
 
 
+@BOTH
 def test_5_every_number_gets_a_verdict_in_words_with_the_figures_on_hover(page):
     load(page, n_search=12)
     search(page, "every:32", 3)
@@ -138,6 +151,7 @@ def test_5_every_number_gets_a_verdict_in_words_with_the_figures_on_hover(page):
     assert "verdict" in page.locator("#top-table th").all_inner_texts()[3]
 
 
+@PHONE
 def test_6_a_reload_restores_the_controls_and_the_tab(page):
     load(page, n_search=16)
     search(page, "every:64", 2)
@@ -152,6 +166,7 @@ def test_6_a_reload_restores_the_controls_and_the_tab(page):
     shot(page, f"defect-6-reloaded-{page.width}")
 
 
+@DESKTOP
 def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_job(page, tmp_path):
     from playwright.sync_api import expect
 
@@ -194,6 +209,7 @@ def test_7_errors_are_one_line_that_a_success_replaces_and_buttons_follow_the_jo
     shot(page, f"defect-7-apply-error-{page.width}")
 
 
+@PHONE
 def test_8_after_a_cancelled_search_results_say_they_are_the_previous_run(page):
     load(page, n_search=8)
     search(page, "every:64", 2)
