@@ -38,10 +38,10 @@ def pytest_collection_modifyitems(config, items):
     cost: dict[str, float] = {}
     for item in items:
         marks = {m.name for m in item.iter_markers()}
-        cost[item.fspath.strpath] = cost.get(item.fspath.strpath, 0) + max(
+        cost[str(item.path)] = cost.get(str(item.path), 0) + max(
             [COST_S[m] for m in marks & COST_S.keys()], default=0.1
         )
-    items.sort(key=lambda item: -cost[item.fspath.strpath])  # stable: a file's own order is kept
+    items.sort(key=lambda item: -cost[str(item.path)])  # stable: a file's own order is kept
 
 
 @pytest.fixture(scope="session", autouse=True)

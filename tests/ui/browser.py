@@ -170,11 +170,11 @@ def slider(page, elem_id: str, value: int, shows_id: str, needle: str, tries: in
     Gradio 6.31's slider can lose a typed value: typed into after a fresh page sat idle a few seconds, the value
     snaps back (to 50 on the Data tab's old search-images slider, about 2 visitors in 5) and the page then sends the
     slider's change ~7 times a second until the box is typed into again; recorded in the page, the reset comes from
-    the page's own update of the slider's inputs, and no handler of ours outputs the slider. That box is a number
-    box now (which met it in none of 12 such visitors); for the sliders left, the value counts as taken only once
-    the line that follows it says so, and is typed again (what the box and the line showed is printed) when that
-    line does not follow within a while, after another value: retyping the value the box already shows would send no
-    change at all.
+    the page's own update of the slider's inputs, seconds after the one handler of ours that outputs it (the
+    page-load reconnect, which leaves it as it is) answered. That box is a number box now (which met it in none of
+    12 such visitors); for the sliders left, the value counts as taken only once the line that follows it says so,
+    and is typed again (what the box and the line showed is printed) when that line does not follow within a while,
+    after another value: retyping the value the box already shows would send no change at all.
     """
     for attempt in range(tries):
         if attempt:  # the box may show the value already: another one first, so the value is a change again

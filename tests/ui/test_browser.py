@@ -230,11 +230,12 @@ def test_7_narrow_screen(browser, app_url):
         page.screenshot(path=SHOTS / "7-narrow-paper.png", full_page=True)
 
 
-def test_8_a_new_load_clears_the_previous_models_results(searched):
+def test_8_a_new_load_clears_the_previous_models_results(loaded):
     from playwright.sync_api import expect
 
-    page = searched
-    assert page.locator("#heatmap .js-plotly-plot").count() == 1  # the sam_tiny_demo search
+    page = loaded
+    search(page)  # any finished search of sam_tiny_demo's: the smallest
+    assert page.locator("#heatmap .js-plotly-plot").count() == 1
     choose_model(page, "sam2_tiny_demo")
     page.wait_for_function("() => document.body.innerText.includes('sam2_tiny_narrow classes')")  # the hint follows
     load(page)

@@ -45,6 +45,7 @@ SAMPLES = {
 }
 SOURCES = [*SAMPLES, UPLOAD]
 TASK_AUTO = "from the data"
+N_SEARCH_MAX = 50  # the Search-set images box takes 1 to this (the paper's search set)
 DEFAULT_MODEL = "sam_tiny_demo"
 # the Load button's inputs, in order (`LoadForm`'s fields): what a session is made of
 LOAD_FIELDS = ("model", "weights", "ckpt", "ft", "seed", "source", "zip_in", "n_search", "prompt", "hub_ckpt", "task",
@@ -101,8 +102,9 @@ class LoadForm:
         """The session config, or one line saying what is missing."""
         if self.source == UPLOAD and self.zip_in is None:
             raise RedundancyError("choose a .zip to upload, or pick a bundled dataset.")
-        if self.n_search is None:  # an emptied number box
-            raise RedundancyError("type how many search images to use (1-50) in Search-set images.")
+        if not n_search_ok(self.n_search):
+            shows = "it is empty" if self.n_search is None else f"it shows {self.n_search:g}"
+            raise RedundancyError(f"Search-set images: type a whole number from 1 to {N_SEARCH_MAX} ({shows}).")
         spec = typed_spec(self.model)
         if isinstance(spec, str):
             raise RedundancyError(spec)
@@ -242,10 +244,15 @@ def model_notice(name: str, weights: str) -> str:
     return f"**{name}**: {spec.description}; the official weights download on Load (needs internet)"
 
 
+def n_search_ok(n_search) -> bool:
+    """Whether the Search-set images box holds a count Load can take (it is empty while a visitor retypes it)."""
+    return n_search is not None and 1 <= n_search <= N_SEARCH_MAX
+
+
 def load_summary(model: str, weights: str, source: str, n_search) -> str:
     """What Load will open, in one line under the button."""
     kind = {WEIGHTS[0]: "random weights", WEIGHTS[1]: "its own weights", WEIGHTS[2]: "your checkpoint"}[weights]
-    count = "how many search images? (type 1-50)" if n_search is None else f"{int(n_search)} search images"
+    count = f"{int(n_search)} search images" if n_search_ok(n_search) else f"⚠ search images: type 1 to {N_SEARCH_MAX}"
     return f"Load opens **{model}** ({kind}) on *{source}*, {count}."
 
 
@@ -319,17 +326,16 @@ def build() -> SimpleNamespace:
             )
             zip_in = gr.File(label="Dataset .zip", file_types=[".zip"], height=150, visible=False, elem_id="zip-in")
             # a number box, not a slider: Gradio 6.31's slider, typed into after a fresh page sat idle a few
-            # seconds, loses the value (back to 50) and then sends its change ~7 times a second
+            # seconds, loses the value (back to 50) and then sends its change ~7 times a second. Its range is ours
+            # to check (`n_search_ok`): Gradio's own check shows a red error badge over the line under Load
             n_search = gr.Number(
-                50,
-                minimum=1,
-                maximum=50,
+                N_SEARCH_MAX,
                 step=1,
                 precision=0,
                 label="Search-set images",
                 elem_id="n-search",
-                info="the paper uses 50; fewer: faster, but the set generalises less (the Search tab shows the "
-                "time after Load)",
+                info=f"1 to {N_SEARCH_MAX}: the paper uses 50; fewer: faster, but the set generalises less (the "
+                "Search tab shows the time after Load)",
             )
             with gr.Row():
                 prompt = gr.Dropdown(list(PROMPT_MODES), value="none", label="Prompt from GT")
