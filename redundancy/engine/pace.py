@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -51,10 +52,23 @@ class Pace:
     """The recent timed calls of one kind of work (decoder rows, pair rows)."""
 
     def __init__(self) -> None:
-        self.samples: deque[Sample] = deque(maxlen=RECENT)
+        self._samples: deque[Sample] = deque(maxlen=RECENT)
+        # a job's thread adds calls while a page's thread reads the rate: reading a deque as it changes raises
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self._samples)
+
+    def add(self, sample: Sample) -> None:
+        """Keep one timed call (the oldest of `RECENT` goes)."""
+        with self._lock:
+            self._samples.append(sample)
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        """The recent calls, oldest first, as they are now."""
+        with self._lock:
+            return tuple(self._samples)
 
     @contextlib.contextmanager
     def timing(self, rows: int) -> Iterator[None]:
@@ -65,7 +79,7 @@ class Pace:
         others = None
         if all0 is not None and total is not None and wall > 0:
             others = min(max((total - all0 - own) / (wall * (os.cpu_count() or 1)), 0.0), 1.0)
-        self.samples.append(Sample(wall / max(rows, 1), others))
+        self.add(Sample(wall / max(rows, 1), others))
 
     def seconds(self) -> float:
         """Seconds per row: the median of the recent calls."""
@@ -78,13 +92,14 @@ class Pace:
         `quiet` seconds per row where known (else to the share of the CPU the others left), and the high end up to
         1 + twice the others' share (under two busy processes, with the others at 50-57 %, one job ran at 0.54x its
         estimate and the next at 1.53x)."""
-        mid = self.seconds()
-        times = sorted(s.seconds for s in self.samples)
+        samples = self.samples
+        mid = statistics.median(s.seconds for s in samples)
+        times = sorted(s.seconds for s in samples)
         if len(times) >= TRIM_FROM:  # a job's first call also starts its thread's pool: one outlier each end goes
             times = times[1:-1]
         low = min(times[0] / mid, BAND[0])
         high = max(times[-1] / mid, BAND[1])
-        others = self.others()
+        others = _others(samples)
         if others is not None and others >= BUSY_SHARE:  # the others' share moves the work's speed either way
             low = min(low, quiet / mid if quiet else 1.0 - others)
             high = max(high, 1.0 + 2.0 * others)
@@ -92,8 +107,12 @@ class Pace:
 
     def others(self) -> float | None:
         """The median share of the machine's CPU other processes used during the recent calls (None: unknown)."""
-        shares = [s.others for s in self.samples if s.others is not None]
-        return statistics.median(shares) if shares else None
+        return _others(self.samples)
+
+
+def _others(samples: tuple[Sample, ...]) -> float | None:
+    shares = [s.others for s in samples if s.others is not None]
+    return statistics.median(shares) if shares else None
 
 
 def _quiet_path() -> Path:
