@@ -278,12 +278,21 @@ def set_scope(page, scope: str, top_n: int, channels: int = CHANNELS) -> None:
     """The Search tab's sources and targets set to `scope` and its top N to `top_n`; returns once the estimate line
     (which follows all three) shows them."""
     tab(page, "Search")
-    fill(page, "sources", scope)
-    fill(page, "targets", scope)
     said = f"This search: {pairs(scope, channels):,} pairs"
-    subsets = f"then {2**top_n - 1:,} subsets"
-    slider(page, "top-n", top_n, "estimate", subsets)
-    wait_text(page, "estimate", said, timeout=60)
+    for attempt in range(3):  # a scope box's change was lost once in CI: typed again, from another value
+        if attempt:
+            print(f"#estimate did not follow the scope {scope}: {text(page, 'estimate')[:80]!r}; typing it again")
+            fill(page, "sources", "auto")
+            fill(page, "targets", "auto")
+        fill(page, "sources", scope)
+        fill(page, "targets", scope)
+        slider(page, "top-n", top_n, "estimate", f"then {2**top_n - 1:,} subsets")
+        try:
+            wait_text(page, "estimate", said, timeout=30)
+            return
+        except AssertionError:
+            continue
+    wait_text(page, "estimate", said, timeout=30)
 
 
 def search(page, scope: str = "every:64", top_n: int = 2, wait: bool = True, channels: int = CHANNELS) -> None:
