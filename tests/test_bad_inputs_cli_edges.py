@@ -232,7 +232,13 @@ def test_ctrl_c_during_a_real_search_stops_it_in_one_line(tmp_path):
     # every 4th channel: 4,032 pairs, half a minute of scoring (240 pairs ended before a signal sent on a loaded CI)
     argv = [*search_argv(images=4, heldout=1, channels="every:4"), "--out", str(out)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "redundancy", *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "redundancy", *argv],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # the child takes Ctrl-C as a terminal gives it, even where this process ignores SIGINT (an ignored signal
+        # is inherited, and Python then installs no KeyboardInterrupt: the search ran on to exit 0 in CI)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     err = b""
     try:
