@@ -83,7 +83,7 @@ class Pace:
 
     def seconds(self) -> float:
         """Seconds per row: the median of the recent calls."""
-        return statistics.median(s.seconds for s in self.samples)
+        return _seconds(self.samples)
 
     def band(self, quiet: float | None = None) -> tuple[float, float]:
         """(low, high) factors of an estimate at `seconds()`: the fastest and slowest recent calls (from 5 calls on,
@@ -93,7 +93,7 @@ class Pace:
         1 + twice the others' share (under two busy processes, with the others at 50-57 %, one job ran at 0.54x its
         estimate and the next at 1.53x)."""
         samples = self.samples
-        mid = statistics.median(s.seconds for s in samples)
+        mid = _seconds(samples)
         times = sorted(s.seconds for s in samples)
         if len(times) >= TRIM_FROM:  # a job's first call also starts its thread's pool: one outlier each end goes
             times = times[1:-1]
@@ -108,6 +108,10 @@ class Pace:
     def others(self) -> float | None:
         """The median share of the machine's CPU other processes used during the recent calls (None: unknown)."""
         return _others(self.samples)
+
+
+def _seconds(samples: tuple[Sample, ...]) -> float:
+    return statistics.median(s.seconds for s in samples)
 
 
 def _others(samples: tuple[Sample, ...]) -> float | None:
