@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository (its benchmarks/ ho
 
 
 POLL_S = env_number("REDUNDANCY_POLL_S", 0.7, float)
+# A live figure redraws at most this often while its job runs (the status line follows every poll): a full scope's
+# heatmap is 1.8 MB of JSON and a third of a second to build, and as long again for the page to draw
+FIGURE_S = env_number("REDUNDANCY_FIGURE_S", 2.0, float)
 SESSION_TTL_S = env_number("REDUNDANCY_SESSION_TTL_S", 6 * 3600)  # a session's state and folder go this long after Load
 JANITOR_S = max(1, min(600, SESSION_TTL_S // 4))  # how often expired session folders and cached files are removed
 
@@ -227,6 +232,21 @@ def stream_job(ws: Workspace, render):
             yield render()
             state.shown(seen)  # the generator resumes once Gradio has sent the frame
     yield render()
+
+
+def redraws(seconds: float = FIGURE_S) -> Callable[[bool], bool]:
+    """A live figure's clock: `due(final)` is True at most once per `seconds`, and always for a job's last frame."""
+    last = -math.inf
+
+    def due(final: bool) -> bool:
+        nonlocal last
+        now = time.monotonic()
+        if final or now - last >= seconds:
+            last = now
+            return True
+        return False
+
+    return due
 
 
 def time_range(ws: Workspace, seconds: float, bold: bool = True) -> str:

@@ -51,6 +51,11 @@ def visitor(browser, url: str, viewport: dict, init_script: str | None = None):
         page.set_default_timeout(120_000)
         page.goto(url, wait_until="domcontentloaded")
         page.locator("#load-btn").wait_for()
+        try:  # the page's own first refresh (a reconnect that finds no session) is over before any move
+            settled(page, "")
+        except PlaywrightTimeout:
+            raise AssertionError("a fresh page's refresh never ended (#session-settled stayed empty): a handler in "
+                                 "its chain failed (see the app's log)") from None  # fmt: skip
         yield page
     finally:
         context.close()

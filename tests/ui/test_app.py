@@ -106,11 +106,13 @@ def test_ablation_table_matches_the_engine(ws):
 def test_sweep_then_search_then_results_and_apply(ws, tmp_path):
     frames = list(ablation.sweep(ws))
     assert len(ws.sweep) == 256 and "256/256" in frames[-1][1]
+    assert len(frames[-1][0].data[0].x) == 256  # the last frame draws every bar, whenever the one before it drew
     _, _, story, _, _, _ = channels.explore(ws, 0, "zero-sweep delta")
     assert story["value"] is not None and story["visible"]
     outs = list(search.search(ws, 3, "miou", "every:32", "every:32", 0))
     fig, status, top, combos, best, estimate, start, stop, offer = outs[-1]
     assert "Search finished" in status and len(top) == 3 and "Best set" in best
+    assert len(fig.data) == 2  # the finished heatmap drawn, with its top N's markers
     assert start["interactive"] and not stop["interactive"]  # Start back, Cancel off once it is done
     assert not outs[0][6]["interactive"] and outs[0][7]["interactive"]  # while it runs: Start off, Cancel on
     assert np.isfinite(ws.gain).sum() == 56

@@ -235,3 +235,18 @@ def test_a_tab_cannot_take_a_name_another_tab_has():
     with pytest.raises(ValueError, match="tab search names status, which the page already has"):
         join(ui, SimpleNamespace(status=4, heatmap=5), "search")
     assert ui.status == 2 and not hasattr(ui, "heatmap")
+
+
+def test_a_live_figure_redraws_at_most_every_few_seconds_and_always_at_a_jobs_end(monkeypatch):
+    from redundancy.ui import common
+
+    now = [100.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    due = common.redraws(2.0)
+    assert due(False)  # the first frame draws
+    now[0] += 1.5
+    assert not due(False)  # the status line moves on, the figure stays as it is
+    now[0] += 0.5
+    assert due(False)
+    now[0] += 0.1
+    assert due(True)  # the job's last frame draws whatever the clock says

@@ -28,6 +28,7 @@ from ..common import (
     on_session,
     pick,
     progress_line,
+    redraws,
     score_text,
     shown,
     stream_job,
@@ -114,13 +115,19 @@ def sweep(ws):
         yield gr.update(), f"⚠ {shown(ws, str(e))}", gr.update(), gr.update()
         return
 
+    due = redraws()  # the bars every few polls, the status line every poll
+
     def render():
         live = ws.sweep_live  # as far as this sweep got; a complete earlier sweep stays in ws.sweep
         chans = sorted(live)
         label = gain_unit(ws, ws.session.task.metrics[0].name)
         title = f"{label} when each channel is zeroed (positive: zeroing helps)"
-        fig = delta_bars(chans, [live[c] for c in chans], title, s.backend.channels, label)
         running = ws.job.running
+        fig = (
+            delta_bars(chans, [live[c] for c in chans], title, s.backend.channels, label)
+            if due(not running)
+            else gr.update()
+        )
         return fig, progress_line(ws), gr.update(interactive=not running), gr.update(interactive=running)
 
     yield from stream_job(ws, render)

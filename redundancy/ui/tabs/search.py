@@ -30,6 +30,7 @@ from ..common import (
     need,
     on_session,
     progress_line,
+    redraws,
     shown,
     stream_job,
     time_range,
@@ -170,12 +171,13 @@ def follow(ws: Workspace):
     frame[1], frame[6], frame[7] = "**Starting the search…**", gr.update(interactive=False), gr.update(interactive=True)
     frame[5] = ""  # the pre-start estimate gives way to the running job's time left (the status line)
     yield frame
-    yield from stream_job(ws, lambda: search_view(ws, ws.job.result))
+    due = redraws()  # the heatmap every few polls, the status line every poll
+    yield from stream_job(ws, lambda: search_view(ws, ws.job.result, due(not ws.job.running)))
 
 
-def search_view(ws: Workspace, finished) -> list:
-    """The Search tab's outputs (`SEARCH_OUTPUTS`): live heatmap, progress, (once `finished`) top N, subsets, best
-    set; the estimate line, and the buttons as the job allows them."""
+def search_view(ws: Workspace, finished, draw: bool = True) -> list:
+    """The Search tab's outputs (`SEARCH_OUTPUTS`): live heatmap (left as it is unless `draw`), progress, (once
+    `finished`) top N, subsets, best set; the estimate line, and the buttons as the job allows them."""
     running = ws.job is not None and ws.job.kind == "search" and ws.job.running
     top = finished.top if finished else None
     cis = ((finished.confidence or {}).get("top") or [None] * len(top)) if top else []
@@ -185,7 +187,7 @@ def search_view(ws: Workspace, finished) -> list:
     fig = gain_heatmap(
         ws.gain, [(p.source, p.target) for p in top] if top else None, f"Pair gains ({unit})", *ws.scope,
         top_notes=notes, unit=unit,
-    )  # fmt: skip
+    ) if draw else gr.update()  # fmt: skip
     table, combos, best = [], None, ""
     if finished is not None:
         r = finished
@@ -480,8 +482,8 @@ def wire(ui: SimpleNamespace) -> None:
     settings_boxes = inputs[1:]
 
     def restore(ws) -> dict:
-        if ws is None or ws.session is None:
-            return {}
+        if ws is None or ws.session is None:  # a first visit: nothing to put back (an empty dict is an error to Gradio)
+            return {ui.estimate: gr.update()}
         st = ws.settings
         options = (st.option(option.name) for _, option in MODE_OPTIONS)
         estimate = search_estimate(ws, st.sources, st.targets, st.top_n, st.select, st.alphas, st.mode, *options)
