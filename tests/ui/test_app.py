@@ -204,6 +204,12 @@ def test_a_search_images_box_out_of_range_or_empty_gets_one_line():
     assert data.LoadForm(seed=None).config().seed == 0  # an emptied seed box: the default seed
 
 
+def test_bad_search_scope_is_reported(ws):
+    with pytest.warns(UserWarning, match="out of range"):
+        assert list(search.search(ws, 3, "miou", "0-300", "auto", 0)) == [[gr.update()] * 9]
+    assert "⚠" in search.search_estimate(ws, "every:x", "auto", 3)
+
+
 @pytest.mark.slow
 def test_sam2_runs_every_tab():
     ws = _load(3, "sam2_tiny")[0]
