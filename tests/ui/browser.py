@@ -25,6 +25,9 @@ CHANNELS = 256  # the SAM demo models' encoder channels (what a channel scope su
 # the two widths every browser test of a page layout runs at: a desktop and a phone
 WIDTHS = {"desktop": {"width": 1400, "height": 900}, "phone": {"width": 390, "height": 844}}
 WAIT_S = 180  # the longest a test waits for any one state (a search at test size on 2 loaded cores)
+# Gradio's red "Error" badge over a component: a handler with it among its outputs raised, or returned what Gradio
+# refuses (every first visit's reconnect once returned an empty dict: Batch rows showed it on the Search tab)
+PILL = "[data-testid=status-tracker] .error"
 
 
 def launch(playwright):
@@ -59,6 +62,12 @@ def visitor(browser, url: str, viewport: dict, init_script: str | None = None):
         yield page
     finally:
         context.close()
+
+
+def error_badges(page) -> list[str]:
+    """The components that show Gradio's error badge (`PILL`) now: their text, shortened."""
+    js = "els => els.filter(e => e.checkVisibility()).map(e => e.closest('.block').innerText.replace(/\\s+/g, ' '))"
+    return [t[:80] for t in page.locator(PILL).evaluate_all(js)]
 
 
 def tab(page, name: str) -> None:

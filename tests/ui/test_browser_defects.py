@@ -16,6 +16,7 @@ import pytest
 
 from .browser import (
     CUT_WORDS,
+    PILL,
     WIDTHS,
     disabled_states,
     fill,
@@ -35,7 +36,6 @@ from .browser import (
     wait_text,
 )
 
-PILL = "[data-testid=status-tracker] .error"  # Gradio's red "Error" badge over an output
 pytestmark = [needs_chromium, pytest.mark.browser]
 
 

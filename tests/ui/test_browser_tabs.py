@@ -11,6 +11,7 @@ from .browser import (
     CUT_WORDS,
     WIDTHS,
     choose_model,
+    error_badges,
     fill,
     load,
     needs_chromium,
@@ -33,11 +34,6 @@ PRESS = {
     "Guide": ("teach-btn", "teach-steps", "ordered pairs"),
 }
 
-# Gradio's red "Error" badge over a component: a handler with it among its outputs raised or returned what Gradio
-# refuses (every first visit's reconnect once returned an empty dict: Batch rows showed it on the Search tab)
-ERROR_BADGES = """() => [...document.querySelectorAll('.block .error')].filter(e => e.checkVisibility())
-  .map(e => e.closest('.block').innerText.replace(/\\s+/g, ' ').slice(0, 80))"""
-
 
 @pytest.fixture(scope="module", params=list(WIDTHS))
 def filled(request, browser, app_url):
@@ -47,7 +43,7 @@ def filled(request, browser, app_url):
         load(page, n_search=8)
         for name in TAB_NAMES:  # a later job's outputs clear a badge that the first visit left (as Ablation's did)
             tab(page, name)
-            assert not page.evaluate(ERROR_BADGES), f"after Load, {name} shows Gradio's error badge"
+            assert not error_badges(page), f"after Load, {name} shows Gradio's error badge"
         search(page, "every:64", 2)
         tab(page, "Ablation")
         fill(page, "ablate-edits", "zero 6,216; swap 1:2; scale 6:0.5")
@@ -89,7 +85,7 @@ def test_each_tab_fits_and_no_number_is_cut(filled, name):
     assert height <= SCREENS * page.viewport_size["height"], f"{name}: {height} px high at {page.width} width"
     cut = page.evaluate(CUT_WORDS, "#tabs [role=tabpanel]:not([hidden])")
     assert not cut, f"{name}: cut or broken in a table cell at {page.width} width: {cut[:10]}"
-    badges = page.evaluate(ERROR_BADGES)
+    badges = error_badges(page)
     assert not badges, f"{name}: Gradio's error badge over {badges} at {page.width} width"
     covered = page.evaluate(COVERED)
     assert not covered, f"{name}: titles over their picture or past their plot at {page.width} width: {covered}"
