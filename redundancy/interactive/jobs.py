@@ -6,7 +6,9 @@ moves `state` through its stages (`enter_stage`), and a UI polls `state` and set
 In lockstep (`REDUNDANCY_JOBS=lockstep`, what the browser tests run the app with) a job entering a stage waits until
 a page following it has shown that stage (`JobState.shown`), up to `LOCKSTEP_S`: every stage a job passes reaches the
 page in order, however fast or slow the machine, so a test that waits for a stage's line never misses it because the
-stage ended between two polls. Where no page follows the job (it went away), the job goes on after `LOCKSTEP_S`.
+stage ended between two polls. A stage that reports its progress (`advance`) waits once more, at its first partial
+result, so a page shows every such stage part-way too. Where no page follows the job (it went away), the job goes on
+after `LOCKSTEP_S`.
 """
 
 from __future__ import annotations
@@ -140,6 +142,16 @@ def enter_stage(state: JobState, name: str, total: int) -> None:
     state.updates += 1
     if LOCKSTEP and not state.wait_shown(LOCKSTEP_S):
         log.info("no page showed stage '%s' within %.0f s; going on", name, LOCKSTEP_S)
+
+
+def advance(state: JobState, done: int) -> None:
+    """`done` of the current stage's steps are finished: a new partial result for a page to show. In lockstep the
+    stage's first partial result (some steps done, not all) waits until a page has shown it."""
+    first = state.done == 0 and 0 < done < state.total
+    state.done = done
+    state.updates += 1
+    if first and LOCKSTEP and not state.wait_shown(LOCKSTEP_S):
+        log.info("no page showed stage '%s' part-way within %.0f s; going on", state.stage, LOCKSTEP_S)
 
 
 def end_job(state: JobState, words: str) -> None:

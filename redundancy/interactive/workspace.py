@@ -36,7 +36,7 @@ from ..runs.apply import ApplyResult
 from ..runs.writers import save_ablation, write_comparison, write_files, write_run
 from . import zerogpu  # on ZeroGPU, importing `spaces` patches torch: before anything touches CUDA
 from .executor import LocalExecutor, ZeroGpuExecutor, count_images
-from .jobs import Job, JobState, Plan, end_job, enter_stage
+from .jobs import Job, JobState, Plan, advance, end_job, enter_stage
 from .redact import Redactor
 from .views import Views
 
@@ -196,8 +196,7 @@ class Workspace(Views):
                 self.sweep_live[int(row.edit.split()[1])] = row.delta_score
 
             def on_edits(done: int, total: int) -> None:
-                state.done = done
-                state.updates += 1
+                advance(state, done)  # the live bars: a page in lockstep shows the sweep part-way
 
             edits = [Edit("zero", k) for k in channels]
             self.sweep_rows = self.executor.sweep(s, edits, self.rows, Callbacks(edits=on_edits), cancel, on_row)
@@ -297,8 +296,7 @@ class Workspace(Views):
             if (name and state.stage != name) or state.total != ev.total or ev.done < state.done:
                 enter_stage(state, name or state.stage, ev.total)
             self.gain[ev.pairs[:, 0], ev.pairs[:, 1]] = ev.gains
-            state.done = ev.done
-            state.updates += 1
+            advance(state, ev.done)  # the live heatmap: a page in lockstep shows the pair scores part-way
 
         return on_pairs
 

@@ -8,7 +8,7 @@ import pytest
 
 from redundancy.errors import RunError
 from redundancy.interactive import jobs
-from redundancy.interactive.jobs import Job, enter_stage
+from redundancy.interactive.jobs import Job, advance, enter_stage
 
 STAGES = ("one", "two", "three")
 
@@ -38,6 +38,27 @@ def test_in_lockstep_a_stage_waits_until_a_page_has_shown_it(monkeypatch):
         assert done.wait(30)
     job.thread.join(30)
     assert job.state.finished and job.result == "ok"
+
+
+def test_in_lockstep_a_stage_s_first_partial_result_waits_until_a_page_has_shown_it(monkeypatch):
+    """A page sees every reporting stage part-way (the live heatmap with some pairs scored), however fast the job."""
+    monkeypatch.setattr(jobs, "LOCKSTEP", True)
+    steps = [threading.Event() for _ in range(4)]
+
+    def work(state, cancel):
+        enter_stage(state, "scoring", len(steps))
+        for k, step in enumerate(steps, 1):
+            advance(state, k)
+            step.set()
+
+    job = Job(work, "test")
+    assert not steps[0].is_set()  # entering the stage waits
+    job.state.shown(job.state.updates)
+    assert not steps[0].wait(0.3), "the first partial result went on before a page showed it"
+    assert (job.state.done, job.state.total) == (1, len(steps))  # what the page is to show: part-way
+    job.state.shown(job.state.updates)
+    job.thread.join(30)  # the later steps, and the last one (not partial), do not wait
+    assert all(step.is_set() for step in steps) and job.state.finished
 
 
 def test_in_lockstep_a_job_no_page_follows_goes_on(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -42,6 +43,12 @@ def _run(ws: Workspace, data=SAMPLE, model="sam_tiny") -> dict:
     }
 
 
+@functools.cache
+def _local(data=SAMPLE, model="sam_tiny") -> dict:
+    """`_run`'s numbers in a local workspace: what each ZeroGPU path must give (computed once per model)."""
+    return _run(Workspace(remote=False), data, model)
+
+
 def _compare(ws: Workspace, data=None, model="sam_tiny") -> list[tuple]:
     """The mode comparison's rows (a fresh workspace is loaded first)."""
     if ws.session is None:
@@ -56,7 +63,7 @@ def _compare(ws: Workspace, data=None, model="sam_tiny") -> list[tuple]:
 @pytest.mark.parametrize("model,data", [("sam_tiny", SAMPLE), ("dinov2_tiny", ROOT / "assets" / "classify_sample")])
 def test_gpu_tasks_give_the_local_numbers(model, data, monkeypatch):
     monkeypatch.setattr(zerogpu, "WORKER_DEVICE", "cpu")
-    local = _run(Workspace(remote=False), data, model)
+    local = _local(data, model)
     ws = Workspace(remote=True)
     remote = _run(ws, data, model)
     assert remote == local
@@ -172,7 +179,7 @@ def test_real_spaces_wrapper_forks_a_worker_and_streams_plain_data(tmp_path):
     assert line, stdout[-2000:] + stderr[-3000:]
     out = json.loads(line[0].removeprefix("RESULT "))
     assert out["on"] and out["remote"] and all(out["decorated"])
-    local = json.loads(json.dumps(_run(Workspace(remote=False)), default=str))
+    local = json.loads(json.dumps(_local(), default=str))
     assert out["numbers"] == local
     # encode, sweep, search, apply: each asked for the duration its work needs (first at the priors)
     assert len(out["asked"]) == 4 and all(zerogpu.START_S < s <= 300 for s in out["asked"])

@@ -40,7 +40,7 @@ def filled(request, browser, app_url):
     """A visitor at one width with a search and a mixed Table 1 ablation done: every table has rows."""
     with visitor(browser, app_url, WIDTHS[request.param]) as page:
         page.width = request.param
-        load(page, n_search=8)
+        load(page, n_search=4)  # the zero sweep below decodes every channel x every search image
         for name in TAB_NAMES:  # a later job's outputs clear a badge that the first visit left (as Ablation's did)
             tab(page, name)
             assert not error_badges(page), f"after Load, {name} shows Gradio's error badge"
