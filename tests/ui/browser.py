@@ -122,6 +122,16 @@ def record(page, elem_id: str) -> None:
     )
 
 
+def record_from_load(elem_id: str) -> str:
+    """An init script (`visitor(init_script=...)`) that keeps every text the element shows from the page's first
+    moment, across a reload, while the element comes and goes with the page: `recorded` reads them."""
+    return f"""(() => {{ const id = {elem_id!r}, texts = []; let last = null;
+      const observer = new MutationObserver(() => {{ const e = document.getElementById(id); if (!e) return;
+        const t = e.innerText; if (t !== last) texts.push(last = t); }});
+      observer.observe(document, {{subtree: true, childList: true, characterData: true}});
+      window.__rec = {{...window.__rec, [id]: {{texts, observer}}}}; }})();"""
+
+
 def record_disabled(page, *elem_ids: str) -> None:
     """From now on, keep every disabled state each element takes, however briefly (`disabled_states` reads them)."""
     for elem_id in elem_ids:

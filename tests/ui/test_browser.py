@@ -25,6 +25,7 @@ from .browser import (
     needs_chromium,
     pairs,
     record,
+    record_from_load,
     recorded,
     search,
     tab,
@@ -273,20 +274,13 @@ def test_9_dinov2_classification_flow(page):
     page.screenshot(path=SHOTS / "9-dinov2-ablation.png", full_page=True)
 
 
-# every text #search-status shows from the page's first moment on (the element comes and goes with the page)
-STATUS_LOG = """(() => { window.__status = []; let last = null;
-  new MutationObserver(() => { const e = document.getElementById('search-status'); if (!e) return;
-    const t = e.innerText; if (t !== last) window.__status.push(last = t); })
-  .observe(document, {subtree: true, childList: true, characterData: true}); })();"""
-
-
 def test_10_a_reloaded_page_reconnects_to_its_running_search(browser, app_url):
     """Reload mid-search: the page comes back to its own session and follows the search, still running, to the end.
 
     The app runs in lockstep: the search waits at its next stage (or its first partial result) until a page has
     shown it, and once the old page has gone only the reloaded one follows it, so the reloaded page always finds the
     search running, however fast the machine."""
-    with visitor(browser, app_url, DESKTOP, init_script=STATUS_LOG) as page:
+    with visitor(browser, app_url, DESKTOP, init_script=record_from_load("search-status")) as page:
         choose_model(page, "dinov2_tiny")
         page.get_by_label("depth sample (DINOv2: 120 synthetic rooms)").check()
         info = load(page, n_search=N_SEARCH)
@@ -298,7 +292,7 @@ def test_10_a_reloaded_page_reconnects_to_its_running_search(browser, app_url):
         assert "dinov2_tiny" in page.content() and "task <strong>depth</strong>" in page.content()
         tab(page, "Search")
         wait_text(page, "search-status", "Search finished")
-        shown = page.evaluate("window.__status")  # this page's own, since the reload
+        shown = recorded(page, "search-status")  # this page's own, since the reload
         assert any("left in all" in s for s in shown), shown  # a stage of the running search, before its end
         assert page.locator("#heatmap .js-plotly-plot").count() == 1
         page.screenshot(path=SHOTS / "10-reconnected.png", full_page=True)
